@@ -1,0 +1,79 @@
+"""The errors reventless raises: one tree, one root.
+
+::
+
+    ReventlessError
+    ├── ValidationError           (also ValueError)      bad input; nothing was written
+    ├── ScheduleNotFoundError     (also LookupError)     no schedule by that name
+    ├── ConflictError                                    a concurrent change won the race
+    ├── BackendUnavailableError                          retriable: the store or service is down
+    └── PermissionDeniedError     (also PermissionError) the backend refused the caller
+
+Backend exceptions (sqlite3, botocore) are translated into this tree at the adapter boundary and
+chained with ``raise ... from``; none of them escapes the public API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = (
+    "BackendUnavailableError",
+    "ConflictError",
+    "PermissionDeniedError",
+    "ReventlessError",
+    "ScheduleNotFoundError",
+    "ValidationError",
+)
+
+
+class ReventlessError(Exception):
+    """The root of every error this package raises on purpose."""
+
+
+class ValidationError(ReventlessError, ValueError):
+    """Input was refused. The message names the field, the value and what is allowed.
+
+    ``field`` is the dotted path of the offending field (``"rate.hour"``), ``value`` the value that
+    was given and ``allowed`` a short description of what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str, *, message: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        if message is None:
+            message = f"{field} {_show(value)} is not allowed; expected {allowed}"
+        super().__init__(message)
+
+
+class ScheduleNotFoundError(ReventlessError, LookupError):
+    """No schedule with this name exists."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no schedule named {name!r}")
+
+
+class ConflictError(ReventlessError):
+    """A concurrent writer changed the same thing first; retrying may succeed."""
+
+
+class BackendUnavailableError(ReventlessError):
+    """The store or remote service could not be reached or is overloaded; retriable."""
+
+    retriable = True
+
+
+class PermissionDeniedError(ReventlessError, PermissionError):
+    """The backend refused the operation for lack of permission (file mode, IAM policy)."""
+
+
+def _show(value: Any) -> str:
+    """Render a refused value briefly: long strings and containers are cut, types are named."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:60] + f"... ({len(text)} characters)"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return f"{text} (type {type(value).__name__})"
+    return text

@@ -1,0 +1,218 @@
+"""When a schedule fires: the one pure function both engines use, and what is built on it.
+
+Rules (SEMANTICS.md section 2), in brief:
+
+- Every fire instant is a whole UTC minute.
+- Intervals (Minutes, Hours, Days) are fixed durations anchored at the creation instant rounded up
+  to the minute; fires are at ``anchor + k * interval`` for k >= 1. The zone plays no part.
+- Wall-clock variants fire at their wall time in the schedule's zone on the allowed local weekdays.
+  A wall time inside a spring-forward gap is skipped that day; one that occurs twice (fall-back)
+  fires once, at its first occurrence.
+- Single fires once at its wall-clock minute (the first occurrence in an overlap).
+
+All datetimes in and out are aware; results are in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, tzinfo
+
+import msgspec
+
+from reventless._zones import UTC, load_zone, resolve_wall_time
+from reventless.errors import ValidationError
+from reventless.schedule import Schedule, Single, _IntervalBase, _WallBase
+
+__all__ = ("FirePreview", "fire_times", "first_fire_after_creation", "next_fire_after", "preview")
+
+_ONE_DAY = timedelta(days=1)
+_MINUTE = timedelta(minutes=1)
+# A wall-clock variant fires at least weekly; a gap can skip a day or two. Searching this many
+# days ahead is therefore always enough, and keeps the function total.
+_MAX_DAYS_AHEAD = 400
+MAX_PREVIEW = 10_000
+
+
+def as_utc(value: object, field: str) -> datetime:
+    """Return an aware datetime converted to UTC, or raise ValidationError naming ``field``."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, value, "an aware datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(
+            field,
+            value,
+            "an aware datetime",
+            message=(
+                f"{field} {value.isoformat()} is naive; pass an aware datetime, "
+                "e.g. datetime.now(timezone.utc)"
+            ),
+        )
+    if value.tzinfo is UTC:
+        return value
+    return value.astimezone(UTC)
+
+
+def ceil_minute(instant: datetime) -> datetime:
+    """Round an instant up to the next whole minute (unchanged when already whole)."""
+    if instant.second == 0 and instant.microsecond == 0:
+        return instant
+    return instant.replace(second=0, microsecond=0) + _MINUTE
+
+
+def next_fire_after(
+    schedule: Schedule, after: datetime, *, created_at: datetime | None = None
+) -> datetime | None:
+    """The first fire instant strictly later than ``after``, or None when there is none.
+
+    ``created_at`` (default: ``after``) anchors interval variants. Both must be aware datetimes.
+    """
+    after = as_utc(after, "after")
+    rate = schedule.rate
+    if isinstance(rate, _WallBase):
+        return _next_wall_fire(
+            load_zone(schedule.timezone), rate.hour, rate.minute, rate.weekdays, after
+        )
+    if isinstance(rate, _IntervalBase):
+        anchor = ceil_minute(after if created_at is None else as_utc(created_at, "created_at"))
+        step = timedelta(minutes=rate.minutes)
+        try:
+            if after < anchor + step:
+                return anchor + step
+            return anchor + ((after - anchor) // step + 1) * step
+        except OverflowError:
+            return None
+    instant = single_instant(schedule)
+    return instant if instant > after else None
+
+
+def single_instant(schedule: Schedule) -> datetime:
+    """The UTC instant of a Single schedule's fire (first occurrence in a fall-back overlap)."""
+    rate = schedule.rate
+    if not isinstance(rate, Single):
+        raise ValidationError("rate", rate, "a Single")
+    instant, _ = resolve_wall_time(
+        load_zone(schedule.timezone), rate.year, rate.month, rate.day, rate.hour, rate.minute
+    )
+    # Schedule refuses a Single in a DST gap, so the instant exists.
+    assert instant is not None
+    return instant
+
+
+def first_fire_after_creation(schedule: Schedule, created_at: datetime) -> datetime | None:
+    """The first fire of a schedule created at ``created_at`` (an interval's ``StartDate``)."""
+    return next_fire_after(schedule, created_at, created_at=created_at)
+
+
+def _next_wall_fire(
+    zone: tzinfo, hour: int, minute: int, weekdays: frozenset[int], after: datetime
+) -> datetime | None:
+    if zone is UTC:
+        # No gaps or overlaps: plain calendar arithmetic.
+        day = after.date()
+        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+        try:
+            if candidate <= after:
+                candidate += _ONE_DAY
+            while candidate.weekday() not in weekdays:
+                candidate += _ONE_DAY
+        except OverflowError:
+            return None
+        return candidate
+    # The first fire after `after` is never on a local date before the local date of `after`:
+    # the first occurrence of any wall time of an earlier date lies before it.
+    ordinal = after.astimezone(zone).toordinal()
+    for ordinal in range(ordinal, ordinal + _MAX_DAYS_AHEAD):  # noqa: B020 - deliberate rebinding
+        if ordinal > _MAX_ORDINAL:
+            return None
+        day = date.fromordinal(ordinal)
+        if day.weekday() not in weekdays:
+            continue
+        wall = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+        instant = wall.astimezone(UTC)
+        if instant <= after:
+            continue
+        back = instant.astimezone(zone)
+        if back.hour == hour and back.minute == minute and back.day == day.day:
+            return instant
+        # Otherwise the wall time falls in a spring-forward gap that day: skipped.
+    return None
+
+
+_MAX_ORDINAL = date.max.toordinal() - 1
+
+
+def fire_times(
+    schedule: Schedule, *, created_at: datetime, after: datetime | None = None
+) -> Iterator[datetime]:
+    """Iterate the fire instants strictly after ``after`` (default: ``created_at``), in order."""
+    created = as_utc(created_at, "created_at")
+    cursor = created if after is None else as_utc(after, "after")
+    while (instant := next_fire_after(schedule, cursor, created_at=created)) is not None:
+        yield instant
+        cursor = instant
+
+
+class FirePreview(msgspec.Struct, frozen=True, kw_only=True):
+    """One upcoming fire, annotated for people.
+
+    ``at`` is the UTC instant and ``local`` the same instant in the schedule's zone.
+    ``repeated_wall_time`` is true when that wall time occurs twice that day (fall-back) and this
+    is its first occurrence, the only one that fires. ``skipped_days`` lists the local dates since
+    the previous fire on which the wall time fell into a spring-forward gap and so did not fire.
+    """
+
+    at: datetime
+    local: datetime
+    repeated_wall_time: bool = False
+    skipped_days: tuple[date, ...] = ()
+
+
+def preview(
+    schedule: Schedule,
+    *,
+    created_at: datetime,
+    after: datetime | None = None,
+    count: int = 10,
+) -> list[FirePreview]:
+    """The next ``count`` fires (1 to 10,000) after ``after``, with DST annotations."""
+    if type(count) is not int or not 1 <= count <= MAX_PREVIEW:
+        raise ValidationError("count", count, f"a whole number from 1 to {MAX_PREVIEW}")
+    zone = load_zone(schedule.timezone)
+    rate = schedule.rate
+    created = as_utc(created_at, "created_at")
+    cursor = created if after is None else as_utc(after, "after")
+    rows: list[FirePreview] = []
+    for instant in fire_times(schedule, created_at=created, after=cursor):
+        local = instant.astimezone(zone)
+        repeated = False
+        skipped: tuple[date, ...] = ()
+        if isinstance(rate, (_WallBase, Single)):
+            _, repeated = resolve_wall_time(
+                zone, local.year, local.month, local.day, local.hour, local.minute
+            )
+        if isinstance(rate, _WallBase):
+            skipped = _gap_days(zone, rate, cursor, local.date())
+        rows.append(
+            FirePreview(at=instant, local=local, repeated_wall_time=repeated, skipped_days=skipped)
+        )
+        cursor = instant
+        if len(rows) == count:
+            break
+    return rows
+
+
+def _gap_days(zone: tzinfo, rate: _WallBase, since: datetime, end: date) -> tuple[date, ...]:
+    """Allowed local dates after ``since`` and before ``end`` whose wall time falls in a gap."""
+    days = []
+    day = since.astimezone(zone).date()
+    while day < end:
+        if day.weekday() in rate.weekdays:
+            wall = datetime(day.year, day.month, day.day, rate.hour, rate.minute, tzinfo=zone)
+            instant, _ = resolve_wall_time(
+                zone, day.year, day.month, day.day, rate.hour, rate.minute
+            )
+            if instant is None and wall.astimezone(UTC) > since:
+                days.append(day)
+        day += _ONE_DAY
+    return tuple(days)

@@ -1,0 +1,210 @@
+"""Rates to AWS schedule expressions and back (SEMANTICS.md section 3).
+
+Two dialects:
+
+- ``"scheduler"``: EventBridge Scheduler. ``at(...)`` for Single, ``rate(...)`` for intervals,
+  six-field ``cron(...)`` for the wall-clock variants, read in ``ScheduleExpressionTimezone``.
+- ``"rules"``: legacy EventBridge rules, which run in UTC only and have no ``at()``; a Single
+  becomes a cron with its year.
+
+The translation is a bijection on valid rates: ``from_expression`` inverts exactly what
+``to_expression`` produces and refuses every other string instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from reventless._zones import is_utc_key
+from reventless.errors import ValidationError
+from reventless.fire_times import as_utc, first_fire_after_creation
+from reventless.schedule import (
+    Daily,
+    Days,
+    Hours,
+    Minutes,
+    Rate,
+    Schedule,
+    Single,
+    Weekdays,
+    WeekdaysAndSaturday,
+    _IntervalBase,
+    _WallBase,
+    rate_text,
+)
+
+__all__ = (
+    "AwsScheduleFields",
+    "Dialect",
+    "aws_schedule_fields",
+    "created_at_from_start_date",
+    "from_expression",
+    "to_expression",
+)
+
+Dialect = Literal["scheduler", "rules"]
+_DIALECTS = ("scheduler", "rules")
+
+_UNITS: dict[type[_IntervalBase], tuple[str, str]] = {
+    Minutes: ("minute", "minutes"),
+    Hours: ("hour", "hours"),
+    Days: ("day", "days"),
+}
+_INTERVAL_BY_UNIT: dict[str, type[_IntervalBase]] = {
+    word: cls for cls, words in _UNITS.items() for word in words
+}
+# The day-of-month/month/day-of-week/year fields of each wall-clock variant's cron.
+_CRON_TAILS: dict[type[_WallBase], str] = {
+    Daily: "* * ? *",
+    Weekdays: "? * MON-FRI *",
+    WeekdaysAndSaturday: "? * MON-SAT *",
+}
+_WALL_BY_TAIL = {tail: cls for cls, tail in _CRON_TAILS.items()}
+
+# Numbers exactly as to_expression writes them: no sign, no leading zeros.
+_NUM = r"(0|[1-9]\d{0,5})"
+_AT = re.compile(r"at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):00\)")
+_RATE = re.compile(r"rate\(([1-9]\d{0,7}) (minute|minutes|hour|hours|day|days)\)")
+_CRON_WALL = re.compile(rf"cron\({_NUM} {_NUM} (\* \* \? \*|\? \* MON-FRI \*|\? \* MON-SAT \*)\)")
+_CRON_SINGLE = re.compile(rf"cron\({_NUM} {_NUM} {_NUM} {_NUM} \? (\d{{4}})\)")
+
+
+def _check_dialect(dialect: object) -> None:
+    if dialect not in _DIALECTS:
+        raise ValidationError("dialect", dialect, "'scheduler' or 'rules'")
+
+
+def to_expression(rate: Rate, *, dialect: Dialect = "scheduler", timezone: str = "UTC") -> str:
+    """The AWS schedule expression for ``rate``.
+
+    ``timezone`` matters only to the ``"rules"`` dialect, which runs in UTC and so refuses any
+    other zone.
+    """
+    _check_dialect(dialect)
+    if dialect == "rules" and not is_utc_key(timezone):
+        raise ValidationError(
+            "timezone",
+            timezone,
+            "'UTC' for the 'rules' dialect",
+            message=(
+                f"timezone {timezone!r} cannot be expressed as a legacy EventBridge rule, which "
+                "runs in UTC only; use the 'scheduler' dialect (EventBridge Scheduler)"
+            ),
+        )
+    if isinstance(rate, _WallBase):
+        return f"cron({rate.minute} {rate.hour} {_CRON_TAILS[type(rate)]})"
+    if isinstance(rate, _IntervalBase):
+        singular, plural = _UNITS[type(rate)]
+        return f"rate({rate.n} {singular if rate.n == 1 else plural})"
+    if isinstance(rate, Single):
+        if dialect == "rules":
+            return f"cron({rate.minute} {rate.hour} {rate.day} {rate.month} ? {rate.year})"
+        return (
+            f"at({rate.year:04d}-{rate.month:02d}-{rate.day:02d}T"
+            f"{rate.hour:02d}:{rate.minute:02d}:00)"
+        )
+    raise ValidationError("rate", rate, "one of the seven rate variants")
+
+
+def from_expression(expression: str, *, dialect: Dialect = "scheduler") -> Rate:
+    """The rate whose ``to_expression`` in ``dialect`` is exactly ``expression``.
+
+    Any other expression, including ones AWS would accept but this library never writes, raises
+    ValidationError naming the expression.
+    """
+    _check_dialect(dialect)
+    if not isinstance(expression, str):
+        raise ValidationError("expression", expression, "a str")
+    try:
+        rate = _parse(expression, dialect)
+    except ValidationError as exc:
+        raise ValidationError(
+            "expression",
+            expression,
+            exc.allowed,
+            message=f"expression {expression!r} is not valid: {exc}",
+        ) from exc
+    if rate is None or to_expression(rate, dialect=dialect) != expression:
+        raise ValidationError(
+            "expression",
+            expression,
+            _ALLOWED_TEXT[dialect],
+            message=(
+                f"expression {expression!r} is not one this library writes for the {dialect!r} "
+                f"dialect; expected {_ALLOWED_TEXT[dialect]}"
+            ),
+        )
+    return rate
+
+
+_ALLOWED_TEXT = {
+    "scheduler": (
+        "at(YYYY-MM-DDTHH:MM:00), rate(N minute[s]|hour[s]|day[s]), cron(M H * * ? *), "
+        "cron(M H ? * MON-FRI *) or cron(M H ? * MON-SAT *)"
+    ),
+    "rules": (
+        "cron(M H D MO ? YYYY), rate(N minute[s]|hour[s]|day[s]), cron(M H * * ? *), "
+        "cron(M H ? * MON-FRI *) or cron(M H ? * MON-SAT *)"
+    ),
+}
+
+
+def _parse(expression: str, dialect: str) -> Rate | None:
+    if match := _RATE.fullmatch(expression):
+        return _INTERVAL_BY_UNIT[match.group(2)](int(match.group(1)))
+    if match := _CRON_WALL.fullmatch(expression):
+        minute, hour, tail = match.groups()
+        return _WALL_BY_TAIL[tail](int(hour), int(minute))
+    if dialect == "scheduler" and (match := _AT.fullmatch(expression)):
+        year, month, day, hour, minute = (int(part) for part in match.groups())
+        return Single(year, month, day, hour, minute)
+    if dialect == "rules" and (match := _CRON_SINGLE.fullmatch(expression)):
+        minute, hour, day, month, year = (int(part) for part in match.groups())
+        return Single(year, month, day, hour, minute)
+    return None
+
+
+class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What EventBridge Scheduler needs beside the target to keep this library's semantics.
+
+    ``start_date`` (UTC) is set for intervals only: the first fire instant, which anchors
+    ``rate(...)``. ``action_after_completion`` is ``"DELETE"`` for a Single, ``"NONE"`` otherwise.
+    """
+
+    expression: str
+    timezone: str
+    start_date: datetime | None
+    action_after_completion: Literal["DELETE", "NONE"]
+
+
+def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsScheduleFields:
+    """The EventBridge Scheduler fields for ``schedule`` created at ``created_at``."""
+    created = as_utc(created_at, "created_at")
+    rate = schedule.rate
+    start_date = None
+    if isinstance(rate, _IntervalBase):
+        start_date = first_fire_after_creation(schedule, created)
+    return AwsScheduleFields(
+        expression=to_expression(rate),
+        timezone=schedule.timezone,
+        start_date=start_date,
+        action_after_completion="DELETE" if isinstance(rate, Single) else "NONE",
+    )
+
+
+def created_at_from_start_date(rate: Rate, start_date: datetime) -> datetime:
+    """Recover an interval's anchor from its ``StartDate``: the inverse of ``aws_schedule_fields``.
+
+    The anchor is one interval before the first fire; any creation instant in the minute before
+    the anchor yields the same fires.
+    """
+    if not isinstance(rate, _IntervalBase):
+        raise ValidationError("rate", rate_text(rate), "an interval (Minutes, Hours or Days)")
+    start = as_utc(start_date, "start_date")
+    if start.second or start.microsecond:
+        raise ValidationError("start_date", start_date, "a whole minute")
+    return start - timedelta(minutes=rate.minutes)

@@ -1,0 +1,281 @@
+"""Schedules and their seven rate variants: frozen value objects that validate themselves.
+
+Every variant takes the original framework's positional arguments (``Daily(9, 0)``,
+``Single(2024, 12, 25, 14, 30)``) and checks its ranges on construction and on decoding, so an
+invalid schedule never exists. JSON carries a stable ``"kind"`` tag per variant; the tags are part
+of the storage format and never change.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from typing import Any, ClassVar, TypeAlias
+
+import msgspec
+
+from reventless._zones import load_zone, resolve_wall_time
+from reventless.errors import ValidationError
+
+__all__ = (
+    "MAX_INTERVAL_MINUTES",
+    "MAX_PAYLOAD_BYTES",
+    "Daily",
+    "Days",
+    "Hours",
+    "Minutes",
+    "Rate",
+    "Schedule",
+    "Single",
+    "Weekdays",
+    "WeekdaysAndSaturday",
+    "parse_rate",
+    "rate_text",
+)
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_INTERVAL_MINUTES = 3650 * 24 * 60
+_NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
+
+
+def _check_int(field: str, value: Any, low: int, high: int) -> None:
+    # bool is an int subclass; True must not pass for an hour.
+    if type(value) is not int or not low <= value <= high:
+        raise ValidationError(field, value, f"a whole number from {low} to {high}")
+
+
+class _RateBase(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
+    """Common base of the rate variants (not itself a rate)."""
+
+
+class Single(_RateBase, frozen=True, tag="single"):
+    """Fire once at this wall-clock minute in the schedule's time zone, then complete."""
+
+    year: int
+    month: int
+    day: int
+    hour: int
+    minute: int
+
+    def __post_init__(self) -> None:
+        _check_int("rate.year", self.year, 1970, 2199)
+        _check_int("rate.month", self.month, 1, 12)
+        last_day = calendar.monthrange(self.year, self.month)[1]
+        if type(self.day) is not int or not 1 <= self.day <= last_day:
+            raise ValidationError(
+                "rate.day",
+                self.day,
+                f"a day from 1 to {last_day} ({self.year:04d}-{self.month:02d} has {last_day} days)",
+            )
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+
+class _IntervalBase(_RateBase, frozen=True):
+    n: int
+    unit_minutes: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        _check_int("rate.n", self.n, 1, MAX_INTERVAL_MINUTES // self.unit_minutes)
+
+    @property
+    def minutes(self) -> int:
+        """The interval's length in minutes."""
+        return self.n * self.unit_minutes
+
+
+class Minutes(_IntervalBase, frozen=True, tag="minutes"):
+    """Fire every ``n`` minutes (1 to 5,256,000, that is at most 3650 days)."""
+
+    unit_minutes: ClassVar[int] = 1
+
+
+class Hours(_IntervalBase, frozen=True, tag="hours"):
+    """Fire every ``n`` hours (1 to 87,600)."""
+
+    unit_minutes: ClassVar[int] = 60
+
+
+class Days(_IntervalBase, frozen=True, tag="days"):
+    """Fire every ``n`` x 24 hours (1 to 3650), also across DST changes."""
+
+    unit_minutes: ClassVar[int] = 1440
+
+
+class _WallBase(_RateBase, frozen=True):
+    hour: int
+    minute: int
+    # Weekday numbers (Monday = 0) on which the variant fires.
+    weekdays: ClassVar[frozenset[int]]
+
+    def __post_init__(self) -> None:
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+
+class Daily(_WallBase, frozen=True, tag="daily"):
+    """Fire every day at this wall time in the schedule's time zone."""
+
+    weekdays: ClassVar[frozenset[int]] = frozenset(range(7))
+
+
+class Weekdays(_WallBase, frozen=True, tag="weekdays"):
+    """Fire Monday to Friday at this wall time in the schedule's time zone."""
+
+    weekdays: ClassVar[frozenset[int]] = frozenset(range(5))
+
+
+class WeekdaysAndSaturday(_WallBase, frozen=True, tag="weekdays_and_saturday"):
+    """Fire Monday to Saturday at this wall time in the schedule's time zone."""
+
+    weekdays: ClassVar[frozenset[int]] = frozenset(range(6))
+
+
+Rate: TypeAlias = Single | Minutes | Hours | Days | Daily | Weekdays | WeekdaysAndSaturday
+RATE_TYPES: tuple[type[Rate], ...] = (
+    Single,
+    Minutes,
+    Hours,
+    Days,
+    Daily,
+    Weekdays,
+    WeekdaysAndSaturday,
+)
+_RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A named schedule: when to fire (``rate``), what to deliver (``payload``), in which zone.
+
+    - ``name``: 1-64 characters of ``[0-9A-Za-z._-]``, unique within one scheduler.
+    - ``rate``: one of the seven rate variants.
+    - ``payload``: 1 byte to 256 KiB of UTF-8, opaque to the scheduler.
+    - ``timezone``: an IANA zone name; wall-clock variants and Single are read in it.
+
+    A Single whose wall time does not exist in the zone (a DST gap) is refused.
+    """
+
+    name: str
+    rate: Rate
+    payload: str
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if not isinstance(self.rate, RATE_TYPES):
+            raise ValidationError(
+                "rate", self.rate, "one of " + ", ".join(cls.__name__ for cls in RATE_TYPES)
+            )
+        _check_payload(self.payload)
+        zone = load_zone(self.timezone)
+        rate = self.rate
+        if isinstance(rate, Single):
+            instant, _ = resolve_wall_time(
+                zone, rate.year, rate.month, rate.day, rate.hour, rate.minute
+            )
+            if instant is None:
+                raise ValidationError(
+                    "rate",
+                    rate_text(rate),
+                    f"a wall time that exists in {self.timezone}",
+                    message=(
+                        f"rate {rate_text(rate)} does not exist in {self.timezone}: the clocks "
+                        "skip that minute (a DST gap); choose a time outside the gap"
+                    ),
+                )
+
+    def to_json(self) -> bytes:
+        """Encode as JSON; ``Schedule.from_json`` reads it back equal."""
+        return _ENCODER.encode(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Schedule:
+        """Decode and validate a schedule; any malformed input raises ValidationError."""
+        if not isinstance(data, (bytes, str)):
+            raise ValidationError("schedule JSON", data, "bytes or str holding a JSON object")
+        try:
+            return _DECODER.decode(data)
+        except ValidationError:
+            raise
+        except (msgspec.MsgspecError, ValueError, TypeError, RecursionError, OverflowError) as exc:
+            raise ValidationError(
+                "schedule JSON",
+                data,
+                "a JSON schedule",
+                message=f"schedule JSON refused: {exc}",
+            ) from exc
+
+
+def check_name(name: Any) -> str:
+    """Validate a schedule name (the EventBridge Scheduler rule) and return it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        detail = ""
+        if isinstance(name, str) and len(name) > 64:
+            detail = f" ({len(name)} characters)"
+        raise ValidationError(
+            "name",
+            name,
+            "1 to 64 characters of letters, digits, '.', '_' or '-'",
+            message=(
+                f"schedule name {name!r}{detail} is not allowed; expected 1 to 64 characters of "
+                "letters, digits, '.', '_' or '-'"
+                if isinstance(name, str) and len(name) <= 200
+                else None
+            ),
+        )
+    return name
+
+
+def _check_payload(payload: Any) -> None:
+    if not isinstance(payload, str):
+        raise ValidationError("payload", payload, "a str of 1 byte to 256 KiB of UTF-8")
+    try:
+        size = len(payload.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            "payload", payload, "valid UTF-8 text (lone surrogates cannot be encoded)"
+        ) from exc
+    if not 1 <= size <= MAX_PAYLOAD_BYTES:
+        raise ValidationError(
+            "payload",
+            payload,
+            f"1 to {MAX_PAYLOAD_BYTES} bytes of UTF-8",
+            message=(
+                f"payload is {size} bytes of UTF-8; allowed are 1 to {MAX_PAYLOAD_BYTES} (256 KiB)"
+            ),
+        )
+
+
+def rate_text(rate: Rate) -> str:
+    """The rate as its constructor call, e.g. ``'Weekdays(17, 0)'``; ``parse_rate`` reads it back."""
+    values = ", ".join(str(getattr(rate, field)) for field in rate.__struct_fields__)
+    return f"{type(rate).__name__}({values})"
+
+
+_RATE_CALL = re.compile(r"\s*([A-Za-z]+)\s*\(\s*((?:[+-]?\d{1,12}\s*(?:,\s*)?)*)\)\s*")
+
+
+def parse_rate(text: str) -> Rate:
+    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``."""
+    match = _RATE_CALL.fullmatch(text) if isinstance(text, str) else None
+    if match is None or match.group(1) not in _RATE_BY_NAME:
+        raise ValidationError(
+            "rate",
+            text,
+            "a rate such as 'Daily(9, 0)', 'Minutes(5)' or 'Single(2030, 12, 25, 14, 30)'; kinds: "
+            + ", ".join(_RATE_BY_NAME),
+        )
+    cls = _RATE_BY_NAME[match.group(1)]
+    args = [int(part) for part in re.findall(r"[+-]?\d+", match.group(2))]
+    expected = len(cls.__struct_fields__)
+    if len(args) != expected:
+        raise ValidationError(
+            "rate",
+            text,
+            f"{cls.__name__} with {expected} arguments ({', '.join(cls.__struct_fields__)})",
+        )
+    return cls(*args)
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Schedule)
