@@ -20,8 +20,19 @@ PY = BIN / "python"
 
 TASKS: dict[str, list[list[str]]] = {
     "demo": [
-        [str(PY), "-m", "reventless", "preview", "Weekdays(17, 0)", "--timezone", "Europe/Berlin",
-         "--count", "10", "--after", "2026-03-20T00:00:00Z"],
+        [
+            str(PY),
+            "-m",
+            "reventless",
+            "preview",
+            "Weekdays(17, 0)",
+            "--timezone",
+            "Europe/Berlin",
+            "--count",
+            "10",
+            "--after",
+            "2026-03-20T00:00:00Z",
+        ],
     ],
     "test": [[str(PY), "-m", "pytest", "-p", "no:cacheprovider"]],
     "lint": [

@@ -7,13 +7,13 @@ import cycle.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reventless.errors import ValidationError
 
-UTC = timezone.utc
+UTC = UTC
 
 # IANA keys are slash-separated words; this refuses paths, "..", NULs and other hostile keys before
 # zoneinfo touches the file system.

@@ -1,8 +1,8 @@
 """The ``reventless`` command.
 
-``reventless preview RATE_OR_JSON [--timezone Z] [--count N] [--after ISO] [--json]`` prints the next
-fires of a schedule as a table in UTC and in its zone, with DST notes, and the EventBridge Scheduler
-expression and parameters. Bad input prints one line on stderr and exits with status 2.
+``reventless preview RATE_OR_JSON [--timezone Z] [--count N] [--after ISO] [--json]`` prints the
+next fires of a schedule as a table in UTC and in its zone, with DST notes, and the EventBridge
+Scheduler expression and parameters. Bad input prints one line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
 from reventless.errors import ReventlessError, ValidationError
@@ -49,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--count", type=int, default=10, help="how many fires (default 10)")
     show.add_argument(
         "--after",
-        help="list fires after this aware ISO 8601 instant; also the creation instant (default now)",
+        help="show fires after this aware ISO 8601 instant (also the creation); default now",
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -83,7 +83,7 @@ def _parse_schedule(text: str, zone: str | None) -> Schedule:
 
 def _parse_instant(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:

@@ -14,6 +14,7 @@ The translation is a bijection on valid rates: ``from_expression`` inverts exact
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -54,8 +55,13 @@ _UNITS: dict[type[_IntervalBase], tuple[str, str]] = {
     Hours: ("hour", "hours"),
     Days: ("day", "days"),
 }
-_INTERVAL_BY_UNIT: dict[str, type[_IntervalBase]] = {
-    word: cls for cls, words in _UNITS.items() for word in words
+_INTERVAL_BY_UNIT: dict[str, Callable[[int], Rate]] = {
+    "minute": Minutes,
+    "minutes": Minutes,
+    "hour": Hours,
+    "hours": Hours,
+    "day": Days,
+    "days": Days,
 }
 # The day-of-month/month/day-of-week/year fields of each wall-clock variant's cron.
 _CRON_TAILS: dict[type[_WallBase], str] = {
@@ -63,7 +69,11 @@ _CRON_TAILS: dict[type[_WallBase], str] = {
     Weekdays: "? * MON-FRI *",
     WeekdaysAndSaturday: "? * MON-SAT *",
 }
-_WALL_BY_TAIL = {tail: cls for cls, tail in _CRON_TAILS.items()}
+_WALL_BY_TAIL: dict[str, Callable[[int, int], Rate]] = {
+    "* * ? *": Daily,
+    "? * MON-FRI *": Weekdays,
+    "? * MON-SAT *": WeekdaysAndSaturday,
+}
 
 # Numbers exactly as to_expression writes them: no sign, no leading zeros.
 _NUM = r"(0|[1-9]\d{0,5})"

@@ -62,10 +62,9 @@ class Single(_RateBase, frozen=True, tag="single"):
         _check_int("rate.month", self.month, 1, 12)
         last_day = calendar.monthrange(self.year, self.month)[1]
         if type(self.day) is not int or not 1 <= self.day <= last_day:
+            month = f"{self.year:04d}-{self.month:02d}"
             raise ValidationError(
-                "rate.day",
-                self.day,
-                f"a day from 1 to {last_day} ({self.year:04d}-{self.month:02d} has {last_day} days)",
+                "rate.day", self.day, f"a day from 1 to {last_day} ({month} has {last_day} days)"
             )
         _check_int("rate.hour", self.hour, 0, 23)
         _check_int("rate.minute", self.minute, 0, 59)
@@ -247,7 +246,7 @@ def _check_payload(payload: Any) -> None:
 
 
 def rate_text(rate: Rate) -> str:
-    """The rate as its constructor call, e.g. ``'Weekdays(17, 0)'``; ``parse_rate`` reads it back."""
+    """The rate as its constructor call, ``'Weekdays(17, 0)'``; ``parse_rate`` reads it back."""
     values = ", ".join(str(getattr(rate, field)) for field in rate.__struct_fields__)
     return f"{type(rate).__name__}({values})"
 

@@ -1,0 +1,125 @@
+"""Hypothesis strategies for the pure core, in one place."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from hypothesis import strategies as st
+
+from reventless import (
+    Daily,
+    Days,
+    Hours,
+    Minutes,
+    Rate,
+    Schedule,
+    Single,
+    Weekdays,
+    WeekdaysAndSaturday,
+)
+from reventless._zones import resolve_wall_time
+
+UTC = UTC
+# The zones with unusual transitions the issue names, plus fixed and half-hour ones.
+DST_ZONES = (
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Santiago",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",
+    "America/St_Johns",
+    "Pacific/Chatham",
+)
+ZONES = (*DST_ZONES, "UTC", "Asia/Kolkata")
+
+hours = st.integers(0, 23)
+minutes = st.integers(0, 59)
+
+wall_rates = st.one_of(
+    st.builds(Daily, hours, minutes),
+    st.builds(Weekdays, hours, minutes),
+    st.builds(WeekdaysAndSaturday, hours, minutes),
+)
+interval_rates = st.one_of(
+    st.builds(Minutes, st.integers(1, 5_256_000)),
+    st.builds(Minutes, st.integers(1, 180)),
+    st.builds(Hours, st.integers(1, 87_600)),
+    st.builds(Days, st.integers(1, 3650)),
+)
+
+
+@st.composite
+def singles(draw: st.DrawFn) -> Single:
+    year = draw(st.integers(1970, 2199))
+    month = draw(st.integers(1, 12))
+    day = draw(st.integers(1, calendar.monthrange(year, month)[1]))
+    return Single(year, month, day, draw(hours), draw(minutes))
+
+
+rates: st.SearchStrategy[Rate] = st.one_of(wall_rates, interval_rates, singles())
+
+names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+    min_size=1,
+    max_size=64,
+)
+
+
+@st.composite
+def schedules(draw: st.DrawFn, rate: st.SearchStrategy[Rate] = rates) -> Schedule:
+    chosen = draw(rate)
+    zone = draw(st.sampled_from(ZONES))
+    if isinstance(chosen, Single):
+        instant, _ = resolve_wall_time(
+            ZoneInfo(zone), chosen.year, chosen.month, chosen.day, chosen.hour, chosen.minute
+        )
+        if instant is None:
+            zone = "UTC"
+    payload = draw(st.text(st.characters(codec="utf-8"), min_size=1, max_size=100))
+    return Schedule(name=draw(names), rate=chosen, payload=payload, timezone=zone)
+
+
+instants = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2190, 12, 31), timezones=st.just(UTC)
+)
+
+
+@cache
+def transitions(zone_name: str) -> tuple[datetime, ...]:
+    """UTC instants (to the hour) around which the zone's offset changes, 1995-2040."""
+    zone = ZoneInfo(zone_name)
+    found = []
+    instant = datetime(1995, 1, 1, tzinfo=UTC)
+    end = datetime(2040, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=1)
+    offset = instant.astimezone(zone).utcoffset()
+    while instant < end:
+        instant += step
+        current = instant.astimezone(zone).utcoffset()
+        if current != offset:
+            found.append(instant)
+            offset = current
+    return tuple(found)
+
+
+@st.composite
+def zone_and_instant_near_transition(draw: st.DrawFn) -> tuple[str, datetime]:
+    """A DST zone and an instant within three days of one of its offset changes."""
+    zone = draw(st.sampled_from(DST_ZONES))
+    centre = draw(st.sampled_from(transitions(zone)))
+    shift = draw(st.integers(-3 * 1440, 3 * 1440))
+    seconds = draw(st.integers(0, 59))
+    return zone, centre + timedelta(minutes=shift, seconds=seconds)
+
+
+@st.composite
+def wall_rate_near(draw: st.DrawFn, zone: str, instant: datetime) -> Rate:
+    """A wall-clock rate whose wall time is within an hour or two of ``instant``'s local time."""
+    local = instant.astimezone(ZoneInfo(zone))
+    base = local.hour * 60 + local.minute + draw(st.integers(-120, 120))
+    base %= 1440
+    cls = draw(st.sampled_from([Daily, Weekdays, WeekdaysAndSaturday]))
+    return cls(base // 60, base % 60)
