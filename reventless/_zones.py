@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reventless.errors import ValidationError
 
-UTC = UTC
-
 # IANA keys are slash-separated words; this refuses paths, "..", NULs and other hostile keys before
 # zoneinfo touches the file system.
+__all__ = ("UTC", "is_utc_key", "load_zone", "resolve_wall_time")
+
 _ZONE_KEY = re.compile(r"[A-Za-z0-9_+\-]{1,64}(?:/[A-Za-z0-9_+\-]{1,64}){0,3}")
 _UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
 

@@ -16,11 +16,11 @@ All datetimes in and out are aware; results are in UTC.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import msgspec
 
-from reventless._zones import UTC, load_zone, resolve_wall_time
+from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import Schedule, Single, _IntervalBase, _WallBase
 
