@@ -1,4 +1,4 @@
-"""The manual's examples run: ``>>>`` examples as doctests, ``$ reventless`` sessions as commands."""
+"""The manual's examples run: ``>>>`` lines as doctests, ``$ reventless`` lines as commands."""
 
 from __future__ import annotations
 
@@ -45,12 +45,18 @@ def test_command_sessions_in_pages_print_what_they_show(
     args = shlex.split(command)[1:]
     done = subprocess.run(
         [sys.executable, "-m", "reventless", *args],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert done.stdout + done.stderr == expected, f"{page}: {command}"
 
 
 def test_pages_have_examples() -> None:
     assert len(shell_sessions()) >= 2
-    assert all(">>>" in page.read_text() for page in PAGES if page.parent.name == "docs"
-               and page.name != "cli.md")
+    assert all(
+        ">>>" in page.read_text()
+        for page in PAGES
+        if page.parent.name == "docs" and page.name != "cli.md"
+    )
