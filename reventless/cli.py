@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except ReventlessError as exc:
         print(f"reventless: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader (`| head`) left; stop quietly and keep the interpreter from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command
 
 
