@@ -3,12 +3,15 @@
 The public names are re-exported here; everything else is an implementation detail.
 """
 
+from reventless.clock import Clock, ScaledClock, SystemClock
 from reventless.errors import (
     BackendUnavailableError,
     ConflictError,
+    CorruptDataError,
     PermissionDeniedError,
     ReventlessError,
     ScheduleNotFoundError,
+    UsageError,
     ValidationError,
 )
 from reventless.fire_times import FirePreview, fire_times, next_fire_after, preview
@@ -32,22 +35,53 @@ from reventless.schedule import (
     parse_rate,
     rate_text,
 )
+from reventless.scheduler import Scheduler, SchedulerOperations
+from reventless.scheduler_adapter import (
+    DeadLetter,
+    HistoryEntry,
+    HistoryKind,
+    MisfirePolicy,
+    PutOutcome,
+    RetryPolicy,
+    ScheduledPublisher,
+    SchedulePage,
+    ScheduleState,
+)
+from reventless.target import FireEnvelope, Target
 
 __all__ = (
     "AwsScheduleFields",
     "BackendUnavailableError",
+    "Clock",
     "ConflictError",
+    "CorruptDataError",
     "Daily",
     "Days",
+    "DeadLetter",
+    "FireEnvelope",
     "FirePreview",
+    "HistoryEntry",
+    "HistoryKind",
     "Hours",
     "Minutes",
+    "MisfirePolicy",
     "PermissionDeniedError",
+    "PutOutcome",
     "Rate",
+    "RetryPolicy",
     "ReventlessError",
+    "ScaledClock",
     "Schedule",
     "ScheduleNotFoundError",
+    "SchedulePage",
+    "ScheduleState",
+    "ScheduledPublisher",
+    "Scheduler",
+    "SchedulerOperations",
     "Single",
+    "SystemClock",
+    "Target",
+    "UsageError",
     "ValidationError",
     "Weekdays",
     "WeekdaysAndSaturday",

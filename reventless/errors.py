@@ -7,7 +7,9 @@
     ├── ScheduleNotFoundError     (also LookupError)     no schedule by that name
     ├── ConflictError                                    a concurrent change won the race
     ├── BackendUnavailableError                          retriable: the store or service is down
-    └── PermissionDeniedError     (also PermissionError) the backend refused the caller
+    ├── PermissionDeniedError     (also PermissionError) the backend refused the caller
+    ├── CorruptDataError                                 stored data cannot be read back
+    └── UsageError                (also RuntimeError)    the API was used in the wrong order
 
 Backend exceptions (sqlite3, botocore) are translated into this tree at the adapter boundary and
 chained with ``raise ... from``; none of them escapes the public API.
@@ -20,9 +22,11 @@ from typing import Any
 __all__ = (
     "BackendUnavailableError",
     "ConflictError",
+    "CorruptDataError",
     "PermissionDeniedError",
     "ReventlessError",
     "ScheduleNotFoundError",
+    "UsageError",
     "ValidationError",
 )
 
@@ -67,6 +71,14 @@ class BackendUnavailableError(ReventlessError):
 
 class PermissionDeniedError(ReventlessError, PermissionError):
     """The backend refused the operation for lack of permission (file mode, IAM policy)."""
+
+
+class CorruptDataError(ReventlessError):
+    """Stored data could not be decoded: a damaged file or a row written by something else."""
+
+
+class UsageError(ReventlessError, RuntimeError):
+    """The API was used in a way that cannot work; the message says how to fix it."""
 
 
 def _show(value: Any) -> str:

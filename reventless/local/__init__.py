@@ -1,0 +1,160 @@
+"""The embedded provider: one SQLite file, an anyio engine, nothing to install.
+
+::
+
+    async with reventless.local.provider("state.db") as provider:      # or ":memory:"
+        scheduler = await Scheduler.make(provider, target=some_target)
+        await scheduler.operations.create_schedule(schedule)
+        await provider.run()                                             # fires until cancelled
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from reventless.clock import Clock, SystemClock
+from reventless.errors import UsageError, ValidationError
+from reventless.local._engine import Engine, StoreRunner
+from reventless.local._publisher import LocalScheduledPublisher
+from reventless.local._store import SqliteStore
+from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
+
+__all__ = ("LocalProvider", "provider")
+
+
+class LocalProvider:
+    """The embedded provider; make it with ``reventless.local.provider(...)``."""
+
+    def __init__(self, store: SqliteStore, clock: Clock, engine: Engine, runner: StoreRunner):
+        self.clock = clock
+        self.path = store.path
+        self._engine = engine
+        self._publisher = LocalScheduledPublisher(runner, engine)
+        self._run_scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
+        self._closed = False
+
+    def scheduled_publisher(self) -> LocalScheduledPublisher:
+        """The ScheduledPublisher adapter that schedulers made on this provider use."""
+        if self._closed:
+            raise UsageError("this provider is closed; use it inside its 'async with' block")
+        return self._publisher
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Fire schedules until cancelled.
+
+        With a file store, only one process fires at a time: the others stand by and take over
+        within the lease time when it stops. ``await task_group.start(provider.run)`` returns once
+        this process leads and has loaded its schedules. Cancel the task (Ctrl-C, a task group, leaving the
+        provider's block) for a graceful stop: deliveries under way finish and are recorded.
+        :raises BackendUnavailableError: the store became unusable (locked, disk full).
+        :raises PermissionDeniedError: the store file is read-only.
+        """
+        if self._closed:
+            raise UsageError("this provider is closed; call run() inside its 'async with' block")
+        with anyio.CancelScope() as scope:
+            self._run_scope = scope
+            self._stopped = anyio.Event()
+            try:
+                await self._engine.run(task_status)
+            finally:
+                self._run_scope = None
+                self._stopped.set()
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                await self._stopped.wait()
+
+
+@asynccontextmanager
+async def provider(
+    path: str | Path,
+    *,
+    clock: Clock | None = None,
+    misfire_policy: MisfirePolicy | str = MisfirePolicy.LATEST,
+    misfire_grace: timedelta = timedelta(hours=24),
+    retry_policy: RetryPolicy | None = None,
+    delivery_timeout: float = 30.0,
+    lease_ttl: float = 20.0,
+    poll_interval: float = 1.0,
+    workers: int = 32,
+) -> AsyncIterator[LocalProvider]:
+    """Open (or create) the store at ``path`` and yield the embedded provider.
+
+    - ``clock``: where time comes from (default: the system clock). Use
+      ``reventless.testing.VirtualClock`` in tests and ``ScaledClock`` for demos.
+    - ``misfire_policy`` (``"latest"``, ``"all"``, ``"skip"``) and ``misfire_grace`` (0 to 30
+      days): what happens to fires missed while the engine was down or stalled.
+    - ``retry_policy``: retries of failed deliveries before dead-lettering.
+    - ``delivery_timeout``: real seconds (0.01 to 900) one delivery may take before it counts
+      as failed.
+    - ``lease_ttl``: real seconds (1 to 3600) after which a standby process takes over from one
+      that died; ``poll_interval``: how often (0.05 to 60 s) the leader looks for schedules
+      other processes wrote.
+    - ``workers``: concurrent deliveries (1 to 1024).
+    """
+    policy = _check_policy(misfire_policy)
+    if not isinstance(misfire_grace, timedelta) or not (
+        timedelta(0) <= misfire_grace <= timedelta(days=30)
+    ):
+        raise ValidationError("misfire_grace", misfire_grace, "a timedelta from 0 to 30 days")
+    _check_number("delivery_timeout", delivery_timeout, 0.01, 900)
+    _check_number("lease_ttl", lease_ttl, 1, 3600)
+    _check_number("poll_interval", poll_interval, 0.05, 60)
+    if type(workers) is not int or not 1 <= workers <= 1024:
+        raise ValidationError("workers", workers, "a whole number from 1 to 1024")
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    if not isinstance(path, (str, Path)):
+        raise ValidationError("path", path, "a file path or ':memory:'")
+    clock = clock or SystemClock()
+    store = await anyio.to_thread.run_sync(SqliteStore, path)
+    runner = StoreRunner(store)
+    engine = Engine(
+        runner,
+        clock,
+        misfire_policy=policy,
+        misfire_grace=misfire_grace,
+        retry_policy=retry_policy or RetryPolicy(),
+        delivery_timeout=float(delivery_timeout),
+        lease_ttl=float(lease_ttl),
+        poll_interval=float(poll_interval),
+        workers=workers,
+        use_lease=store.path != ":memory:",
+    )
+    local = LocalProvider(store, clock, engine, runner)
+    try:
+        yield local
+    finally:
+        with anyio.CancelScope(shield=True):
+            await local._close()
+            await runner.call(store.close)
+
+
+def _check_policy(value: object) -> MisfirePolicy:
+    try:
+        return MisfirePolicy(str(value)) if isinstance(value, str) else MisfirePolicy(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValidationError("misfire_policy", value, "'latest', 'all' or 'skip'") from None
+
+
+def _check_number(field: str, value: object, low: float, high: float) -> None:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ValidationError(field, value, f"a number of seconds from {low:g} to {high:g}")

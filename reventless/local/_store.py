@@ -1,0 +1,540 @@
+"""The SQLite store of the local provider: synchronous, called from one worker thread at a time.
+
+Times are stored as integer microseconds since the Unix epoch (UTC). Every write is one
+``BEGIN IMMEDIATE`` transaction, so two processes never interleave half-done writes, and a crash
+leaves either all of a transaction or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from reventless.errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    PermissionDeniedError,
+    ReventlessError,
+    ScheduleNotFoundError,
+)
+from reventless.fire_times import next_fire_after, single_instant
+from reventless.schedule import Schedule, Single, rate_text
+
+__all__ = ("SCHEMA_VERSION", "SqliteStore", "from_us", "to_us", "translate_sqlite_error")
+
+SCHEMA_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_SCHEMA = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', 1), ('seq', 0);
+CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_fire INTEGER,
+    version INTEGER NOT NULL DEFAULT 1,
+    seq INTEGER NOT NULL,
+    UNIQUE (scheduler, name)
+);
+CREATE INDEX IF NOT EXISTS schedules_by_seq ON schedules (seq);
+CREATE TABLE IF NOT EXISTS retries (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scheduled_time INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    scheduled_time INTEGER,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS history_by_schedule ON history (scheduler, name, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scheduled_time INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_scheduler ON dead_letters (scheduler, id);
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+COMMIT;
+"""
+
+# sqlite3 error names (extended codes start with these) -> the error to raise. One table, walked by
+# a test; anything not listed is a BackendUnavailableError.
+ERROR_TABLE: tuple[tuple[str, type[ReventlessError], str], ...] = (
+    ("SQLITE_BUSY", BackendUnavailableError, "the database is locked by another connection"),
+    ("SQLITE_LOCKED", BackendUnavailableError, "a table is locked"),
+    ("SQLITE_READONLY", PermissionDeniedError, "the database file is read-only"),
+    ("SQLITE_PERM", PermissionDeniedError, "access to the database file was denied"),
+    ("SQLITE_AUTH", PermissionDeniedError, "access to the database file was denied"),
+    ("SQLITE_CANTOPEN", BackendUnavailableError, "the database file cannot be opened"),
+    ("SQLITE_FULL", BackendUnavailableError, "the disk is full"),
+    ("SQLITE_IOERR", BackendUnavailableError, "a disk I/O error occurred"),
+    ("SQLITE_CORRUPT", CorruptDataError, "the database file is damaged"),
+    ("SQLITE_NOTADB", CorruptDataError, "the file is not a SQLite database"),
+)
+
+
+def translate_sqlite_error(exc: sqlite3.Error, path: str) -> ReventlessError:
+    """Map a sqlite3 exception to the ReventlessError tree (use with ``raise ... from exc``)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    for prefix, error_type, meaning in ERROR_TABLE:
+        if name.startswith(prefix):
+            return error_type(f"store {path!r}: {meaning} ({name}: {exc})")
+    return BackendUnavailableError(f"store {path!r}: {type(exc).__name__}: {exc}")
+
+
+def to_us(instant: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch."""
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
+    """Decode a stored schedule, turning damage into CorruptDataError naming the row."""
+    try:
+        return Schedule.from_json(spec)
+    except ReventlessError as exc:
+        raise CorruptDataError(
+            f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
+        ) from exc
+
+
+def first_fire(schedule: Schedule, created_at: datetime) -> datetime | None:
+    """The first fire of a schedule created at ``created_at``.
+
+    A Single fires at its instant even when that is within the creation minute (the caller refuses
+    one before the current minute).
+    """
+    if isinstance(schedule.rate, Single):
+        return single_instant(schedule)
+    return next_fire_after(schedule, created_at, created_at=created_at)
+
+
+Row = tuple[Any, ...]
+
+
+class SqliteStore:
+    """One connection to one SQLite file (or ``:memory:``), used from one thread at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from exc
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 5000")
+            if self.path != ":memory:":
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise BackendUnavailableError(
+                        f"store {self.path!r}: could not switch to WAL mode (got {mode!r})"
+                    )
+            # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
+            # can take back the last few.
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.executescript(_SCHEMA)
+            version = self.conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise CorruptDataError(
+                    f"store {self.path!r} has schema version {version}; this reventless reads "
+                    f"version {SCHEMA_VERSION}"
+                )
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise translate_sqlite_error(exc, self.path) from exc
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    def _bump_seq(self) -> int:
+        row = self.conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
+        ).fetchone()
+        return int(row[0])
+
+    def _history(self, rows: Iterable[tuple[str, str, str, int, int | None, str | None]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO history (scheduler, name, kind, at, scheduled_time, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def put_many(
+        self, scheduler: str, schedules: Sequence[Schedule], created_at: datetime
+    ) -> list[tuple[int, int | None, bool]]:
+        """Upsert schedules; returns (id, next_fire_us, created) for each."""
+        created_us = to_us(created_at)
+        prepared = []
+        for schedule in schedules:
+            nxt = first_fire(schedule, created_at)
+            prepared.append((schedule, None if nxt is None else to_us(nxt)))
+        results: list[tuple[int, int | None, bool]] = []
+        history = []
+        with self.transaction():
+            seq = self._bump_seq()
+            for schedule, next_us in prepared:
+                row = self.conn.execute(
+                    "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
+                    " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+                    " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
+                    " created_at = excluded.created_at, paused = 0,"
+                    " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
+                    " RETURNING id, version",
+                    (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
+                ).fetchone()
+                created = row[1] == 1
+                results.append((row[0], next_us, created))
+                history.append(
+                    (
+                        scheduler,
+                        schedule.name,
+                        "created" if created else "replaced",
+                        created_us,
+                        None,
+                        f"{rate_text(schedule.rate)} in {schedule.timezone}",
+                    )
+                )
+            self._history(history)
+        return results
+
+    def delete(self, scheduler: str, name: str, at: datetime) -> bool:
+        with self.transaction():
+            row = self.conn.execute(
+                "DELETE FROM schedules WHERE scheduler = ? AND name = ? RETURNING id",
+                (scheduler, name),
+            ).fetchone()
+            if row is None:
+                return False
+            self._bump_seq()
+            self._history([(scheduler, name, "deleted", to_us(at), None, None)])
+        return True
+
+    def get(self, scheduler: str, name: str) -> Row:
+        """(id, spec, created_at, paused, next_fire, version) or ScheduleNotFoundError."""
+        row = self.conn.execute(
+            "SELECT id, spec, created_at, paused, next_fire, version FROM schedules"
+            " WHERE scheduler = ? AND name = ?",
+            (scheduler, name),
+        ).fetchone()
+        if row is None:
+            raise ScheduleNotFoundError(name)
+        return tuple(row)
+
+    def list_rows(self, scheduler: str, prefix: str, limit: int, after: str | None) -> list[Row]:
+        """Rows (name, spec, created_at, paused, next_fire, version), name order, limit + 1."""
+        low = prefix if after is None or after < prefix else after
+        rows = self.conn.execute(
+            "SELECT name, spec, created_at, paused, next_fire, version FROM schedules"
+            " WHERE scheduler = ? AND name >= ? AND name < ? AND name != ?"
+            " ORDER BY name LIMIT ?",
+            # Names are ASCII below DEL, so prefix + DEL bounds every name with that prefix.
+            (scheduler, low, prefix + "\x7f", after or "", limit + 1),
+        ).fetchall()
+        return [tuple(row) for row in rows]
+
+    def pause(self, scheduler: str, name: str, at: datetime) -> None:
+        with self.transaction():
+            row = self.conn.execute(
+                "SELECT paused FROM schedules WHERE scheduler = ? AND name = ?", (scheduler, name)
+            ).fetchone()
+            if row is None:
+                raise ScheduleNotFoundError(name)
+            if row[0]:
+                return
+            seq = self._bump_seq()
+            self.conn.execute(
+                "UPDATE schedules SET paused = 1, version = version + 1, seq = ?"
+                " WHERE scheduler = ? AND name = ?",
+                (seq, scheduler, name),
+            )
+            self._history([(scheduler, name, "paused", to_us(at), None, None)])
+
+    def resume(self, scheduler: str, name: str, at: datetime) -> tuple[int, int | None] | None:
+        """Resume; returns (row id, next fire) or None when the schedule completed instead."""
+        with self.transaction():
+            row = self.conn.execute(
+                "SELECT id, spec, created_at, paused FROM schedules"
+                " WHERE scheduler = ? AND name = ?",
+                (scheduler, name),
+            ).fetchone()
+            if row is None:
+                raise ScheduleNotFoundError(name)
+            row_id, spec, created_us, paused = row
+            if not paused:
+                return int(row_id), None
+            schedule = decode_spec(spec, scheduler, name)
+            nxt = next_fire_after(schedule, at, created_at=from_us(created_us))
+            at_us = to_us(at)
+            seq = self._bump_seq()
+            if nxt is None:
+                self.conn.execute("DELETE FROM schedules WHERE id = ?", (row_id,))
+                self._history(
+                    [
+                        (scheduler, name, "resumed", at_us, None, None),
+                        (scheduler, name, "completed", at_us, None, "no fire left after resume"),
+                    ]
+                )
+                return None
+            self.conn.execute(
+                "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1, seq = ?"
+                " WHERE id = ?",
+                (to_us(nxt), seq, row_id),
+            )
+            self._history([(scheduler, name, "resumed", at_us, None, None)])
+            return int(row_id), to_us(nxt)
+
+    def history(self, scheduler: str, name: str, limit: int) -> list[Row]:
+        rows = self.conn.execute(
+            "SELECT kind, at, scheduled_time, detail FROM history"
+            " WHERE scheduler = ? AND name = ? ORDER BY id DESC LIMIT ?",
+            (scheduler, name, limit),
+        ).fetchall()
+        return [tuple(row) for row in reversed(rows)]
+
+    def dead_letters(self, scheduler: str, limit: int) -> list[Row]:
+        rows = self.conn.execute(
+            "SELECT name, scheduled_time, payload, attempts, reason, at FROM dead_letters"
+            " WHERE scheduler = ? ORDER BY id DESC LIMIT ?",
+            (scheduler, limit),
+        ).fetchall()
+        return [tuple(row) for row in reversed(rows)]
+
+    def schedulers(self) -> list[str]:
+        return [row[0] for row in self.conn.execute("SELECT DISTINCT scheduler FROM schedules")]
+
+    # -- the engine's side ----------------------------------------------------------------------
+
+    def current_seq(self) -> int:
+        return int(self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+
+    def load_due_index(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
+        """Everything the engine's heap needs: (id, next_fire) of active schedules, (id,
+        next_attempt_at) of retries, and the current change sequence number."""
+        with self.transaction():
+            seq = self.current_seq()
+            fires = self.conn.execute(
+                "SELECT id, next_fire FROM schedules WHERE paused = 0 AND next_fire IS NOT NULL"
+            ).fetchall()
+            retries = self.conn.execute("SELECT id, next_attempt_at FROM retries").fetchall()
+        return fires, retries, seq
+
+    def changes_since(self, seq: int) -> tuple[list[tuple[int, int]], int]:
+        """Active schedules changed by operations after ``seq`` (any process), and the new seq."""
+        with self.transaction():
+            now_seq = self.current_seq()
+            if now_seq == seq:
+                return [], seq
+            rows = self.conn.execute(
+                "SELECT id, next_fire FROM schedules WHERE seq > ? AND paused = 0"
+                " AND next_fire IS NOT NULL",
+                (seq,),
+            ).fetchall()
+        return rows, now_seq
+
+    def load_schedules(self, ids: Sequence[int]) -> list[Row]:
+        """(id, scheduler, name, spec, created_at, paused, next_fire, version) for these ids."""
+        rows: list[Row] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self.conn.execute(
+                    "SELECT id, scheduler, name, spec, created_at, paused, next_fire, version"
+                    f" FROM schedules WHERE id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return rows
+
+    def load_retries(self, ids: Sequence[int]) -> list[Row]:
+        """(id, scheduler, name, scheduled_time, payload, attempts, next_attempt_at)."""
+        rows: list[Row] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self.conn.execute(
+                    "SELECT id, scheduler, name, scheduled_time, payload, attempts,"
+                    f" next_attempt_at FROM retries WHERE id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return rows
+
+    def mark_broken(
+        self, row_id: int, version: int, reason: str, at_us: int, scheduled_us: int
+    ) -> None:
+        """Stop firing a row that cannot be decoded; keep its fire as a dead letter."""
+        with self.transaction():
+            row = self.conn.execute(
+                "UPDATE schedules SET next_fire = NULL WHERE id = ? AND version = ?"
+                " RETURNING scheduler, name, spec",
+                (row_id, version),
+            ).fetchone()
+            if row is None:
+                return
+            scheduler, name, spec = row
+            raw = spec.decode("utf-8", "replace") if isinstance(spec, bytes) else str(spec)
+            self._history([(scheduler, name, "dead_lettered", at_us, scheduled_us, reason)])
+            self.conn.execute(
+                "INSERT INTO dead_letters (scheduler, name, scheduled_time, payload, attempts,"
+                " reason, at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                (scheduler, name, scheduled_us, raw, reason, at_us),
+            )
+
+    def commit_outcomes(self, outcome: Outcome, owner: str | None) -> list[int]:
+        """Write one batch of fire outcomes atomically; returns the ids of new retry rows.
+
+        With ``owner`` set, the batch commits only while that owner holds the lease.
+        """
+        conn = self.conn
+        with self.transaction():
+            if owner is not None:
+                row = conn.execute("SELECT owner FROM lease WHERE id = 1").fetchone()
+                if row is None or row[0] != owner:
+                    raise LeaseLostError(f"store {self.path!r}: this process lost its lease")
+            if outcome.advance:
+                conn.executemany(
+                    "UPDATE schedules SET next_fire = ? WHERE id = ? AND version = ?",
+                    outcome.advance,
+                )
+            if outcome.complete:
+                conn.executemany(
+                    "DELETE FROM schedules WHERE id = ? AND version = ?", outcome.complete
+                )
+            if outcome.history:
+                self._history(outcome.history)
+            if outcome.retry_updates:
+                conn.executemany(
+                    "UPDATE retries SET attempts = ?, next_attempt_at = ?, last_error = ?"
+                    " WHERE id = ?",
+                    outcome.retry_updates,
+                )
+            if outcome.retry_deletes:
+                conn.executemany("DELETE FROM retries WHERE id = ?", outcome.retry_deletes)
+            if outcome.dead_letters:
+                conn.executemany(
+                    "INSERT INTO dead_letters (scheduler, name, scheduled_time, payload, attempts,"
+                    " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    outcome.dead_letters,
+                )
+            new_ids = []
+            for values in outcome.new_retries:
+                cursor = conn.execute(
+                    "INSERT INTO retries (scheduler, name, scheduled_time, payload, attempts,"
+                    " next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+                new_ids.append(int(cursor.lastrowid or 0))
+        return new_ids
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    def try_lease(self, owner: str, now: float, ttl: float) -> bool:
+        """Take or renew the lease when it is free, expired or already ours."""
+        with self.transaction():
+            row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            self.conn.execute(
+                "INSERT INTO lease (id, owner, expires_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at",
+                (owner, now + ttl),
+            )
+        return True
+
+    def release_lease(self, owner: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM lease WHERE id = 1 AND owner = ?", (owner,))
+
+
+class LeaseLostError(BackendUnavailableError):
+    """Another process holds the lease now; this one must stop firing."""
+
+
+class Outcome:
+    """Rows to write for one batch of finished fires (plain lists: this is the hot path)."""
+
+    __slots__ = (
+        "advance",
+        "complete",
+        "dead_letters",
+        "history",
+        "new_retries",
+        "retry_deletes",
+        "retry_updates",
+    )
+
+    def __init__(self) -> None:
+        self.advance: list[tuple[int | None, int, int]] = []
+        self.complete: list[tuple[int, int]] = []
+        self.history: list[tuple[str, str, str, int, int | None, str | None]] = []
+        self.new_retries: list[tuple[str, str, int, str, int, int, str]] = []
+        self.retry_updates: list[tuple[int, int, str, int]] = []
+        self.retry_deletes: list[tuple[int]] = []
+        self.dead_letters: list[tuple[str, str, int, str, int, str, int]] = []
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")

@@ -1,0 +1,187 @@
+"""The Scheduler component: its operations and the component itself.
+
+``Scheduler.make(provider, target=...)`` binds a scheduler to a provider's ScheduledPublisher and a
+target; ``scheduler.operations`` holds what applications call at runtime. Every input is validated
+here, before any adapter sees it, so each provider refuses exactly the same things.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from reventless.clock import Clock
+from reventless.errors import ValidationError
+from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_instant
+from reventless.schedule import Schedule, Single, check_name, rate_text
+from reventless.scheduler_adapter import (
+    DeadLetter,
+    HistoryEntry,
+    PutOutcome,
+    ScheduledPublisher,
+    SchedulePage,
+    ScheduleState,
+)
+from reventless.target import Target
+
+if TYPE_CHECKING:
+    from reventless.scheduler_builder import SchedulerProvider
+
+__all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations")
+
+MAX_BATCH = 10_000
+MAX_PAGE = 1000
+_TICK = timedelta(seconds=1)
+_PREFIX = re.compile(r"[0-9A-Za-z._-]{0,64}")
+
+
+class SchedulerOperations:
+    """What an application does with its schedules at runtime."""
+
+    def __init__(self, scheduler: str, publisher: ScheduledPublisher, clock: Clock) -> None:
+        self._scheduler = scheduler
+        self._publisher = publisher
+        self._clock = clock
+
+    async def create_schedule(self, schedule: Schedule) -> PutOutcome:
+        """Create a schedule, or replace the one with its name whole and atomically.
+
+        Intervals are anchored at this moment. A Single whose minute is before the current
+        minute is refused.
+        :raises ValidationError: the schedule is not valid now; nothing was stored.
+        """
+        now = self._clock.now()
+        self._check_schedule(schedule, now, "schedule")
+        return await self._publisher.put(self._scheduler, schedule, created_at=now)
+
+    async def create_schedules(self, schedules: Sequence[Schedule]) -> list[PutOutcome]:
+        """``create_schedule`` for up to 10,000 schedules with distinct names, all or none."""
+        if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
+            raise ValidationError("schedules", schedules, "a list of Schedule")
+        if not 1 <= len(schedules) <= MAX_BATCH:
+            raise ValidationError(
+                "schedules", f"{len(schedules)} schedules", f"1 to {MAX_BATCH} schedules"
+            )
+        now = self._clock.now()
+        seen: set[str] = set()
+        for index, schedule in enumerate(schedules):
+            self._check_schedule(schedule, now, f"schedules[{index}]")
+            if schedule.name in seen:
+                raise ValidationError(
+                    f"schedules[{index}].name", schedule.name, "a name not already in this batch"
+                )
+            seen.add(schedule.name)
+        return await self._publisher.put_many(self._scheduler, schedules, created_at=now)
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; True when one was deleted, False when there was none."""
+        return await self._publisher.delete(self._scheduler, check_name(name), at=self._clock.now())
+
+    async def get_schedule(self, name: str) -> ScheduleState:
+        """The stored schedule and where it stands.
+
+        :raises ScheduleNotFoundError: there is none by that name.
+        """
+        return await self._publisher.get(self._scheduler, check_name(name))
+
+    async def list_schedules(
+        self, *, prefix: str = "", limit: int = 100, after: str | None = None
+    ) -> SchedulePage:
+        """Schedules whose names start with ``prefix``, in name order, ``limit`` (1-1000) a page.
+
+        Pass a page's ``next_token`` as ``after`` for the next page.
+        """
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            raise ValidationError(
+                "prefix", prefix, "up to 64 characters of letters, digits, '.', '_' or '-'"
+            )
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+            raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_PAGE}")
+        if after is not None:
+            check_name(after)
+        return await self._publisher.list_schedules(
+            self._scheduler, prefix=prefix, limit=limit, after=after
+        )
+
+    async def pause_schedule(self, name: str) -> ScheduleState:
+        """Stop a schedule from firing until resumed.
+
+        :raises ScheduleNotFoundError: there is none by that name.
+        """
+        return await self._publisher.pause(self._scheduler, check_name(name), at=self._clock.now())
+
+    async def resume_schedule(self, name: str) -> ScheduleState | None:
+        """Fire again from the first fire after now; nothing missed while paused is caught up.
+
+        Returns None when the schedule completed instead (a Single whose minute passed).
+        :raises ScheduleNotFoundError: there is none by that name.
+        """
+        return await self._publisher.resume(self._scheduler, check_name(name), at=self._clock.now())
+
+    async def preview(self, name: str, count: int = 10) -> list[FirePreview]:
+        """The next ``count`` (1-10,000) fires of a stored schedule; none while it is paused."""
+        if type(count) is not int or not 1 <= count <= MAX_PREVIEW:
+            raise ValidationError("count", count, f"a whole number from 1 to {MAX_PREVIEW}")
+        state = await self.get_schedule(name)
+        if state.paused or state.next_fire is None:
+            return []
+        # Start just before the stored next fire so a fire due now is shown too.
+        return preview(
+            state.schedule,
+            created_at=state.created_at,
+            after=min(self._clock.now(), state.next_fire - _TICK),
+            count=count,
+        )
+
+    async def history(self, name: str, limit: int = 100) -> list[HistoryEntry]:
+        """The recorded facts of one schedule (also after deletion), oldest first."""
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE * 10:
+            raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_PAGE * 10}")
+        return await self._publisher.history(self._scheduler, check_name(name), limit=limit)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Fires that could not be delivered, with their payloads and reasons, oldest first."""
+        if type(limit) is not int or not 1 <= limit <= MAX_PAGE * 10:
+            raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_PAGE * 10}")
+        return await self._publisher.dead_letters(self._scheduler, limit=limit)
+
+    def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:
+        if not isinstance(schedule, Schedule):
+            raise ValidationError(field, schedule, "a reventless.Schedule")
+        if isinstance(schedule.rate, Single):
+            current_minute = now.replace(second=0, microsecond=0)
+            if single_instant(schedule) < current_minute:
+                raise ValidationError(
+                    f"{field}.rate",
+                    rate_text(schedule.rate),
+                    f"a minute no earlier than now ({current_minute:%Y-%m-%d %H:%M} UTC)",
+                    message=(
+                        f"{field}.rate {rate_text(schedule.rate)} in {schedule.timezone} is in "
+                        f"the past (now is {now:%Y-%m-%d %H:%M} UTC); a Single must be at or "
+                        "after the current minute"
+                    ),
+                )
+
+
+class Scheduler:
+    """A scheduler bound to a provider and a target. Make one with ``await Scheduler.make``."""
+
+    def __init__(self, name: str, operations: SchedulerOperations, target: Target) -> None:
+        self.name = name
+        self.operations = operations
+        self.target = target
+
+    @classmethod
+    async def make(
+        cls, provider: SchedulerProvider, *, target: Target, name: str = "default"
+    ) -> Scheduler:
+        """Bind a scheduler named ``name`` on ``provider`` that delivers every fire to ``target``.
+
+        Schedule names are unique within one scheduler; several schedulers on one provider keep
+        separate namespaces and targets.
+        """
+        from reventless.scheduler_builder import make_scheduler
+
+        return await make_scheduler(provider, target=target, name=name)

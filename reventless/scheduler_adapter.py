@@ -1,0 +1,228 @@
+"""The ScheduledPublisher port: what a provider implements to store and fire schedules.
+
+This module is the whole contract of an adapter; adapters do not repeat it. The Scheduler component
+validates every input before calling a port method (names, schedules, the Single-in-the-past rule,
+limits), so an adapter receives only valid values. ``reventless.testing.conformance`` checks an
+adapter against this contract.
+
+Every method that takes ``scheduler`` works inside that scheduler's namespace: the same schedule
+name in two schedulers names two schedules. Instants passed in (``created_at``, ``at``) come from
+the provider's Clock and are aware UTC datetimes; an adapter never reads the time itself for these.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from reventless.errors import ValidationError
+from reventless.schedule import Schedule
+from reventless.target import Target
+
+__all__ = (
+    "DeadLetter",
+    "HistoryEntry",
+    "HistoryKind",
+    "MisfirePolicy",
+    "PutOutcome",
+    "RetryPolicy",
+    "SchedulePage",
+    "ScheduleState",
+    "ScheduledPublisher",
+)
+
+
+class PutOutcome(enum.StrEnum):
+    """Whether ``put`` made a new schedule or replaced one of the same name."""
+
+    CREATED = "created"
+    REPLACED = "replaced"
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What the local engine does with fires it missed (down or stalled) within the grace window.
+
+    ``LATEST`` delivers one fire, for the most recent missed instant; ``ALL`` delivers each, oldest
+    first; ``SKIP`` delivers none. Every missed instant not delivered is recorded as ``missed``;
+    instants older than the grace window are recorded as ``expired``.
+    """
+
+    LATEST = "latest"
+    ALL = "all"
+    SKIP = "skip"
+
+
+class HistoryKind(enum.StrEnum):
+    """The recorded facts of a schedule's life."""
+
+    CREATED = "created"
+    REPLACED = "replaced"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    FIRED = "fired"
+    FAILED = "failed"
+    MISSED = "missed"
+    EXPIRED = "expired"
+    DEAD_LETTERED = "dead_lettered"
+    COMPLETED = "completed"
+    DELETED = "deleted"
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How long a failing delivery is retried before it is dead-lettered (AWS RetryPolicy).
+
+    ``max_attempts``: retries after the first failure, 0 to 185 (default 185).
+    ``max_event_age``: how long after its scheduled time a fire may still be retried, 60 s to
+    24 h (default 24 h). Whichever runs out first ends the retries.
+    """
+
+    max_attempts: int = 185
+    max_event_age: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if type(self.max_attempts) is not int or not 0 <= self.max_attempts <= 185:
+            raise ValidationError("max_attempts", self.max_attempts, "a whole number from 0 to 185")
+        if not isinstance(self.max_event_age, timedelta) or not (
+            timedelta(seconds=60) <= self.max_event_age <= timedelta(hours=24)
+        ):
+            raise ValidationError(
+                "max_event_age", self.max_event_age, "a timedelta from 60 seconds to 24 hours"
+            )
+
+
+class ScheduleState(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored schedule and where it stands.
+
+    ``created_at`` is the instant of the last create (it anchors intervals). ``next_fire`` is the
+    next instant it will fire, or None when paused or when nothing is left. ``version`` grows with
+    every change (replace, pause, resume).
+    """
+
+    schedule: Schedule
+    created_at: datetime
+    paused: bool
+    next_fire: datetime | None
+    version: int
+
+
+class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of ``list_schedules``: schedules in name order, and the token for the next page or None."""
+
+    schedules: list[ScheduleState]
+    next_token: str | None
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded fact. ``fire_id`` and ``scheduled_time`` are set for facts about a fire."""
+
+    kind: HistoryKind
+    at: datetime
+    schedule: str
+    fire_id: str | None = None
+    scheduled_time: datetime | None = None
+    detail: str | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A fire that could not be delivered, with everything needed to deliver it by hand."""
+
+    schedule: str
+    fire_id: str
+    scheduled_time: datetime
+    payload: str
+    attempts: int
+    reason: str
+    at: datetime
+
+
+@runtime_checkable
+class ScheduledPublisher(Protocol):
+    """Stores schedules and publishes their fires to the attached target.
+
+    Firing obligations (SEMANTICS.md sections 2, 4, 5): each fire instant comes from
+    ``reventless.next_fire_after`` with the stored ``created_at`` as the interval anchor; each fire
+    delivers a ``FireEnvelope`` whose fire id is stable across retries and restarts; delivery is
+    at-least-once; a failing delivery is retried under the provider's RetryPolicy and then kept as
+    a dead letter; nothing is dropped without a history entry saying so.
+    """
+
+    async def attach(self, scheduler: str, target: Target) -> None:
+        """Bind ``target`` as the destination of every fire of ``scheduler``.
+
+        Fires of a scheduler with no attached target wait until one is attached. Attaching again
+        replaces the target.
+        """
+        ...
+
+    async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
+        """Create ``schedule``, or replace the one with the same name whole and atomically.
+
+        A replacement takes every field of the new schedule, is active (not paused) and anchors
+        intervals at ``created_at``. Records ``created`` or ``replaced`` in the history.
+        :raises BackendUnavailableError: the store could not be written; nothing was stored.
+        """
+        ...
+
+    async def put_many(
+        self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
+    ) -> list[PutOutcome]:
+        """``put`` for many schedules in one atomic step: all are stored, or none is.
+
+        Names within one call are distinct (the caller checks). Returns one outcome per schedule,
+        in order.
+        """
+        ...
+
+    async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
+        """Delete a schedule. Returns False, and changes nothing, when there was none.
+
+        Records ``deleted`` when there was one. Fires already due and being retried still complete.
+        """
+        ...
+
+    async def get(self, scheduler: str, name: str) -> ScheduleState:
+        """The stored schedule.
+
+        :raises ScheduleNotFoundError: there is none by that name.
+        :raises CorruptDataError: the stored row cannot be decoded.
+        """
+        ...
+
+    async def list_schedules(
+        self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
+    ) -> SchedulePage:
+        """Schedules whose names start with ``prefix``, in name order, at most ``limit`` (1-1000).
+
+        ``after`` is a ``next_token`` from a previous page: the page starts after that name.
+        """
+        ...
+
+    async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
+        """Stop a schedule from firing; pausing a paused schedule changes nothing.
+
+        :raises ScheduleNotFoundError: there is none by that name.
+        """
+        ...
+
+    async def resume(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState | None:
+        """Let a paused schedule fire again from the first fire strictly after ``at``.
+
+        Nothing missed while paused is delivered. A Single whose instant passed while paused
+        completes without firing (recorded as ``completed``) and None is returned. Resuming an
+        active schedule changes nothing.
+        :raises ScheduleNotFoundError: there is none by that name.
+        """
+        ...
+
+    async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
+        """The most recent recorded facts of one schedule (also after it was deleted), oldest
+        first, at most ``limit``."""
+        ...
+
+    async def dead_letters(self, scheduler: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters of a scheduler, oldest first, at most ``limit``."""
+        ...

@@ -1,0 +1,15 @@
+"""Helpers for testing code that uses reventless, and for proving new adapters.
+
+- ``VirtualClock``: time that moves only on ``await clock.advance(delta)``, which returns once
+  every fire due up to the new instant has been delivered and recorded.
+- ``RecordingTarget``: a target that records every envelope it receives, in order.
+- ``FailingTarget`` and ``HangingTarget``: targets for fault injection.
+- ``reventless.testing.conformance``: the ScheduledPublisher conformance suite (needs pytest).
+"""
+
+from __future__ import annotations
+
+from reventless.clock import ScaledClock, VirtualClock
+from reventless.testing._targets import FailingTarget, HangingTarget, RecordingTarget
+
+__all__ = ("FailingTarget", "HangingTarget", "RecordingTarget", "ScaledClock", "VirtualClock")
