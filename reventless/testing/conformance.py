@@ -1,0 +1,436 @@
+"""The ScheduledPublisher conformance suite: one set of tests for every adapter.
+
+Use it from a pytest module of your own (it needs pytest and anyio's pytest plugin)::
+
+    import pytest
+    from reventless.testing.conformance import ScheduledPublisherConformance
+
+    class TestMyAdapter(ScheduledPublisherConformance):
+        fires = True            # False when fires cannot be observed (a remote control plane)
+
+        @pytest.fixture
+        def provider_factory(self):
+            return lambda clock: my_provider(clock=clock)   # an async context manager
+
+The factory takes a ``VirtualClock`` and returns an async context manager yielding a provider: an
+object with ``clock``, ``scheduled_publisher()`` and, when ``fires`` is true, ``run()``. Every test
+drives the adapter through the Scheduler component and checks what it stores, and, with ``fires``,
+every fire it delivers against ``fire_times`` of the core.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+
+from reventless.errors import ScheduleNotFoundError, ValidationError
+from reventless.fire_times import fire_times, next_fire_after
+from reventless.schedule import (
+    Daily,
+    Days,
+    Hours,
+    Minutes,
+    Schedule,
+    Single,
+    Weekdays,
+    WeekdaysAndSaturday,
+)
+from reventless.scheduler import Scheduler
+from reventless.scheduler_adapter import HistoryKind, PutOutcome
+from reventless.testing import RecordingTarget, VirtualClock
+
+__all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
+
+ProviderFactory = Callable[[VirtualClock], AbstractAsyncContextManager[Any]]
+START = datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC)
+
+
+class Harness:
+    """A provider with a virtual clock, a scheduler and a recording target, engine running."""
+
+    def __init__(
+        self, provider: Any, clock: VirtualClock, scheduler: Scheduler, target: RecordingTarget
+    ) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.scheduler = scheduler
+        self.ops = scheduler.operations
+        self.target = target
+
+    async def advance(self, delta: timedelta, step: timedelta | None = None) -> None:
+        """Advance the clock by ``delta``, in ``step``-sized moves when given."""
+        if step is None:
+            await self.clock.advance(delta)
+            return
+        end = self.clock.now() + delta
+        while self.clock.now() < end:
+            await self.clock.advance(min(step, end - self.clock.now()))
+
+
+@asynccontextmanager
+async def harness(
+    factory: ProviderFactory, *, start: datetime = START, run: bool = True
+) -> AsyncIterator[Harness]:
+    clock = VirtualClock(start)
+    target = RecordingTarget()
+    async with factory(clock) as provider:
+        scheduler = await Scheduler.make(provider, target=target)
+        if not run:
+            yield Harness(provider, clock, scheduler, target)
+            return
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            yield Harness(provider, clock, scheduler, target)
+            group.cancel_scope.cancel()
+
+
+def _mixed_schedules() -> list[Schedule]:
+    """All seven variants, in zones whose clocks change in the test windows."""
+    return [
+        Schedule(name="daily-gap", rate=Daily(2, 30), payload="a", timezone="Europe/Berlin"),
+        Schedule(
+            name="weekdays-ny", rate=Weekdays(17, 0), payload="b", timezone="America/New_York"
+        ),
+        Schedule(
+            name="mon-sat-lhi",
+            rate=WeekdaysAndSaturday(1, 45),
+            payload="c",
+            timezone="Australia/Lord_Howe",
+        ),
+        Schedule(name="minutes-45", rate=Minutes(45), payload="d", timezone="Europe/Berlin"),
+        Schedule(name="hours-5", rate=Hours(5), payload="e"),
+        Schedule(name="days-2", rate=Days(2), payload="f", timezone="America/Santiago"),
+        Schedule(
+            name="single-berlin",
+            rate=Single(2026, 3, 29, 3, 0),
+            payload="g",
+            timezone="Europe/Berlin",
+        ),
+        Schedule(
+            name="single-overlap",
+            rate=Single(2026, 10, 25, 2, 30),
+            payload="h",
+            timezone="Europe/Berlin",
+        ),
+        Schedule(name="daily-apia", rate=Daily(0, 0), payload="i", timezone="Pacific/Apia"),
+    ]
+
+
+class ScheduledPublisherConformance:
+    """The contract of ``reventless.scheduler_adapter.ScheduledPublisher``, as tests."""
+
+    fires: ClassVar[bool] = True
+
+    @pytest.fixture
+    def provider_factory(self) -> ProviderFactory:
+        raise NotImplementedError("override the provider_factory fixture in your subclass")
+
+    def _needs_fires(self) -> None:
+        if not self.fires:
+            pytest.skip("this adapter's fires cannot be observed here")
+
+    # -- the control plane -------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_create_then_get_returns_the_schedule(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            schedule = Schedule(
+                name="report", rate=Weekdays(17, 0), payload='{"x": 1}', timezone="Europe/Berlin"
+            )
+            assert await h.ops.create_schedule(schedule) is PutOutcome.CREATED
+            state = await h.ops.get_schedule("report")
+            assert state.schedule == schedule
+            assert state.created_at == START
+            assert state.paused is False
+            assert state.next_fire == next_fire_after(schedule, START)
+
+    @pytest.mark.anyio
+    async def test_create_with_an_existing_name_replaces_it_whole(
+        self, provider_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False) as h:
+            first = Schedule(name="job", rate=Minutes(5), payload="one", timezone="Asia/Tokyo")
+            await h.ops.create_schedule(first)
+            await h.ops.pause_schedule("job")
+            before = await h.ops.get_schedule("job")
+            await h.clock.advance(timedelta(minutes=2))
+            second = Schedule(name="job", rate=Hours(2), payload="two")
+            assert await h.ops.create_schedule(second) is PutOutcome.REPLACED
+            state = await h.ops.get_schedule("job")
+            assert state.schedule == second
+            assert state.paused is False
+            assert state.created_at == START + timedelta(minutes=2)
+            assert state.version > before.version
+            assert state.next_fire == datetime(2026, 3, 20, 8, 3, tzinfo=UTC)
+
+    @pytest.mark.anyio
+    async def test_delete_is_idempotent(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            await h.ops.create_schedule(Schedule(name="gone", rate=Daily(9, 0), payload="p"))
+            assert await h.ops.delete_schedule("gone") is True
+            assert await h.ops.delete_schedule("gone") is False
+            assert await h.ops.delete_schedule("never-was") is False
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.get_schedule("gone")
+
+    @pytest.mark.anyio
+    async def test_list_filters_by_prefix_and_pages_in_name_order(
+        self, provider_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False) as h:
+            names = [f"user-{number:03d}" for number in range(25)] + ["admin", "user", "userx"]
+            await h.ops.create_schedules(
+                [Schedule(name=name, rate=Hours(1), payload="p") for name in reversed(names)]
+            )
+            seen: list[str] = []
+            token = None
+            pages = 0
+            while True:
+                page = await h.ops.list_schedules(prefix="user-", limit=10, after=token)
+                pages += 1
+                seen += [state.schedule.name for state in page.schedules]
+                token = page.next_token
+                if token is None:
+                    break
+            assert seen == sorted(name for name in names if name.startswith("user-"))
+            assert pages == 3
+            everything = await h.ops.list_schedules(limit=1000)
+            assert [s.schedule.name for s in everything.schedules] == sorted(names)
+            assert everything.next_token is None
+
+    @pytest.mark.anyio
+    async def test_batch_create_is_all_or_nothing(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            good = Schedule(name="a", rate=Daily(9, 0), payload="p")
+            past = Schedule(name="b", rate=Single(2026, 3, 20, 5, 59), payload="p")
+            with pytest.raises(ValidationError, match="past"):
+                await h.ops.create_schedules([good, past])
+            with pytest.raises(ValidationError, match="already in this batch"):
+                await h.ops.create_schedules([good, good])
+            assert (await h.ops.list_schedules()).schedules == []
+
+    @pytest.mark.anyio
+    async def test_single_in_the_past_is_refused_but_the_current_minute_is_not(
+        self, provider_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False) as h:
+            with pytest.raises(ValidationError, match="in the past") as caught:
+                await h.ops.create_schedule(
+                    Schedule(name="late", rate=Single(2026, 3, 20, 5, 59), payload="p")
+                )
+            assert caught.value.field == "schedule.rate"
+            await h.ops.create_schedule(
+                Schedule(name="now", rate=Single(2026, 3, 20, 6, 0), payload="p")
+            )
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.get_schedule("late")
+
+    @pytest.mark.anyio
+    async def test_pause_and_resume(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            schedule = Schedule(name="tick", rate=Minutes(10), payload="p")
+            await h.ops.create_schedule(schedule)
+            paused = await h.ops.pause_schedule("tick")
+            assert paused.paused is True
+            assert paused.next_fire is None
+            again = await h.ops.pause_schedule("tick")
+            assert again.version == paused.version  # pausing a paused schedule changes nothing
+            await h.clock.advance(timedelta(minutes=33))
+            resumed = await h.ops.resume_schedule("tick")
+            assert resumed is not None and resumed.paused is False
+            assert resumed.next_fire == next_fire_after(schedule, h.clock.now(), created_at=START)
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.pause_schedule("missing")
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.resume_schedule("missing")
+
+    @pytest.mark.anyio
+    async def test_history_records_each_change(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            await h.ops.create_schedule(Schedule(name="h", rate=Daily(9, 0), payload="p"))
+            await h.ops.create_schedule(Schedule(name="h", rate=Daily(10, 0), payload="p"))
+            await h.ops.pause_schedule("h")
+            await h.ops.resume_schedule("h")
+            await h.ops.delete_schedule("h")
+            kinds = [entry.kind for entry in await h.ops.history("h")]
+            assert kinds == [
+                HistoryKind.CREATED,
+                HistoryKind.REPLACED,
+                HistoryKind.PAUSED,
+                HistoryKind.RESUMED,
+                HistoryKind.DELETED,
+            ]
+
+    @pytest.mark.anyio
+    async def test_schedulers_have_separate_namespaces(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            other = await Scheduler.make(h.provider, target=RecordingTarget(), name="other")
+            await h.ops.create_schedule(Schedule(name="same", rate=Daily(9, 0), payload="one"))
+            await other.operations.create_schedule(
+                Schedule(name="same", rate=Daily(10, 0), payload="two")
+            )
+            assert (await h.ops.get_schedule("same")).schedule.payload == "one"
+            assert (await other.operations.get_schedule("same")).schedule.payload == "two"
+            assert await other.operations.delete_schedule("same") is True
+            assert (await h.ops.get_schedule("same")).schedule.payload == "one"
+
+    @pytest.mark.anyio
+    async def test_bad_input_is_refused_before_the_adapter(self, provider_factory: Any) -> None:
+        async with harness(provider_factory, run=False) as h:
+            for call in (
+                lambda: h.ops.get_schedule("bad name"),
+                lambda: h.ops.delete_schedule("x" * 65),
+                lambda: h.ops.list_schedules(prefix="no spaces"),
+                lambda: h.ops.list_schedules(limit=0),
+                lambda: h.ops.create_schedule("Daily(9, 0)"),  # type: ignore[arg-type]
+                lambda: h.ops.preview("x", count=0),
+            ):
+                with pytest.raises(ValidationError):
+                    await call()
+            assert (await h.ops.list_schedules()).schedules == []
+
+    # -- firing ------------------------------------------------------------------------------------
+
+    async def _check_window(self, provider_factory: Any, start: datetime, days: int) -> None:
+        async with harness(provider_factory, start=start) as h:
+            schedules = [
+                s
+                for s in _mixed_schedules()
+                if not isinstance(s.rate, Single) or next_fire_after(s, start) is not None
+            ]
+            await h.ops.create_schedules(schedules)
+            await h.advance(timedelta(days=days), step=timedelta(hours=7))
+            end = h.clock.now()
+            for schedule in schedules:
+                expected = list(
+                    itertools.takewhile(
+                        lambda instant: instant <= end,
+                        fire_times(schedule, created_at=start),
+                    )
+                )
+                got = h.target.for_schedule(schedule.name)
+                assert [d.scheduled_time for d in got] == expected, schedule.name
+                assert all(d.payload == schedule.payload for d in got)
+            assert h.target.duplicates() == {}
+
+    @pytest.mark.anyio
+    async def test_every_variant_fires_exactly_per_the_core_across_spring_changes(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        await self._check_window(provider_factory, START, days=21)
+
+    @pytest.mark.anyio
+    async def test_every_variant_fires_exactly_per_the_core_across_autumn_changes(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        await self._check_window(
+            provider_factory, datetime(2026, 10, 20, 11, 11, 11, tzinfo=UTC), days=21
+        )
+
+    @pytest.mark.anyio
+    async def test_the_envelope_carries_the_nominal_time_and_fire_id(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(
+                Schedule(
+                    name="daily-report", rate=Daily(9, 0), payload='{"type": "GenerateReport"}'
+                )
+            )
+            await h.advance(timedelta(days=1))
+            [delivery] = h.target.deliveries
+            assert delivery.scheduled_time == datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
+            assert delivery.fire_id == "daily-report@2026-03-20T09:00:00Z"
+            assert delivery.to_json() == (
+                b'{"schedule":"daily-report","scheduledTime":"2026-03-20T09:00:00Z",'
+                b'"payload":"{\\"type\\": \\"GenerateReport\\"}"}'
+            )
+            history = await h.ops.history("daily-report")
+            assert history[-1].kind is HistoryKind.FIRED
+            assert history[-1].fire_id == delivery.fire_id
+
+    @pytest.mark.anyio
+    async def test_a_single_fires_once_then_completes(self, provider_factory: Any) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(
+                Schedule(name="meeting", rate=Single(2026, 3, 20, 7, 15), payload="p")
+            )
+            await h.advance(timedelta(days=2))
+            assert [d.fire_id for d in h.target.deliveries] == ["meeting@2026-03-20T07:15:00Z"]
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.get_schedule("meeting")
+            kinds = [entry.kind for entry in await h.ops.history("meeting")]
+            assert kinds == [HistoryKind.CREATED, HistoryKind.FIRED, HistoryKind.COMPLETED]
+
+    @pytest.mark.anyio
+    async def test_a_single_in_the_current_minute_fires_at_once(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(
+                Schedule(name="now", rate=Single(2026, 3, 20, 6, 0), payload="p")
+            )
+            await h.advance(timedelta(0))
+            assert [d.fire_id for d in h.target.deliveries] == ["now@2026-03-20T06:00:00Z"]
+
+    @pytest.mark.anyio
+    async def test_paused_schedules_do_not_fire_and_resume_does_not_catch_up(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(Schedule(name="tick", rate=Minutes(10), payload="p"))
+            await h.advance(timedelta(minutes=25))
+            assert len(h.target.deliveries) == 2
+            await h.ops.pause_schedule("tick")
+            await h.advance(timedelta(hours=2))
+            assert len(h.target.deliveries) == 2
+            await h.ops.resume_schedule("tick")
+            await h.advance(timedelta(minutes=20))
+            times = [d.scheduled_time.strftime("%H:%M") for d in h.target.deliveries]
+            assert times == ["06:11", "06:21", "08:31", "08:41"]
+
+    @pytest.mark.anyio
+    async def test_deleted_schedules_stop_firing(self, provider_factory: Any) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(Schedule(name="tick", rate=Minutes(1), payload="p"))
+            await h.advance(timedelta(minutes=3))
+            await h.ops.delete_schedule("tick")
+            await h.advance(timedelta(hours=1))
+            assert len(h.target.deliveries) == 2  # 06:02 and 06:03
+
+    @pytest.mark.anyio
+    async def test_replacing_an_interval_restarts_its_anchor(self, provider_factory: Any) -> None:
+        """The dead-man's switch: re-creating before it fires pushes the fire back."""
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            switch = Schedule(name="dead-man", rate=Minutes(10), payload="p")
+            await h.ops.create_schedule(switch)
+            for _ in range(5):
+                await h.advance(timedelta(minutes=8))
+                await h.ops.create_schedule(switch)
+            assert h.target.deliveries == []
+            await h.advance(timedelta(minutes=11))
+            assert len(h.target.deliveries) == 1
+
+    @pytest.mark.anyio
+    async def test_an_earlier_schedule_wakes_a_sleeping_engine(self, provider_factory: Any) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(Schedule(name="far", rate=Days(30), payload="p"))
+            await h.advance(timedelta(minutes=1))
+            await h.ops.create_schedule(Schedule(name="near", rate=Minutes(2), payload="p"))
+            await h.advance(timedelta(minutes=3))
+            assert [d.fire_id for d in h.target.deliveries] == ["near@2026-03-20T06:04:00Z"]
