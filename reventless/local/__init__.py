@@ -90,6 +90,7 @@ async def provider(
     lease_ttl: float = 20.0,
     poll_interval: float = 1.0,
     workers: int = 32,
+    lock_timeout: float = 5.0,
 ) -> AsyncIterator[LocalProvider]:
     """Open (or create) the store at ``path`` and yield the embedded provider.
 
@@ -104,6 +105,8 @@ async def provider(
       that died; ``poll_interval``: how often (0.05 to 60 s) the leader looks for schedules
       other processes wrote.
     - ``workers``: concurrent deliveries (1 to 1024).
+    - ``lock_timeout``: real seconds (0.01 to 600) to wait for another process's lock on the
+      file before an operation fails with BackendUnavailableError.
     """
     policy = _check_policy(misfire_policy)
     if not isinstance(misfire_grace, timedelta) or not (
@@ -113,6 +116,7 @@ async def provider(
     _check_number("delivery_timeout", delivery_timeout, 0.01, 900)
     _check_number("lease_ttl", lease_ttl, 1, 3600)
     _check_number("poll_interval", poll_interval, 0.05, 60)
+    _check_number("lock_timeout", lock_timeout, 0.01, 600)
     if type(workers) is not int or not 1 <= workers <= 1024:
         raise ValidationError("workers", workers, "a whole number from 1 to 1024")
     if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
@@ -120,7 +124,7 @@ async def provider(
     if not isinstance(path, (str, Path)):
         raise ValidationError("path", path, "a file path or ':memory:'")
     clock = clock or SystemClock()
-    store = await anyio.to_thread.run_sync(SqliteStore, path)
+    store = await anyio.to_thread.run_sync(SqliteStore, path, float(lock_timeout))
     runner = StoreRunner(store)
     engine = Engine(
         runner,
@@ -144,10 +148,9 @@ async def provider(
 
 
 def _check_policy(value: object) -> MisfirePolicy:
-    try:
-        return MisfirePolicy(str(value)) if isinstance(value, str) else MisfirePolicy(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise ValidationError("misfire_policy", value, "'latest', 'all' or 'skip'") from None
+    if isinstance(value, str) and value in {policy.value for policy in MisfirePolicy}:
+        return MisfirePolicy(value)
+    raise ValidationError("misfire_policy", value, "'latest', 'all' or 'skip'")
 
 
 def _check_number(field: str, value: object, low: float, high: float) -> None:

@@ -53,7 +53,7 @@ _KIND_RETRY = 1
 _ID_BITS = 33
 _ID_MASK = (1 << _ID_BITS) - 1
 _TIME_SHIFT = _ID_BITS + 1
-_DUE_BATCH = 4096
+_DUE_BATCH = 1024  # planning is CPU in the event loop: keep each step short
 _MAX_JOBS_PER_CHUNK = 256
 _LATE_AFTER_US = 60_000_000  # a fire handled this late was missed, not merely busy
 _BACKOFF_CAP_S = 300.0
@@ -76,7 +76,7 @@ class StoreRunner:
 
     async def call(self, func: Callable[..., T], *args: Any) -> T:
         delay = 0.02
-        for attempt in range(6):
+        for attempt in range(3):
             try:
                 return await anyio.to_thread.run_sync(
                     partial(func, *args), limiter=self._limiter, abandon_on_cancel=False
@@ -86,7 +86,7 @@ class StoreRunner:
                 busy = getattr(exc, "sqlite_errorname", "").startswith(
                     ("SQLITE_BUSY", "SQLITE_LOCKED")
                 )
-                if not busy or attempt == 5:
+                if not busy or attempt == 2:
                     raise error from exc
             # Only lock contention is known to pass; it is retried with backoff (real time).
             await anyio.sleep(delay)

@@ -147,16 +147,16 @@ Row = tuple[Any, ...]
 class SqliteStore:
     """One connection to one SQLite file (or ``:memory:``), used from one thread at a time."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout: float = 5.0) -> None:
         self.path = str(path)
         try:
             self.conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+                self.path, isolation_level=None, check_same_thread=False, timeout=lock_timeout
             )
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from exc
         try:
-            self.conn.execute("PRAGMA busy_timeout = 5000")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
             if self.path != ":memory:":
                 mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode != "wal":
