@@ -15,13 +15,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
-from reventless.errors import ReventlessError, ValidationError
+from reventless.errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    ReventlessError,
+    ScheduleNotFoundError,
+    ValidationError,
+)
 from reventless.fire_times import as_utc, preview
 from reventless.rate_translation import aws_schedule_fields
 from reventless.schedule import Schedule, parse_rate, rate_text
 
 __all__ = ("main",)
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -53,7 +60,44 @@ def _build_parser() -> argparse.ArgumentParser:
         help="show fires after this aware ISO 8601 instant (also the creation); default now",
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_schedules_commands(commands)
     return parser
+
+
+def _add_schedules_commands(commands: Any) -> None:
+    group = commands.add_parser(
+        "schedules",
+        help="inspect and change the schedules in a local store file",
+        description="Work on the schedules stored in a reventless SQLite file.",
+    )
+    actions = group.add_subparsers(dest="action", required=True, parser_class=_Parser)
+
+    def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        if needs_name:
+            sub.add_argument("name", help="the schedule's name")
+        sub.add_argument("--db", required=True, help="the store file")
+        sub.add_argument("--scheduler", default="default", help="scheduler name (default)")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    listing = action("list", "list schedules in name order", needs_name=False)
+    listing.add_argument("--prefix", default="", help="only names starting with this")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+    listing.add_argument("--after", help="start after this name (a previous next_token)")
+    show = action("show", "show one schedule and its next fires")
+    show.add_argument("--count", type=int, default=5, help="how many next fires (default 5)")
+    create = action("create", "create or replace a schedule")
+    create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
+    create.add_argument("--payload", required=True, help="what each fire delivers")
+    create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+    action("delete", "delete a schedule (succeeds when there is none)")
+    action("pause", "stop a schedule firing")
+    action("resume", "let a paused schedule fire again")
+    history = action("history", "the recorded facts of one schedule")
+    history.add_argument("--limit", type=int, default=100, help="the most recent N (default 100)")
+    letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
+    letters.add_argument("--limit", type=int, default=100, help="the most recent N (default 100)")
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -63,6 +107,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         if args.command == "preview":
             return _preview(args, out)
+        if args.command == "schedules":
+            return _run_async(_schedules, args, out)
+    except (ScheduleNotFoundError, BackendUnavailableError, CorruptDataError) as exc:
+        print(f"reventless: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except ReventlessError as exc:
         print(f"reventless: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -158,6 +207,141 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     write("\nEventBridge Scheduler:\n")
     for key, value in aws.items():
         write(f"  {key}: {json.dumps(value) if isinstance(value, dict) else value}\n")
+    return 0
+
+
+def _run_async(func: Any, args: argparse.Namespace, out: TextIO) -> int:
+    import anyio
+
+    result: int = anyio.run(func, args, out)
+    return result
+
+
+def _utc(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = [header, *rows]
+    widths = [max(len(line[col]) for line in table) for col in range(len(header))]
+    for line in table:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _dump(out: TextIO, value: Any) -> int:
+    import msgspec
+
+    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    return 0
+
+
+async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
+    import reventless.local
+    from reventless.scheduler import Scheduler
+    from reventless.testing import RecordingTarget
+
+    if args.action != "create" and args.db != ":memory:" and not os.path.exists(args.db):
+        raise ValidationError(
+            "--db",
+            args.db,
+            "an existing store file",
+            message=(
+                f"--db {args.db!r}: no such file; a store is made by creating a schedule in it"
+            ),
+        )
+    async with reventless.local.provider(args.db) as local:
+        # The CLI never runs the engine; the target is only there to make the scheduler.
+        ops = (
+            await Scheduler.make(local, target=RecordingTarget(), name=args.scheduler)
+        ).operations
+        action = args.action
+        if action == "list":
+            page = await ops.list_schedules(prefix=args.prefix, limit=args.limit, after=args.after)
+            if args.json:
+                return _dump(out, page)
+            _table(
+                out,
+                ("name", "rate", "timezone", "state", "next fire (UTC)"),
+                [
+                    (
+                        s.schedule.name,
+                        rate_text(s.schedule.rate),
+                        s.schedule.timezone,
+                        "paused" if s.paused else "active",
+                        _utc(s.next_fire),
+                    )
+                    for s in page.schedules
+                ],
+            )
+            if page.next_token:
+                out.write(f"(more: --after {page.next_token})\n")
+            return 0
+        if action == "show":
+            state = await ops.get_schedule(args.name)
+            fires = await ops.preview(args.name, count=args.count)
+            if args.json:
+                return _dump(out, {"state": state, "next": [row.at for row in fires]})
+            schedule = state.schedule
+            out.write(f"name:       {schedule.name}\n")
+            out.write(f"rate:       {rate_text(schedule.rate)}\n")
+            out.write(f"timezone:   {schedule.timezone}\n")
+            out.write(f"state:      {'paused' if state.paused else 'active'}\n")
+            out.write(f"created:    {_utc(state.created_at)} UTC\n")
+            out.write(f"payload:    {schedule.payload}\n")
+            for row in fires:
+                out.write(f"next fire:  {_utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
+            return 0
+        if action == "create":
+            schedule = Schedule(
+                name=args.name,
+                rate=parse_rate(args.rate),
+                payload=args.payload,
+                timezone=args.timezone,
+            )
+            outcome = await ops.create_schedule(schedule)
+            return _dump(out, {"outcome": outcome}) if args.json else _say(out, f"{outcome}")
+        if action == "delete":
+            deleted = await ops.delete_schedule(args.name)
+            if args.json:
+                return _dump(out, {"deleted": deleted})
+            return _say(out, "deleted" if deleted else "nothing to delete")
+        if action in ("pause", "resume"):
+            if action == "pause":
+                state = await ops.pause_schedule(args.name)
+            else:
+                resumed = await ops.resume_schedule(args.name)
+                if resumed is None:
+                    return _say(out, "completed: its one fire passed while paused")
+                state = resumed
+            if args.json:
+                return _dump(out, state)
+            return _say(
+                out, f"{'paused' if state.paused else 'active'}; next fire {_utc(state.next_fire)}"
+            )
+        if action == "history":
+            entries = await ops.history(args.name, limit=args.limit)
+            if args.json:
+                return _dump(out, entries)
+            _table(
+                out,
+                ("at (UTC)", "what", "fire id", "detail"),
+                [(_utc(e.at), str(e.kind), e.fire_id or "", e.detail or "") for e in entries],
+            )
+            return 0
+        letters = await ops.dead_letters(limit=args.limit)
+        if args.json:
+            return _dump(out, letters)
+        _table(
+            out,
+            ("at (UTC)", "fire id", "attempts", "reason"),
+            [(_utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
+        )
+        return 0
+
+
+def _say(out: TextIO, text: str) -> int:
+    out.write(text + "\n")
     return 0
 
 
