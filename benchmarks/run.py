@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ("bench_fire_times",)
+BENCHMARKS = ("bench_fire_times", "bench_engine")
 
 
 def main(argv: list[str]) -> int:

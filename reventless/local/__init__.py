@@ -144,7 +144,7 @@ async def provider(
     finally:
         with anyio.CancelScope(shield=True):
             await local._close()
-            await runner.call(store.close)
+            await anyio.to_thread.run_sync(runner.close)
 
 
 def _check_policy(value: object) -> MisfirePolicy:
