@@ -179,7 +179,7 @@ async def ours_lateness(count: int, path: Path) -> float:
             )
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
-            while target.count < count:
+            while target.count < count:  # noqa: ASYNC110 - a benchmark's simple wait
                 await anyio.sleep(0.01)
             group.cancel_scope.cancel()
     assert target.last is not None

@@ -73,7 +73,9 @@ def _add_schedules_commands(commands: Any) -> None:
     actions = group.add_subparsers(dest="action", required=True, parser_class=_Parser)
 
     def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text
+        )
         if needs_name:
             sub.add_argument("name", help="the schedule's name")
         sub.add_argument("--db", required=True, help="the store file")
@@ -108,6 +110,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if args.command == "preview":
             return _preview(args, out)
         if args.command == "schedules":
+            if args.action != "create" and not os.path.exists(args.db):
+                # Reading must not create an empty store as a side effect.
+                raise ValidationError(
+                    "--db",
+                    args.db,
+                    "an existing store file",
+                    message=f"--db {args.db!r}: no such file; a store is made by creating a "
+                    "schedule in it",
+                )
             return _run_async(_schedules, args, out)
     except (ScheduleNotFoundError, BackendUnavailableError, CorruptDataError) as exc:
         print(f"reventless: error: {exc}", file=sys.stderr)
@@ -241,15 +252,6 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import Scheduler
     from reventless.testing import RecordingTarget
 
-    if args.action != "create" and args.db != ":memory:" and not os.path.exists(args.db):
-        raise ValidationError(
-            "--db",
-            args.db,
-            "an existing store file",
-            message=(
-                f"--db {args.db!r}: no such file; a store is made by creating a schedule in it"
-            ),
-        )
     async with reventless.local.provider(args.db) as local:
         # The CLI never runs the engine; the target is only there to make the scheduler.
         ops = (

@@ -86,7 +86,8 @@ class _RealClockBase:
             await anyio.sleep_forever()
             return
         deadline = as_utc(deadline, "deadline")
-        while (remaining := self._real_seconds_until(deadline)) > 0:
+        # A loop, not one sleep: the wall clock can step while we sleep (NTP, suspend).
+        while (remaining := self._real_seconds_until(deadline)) > 0:  # noqa: ASYNC110
             await anyio.sleep(min(remaining, _MAX_REAL_SLEEP))
 
     def hold(self) -> Hold:

@@ -110,7 +110,7 @@ class ScheduleState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of ``list_schedules``: schedules in name order, and the token for the next page or None."""
+    """One page of ``list_schedules``: schedules in name order, and the next page's token."""
 
     schedules: list[ScheduleState]
     next_token: str | None

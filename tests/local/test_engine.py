@@ -211,8 +211,10 @@ async def downtime(tmp_path: Path, policy: str, grace: timedelta) -> tuple[Recor
         return target, ops
 
 
-async def test_misfire_latest_delivers_the_most_recent_and_records_the_rest(tmp_path: Path) -> None:
-    target, ops = await downtime(tmp_path, "latest", timedelta(hours=24))
+async def test_misfire_latest_delivers_the_most_recent_and_records_the_rest(
+    tmp_path: Path,
+) -> None:
+    target, _ = await downtime(tmp_path, "latest", timedelta(hours=24))
     assert [d.fire_id for d in target.deliveries if d.schedule == "hourly"] == [
         "hourly@2026-11-30T09:01:00Z"  # 10:01 is still ahead: the clock reads 10:00:30
     ]
@@ -386,9 +388,11 @@ async def test_provider_options_are_validated(field: str, options: dict[str, Any
 async def test_run_twice_at_once_is_a_usage_error() -> None:
     from reventless import UsageError
 
-    async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as provider:
-        async with anyio.create_task_group() as group:
-            await group.start(provider.run)
-            with pytest.raises(UsageError, match="already running"):
-                await provider.run()
-            group.cancel_scope.cancel()
+    async with (
+        reventless.local.provider(":memory:", clock=VirtualClock(START)) as provider,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(provider.run)
+        with pytest.raises(UsageError, match="already running"):
+            await provider.run()
+        group.cancel_scope.cancel()
