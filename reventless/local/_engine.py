@@ -212,6 +212,8 @@ class _Slot:
 
     async def wait(self) -> list[int]:
         await self.event.wait()
+        if isinstance(self.error, LeaseLostError):
+            raise LeaseLostError(str(self.error))  # every waiter stands down, not just one
         if self.error is not None:
             raise BackendUnavailableError(f"committing fire outcomes failed: {self.error}")
         return self.result
@@ -276,6 +278,7 @@ class Engine:
         self._committer = _GroupCommit(self._flush)
         self._broken: list[tuple[int, int, str, int]] = []
         self._rebuild_requested = False
+        self._pushed_while_loading: list[int] | None = None
 
     # -- what operations tell the engine --------------------------------------------------------
 
@@ -293,6 +296,8 @@ class Engine:
             self._push(key)
 
     def _push(self, key: int) -> None:
+        if self._pushed_while_loading is not None:
+            self._pushed_while_loading.append(key)
         heapq.heappush(self._heap, key)
         time_s = key >> _TIME_SHIFT
         if self._sleep_scope is not None and (
@@ -312,12 +317,17 @@ class Engine:
             raise UsageError("provider.run() is already running; run it once per provider")
         self._running = True
         self._task_status: anyio.abc.TaskStatus[None] | None = task_status
+        # Busy for a virtual clock from the first step on, so that advance() called right after
+        # start_soon(run) waits for the engine to load and go to sleep.
+        starting = self._clock.hold()
         try:
-            # Busy for a virtual clock from the first step on, so that advance() called right
-            # after start_soon(run) waits for the engine to load and go to sleep.
-            with self._clock.work():
-                while True:
+            while True:
+                if not await self._try_lease():
+                    starting.release()  # standing by: nothing is due in this process
+                    self._started()
                     await self._wait_for_lease()
+                with self._clock.work():
+                    starting.release()
                     try:
                         await self._lead()
                     except BaseExceptionGroup as group:
@@ -330,11 +340,24 @@ class Engine:
                             raise typed[0] from group
                         raise
         finally:
+            starting.release()
             self._running = False
             self._leading = False
             if self._owner is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     await self._runner.call(self._runner.store.release_lease, self._owner)
+
+    def _started(self) -> None:
+        if self._task_status is not None:
+            self._task_status.started()
+            self._task_status = None
+
+    async def _try_lease(self) -> bool:
+        if self._owner is None:
+            return True
+        return await self._runner.call(
+            self._runner.store.try_lease, self._owner, time.time(), self._lease_ttl
+        )
 
     async def _wait_for_lease(self) -> None:
         if self._owner is None:
@@ -355,9 +378,15 @@ class Engine:
                 raise LeaseLostError("another process took the lease")
 
     async def _load(self) -> None:
-        fires, retries, seq = await self._runner.call(self._runner.store.load_due_index)
-        heap = [_key(_ceil_s(next_us), row_id, _KIND_FIRE) for row_id, next_us in fires]
-        heap += [_key(_ceil_s(at_us), row_id, _KIND_RETRY) for row_id, at_us in retries]
+        # Operations may push while the store is being read; keep what they push.
+        self._pushed_while_loading = []
+        try:
+            fires, retries, seq = await self._runner.call(self._runner.store.load_due_index)
+            heap = [_key(_ceil_s(next_us), row_id, _KIND_FIRE) for row_id, next_us in fires]
+            heap += [_key(_ceil_s(at_us), row_id, _KIND_RETRY) for row_id, at_us in retries]
+            heap += self._pushed_while_loading
+        finally:
+            self._pushed_while_loading = None
         heapq.heapify(heap)
         self._heap = heap
         self._seq = seq
@@ -369,11 +398,9 @@ class Engine:
         self._inflight.clear()
         self._inflight_retries.clear()
         self._waiting_for_target.clear()
-        await self._load()
         self._leading = True
-        if self._task_status is not None:
-            self._task_status.started()
-            self._task_status = None
+        await self._load()
+        self._started()
         send, receive = anyio.create_memory_object_stream[tuple[list[_Job], Hold]](
             self._workers * 2
         )

@@ -396,3 +396,32 @@ async def test_run_twice_at_once_is_a_usage_error() -> None:
         with pytest.raises(UsageError, match="already running"):
             await provider.run()
         group.cancel_scope.cancel()
+
+
+async def test_a_stolen_lease_makes_the_engine_stand_down_then_take_over_again(
+    tmp_path: Path,
+) -> None:
+    """Fencing: once another owner holds the lease, this engine stops recording fires; when
+    the lease is free again it leads again and the unrecorded fire is delivered again, same id."""
+    path = tmp_path / "lease.db"
+    async with running(path, lease_ttl=1.0, misfire_policy="all") as (ops, clock, target):
+        await ops.create_schedule(Schedule(name="tick", rate=Minutes(1), payload="p"))
+        await clock.advance(timedelta(minutes=3))  # 08:02 and 08:03
+        assert len(target.deliveries) == 2
+        with sqlite3.connect(path) as raw:
+            raw.execute("UPDATE lease SET owner = 'thief', expires_at = 1e12 WHERE id = 1")
+        await clock.advance(timedelta(minutes=1))  # delivered, but not recorded: fenced off
+        stolen_fire = target.deliveries[-1].fire_id
+        await clock.advance(timedelta(minutes=3))
+        assert len(target.deliveries) == 3, "a process without the lease must not keep firing"
+        with sqlite3.connect(path) as raw:
+            raw.execute("DELETE FROM lease")
+        with anyio.fail_after(10):
+            while len(target.deliveries) == 3:
+                await anyio.sleep(0.05)
+        await clock.advance(timedelta(0))
+        ids = [d.fire_id for d in target.deliveries]
+        assert ids.count(stolen_fire) == 2  # at-least-once, under the same fire id
+        history = await ops.history("tick", limit=100)
+        fired = [e.fire_id for e in history if e.kind is HistoryKind.FIRED]
+        assert stolen_fire in fired
