@@ -54,9 +54,9 @@ class LocalProvider:
 
         With a file store, only one process fires at a time: the others stand by and take over
         within the lease time when it stops. ``await task_group.start(provider.run)`` returns once
-        this process leads and has loaded its schedules, or stands by. Cancel the task (Ctrl-C, a task group,
-        leaving the provider's block) for a graceful stop: deliveries under way finish and are
-        recorded.
+        this process leads and has loaded its schedules, or stands by. Cancel the task (Ctrl-C,
+        a task group, leaving the provider's block) for a graceful stop: deliveries under way
+        finish and are recorded.
         :raises BackendUnavailableError: the store became unusable (locked, disk full).
         :raises PermissionDeniedError: the store file is read-only.
         """
