@@ -44,7 +44,9 @@ def _check_int(field: str, value: Any, low: int, high: int) -> None:
         raise ValidationError(field, value, f"a whole number from {low} to {high}")
 
 
-class _RateBase(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
+class _RateBase(
+    msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True, gc=False
+):
     """Common base of the rate variants (not itself a rate)."""
 
 
@@ -143,7 +145,7 @@ RATE_TYPES: tuple[type[Rate], ...] = (
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
 
-class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A named schedule: when to fire (``rate``), what to deliver (``payload``), in which zone.
 
     - ``name``: 1-64 characters of ``[0-9A-Za-z._-]``, unique within one scheduler.

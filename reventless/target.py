@@ -23,7 +23,7 @@ def fire_id(schedule: str, scheduled_time: datetime) -> str:
     return f"{schedule}@{scheduled_time.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
-class FireEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class FireEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One fire of one schedule, as delivered to a target."""
 
     schedule: str
