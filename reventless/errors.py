@@ -9,6 +9,7 @@
     ├── BackendUnavailableError                          retriable: the store or service is down
     ├── PermissionDeniedError     (also PermissionError) the backend refused the caller
     ├── CorruptDataError                                 stored data cannot be read back
+    ├── DeliveryRefusedError                             a target refuses a fire for good
     └── UsageError                (also RuntimeError)    the API was used in the wrong order
 
 Backend exceptions (sqlite3, botocore) are translated into this tree at the adapter boundary and
@@ -23,6 +24,7 @@ __all__ = (
     "BackendUnavailableError",
     "ConflictError",
     "CorruptDataError",
+    "DeliveryRefusedError",
     "PermissionDeniedError",
     "ReventlessError",
     "ScheduleNotFoundError",
@@ -75,6 +77,13 @@ class PermissionDeniedError(ReventlessError, PermissionError):
 
 class CorruptDataError(ReventlessError):
     """Stored data could not be decoded: a damaged file or a row written by something else."""
+
+
+class DeliveryRefusedError(ReventlessError):
+    """Raised by a target that can never accept this fire (its payload no longer decodes, say).
+
+    The engine does not retry it: the fire goes straight to the dead letters with this message.
+    """
 
 
 class UsageError(ReventlessError, RuntimeError):

@@ -21,7 +21,7 @@ import sqlite3
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -32,8 +32,13 @@ import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from reventless.clock import Clock, Hold
-from reventless.errors import BackendUnavailableError, ReventlessError, UsageError
+from reventless.errors import (
+    DeliveryRefusedError,
+    ReventlessError,
+    UsageError,
+)
 from reventless.fire_times import next_fire_after
+from reventless.local._group_commit import GroupCommit
 from reventless.local._store import (
     LeaseLostError,
     Outcome,
@@ -60,6 +65,7 @@ _DUE_BATCH = 1024  # planning is CPU in the event loop: keep each step short
 _MAX_JOBS_PER_CHUNK = 256
 _LATE_AFTER_US = 60_000_000  # a fire handled this late was missed, not merely busy
 _BACKOFF_CAP_S = 300.0
+_REFUSED = "\x00refused\x00"  # marks a permanent failure inside the error text
 
 
 def _key(time_s: int, row_id: int, kind: int) -> int:
@@ -156,69 +162,6 @@ class _Job:
         self.scheduled_us = 0
 
 
-class _GroupCommit:
-    """Commits outcomes submitted by many workers in as few transactions as possible.
-
-    The first submitter becomes the flusher and commits everything queued, again and again until
-    the queue is empty; the others wait for their batch. One store call per flush, however many
-    workers finished meanwhile.
-    """
-
-    def __init__(self, flush: Callable[[Outcome], Awaitable[list[int]]]) -> None:
-        self._flush = flush
-        self._queue: list[tuple[Outcome, _Slot]] = []
-        self._flushing = False
-
-    async def submit(self, outcome: Outcome) -> list[int]:
-        slot = _Slot()
-        self._queue.append((outcome, slot))
-        if not self._flushing:
-            self._flushing = True
-            try:
-                while self._queue:
-                    batch, self._queue = self._queue, []
-                    merged = _merge([entry[0] for entry in batch])
-                    try:
-                        ids = await self._flush(merged)
-                    except BaseException as exc:
-                        for _, waiting in batch:
-                            waiting.fail(exc)
-                        raise
-                    start = 0
-                    for part, waiting in batch:
-                        count = len(part.new_retries)
-                        waiting.done(ids[start : start + count])
-                        start += count
-            finally:
-                self._flushing = False
-        return await slot.wait()
-
-
-class _Slot:
-    __slots__ = ("error", "event", "result")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.result: list[int] = []
-        self.error: BaseException | None = None
-
-    def done(self, result: list[int]) -> None:
-        self.result = result
-        self.event.set()
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.event.set()
-
-    async def wait(self) -> list[int]:
-        await self.event.wait()
-        if isinstance(self.error, LeaseLostError):
-            raise LeaseLostError(str(self.error))  # every waiter stands down, not just one
-        if self.error is not None:
-            raise BackendUnavailableError(f"committing fire outcomes failed: {self.error}")
-        return self.result
-
-
 def _merge(outcomes: list[Outcome]) -> Outcome:
     if len(outcomes) == 1:
         return outcomes[0]
@@ -275,7 +218,7 @@ class Engine:
         self._stopping = False
         self._seq = 0
         self._live = 0
-        self._committer = _GroupCommit(self._flush)
+        self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(self._flush)
         self._broken: list[tuple[int, int, str, int]] = []
         self._rebuild_requested = False
         self._pushed_while_loading: list[int] | None = None
@@ -584,6 +527,7 @@ class Engine:
                     hold.release()
 
     async def _deliver(self, job: _Job, scheduled_us: int) -> str | None:
+        """None when delivered; otherwise the error, prefixed with _REFUSED when permanent."""
         envelope = FireEnvelope(
             schedule=job.name, scheduled_time=from_us(scheduled_us), payload=job.payload
         )
@@ -592,6 +536,8 @@ class Engine:
                 await job.target.deliver(envelope)
         except TimeoutError:
             return f"delivery timed out after {self._delivery_timeout:g} s"
+        except DeliveryRefusedError as exc:
+            return f"{_REFUSED}{type(exc).__name__}: {exc}"
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return None
@@ -691,6 +637,8 @@ class Engine:
         """A delivery failed after ``attempts`` earlier tries: retry it or dead-letter it."""
         fire = fire_id(job.name, from_us(scheduled_us))
         attempts += 1
+        refused = error.startswith(_REFUSED)
+        error = error.removeprefix(_REFUSED)
         outcome.history.append(
             (job.scheduler, job.name, "failed", at_us, scheduled_us, f"attempt {attempts}: {error}")
         )
@@ -698,12 +646,13 @@ class Engine:
         too_many = retries_used >= self._retry_policy.max_attempts
         next_at = at_us + self._backoff_us(fire, attempts)
         too_old = next_at - scheduled_us > self._max_age_us
-        if too_many or too_old:
-            why = (
-                f"gave up after {attempts} attempt(s)"
-                if too_many
-                else "the next retry would pass max_event_age"
-            )
+        if refused or too_many or too_old:
+            if refused:
+                why = "refused by the target; not retried"
+            elif too_many:
+                why = f"gave up after {attempts} attempt(s)"
+            else:
+                why = "the next retry would pass max_event_age"
             outcome.dead_letters.append(
                 (
                     job.scheduler,
@@ -749,8 +698,14 @@ class Engine:
         else:
             self._record_failure(outcome, job, job.scheduled_us, job.attempts, error, at_us)
 
-    async def _flush(self, outcome: Outcome) -> list[int]:
-        return await self._runner.call(self._runner.store.commit_outcomes, outcome, self._owner)
+    async def _flush(self, outcomes: list[Outcome]) -> list[list[int]]:
+        merged = _merge(outcomes)
+        ids = await self._runner.call(self._runner.store.commit_outcomes, merged, self._owner)
+        split, start = [], 0
+        for part in outcomes:
+            split.append(ids[start : start + len(part.new_retries)])
+            start += len(part.new_retries)
+        return split
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

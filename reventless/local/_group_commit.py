@@ -1,0 +1,71 @@
+"""Group commit: many tasks submit work, one store call commits all that is waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import anyio
+
+__all__ = ("GroupCommit",)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """The first submitter becomes the flusher and commits everything queued, again and again
+    until the queue is empty; the others wait for the flush that carried their item. One store
+    call per flush, however many submitters arrived meanwhile.
+
+    ``flush(items)`` returns one result per item, in order. When it raises, every submitter of
+    that flush gets the same exception.
+    """
+
+    def __init__(self, flush: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
+        self._flush = flush
+        self._queue: list[tuple[Item, _Slot[Result]]] = []
+        self._flushing = False
+
+    async def submit(self, item: Item) -> Result:
+        slot: _Slot[Result] = _Slot()
+        self._queue.append((item, slot))
+        if not self._flushing:
+            self._flushing = True
+            try:
+                while self._queue:
+                    batch, self._queue = self._queue, []
+                    try:
+                        results = await self._flush([entry[0] for entry in batch])
+                    except BaseException as exc:
+                        for _, waiting in batch:
+                            waiting.fail(exc)
+                        raise
+                    for (_, waiting), result in zip(batch, results, strict=True):
+                        waiting.done(result)
+            finally:
+                self._flushing = False
+        return await slot.wait()
+
+
+class _Slot(Generic[Result]):
+    __slots__ = ("error", "event", "result")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+
+    def done(self, result: Result) -> None:
+        self.result = result
+        self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.event.set()
+
+    async def wait(self) -> Result:
+        await self.event.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
