@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reventless.clock import Clock
-from reventless.errors import ValidationError
+from reventless.errors import ScheduleNotFoundError, ValidationError
 from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_instant
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
@@ -40,10 +40,18 @@ _PREFIX = re.compile(r"[0-9A-Za-z._-]{0,64}")
 class SchedulerOperations:
     """What an application does with its schedules at runtime."""
 
-    def __init__(self, scheduler: str, publisher: ScheduledPublisher, clock: Clock) -> None:
+    def __init__(
+        self,
+        scheduler: str,
+        publisher: ScheduledPublisher,
+        clock: Clock,
+        target: Target | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self._publisher = publisher
         self._clock = clock
+        # A typed target (a command topic) can tell a bad payload at create time.
+        self._check_payload = getattr(target, "check_payload", None)
 
     async def create_schedule(self, schedule: Schedule) -> PutOutcome:
         """Create a schedule, or replace the one with its name whole and atomically.
@@ -55,6 +63,22 @@ class SchedulerOperations:
         now = self._clock.now()
         self._check_schedule(schedule, now, "schedule")
         return await self._publisher.put(self._scheduler, schedule, created_at=now)
+
+    async def ensure_schedule(self, schedule: Schedule) -> PutOutcome:
+        """Create the schedule unless the very same one is stored; then leave it (UNCHANGED).
+
+        Unlike ``create_schedule`` this keeps an interval's anchor across restarts, so a plugin
+        can declare its schedules and start any number of times.
+        """
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "a reventless.Schedule")
+        try:
+            stored = await self.get_schedule(schedule.name)
+        except ScheduleNotFoundError:
+            return await self.create_schedule(schedule)
+        if stored.schedule == schedule:
+            return PutOutcome.UNCHANGED
+        return await self.create_schedule(schedule)
 
     async def create_schedules(self, schedules: Sequence[Schedule]) -> list[PutOutcome]:
         """``create_schedule`` for up to 10,000 schedules with distinct names, all or none."""
@@ -150,6 +174,18 @@ class SchedulerOperations:
     def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:
         if not isinstance(schedule, Schedule):
             raise ValidationError(field, schedule, "a reventless.Schedule")
+        if self._check_payload is not None:
+            try:
+                self._check_payload(schedule.payload)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{field}.payload",
+                    schedule.payload,
+                    exc.allowed,
+                    message=(
+                        f"{field}.payload of {schedule.name!r} is refused by the target: {exc}"
+                    ),
+                ) from exc
         if isinstance(schedule.rate, Single):
             current_minute = now.replace(second=0, microsecond=0)
             if single_instant(schedule) < current_minute:

@@ -41,6 +41,7 @@ class PutOutcome(enum.StrEnum):
 
     CREATED = "created"
     REPLACED = "replaced"
+    UNCHANGED = "unchanged"  # ensure_schedule found the very same schedule stored
 
 
 class MisfirePolicy(enum.StrEnum):

@@ -41,4 +41,5 @@ async def make_scheduler(
         )
     publisher = provider.scheduled_publisher()
     await publisher.attach(name, target)
-    return Scheduler(name, SchedulerOperations(name, publisher, provider.clock), target)
+    operations = SchedulerOperations(name, publisher, provider.clock, target)
+    return Scheduler(name, operations, target)

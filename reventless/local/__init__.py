@@ -22,6 +22,7 @@ import anyio.abc
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
 from reventless.local._engine import Engine, StoreRunner
+from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import LocalScheduledPublisher
 from reventless.local._store import SqliteStore
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
@@ -37,6 +38,8 @@ class LocalProvider:
         self.path = store.path
         self._engine = engine
         self._publisher = LocalScheduledPublisher(runner, engine)
+        self._runner = runner
+        self._event_log: SqliteEventLog | None = None
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
         self._closed = False
@@ -46,6 +49,14 @@ class LocalProvider:
         if self._closed:
             raise UsageError("this provider is closed; use it inside its 'async with' block")
         return self._publisher
+
+    def event_log(self) -> SqliteEventLog:
+        """The EventLog adapter that aggregates made on this provider use (same file)."""
+        if self._closed:
+            raise UsageError("this provider is closed; use it inside its 'async with' block")
+        if self._event_log is None:
+            self._event_log = SqliteEventLog(self._runner)
+        return self._event_log
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

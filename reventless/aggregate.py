@@ -1,0 +1,357 @@
+"""The Aggregate component: commands in, events out, state folded from events.
+
+An aggregate is declared by an ``AggregateSpec``: its command and event types (msgspec Structs
+with stable tags), an initial state, ``decide(state, command, context) -> events`` and
+``evolve(state, event) -> state``. ``Aggregate.make(provider, spec)`` binds it to the provider's
+event log. Handling a command appends the decided events with optimistic concurrency, records the
+command's message id in the same step (so a repeat changes nothing), and then publishes the
+events on the aggregate's event topic.
+
+Scheduled payloads name a command in one of two shapes, both JSON objects:
+
+- ``{"aggregateId": "order-processor", "command": "ProcessPendingOrders"}``: the command by name,
+  its fields (if any) beside it, the aggregate instance by id;
+- ``{"type": "GenerateReport", "reportType": "daily"}``: the command's own tagged JSON; the
+  aggregate id comes from ``aggregateId`` when present, else from the spec's ``route``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import msgspec
+
+from reventless.aggregate_adapter import EventLog, NewEvent, StoredEvent
+from reventless.clock import Clock
+from reventless.errors import ConflictError, ValidationError
+
+if TYPE_CHECKING:
+    from reventless.command_topic import CommandTopic
+    from reventless.event_topic import EventTopic
+
+__all__ = (
+    "Aggregate",
+    "AggregateProvider",
+    "AggregateSpec",
+    "CommandContext",
+    "HandleResult",
+    "command_payload",
+)
+
+State = TypeVar("State")
+_ID = re.compile(r"[0-9A-Za-z._:@/+=-]{1,200}")
+_MAX_CONFLICT_RETRIES = 20
+
+
+class CommandContext(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a command handler knows besides the state and the command.
+
+    ``scheduled_time`` is the nominal time of the fire that sent the command (None when it was not
+    sent by a schedule): use it instead of freezing a timestamp into the payload. ``version`` is
+    the stream version the decision is made on.
+    """
+
+    aggregate_id: str
+    message_id: str | None
+    scheduled_time: datetime | None
+    version: int
+
+
+class HandleResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one command: the events it appended (none for a repeat) and the version."""
+
+    aggregate_id: str
+    events: tuple[Any, ...]
+    version: int
+    duplicate: bool = False
+
+
+def _tag(cls: type[Any], role: str, spec_name: str) -> str:
+    config = getattr(cls, "__struct_config__", None)
+    if config is None or not isinstance(config.tag, str):
+        raise ValidationError(
+            f"{spec_name}.{role}",
+            cls,
+            "msgspec Structs declared with a tag, e.g. class Ship(msgspec.Struct, tag=True)",
+        )
+    return config.tag
+
+
+class AggregateSpec(Generic[State]):
+    """The declaration of an aggregate.
+
+    - ``name``: the aggregate's name, 1-64 characters of letters, digits, ``.``, ``_``, ``-``;
+      stored with every event, so it must not change.
+    - ``commands`` / ``events``: msgspec Struct classes declared with a tag (``tag=True`` uses the
+      class name). Tags are stored and routed on; they must not change.
+    - ``initial``: the state of a new aggregate instance.
+    - ``decide(state, command, context)``: returns the events a command causes (may be empty);
+      raise to refuse the command.
+    - ``evolve(state, event)``: returns the state after an event. Both must be pure.
+    - ``route``: where a ``{"type": ...}`` payload without ``aggregateId`` goes: a mapping from
+      command tag to aggregate id, or a function of the command.
+    - ``accepts_id``: optionally, which aggregate ids exist (a set or a predicate); others are
+      refused when a schedule is created and when a command arrives.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        commands: Sequence[type[Any]],
+        events: Sequence[type[Any]],
+        initial: State,
+        decide: Callable[[State, Any, CommandContext], Sequence[Any]],
+        evolve: Callable[[State, Any], State],
+        route: Mapping[str, str] | Callable[[Any], str] | None = None,
+        accepts_id: Callable[[str], bool] | frozenset[str] | set[str] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not re.fullmatch(r"[0-9A-Za-z._-]{1,64}", name):
+            raise ValidationError("aggregate name", name, "1-64 letters, digits, '.', '_', '-'")
+        if not commands or not events:
+            raise ValidationError(f"{name}.commands", commands, "at least one command and event")
+        self.name = name
+        self.commands: dict[str, type[Any]] = {_tag(c, "commands", name): c for c in commands}
+        self.events: dict[str, type[Any]] = {_tag(e, "events", name): e for e in events}
+        self.initial = initial
+        self.decide = decide
+        self.evolve = evolve
+        self.route = route
+        if isinstance(accepts_id, (set, frozenset)):
+            known = frozenset(accepts_id)
+            self.accepts_id: Callable[[str], bool] | None = known.__contains__
+            self.known_ids: frozenset[str] | None = known
+        else:
+            self.accepts_id = accepts_id
+            self.known_ids = None
+        self._event_types = tuple(self.events.values())
+        self._event_decoders = {tag: msgspec.json.Decoder(cls) for tag, cls in self.events.items()}
+        self._encoder = msgspec.json.Encoder()
+
+    # -- payloads ------------------------------------------------------------------------------
+
+    def decode_payload(self, payload: str | bytes) -> tuple[str, Any]:
+        """The (aggregate id, command) a scheduled payload names, or ValidationError saying what
+        was expected."""
+        expected = (
+            f"a JSON object naming one of {self.name}'s commands "
+            f'({", ".join(sorted(self.commands))}) as {{"command": ...}} with "aggregateId", '
+            'or as its tagged form {"type": ...}'
+        )
+        try:
+            document = msgspec.json.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise ValidationError("payload", payload, expected) from exc
+        if not isinstance(document, dict):
+            raise ValidationError("payload", payload, expected)
+        if "command" in document:
+            name = document["command"]
+            fields = {k: v for k, v in document.items() if k not in ("command", "aggregateId")}
+        elif "type" in document:
+            name = document["type"]
+            fields = {k: v for k, v in document.items() if k not in ("type", "aggregateId")}
+        else:
+            raise ValidationError("payload", payload, expected)
+        command_type = self.commands.get(name) if isinstance(name, str) else None
+        if command_type is None:
+            raise ValidationError(
+                "payload command",
+                name,
+                f"one of {self.name}'s commands: {', '.join(sorted(self.commands))}",
+            )
+        try:
+            command = msgspec.convert(fields, command_type, strict=True)
+        except (msgspec.ValidationError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"payload {name}",
+                fields,
+                f"the fields of {name}",
+                message=f"payload for {self.name}.{name} is not valid: {exc}",
+            ) from exc
+        aggregate_id = document.get("aggregateId")
+        if aggregate_id is None:
+            aggregate_id = self._route(name, command)
+        self.check_id(aggregate_id)
+        return aggregate_id, command
+
+    def _route(self, name: str, command: Any) -> str:
+        if isinstance(self.route, Mapping) and name in self.route:
+            return self.route[name]
+        if callable(self.route):
+            routed = self.route(command)
+            if isinstance(routed, str):
+                return routed
+        raise ValidationError(
+            "payload aggregateId",
+            None,
+            f'an "aggregateId" in the payload, or a route for {name} in {self.name}\'s spec',
+        )
+
+    def check_id(self, aggregate_id: object) -> str:
+        """Validate an aggregate id: 1-200 safe characters, and accepted by ``accepts_id``."""
+        if not isinstance(aggregate_id, str) or not _ID.fullmatch(aggregate_id):
+            raise ValidationError("aggregateId", aggregate_id, "1-200 letters, digits or ._:@/+=-")
+        if self.accepts_id is not None and not self.accepts_id(aggregate_id):
+            known = f": {', '.join(sorted(self.known_ids))}" if self.known_ids else ""
+            raise ValidationError(
+                "aggregateId", aggregate_id, f"an id of an existing {self.name}{known}"
+            )
+        return aggregate_id
+
+    def encode_event(self, event: Any) -> NewEvent:
+        if not isinstance(event, self._event_types):
+            raise ValidationError(
+                f"{self.name} event",
+                event,
+                f"one of {self.name}'s events: {', '.join(sorted(self.events))}",
+            )
+        return NewEvent(
+            type=_tag(type(event), "events", self.name), data=self._encoder.encode(event)
+        )
+
+    def decode_event(self, stored: StoredEvent) -> Any:
+        decoder = self._event_decoders.get(stored.type)
+        if decoder is None:
+            raise ValidationError(
+                "stored event type", stored.type, f"one of {', '.join(sorted(self.events))}"
+            )
+        return decoder.decode(stored.data)
+
+
+def command_payload(aggregate_id: str, command: Any) -> str:
+    """The payload that sends ``command`` to ``aggregate_id``: aggregateId, command, fields."""
+    body = msgspec.to_builtins(command)
+    if not isinstance(body, dict):
+        raise ValidationError("command", command, "a msgspec Struct command")
+    name = body.pop(type(command).__struct_config__.tag_field, type(command).__name__)
+    return msgspec.json.encode({"aggregateId": aggregate_id, "command": name, **body}).decode()
+
+
+class AggregateProvider(Protocol):
+    """What a provider offers the Aggregate builder."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def event_log(self) -> EventLog: ...
+
+
+class Aggregate(Generic[State]):
+    """An aggregate bound to an event log. Make one with ``await Aggregate.make(provider, spec)``.
+
+    ``command_topic`` is a schedule target that turns fires into commands; ``event_topic``
+    publishes every appended event.
+    """
+
+    def __init__(
+        self, spec: AggregateSpec[State], log: EventLog, clock: Clock, events: EventTopic
+    ) -> None:
+        from reventless.command_topic import CommandTopic
+
+        self.spec = spec
+        self.name = spec.name
+        self._log = log
+        self._clock = clock
+        self._cache: dict[str, tuple[State, int]] = {}
+        self.event_topic = events
+        self.command_topic: CommandTopic = CommandTopic(self)
+
+    @classmethod
+    async def make(
+        cls, provider: AggregateProvider, spec: AggregateSpec[State]
+    ) -> Aggregate[State]:
+        """Bind ``spec`` to the provider's event log."""
+        from reventless.aggregate_builder import make_aggregate
+
+        return await make_aggregate(provider, spec)
+
+    async def load(self, aggregate_id: str) -> tuple[State, int]:
+        """The current state and version of one aggregate instance."""
+        self.spec.check_id(aggregate_id)
+        cached = self._cache.get(aggregate_id)
+        state, version = cached if cached is not None else (self.spec.initial, 0)
+        for stored in await self._log.load(self.name, aggregate_id, after_version=version):
+            state = self.spec.evolve(state, self.spec.decode_event(stored))
+            version = stored.version
+        self._cache[aggregate_id] = (state, version)
+        return state, version
+
+    async def history(self, aggregate_id: str) -> list[Any]:
+        """Every event of one aggregate instance, decoded, oldest first."""
+        self.spec.check_id(aggregate_id)
+        stored = await self._log.load(self.name, aggregate_id)
+        return [self.spec.decode_event(event) for event in stored]
+
+    async def handle(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        message_id: str | None = None,
+        scheduled_time: datetime | None = None,
+    ) -> HandleResult:
+        """Decide, append and publish; a repeated ``message_id`` changes nothing.
+
+        A concurrent writer on the same stream makes the append conflict; the command is then
+        decided again on the fresh state (up to 20 times).
+        :raises ValidationError: the command or an event it produced is not of this aggregate.
+        :raises ConflictError: the stream kept moving on through every retry.
+        Whatever ``decide`` raises propagates.
+        """
+        self.spec.check_id(aggregate_id)
+        if not isinstance(command, tuple(self.spec.commands.values())):
+            raise ValidationError(
+                f"{self.name} command", command, f"one of {', '.join(sorted(self.spec.commands))}"
+            )
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            state, version = self._cache.get(aggregate_id) or await self.load(aggregate_id)
+            context = CommandContext(
+                aggregate_id=aggregate_id,
+                message_id=message_id,
+                scheduled_time=scheduled_time,
+                version=version,
+            )
+            try:
+                events = list(self.spec.decide(state, command, context))
+            except Exception:
+                # A repeat of a handled command may be refused by the newer state; it is a
+                # repeat all the same, and must not be retried or dead-lettered.
+                if message_id is not None and await self._log.was_handled(self.name, message_id):
+                    return HandleResult(
+                        aggregate_id=aggregate_id, events=(), version=version, duplicate=True
+                    )
+                raise
+            encoded = [self.spec.encode_event(event) for event in events]
+            try:
+                result = await self._log.append(
+                    self.name,
+                    aggregate_id,
+                    expected_version=version,
+                    events=encoded,
+                    message_id=message_id,
+                    recorded_at=self._clock.now(),
+                )
+            except ConflictError:
+                self._cache.pop(aggregate_id, None)
+                await self.load(aggregate_id)
+                continue
+            if result.duplicate:
+                return HandleResult(
+                    aggregate_id=aggregate_id, events=(), version=result.version, duplicate=True
+                )
+            for event in events:
+                state = self.spec.evolve(state, event)
+            self._cache[aggregate_id] = (state, result.version)
+            await self.event_topic.publish_events(
+                self.name, aggregate_id, events, result, message_id
+            )
+            return HandleResult(
+                aggregate_id=aggregate_id, events=tuple(events), version=result.version
+            )
+        raise ConflictError(
+            f"{self.name}/{aggregate_id}: the stream kept changing through "
+            f"{_MAX_CONFLICT_RETRIES} attempts"
+        )

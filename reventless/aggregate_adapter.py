@@ -1,0 +1,87 @@
+"""The EventLog port: where an aggregate's events are kept, with optimistic concurrency.
+
+This module is the whole contract; adapters do not repeat it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+__all__ = ("AppendResult", "EventLog", "NewEvent", "StoredEvent")
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An event to append: its type name and its JSON body."""
+
+    type: str
+    data: bytes
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An event as stored. ``position`` orders all events of the log; ``version`` counts the
+    events of one stream from 1. ``message_id`` is the id of the command that caused it."""
+
+    position: int
+    aggregate: str
+    aggregate_id: str
+    version: int
+    type: str
+    data: bytes
+    message_id: str | None
+    recorded_at: datetime
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What ``append`` did: ``duplicate`` is true when ``message_id`` had been handled before,
+    in which case nothing was written. ``version`` is the stream's version afterwards."""
+
+    duplicate: bool
+    version: int
+    positions: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """Streams of events, one per aggregate instance (``aggregate``, ``aggregate_id``)."""
+
+    async def load(
+        self, aggregate: str, aggregate_id: str, *, after_version: int = 0
+    ) -> list[StoredEvent]:
+        """The stream's events with versions above ``after_version``, in version order."""
+        ...
+
+    async def append(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        """Append ``events`` (possibly none) in one atomic step.
+
+        - When ``message_id`` was already recorded for ``aggregate``, nothing is written and the
+          result says ``duplicate``; this check comes before the version check.
+        - Otherwise, when the stream's version is not ``expected_version``, nothing is written
+          and ConflictError is raised: another writer came first; reload and decide again.
+        - Otherwise the events get versions ``expected_version + 1 ...`` and ``message_id`` is
+          recorded, durably, together with them.
+        :raises ConflictError: the stream moved on.
+        :raises BackendUnavailableError: the store could not be written; nothing was.
+        """
+        ...
+
+    async def was_handled(self, aggregate: str, message_id: str) -> bool:
+        """Whether a command with this message id was recorded for ``aggregate``."""
+        ...
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Events of every stream after ``after_position``, in position order, at most ``limit``
+        (1 to 10,000): how a subscriber catches up after a restart."""
+        ...

@@ -1,0 +1,142 @@
+"""The EventTopic component: publishes messages to in-process subscribers.
+
+An aggregate's event topic publishes every event it appends, after the append committed. An event
+topic is also a schedule target: each fire is published as a ``TopicMessage`` of type
+``"ScheduledFire"`` (the original's health-check example schedules straight into a topic).
+
+Subscribers are called one after another for each message. A subscriber that raises does not stop
+the others; for scheduled fires the failure is raised afterwards (so the engine retries the fire),
+for aggregate events it is logged and kept in ``failures`` (the events themselves are safe in the
+event log; ``EventLog.read_all`` re-reads them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from reventless.aggregate_adapter import AppendResult
+from reventless.errors import ReventlessError, ValidationError
+from reventless.schedule import check_name
+from reventless.target import FireEnvelope
+
+__all__ = ("EventTopic", "PublishError", "Subscription", "TopicMessage")
+
+logger = logging.getLogger("reventless.event_topic")
+
+
+class TopicMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One published message.
+
+    For an aggregate event: ``type`` is the event's tag, ``event`` the decoded event, ``source``
+    ``"aggregate/id"``, ``position`` and ``version`` its place in the log. For a scheduled fire:
+    ``type`` is ``"ScheduledFire"``, ``data`` the payload and ``message_id`` the fire id.
+    """
+
+    topic: str
+    type: str
+    source: str
+    message_id: str | None = None
+    scheduled_time: datetime | None = None
+    data: str | None = None
+    event: Any = None
+    position: int | None = None
+    version: int | None = None
+
+
+class PublishError(ReventlessError):
+    """One or more subscribers failed on a message; the message says which and why."""
+
+
+Handler = Callable[[TopicMessage], Awaitable[None]]
+
+
+class Subscription:
+    """Returned by ``subscribe``; ``cancel()`` stops the deliveries."""
+
+    def __init__(self, topic: EventTopic, name: str, handler: Handler) -> None:
+        self._topic = topic
+        self.name = name
+        self.handler = handler
+
+    def cancel(self) -> None:
+        self._topic._subscriptions = [s for s in self._topic._subscriptions if s is not self]
+
+
+class EventTopic:
+    """A named topic with in-process subscribers."""
+
+    def __init__(self, name: str) -> None:
+        check_name(name)
+        self.name = name
+        self._subscriptions: list[Subscription] = []
+        self.failures: list[tuple[str, TopicMessage, str]] = []
+        self.published = 0
+
+    def subscribe(self, handler: Handler, *, name: str | None = None) -> Subscription:
+        """Call ``await handler(message)`` for every message published from now on."""
+        if not callable(handler):
+            raise ValidationError("handler", handler, "an async callable taking a TopicMessage")
+        label = name or str(getattr(handler, "__name__", "subscriber"))
+        subscription = Subscription(self, label, handler)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def publish(self, message: TopicMessage) -> None:
+        """Deliver to every subscriber; raise PublishError afterwards if any of them failed."""
+        self.published += 1
+        errors = []
+        for subscription in list(self._subscriptions):
+            try:
+                await subscription.handler(message)
+            except Exception as exc:
+                errors.append(f"{subscription.name}: {type(exc).__name__}: {exc}")
+                self.failures.append((subscription.name, message, f"{type(exc).__name__}: {exc}"))
+        if errors:
+            raise PublishError(
+                f"topic {self.name!r}: {len(errors)} subscriber(s) failed on "
+                f"{message.type} ({message.message_id or message.position}): " + "; ".join(errors)
+            )
+
+    async def deliver(self, envelope: FireEnvelope) -> None:
+        """Schedule target: publish the fire as a ``ScheduledFire`` message."""
+        await self.publish(
+            TopicMessage(
+                topic=self.name,
+                type="ScheduledFire",
+                source=envelope.schedule,
+                message_id=envelope.fire_id,
+                scheduled_time=envelope.scheduled_time,
+                data=envelope.payload,
+            )
+        )
+
+    async def publish_events(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        events: Sequence[Any],
+        result: AppendResult,
+        message_id: str | None,
+    ) -> None:
+        """Publish events that were just appended. Failures are logged and kept, not raised: the
+        command has already taken effect."""
+        first_version = result.version - len(events) + 1
+        for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
+            message = TopicMessage(
+                topic=self.name,
+                type=type(event).__struct_config__.tag,
+                source=f"{aggregate}/{aggregate_id}",
+                message_id=message_id,
+                event=event,
+                position=position,
+                version=first_version + offset,
+            )
+            try:
+                await self.publish(message)
+            except PublishError as exc:
+                logger.error("%s (the event is kept at log position %d)", exc, position)

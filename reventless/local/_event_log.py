@@ -1,0 +1,210 @@
+"""The EventLog adapter over the local SQLite store (contract: ``aggregate_adapter``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
+from reventless.errors import ConflictError, ValidationError
+from reventless.local._engine import StoreRunner
+from reventless.local._group_commit import GroupCommit
+from reventless.local._store import SqliteStore, from_us, to_us
+
+__all__ = ("SqliteEventLog",)
+
+_SCHEMA = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    message_id TEXT,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (aggregate, aggregate_id, version)
+);
+CREATE TABLE IF NOT EXISTS handled_messages (
+    aggregate TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    position INTEGER,
+    PRIMARY KEY (aggregate, message_id)
+) WITHOUT ROWID;
+COMMIT;
+"""
+
+_Append = tuple[str, str, int, Sequence[NewEvent], str | None, int]
+_Outcome = AppendResult | ConflictError
+
+
+def _create_schema(store: SqliteStore) -> None:
+    store.conn.executescript(_SCHEMA)
+
+
+def _current_version(conn: sqlite3.Connection, aggregate: str, aggregate_id: str) -> int:
+    row = conn.execute(
+        "SELECT MAX(version) FROM events WHERE aggregate = ? AND aggregate_id = ?",
+        (aggregate, aggregate_id),
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def _append_many(store: SqliteStore, batch: list[_Append]) -> list[_Outcome]:
+    """Each append in its own savepoint inside one transaction: one commit for the batch, and a
+    conflict or duplicate in one append leaves the others untouched."""
+    conn = store.conn
+    outcomes: list[_Outcome] = []
+    with store.transaction():
+        for aggregate, aggregate_id, expected, events, message_id, recorded_us in batch:
+            if (
+                message_id is not None
+                and conn.execute(
+                    "SELECT 1 FROM handled_messages WHERE aggregate = ? AND message_id = ?",
+                    (aggregate, message_id),
+                ).fetchone()
+            ):
+                outcomes.append(
+                    AppendResult(
+                        duplicate=True, version=_current_version(conn, aggregate, aggregate_id)
+                    )
+                )
+                continue
+            current = _current_version(conn, aggregate, aggregate_id)
+            if current != expected:
+                outcomes.append(
+                    ConflictError(
+                        f"stream {aggregate}/{aggregate_id} is at version {current}, "
+                        f"not {expected}: another writer came first"
+                    )
+                )
+                continue
+            positions = []
+            for offset, event in enumerate(events, 1):
+                cursor = conn.execute(
+                    "INSERT INTO events (aggregate, aggregate_id, version, type, data,"
+                    " message_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        aggregate,
+                        aggregate_id,
+                        expected + offset,
+                        event.type,
+                        event.data,
+                        message_id,
+                        recorded_us,
+                    ),
+                )
+                positions.append(int(cursor.lastrowid or 0))
+            if message_id is not None:
+                conn.execute(
+                    "INSERT INTO handled_messages (aggregate, message_id, position)"
+                    " VALUES (?, ?, ?)",
+                    (aggregate, message_id, positions[-1] if positions else None),
+                )
+            outcomes.append(
+                AppendResult(
+                    duplicate=False, version=expected + len(events), positions=tuple(positions)
+                )
+            )
+    return outcomes
+
+
+def _rows_to_events(rows: list[tuple[object, ...]]) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            position=int(position),  # type: ignore[call-overload]
+            aggregate=str(aggregate),
+            aggregate_id=str(aggregate_id),
+            version=int(version),  # type: ignore[call-overload]
+            type=str(kind),
+            data=bytes(data),  # type: ignore[call-overload]
+            message_id=None if message_id is None else str(message_id),
+            recorded_at=from_us(int(recorded)),  # type: ignore[call-overload]
+        )
+        for position, aggregate, aggregate_id, version, kind, data, message_id, recorded in rows
+    ]
+
+
+_COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, recorded_at"
+
+
+def _load(store: SqliteStore, aggregate: str, aggregate_id: str, after: int) -> list[StoredEvent]:
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE aggregate = ? AND aggregate_id = ? AND version > ?"
+        " ORDER BY version",
+        (aggregate, aggregate_id, after),
+    ).fetchall()
+    return _rows_to_events(rows)
+
+
+def _read_all(store: SqliteStore, after: int, limit: int) -> list[StoredEvent]:
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return _rows_to_events(rows)
+
+
+def _was_handled(store: SqliteStore, aggregate: str, message_id: str) -> bool:
+    return (
+        store.conn.execute(
+            "SELECT 1 FROM handled_messages WHERE aggregate = ? AND message_id = ?",
+            (aggregate, message_id),
+        ).fetchone()
+        is not None
+    )
+
+
+class SqliteEventLog:
+    """Events in the provider's SQLite file, written through its store thread, group-committed."""
+
+    def __init__(self, runner: StoreRunner) -> None:
+        self._runner = runner
+        self._ready = False
+        self._committer: GroupCommit[_Append, _Outcome] = GroupCommit(self._flush)
+
+    async def _ensure_schema(self) -> None:
+        if not self._ready:
+            await self._runner.call(_create_schema, self._runner.store)
+            self._ready = True
+
+    async def _flush(self, batch: list[_Append]) -> list[_Outcome]:
+        return await self._runner.call(_append_many, self._runner.store, batch)
+
+    async def load(
+        self, aggregate: str, aggregate_id: str, *, after_version: int = 0
+    ) -> list[StoredEvent]:
+        await self._ensure_schema()
+        return await self._runner.call(
+            _load, self._runner.store, aggregate, aggregate_id, after_version
+        )
+
+    async def append(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        await self._ensure_schema()
+        outcome = await self._committer.submit(
+            (aggregate, aggregate_id, expected_version, events, message_id, to_us(recorded_at))
+        )
+        if isinstance(outcome, ConflictError):
+            raise outcome
+        return outcome
+
+    async def was_handled(self, aggregate: str, message_id: str) -> bool:
+        await self._ensure_schema()
+        return await self._runner.call(_was_handled, self._runner.store, aggregate, message_id)
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        await self._ensure_schema()
+        return await self._runner.call(_read_all, self._runner.store, after_position, limit)
