@@ -19,21 +19,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 
 TASKS: dict[str, list[list[str]]] = {
-    "demo": [
-        [
-            str(PY),
-            "-m",
-            "reventless",
-            "preview",
-            "Weekdays(17, 0)",
-            "--timezone",
-            "Europe/Berlin",
-            "--count",
-            "10",
-            "--after",
-            "2026-03-20T00:00:00Z",
-        ],
-    ],
+    "demo": [[str(PY), "-m", "reventless", "demo"]],
     "test": [[str(PY), "-m", "pytest", "-p", "no:cacheprovider"]],
     "lint": [
         [str(PY), "-m", "ruff", "check", "."],

@@ -49,6 +49,4 @@ def bench(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job on the embedded default."""
     session.install("-e", ".")
-    session.run(
-        "reventless", "preview", "Weekdays(17, 0)", "--timezone", "Europe/Berlin", "--count", "10"
-    )
+    session.run("reventless", "demo", *session.posargs)

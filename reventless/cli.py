@@ -61,6 +61,28 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_schedules_commands(commands)
+    demo = commands.add_parser(
+        "demo",
+        help="run the example plugin over a simulated week and print what happened",
+        description="Run the shop-operations example: the original documentation's schedules "
+        "driving aggregates on the embedded engine.",
+    )
+    demo.add_argument("--days", type=int, default=7, help="simulated days (1-366, default 7)")
+    demo.add_argument("--timezone", default="Europe/Berlin", help="zone of wall-clock schedules")
+    demo.add_argument("--start", default="2026-03-23", help="first local day (default 2026-03-23)")
+    demo.add_argument(
+        "--speed", type=float, help="simulated seconds per real second (default: a virtual clock)"
+    )
+    demo.add_argument("--db", help="keep the store in this file (default: in memory)")
+    demo.add_argument("--all", action="store_true", help="print every fire of process-orders")
+    run = commands.add_parser(
+        "run",
+        help="run a plugin on the embedded provider until interrupted",
+        description="Run MODULE:PLUGIN (a reventless.Plugin) in real time on a store file; "
+        "Ctrl-C or SIGTERM stops it gracefully.",
+    )
+    run.add_argument("plugin", metavar="MODULE:PLUGIN", help="e.g. myapp.plugins:shop")
+    run.add_argument("--db", required=True, help="the store file")
     return parser
 
 
@@ -109,6 +131,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         if args.command == "preview":
             return _preview(args, out)
+        if args.command == "demo":
+            return _run_async(_demo, args, out)
+        if args.command == "run":
+            return _run_async(_run_plugin, args, out)
         if args.command == "schedules":
             if args.action != "create" and not os.path.exists(args.db):
                 # Reading must not create an empty store as a side effect.
@@ -340,6 +366,87 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
             [(_utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
         )
         return 0
+
+
+async def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    from reventless.demo import DemoOptions, run_demo
+    from reventless.fire_times import as_utc  # noqa: F401 - keeps import errors early
+    from reventless.schedule import _check_int
+
+    _check_int("--days", args.days, 1, 366)
+    try:
+        start = date.fromisoformat(args.start)
+    except ValueError as exc:
+        raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
+    if args.speed is not None and not 0 < args.speed <= 1e7:
+        raise ValidationError("--speed", args.speed, "a number above 0, at most 10,000,000")
+    from reventless._zones import load_zone
+
+    load_zone(args.timezone)
+    options = DemoOptions(
+        days=args.days,
+        timezone=args.timezone,
+        start=start,
+        speed=args.speed,
+        db=None if args.db is None else Path(args.db),
+        all_fires=args.all,
+    )
+    return await run_demo(options, out)
+
+
+async def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
+    import importlib
+    import signal
+
+    import anyio
+
+    import reventless.local
+    from reventless.plugin import ObservedTarget, Plugin
+    from reventless.target import FireEnvelope, Target
+
+    module_name, _, attribute = args.plugin.partition(":")
+    try:
+        plugin = getattr(importlib.import_module(module_name), attribute or "plugin")
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValidationError(
+            "MODULE:PLUGIN", args.plugin, "an importable module and a Plugin in it"
+        ) from exc
+    if not isinstance(plugin, Plugin):
+        raise ValidationError("MODULE:PLUGIN", args.plugin, "a reventless.Plugin object")
+
+    async def log_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
+        outcome = "ok" if error is None else f"failed: {error}"
+        out.write(
+            f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ} {scheduler} "
+            f"{envelope.fire_id} {outcome}\n"
+        )
+        out.flush()
+
+    def wrap(scheduler: str, target: Target) -> Target:
+        return ObservedTarget(scheduler, target, log_fire)
+
+    async with (
+        reventless.local.provider(args.db) as local,
+        plugin.start(local, wrap_target=wrap) as running,
+    ):
+        names = ", ".join(running.schedulers)
+        out.write(
+            f"running plugin {plugin.name!r} on {args.db} (schedulers: {names}); Ctrl-C to stop\n"
+        )
+        out.flush()
+        async with anyio.create_task_group() as group:
+            group.start_soon(local.run, name="reventless-engine")
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    out.write(f"stopping on {signal.Signals(received).name}\n")
+                    out.flush()
+                    group.cancel_scope.cancel()
+                    break
+    out.write("stopped\n")
+    return 0
 
 
 def _say(out: TextIO, text: str) -> int:

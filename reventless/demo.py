@@ -1,0 +1,490 @@
+"""``reventless demo``: the schedules of the original documentation driving real aggregates.
+
+A "shop operations" plugin with four aggregates (orders, reports, maintenance, users) and a
+health topic runs on the embedded provider, by default under a virtual clock over a simulated
+week, and prints what happened: each fire, the command it became and the events that followed,
+then every aggregate's final state and, per schedule, the fires delivered beside the number the
+core's ``fire_times`` says were due.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import anyio
+import msgspec
+
+import reventless.local
+from reventless.aggregate import AggregateSpec, CommandContext
+from reventless.clock import Clock, ScaledClock, VirtualClock
+from reventless.event_topic import TopicMessage
+from reventless.fire_times import fire_times
+from reventless.plugin import ObservedTarget, Plugin, RunningPlugin
+from reventless.schedule import Daily, Hours, Minutes, Schedule, Single, Weekdays
+from reventless.target import FireEnvelope, Target
+
+__all__ = ("DemoOptions", "build_plugin", "run_demo")
+
+
+# -- the domain: commands, events, state, decisions ------------------------------------------
+
+
+class ProcessPendingOrders(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Process the orders that came in since the last run (no fields: named by a string)."""
+
+
+class PendingOrdersProcessed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    batch: int
+    for_time: datetime | None
+
+
+class OrdersState(msgspec.Struct, frozen=True, kw_only=True):
+    batches: int = 0
+    last_run: datetime | None = None
+
+
+def decide_orders(
+    state: OrdersState, command: Any, context: CommandContext
+) -> list[PendingOrdersProcessed]:
+    return [PendingOrdersProcessed(batch=state.batches + 1, for_time=context.scheduled_time)]
+
+
+def evolve_orders(state: OrdersState, event: PendingOrdersProcessed) -> OrdersState:
+    return OrdersState(batches=event.batch, last_run=event.for_time)
+
+
+class GenerateReport(msgspec.Struct, tag=True, frozen=True, kw_only=True, rename="camel"):
+    """``{"type": "GenerateReport", "reportType": "daily"}``, routed by the spec."""
+
+    report_type: str
+
+
+class ReportGenerated(msgspec.Struct, tag=True, frozen=True, kw_only=True, rename="camel"):
+    report_type: str
+    period_end: datetime | None
+
+
+class ReportsState(msgspec.Struct, frozen=True, kw_only=True):
+    generated: dict[str, int] = {}
+
+
+def decide_reports(
+    state: ReportsState, command: GenerateReport, context: CommandContext
+) -> list[ReportGenerated]:
+    # The period ends at the fire's nominal time, not at a time frozen into the payload.
+    return [ReportGenerated(report_type=command.report_type, period_end=context.scheduled_time)]
+
+
+def evolve_reports(state: ReportsState, event: ReportGenerated) -> ReportsState:
+    counts = dict(state.generated)
+    counts[event.report_type] = counts.get(event.report_type, 0) + 1
+    return ReportsState(generated=counts)
+
+
+class CleanupTempFiles(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    pass
+
+
+class PurgeExpiredSessions(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    pass
+
+
+class TempFilesCleaned(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    run: int
+
+
+class SessionsPurged(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    run: int
+
+
+class MaintenanceState(msgspec.Struct, frozen=True, kw_only=True):
+    cleanups: int = 0
+    purges: int = 0
+
+
+def decide_maintenance(state: MaintenanceState, command: Any, context: CommandContext) -> list[Any]:
+    if isinstance(command, CleanupTempFiles):
+        return [TempFilesCleaned(run=state.cleanups + 1)]
+    return [SessionsPurged(run=state.purges + 1)]
+
+
+def evolve_maintenance(state: MaintenanceState, event: Any) -> MaintenanceState:
+    if isinstance(event, TempFilesCleaned):
+        return MaintenanceState(cleanups=event.run, purges=state.purges)
+    return MaintenanceState(cleanups=state.cleanups, purges=event.run)
+
+
+class SignUp(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    pass
+
+
+class SendReminder(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    text: str
+
+
+class UserSignedUp(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    at: datetime
+
+
+class ReminderSent(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    text: str
+
+
+class UserState(msgspec.Struct, frozen=True, kw_only=True):
+    signed_up: bool = False
+    reminders: int = 0
+
+
+def decide_users(state: UserState, command: Any, context: CommandContext) -> list[Any]:
+    if isinstance(command, SignUp):
+        return [] if state.signed_up else [UserSignedUp(at=context.scheduled_time or _EPOCH)]
+    return [ReminderSent(text=command.text)]
+
+
+def evolve_users(state: UserState, event: Any) -> UserState:
+    if isinstance(event, UserSignedUp):
+        return UserState(signed_up=True, reminders=state.reminders)
+    return UserState(signed_up=state.signed_up, reminders=state.reminders + 1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+
+ORDERS = AggregateSpec(
+    "orders",
+    commands=[ProcessPendingOrders],
+    events=[PendingOrdersProcessed],
+    initial=OrdersState(),
+    decide=decide_orders,
+    evolve=evolve_orders,
+    accepts_id={"order-processor"},
+)
+REPORTS = AggregateSpec(
+    "reports",
+    commands=[GenerateReport],
+    events=[ReportGenerated],
+    initial=ReportsState(),
+    decide=decide_reports,
+    evolve=evolve_reports,
+    route={"GenerateReport": "reports"},
+)
+MAINTENANCE = AggregateSpec(
+    "maintenance",
+    commands=[CleanupTempFiles, PurgeExpiredSessions],
+    events=[TempFilesCleaned, SessionsPurged],
+    initial=MaintenanceState(),
+    decide=decide_maintenance,
+    evolve=evolve_maintenance,
+    accepts_id={"maintenance"},
+)
+USERS = AggregateSpec(
+    "users",
+    commands=[SignUp, SendReminder],
+    events=[UserSignedUp, ReminderSent],
+    initial=UserState(),
+    decide=decide_users,
+    evolve=evolve_users,
+)
+
+SIGNUPS = (("ada", 0, 10, 15), ("grace", 1, 14, 40), ("linus", 3, 9, 5))  # user, day, hh, mm
+
+
+def build_plugin(start_local: datetime, zone: str) -> Plugin:
+    """The example plugin with every schedule of the original documentation."""
+    plugin = Plugin("shop-operations")
+    orders = plugin.aggregate(ORDERS)
+    reports = plugin.aggregate(REPORTS)
+    maintenance = plugin.aggregate(MAINTENANCE)
+    users = plugin.aggregate(USERS)
+    health = plugin.event_topic("health")
+    meeting = start_local + timedelta(days=2)
+    plugin.scheduler(
+        "orders",
+        target=orders,
+        schedules=[
+            Schedule(
+                name="process-orders",
+                rate=Hours(1),
+                payload='{"aggregateId": "order-processor", "command": "ProcessPendingOrders"}',
+            ),
+        ],
+    )
+    plugin.scheduler(
+        "reports",
+        target=reports,
+        schedules=[
+            Schedule(
+                name="daily-report",
+                rate=Daily(9, 0),
+                timezone=zone,
+                payload='{"type": "GenerateReport", "reportType": "daily"}',
+            ),
+            Schedule(
+                name="business-report",
+                rate=Weekdays(17, 0),
+                timezone=zone,
+                payload='{"type": "GenerateReport", "reportType": "business"}',
+            ),
+        ],
+    )
+    plugin.scheduler(
+        "maintenance",
+        target=maintenance,
+        schedules=[
+            Schedule(
+                name="cleanup-task",
+                rate=Hours(6),
+                payload='{"aggregateId": "maintenance", "command": "CleanupTempFiles"}',
+            ),
+            Schedule(
+                name="daily-cleanup",
+                rate=Daily(0, 0),
+                timezone=zone,
+                payload='{"aggregateId": "maintenance", "command": "PurgeExpiredSessions"}',
+            ),
+        ],
+    )
+    plugin.scheduler(
+        "users",
+        target=users,
+        schedules=[
+            Schedule(
+                name="meeting-reminder",
+                timezone=zone,
+                rate=Single(meeting.year, meeting.month, meeting.day, 10, 0),
+                payload='{"aggregateId": "team", "command": "SendReminder", '
+                '"text": "Sprint review at 10:00"}',
+            ),
+        ],
+    )
+    plugin.scheduler(
+        "health",
+        target=health,
+        schedules=[
+            Schedule(name="health-check", rate=Minutes(5), payload='{"check": "ping"}'),
+        ],
+    )
+
+    @plugin.on_start
+    async def remind_new_users(running: RunningPlugin) -> None:
+        """User reminders are created at runtime: each sign-up schedules a welcome reminder."""
+        users_scheduler = running.schedulers["users"]
+
+        async def on_user_event(message: TopicMessage) -> None:
+            if message.type != "UserSignedUp" or not isinstance(message.event, UserSignedUp):
+                return
+            user = message.source.split("/", 1)[1]
+            local = message.event.at.astimezone(ZoneInfo(zone)) + timedelta(days=1)
+            await users_scheduler.operations.create_schedule(
+                Schedule(
+                    name=f"reminder-{user}",
+                    timezone=zone,
+                    rate=Single(local.year, local.month, local.day, 10, 0),
+                    payload=msgspec.json.encode(
+                        {
+                            "aggregateId": user,
+                            "command": "SendReminder",
+                            "text": "Welcome! Finish setting up your profile.",
+                        }
+                    ).decode(),
+                )
+            )
+
+        running.aggregates["users"].event_topic.subscribe(on_user_event, name="remind-new-users")
+
+    return plugin
+
+
+# -- running and reporting ------------------------------------------------------------------
+
+
+@dataclass
+class DemoOptions:
+    days: int = 7
+    timezone: str = "Europe/Berlin"
+    start: date = date(2026, 3, 23)  # a Monday; Europe's clocks change that Sunday
+    speed: float | None = None  # simulated seconds per real second; None: virtual clock
+    db: Path | None = None
+    all_fires: bool = False
+
+
+@dataclass
+class _Line:
+    at: datetime
+    schedule: str
+    text: str
+
+
+@dataclass
+class _Record:
+    lines: list[_Line] = field(default_factory=list)
+    delivered: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    created: dict[str, tuple[Schedule, datetime]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    heartbeats: Counter[date] = field(default_factory=Counter)
+    events: int = 0
+
+
+def _describe(event: Any) -> str:
+    fields = [
+        f"{name}={value}"
+        for name, value in msgspec.structs.asdict(event).items()
+        if not isinstance(value, datetime) and value is not None
+    ]
+    return f"{type(event).__name__}({', '.join(fields)})"
+
+
+async def run_demo(options: DemoOptions, out: TextIO) -> int:
+    """Run the demo and print its report; returns 0 when every count equals the oracle."""
+    zone = ZoneInfo(options.timezone)
+    start_local = datetime(options.start.year, options.start.month, options.start.day, tzinfo=zone)
+    start = start_local.astimezone(ZoneInfo("UTC"))
+    end = start + timedelta(days=options.days)
+    clock: Clock = (
+        VirtualClock(start) if options.speed is None else ScaledClock(options.speed, start=start)
+    )
+    record = _Record()
+    zone_name = options.timezone
+
+    async def on_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
+        if error is None:
+            record.delivered[envelope.schedule].add(envelope.fire_id)
+            if envelope.schedule == "health-check":
+                record.heartbeats[envelope.scheduled_time.astimezone(zone).date()] += 1
+        else:
+            record.failures.append(f"{envelope.fire_id}: {error}")
+
+    def wrap(scheduler: str, target: Target) -> Target:
+        return ObservedTarget(scheduler, target, on_fire)
+
+    plugin = build_plugin(start_local, zone_name)
+    path = str(options.db) if options.db is not None else ":memory:"
+    async with (
+        reventless.local.provider(path, clock=clock, misfire_policy="all") as provider,
+        plugin.start(provider, wrap_target=wrap) as running,
+    ):
+
+        async def on_event(message: TopicMessage) -> None:
+            record.events += 1
+            fire = message.message_id or ""
+            schedule, _, when = fire.partition("@")
+            at = message.scheduled_time or clock.now()
+            if when:
+                at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            else:
+                schedule = "(app command)"
+            record.lines.append(
+                _Line(at, schedule, f"{message.source}: {_describe(message.event)}")
+            )
+
+        for aggregate in running.aggregates.values():
+            aggregate.event_topic.subscribe(on_event, name="demo-timeline")
+        for scheduler in running.schedulers.values():
+            page = await scheduler.operations.list_schedules(limit=1000)
+            for state in page.schedules:
+                record.created[state.schedule.name] = (state.schedule, state.created_at)
+
+        async def on_new_schedule(message: TopicMessage) -> None:
+            if message.type == "UserSignedUp":
+                user = message.source.split("/", 1)[1]
+                state = await running.schedulers["users"].operations.get_schedule(
+                    f"reminder-{user}"
+                )
+                record.created[state.schedule.name] = (state.schedule, state.created_at)
+
+        running.aggregates["users"].event_topic.subscribe(on_new_schedule, name="demo-oracle")
+        signups = sorted(
+            (start_local + timedelta(days=day, hours=hour, minutes=minute), user)
+            for user, day, hour, minute in SIGNUPS
+            if day < options.days
+        )
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            for moment, user in signups:
+                await _advance_to(clock, moment.astimezone(ZoneInfo("UTC")))
+                await running.aggregates["users"].command_topic.send(
+                    user, SignUp(), message_id=f"signup-{user}", scheduled_time=clock.now()
+                )
+            await _advance_to(clock, end)
+            group.cancel_scope.cancel()
+        states = []
+        for name, aggregate in running.aggregates.items():
+            for aggregate_id in sorted(aggregate._cache):
+                state, version = await aggregate.load(aggregate_id)
+                states.append((f"{name}/{aggregate_id}", version, state))
+    return _report(options, record, states, start_local, end, out)
+
+
+async def _advance_to(clock: Clock, instant: datetime) -> None:
+    if isinstance(clock, VirtualClock):
+        await clock.advance_to(max(instant, clock.now()))
+        return
+    await clock.sleep_until(instant)
+
+
+def _report(
+    options: DemoOptions,
+    record: _Record,
+    states: Sequence[tuple[str, int, Any]],
+    start_local: datetime,
+    end: datetime,
+    out: TextIO,
+) -> int:
+    zone = ZoneInfo(options.timezone)
+    mode = "a virtual clock" if options.speed is None else f"{options.speed:g}x real time"
+    out.write(
+        f"reventless demo: the shop-operations plugin, {options.days} simulated day(s) from "
+        f"{start_local:%a %Y-%m-%d %H:%M %Z} ({options.timezone}), on {mode}\n"
+    )
+    lines = sorted(record.lines, key=lambda line: (line.at, line.schedule, line.text))
+    day_of = lambda line: line.at.astimezone(zone).date()  # noqa: E731
+    for day, group in itertools.groupby(lines, key=day_of):
+        out.write(f"\n{day:%A %d %B %Y}\n")
+        for line in group:
+            if line.schedule == "process-orders" and not options.all_fires:
+                local = line.at.astimezone(zone)
+                if local.hour not in (1, 13):
+                    continue  # hourly: two a day are enough to read; counts below are complete
+            local = line.at.astimezone(zone)
+            out.write(
+                f"  {local:%H:%M} {local:%Z}".ljust(14) + f"{line.schedule:<17} {line.text}\n"
+            )
+        if record.heartbeats.get(day):
+            out.write(f"  (health-check: {record.heartbeats[day]} heartbeats published)\n")
+    if not options.all_fires:
+        out.write(
+            "\n(process-orders runs hourly; it is shown in the 01:00 and 13:00 hours only, "
+            "--all shows every fire)\n"
+        )
+
+    out.write("\nFires per schedule: delivered / due by the core's fire_times\n")
+    exact = True
+    for name in sorted(record.created):
+        schedule, created_at = record.created[name]
+        due = sum(
+            1
+            for _ in itertools.takewhile(
+                lambda instant: instant <= end, fire_times(schedule, created_at=created_at)
+            )
+        )
+        got = len(record.delivered.get(name, ()))
+        exact &= got == due
+        out.write(f"  {name:<18} {got:>5} / {due:<5} {'' if got == due else '  <- differs'}\n")
+    out.write("\nFinal state of every aggregate\n")
+    for label, version, state in states:
+        body = msgspec.json.encode(state).decode()
+        out.write(f"  {label:<26} version {version:<4} {type(state).__name__} {body}\n")
+    out.write(
+        f"\n{record.events} events appended and published; "
+        f"{sum(len(v) for v in record.delivered.values())} fires delivered; "
+        f"{len(record.failures)} delivery failures\n"
+    )
+    for failure in record.failures:
+        out.write(f"  failed: {failure}\n")
+    return 0 if exact and not record.failures else 1

@@ -1,0 +1,159 @@
+"""Plugins: a named group of aggregates, topics and schedulers, the unit a user runs.
+
+::
+
+    shop = Plugin("shop")
+    orders = shop.aggregate(orders_spec)
+    shop.event_topic("health")
+    shop.scheduler("orders", target=orders, schedules=[Schedule(...)])
+    shop.scheduler("health", target="health", schedules=[Schedule(...)])
+
+    async with shop.start(provider) as running:
+        running.aggregates["orders"], running.schedulers["orders"].operations, ...
+        await provider.run()
+
+Declared schedules are ensured on start: created when missing, replaced when changed, left alone
+(interval anchors included) when the same. ``reventless run module:plugin --db FILE`` runs one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from reventless.aggregate import Aggregate, AggregateSpec
+from reventless.errors import ValidationError
+from reventless.event_topic import EventTopic
+from reventless.schedule import Schedule, check_name
+from reventless.scheduler import Scheduler
+from reventless.target import FireEnvelope, Target
+
+__all__ = ("ObservedTarget", "Plugin", "RunningPlugin")
+
+StartHook = Callable[["RunningPlugin"], Awaitable[None]]
+TargetWrapper = Callable[[str, Target], Target]
+
+
+class ObservedTarget:
+    """Wraps a target to watch its fires: ``await on_fire(scheduler, envelope, error)`` after
+    each delivery (``error`` is None when it succeeded). Anything else, such as a command topic's
+    ``check_payload``, is the wrapped target's."""
+
+    def __init__(
+        self,
+        scheduler: str,
+        inner: Target,
+        on_fire: Callable[[str, FireEnvelope, BaseException | None], Awaitable[None]],
+    ) -> None:
+        self._scheduler = scheduler
+        self._inner = inner
+        self._on_fire = on_fire
+
+    async def deliver(self, envelope: FireEnvelope) -> None:
+        try:
+            await self._inner.deliver(envelope)
+        except Exception as exc:
+            await self._on_fire(self._scheduler, envelope, exc)
+            raise
+        await self._on_fire(self._scheduler, envelope, None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class RunningPlugin:
+    """A started plugin: its components by name."""
+
+    def __init__(self, plugin: Plugin, provider: Any) -> None:
+        self.plugin = plugin
+        self.name = plugin.name
+        self.provider = provider
+        self.aggregates: dict[str, Aggregate[Any]] = {}
+        self.event_topics: dict[str, EventTopic] = {}
+        self.schedulers: dict[str, Scheduler] = {}
+
+
+class Plugin:
+    """A declaration of components; ``start(provider)`` builds them."""
+
+    def __init__(self, name: str) -> None:
+        check_name(name)
+        self.name = name
+        self._aggregates: dict[str, AggregateSpec[Any]] = {}
+        self._topics: list[str] = []
+        self._schedulers: dict[str, tuple[AggregateSpec[Any] | str, tuple[Schedule, ...]]] = {}
+        self._hooks: list[StartHook] = []
+
+    def aggregate(self, spec: AggregateSpec[Any]) -> AggregateSpec[Any]:
+        """Declare an aggregate; returns the spec, to name it as a scheduler target."""
+        if not isinstance(spec, AggregateSpec):
+            raise ValidationError("spec", spec, "an AggregateSpec")
+        if spec.name in self._aggregates:
+            raise ValidationError("aggregate name", spec.name, "a name not declared yet")
+        self._aggregates[spec.name] = spec
+        return spec
+
+    def event_topic(self, name: str) -> str:
+        """Declare a standalone event topic; returns its name, to name it as a target."""
+        check_name(name)
+        if name in self._topics:
+            raise ValidationError("event topic name", name, "a name not declared yet")
+        self._topics.append(name)
+        return name
+
+    def scheduler(
+        self,
+        name: str,
+        *,
+        target: AggregateSpec[Any] | str,
+        schedules: Sequence[Schedule] = (),
+    ) -> None:
+        """Declare a scheduler delivering to an aggregate (its spec) or an event topic (its name),
+        with the schedules to ensure at every start."""
+        check_name(name)
+        if name in self._schedulers:
+            raise ValidationError("scheduler name", name, "a name not declared yet")
+        if isinstance(target, AggregateSpec):
+            if self._aggregates.get(target.name) is not target:
+                raise ValidationError("target", target.name, "an aggregate declared on this plugin")
+        elif target not in self._topics:
+            raise ValidationError(
+                "target", target, f"a declared aggregate spec or event topic ({self._topics})"
+            )
+        self._schedulers[name] = (target, tuple(schedules))
+
+    def on_start(self, hook: StartHook) -> StartHook:
+        """Register ``async def hook(running)`` to run after the components are built."""
+        self._hooks.append(hook)
+        return hook
+
+    @asynccontextmanager
+    async def start(
+        self, provider: Any, *, wrap_target: TargetWrapper | None = None
+    ) -> AsyncIterator[RunningPlugin]:
+        """Build every component on ``provider``, ensure the declared schedules, run the hooks.
+
+        ``wrap_target(scheduler_name, target)`` may wrap each scheduler's target (logging,
+        counting) before it is bound.
+        """
+        running = RunningPlugin(self, provider)
+        for spec in self._aggregates.values():
+            running.aggregates[spec.name] = await Aggregate.make(provider, spec)
+        for topic in self._topics:
+            running.event_topics[topic] = EventTopic(topic)
+        for name, (target_ref, schedules) in self._schedulers.items():
+            target: Target
+            if isinstance(target_ref, AggregateSpec):
+                target = running.aggregates[target_ref.name].command_topic
+            else:
+                target = running.event_topics[target_ref]
+            if wrap_target is not None:
+                target = wrap_target(name, target)
+            scheduler = await Scheduler.make(provider, target=target, name=name)
+            running.schedulers[name] = scheduler
+            for schedule in schedules:
+                await scheduler.operations.ensure_schedule(schedule)
+        for hook in self._hooks:
+            await hook(running)
+        yield running
