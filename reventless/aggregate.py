@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
+import msgspec.structs
 
 from reventless.aggregate_adapter import EventLog, NewEvent, StoredEvent
 from reventless.clock import Clock
@@ -127,6 +128,10 @@ class AggregateSpec(Generic[State]):
         else:
             self.accepts_id = accepts_id
             self.known_ids = None
+        self._field_names = {
+            tag: {f.encode_name for f in msgspec.structs.fields(cls)}
+            for tag, cls in self.commands.items()
+        }
         self._event_types = tuple(self.events.values())
         self._event_decoders = {tag: msgspec.json.Decoder(cls) for tag, cls in self.events.items()}
         self._encoder = msgspec.json.Encoder()
@@ -161,6 +166,18 @@ class AggregateSpec(Generic[State]):
                 "payload command",
                 name,
                 f"one of {self.name}'s commands: {', '.join(sorted(self.commands))}",
+            )
+        unknown = sorted(set(fields) - self._field_names[name])
+        if unknown:
+            # Refused even when the Struct would ignore them: a misspelt field must not pass.
+            raise ValidationError(
+                f"payload {name}",
+                fields,
+                f"the fields of {name}",
+                message=(
+                    f"payload for {self.name}.{name} has unknown field(s) {', '.join(unknown)}; "
+                    f"{name} has: {', '.join(sorted(self._field_names[name])) or 'no fields'}"
+                ),
             )
         try:
             command = msgspec.convert(fields, command_type, strict=True)
