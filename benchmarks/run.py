@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ("bench_fire_times", "bench_engine")
+BENCHMARKS = ("bench_fire_times", "bench_engine", "bench_end_to_end")
 
 
 def main(argv: list[str]) -> int:

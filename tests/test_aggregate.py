@@ -352,3 +352,31 @@ def test_specs_refuse_untagged_types_and_bad_names() -> None:
         AggregateSpec(
             "no spaces", commands=[Tick], events=[Ticked], initial=0, decide=decide, evolve=evolve
         )
+
+
+@pytest.mark.timeout(120)
+def test_a_crash_between_delivery_and_acknowledgement_changes_the_aggregate_once(
+    tmp_path: Path,
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("aggregate_process.py")
+    db = str(tmp_path / "crash.db")
+    crashed = subprocess.run(
+        [sys.executable, str(script), db, "--crash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    again = subprocess.run(
+        [sys.executable, str(script), db], capture_output=True, text=True, timeout=60, check=True
+    )
+    result = json.loads(again.stdout)
+    # Delivered twice (once before the crash, once after), handled once, recorded once.
+    assert (result["ticks"], result["version"]) == (1, 1)
+    assert result["history"] == ["created", "fired", "completed"]

@@ -108,7 +108,7 @@ def test_the_demo_runs_deterministically_and_its_counts_equal_the_oracle() -> No
         "reminder-linus",
     }
     assert all(got == due for _, got, due in counts)
-    assert dict((n, int(g)) for n, g, _ in counts)["health-check"] == 7 * 24 * 12
+    assert {n: int(g) for n, g, _ in counts}["health-check"] == 7 * 24 * 12
     assert (
         "10:00 CET   meeting-reminder  users/team: ReminderSent(text=Sprint review at 10:00)"
         in first

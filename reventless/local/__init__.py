@@ -44,6 +44,11 @@ class LocalProvider:
         self._stopped = anyio.Event()
         self._closed = False
 
+    @property
+    def is_leading(self) -> bool:
+        """Whether this process holds the store's lease and fires (a health check can use it)."""
+        return self._engine.is_leading
+
     def scheduled_publisher(self) -> LocalScheduledPublisher:
         """The ScheduledPublisher adapter that schedulers made on this provider use."""
         if self._closed:

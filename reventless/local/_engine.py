@@ -223,6 +223,10 @@ class Engine:
         self._rebuild_requested = False
         self._pushed_while_loading: list[int] | None = None
 
+    @property
+    def is_leading(self) -> bool:
+        return self._leading
+
     # -- what operations tell the engine --------------------------------------------------------
 
     def schedule_changed(self, row_id: int, next_us: int | None) -> None:
