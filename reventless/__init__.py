@@ -3,18 +3,29 @@
 The public names are re-exported here; everything else is an implementation detail.
 """
 
+from reventless.aggregate import (
+    Aggregate,
+    AggregateSpec,
+    CommandContext,
+    HandleResult,
+    command_payload,
+)
 from reventless.clock import Clock, ScaledClock, SystemClock
+from reventless.command_topic import CommandTopic
 from reventless.errors import (
     BackendUnavailableError,
     ConflictError,
     CorruptDataError,
+    DeliveryRefusedError,
     PermissionDeniedError,
     ReventlessError,
     ScheduleNotFoundError,
     UsageError,
     ValidationError,
 )
+from reventless.event_topic import EventTopic, TopicMessage
 from reventless.fire_times import FirePreview, fire_times, next_fire_after, preview
+from reventless.plugin import Plugin
 from reventless.rate_translation import (
     AwsScheduleFields,
     aws_schedule_fields,
@@ -50,22 +61,30 @@ from reventless.scheduler_adapter import (
 from reventless.target import FireEnvelope, Target
 
 __all__ = (
+    "Aggregate",
+    "AggregateSpec",
     "AwsScheduleFields",
     "BackendUnavailableError",
     "Clock",
+    "CommandContext",
+    "CommandTopic",
     "ConflictError",
     "CorruptDataError",
     "Daily",
     "Days",
     "DeadLetter",
+    "DeliveryRefusedError",
+    "EventTopic",
     "FireEnvelope",
     "FirePreview",
+    "HandleResult",
     "HistoryEntry",
     "HistoryKind",
     "Hours",
     "Minutes",
     "MisfirePolicy",
     "PermissionDeniedError",
+    "Plugin",
     "PutOutcome",
     "Rate",
     "RetryPolicy",
@@ -81,11 +100,13 @@ __all__ = (
     "Single",
     "SystemClock",
     "Target",
+    "TopicMessage",
     "UsageError",
     "ValidationError",
     "Weekdays",
     "WeekdaysAndSaturday",
     "aws_schedule_fields",
+    "command_payload",
     "created_at_from_start_date",
     "fire_times",
     "from_expression",
