@@ -10,6 +10,7 @@
     ├── PermissionDeniedError     (also PermissionError) the backend refused the caller
     ├── CorruptDataError                                 stored data cannot be read back
     ├── DeliveryRefusedError                             a target refuses a fire for good
+    ├── ForeignScheduleError                             a stored schedule reventless did not write
     └── UsageError                (also RuntimeError)    the API was used in the wrong order
 
 Backend exceptions (sqlite3, botocore) are translated into this tree at the adapter boundary and
@@ -25,6 +26,7 @@ __all__ = (
     "ConflictError",
     "CorruptDataError",
     "DeliveryRefusedError",
+    "ForeignScheduleError",
     "PermissionDeniedError",
     "ReventlessError",
     "ScheduleNotFoundError",
@@ -84,6 +86,14 @@ class DeliveryRefusedError(ReventlessError):
 
     The engine does not retry it: the fire goes straight to the dead letters with this message.
     """
+
+
+class ForeignScheduleError(ReventlessError):
+    """A schedule in the backend was not written by reventless, so it is not read as one."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name!r} was not written by reventless: {reason}")
 
 
 class UsageError(ReventlessError, RuntimeError):

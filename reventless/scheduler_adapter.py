@@ -111,10 +111,15 @@ class ScheduleState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of ``list_schedules``: schedules in name order, and the next page's token."""
+    """One page of ``list_schedules``: schedules in name order, and the next page's token.
+
+    ``foreign`` names schedules on this page's stretch of names that the backend holds but
+    reventless did not write (a remote backend can hold those); they are reported, not read.
+    """
 
     schedules: list[ScheduleState]
     next_token: str | None
+    foreign: list[str] = []
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,133 @@
+"""The AWS provider: EventBridge Scheduler for schedules, SQS FIFO queues for command topics.
+
+asyncio only (aioboto3). Import this package only when you use it: it imports aioboto3.
+
+::
+
+    session = aioboto3.Session()
+    async with reventless.aws.provider(
+        session=session, group="shop", role_arn=EXECUTION_ROLE_ARN, region="eu-west-1",
+        dead_letter_arn=DLQ_ARN,
+    ) as provider:
+        scheduler = await Scheduler.make(provider, target=SqsQueueTarget(COMMANDS_QUEUE_ARN))
+        await scheduler.operations.create_schedule(schedule)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from reventless.aws._scheduler import SCHEDULED_TIME, AwsScheduledPublisher, SqsQueueTarget
+from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
+from reventless.aws.iam import caller_policy, execution_role_policy, execution_role_trust_policy
+from reventless.clock import Clock, SystemClock
+from reventless.errors import UsageError, ValidationError
+from reventless.scheduler_adapter import RetryPolicy
+
+__all__ = (
+    "SCHEDULED_TIME",
+    "AwsProvider",
+    "SqsCommandConsumer",
+    "SqsCommandPublisher",
+    "SqsQueueTarget",
+    "caller_policy",
+    "execution_role_policy",
+    "execution_role_trust_policy",
+    "provider",
+)
+
+_GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+class AwsProvider:
+    """The AWS provider; make it with ``reventless.aws.provider(...)``."""
+
+    def __init__(self, publisher: AwsScheduledPublisher, clock: Clock) -> None:
+        self.clock = clock
+        self._publisher = publisher
+
+    def scheduled_publisher(self) -> AwsScheduledPublisher:
+        return self._publisher
+
+    def event_log(self) -> Any:
+        raise UsageError(
+            "the AWS provider has no event log yet; run aggregates on the embedded provider "
+            "and feed them from the queue with reventless.aws.SqsCommandConsumer"
+        )
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Nothing to run here: EventBridge Scheduler fires. Returns at once."""
+        task_status.started()
+
+
+@asynccontextmanager
+async def provider(
+    *,
+    group: str,
+    role_arn: str,
+    session: Any = None,
+    client: Any = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    dead_letter_arn: str | None = None,
+    retry_policy: RetryPolicy | None = None,
+    clock: Clock | None = None,
+    sqs_client: Any = None,
+) -> AsyncIterator[AwsProvider]:
+    """Yield the AWS provider for schedule group ``group`` (ensured to exist).
+
+    Pass a ready aioboto3 ``session`` (the provider opens a ``scheduler`` client and closes it on
+    exit) or a ready ``client`` (yours to close). ``role_arn`` is the execution role EventBridge
+    Scheduler assumes to send to the target queue; ``dead_letter_arn`` a standard SQS queue for
+    fires that exhaust ``retry_policy``; ``sqs_client`` lets ``dead_letters()`` read it.
+    """
+    if not isinstance(group, str) or not _GROUP.fullmatch(group):
+        raise ValidationError("group", group, "1-64 letters, digits, '.', '_' or '-'")
+    if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
+        raise ValidationError(
+            "role_arn", role_arn, "an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME"
+        )
+    if dead_letter_arn is not None and (
+        not isinstance(dead_letter_arn, str)
+        or not _QUEUE_ARN.fullmatch(dead_letter_arn)
+        or dead_letter_arn.endswith(".fifo")
+    ):
+        raise ValidationError(
+            "dead_letter_arn", dead_letter_arn, "a standard (not FIFO) SQS queue ARN"
+        )
+    if region is not None and (not isinstance(region, str) or not _REGION.fullmatch(region)):
+        raise ValidationError("region", region, "an AWS region name such as 'eu-west-1'")
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    if (session is None) == (client is None):
+        raise ValidationError(
+            "session/client", (session, client), "exactly one of session= and client="
+        )
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(
+                session.client("scheduler", region_name=region, endpoint_url=endpoint_url)
+            )
+        publisher = AwsScheduledPublisher(
+            client,
+            group=group,
+            role_arn=role_arn,
+            dead_letter_arn=dead_letter_arn,
+            retry_policy=retry_policy or RetryPolicy(),
+            clock=clock,
+            sqs_client=sqs_client,
+        )
+        await publisher.ensure_group(group)
+        yield AwsProvider(publisher, clock)

@@ -1,0 +1,502 @@
+"""The ScheduledPublisher adapter on EventBridge Scheduler (contract: ``scheduler_adapter``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from reventless.aws._errors import call_aws
+from reventless.clock import Clock
+from reventless.errors import (
+    ConflictError,
+    ForeignScheduleError,
+    ScheduleNotFoundError,
+    UsageError,
+    ValidationError,
+)
+from reventless.fire_times import as_utc, next_fire_after, single_instant
+from reventless.rate_translation import (
+    aws_schedule_fields,
+    created_at_from_start_date,
+    from_expression,
+)
+from reventless.schedule import Schedule, Single, _IntervalBase
+from reventless.scheduler_adapter import (
+    DeadLetter,
+    HistoryEntry,
+    PutOutcome,
+    RetryPolicy,
+    SchedulePage,
+    ScheduleState,
+)
+from reventless.target import Target, fire_id
+
+__all__ = ("SCHEDULED_TIME", "AwsScheduledPublisher", "SqsQueueTarget")
+
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+_MARK = "reventless:created_at="
+_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
+_ENCODER = msgspec.json.Encoder()
+
+
+class SqsQueueTarget:
+    """An SQS queue as the target of an AWS scheduler.
+
+    For a FIFO queue (its name ends in ``.fifo``) each fire carries a ``MessageGroupId``:
+    ``message_group_id`` when given; with a ``command_topic``, the aggregate id the payload names
+    (so commands keep their order per aggregate); otherwise the schedule's name. With a
+    ``command_topic`` the scheduler also refuses, at create time, payloads the aggregate cannot
+    decode. Fires are delivered by EventBridge Scheduler, never by this process.
+    """
+
+    def __init__(
+        self,
+        queue_arn: str,
+        *,
+        message_group_id: str | None = None,
+        command_topic: Any = None,
+    ) -> None:
+        if not isinstance(queue_arn, str) or not _QUEUE_ARN.fullmatch(queue_arn):
+            raise ValidationError(
+                "queue_arn", queue_arn, "an SQS queue ARN, arn:aws:sqs:REGION:ACCOUNT:NAME"
+            )
+        if message_group_id is not None and (
+            not isinstance(message_group_id, str) or not 1 <= len(message_group_id) <= 128
+        ):
+            raise ValidationError("message_group_id", message_group_id, "1-128 characters")
+        self.arn = queue_arn
+        self.fifo = queue_arn.endswith(".fifo")
+        self.message_group_id = message_group_id
+        self.command_topic = command_topic
+
+    def check_payload(self, payload: str) -> None:
+        if self.command_topic is not None:
+            self.command_topic.check_payload(payload)
+
+    def group_id(self, schedule: Schedule) -> str | None:
+        if not self.fifo:
+            return None
+        if self.message_group_id is not None:
+            return self.message_group_id
+        if self.command_topic is not None:
+            aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(schedule.payload)
+            return str(aggregate_id)
+        return schedule.name
+
+    async def deliver(self, envelope: Any) -> None:
+        raise UsageError(
+            "fires of an AWS scheduler are delivered by EventBridge Scheduler to the queue; "
+            "consume the queue (reventless.aws.SqsCommandConsumer) instead of calling deliver"
+        )
+
+
+def envelope_template(schedule: Schedule) -> str:
+    """The Target Input: the fire envelope with EventBridge's scheduled-time placeholder."""
+    return _ENCODER.encode(
+        {"schedule": schedule.name, "scheduledTime": SCHEDULED_TIME, "payload": schedule.payload}
+    ).decode()
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class AwsScheduledPublisher:
+    """Schedules live in EventBridge Scheduler, one schedule group per reventless scheduler."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        group: str,
+        role_arn: str,
+        dead_letter_arn: str | None,
+        retry_policy: RetryPolicy,
+        clock: Clock,
+        sqs_client: Any = None,
+    ) -> None:
+        self._client = client
+        self._group = group
+        self._role_arn = role_arn
+        self._dead_letter_arn = dead_letter_arn
+        self._retry_policy = retry_policy
+        self._clock = clock
+        self._sqs = sqs_client
+        self._targets: dict[str, SqsQueueTarget] = {}
+        self._groups_ready: set[str] = set()
+
+    def group_name(self, scheduler: str) -> str:
+        """The schedule group of a reventless scheduler: the provider's group for "default"."""
+        return self._group if scheduler == "default" else f"{self._group}.{scheduler}"[:64]
+
+    async def ensure_group(self, group: str) -> None:
+        if group in self._groups_ready:
+            return
+        try:
+            await call_aws(f"schedule group {group!r}", self._client.get_schedule_group, Name=group)
+        except ScheduleNotFoundError:
+            # A ConflictError means someone else created it meanwhile: fine.
+            with contextlib.suppress(ConflictError):
+                await call_aws(
+                    f"creating schedule group {group!r}",
+                    self._client.create_schedule_group,
+                    Name=group,
+                    ClientToken=hashlib.sha256(group.encode()).hexdigest()[:64],
+                )
+        self._groups_ready.add(group)
+
+    async def attach(self, scheduler: str, target: Target) -> None:
+        if not isinstance(target, SqsQueueTarget):
+            raise ValidationError(
+                "target",
+                target,
+                "an SqsQueueTarget (on AWS, EventBridge Scheduler delivers fires to a queue)",
+            )
+        await self.ensure_group(self.group_name(scheduler))
+        self._targets[scheduler] = target
+
+    def _target(self, scheduler: str) -> SqsQueueTarget:
+        target = self._targets.get(scheduler)
+        if target is None:
+            raise UsageError(f"scheduler {scheduler!r} has no target; use Scheduler.make first")
+        return target
+
+    def _request(
+        self, scheduler: str, schedule: Schedule, created_at: datetime, state: str
+    ) -> dict[str, Any]:
+        target = self._target(scheduler)
+        fields = aws_schedule_fields(schedule, created_at=created_at)
+        policy = self._retry_policy
+        aws_target: dict[str, Any] = {
+            "Arn": target.arn,
+            "RoleArn": self._role_arn,
+            "Input": envelope_template(schedule),
+            "RetryPolicy": {
+                "MaximumRetryAttempts": policy.max_attempts,
+                "MaximumEventAgeInSeconds": int(policy.max_event_age.total_seconds()),
+            },
+        }
+        group_id = target.group_id(schedule)
+        if group_id is not None:
+            aws_target["SqsParameters"] = {"MessageGroupId": group_id}
+        if self._dead_letter_arn is not None:
+            aws_target["DeadLetterConfig"] = {"Arn": self._dead_letter_arn}
+        request: dict[str, Any] = {
+            "Name": schedule.name,
+            "GroupName": self.group_name(scheduler),
+            "ScheduleExpression": fields.expression,
+            "ScheduleExpressionTimezone": fields.timezone,
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": fields.action_after_completion,
+            "State": state,
+            "Description": f"{_MARK}{_iso(created_at)}",
+            "Target": aws_target,
+        }
+        if fields.start_date is not None:
+            request["StartDate"] = fields.start_date
+        return request
+
+    @staticmethod
+    def _token(request: dict[str, Any], operation: str) -> str:
+        # The same request gives the same token, so a retried call cannot apply twice.
+        canonical = msgspec.json.encode({"op": operation, **request}, order="sorted")
+        return hashlib.sha256(canonical).hexdigest()[:64]
+
+    async def _write(self, request: dict[str, Any]) -> PutOutcome:
+        what = f"schedule {request['Name']!r} in group {request['GroupName']!r}"
+        try:
+            await call_aws(
+                f"creating {what}",
+                self._client.create_schedule,
+                ClientToken=self._token(request, "create"),
+                **request,
+            )
+            return PutOutcome.CREATED
+        except ConflictError:
+            # AWS replaces every field on update, so the whole request is sent again.
+            await call_aws(
+                f"replacing {what}",
+                self._client.update_schedule,
+                ClientToken=self._token(request, "update"),
+                **request,
+            )
+            return PutOutcome.REPLACED
+
+    async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
+        return await self._write(self._request(scheduler, schedule, created_at, "ENABLED"))
+
+    async def put_many(
+        self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
+    ) -> list[PutOutcome]:
+        # AWS has no batch call: write one by one and undo what this call did if one fails.
+        requests = [self._request(scheduler, s, created_at, "ENABLED") for s in schedules]
+        done: list[tuple[dict[str, Any], PutOutcome, dict[str, Any] | None]] = []
+        try:
+            for request in requests:
+                previous = await self._raw_or_none(scheduler, request["Name"])
+                outcome = await self._write(request)
+                done.append((request, outcome, previous))
+        except BaseException:
+            for request, outcome, previous in reversed(done):
+                try:
+                    if outcome is PutOutcome.CREATED or previous is None:
+                        await self.delete(scheduler, request["Name"], at=created_at)
+                    else:
+                        await call_aws(
+                            "restoring a replaced schedule",
+                            self._client.update_schedule,
+                            **_as_request(previous),
+                        )
+                except Exception:
+                    continue
+            raise
+        return [outcome for _, outcome, _ in done]
+
+    async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
+        group = self.group_name(scheduler)
+        try:
+            await call_aws(
+                f"deleting schedule {name!r} in group {group!r}",
+                self._client.delete_schedule,
+                Name=name,
+                GroupName=group,
+            )
+        except ScheduleNotFoundError:
+            return False  # nothing was there: deleting is idempotent
+        return True
+
+    async def _raw(self, scheduler: str, name: str) -> dict[str, Any]:
+        group = self.group_name(scheduler)
+        try:
+            response: dict[str, Any] = await call_aws(
+                f"schedule {name!r} in group {group!r}",
+                self._client.get_schedule,
+                Name=name,
+                GroupName=group,
+            )
+        except ScheduleNotFoundError:
+            raise ScheduleNotFoundError(name) from None
+        return response
+
+    async def _raw_or_none(self, scheduler: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._raw(scheduler, name)
+        except ScheduleNotFoundError:
+            return None
+
+    def _state(self, raw: dict[str, Any]) -> ScheduleState:
+        name = str(raw.get("Name"))
+        try:
+            rate = from_expression(str(raw.get("ScheduleExpression")))
+        except ValidationError as exc:
+            raise ForeignScheduleError(name, str(exc)) from None
+        description = str(raw.get("Description") or "")
+        if not description.startswith(_MARK):
+            raise ForeignScheduleError(name, "its Description carries no reventless mark")
+        try:
+            created_at = as_utc(datetime.fromisoformat(description[len(_MARK) :]), "created_at")
+            envelope = msgspec.json.decode(raw.get("Target", {}).get("Input", ""))
+            if (
+                not isinstance(envelope, dict)
+                or envelope.get("schedule") != name
+                or envelope.get("scheduledTime") != SCHEDULED_TIME
+                or not isinstance(envelope.get("payload"), str)
+            ):
+                raise ValueError("its Input is not a reventless fire envelope")
+            schedule = Schedule(
+                name=name,
+                rate=rate,
+                payload=envelope["payload"],
+                timezone=str(raw.get("ScheduleExpressionTimezone") or "UTC"),
+            )
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise ForeignScheduleError(name, str(exc)) from None
+        start_date = raw.get("StartDate")
+        if isinstance(rate, _IntervalBase):
+            if not isinstance(start_date, datetime):
+                raise ForeignScheduleError(name, "an interval without a StartDate")
+            # The stored StartDate is the truth about the anchor.
+            created_at = created_at_from_start_date(rate, start_date)
+        paused = raw.get("State") == "DISABLED"
+        modified = raw.get("LastModificationDate") or raw.get("CreationDate")
+        version = int(modified.timestamp() * 1_000_000) if isinstance(modified, datetime) else 0
+        next_fire = None
+        if not paused:
+            if isinstance(rate, Single):
+                instant = single_instant(schedule)
+                current = self._clock.now().replace(second=0, microsecond=0)
+                next_fire = instant if instant >= current else None
+            else:
+                next_fire = next_fire_after(schedule, self._clock.now(), created_at=created_at)
+        return ScheduleState(
+            schedule=schedule,
+            created_at=created_at,
+            paused=paused,
+            next_fire=next_fire,
+            version=version,
+        )
+
+    async def get(self, scheduler: str, name: str) -> ScheduleState:
+        return self._state(await self._raw(scheduler, name))
+
+    async def list_schedules(
+        self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
+    ) -> SchedulePage:
+        # ListSchedules has no order; name order and name-based paging need all names first.
+        group = self.group_name(scheduler)
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"GroupName": group, "MaxResults": 100}
+            if prefix:
+                request["NamePrefix"] = prefix
+            if token:
+                request["NextToken"] = token
+            response = await call_aws(
+                f"listing schedules in group {group!r}", self._client.list_schedules, **request
+            )
+            names += [str(item["Name"]) for item in response.get("Schedules", [])]
+            token = response.get("NextToken")
+            if not token:
+                break
+        names = sorted(
+            n for n in set(names) if n.startswith(prefix) and (after is None or n > after)
+        )
+        states: list[ScheduleState] = []
+        foreign: list[str] = []
+        for name in names[:limit]:
+            try:
+                states.append(await self.get(scheduler, name))
+            except ForeignScheduleError:
+                foreign.append(name)
+            except ScheduleNotFoundError:
+                continue  # deleted between the listing and the read
+        next_token = names[limit - 1] if len(names) > limit else None
+        return SchedulePage(schedules=states, next_token=next_token, foreign=foreign)
+
+    async def _set_state(
+        self, scheduler: str, name: str, state: str, at: datetime
+    ) -> ScheduleState | None:
+        current = self._state(await self._raw(scheduler, name))
+        wanted_paused = state == "DISABLED"
+        if current.paused == wanted_paused:
+            return current
+        schedule = current.schedule
+        if not wanted_paused and isinstance(schedule.rate, Single):
+            instant = single_instant(schedule)
+            if instant < at.replace(second=0, microsecond=0):
+                # Its minute passed while paused: it completes without firing.
+                await self.delete(scheduler, name, at=at)
+                return None
+        request = self._request(scheduler, schedule, current.created_at, state)
+        await call_aws(
+            f"{'pausing' if wanted_paused else 'resuming'} schedule {name!r}",
+            self._client.update_schedule,
+            ClientToken=self._token(request, "update"),
+            **request,
+        )
+        return await self.get(scheduler, name)
+
+    async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
+        state = await self._set_state(scheduler, name, "DISABLED", at)
+        assert state is not None  # pausing never completes a schedule
+        return state
+
+    async def resume(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState | None:
+        return await self._set_state(scheduler, name, "ENABLED", at)
+
+    async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
+        raise UsageError(
+            "EventBridge Scheduler keeps no per-schedule history: CloudTrail records the API "
+            "calls and the consumer of the target queue sees each fire"
+        )
+
+    async def dead_letters(self, scheduler: str, *, limit: int = 100) -> list[DeadLetter]:
+        if self._dead_letter_arn is None or self._sqs is None:
+            raise UsageError(
+                "dead letters on AWS are read from the dead-letter queue: pass dead_letter_arn "
+                "and sqs_client to reventless.aws.provider"
+            )
+        url = await _queue_url(self._sqs, self._dead_letter_arn)
+        letters: list[DeadLetter] = []
+        while len(letters) < limit:
+            response = await call_aws(
+                "reading the dead-letter queue",
+                self._sqs.receive_message,
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, limit - len(letters)),
+                VisibilityTimeout=0,  # a look, not a take: the messages stay for others
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                letter = _dead_letter(message)
+                if letter is not None and letter.fire_id not in {d.fire_id for d in letters}:
+                    letters.append(letter)
+            if len(messages) < 10:
+                break
+        return letters
+
+
+def _as_request(raw: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "Name",
+        "GroupName",
+        "ScheduleExpression",
+        "ScheduleExpressionTimezone",
+        "FlexibleTimeWindow",
+        "ActionAfterCompletion",
+        "State",
+        "Description",
+        "Target",
+        "StartDate",
+        "EndDate",
+        "KmsKeyArn",
+    )
+    return {key: raw[key] for key in keys if key in raw}
+
+
+async def _queue_url(sqs: Any, arn: str) -> str:
+    _, _, _, _, account, name = arn.split(":", 5)
+    response = await call_aws(
+        f"queue {name!r}", sqs.get_queue_url, QueueName=name, QueueOwnerAWSAccountId=account
+    )
+    return str(response["QueueUrl"])
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter | None:
+    """A dead letter from EventBridge Scheduler's DLQ message: the envelope as the body, the
+    failure in message attributes (ERROR_CODE, ERROR_MESSAGE, RETRY_ATTEMPTS)."""
+    try:
+        envelope = msgspec.json.decode(message.get("Body", ""))
+        scheduled = datetime.fromisoformat(str(envelope["scheduledTime"]).replace("Z", "+00:00"))
+        name = str(envelope["schedule"])
+        payload = str(envelope["payload"])
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return None
+    attributes = message.get("MessageAttributes", {})
+
+    def attribute(key: str) -> str:
+        return str(attributes.get(key, {}).get("StringValue", ""))
+
+    attempts = attribute("RETRY_ATTEMPTS")
+    sent = message.get("Attributes", {}).get("SentTimestamp")
+    at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else scheduled
+    return DeadLetter(
+        schedule=name,
+        fire_id=fire_id(name, scheduled),
+        scheduled_time=scheduled,
+        payload=payload,
+        attempts=int(attempts) + 1 if attempts.isdigit() else 0,
+        reason=f"{attribute('ERROR_CODE')}: {attribute('ERROR_MESSAGE')}".strip(": "),
+        at=at,
+    )

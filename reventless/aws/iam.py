@@ -1,0 +1,136 @@
+"""The IAM policy documents a deployment needs, as JSON-ready dicts, least privilege.
+
+- ``execution_role_trust_policy``: who may assume the execution role: EventBridge Scheduler,
+  only for schedules of this account's schedule group (the confused-deputy guard).
+- ``execution_role_policy``: what the role may do: ``sqs:SendMessage`` to the target queue and
+  the dead-letter queue, nothing else.
+- ``caller_policy``: what the application needs: the schedule actions on the group's schedules
+  only, the group itself, listing, and passing the execution role to EventBridge Scheduler only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from reventless.errors import ValidationError
+
+__all__ = ("caller_policy", "execution_role_policy", "execution_role_trust_policy")
+
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
+_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}")
+
+
+def _check(field: str, value: object, pattern: re.Pattern[str], allowed: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValidationError(field, value, allowed)
+    return value
+
+
+def _group_arn(partition: str, region: str, account_id: str, group: str) -> str:
+    return f"arn:{partition}:scheduler:{region}:{account_id}:schedule-group/{group}"
+
+
+def execution_role_trust_policy(
+    *, account_id: str, region: str, group: str, partition: str = "aws"
+) -> dict[str, Any]:
+    """Trust policy of the execution role: scheduler.amazonaws.com, for this group only."""
+    _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
+    _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
+    _check("group", group, _GROUP, "a schedule group name")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {
+                        "aws:SourceAccount": account_id,
+                        "aws:SourceArn": _group_arn(partition, region, account_id, group),
+                    }
+                },
+            }
+        ],
+    }
+
+
+def execution_role_policy(
+    *, target_queue_arn: str, dead_letter_arn: str | None = None, kms_key_arn: str | None = None
+) -> dict[str, Any]:
+    """Permissions of the execution role: send to the target and dead-letter queues, only.
+
+    ``kms_key_arn``: the key of encrypted queues, which sending also needs.
+    """
+    queues = [_check("target_queue_arn", target_queue_arn, _QUEUE_ARN, "an SQS queue ARN")]
+    if dead_letter_arn is not None:
+        queues.append(_check("dead_letter_arn", dead_letter_arn, _QUEUE_ARN, "an SQS queue ARN"))
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues}
+    ]
+    if kms_key_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": _check("kms_key_arn", kms_key_arn, _KMS_ARN, "a KMS key ARN"),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def caller_policy(
+    *,
+    account_id: str,
+    region: str,
+    group: str,
+    execution_role_arn: str,
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """Permissions of the application that manages schedules through reventless."""
+    _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
+    _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
+    _check("group", group, _GROUP, "a schedule group name")
+    _check("execution_role_arn", execution_role_arn, _ROLE_ARN, "an IAM role ARN")
+    schedules = f"arn:{partition}:scheduler:{region}:{account_id}:schedule/{group}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ManageTheGroupsSchedules",
+                "Effect": "Allow",
+                "Action": [
+                    "scheduler:CreateSchedule",
+                    "scheduler:UpdateSchedule",
+                    "scheduler:DeleteSchedule",
+                    "scheduler:GetSchedule",
+                ],
+                "Resource": schedules,
+            },
+            {
+                "Sid": "EnsureTheGroup",
+                "Effect": "Allow",
+                "Action": ["scheduler:GetScheduleGroup", "scheduler:CreateScheduleGroup"],
+                "Resource": _group_arn(partition, region, account_id, group),
+            },
+            {
+                # ListSchedules cannot be scoped to a resource in IAM.
+                "Sid": "ListSchedules",
+                "Effect": "Allow",
+                "Action": "scheduler:ListSchedules",
+                "Resource": "*",
+            },
+            {
+                "Sid": "PassTheExecutionRoleToSchedulerOnly",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": execution_role_arn,
+                "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            },
+        ],
+    }
