@@ -20,7 +20,7 @@ from reventless.errors import (
     UsageError,
     ValidationError,
 )
-from reventless.fire_times import as_utc, next_fire_after, single_instant
+from reventless.fire_times import as_utc, ceil_minute, next_fire_after, single_instant
 from reventless.rate_translation import (
     aws_schedule_fields,
     created_at_from_start_date,
@@ -321,8 +321,10 @@ class AwsScheduledPublisher:
         if isinstance(rate, _IntervalBase):
             if not isinstance(start_date, datetime):
                 raise ForeignScheduleError(name, "an interval without a StartDate")
-            # The stored StartDate is the truth about the anchor.
-            created_at = created_at_from_start_date(rate, start_date)
+            anchor = created_at_from_start_date(rate, start_date)
+            if anchor != ceil_minute(created_at):
+                # Changed outside reventless: the StartDate is what AWS fires by.
+                created_at = anchor
         paused = raw.get("State") == "DISABLED"
         modified = raw.get("LastModificationDate") or raw.get("CreationDate")
         version = int(modified.timestamp() * 1_000_000) if isinstance(modified, datetime) else 0
