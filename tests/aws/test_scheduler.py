@@ -35,7 +35,7 @@ from reventless import (
 from reventless.aws import SCHEDULED_TIME, SqsQueueTarget
 from reventless.testing import RecordingTarget, VirtualClock
 from reventless.testing.conformance import ScheduledPublisherConformance
-from tests.aws.conftest import ROLE_ARN, CountingMotoServer, make_queue
+from tests.aws.conftest import ROLE_ARN, CountingMotoServer
 
 pytestmark = pytest.mark.anyio
 START = datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC)
