@@ -81,3 +81,11 @@ def test_aioboto3_only_under_aws() -> None:
             continue
         tops = {name.split(".")[0] for name in imported_modules(path)}
         assert not tops & {"aioboto3", "aiobotocore", "botocore", "boto3"}, path
+
+
+def test_the_aws_package_lists_what_it_offers() -> None:
+    import reventless.aws
+
+    assert isinstance(reventless.aws.__all__, tuple)
+    for name in reventless.aws.__all__:
+        assert getattr(reventless.aws, name) is not None
