@@ -39,6 +39,7 @@ __all__ = (
     "caller_policy",
     "execution_role_policy",
     "execution_role_trust_policy",
+    "handle_sqs_batch",
     "provider",
 )
 
@@ -69,6 +70,12 @@ class AwsProvider:
     ) -> None:
         """Nothing to run here: EventBridge Scheduler fires. Returns at once."""
         task_status.started()
+
+
+async def handle_sqs_batch(event: dict[str, Any], aggregate: Any) -> dict[str, Any]:
+    """The body of a Lambda handler for an SQS trigger: handle the batch on ``aggregate`` and
+    return the partial-batch response (``SqsCommandConsumer.handle_batch``)."""
+    return await SqsCommandConsumer(aggregate).handle_batch(event)
 
 
 @asynccontextmanager

@@ -40,6 +40,9 @@ from reventless.target import Target, fire_id
 __all__ = ("SCHEDULED_TIME", "AwsScheduledPublisher", "SqsQueueTarget")
 
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+_MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
+_MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
+_TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
 _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _ENCODER = msgspec.json.Encoder()
@@ -86,6 +89,12 @@ class SqsQueueTarget:
             return self.message_group_id
         if self.command_topic is not None:
             aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(schedule.payload)
+            if len(aggregate_id) > _MAX_GROUP_ID:
+                raise ValidationError(
+                    f"{schedule.name} payload aggregateId",
+                    aggregate_id,
+                    f"at most {_MAX_GROUP_ID} characters: it becomes the SQS MessageGroupId",
+                )
             return str(aggregate_id)
         return schedule.name
 
@@ -171,12 +180,26 @@ class AwsScheduledPublisher:
         self, scheduler: str, schedule: Schedule, created_at: datetime, state: str
     ) -> dict[str, Any]:
         target = self._target(scheduler)
+        template = envelope_template(schedule)
+        size = len(template.encode()) - len(SCHEDULED_TIME) + _TIME_WIDTH
+        if size > _MAX_SQS_MESSAGE:
+            # JSON escaping can make a payload within 256 KiB too big for one SQS message.
+            raise ValidationError(
+                "payload",
+                schedule.payload,
+                f"a payload whose fire envelope fits one SQS message ({_MAX_SQS_MESSAGE} bytes)",
+                message=(
+                    f"payload of {schedule.name!r} makes a {size}-byte fire envelope; an SQS "
+                    f"message holds {_MAX_SQS_MESSAGE} bytes, so EventBridge could never "
+                    "deliver it"
+                ),
+            )
         fields = aws_schedule_fields(schedule, created_at=created_at)
         policy = self._retry_policy
         aws_target: dict[str, Any] = {
             "Arn": target.arn,
             "RoleArn": self._role_arn,
-            "Input": envelope_template(schedule),
+            "Input": template,
             "RetryPolicy": {
                 "MaximumRetryAttempts": policy.max_attempts,
                 "MaximumEventAgeInSeconds": int(policy.max_event_age.total_seconds()),

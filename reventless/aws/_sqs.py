@@ -43,6 +43,10 @@ class SqsCommandPublisher:
 
     async def publish(self, aggregate_id: str, command: Any, *, message_id: str) -> None:
         self._aggregate.spec.check_id(aggregate_id)
+        if len(aggregate_id) > 128:
+            raise ValidationError(
+                "aggregate_id", aggregate_id, "at most 128 characters: it is the MessageGroupId"
+            )
         if not isinstance(command, tuple(self._aggregate.spec.commands.values())):
             raise ValidationError(
                 "command", command, f"one of {', '.join(sorted(self._aggregate.spec.commands))}"

@@ -194,9 +194,9 @@ async def test_commands_round_trip_through_an_sqs_fifo_queue(
         assert len(messages) == 2
         assert {m["Attributes"]["MessageGroupId"] for m in messages} == {"c-1", "c-2"}
         assert {m["Attributes"]["MessageDeduplicationId"] for m in messages} == {"m-1", "m-2"}
-        consumer = SqsCommandConsumer(counters)
         event = as_lambda_event(messages)
-        assert await consumer.handle_batch(event) == {"batchItemFailures": []}
+        assert await reventless.aws.handle_sqs_batch(event, counters) == {"batchItemFailures": []}
+        consumer = SqsCommandConsumer(counters)
         # The same batch delivered again (at-least-once) changes nothing.
         assert await consumer.handle_batch(event) == {"batchItemFailures": []}
         assert (await counters.load("c-1"))[1] == 1
@@ -388,3 +388,16 @@ def test_policy_inputs_are_validated(build: Any, field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         build()
     assert caught.value.field == field
+
+
+async def test_aggregate_ids_too_long_for_a_message_group_are_refused(
+    sqs: Any, moto: CountingMotoServer
+) -> None:
+    url, _ = await make_queue(sqs, "long.fifo")
+    async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as local:
+        counters = await Aggregate.make(local, counter_spec())
+        publisher = SqsCommandPublisher(sqs, url, counters)
+        before = len(moto.requests)
+        with pytest.raises(ValidationError, match="MessageGroupId"):
+            await publisher.publish("c" * 129, Tick(), message_id="m")
+        assert moto.requests[before:] == []

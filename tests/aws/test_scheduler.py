@@ -259,6 +259,11 @@ INVALID_INPUTS: list[tuple[str, Callable[[], Any]]] = [
             name="a", rate=Single(2027, 3, 28, 2, 30), payload="p", timezone="Europe/Berlin"
         ),
     ),
+    # Within 256 KiB, but JSON escaping of the quotes makes the envelope too big for SQS.
+    (
+        "an envelope over one SQS message",
+        lambda: Schedule(name="a", rate=Hours(1), payload='"' * 200_000),
+    ),
 ]
 
 
