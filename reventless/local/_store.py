@@ -377,35 +377,30 @@ class SqliteStore:
             ).fetchall()
         return rows, now_seq
 
-    def load_schedules(self, ids: Sequence[int]) -> list[Row]:
-        """(id, scheduler, name, spec, created_at, paused, next_fire, version) for these ids."""
+    def _select_by_ids(self, select: str, ids: Sequence[int]) -> list[Row]:
+        """Rows of ``select ... WHERE id IN (ids)``, in chunks under SQLite's parameter limit."""
         rows: list[Row] = []
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            rows.extend(
-                self.conn.execute(
-                    "SELECT id, scheduler, name, spec, created_at, paused, next_fire, version"
-                    f" FROM schedules WHERE id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            )
+            rows.extend(self.conn.execute(f"{select} WHERE id IN ({marks})", chunk).fetchall())
         return rows
+
+    def load_schedules(self, ids: Sequence[int]) -> list[Row]:
+        """(id, scheduler, name, spec, created_at, paused, next_fire, version) for these ids."""
+        return self._select_by_ids(
+            "SELECT id, scheduler, name, spec, created_at, paused, next_fire, version"
+            " FROM schedules",
+            ids,
+        )
 
     def load_retries(self, ids: Sequence[int]) -> list[Row]:
         """(id, scheduler, name, scheduled_time, payload, attempts, next_attempt_at)."""
-        rows: list[Row] = []
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            rows.extend(
-                self.conn.execute(
-                    "SELECT id, scheduler, name, scheduled_time, payload, attempts,"
-                    f" next_attempt_at FROM retries WHERE id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            )
-        return rows
+        return self._select_by_ids(
+            "SELECT id, scheduler, name, scheduled_time, payload, attempts, next_attempt_at"
+            " FROM retries",
+            ids,
+        )
 
     def mark_broken(
         self, row_id: int, version: int, reason: str, at_us: int, scheduled_us: int
