@@ -373,7 +373,6 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from reventless.demo import DemoOptions, run_demo
-    from reventless.fire_times import as_utc  # noqa: F401 - keeps import errors early
     from reventless.schedule import _check_int
 
     _check_int("--days", args.days, 1, 366)

@@ -152,10 +152,9 @@ class _VirtualHold:
 
 
 class _Sleeper:
-    __slots__ = ("deadline", "done", "event", "hold")
+    __slots__ = ("done", "event", "hold")
 
-    def __init__(self, deadline: datetime | None, hold: _VirtualHold | None) -> None:
-        self.deadline = deadline
+    def __init__(self, hold: _VirtualHold | None) -> None:
         self.event = anyio.Event()
         self.hold = hold
         self.done = False
@@ -175,7 +174,6 @@ class VirtualClock:
     def __init__(self, start: datetime) -> None:
         self._now = as_utc(start, "start")
         self._sleepers: list[tuple[datetime, int, _Sleeper]] = []
-        self._forever: set[_Sleeper] = set()
         self._counter = itertools.count()
         self._busy = 0
         # Created on demand: anyio events need a running event loop, a clock does not.
@@ -214,10 +212,8 @@ class VirtualClock:
                 await anyio.lowlevel.checkpoint()
                 return
         hold = _current_work.get()
-        sleeper = _Sleeper(deadline, hold)
-        if deadline is None:
-            self._forever.add(sleeper)
-        else:
+        sleeper = _Sleeper(hold)
+        if deadline is not None:  # a sleeper without a deadline only wakes by cancellation
             heapq.heappush(self._sleepers, (deadline, next(self._counter), sleeper))
         if hold is not None:
             hold.release()  # asleep: idle until woken
@@ -225,7 +221,6 @@ class VirtualClock:
             await sleeper.event.wait()
         finally:
             sleeper.done = True
-            self._forever.discard(sleeper)
             if hold is not None and not sleeper.event.is_set():
                 # Woken by cancellation rather than by time: busy again from here.
                 hold.resume()
