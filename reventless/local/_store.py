@@ -255,16 +255,17 @@ class SqliteStore:
             self._history([(scheduler, name, "deleted", to_us(at), None, None)])
         return True
 
-    def get(self, scheduler: str, name: str) -> Row:
-        """(id, spec, created_at, paused, next_fire, version) or ScheduleNotFoundError."""
+    def _by_name(self, columns: str, scheduler: str, name: str) -> Row:
         row = self.conn.execute(
-            "SELECT id, spec, created_at, paused, next_fire, version FROM schedules"
-            " WHERE scheduler = ? AND name = ?",
-            (scheduler, name),
+            f"SELECT {columns} FROM schedules WHERE scheduler = ? AND name = ?", (scheduler, name)
         ).fetchone()
         if row is None:
             raise ScheduleNotFoundError(name)
         return tuple(row)
+
+    def get(self, scheduler: str, name: str) -> Row:
+        """(id, spec, created_at, paused, next_fire, version) or ScheduleNotFoundError."""
+        return self._by_name("id, spec, created_at, paused, next_fire, version", scheduler, name)
 
     def list_rows(self, scheduler: str, prefix: str, limit: int, after: str | None) -> list[Row]:
         """Rows (name, spec, created_at, paused, next_fire, version), name order, limit + 1."""
@@ -280,12 +281,7 @@ class SqliteStore:
 
     def pause(self, scheduler: str, name: str, at: datetime) -> None:
         with self.transaction():
-            row = self.conn.execute(
-                "SELECT paused FROM schedules WHERE scheduler = ? AND name = ?", (scheduler, name)
-            ).fetchone()
-            if row is None:
-                raise ScheduleNotFoundError(name)
-            if row[0]:
+            if self._by_name("paused", scheduler, name)[0]:
                 return
             seq = self._bump_seq()
             self.conn.execute(
@@ -298,14 +294,9 @@ class SqliteStore:
     def resume(self, scheduler: str, name: str, at: datetime) -> tuple[int, int | None] | None:
         """Resume; returns (row id, next fire) or None when the schedule completed instead."""
         with self.transaction():
-            row = self.conn.execute(
-                "SELECT id, spec, created_at, paused FROM schedules"
-                " WHERE scheduler = ? AND name = ?",
-                (scheduler, name),
-            ).fetchone()
-            if row is None:
-                raise ScheduleNotFoundError(name)
-            row_id, spec, created_us, paused = row
+            row_id, spec, created_us, paused = self._by_name(
+                "id, spec, created_at, paused", scheduler, name
+            )
             if not paused:
                 return int(row_id), None
             schedule = decode_spec(spec, scheduler, name)
