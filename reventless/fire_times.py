@@ -22,9 +22,17 @@ import msgspec
 
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
-from reventless.schedule import Schedule, Single, _IntervalBase, _WallBase
+from reventless.schedule import Schedule, Single, IntervalRate, WallClockRate
 
-__all__ = ("FirePreview", "fire_times", "first_fire_after_creation", "next_fire_after", "preview")
+__all__ = (
+    "FirePreview",
+    "fire_times",
+    "first_fire",
+    "first_fire_after_creation",
+    "next_fire_after",
+    "preview",
+    "single_is_past",
+)
 
 _ONE_DAY = timedelta(days=1)
 _MINUTE = timedelta(minutes=1)
@@ -69,11 +77,11 @@ def next_fire_after(
     """
     after = as_utc(after, "after")
     rate = schedule.rate
-    if isinstance(rate, _WallBase):
+    if isinstance(rate, WallClockRate):
         return _next_wall_fire(
             load_zone(schedule.timezone), rate.hour, rate.minute, rate.weekdays, after
         )
-    if isinstance(rate, _IntervalBase):
+    if isinstance(rate, IntervalRate):
         anchor = ceil_minute(after if created_at is None else as_utc(created_at, "created_at"))
         step = timedelta(minutes=rate.minutes)
         try:
@@ -101,6 +109,26 @@ def single_instant(schedule: Schedule) -> datetime:
 
 def first_fire_after_creation(schedule: Schedule, created_at: datetime) -> datetime | None:
     """The first fire of a schedule created at ``created_at`` (an interval's ``StartDate``)."""
+    return next_fire_after(schedule, created_at, created_at=created_at)
+
+
+def single_is_past(schedule: Schedule, now: datetime) -> bool:
+    """Whether a Single's minute is before the minute of ``now``: such a Single is refused at
+    create (one within the current minute still fires). False for every other rate."""
+    if not isinstance(schedule.rate, Single):
+        return False
+    return single_instant(schedule) < as_utc(now, "now").replace(second=0, microsecond=0)
+
+
+def first_fire(schedule: Schedule, created_at: datetime) -> datetime | None:
+    """The first fire of a schedule created (or replaced) at ``created_at``.
+
+    A Single fires at its own instant, also when that lies within the creation minute (a Single
+    before that minute is refused at create: see ``single_is_past``); the other rates fire first
+    strictly after ``created_at``.
+    """
+    if isinstance(schedule.rate, Single):
+        return single_instant(schedule)
     return next_fire_after(schedule, created_at, created_at=created_at)
 
 
@@ -187,11 +215,11 @@ def preview(
         local = instant.astimezone(zone)
         repeated = False
         skipped: tuple[date, ...] = ()
-        if isinstance(rate, (_WallBase, Single)):
+        if isinstance(rate, (WallClockRate, Single)):
             _, repeated = resolve_wall_time(
                 zone, local.year, local.month, local.day, local.hour, local.minute
             )
-        if isinstance(rate, _WallBase):
+        if isinstance(rate, WallClockRate):
             skipped = _gap_days(zone, rate, cursor, local.date())
         rows.append(
             FirePreview(at=instant, local=local, repeated_wall_time=repeated, skipped_days=skipped)
@@ -202,7 +230,7 @@ def preview(
     return rows
 
 
-def _gap_days(zone: tzinfo, rate: _WallBase, since: datetime, end: date) -> tuple[date, ...]:
+def _gap_days(zone: tzinfo, rate: WallClockRate, since: datetime, end: date) -> tuple[date, ...]:
     """Allowed local dates after ``since`` and before ``end`` whose wall time falls in a gap."""
     days = []
     day = since.astimezone(zone).date()

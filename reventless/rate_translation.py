@@ -33,8 +33,8 @@ from reventless.schedule import (
     Single,
     Weekdays,
     WeekdaysAndSaturday,
-    _IntervalBase,
-    _WallBase,
+    IntervalRate,
+    WallClockRate,
     rate_text,
 )
 
@@ -50,7 +50,7 @@ __all__ = (
 Dialect = Literal["scheduler", "rules"]
 _DIALECTS = ("scheduler", "rules")
 
-_UNITS: dict[type[_IntervalBase], tuple[str, str]] = {
+_UNITS: dict[type[IntervalRate], tuple[str, str]] = {
     Minutes: ("minute", "minutes"),
     Hours: ("hour", "hours"),
     Days: ("day", "days"),
@@ -64,7 +64,7 @@ _INTERVAL_BY_UNIT: dict[str, Callable[[int], Rate]] = {
     "days": Days,
 }
 # The day-of-month/month/day-of-week/year fields of each wall-clock variant's cron.
-_CRON_TAILS: dict[type[_WallBase], str] = {
+_CRON_TAILS: dict[type[WallClockRate], str] = {
     Daily: "* * ? *",
     Weekdays: "? * MON-FRI *",
     WeekdaysAndSaturday: "? * MON-SAT *",
@@ -105,9 +105,9 @@ def to_expression(rate: Rate, *, dialect: Dialect = "scheduler", timezone: str =
                 "runs in UTC only; use the 'scheduler' dialect (EventBridge Scheduler)"
             ),
         )
-    if isinstance(rate, _WallBase):
+    if isinstance(rate, WallClockRate):
         return f"cron({rate.minute} {rate.hour} {_CRON_TAILS[type(rate)]})"
-    if isinstance(rate, _IntervalBase):
+    if isinstance(rate, IntervalRate):
         singular, plural = _UNITS[type(rate)]
         return f"rate({rate.n} {singular if rate.n == 1 else plural})"
     if isinstance(rate, Single):
@@ -196,7 +196,7 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
     created = as_utc(created_at, "created_at")
     rate = schedule.rate
     start_date = None
-    if isinstance(rate, _IntervalBase):
+    if isinstance(rate, IntervalRate):
         start_date = first_fire_after_creation(schedule, created)
     return AwsScheduleFields(
         expression=to_expression(rate),
@@ -212,7 +212,7 @@ def created_at_from_start_date(rate: Rate, start_date: datetime) -> datetime:
     The anchor is one interval before the first fire; any creation instant in the minute before
     the anchor yields the same fires.
     """
-    if not isinstance(rate, _IntervalBase):
+    if not isinstance(rate, IntervalRate):
         raise ValidationError("rate", rate_text(rate), "an interval (Minutes, Hours or Days)")
     start = as_utc(start_date, "start_date")
     if start.second or start.microsecond:

@@ -23,10 +23,12 @@ __all__ = (
     "Daily",
     "Days",
     "Hours",
+    "IntervalRate",
     "Minutes",
     "Rate",
     "Schedule",
     "Single",
+    "WallClockRate",
     "Weekdays",
     "WeekdaysAndSaturday",
     "parse_rate",
@@ -72,7 +74,9 @@ class Single(_RateBase, frozen=True, tag="single"):
         _check_int("rate.minute", self.minute, 0, 59)
 
 
-class _IntervalBase(_RateBase, frozen=True):
+class IntervalRate(_RateBase, frozen=True):
+    """The base of the fixed-duration rates (Minutes, Hours, Days): every ``n`` units."""
+
     n: int
     unit_minutes: ClassVar[int]
 
@@ -85,25 +89,27 @@ class _IntervalBase(_RateBase, frozen=True):
         return self.n * self.unit_minutes
 
 
-class Minutes(_IntervalBase, frozen=True, tag="minutes"):
+class Minutes(IntervalRate, frozen=True, tag="minutes"):
     """Fire every ``n`` minutes (1 to 5,256,000, that is at most 3650 days)."""
 
     unit_minutes: ClassVar[int] = 1
 
 
-class Hours(_IntervalBase, frozen=True, tag="hours"):
+class Hours(IntervalRate, frozen=True, tag="hours"):
     """Fire every ``n`` hours (1 to 87,600)."""
 
     unit_minutes: ClassVar[int] = 60
 
 
-class Days(_IntervalBase, frozen=True, tag="days"):
+class Days(IntervalRate, frozen=True, tag="days"):
     """Fire every ``n`` x 24 hours (1 to 3650), also across DST changes."""
 
     unit_minutes: ClassVar[int] = 1440
 
 
-class _WallBase(_RateBase, frozen=True):
+class WallClockRate(_RateBase, frozen=True):
+    """The base of the wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday)."""
+
     hour: int
     minute: int
     # Weekday numbers (Monday = 0) on which the variant fires.
@@ -114,19 +120,19 @@ class _WallBase(_RateBase, frozen=True):
         _check_int("rate.minute", self.minute, 0, 59)
 
 
-class Daily(_WallBase, frozen=True, tag="daily"):
+class Daily(WallClockRate, frozen=True, tag="daily"):
     """Fire every day at this wall time in the schedule's time zone."""
 
     weekdays: ClassVar[frozenset[int]] = frozenset(range(7))
 
 
-class Weekdays(_WallBase, frozen=True, tag="weekdays"):
+class Weekdays(WallClockRate, frozen=True, tag="weekdays"):
     """Fire Monday to Friday at this wall time in the schedule's time zone."""
 
     weekdays: ClassVar[frozenset[int]] = frozenset(range(5))
 
 
-class WeekdaysAndSaturday(_WallBase, frozen=True, tag="weekdays_and_saturday"):
+class WeekdaysAndSaturday(WallClockRate, frozen=True, tag="weekdays_and_saturday"):
     """Fire Monday to Saturday at this wall time in the schedule's time zone."""
 
     weekdays: ClassVar[frozenset[int]] = frozenset(range(6))

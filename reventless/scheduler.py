@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, ValidationError
-from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_instant
+from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_is_past
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
@@ -188,7 +188,7 @@ class SchedulerOperations:
                 ) from exc
         if isinstance(schedule.rate, Single):
             current_minute = now.replace(second=0, microsecond=0)
-            if single_instant(schedule) < current_minute:
+            if single_is_past(schedule, now):
                 raise ValidationError(
                     f"{field}.rate",
                     rate_text(schedule.rate),

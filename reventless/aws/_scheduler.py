@@ -20,13 +20,19 @@ from reventless.errors import (
     UsageError,
     ValidationError,
 )
-from reventless.fire_times import as_utc, ceil_minute, next_fire_after, single_instant
+from reventless.fire_times import (
+    as_utc,
+    ceil_minute,
+    next_fire_after,
+    single_instant,
+    single_is_past,
+)
 from reventless.rate_translation import (
     aws_schedule_fields,
     created_at_from_start_date,
     from_expression,
 )
-from reventless.schedule import Schedule, Single, _IntervalBase
+from reventless.schedule import Schedule, Single, IntervalRate
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
@@ -341,7 +347,7 @@ class AwsScheduledPublisher:
         except (ValueError, msgspec.DecodeError) as exc:
             raise ForeignScheduleError(name, str(exc)) from None
         start_date = raw.get("StartDate")
-        if isinstance(rate, _IntervalBase):
+        if isinstance(rate, IntervalRate):
             if not isinstance(start_date, datetime):
                 raise ForeignScheduleError(name, "an interval without a StartDate")
             anchor = created_at_from_start_date(rate, start_date)
@@ -354,9 +360,8 @@ class AwsScheduledPublisher:
         next_fire = None
         if not paused:
             if isinstance(rate, Single):
-                instant = single_instant(schedule)
-                current = self._clock.now().replace(second=0, microsecond=0)
-                next_fire = instant if instant >= current else None
+                now = self._clock.now()
+                next_fire = None if single_is_past(schedule, now) else single_instant(schedule)
             else:
                 next_fire = next_fire_after(schedule, self._clock.now(), created_at=created_at)
         return ScheduleState(
@@ -413,12 +418,10 @@ class AwsScheduledPublisher:
         if current.paused == wanted_paused:
             return current
         schedule = current.schedule
-        if not wanted_paused and isinstance(schedule.rate, Single):
-            instant = single_instant(schedule)
-            if instant < at.replace(second=0, microsecond=0):
-                # Its minute passed while paused: it completes without firing.
-                await self.delete(scheduler, name, at=at)
-                return None
+        if not wanted_paused and single_is_past(schedule, at):
+            # Its minute passed while paused: it completes without firing.
+            await self.delete(scheduler, name, at=at)
+            return None
         request = self._request(scheduler, schedule, current.created_at, state)
         await call_aws(
             f"{'pausing' if wanted_paused else 'resuming'} schedule {name!r}",

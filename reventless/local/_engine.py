@@ -48,7 +48,7 @@ from reventless.local._store import (
     to_us,
     translate_sqlite_error,
 )
-from reventless.schedule import Schedule, Single, _IntervalBase
+from reventless.schedule import Schedule, Single, IntervalRate
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 from reventless.target import FireEnvelope, Target, fire_id
 
@@ -737,7 +737,7 @@ def _due_instants(
     if cursor_us < grace_start_us:
         # Count the expired instants without listing them: arithmetic for intervals, a walk
         # (at most one fire a day) for wall-clock rates.
-        if isinstance(rate, _IntervalBase):
+        if isinstance(rate, IntervalRate):
             step_us = rate.minutes * 60_000_000
             skipped = -(-(grace_start_us - cursor_us) // step_us)
             last_expired = cursor_us + (skipped - 1) * step_us

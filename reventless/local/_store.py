@@ -20,8 +20,8 @@ from reventless.errors import (
     ReventlessError,
     ScheduleNotFoundError,
 )
-from reventless.fire_times import next_fire_after, single_instant
-from reventless.schedule import Schedule, Single, rate_text
+from reventless.fire_times import first_fire, next_fire_after
+from reventless.schedule import Schedule, rate_text
 
 __all__ = ("SCHEMA_VERSION", "SqliteStore", "from_us", "to_us", "translate_sqlite_error")
 
@@ -128,17 +128,6 @@ def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
         raise CorruptDataError(
             f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
         ) from exc
-
-
-def first_fire(schedule: Schedule, created_at: datetime) -> datetime | None:
-    """The first fire of a schedule created at ``created_at``.
-
-    A Single fires at its instant even when that is within the creation minute (the caller refuses
-    one before the current minute).
-    """
-    if isinstance(schedule.rate, Single):
-        return single_instant(schedule)
-    return next_fire_after(schedule, created_at, created_at=created_at)
 
 
 Row = tuple[Any, ...]
