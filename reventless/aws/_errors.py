@@ -107,10 +107,12 @@ async def call_aws(
     *,
     attempts: int = 5,
     base_delay: float = 0.1,
+    max_delay: float | None = None,
     **kwargs: Any,
 ) -> T:
     """Call one AWS API, retrying throttling, 5xx and connection failures with exponential
-    backoff and full jitter; anything else is translated at once. No botocore error escapes."""
+    backoff (each wait at most ``max_delay``) and full jitter; anything else is translated at
+    once. No botocore error escapes."""
     for attempt in range(attempts):
         try:
             return await func(**kwargs)
@@ -120,5 +122,6 @@ async def call_aws(
             error, retriable = translate_aws_error(exc, what)
             if not retriable or attempt == attempts - 1:
                 raise error from exc
-        await anyio.sleep(random.uniform(0, base_delay * 2**attempt))
+        delay = base_delay * 2**attempt
+        await anyio.sleep(random.uniform(0, delay if max_delay is None else min(delay, max_delay)))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
+import anyio
 import msgspec
 
 from reventless.aws._errors import call_aws
 from reventless.clock import Clock
 from reventless.errors import (
+    BackendUnavailableError,
     ConflictError,
     ForeignScheduleError,
+    ReventlessError,
     ScheduleNotFoundError,
     UsageError,
     ValidationError,
@@ -23,6 +28,7 @@ from reventless.errors import (
 from reventless.fire_times import (
     as_utc,
     ceil_minute,
+    first_fire,
     next_fire_after,
     single_instant,
     single_is_past,
@@ -32,7 +38,7 @@ from reventless.rate_translation import (
     created_at_from_start_date,
     from_expression,
 )
-from reventless.schedule import Schedule, Single, IntervalRate
+from reventless.schedule import IntervalRate, Schedule, Single
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
@@ -45,6 +51,8 @@ from reventless.target import Target, fire_id
 
 __all__ = ("SCHEDULED_TIME", "AwsScheduledPublisher", "SqsQueueTarget")
 
+logger = logging.getLogger("reventless.aws")
+
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 _MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
@@ -52,6 +60,14 @@ _TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
 _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _ENCODER = msgspec.json.Encoder()
+# EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
+# keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
+_MAX_GROUP_NAME = 64
+_GROUP_HASH = 16
+# Undoing a failed batch: more patience than one call (throttling is likely right after a burst).
+_UNDO_ATTEMPTS = 8
+_UNDO_BASE_DELAY = 0.1
+_UNDO_MAX_DELAY = 1.0
 
 
 class SqsQueueTarget:
@@ -147,8 +163,16 @@ class AwsScheduledPublisher:
         self._groups_ready: set[str] = set()
 
     def group_name(self, scheduler: str) -> str:
-        """The schedule group of a reventless scheduler: the provider's group for "default"."""
-        return self._group if scheduler == "default" else f"{self._group}.{scheduler}"[:64]
+        """The schedule group of a reventless scheduler: the provider's group for "default",
+        else ``group.scheduler``; one longer than AWS allows (64) ends in a hash of the whole
+        name instead, so that two schedulers never share a group."""
+        if scheduler == "default":
+            return self._group
+        joined = f"{self._group}.{scheduler}"
+        if len(joined) <= _MAX_GROUP_NAME:
+            return joined
+        digest = hashlib.sha256(joined.encode()).hexdigest()[:_GROUP_HASH]
+        return f"{joined[: _MAX_GROUP_NAME - _GROUP_HASH - 1]}-{digest}"
 
     async def ensure_group(self, group: str) -> None:
         if group in self._groups_ready:
@@ -162,7 +186,7 @@ class AwsScheduledPublisher:
                     f"creating schedule group {group!r}",
                     self._client.create_schedule_group,
                     Name=group,
-                    ClientToken=hashlib.sha256(group.encode()).hexdigest()[:64],
+                    ClientToken=_token("group"),
                 )
         self._groups_ready.add(group)
 
@@ -183,7 +207,7 @@ class AwsScheduledPublisher:
         return target
 
     def _request(
-        self, scheduler: str, schedule: Schedule, created_at: datetime, state: str
+        self, scheduler: str, schedule: Schedule, created_at: datetime, state: str, now: datetime
     ) -> dict[str, Any]:
         target = self._target(scheduler)
         template = envelope_template(schedule)
@@ -227,15 +251,10 @@ class AwsScheduledPublisher:
             "Description": f"{_MARK}{_iso(created_at)}",
             "Target": aws_target,
         }
-        if fields.start_date is not None:
-            request["StartDate"] = fields.start_date
+        start_date = _start_date(schedule, created_at, now)
+        if start_date is not None:
+            request["StartDate"] = start_date
         return request
-
-    @staticmethod
-    def _token(request: dict[str, Any], operation: str) -> str:
-        # The same request gives the same token, so a retried call cannot apply twice.
-        canonical = msgspec.json.encode({"op": operation, **request}, order="sorted")
-        return hashlib.sha256(canonical).hexdigest()[:64]
 
     async def _write(self, request: dict[str, Any]) -> PutOutcome:
         what = f"schedule {request['Name']!r} in group {request['GroupName']!r}"
@@ -243,7 +262,7 @@ class AwsScheduledPublisher:
             await call_aws(
                 f"creating {what}",
                 self._client.create_schedule,
-                ClientToken=self._token(request, "create"),
+                ClientToken=_token("create"),
                 **request,
             )
             return PutOutcome.CREATED
@@ -252,42 +271,109 @@ class AwsScheduledPublisher:
             await call_aws(
                 f"replacing {what}",
                 self._client.update_schedule,
-                ClientToken=self._token(request, "update"),
+                ClientToken=_token("update"),
                 **request,
             )
             return PutOutcome.REPLACED
 
     async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
-        return await self._write(self._request(scheduler, schedule, created_at, "ENABLED"))
+        request = self._request(scheduler, schedule, created_at, "ENABLED", created_at)
+        return await self._write(request)
 
     async def put_many(
         self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
     ) -> list[PutOutcome]:
         # AWS has no batch call: write one by one and undo what this call did if one fails.
-        requests = [self._request(scheduler, s, created_at, "ENABLED") for s in schedules]
-        done: list[tuple[dict[str, Any], PutOutcome, dict[str, Any] | None]] = []
+        requests = [
+            self._request(scheduler, s, created_at, "ENABLED", created_at) for s in schedules
+        ]
+        outcomes: list[PutOutcome] = []
+        written: list[_Written] = []
         try:
             for request in requests:
                 previous = await self._raw_or_none(scheduler, request["Name"])
-                outcome = await self._write(request)
-                done.append((request, outcome, previous))
-        except BaseException:
-            for request, outcome, previous in reversed(done):
                 try:
-                    if outcome is PutOutcome.CREATED or previous is None:
-                        await self.delete(scheduler, request["Name"], at=created_at)
-                    else:
-                        await call_aws(
-                            "restoring a replaced schedule",
-                            self._client.update_schedule,
-                            **_as_request(previous),
-                        )
-                except Exception:
-                    continue
+                    outcome = await self._write(request)
+                except BaseException as exc:
+                    if _may_have_landed(exc):
+                        written.append(_Written(request["Name"], previous, certain=False))
+                    raise
+                outcomes.append(outcome)
+                replaced = previous if outcome is PutOutcome.REPLACED else None
+                written.append(_Written(request["Name"], replaced, certain=True))
+        except BaseException as exc:
+            await self._undo_or_report(scheduler, written, exc)
             raise
-        return [outcome for _, outcome, _ in done]
+        return outcomes
+
+    async def _undo_or_report(
+        self, scheduler: str, written: list[_Written], exc: BaseException
+    ) -> None:
+        """Undo the batch's writes; never silently leave some of them in place."""
+        remaining = await self._undo(scheduler, written)
+        if not remaining:
+            return
+        names = ", ".join(
+            repr(item.name) + ("" if item.certain else " (if its failed write landed)")
+            for item in remaining
+        )
+        text = (
+            f"a batch create in group {self.group_name(scheduler)!r} failed ({exc}) and undoing "
+            f"it failed too; these schedules remain as the batch wrote them: {names}"
+        )
+        if isinstance(exc, Exception):
+            raise BackendUnavailableError(text) from exc
+        logger.error("%s", text)  # cancelled or interrupted: that stays the error raised
+        exc.add_note(text)
+
+    async def _undo(self, scheduler: str, written: list[_Written]) -> list[_Written]:
+        """Undo writes, newest first, each retried with backoff; what could not be undone."""
+        remaining: list[_Written] = []
+        with anyio.CancelScope(shield=True):  # a cancelled batch is still undone
+            for item in reversed(written):
+                try:
+                    await self._undo_one(scheduler, item)
+                except ReventlessError:
+                    remaining.insert(0, item)
+        return remaining
+
+    async def _undo_one(self, scheduler: str, item: _Written) -> None:
+        patience: dict[str, Any] = {
+            "attempts": _UNDO_ATTEMPTS,
+            "base_delay": _UNDO_BASE_DELAY,
+            "max_delay": _UNDO_MAX_DELAY,
+        }
+        if item.previous is None:
+            await self._delete(scheduler, item.name, **patience)
+            return
+        await call_aws(
+            f"restoring the replaced schedule {item.name!r}",
+            self._client.update_schedule,
+            ClientToken=_token("restore"),
+            **self._restoration(item.previous),
+            **patience,
+        )
+
+    def _restoration(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The request that puts a schedule read with GetSchedule back as it was, with a
+        StartDate AWS accepts: an interval's next instant on its own grid."""
+        request = _as_request(raw)
+        start = request.get("StartDate")
+        now = self._clock.now()
+        if not isinstance(start, datetime) or start > now:
+            return request
+        try:
+            state = self._state(raw)
+        except ForeignScheduleError:
+            request["StartDate"] = now  # not ours: from now on, as it already was active
+            return request
+        request["StartDate"] = _start_date(state.schedule, state.created_at, now)
+        return request
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
+        return await self._delete(scheduler, name)
+
+    async def _delete(self, scheduler: str, name: str, **retrying: Any) -> bool:
         group = self.group_name(scheduler)
         try:
             await call_aws(
@@ -295,6 +381,7 @@ class AwsScheduledPublisher:
                 self._client.delete_schedule,
                 Name=name,
                 GroupName=group,
+                **retrying,
             )
         except ScheduleNotFoundError:
             return False  # nothing was there: deleting is idempotent
@@ -350,10 +437,9 @@ class AwsScheduledPublisher:
         if isinstance(rate, IntervalRate):
             if not isinstance(start_date, datetime):
                 raise ForeignScheduleError(name, "an interval without a StartDate")
-            anchor = created_at_from_start_date(rate, start_date)
-            if anchor != ceil_minute(created_at):
+            if not _on_grid(rate, start_date, created_at):
                 # Changed outside reventless: the StartDate is what AWS fires by.
-                created_at = anchor
+                created_at = created_at_from_start_date(rate, start_date)
         paused = raw.get("State") == "DISABLED"
         modified = raw.get("LastModificationDate") or raw.get("CreationDate")
         version = int(modified.timestamp() * 1_000_000) if isinstance(modified, datetime) else 0
@@ -422,11 +508,11 @@ class AwsScheduledPublisher:
             # Its minute passed while paused: it completes without firing.
             await self.delete(scheduler, name, at=at)
             return None
-        request = self._request(scheduler, schedule, current.created_at, state)
+        request = self._request(scheduler, schedule, current.created_at, state, at)
         await call_aws(
             f"{'pausing' if wanted_paused else 'resuming'} schedule {name!r}",
             self._client.update_schedule,
-            ClientToken=self._token(request, "update"),
+            ClientToken=_token(state.lower()),
             **request,
         )
         return await self.get(scheduler, name)
@@ -473,6 +559,47 @@ class AwsScheduledPublisher:
             if len(messages) < 10:
                 break
         return letters
+
+
+class _Written(NamedTuple):
+    """One write of a batch, for undoing it: ``previous`` is what it replaced (None: nothing);
+    ``certain`` is false for a write that failed in a way that may still have landed."""
+
+    name: str
+    previous: dict[str, Any] | None
+    certain: bool
+
+
+def _may_have_landed(exc: BaseException) -> bool:
+    # AWS refused it (invalid, conflict, denied): nothing was written. A timeout, a 5xx or a
+    # cancellation leaves it open.
+    return not isinstance(exc, ReventlessError) or isinstance(exc, BackendUnavailableError)
+
+
+def _token(operation: str) -> str:
+    """A ClientToken for one write (1-64 of [a-zA-Z0-9-_]): new per write, so that two equal
+    writes (pause, resume, pause) are not taken for a replay; the retries of one write reuse it,
+    so that a retried call cannot apply twice."""
+    return f"{operation}-{uuid.uuid4().hex}"
+
+
+def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
+    """An interval's StartDate: its first fire while that is ahead, else its next fire after
+    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). None for
+    the other rates."""
+    if not isinstance(schedule.rate, IntervalRate):
+        return None
+    first = first_fire(schedule, created_at)
+    if first is None or first > now:
+        return first
+    return next_fire_after(schedule, now, created_at=created_at)
+
+
+def _on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:
+    """Whether ``start_date`` is one of the fires of an interval created at ``created_at``."""
+    since = as_utc(start_date, "start_date") - ceil_minute(created_at)
+    step = timedelta(minutes=rate.minutes)
+    return since >= step and since % step == timedelta(0)
 
 
 def _as_request(raw: dict[str, Any]) -> dict[str, Any]:

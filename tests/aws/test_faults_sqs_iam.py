@@ -252,6 +252,8 @@ async def test_a_scheduled_fire_on_the_queue_becomes_a_command_once(
 ) -> None:
     """What EventBridge Scheduler would send: the stored Input with the time filled in."""
     url, arn = await make_queue(sqs, "counters.fifo")
+    aws_clock = VirtualClock(START)
+    moto.use_clock(aws_clock.now)
     async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as local:
         counters = await Aggregate.make(local, counter_spec())
         async with reventless.aws.provider(
@@ -260,7 +262,7 @@ async def test_a_scheduled_fire_on_the_queue_becomes_a_command_once(
             role_arn=ROLE_ARN,
             region=REGION,
             endpoint_url=moto.url,
-            clock=VirtualClock(START),
+            clock=aws_clock,
         ) as provider:
             target = SqsQueueTarget(arn, command_topic=counters.command_topic)
             ops = (await Scheduler.make(provider, target=target)).operations

@@ -47,13 +47,15 @@ DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:dead-letters"
 async def aws(
     session: Any, moto: CountingMotoServer, clock: VirtualClock | None = None, **options: Any
 ) -> AsyncIterator[Any]:
+    clock = clock or VirtualClock(START)
+    moto.use_clock(clock.now)  # AWS's limits are judged at the test's now
     async with reventless.aws.provider(
         session=session,
         group="shop",
         role_arn=ROLE_ARN,
         region="eu-west-1",
         endpoint_url=moto.url,
-        clock=clock or VirtualClock(START),
+        clock=clock,
         **options,
     ) as provider:
         yield provider
