@@ -1,0 +1,202 @@
+"""Misfire planning: what an engine does with fire instants it reached late.
+
+Pure and synchronous, like ``fire_times``. An engine that was down or stalled finds a schedule whose
+next fire lies in the past; ``plan_misfire`` says which of the missed instants to deliver now, which
+to record as missed, which expired (older than the grace window), and where the schedule stands
+afterwards. The cost does not grow with the number of missed instants for intervals (arithmetic) and
+grows with the number of missed *days* for wall-clock rates (at most one fire a day), so a long
+downtime is planned in one short step; ``MisfirePolicy.ALL`` hands out at most ``limit`` deliveries
+per plan and says where to continue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import NamedTuple
+
+from reventless._zones import load_zone, resolve_wall_time
+from reventless.fire_times import as_utc, ceil_minute, next_fire_after, single_instant
+from reventless.schedule import IntervalRate, Schedule, Single, WallClockRate
+from reventless.scheduler_adapter import MisfirePolicy
+
+__all__ = ("FireRange", "MisfirePlan", "plan_misfire")
+
+_TICK = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
+# A wall-clock rate fires at least once a week, so its previous fire is within 8 local days.
+_MAX_DAYS_BACK = 8
+
+
+class FireRange(NamedTuple):
+    """``size`` fire instants from ``first`` to ``last`` (both included), every one on the
+    schedule's own grid, so each fire id can be derived from the range."""
+
+    size: int
+    first: datetime
+    last: datetime
+
+
+class MisfirePlan(NamedTuple):
+    """What to do with a schedule found due at ``now``.
+
+    - ``deliver``: instants to deliver now, oldest first.
+    - ``missed``: due instants within the grace window that the policy does not deliver.
+    - ``expired``: due instants older than the grace window (never delivered).
+    - ``next_fire``: the schedule's next fire once these deliveries are recorded: the next
+      instant still to deliver (``ALL`` with more than ``limit`` due), else the first fire
+      strictly after ``now``; None when the schedule has completed.
+    """
+
+    deliver: tuple[datetime, ...]
+    missed: FireRange | None
+    expired: FireRange | None
+    next_fire: datetime | None
+
+
+def plan_misfire(
+    schedule: Schedule,
+    first_due: datetime,
+    *,
+    created_at: datetime,
+    now: datetime,
+    grace: timedelta,
+    policy: MisfirePolicy,
+    late_after: timedelta = timedelta(seconds=60),
+    limit: int = 64,
+) -> MisfirePlan:
+    """Plan the due instants of ``schedule`` from ``first_due`` (its stored next fire) to ``now``.
+
+    ``grace`` is the misfire grace window; instants older than ``now - grace`` expire.
+    ``late_after`` is how late an instant may be handled and still count as on time under
+    ``MisfirePolicy.SKIP``. ``limit`` (>= 1) bounds ``deliver`` under ``MisfirePolicy.ALL``.
+    """
+    created = as_utc(created_at, "created_at")
+    first_due, now = as_utc(first_due, "first_due"), as_utc(now, "now")
+    if first_due > now:
+        return MisfirePlan((), None, None, first_due)
+    grace_start = now - grace
+    expired = _range(schedule, first_due, grace_start - _TICK, created)
+    window_start = max(first_due, grace_start)
+    window = _range(schedule, window_start, now, created)
+    following = None if isinstance(schedule.rate, Single) else _after(schedule, now, created)
+    if window is None:
+        return MisfirePlan((), None, expired, following)
+    if policy is MisfirePolicy.LATEST:
+        missed = _range(schedule, window.first, window.last - _TICK, created)
+        return MisfirePlan((window.last,), missed, expired, following)
+    if policy is MisfirePolicy.SKIP:
+        late_before = now - late_after
+        missed = _range(schedule, window.first, late_before - _TICK, created)
+        on_time = _range(schedule, max(window.first, late_before), now, created)
+        deliver = () if on_time is None else _list(schedule, on_time.first, on_time.size, created)
+        return MisfirePlan(deliver, missed, expired, following)
+    deliver = _list(schedule, window.first, min(window.size, max(1, limit)), created)
+    if len(deliver) < window.size:
+        return MisfirePlan(deliver, None, expired, _after(schedule, deliver[-1], created))
+    return MisfirePlan(deliver, None, expired, following)
+
+
+def _after(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
+    return next_fire_after(schedule, instant, created_at=created)
+
+
+def _list(schedule: Schedule, first: datetime, count: int, created: datetime) -> tuple[datetime, ...]:
+    instants = [first]
+    while len(instants) < count:
+        nxt = _after(schedule, instants[-1], created)
+        if nxt is None:
+            break
+        instants.append(nxt)
+    return tuple(instants)
+
+
+def _range(schedule: Schedule, low: datetime, high: datetime, created: datetime) -> FireRange | None:
+    """The fire instants in ``[low, high]`` as a range, or None when there are none."""
+    if high < low:
+        return None
+    first = _at_or_after(schedule, low, created)
+    last = _at_or_before(schedule, high, created)
+    if first is None or last is None or last < first:
+        return None
+    return FireRange(_count(schedule, first, last, created), first, last)
+
+
+def _at_or_after(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
+    try:
+        return _after(schedule, instant - _TICK, created)
+    except OverflowError:  # pragma: no cover - only at datetime.min
+        return None
+
+
+def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
+    rate = schedule.rate
+    if isinstance(rate, Single):
+        fire = single_instant(schedule)
+        return fire if fire <= instant else None
+    if isinstance(rate, IntervalRate):
+        anchor = ceil_minute(created)
+        step = timedelta(minutes=rate.minutes)
+        if instant < anchor + step:
+            return None
+        return anchor + ((instant - anchor) // step) * step
+    assert isinstance(rate, WallClockRate)
+    return _wall_at_or_before(schedule, rate, instant)
+
+
+def _wall_at_or_before(
+    schedule: Schedule, rate: WallClockRate, instant: datetime
+) -> datetime | None:
+    zone = load_zone(schedule.timezone)
+    day = instant.astimezone(zone).date()
+    for _ in range(_MAX_DAYS_BACK):
+        fire = _wall_fire_on(zone, rate, day)
+        if fire is not None and fire <= instant:
+            return fire
+        if day == date.min:
+            return None
+        day -= _ONE_DAY
+    return None  # pragma: no cover - a wall-clock rate fires every week
+
+
+def _wall_fire_on(zone: tzinfo, rate: WallClockRate, day: date) -> datetime | None:
+    """The instant a wall-clock rate fires on local ``day``, or None (not its weekday, or a gap)."""
+    if day.weekday() not in rate.weekdays:
+        return None
+    instant, _ = resolve_wall_time(
+        zone,
+        day.year,
+        day.month,
+        day.day,
+        rate.hour,
+        rate.minute,
+    )
+    return instant
+
+
+def _count(schedule: Schedule, first: datetime, last: datetime, created: datetime) -> int:
+    """The number of fire instants from ``first`` to ``last``, both fire instants."""
+    rate = schedule.rate
+    if isinstance(rate, IntervalRate):
+        return (last - first) // timedelta(minutes=rate.minutes) + 1
+    if isinstance(rate, Single):
+        return 1
+    assert isinstance(rate, WallClockRate)
+    zone = load_zone(schedule.timezone)
+    day, end = first.astimezone(zone).date(), last.astimezone(zone).date()
+    if zone is UTC:
+        return _weekdays_between(day, end, rate.weekdays)
+    count = 0
+    # One step a local day: a downtime of ten years is about 3,650 cheap steps.
+    while day <= end:
+        if _wall_fire_on(zone, rate, day) is not None:
+            count += 1
+        day += _ONE_DAY
+    return count
+
+
+def _weekdays_between(first: date, last: date, weekdays: frozenset[int]) -> int:
+    """Days from ``first`` to ``last`` (included) whose weekday is in ``weekdays``."""
+    days = (last - first).days + 1
+    weeks, rest = divmod(days, 7)
+    start = first.weekday()
+    return weeks * len(weekdays) + sum(1 for k in range(rest) if (start + k) % 7 in weekdays)
