@@ -49,6 +49,7 @@ from reventless.schedule import (
 )
 from reventless.scheduler import Scheduler, SchedulerOperations
 from reventless.scheduler_adapter import (
+    DamagedSchedule,
     DeadLetter,
     HistoryEntry,
     HistoryKind,
@@ -73,6 +74,7 @@ __all__ = (
     "CorruptDataError",
     "Daily",
     "Days",
+    "DamagedSchedule",
     "DeadLetter",
     "DeliveryRefusedError",
     "EventTopic",

@@ -75,6 +75,12 @@ def plan_misfire(
     if first_due > now:
         return MisfirePlan((), None, None, first_due)
     grace_start = now - grace
+    following = _after(schedule, first_due, created)
+    if first_due >= grace_start and (following is None or following > now):
+        # The usual case, on time or nearly: exactly one instant is due.
+        if policy is MisfirePolicy.SKIP and first_due < now - late_after:
+            return MisfirePlan((), FireRange(1, first_due, first_due), None, following)
+        return MisfirePlan((first_due,), None, None, following)
     expired = _range(schedule, first_due, grace_start - _TICK, created)
     window_start = max(first_due, grace_start)
     window = _range(schedule, window_start, now, created)
@@ -100,7 +106,9 @@ def _after(schedule: Schedule, instant: datetime, created: datetime) -> datetime
     return next_fire_after(schedule, instant, created_at=created)
 
 
-def _list(schedule: Schedule, first: datetime, count: int, created: datetime) -> tuple[datetime, ...]:
+def _list(
+    schedule: Schedule, first: datetime, count: int, created: datetime
+) -> tuple[datetime, ...]:
     instants = [first]
     while len(instants) < count:
         nxt = _after(schedule, instants[-1], created)
@@ -110,7 +118,9 @@ def _list(schedule: Schedule, first: datetime, count: int, created: datetime) ->
     return tuple(instants)
 
 
-def _range(schedule: Schedule, low: datetime, high: datetime, created: datetime) -> FireRange | None:
+def _range(
+    schedule: Schedule, low: datetime, high: datetime, created: datetime
+) -> FireRange | None:
     """The fire instants in ``[low, high]`` as a range, or None when there are none."""
     if high < low:
         return None

@@ -24,6 +24,7 @@ from reventless.schedule import Schedule
 from reventless.target import Target
 
 __all__ = (
+    "DamagedSchedule",
     "DeadLetter",
     "HistoryEntry",
     "HistoryKind",
@@ -115,11 +116,24 @@ class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
 
     ``foreign`` names schedules on this page's stretch of names that the backend holds but
     reventless did not write (a remote backend can hold those); they are reported, not read.
+    ``damaged`` lists stored schedules on this stretch that cannot be read back (a damaged
+    row): they are reported with the reason, and the healthy ones are listed as usual.
     """
 
     schedules: list[ScheduleState]
     next_token: str | None
     foreign: list[str] = []
+    damaged: list[DamagedSchedule] = []
+
+
+class DamagedSchedule(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored schedule that cannot be read back, and why (``CorruptDataError``'s message).
+
+    It does not fire; its history and dead letters say so. Delete it, or create it anew.
+    """
+
+    name: str
+    reason: str
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,6 +218,7 @@ class ScheduledPublisher(Protocol):
         """Schedules whose names start with ``prefix``, in name order, at most ``limit`` (1-1000).
 
         ``after`` is a ``next_token`` from a previous page: the page starts after that name.
+        A row that cannot be decoded does not fail the page: it is reported in ``damaged``.
         """
         ...
 

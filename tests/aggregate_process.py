@@ -41,7 +41,9 @@ class CrashAfterDelivery:
 
 async def main(db: str, crash: bool) -> None:
     clock = VirtualClock(START)
-    async with reventless.local.provider(db, clock=clock, lease_ttl=1) as provider:
+    async with reventless.local.provider(
+        db, clock=clock, lease_ttl=1, delivery_timeout=1
+    ) as provider:
         counters = await Aggregate.make(provider, counter_spec())
         target = CrashAfterDelivery(counters.command_topic) if crash else counters.command_topic
         ops = (await Scheduler.make(provider, target=target)).operations

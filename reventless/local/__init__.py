@@ -21,10 +21,11 @@ import anyio.abc
 
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
-from reventless.local._engine import Engine, StoreRunner
+from reventless.local._engine import Engine
 from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import LocalScheduledPublisher
 from reventless.local._store import SqliteStore
+from reventless.local._store_runner import StoreRunner
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = ("LocalProvider", "provider")

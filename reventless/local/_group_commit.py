@@ -18,34 +18,44 @@ class GroupCommit(Generic[Item, Result]):
     until the queue is empty; the others wait for the flush that carried their item. One store
     call per flush, however many submitters arrived meanwhile.
 
-    ``flush(items)`` returns one result per item, in order. When it raises, every submitter of
-    that flush gets the same exception.
+    ``flush(items)`` returns one result per item, in order. When it raises, every submitter
+    waiting (that flush's and those queued behind it) gets the same exception, and so does every
+    later submitter: after a failed flush nothing is committed by this instance, because a later
+    batch must not commit while an earlier one was lost. Make a new one to start again.
     """
 
     def __init__(self, flush: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
         self._flush = flush
         self._queue: list[tuple[Item, _Slot[Result]]] = []
         self._flushing = False
+        self.failure: BaseException | None = None
 
     async def submit(self, item: Item) -> Result:
+        if self.failure is not None:
+            raise self.failure
         slot: _Slot[Result] = _Slot()
         self._queue.append((item, slot))
         if not self._flushing:
             self._flushing = True
             try:
-                while self._queue:
-                    batch, self._queue = self._queue, []
-                    try:
-                        results = await self._flush([entry[0] for entry in batch])
-                    except BaseException as exc:
-                        for _, waiting in batch:
-                            waiting.fail(exc)
-                        raise
-                    for (_, waiting), result in zip(batch, results, strict=True):
-                        waiting.done(result)
+                await self._flush_all()
             finally:
                 self._flushing = False
         return await slot.wait()
+
+    async def _flush_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await self._flush([entry[0] for entry in batch])
+            except BaseException as exc:
+                self.failure = exc
+                batch, self._queue = batch + self._queue, []
+                for _, waiting in batch:
+                    waiting.fail(exc)
+                raise
+            for (_, waiting), result in zip(batch, results, strict=True):
+                waiting.done(result)
 
 
 class _Slot(Generic[Result]):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from reventless.local._engine import Engine, StoreRunner
-from reventless.local._store import decode_spec, from_us
+from reventless.errors import CorruptDataError
+from reventless.local._engine import Engine
+from reventless.local._store import ScheduleRow, check_row, decode_spec, from_us
+from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
 from reventless.scheduler_adapter import (
+    DamagedSchedule,
     DeadLetter,
     HistoryEntry,
     HistoryKind,
@@ -60,9 +63,14 @@ class LocalScheduledPublisher:
         self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
     ) -> SchedulePage:
         rows = await self._runner.call(self._store.list_rows, scheduler, prefix, limit, after)
-        states = [_state(scheduler, *row) for row in rows[:limit]]
-        next_token = states[-1].schedule.name if len(rows) > limit else None
-        return SchedulePage(schedules=states, next_token=next_token)
+        states, damaged = [], []
+        for row in rows[:limit]:
+            try:
+                states.append(_state(scheduler, *row))
+            except CorruptDataError as exc:
+                damaged.append(DamagedSchedule(name=str(row[0]), reason=str(exc)))
+        next_token = str(rows[limit - 1][0]) if len(rows) > limit else None
+        return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
 
     async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
         await self._runner.call(self._store.pause, scheduler, name, at)
@@ -117,6 +125,8 @@ def _state(
     next_us: int | None,
     version: int,
 ) -> ScheduleState:
+    """The state of a stored row; CorruptDataError naming the row when a column is damaged."""
+    check_row(ScheduleRow(0, scheduler, name, spec, created_us, paused, next_us, version))
     return ScheduleState(
         schedule=decode_spec(spec, scheduler, name),
         created_at=from_us(created_us),

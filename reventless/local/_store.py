@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reventless.errors import (
     BackendUnavailableError,
@@ -22,8 +22,17 @@ from reventless.errors import (
 )
 from reventless.fire_times import first_fire, next_fire_after
 from reventless.schedule import Schedule, rate_text
+from reventless.scheduler_adapter import HistoryKind
 
-__all__ = ("SCHEMA_VERSION", "SqliteStore", "from_us", "to_us", "translate_sqlite_error")
+__all__ = (
+    "SCHEMA_VERSION",
+    "ScheduleRow",
+    "SqliteStore",
+    "check_row",
+    "from_us",
+    "to_us",
+    "translate_sqlite_error",
+)
 
 SCHEMA_VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -132,44 +141,203 @@ def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
 
 Row = tuple[Any, ...]
 
+# The smallest and largest instants a stored time may hold (years 1 to 9999, in microseconds).
+MIN_US = -62_135_596_800_000_000
+MAX_US = 253_402_300_799_999_999
+
+# Every column each table must have; a store missing one was damaged or written by something else.
+_COLUMNS: dict[str, frozenset[str]] = {
+    "meta": frozenset({"key", "value"}),
+    "schedules": frozenset(
+        {"id", "scheduler", "name", "spec", "created_at", "paused", "next_fire", "version", "seq"}
+    ),
+    "retries": frozenset(
+        {
+            "id",
+            "scheduler",
+            "name",
+            "scheduled_time",
+            "payload",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+        }
+    ),
+    "history": frozenset({"id", "scheduler", "name", "kind", "at", "scheduled_time", "detail"}),
+    "dead_letters": frozenset(
+        {"id", "scheduler", "name", "scheduled_time", "payload", "attempts", "reason", "at"}
+    ),
+    "lease": frozenset({"id", "owner", "expires_at"}),
+}
+
+
+class ScheduleRow(NamedTuple):
+    """A row of ``schedules`` as the engine reads it (columns not yet checked)."""
+
+    id: int
+    scheduler: str
+    name: str
+    spec: bytes
+    created_at: int
+    paused: int
+    next_fire: int | None
+    version: int
+
+
+class RetryRow(NamedTuple):
+    id: int
+    scheduler: str
+    name: str
+    scheduled_time: int
+    payload: str
+    attempts: int
+    next_attempt_at: int
+
+
+class HistoryRow(NamedTuple):
+    scheduler: str
+    name: str
+    kind: HistoryKind
+    at: int
+    scheduled_time: int | None
+    detail: str | None
+
+
+class DeadLetterRow(NamedTuple):
+    scheduler: str
+    name: str
+    scheduled_time: int
+    payload: str
+    attempts: int
+    reason: str
+    at: int
+
+
+class NewRetry(NamedTuple):
+    scheduler: str
+    name: str
+    scheduled_time: int
+    payload: str
+    attempts: int
+    next_attempt_at: int
+    last_error: str
+
+
+class Advance(NamedTuple):
+    next_fire: int | None
+    id: int
+    version: int
+
+
+class Complete(NamedTuple):
+    id: int
+    version: int
+
+
+class RetryUpdate(NamedTuple):
+    attempts: int
+    next_attempt_at: int
+    last_error: str
+    id: int
+
+
+class RetryDelete(NamedTuple):
+    id: int
+
+
+class DueIndexRows(NamedTuple):
+    """What the due index is built from: healthy fires, retries, damaged rows, the change seq."""
+
+    fires: list[tuple[int, int]]
+    retries: list[tuple[int, int]]
+    damaged: list[int]
+    seq: int
+
+
+def valid_us(value: object) -> bool:
+    """Whether a stored time is an integer within the datetime range."""
+    return type(value) is int and MIN_US <= value <= MAX_US
+
+
+def check_row(row: ScheduleRow) -> None:
+    """Raise CorruptDataError naming the row and column when a column holds what no writer wrote."""
+    problems = []
+    if not valid_us(row.created_at):
+        problems.append(f"created_at={row.created_at!r}")
+    if row.next_fire is not None and not valid_us(row.next_fire):
+        problems.append(f"next_fire={row.next_fire!r}")
+    if type(row.paused) is not int or type(row.version) is not int:
+        problems.append(f"paused={row.paused!r}, version={row.version!r}")
+    if problems:
+        raise CorruptDataError(
+            f"stored schedule {row.name!r} of scheduler {row.scheduler!r} is damaged: "
+            + ", ".join(problems)
+            + " (times are integer microseconds since 1970 within years 1 to 9999)"
+        )
+
 
 class SqliteStore:
     """One connection to one SQLite file (or ``:memory:``), used from one thread at a time."""
 
-    def __init__(self, path: str | Path, lock_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, lock_timeout: float = 5.0, *, read_only: bool = False
+    ) -> None:
         self.path = str(path)
+        self.read_only = read_only
         try:
-            self.conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=lock_timeout
-            )
+            if read_only:
+                # Reads a store it may not write (a read-only file or folder); nothing is created.
+                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+                self.conn = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False
+                )
+            else:
+                self.conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=0
+                )
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from exc
         try:
+            # SQLite waits out another connection's lock for this long, then the call fails.
             self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
-            if self.path != ":memory:":
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    raise BackendUnavailableError(
-                        f"store {self.path!r}: could not switch to WAL mode (got {mode!r})"
-                    )
-            # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
-            # can take back the last few.
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.executescript(_SCHEMA)
-            version = self.conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise CorruptDataError(
-                    f"store {self.path!r} has schema version {version}; this reventless reads "
-                    f"version {SCHEMA_VERSION}"
-                )
+            if not read_only:
+                self._prepare()
+            self._check_schema()
         except sqlite3.Error as exc:
             self.conn.close()
             raise translate_sqlite_error(exc, self.path) from exc
         except BaseException:
             self.conn.close()
             raise
+
+    def _prepare(self) -> None:
+        if self.path != ":memory:":
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise BackendUnavailableError(
+                    f"store {self.path!r}: could not switch to WAL mode (got {mode!r})"
+                )
+        # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
+        # can take back the last few.
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.executescript(_SCHEMA)
+
+    def _check_schema(self) -> None:
+        for table, wanted in _COLUMNS.items():
+            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            missing = sorted(wanted - present)
+            if missing:
+                raise CorruptDataError(
+                    f"store {self.path!r}: table {table!r} lacks column(s) {', '.join(missing)}; "
+                    "the file was damaged or written by something other than reventless"
+                )
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = None if row is None else row[0]
+        if version != SCHEMA_VERSION:
+            raise CorruptDataError(
+                f"store {self.path!r} has schema version {version!r}; this reventless reads "
+                f"version {SCHEMA_VERSION}"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -185,7 +353,7 @@ class SqliteStore:
         ).fetchone()
         return int(row[0])
 
-    def _history(self, rows: Iterable[tuple[str, str, str, int, int | None, str | None]]) -> None:
+    def _history(self, rows: Iterable[HistoryRow]) -> None:
         self.conn.executemany(
             "INSERT INTO history (scheduler, name, kind, at, scheduled_time, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -220,10 +388,10 @@ class SqliteStore:
                 created = row[1] == 1
                 results.append((row[0], next_us, created))
                 history.append(
-                    (
+                    HistoryRow(
                         scheduler,
                         schedule.name,
-                        "created" if created else "replaced",
+                        HistoryKind.CREATED if created else HistoryKind.REPLACED,
                         created_us,
                         None,
                         f"{rate_text(schedule.rate)} in {schedule.timezone}",
@@ -241,7 +409,7 @@ class SqliteStore:
             if row is None:
                 return False
             self._bump_seq()
-            self._history([(scheduler, name, "deleted", to_us(at), None, None)])
+            self._history([HistoryRow(scheduler, name, HistoryKind.DELETED, to_us(at), None, None)])
         return True
 
     def _by_name(self, columns: str, scheduler: str, name: str) -> Row:
@@ -278,7 +446,7 @@ class SqliteStore:
                 " WHERE scheduler = ? AND name = ?",
                 (seq, scheduler, name),
             )
-            self._history([(scheduler, name, "paused", to_us(at), None, None)])
+            self._history([HistoryRow(scheduler, name, HistoryKind.PAUSED, to_us(at), None, None)])
 
     def resume(self, scheduler: str, name: str, at: datetime) -> tuple[int, int | None] | None:
         """Resume; returns (row id, next fire) or None when the schedule completed instead."""
@@ -296,8 +464,15 @@ class SqliteStore:
                 self.conn.execute("DELETE FROM schedules WHERE id = ?", (row_id,))
                 self._history(
                     [
-                        (scheduler, name, "resumed", at_us, None, None),
-                        (scheduler, name, "completed", at_us, None, "no fire left after resume"),
+                        HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, None),
+                        HistoryRow(
+                            scheduler,
+                            name,
+                            HistoryKind.COMPLETED,
+                            at_us,
+                            None,
+                            "no fire left after resume",
+                        ),
                     ]
                 )
                 return None
@@ -306,7 +481,7 @@ class SqliteStore:
                 " WHERE id = ?",
                 (to_us(nxt), seq, row_id),
             )
-            self._history([(scheduler, name, "resumed", at_us, None, None)])
+            self._history([HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, None)])
             return int(row_id), to_us(nxt)
 
     def history(self, scheduler: str, name: str, limit: int) -> list[Row]:
@@ -333,18 +508,30 @@ class SqliteStore:
     def current_seq(self) -> int:
         return int(self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
-    def load_due_index(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
-        """Everything the engine's heap needs: (id, next_fire) of active schedules, (id,
-        next_attempt_at) of retries, and the current change sequence number."""
+    def load_due_index(self) -> DueIndexRows:
+        """Everything the engine's due index needs: (id, next_fire) of active schedules, (id,
+        next_attempt_at) of retries, ids of active rows whose next fire is damaged, and the
+        current change sequence number."""
+        healthy = "typeof(next_fire) = 'integer' AND next_fire BETWEEN ? AND ?"
         with self.transaction():
             seq = self.current_seq()
             fires = self.conn.execute(
-                "SELECT id, next_fire FROM schedules WHERE paused = 0 AND next_fire IS NOT NULL"
+                f"SELECT id, next_fire FROM schedules WHERE paused = 0 AND {healthy}",
+                (MIN_US, MAX_US),
             ).fetchall()
-            retries = self.conn.execute("SELECT id, next_attempt_at FROM retries").fetchall()
-        return fires, retries, seq
+            damaged = self.conn.execute(
+                "SELECT id FROM schedules WHERE paused = 0 AND next_fire IS NOT NULL"
+                f" AND NOT ({healthy})",
+                (MIN_US, MAX_US),
+            ).fetchall()
+            retries = self.conn.execute(
+                "SELECT id, next_attempt_at FROM retries WHERE typeof(next_attempt_at) ="
+                " 'integer' AND next_attempt_at BETWEEN ? AND ?",
+                (MIN_US, MAX_US),
+            ).fetchall()
+        return DueIndexRows(fires, retries, [row[0] for row in damaged], seq)
 
-    def changes_since(self, seq: int) -> tuple[list[tuple[int, int]], int]:
+    def changes_since(self, seq: int) -> tuple[list[tuple[int, Any]], int]:
         """Active schedules changed by operations after ``seq`` (any process), and the new seq."""
         with self.transaction():
             now_seq = self.current_seq()
@@ -366,41 +553,54 @@ class SqliteStore:
             rows.extend(self.conn.execute(f"{select} WHERE id IN ({marks})", chunk).fetchall())
         return rows
 
-    def load_schedules(self, ids: Sequence[int]) -> list[Row]:
-        """(id, scheduler, name, spec, created_at, paused, next_fire, version) for these ids."""
-        return self._select_by_ids(
+    def load_schedules(self, ids: Sequence[int]) -> list[ScheduleRow]:
+        """The rows of these ids (those that still exist)."""
+        rows = self._select_by_ids(
             "SELECT id, scheduler, name, spec, created_at, paused, next_fire, version"
             " FROM schedules",
             ids,
         )
+        return [ScheduleRow._make(row) for row in rows]
 
-    def load_retries(self, ids: Sequence[int]) -> list[Row]:
-        """(id, scheduler, name, scheduled_time, payload, attempts, next_attempt_at)."""
-        return self._select_by_ids(
+    def load_retries(self, ids: Sequence[int]) -> list[RetryRow]:
+        """The retry rows of these ids (those that still exist)."""
+        rows = self._select_by_ids(
             "SELECT id, scheduler, name, scheduled_time, payload, attempts, next_attempt_at"
             " FROM retries",
             ids,
         )
+        return [RetryRow._make(row) for row in rows]
 
-    def mark_broken(
-        self, row_id: int, version: int, reason: str, at_us: int, scheduled_us: int
-    ) -> None:
-        """Stop firing a row that cannot be decoded; keep its fire as a dead letter."""
+    def quarantine(self, row_id: int, reason: str, at_us: int) -> None:
+        """Stop firing a damaged row: keep it (for an operator) with no next fire, and record
+        ``reason`` in its history and as a dead letter holding the raw stored schedule."""
         with self.transaction():
             row = self.conn.execute(
-                "UPDATE schedules SET next_fire = NULL WHERE id = ? AND version = ?"
-                " RETURNING scheduler, name, spec",
-                (row_id, version),
+                "SELECT scheduler, name, spec, next_fire FROM schedules WHERE id = ?", (row_id,)
             ).fetchone()
             if row is None:
                 return
-            scheduler, name, spec = row
+            scheduler, name, spec, next_fire = row
+            self.conn.execute("UPDATE schedules SET next_fire = NULL WHERE id = ?", (row_id,))
             raw = spec.decode("utf-8", "replace") if isinstance(spec, bytes) else str(spec)
-            self._history([(scheduler, name, "dead_lettered", at_us, scheduled_us, reason)])
+            scheduled_us = next_fire if valid_us(next_fire) else at_us
+            reason = f"CorruptDataError: {reason}; quarantined, not fired"
+            self._history(
+                [
+                    HistoryRow(
+                        str(scheduler),
+                        str(name),
+                        HistoryKind.DEAD_LETTERED,
+                        at_us,
+                        scheduled_us,
+                        reason,
+                    )
+                ]
+            )
             self.conn.execute(
                 "INSERT INTO dead_letters (scheduler, name, scheduled_time, payload, attempts,"
                 " reason, at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                (scheduler, name, scheduled_us, raw, reason, at_us),
+                (str(scheduler), str(name), scheduled_us, raw, reason, at_us),
             )
 
     def commit_outcomes(self, outcome: Outcome, owner: str | None) -> list[int]:
@@ -488,13 +688,22 @@ class Outcome:
     )
 
     def __init__(self) -> None:
-        self.advance: list[tuple[int | None, int, int]] = []
-        self.complete: list[tuple[int, int]] = []
-        self.history: list[tuple[str, str, str, int, int | None, str | None]] = []
-        self.new_retries: list[tuple[str, str, int, str, int, int, str]] = []
-        self.retry_updates: list[tuple[int, int, str, int]] = []
-        self.retry_deletes: list[tuple[int]] = []
-        self.dead_letters: list[tuple[str, str, int, str, int, str, int]] = []
+        self.advance: list[Advance] = []
+        self.complete: list[Complete] = []
+        self.history: list[HistoryRow] = []
+        self.new_retries: list[NewRetry] = []
+        self.retry_updates: list[RetryUpdate] = []
+        self.retry_deletes: list[RetryDelete] = []
+        self.dead_letters: list[DeadLetterRow] = []
+
+    def extend(self, other: Outcome) -> None:
+        self.advance += other.advance
+        self.complete += other.complete
+        self.history += other.history
+        self.new_retries += other.new_retries
+        self.retry_updates += other.retry_updates
+        self.retry_deletes += other.retry_deletes
+        self.dead_letters += other.dead_letters
 
 
 class _Transaction:

@@ -58,6 +58,7 @@ async def main(args: argparse.Namespace) -> None:
         misfire_policy="all",
         misfire_grace=timedelta(days=30),
         lease_ttl=args.lease_ttl,
+        delivery_timeout=args.delivery_timeout,
         poll_interval=0.1,
     ) as provider:
         scheduler = await Scheduler.make(provider, target=LogTarget(args.log))
@@ -84,6 +85,8 @@ if __name__ == "__main__":
     parser.add_argument("--r0", type=float, required=True)
     parser.add_argument("--speed", type=float, required=True)
     parser.add_argument("--lease-ttl", type=float, default=20.0)
+    # A standby takes over after lease_ttl + delivery_timeout + 1 s (the lease's fence).
+    parser.add_argument("--delivery-timeout", type=float, default=0.5)
     parser.add_argument("--create", action="store_true")
     parser.add_argument("--create-extra")
     anyio.run(main, parser.parse_args())
