@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NoReturn, TextIO
 
 from reventless.errors import (
@@ -30,6 +30,10 @@ __all__ = ("main",)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+class _OutOfRangeError(ReventlessError):
+    """A well-formed instant or date beyond what the command can compute with (exit status 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +150,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                     "schedule in it",
                 )
             return _run_async(_schedules, args, out)
-    except (ScheduleNotFoundError, BackendUnavailableError, CorruptDataError) as exc:
+    except (
+        ScheduleNotFoundError,
+        BackendUnavailableError,
+        CorruptDataError,
+        _OutOfRangeError,
+    ) as exc:
         print(f"reventless: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except ReventlessError as exc:
@@ -169,7 +178,8 @@ def _parse_schedule(text: str, zone: str | None) -> Schedule:
                 f"nothing, or the JSON schedule's own timezone {schedule.timezone!r}",
             )
         return schedule
-    return Schedule(name="preview", rate=parse_rate(text), payload="-", timezone=zone or "UTC")
+    timezone = "UTC" if zone is None else zone  # an empty --timezone is refused, not UTC
+    return Schedule(name="preview", rate=parse_rate(text), payload="-", timezone=timezone)
 
 
 def _parse_instant(text: str | None) -> datetime:
@@ -181,7 +191,12 @@ def _parse_instant(text: str | None) -> datetime:
         raise ValidationError(
             "--after", text, "an ISO 8601 instant with offset, e.g. 2026-11-27T09:00:00+00:00"
         ) from exc
-    return as_utc(value, "--after")
+    try:
+        return as_utc(value, "--after")
+    except ValidationError as exc:
+        if value.utcoffset() is None:
+            raise  # a naive instant: bad input
+        raise _OutOfRangeError(str(exc)) from exc
 
 
 def _preview(args: argparse.Namespace, out: TextIO) -> int:
@@ -369,7 +384,6 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from datetime import date
     from pathlib import Path
 
     from reventless.demo import DemoOptions, run_demo
@@ -384,7 +398,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         raise ValidationError("--speed", args.speed, "a number above 0, at most 10,000,000")
     from reventless._zones import load_zone
 
-    load_zone(args.timezone)
+    _check_demo_span(start, args.days, load_zone(args.timezone))
     options = DemoOptions(
         days=args.days,
         timezone=args.timezone,
@@ -394,6 +408,17 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         all_fires=args.all,
     )
     return await run_demo(options, out)
+
+
+def _check_demo_span(start: date, days: int, zone: tzinfo) -> None:
+    """The simulated days, from local midnight of ``start``, must be datetimes in UTC."""
+    try:
+        datetime.combine(start, time(), zone).astimezone(UTC) + timedelta(days=days + 1)
+    except OverflowError as exc:
+        raise _OutOfRangeError(
+            f"--start {start} with --days {days} runs outside the dates this program can compute "
+            "with (0001-01-01 to 9999-12-31 UTC); choose an earlier or later start"
+        ) from exc
 
 
 async def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:

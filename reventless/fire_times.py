@@ -9,8 +9,15 @@ Rules (SEMANTICS.md section 2), in brief:
   A wall time inside a spring-forward gap is skipped that day; one that occurs twice (fall-back)
   fires once, at its first occurrence.
 - Single fires once at its wall-clock minute (the first occurrence in an overlap).
+- Where the zone's UTC offset has seconds (local mean time, before about 1900; Monrovia until
+  1972), a wall time begins between two UTC minutes; it fires at the next whole UTC minute.
 
 All datetimes in and out are aware; results are in UTC.
+
+At the ends of the datetime range the functions stay total: a fire later than 9999-12-31 23:59
+UTC does not exist (None, or the iteration ends), nor does a wall-clock fire on a local date
+outside 0001-01-01 to 9999-12-31; ``preview`` leaves out interval fires whose local time it
+cannot show. An input instant with no UTC equivalent in the range is refused with ValidationError.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import msgspec
 
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
-from reventless.schedule import Schedule, Single, IntervalRate, WallClockRate
+from reventless.schedule import IntervalRate, Rate, Schedule, Single, WallClockRate
 
 __all__ = (
     "FirePreview",
@@ -58,7 +65,18 @@ def as_utc(value: object, field: str) -> datetime:
         )
     if value.tzinfo is UTC:
         return value
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationError(
+            field,
+            value,
+            "an instant from 0001-01-01 00:00 to 9999-12-31 23:59:59.999999 UTC",
+            message=(
+                f"{field} {value.isoformat()} is not allowed; expected an instant from "
+                "0001-01-01 00:00 to 9999-12-31 23:59:59.999999 UTC"
+            ),
+        ) from exc
 
 
 def ceil_minute(instant: datetime) -> datetime:
@@ -82,16 +100,21 @@ def next_fire_after(
             load_zone(schedule.timezone), rate.hour, rate.minute, rate.weekdays, after
         )
     if isinstance(rate, IntervalRate):
-        anchor = ceil_minute(after if created_at is None else as_utc(created_at, "created_at"))
-        step = timedelta(minutes=rate.minutes)
-        try:
-            if after < anchor + step:
-                return anchor + step
-            return anchor + ((after - anchor) // step + 1) * step
-        except OverflowError:
-            return None
+        created = after if created_at is None else as_utc(created_at, "created_at")
+        return _next_interval_fire(rate, created, after)
     instant = single_instant(schedule)
     return instant if instant > after else None
+
+
+def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) -> datetime | None:
+    step = timedelta(minutes=rate.minutes)
+    try:
+        anchor = ceil_minute(created)
+        if after < anchor + step:
+            return anchor + step
+        return anchor + ((after - anchor) // step + 1) * step
+    except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
+        return None
 
 
 def single_instant(schedule: Schedule) -> datetime:
@@ -104,7 +127,7 @@ def single_instant(schedule: Schedule) -> datetime:
     )
     # Schedule refuses a Single in a DST gap, so the instant exists.
     assert instant is not None
-    return instant
+    return ceil_minute(instant)
 
 
 def first_fire_after_creation(schedule: Schedule, created_at: datetime) -> datetime | None:
@@ -136,38 +159,54 @@ def _next_wall_fire(
     zone: tzinfo, hour: int, minute: int, weekdays: frozenset[int], after: datetime
 ) -> datetime | None:
     if zone is UTC:
-        # No gaps or overlaps: plain calendar arithmetic.
-        day = after.date()
-        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
-        try:
-            if candidate <= after:
-                candidate += _ONE_DAY
-            while candidate.weekday() not in weekdays:
-                candidate += _ONE_DAY
-        except OverflowError:
-            return None
-        return candidate
+        return _next_utc_wall_fire(hour, minute, weekdays, after)
     # The first fire after `after` is never on a local date before the local date of `after`:
     # the first occurrence of any wall time of an earlier date lies before it.
-    ordinal = after.astimezone(zone).toordinal()
-    for ordinal in range(ordinal, ordinal + _MAX_DAYS_AHEAD):  # noqa: B020 - deliberate rebinding
-        if ordinal > _MAX_ORDINAL:
-            return None
+    first = local_date(after, zone).toordinal()
+    for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
         day = date.fromordinal(ordinal)
         if day.weekday() not in weekdays:
             continue
         wall = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-        instant = wall.astimezone(UTC)
-        if instant <= after:
+        try:
+            instant = wall.astimezone(UTC)
+            fire = ceil_minute(instant)
+            if fire <= after:
+                continue
+            back = instant.astimezone(zone)
+        except OverflowError:  # the instant lies outside the datetime range
             continue
-        back = instant.astimezone(zone)
         if back.hour == hour and back.minute == minute and back.day == day.day:
-            return instant
+            return fire
         # Otherwise the wall time falls in a spring-forward gap that day: skipped.
     return None
 
 
 _MAX_ORDINAL = date.max.toordinal() - 1
+
+
+def _next_utc_wall_fire(
+    hour: int, minute: int, weekdays: frozenset[int], after: datetime
+) -> datetime | None:
+    # No gaps or overlaps: plain calendar arithmetic.
+    day = after.date()
+    candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+    try:
+        if candidate <= after:
+            candidate += _ONE_DAY
+        while candidate.weekday() not in weekdays:
+            candidate += _ONE_DAY
+    except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
+        return None
+    return candidate
+
+
+def local_date(instant: datetime, zone: tzinfo) -> date:
+    """The date of ``instant`` in ``zone``, clamped to 0001-01-01 .. 9999-12-31 at the ends."""
+    try:
+        return instant.astimezone(zone).date()
+    except OverflowError:
+        return date.min if instant.year == 1 else date.max
 
 
 def fire_times(
@@ -207,40 +246,57 @@ def preview(
     if type(count) is not int or not 1 <= count <= MAX_PREVIEW:
         raise ValidationError("count", count, f"a whole number from 1 to {MAX_PREVIEW}")
     zone = load_zone(schedule.timezone)
-    rate = schedule.rate
     created = as_utc(created_at, "created_at")
     cursor = created if after is None else as_utc(after, "after")
     rows: list[FirePreview] = []
     for instant in fire_times(schedule, created_at=created, after=cursor):
-        local = instant.astimezone(zone)
-        repeated = False
-        skipped: tuple[date, ...] = ()
-        if isinstance(rate, (WallClockRate, Single)):
-            _, repeated = resolve_wall_time(
-                zone, local.year, local.month, local.day, local.hour, local.minute
-            )
-        if isinstance(rate, WallClockRate):
-            skipped = _gap_days(zone, rate, cursor, local.date())
-        rows.append(
-            FirePreview(at=instant, local=local, repeated_wall_time=repeated, skipped_days=skipped)
-        )
+        row = _preview_row(schedule.rate, zone, instant, cursor)
         cursor = instant
+        if row is None:
+            # An interval fire whose local time lies outside years 1-9999 cannot be shown.
+            continue
+        rows.append(row)
         if len(rows) == count:
             break
     return rows
 
 
+def _preview_row(
+    rate: Rate, zone: tzinfo, instant: datetime, since: datetime
+) -> FirePreview | None:
+    try:
+        local = instant.astimezone(zone)
+    except OverflowError:
+        return None
+    repeated = False
+    skipped: tuple[date, ...] = ()
+    if isinstance(rate, (WallClockRate, Single)):
+        _, repeated = resolve_wall_time(
+            zone, local.year, local.month, local.day, local.hour, local.minute
+        )
+    if isinstance(rate, WallClockRate):
+        skipped = _gap_days(zone, rate, since, local.date())
+    return FirePreview(at=instant, local=local, repeated_wall_time=repeated, skipped_days=skipped)
+
+
 def _gap_days(zone: tzinfo, rate: WallClockRate, since: datetime, end: date) -> tuple[date, ...]:
     """Allowed local dates after ``since`` and before ``end`` whose wall time falls in a gap."""
     days = []
-    day = since.astimezone(zone).date()
+    day = local_date(since, zone)
     while day < end:
-        if day.weekday() in rate.weekdays:
-            wall = datetime(day.year, day.month, day.day, rate.hour, rate.minute, tzinfo=zone)
-            instant, _ = resolve_wall_time(
-                zone, day.year, day.month, day.day, rate.hour, rate.minute
-            )
-            if instant is None and wall.astimezone(UTC) > since:
-                days.append(day)
+        if day.weekday() in rate.weekdays and _in_gap_after(zone, rate, day, since):
+            days.append(day)
         day += _ONE_DAY
     return tuple(days)
+
+
+def _in_gap_after(zone: tzinfo, rate: WallClockRate, day: date, since: datetime) -> bool:
+    """Whether the rate's wall time on ``day`` falls in a gap that lies after ``since``."""
+    wall = datetime(day.year, day.month, day.day, rate.hour, rate.minute, tzinfo=zone)
+    try:
+        if wall.astimezone(UTC) <= since:
+            return False
+    except OverflowError:  # before 0001-01-01 UTC, so before `since`
+        return False
+    instant, _ = resolve_wall_time(zone, day.year, day.month, day.day, rate.hour, rate.minute)
+    return instant is None

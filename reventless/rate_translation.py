@@ -27,14 +27,14 @@ from reventless.schedule import (
     Daily,
     Days,
     Hours,
+    IntervalRate,
     Minutes,
     Rate,
     Schedule,
     Single,
+    WallClockRate,
     Weekdays,
     WeekdaysAndSaturday,
-    IntervalRate,
-    WallClockRate,
     rate_text,
 )
 
@@ -217,4 +217,9 @@ def created_at_from_start_date(rate: Rate, start_date: datetime) -> datetime:
     start = as_utc(start_date, "start_date")
     if start.second or start.microsecond:
         raise ValidationError("start_date", start_date, "a whole minute")
-    return start - timedelta(minutes=rate.minutes)
+    try:
+        return start - timedelta(minutes=rate.minutes)
+    except OverflowError as exc:
+        raise ValidationError(
+            "start_date", start_date, "an instant at least one interval after 0001-01-01 UTC"
+        ) from exc

@@ -201,7 +201,8 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if not isinstance(data, (bytes, str)):
             raise ValidationError("schedule JSON", data, "bytes or str holding a JSON object")
         try:
-            return _DECODER.decode(data)
+            schedule = _DECODER.decode(data)
+            _refuse_repeated_keys(data, schedule)
         except ValidationError:
             raise
         except (msgspec.MsgspecError, ValueError, TypeError, RecursionError, OverflowError) as exc:
@@ -211,6 +212,70 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 "a JSON schedule",
                 message=f"schedule JSON refused: {exc}",
             ) from exc
+        return schedule
+
+
+def _refuse_repeated_keys(data: bytes | str, schedule: Schedule) -> None:
+    """Refuse a decoded document that repeats a key (msgspec keeps the last value silently).
+
+    The normal path costs one encode and one comparison: a document equal to the schedule's own
+    encoding (what ``to_json`` writes, so everything this library stores) has no repeated key.
+    Any other document gets one linear scan of its keys.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw == _ENCODER.encode(schedule):
+        return
+    repeated = _first_repeat(_object_keys(raw))
+    if repeated is None:
+        return
+    key = repeated.decode("utf-8", "surrogatepass")
+    # msgspec refused unknown keys already, and the rate's keys differ from the schedule's, so
+    # the key alone tells in which object it repeats.
+    path = key if key in Schedule.__struct_fields__ else f"rate.{key}"
+    raise ValidationError(
+        path,
+        key,
+        "each key at most once per JSON object",
+        message=(
+            f"{path} given twice in the schedule JSON is not allowed; expected each key at most "
+            "once per JSON object"
+        ),
+    )
+
+
+def _object_keys(raw: bytes) -> list[bytes]:
+    """The keys of every object in a valid JSON document, in order, escapes resolved.
+
+    Dropping the escaped backslashes and then the escaped quotes leaves only the quotes that
+    delimit strings, so splitting on them alternates between text outside and inside strings;
+    a string followed by a colon is a key. Each step is one linear pass in C.
+    """
+    escaped = b"\\" in raw
+    if escaped:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    pieces = raw.split(b'"')
+    keys = [
+        key
+        for key, rest in zip(pieces[1::2], pieces[2::2], strict=True)
+        if rest.lstrip().startswith(b":")
+    ]
+    if escaped:
+        # A known key is plain letters; one written with escapes such as \u0061 is decoded.
+        keys = [_unescape(key) if b"\\" in key else key for key in keys]
+    return keys
+
+
+def _unescape(content: bytes) -> bytes:
+    return _KEY_DECODER.decode(b'"' + content + b'"').encode("utf-8", "surrogatepass")
+
+
+def _first_repeat(keys: list[bytes]) -> bytes | None:
+    seen: set[bytes] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def check_name(name: Any) -> str:
@@ -259,30 +324,40 @@ def rate_text(rate: Rate) -> str:
     return f"{type(rate).__name__}({values})"
 
 
-_RATE_CALL = re.compile(r"\s*([A-Za-z]+)\s*\(\s*((?:[+-]?\d{1,12}\s*(?:,\s*)?)*)\)\s*")
+# The grammar of a rate call, checked in two linear steps (no nested quantifiers, so no
+# backtracking blow-up): NAME "(" ARGS ")" with optional ASCII whitespace around each token, then
+# ARGS split on commas into signed ASCII integers of at most 12 digits.
+_RATE_CALL = re.compile(r"\s*+([A-Za-z]++)\s*+\(([^()]*+)\)\s*+", re.ASCII)
+_RATE_ARG = re.compile(r"\s*+([+-]?[0-9]{1,12})\s*+", re.ASCII)
+_RATE_ALLOWED = (
+    "a rate such as 'Daily(9, 0)', 'Minutes(5)' or 'Single(2030, 12, 25, 14, 30)': a kind ("
+    + ", ".join(_RATE_BY_NAME)
+    + ") and its whole numbers (ASCII digits, at most 12 each) separated by commas"
+)
 
 
 def parse_rate(text: str) -> Rate:
-    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``."""
+    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``.
+
+    The grammar is strict and parsed in linear time; anything else raises ValidationError.
+    """
     match = _RATE_CALL.fullmatch(text) if isinstance(text, str) else None
     if match is None or match.group(1) not in _RATE_BY_NAME:
-        raise ValidationError(
-            "rate",
-            text,
-            "a rate such as 'Daily(9, 0)', 'Minutes(5)' or 'Single(2030, 12, 25, 14, 30)'; kinds: "
-            + ", ".join(_RATE_BY_NAME),
-        )
+        raise ValidationError("rate", text, _RATE_ALLOWED)
     cls = _RATE_BY_NAME[match.group(1)]
-    args = [int(part) for part in re.findall(r"[+-]?\d+", match.group(2))]
     expected = len(cls.__struct_fields__)
-    if len(args) != expected:
+    if match.group(2).count(",") != expected - 1:
         raise ValidationError(
             "rate",
             text,
             f"{cls.__name__} with {expected} arguments ({', '.join(cls.__struct_fields__)})",
         )
-    return cls(*args)
+    args = [_RATE_ARG.fullmatch(part) for part in match.group(2).split(",")]
+    if None in args:
+        raise ValidationError("rate", text, _RATE_ALLOWED)
+    return cls(*(int(arg.group(1)) for arg in args if arg is not None))
 
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Schedule)
+_KEY_DECODER = msgspec.json.Decoder(str)

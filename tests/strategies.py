@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -123,3 +123,40 @@ def wall_rate_near(draw: st.DrawFn, zone: str, instant: datetime) -> Rate:
     base %= 1440
     cls = draw(st.sampled_from([Daily, Weekdays, WeekdaysAndSaturday]))
     return cls(base // 60, base % 60)
+
+
+# Zones at the extremes of the offset range and with odd local mean times, for the ends of the
+# datetime range: +14, -12, -11, +13:45 (with DST), LMT +9:18:59.
+EXTREME_ZONES = (
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+    "Pacific/Pago_Pago",
+    "Pacific/Chatham",
+    "Asia/Tokyo",
+    "America/New_York",
+    "UTC",
+)
+# Any fixed UTC offset a datetime allows (strictly within one day), to the minute or finer.
+fixed_offsets = st.builds(
+    timezone,
+    st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+    ),
+)
+
+
+@st.composite
+def schedules_anywhere(draw: st.DrawFn) -> Schedule:
+    """Any valid schedule, in a zone from ZONES or EXTREME_ZONES."""
+    base = draw(schedules())
+    zone = draw(st.sampled_from((base.timezone, *EXTREME_ZONES)))
+    if isinstance(base.rate, Single):
+        zone = base.timezone  # keeps a Single outside any DST gap
+    return Schedule(name=base.name, rate=base.rate, payload=base.payload, timezone=zone)
+
+
+# Aware datetimes over the whole range 0001-9999, in any offset or zone: some have no UTC
+# equivalent in that range.
+any_aware_datetimes = st.datetimes(
+    timezones=st.one_of(st.just(UTC), fixed_offsets, st.sampled_from(EXTREME_ZONES).map(ZoneInfo))
+)

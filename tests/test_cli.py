@@ -102,6 +102,74 @@ def test_bad_input_prints_one_line_and_exits_2(
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["preview", "Daily(9, 0)", "--timezone", ""], "timezone ''"),
+        (["preview", "Minutes(5)", "--timezone", ""], "timezone ''"),
+        (["preview", "Daily(9, 0)", "--timezone", "localtime"], "timezone 'localtime'"),
+        (["preview", "Daily(9, 0)", "--timezone", "posix/Europe/Berlin"], "posix/"),
+        (
+            [
+                "preview",
+                '{"name": "r", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x"}',
+                "--timezone",
+                "",
+            ],
+            "--timezone ''",
+        ),
+        (
+            [
+                "preview",
+                '{"name": "r", "name": "s", "rate": {"kind": "daily", "hour": 9, "minute": 0}, '
+                '"payload": "x"}',
+            ],
+            "name given twice",
+        ),
+        (["preview", "Daily(9 0)"], "rate 'Daily(9 0)'"),
+        (["preview", "Daily(" + "1" * 28 + "!"], "rate 'Daily(111"),
+        (["demo", "--timezone", ""], "timezone ''"),
+    ],
+)
+def test_refused_zone_rate_or_json_prints_one_line_and_exits_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty --timezone is refused (it used to mean UTC), like any other bad zone."""
+    assert run(*argv) == (2, "")
+    err = capsys.readouterr().err
+    assert says in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["preview", "Daily(9, 0)", "--after", "0001-01-01T00:00+14:00"], "--after 0001-01-01"),
+        (["preview", "Minutes(1)", "--after", "9999-12-31T23:00-10:00"], "--after 9999-12-31"),
+        (["preview", "Daily(9, 0)", "--json", "--after", "9999-12-31T23:00-10:00"], "--after"),
+        (["demo", "--start", "9999-12-30"], "--start 9999-12-30"),
+        (["demo", "--start", "0001-01-01"], "--start 0001-01-01"),
+    ],
+)
+def test_dates_beyond_the_datetime_range_print_one_line_and_exit_1(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No OverflowError traceback: one line on stderr and status 1."""
+    assert run(*argv) == (1, "")
+    err = capsys.readouterr().err
+    assert err.startswith(f"reventless: error: {says}")
+    assert err.count("\n") == 1
+
+
+def test_preview_at_the_end_of_time_lists_what_fits() -> None:
+    status, text = run("preview", "Minutes(1)", "--after", "9999-12-31T23:57:30Z", "--count", "5")
+    assert status == 0
+    assert "1  9999-12-31 23:59  Fri 9999-12-31 23:59 UTC" in text
+    status, text = run("preview", "Minutes(1)", "--after", "9999-12-31T23:59:00Z")
+    assert status == 0
+    assert "(no fires after this instant)" in text
+
+
 def test_command_runs_as_a_real_process() -> None:
     done = subprocess.run(
         [

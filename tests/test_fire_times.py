@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from pyawscron import AWSCron
 
@@ -27,10 +27,14 @@ from reventless import (
     preview,
     to_expression,
 )
+from reventless.fire_times import MAX_PREVIEW
+from reventless.rate_translation import created_at_from_start_date
 from tests.strategies import (
+    any_aware_datetimes,
     instants,
     interval_rates,
     schedules,
+    schedules_anywhere,
     wall_rate_near,
     wall_rates,
     zone_and_instant_near_transition,
@@ -185,6 +189,80 @@ def test_end_of_time_is_none_not_a_crash() -> None:
     assert next_fire_after(sched(Weekdays(0, 0)), end) == at(9999, 12, 31)  # a Friday
 
 
+def local_offset(zone: str, instant: datetime) -> timedelta:
+    offset = ZoneInfo(zone).utcoffset(instant.replace(tzinfo=None) - timedelta(days=1))
+    assert offset is not None
+    return offset
+
+
+PLUS_14 = timezone(timedelta(hours=14))
+MINUS_10 = timezone(timedelta(hours=-10))
+
+
+@pytest.mark.parametrize(
+    "after",
+    [datetime(1, 1, 1, 0, 0, tzinfo=PLUS_14), datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_10)],
+)
+@pytest.mark.parametrize("rate", [Daily(9, 0), Minutes(1), Single(2030, 1, 1, 0, 0)])
+def test_instant_without_a_utc_equivalent_is_refused_naming_after(
+    rate: Rate, after: datetime
+) -> None:
+    """Such an instant is a ValidationError naming `after` (or `created_at`), not OverflowError."""
+    with pytest.raises(ValidationError) as caught:
+        next_fire_after(sched(rate), after)
+    assert caught.value.field == "after"
+    with pytest.raises(ValidationError) as caught:
+        next(fire_times(sched(rate), created_at=at(2026, 1, 1), after=after))
+    assert caught.value.field == "after"
+    with pytest.raises(ValidationError) as caught:
+        preview(sched(rate), created_at=after)
+    assert caught.value.field == "created_at"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Pacific/Kiritimati", "Etc/GMT+12"])
+@pytest.mark.parametrize("rate", [Minutes(1), Days(3650), Daily(0, 0), Weekdays(23, 59)])
+def test_fires_run_out_at_the_end_of_time_without_overflow(zone: str, rate: Rate) -> None:
+    """Near datetime.max every function ends (None, a finite iterator) instead of overflowing."""
+    schedule = sched(rate, zone)
+    latest = datetime.max.replace(tzinfo=UTC)
+    assert next_fire_after(schedule, latest) is None
+    for after in (latest - timedelta(days=2), latest - timedelta(hours=10)):
+        fires = list(fire_times(schedule, created_at=after))
+        assert all(after < fire <= latest and fire.second == 0 for fire in fires)
+        rows = preview(schedule, created_at=after, count=MAX_PREVIEW)
+        # Preview leaves out the interval fires whose local time is past 9999-12-31.
+        assert [row.at for row in rows] == [
+            fire for fire in fires if latest - fire >= local_offset(zone, fire)
+        ]
+
+
+def test_fires_near_the_start_of_time_are_found() -> None:
+    """A local date before 0001-01-01 is skipped; the first representable fire is found."""
+    earliest = datetime.min.replace(tzinfo=UTC)
+    assert next_fire_after(sched(Daily(0, 0), "Etc/GMT-14"), earliest) == at(1, 1, 1, 10)
+    assert next_fire_after(sched(Daily(20, 0), "Etc/GMT+12"), earliest) == at(1, 1, 2, 8)
+    assert next_fire_after(sched(Minutes(1), "Etc/GMT+12"), earliest) == at(1, 1, 1, 0, 1)
+    rows = preview(sched(Minutes(1), "Etc/GMT+12"), created_at=earliest, count=1)
+    assert [row.at for row in rows] == [at(1, 1, 1, 12)]  # local 0001-01-01 00:00
+
+
+def test_interval_anchor_before_the_start_of_time_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        created_at_from_start_date(Days(1), at(1, 1, 1))
+    assert caught.value.field == "start_date"
+
+
+def test_wall_times_in_local_mean_time_fire_on_whole_utc_minutes() -> None:
+    """Monrovia kept UTC-0:44:30 until 1972: 09:00 there began at 09:44:30 UTC; fires at 09:45."""
+    after = at(1971, 6, 1)
+    assert next_fire_after(sched(Daily(9, 0), "Africa/Monrovia"), after) == at(1971, 6, 1, 9, 45)
+    single = sched(Single(1971, 6, 1, 9, 0), "Africa/Monrovia")
+    assert next_fire_after(single, after) == at(1971, 6, 1, 9, 45)
+    assert next_fire_after(sched(Daily(0, 0), "Europe/Berlin"), at(1893, 1, 1)) == at(
+        1893, 1, 1, 23, 7
+    )
+
+
 def test_preview_marks_gap_days_and_repeated_wall_times() -> None:
     rows = preview(sched(Daily(2, 30), "Europe/Berlin"), created_at=at(2026, 3, 28, 12), count=2)
     assert rows[0].skipped_days == (datetime(2026, 3, 29).date(),)
@@ -334,3 +412,33 @@ def test_utc_cron_agrees_with_pyawscron(rate: Rate, after: datetime) -> None:
     theirs = AWSCron(expression[5:-1]).occurrence(after).next()
     ours = next_fire_after(schedule, after)
     assert ours == theirs
+
+
+def utc_or_none(value: datetime) -> datetime | None:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+@given(schedules_anywhere(), any_aware_datetimes, any_aware_datetimes)
+@example(sched(Daily(9, 0)), datetime(1, 1, 1, tzinfo=PLUS_14), at(2026, 1, 1))
+@example(sched(Daily(9, 0)), datetime(9999, 12, 31, 23, tzinfo=MINUS_10), at(2026, 1, 1))
+@example(sched(Minutes(1)), datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+@example(sched(Daily(23, 59), "Etc/GMT+12"), at(9999, 12, 30, 12), at(2026, 1, 1))
+def test_next_fire_after_is_total_over_the_whole_datetime_range(
+    schedule: Schedule, after: datetime, created: datetime
+) -> None:
+    """None or a whole UTC minute after `after`; ValidationError only for an unconvertible input."""
+    if utc_or_none(after) is None or utc_or_none(created) is None:
+        with pytest.raises(ValidationError) as caught:
+            next_fire_after(schedule, after, created_at=created)
+        assert caught.value.field in ("after", "created_at")
+        return
+    fire = next_fire_after(schedule, after, created_at=created)
+    assert fire is None or (fire > after and fire.second == fire.microsecond == 0)
+    assert fire is None or fire.tzinfo is UTC
+    assert list(itertools.islice(fire_times(schedule, created_at=created, after=after), 1)) == (
+        [] if fire is None else [fire]
+    )
+    preview(schedule, created_at=created, after=after, count=2)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reventless import (
@@ -15,6 +15,7 @@ from reventless import (
     Days,
     Hours,
     Minutes,
+    Rate,
     ReventlessError,
     Schedule,
     Single,
@@ -156,6 +157,218 @@ def test_rate_text_round_trip(rate: Any) -> None:
 def test_parse_rate_refuses_malformed_text(text: str) -> None:
     with pytest.raises(ValidationError):
         parse_rate(text)
+
+
+def test_parse_rate_refuses_backtracking_bait_at_once() -> None:
+    """Inputs that made the old regex backtrack for minutes are refused in linear time."""
+    for text in (
+        "Daily(" + "1" * 28 + "!",
+        "Daily(" + "1 " * 50_000 + "!",
+        "Daily(" + "1," * 50_000 + "!",
+        " " * 100_000 + "Daily(9, 0",
+        "Daily" + "(" * 100_000,
+    ):
+        with pytest.raises(ValidationError) as caught:
+            parse_rate(text)
+        assert caught.value.field == "rate"
+        assert caught.value.value == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Daily(9 0)",
+        "Daily(9, 0,)",
+        "Daily(,9, 0)",
+        "Daily(9,, 0)",
+        "Daily(\u0669, 0)",  # ARABIC-INDIC DIGIT NINE
+        "Daily(\uff19, 0)",  # FULLWIDTH DIGIT NINE
+        "Daily(9,\u00a00)",  # a no-break space is not ASCII whitespace
+        "Daily(9, 0)x",
+        "Daily((9, 0))",
+        "Daily()",
+        "Daily(+-9, 0)",
+        "Daily(9.0, 0)",
+        "Minutes(1234567890123)",
+        "Däily(9, 0)",
+    ],
+)
+def test_parse_rate_is_strict(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_rate(text)
+    assert caught.value.field == "rate"
+    assert str(caught.value).startswith(f"rate {text!r} is not allowed; expected ")
+
+
+@st.composite
+def loosely_written_rates(draw: st.DrawFn) -> tuple[Rate, str]:
+    """A rate and its constructor call with any ASCII spacing, signs and leading zeros."""
+    rate = draw(rates)
+    space = st.text(alphabet=" \t\n\r\f\v", max_size=3)
+    args = []
+    for field in rate.__struct_fields__:
+        value = getattr(rate, field)
+        digits = "0" * draw(st.integers(0, 12 - len(str(value)))) + str(value)
+        args.append(draw(space) + draw(st.sampled_from(["", "+"])) + digits + draw(space))
+    text = draw(space) + type(rate).__name__ + draw(space) + "(" + ",".join(args) + ")"
+    return rate, text + draw(space)
+
+
+@given(loosely_written_rates())
+def test_parse_rate_reads_any_spacing_signs_and_leading_zeros(written: tuple[Rate, str]) -> None:
+    rate, text = written
+    assert parse_rate(text) == rate
+
+
+@given(rates, st.sampled_from(["9 0", ",", ", ", "\u0661", "\u00a0"]), st.data())
+def test_parse_rate_refuses_any_valid_text_with_junk_inserted(
+    rate: Rate, junk: str, data: st.DataObject
+) -> None:
+    """Inside the parentheses, an extra comma, a space between numbers or a non-ASCII character
+    is refused."""
+    text = rate_text(rate)
+    where = data.draw(st.integers(text.index("(") + 1, len(text) - 1))
+    with pytest.raises(ValidationError):
+        parse_rate(text[:where] + junk + text[where:])
+
+
+@pytest.mark.parametrize(
+    ("zone", "reason"),
+    [
+        ("localtime", "the zone this machine is set to"),
+        ("posixrules", "POSIX TZ strings"),
+        ("Factory", "placeholder"),
+        ("factory", "placeholder"),
+        ("posix/Europe/Berlin", "posix/"),
+        ("POSIX/Europe/Berlin", "posix/"),
+        ("right/UTC", "leap seconds"),
+        ("right/Europe/Berlin", "leap seconds"),
+    ],
+)
+def test_zone_keys_that_depend_on_the_machine_are_refused(zone: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(timezone=zone)
+    assert caught.value.field == "timezone"
+    assert reason in str(caught.value)
+    assert str(caught.value).startswith(f"timezone {zone!r} is not allowed; expected ")
+    document = json.loads(make().to_json())
+    document["timezone"] = zone
+    with pytest.raises(ValidationError, match="means the same on every machine"):
+        Schedule.from_json(json.dumps(document))
+
+
+def test_empty_timezone_is_refused_in_code_and_json() -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(timezone="")
+    assert caught.value.field == "timezone"
+    document = json.loads(make().to_json())
+    document["timezone"] = ""
+    with pytest.raises(ValidationError):
+        Schedule.from_json(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        (
+            '{"name": "a", "name": "b", "rate": {"kind": "daily", "hour": 9, "minute": 0}, '
+            '"payload": "x"}',
+            "name",
+        ),
+        (
+            '{"name": "a", "rate": {"kind": "daily", "hour": 9, "minute": 0, "hour": 10}, '
+            '"payload": "x"}',
+            "rate.hour",
+        ),
+        (
+            '{"name": "a", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x", '
+            '"rate": {"kind": "minutes", "n": 5}}',
+            "rate",
+        ),
+        (
+            '{"name": "a", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x", '
+            '"payload": "x"}',
+            "payload",
+        ),
+        (
+            '{"name": "a", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x", '
+            '"timezone": "UTC", "timezone": "UTC"}',
+            "timezone",
+        ),
+        (
+            '{"name": "a", "n\\u0061me": "b", "rate": {"kind": "daily", "hour": 9, '
+            '"minute": 0}, "payload": "x"}',
+            "name",
+        ),
+    ],
+)
+def test_json_with_a_repeated_key_is_refused_naming_it(document: str, path: str) -> None:
+    for data in (document, document.encode()):
+        with pytest.raises(ValidationError) as caught:
+            Schedule.from_json(data)
+        assert caught.value.field == path
+        assert str(caught.value).startswith(f"{path} given twice in the schedule JSON")
+        assert "is not allowed; expected each key at most once" in str(caught.value)
+
+
+@given(schedules(), st.data())
+def test_any_repeated_key_is_refused(schedule: Schedule, data: st.DataObject) -> None:
+    """Repeating any key of a valid document, with the same or another valid value, is refused."""
+    top = json.loads(schedule.to_json())
+    inner = "rate" if data.draw(st.booleans()) else None
+    target = top if inner is None else top["rate"]
+    key = data.draw(st.sampled_from(sorted(target)))
+    spaced = data.draw(st.booleans())
+
+    def obj(items: list[tuple[str, str]]) -> str:
+        sep = ", " if spaced else ","
+        return "{" + sep.join(f"{json.dumps(k)}:{v}" for k, v in items) + "}"
+
+    def encode(mapping: dict[str, Any], twice: str | None) -> list[tuple[str, str]]:
+        items = [(k, json.dumps(v)) for k, v in mapping.items()]
+        return [*items, (twice, json.dumps(mapping[twice]))] if twice else items
+
+    if inner is None:
+        document = obj(encode(top, key))
+    else:
+        items = encode(top, None)
+        items[list(top).index("rate")] = ("rate", obj(encode(top["rate"], key)))
+        document = obj(items)
+    with pytest.raises(ValidationError) as caught:
+        Schedule.from_json(document)
+    assert caught.value.field == (key if inner is None else f"rate.{key}")
+
+
+@given(schedules(), st.booleans())
+@example(make(payload='{"name": "a", "name": "b", "rate": 1}'), False)
+@example(make(payload='\\"name\\": \\\\"'), True)
+@example(make(name="name", payload="name"), False)
+def test_hand_written_json_without_repeats_still_decodes(schedule: Schedule, pretty: bool) -> None:
+    """The slower check for documents not written by to_json accepts what it should."""
+    document = json.dumps(json.loads(schedule.to_json()), indent=2 if pretty else None)
+    assert Schedule.from_json(document) == schedule
+
+
+@pytest.mark.parametrize(
+    ("build", "start"),
+    [
+        (lambda: parse_rate("Dayly(9, 0)"), "rate 'Dayly(9, 0)' is not allowed; expected "),
+        (
+            lambda: make(timezone="Europe/Berln"),
+            "timezone 'Europe/Berln' is not allowed; expected ",
+        ),
+        (
+            lambda: make(name="daily report"),
+            "schedule name 'daily report' is not allowed; expected ",
+        ),
+    ],
+)
+def test_refusals_say_what_is_allowed_without_guessing(build: Any, start: str) -> None:
+    """A near miss gets the plain 'is not allowed; expected ...' message; no 'did you mean'."""
+    with pytest.raises(ValidationError) as caught:
+        build()
+    assert str(caught.value).startswith(start)
+    assert "did you mean" not in str(caught.value).lower()
 
 
 @pytest.mark.parametrize(
