@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TextIO
 from reventless.errors import (
     BackendUnavailableError,
     CorruptDataError,
+    PermissionDeniedError,
     ReventlessError,
     ScheduleNotFoundError,
     ValidationError,
@@ -154,6 +155,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         ScheduleNotFoundError,
         BackendUnavailableError,
         CorruptDataError,
+        PermissionDeniedError,
         _OutOfRangeError,
     ) as exc:
         print(f"reventless: error: {exc}", file=sys.stderr)
@@ -293,7 +295,9 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import Scheduler
     from reventless.testing import RecordingTarget
 
-    async with reventless.local.provider(args.db) as local:
+    # Reading needs no write access: list, show and history work on a read-only store too.
+    read_only = args.action in {"list", "show", "history", "dead-letters"}
+    async with reventless.local.provider(args.db, read_only=read_only) as local:
         # The CLI never runs the engine; the target is only there to make the scheduler.
         ops = (
             await Scheduler.make(local, target=RecordingTarget(), name=args.scheduler)
@@ -307,16 +311,21 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
                 out,
                 ("name", "rate", "timezone", "state", "next fire (UTC)"),
                 [
-                    (
-                        s.schedule.name,
-                        rate_text(s.schedule.rate),
-                        s.schedule.timezone,
-                        "paused" if s.paused else "active",
-                        _utc(s.next_fire),
-                    )
-                    for s in page.schedules
+                    *(
+                        (
+                            s.schedule.name,
+                            rate_text(s.schedule.rate),
+                            s.schedule.timezone,
+                            "paused" if s.paused else "active",
+                            _utc(s.next_fire),
+                        )
+                        for s in page.schedules
+                    ),
+                    *((d.name, "-", "-", "damaged", "-") for d in page.damaged),
                 ],
             )
+            for damaged in page.damaged:
+                out.write(f"damaged: {damaged.name}: {damaged.reason}\n")
             if page.next_token:
                 out.write(f"(more: --after {page.next_token})\n")
             return 0

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reventless.clock import Clock
-from reventless.errors import ScheduleNotFoundError, ValidationError
+from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
 from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_is_past
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
@@ -68,17 +68,33 @@ class SchedulerOperations:
         """Create the schedule unless the very same one is stored; then leave it (UNCHANGED).
 
         Unlike ``create_schedule`` this keeps an interval's anchor across restarts, so a plugin
-        can declare its schedules and start any number of times.
+        can declare its schedules and start any number of times. A Single whose minute has
+        passed and that is no longer stored because it completed (fired or expired) stays
+        completed: COMPLETED, nothing is written. A past Single that never existed is refused
+        as ``create_schedule`` refuses it.
         """
         if not isinstance(schedule, Schedule):
             raise ValidationError("schedule", schedule, "a reventless.Schedule")
         try:
             stored = await self.get_schedule(schedule.name)
         except ScheduleNotFoundError:
+            if single_is_past(schedule, self._clock.now()) and await self._has_history(
+                schedule.name
+            ):
+                # A Single is removed once it completes (fired or expired): done, not re-made.
+                return PutOutcome.COMPLETED
             return await self.create_schedule(schedule)
         if stored.schedule == schedule:
             return PutOutcome.UNCHANGED
         return await self.create_schedule(schedule)
+
+    async def _has_history(self, name: str) -> bool:
+        """Whether the schedule ever existed; True where the adapter keeps no history (then a
+        past Single that is not stored can only have completed or been deleted)."""
+        try:
+            return bool(await self._publisher.history(self._scheduler, name, limit=1))
+        except UsageError:
+            return True
 
     async def create_schedules(self, schedules: Sequence[Schedule]) -> list[PutOutcome]:
         """``create_schedule`` for up to 10,000 schedules with distinct names, all or none."""

@@ -43,6 +43,7 @@ class PutOutcome(enum.StrEnum):
     CREATED = "created"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"  # ensure_schedule found the very same schedule stored
+    COMPLETED = "completed"  # ensure_schedule found a past Single that completed: left alone
 
 
 class MisfirePolicy(enum.StrEnum):

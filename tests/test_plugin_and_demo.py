@@ -16,10 +16,10 @@ import anyio
 import pytest
 
 import reventless.local
-from reventless import Hours, PutOutcome, Schedule, ValidationError
+from reventless import Hours, PutOutcome, Schedule, Scheduler, Single, ValidationError
 from reventless.cli import main
 from reventless.plugin import Plugin
-from reventless.testing import VirtualClock
+from reventless.testing import RecordingTarget, VirtualClock
 from tests.test_aggregate import TICK, counter_spec
 
 START = datetime(2026, 11, 27, 8, 0, 30, tzinfo=UTC)
@@ -203,3 +203,43 @@ def test_reventless_run_refuses_what_is_not_a_plugin(capsys: pytest.CaptureFixtu
     assert "a reventless.Plugin object" in capsys.readouterr().err
     assert main(["run", "no_such_module:plugin", "--db", "x.db"]) == 2
     assert not Path("x.db").exists()
+
+
+def test_a_declared_single_that_fired_stays_completed_across_restarts(tmp_path: Path) -> None:
+    """Restarting a plugin after its Single fired neither re-creates nor refuses it."""
+    path = tmp_path / "single.db"
+    once = Schedule(name="once", rate=Single(2026, 11, 27, 9, 0), payload=TICK)
+
+    def plugin() -> Plugin:
+        declared = Plugin("once")
+        counters = declared.aggregate(counter_spec())
+        declared.scheduler("counters", target=counters, schedules=[once])
+        return declared
+
+    async def start_at(at: datetime, run_for: timedelta) -> list[str]:
+        clock = VirtualClock(at)
+        async with (
+            reventless.local.provider(path, clock=clock) as provider,
+            plugin().start(provider) as running,
+        ):
+            async with anyio.create_task_group() as group:
+                await group.start(provider.run)
+                await clock.advance(run_for)
+                group.cancel_scope.cancel()
+            ops = running.schedulers["counters"].operations
+            return [entry.kind.value for entry in await ops.history("once")]
+
+    assert anyio.run(start_at, START, timedelta(hours=2)) == ["created", "fired", "completed"]
+    # Started again after it fired: still completed, nothing new recorded.
+    later = START + timedelta(days=1)
+    assert anyio.run(start_at, later, timedelta(minutes=1)) == ["created", "fired", "completed"]
+
+
+@pytest.mark.anyio
+async def test_ensure_schedule_refuses_a_past_single_that_never_existed() -> None:
+    async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        with pytest.raises(ValidationError, match="in the past"):
+            await ops.ensure_schedule(
+                Schedule(name="late", rate=Single(2026, 11, 27, 7, 0), payload="p")
+            )

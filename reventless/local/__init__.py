@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -79,6 +81,10 @@ class LocalProvider:
         """
         if self._closed:
             raise UsageError("this provider is closed; call run() inside its 'async with' block")
+        if self._runner.store.read_only:
+            raise UsageError(
+                "this provider was opened with read_only=True; open it without to run the engine"
+            )
         with anyio.CancelScope() as scope:
             self._run_scope = scope
             self._stopped = anyio.Event()
@@ -109,6 +115,7 @@ async def provider(
     poll_interval: float = 1.0,
     workers: int = 32,
     lock_timeout: float = 5.0,
+    read_only: bool = False,
 ) -> AsyncIterator[LocalProvider]:
     """Open (or create) the store at ``path`` and yield the embedded provider.
 
@@ -125,6 +132,13 @@ async def provider(
     - ``workers``: concurrent deliveries (1 to 1024).
     - ``lock_timeout``: real seconds (0.01 to 600) to wait for another process's lock on the
       file before an operation fails with BackendUnavailableError.
+    - ``read_only``: open an existing store only to read it (list, get, history, dead letters),
+      also when the file or its folder is not writable; writes raise PermissionDeniedError and
+      ``run()`` raises UsageError.
+
+    A standby process takes over from a leader that died within ``lease_ttl`` +
+    ``delivery_timeout`` + 1 s: the leader starts no delivery it could not finish before then,
+    so a fire is never delivered by two processes.
     """
     policy = _check_policy(misfire_policy)
     if not isinstance(misfire_grace, timedelta) or not (
@@ -142,7 +156,13 @@ async def provider(
     if not isinstance(path, (str, Path)):
         raise ValidationError("path", path, "a file path or ':memory:'")
     clock = clock or SystemClock()
-    store = await anyio.to_thread.run_sync(SqliteStore, path, float(lock_timeout))
+    if type(read_only) is not bool:
+        raise ValidationError("read_only", read_only, "True or False")
+    if read_only and (str(path) == ":memory:" or not os.path.isfile(path)):  # noqa: ASYNC240 - one stat before opening
+        raise ValidationError("path", path, "an existing store file when read_only=True")
+    store = await anyio.to_thread.run_sync(
+        partial(SqliteStore, path, float(lock_timeout), read_only=read_only)
+    )
     runner = StoreRunner(store)
     engine = Engine(
         runner,

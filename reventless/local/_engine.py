@@ -14,6 +14,7 @@ An orchestrator of small parts (``docs/internals.md`` tells the whole story):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import math
 import zlib
@@ -185,7 +186,12 @@ class Engine:
         finally:
             starting.release()
             self.state = EngineState.IDLE
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            # A store that cannot be written lets the lease expire instead.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(5),
+                contextlib.suppress(ReventlessError),
+            ):
                 await self._lease.release()
 
     def _started(self) -> None:

@@ -109,6 +109,10 @@ ERROR_TABLE: tuple[tuple[str, type[ReventlessError], str], ...] = (
 )
 
 
+def _error_name(exc: sqlite3.Error) -> str:
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
 def translate_sqlite_error(exc: sqlite3.Error, path: str) -> ReventlessError:
     """Map a sqlite3 exception to the ReventlessError tree (use with ``raise ... from exc``)."""
     name = getattr(exc, "sqlite_errorname", "") or ""
@@ -141,8 +145,8 @@ def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
 
 Row = tuple[Any, ...]
 
-# The smallest and largest instants a stored time may hold (years 1 to 9999, in microseconds).
-MIN_US = -62_135_596_800_000_000
+# The smallest and largest instants a stored time may hold (1970 to 9999, in microseconds).
+MIN_US = 0  # 1970-01-01: nothing reventless stores is older
 MAX_US = 253_402_300_799_999_999
 
 # Every column each table must have; a store missing one was damaged or written by something else.
@@ -272,7 +276,7 @@ def check_row(row: ScheduleRow) -> None:
         raise CorruptDataError(
             f"stored schedule {row.name!r} of scheduler {row.scheduler!r} is damaged: "
             + ", ".join(problems)
-            + " (times are integer microseconds since 1970 within years 1 to 9999)"
+            + " (times are integer microseconds from 1970 to year 9999)"
         )
 
 
@@ -285,24 +289,47 @@ class SqliteStore:
         self.path = str(path)
         self.read_only = read_only
         try:
-            if read_only:
-                # Reads a store it may not write (a read-only file or folder); nothing is created.
-                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
-                self.conn = sqlite3.connect(
-                    uri, uri=True, isolation_level=None, check_same_thread=False
-                )
-            else:
-                self.conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=0
-                )
+            self.conn = self._connect(read_only, immutable=False)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from exc
         try:
-            # SQLite waits out another connection's lock for this long, then the call fails.
-            self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
-            if not read_only:
-                self._prepare()
-            self._check_schema()
+            self._open(lock_timeout)
+        except sqlite3.Error as exc:
+            self.conn.close()
+            if not (read_only and _error_name(exc) == "SQLITE_CANTOPEN"):
+                raise translate_sqlite_error(exc, self.path) from exc
+            # A WAL store in a folder this process cannot write has no shared-memory file to
+            # open; nobody can write it either, so it is read as an immutable file.
+            self._open_immutable(lock_timeout)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _connect(self, read_only: bool, *, immutable: bool) -> sqlite3.Connection:
+        if not read_only:
+            return sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+        # Reads a store it may not write (a read-only file or folder); nothing is created.
+        uri = f"{Path(self.path).resolve().as_uri()}?mode=ro" + (
+            "&immutable=1" if immutable else ""
+        )
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+    def _open(self, lock_timeout: float) -> None:
+        # SQLite waits out another connection's lock for this long, then the call fails.
+        self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        if not self.read_only:
+            self._prepare()
+        self._check_schema()
+
+    def _open_immutable(self, lock_timeout: float) -> None:
+        try:
+            self.conn = self._connect(True, immutable=True)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from exc
+        try:
+            self._open(lock_timeout)
         except sqlite3.Error as exc:
             self.conn.close()
             raise translate_sqlite_error(exc, self.path) from exc
