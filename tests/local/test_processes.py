@@ -99,7 +99,9 @@ def test_sigkill_at_random_moments_loses_no_fire_and_corrupts_nothing(tmp_path: 
     db, log = tmp_path / "crash.db", tmp_path / "fires.log"
     speed = 3600.0  # one simulated hour a second
     r0 = time.time()
-    rng = random.Random(os.getpid())
+    seed = int(os.environ.get("REVENTLESS_CHAOS_SEED", os.getpid()))
+    print(f"chaos seed {seed} (rerun with REVENTLESS_CHAOS_SEED={seed})")
+    rng = random.Random(seed)
     kills = 5
     for number in range(kills):
         process = start_engine(
