@@ -35,7 +35,6 @@ __all__ = (
     "FirePreview",
     "fire_times",
     "first_fire",
-    "first_fire_after_creation",
     "next_fire_after",
     "preview",
     "single_is_past",
@@ -128,11 +127,6 @@ def single_instant(schedule: Schedule) -> datetime:
     # Schedule refuses a Single in a DST gap, so the instant exists.
     assert instant is not None
     return ceil_minute(instant)
-
-
-def first_fire_after_creation(schedule: Schedule, created_at: datetime) -> datetime | None:
-    """The first fire of a schedule created at ``created_at`` (an interval's ``StartDate``)."""
-    return next_fire_after(schedule, created_at, created_at=created_at)
 
 
 def single_is_past(schedule: Schedule, now: datetime) -> bool:

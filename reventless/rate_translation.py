@@ -22,7 +22,7 @@ import msgspec
 
 from reventless._zones import is_utc_key
 from reventless.errors import ValidationError
-from reventless.fire_times import as_utc, first_fire_after_creation
+from reventless.fire_times import as_utc, first_fire
 from reventless.schedule import (
     Daily,
     Days,
@@ -197,7 +197,7 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
     rate = schedule.rate
     start_date = None
     if isinstance(rate, IntervalRate):
-        start_date = first_fire_after_creation(schedule, created)
+        start_date = first_fire(schedule, created)
     return AwsScheduleFields(
         expression=to_expression(rate),
         timezone=schedule.timezone,

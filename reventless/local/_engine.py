@@ -228,7 +228,6 @@ class Engine:
             self._started()
             await self._run_parts()
         finally:
-            self.state = EngineState.STOPPING
             self._lease.drop()
 
     async def _run_parts(self) -> None:
@@ -476,6 +475,8 @@ class Engine:
         return True
 
     def _record_plan(self, job: FireJob, outcome: Outcome) -> None:
+        if job.missed is None and job.expired is None and not job.completed:
+            return  # the usual fire: nothing more to record
         at_us = to_us(self._clock.now())
         history = outcome.history
         if job.missed is not None:

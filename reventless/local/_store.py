@@ -289,53 +289,39 @@ class SqliteStore:
         self.path = str(path)
         self.read_only = read_only
         try:
-            self.conn = self._connect(read_only, immutable=False)
+            self.conn = self._open(lock_timeout, immutable=False)
         except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self.path) from exc
-        try:
-            self._open(lock_timeout)
-        except sqlite3.Error as exc:
-            self.conn.close()
             if not (read_only and _error_name(exc) == "SQLITE_CANTOPEN"):
                 raise translate_sqlite_error(exc, self.path) from exc
             # A WAL store in a folder this process cannot write has no shared-memory file to
             # open; nobody can write it either, so it is read as an immutable file.
-            self._open_immutable(lock_timeout)
-        except BaseException:
-            self.conn.close()
-            raise
+            try:
+                self.conn = self._open(lock_timeout, immutable=True)
+            except sqlite3.Error as again:
+                raise translate_sqlite_error(again, self.path) from again
 
-    def _connect(self, read_only: bool, *, immutable: bool) -> sqlite3.Connection:
-        if not read_only:
-            return sqlite3.connect(
+    def _open(self, lock_timeout: float, *, immutable: bool) -> sqlite3.Connection:
+        """A connection ready for use (schema made or checked); closed again if that fails."""
+        if self.read_only:
+            # Reads a store it may not write (a read-only file or folder); nothing is created.
+            flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+            uri = f"{Path(self.path).resolve().as_uri()}?{flags}"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=0
             )
-        # Reads a store it may not write (a read-only file or folder); nothing is created.
-        uri = f"{Path(self.path).resolve().as_uri()}?mode=ro" + (
-            "&immutable=1" if immutable else ""
-        )
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-
-    def _open(self, lock_timeout: float) -> None:
-        # SQLite waits out another connection's lock for this long, then the call fails.
-        self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
-        if not self.read_only:
-            self._prepare()
-        self._check_schema()
-
-    def _open_immutable(self, lock_timeout: float) -> None:
+        self.conn = conn
         try:
-            self.conn = self._connect(True, immutable=True)
-        except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self.path) from exc
-        try:
-            self._open(lock_timeout)
-        except sqlite3.Error as exc:
-            self.conn.close()
-            raise translate_sqlite_error(exc, self.path) from exc
+            # SQLite waits out another connection's lock for this long, then the call fails.
+            conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+            if not self.read_only:
+                self._prepare()
+            self._check_schema()
         except BaseException:
-            self.conn.close()
+            conn.close()
             raise
+        return conn
 
     def _prepare(self) -> None:
         if self.path != ":memory:":
