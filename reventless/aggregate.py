@@ -20,18 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import msgspec.structs
 
 from reventless.aggregate_adapter import EventLog, NewEvent, StoredEvent
 from reventless.clock import Clock
+from reventless.command_topic import CommandTopic
 from reventless.errors import ConflictError, ValidationError
-
-if TYPE_CHECKING:
-    from reventless.command_topic import CommandTopic
-    from reventless.event_topic import EventTopic
+from reventless.event_topic import EventTopic
 
 __all__ = (
     "Aggregate",
@@ -266,8 +264,6 @@ class Aggregate(Generic[State]):
     def __init__(
         self, spec: AggregateSpec[State], log: EventLog, clock: Clock, events: EventTopic
     ) -> None:
-        from reventless.command_topic import CommandTopic
-
         self.spec = spec
         self.name = spec.name
         self._log = log
@@ -280,10 +276,10 @@ class Aggregate(Generic[State]):
     async def make(
         cls, provider: AggregateProvider, spec: AggregateSpec[State]
     ) -> Aggregate[State]:
-        """Bind ``spec`` to the provider's event log."""
-        from reventless.aggregate_builder import make_aggregate
-
-        return await make_aggregate(provider, spec)
+        """Bind ``spec`` to the provider's event log, with its command topic and event topic."""
+        if not isinstance(spec, AggregateSpec):
+            raise ValidationError("spec", spec, "an AggregateSpec")
+        return cls(spec, provider.event_log(), provider.clock, EventTopic(spec.name))
 
     async def load(self, aggregate_id: str) -> tuple[State, int]:
         """The current state and version of one aggregate instance."""

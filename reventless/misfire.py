@@ -11,20 +11,33 @@ per plan and says where to continue.
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.fire_times import as_utc, ceil_minute, next_fire_after, single_instant
 from reventless.schedule import IntervalRate, Schedule, Single, WallClockRate
-from reventless.scheduler_adapter import MisfirePolicy
 
-__all__ = ("FireRange", "MisfirePlan", "plan_misfire")
+__all__ = ("FireRange", "MisfirePlan", "MisfirePolicy", "plan_misfire")
 
 _TICK = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
 # A wall-clock rate fires at least once a week, so its previous fire is within 8 local days.
 _MAX_DAYS_BACK = 8
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What the local engine does with fires it missed (down or stalled) within the grace window.
+
+    ``LATEST`` delivers one fire, for the most recent missed instant; ``ALL`` delivers each, oldest
+    first; ``SKIP`` delivers none. Every missed instant not delivered is recorded as ``missed``;
+    instants older than the grace window are recorded as ``expired``.
+    """
+
+    LATEST = "latest"
+    ALL = "all"
+    SKIP = "skip"
 
 
 class FireRange(NamedTuple):

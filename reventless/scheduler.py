@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
@@ -22,12 +21,10 @@ from reventless.scheduler_adapter import (
     PutOutcome,
     ScheduledPublisher,
     SchedulePage,
+    SchedulerProvider,
     ScheduleState,
 )
-from reventless.target import Target
-
-if TYPE_CHECKING:
-    from reventless.scheduler_builder import SchedulerProvider
+from reventless.target import ChecksPayload, Target
 
 __all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations")
 
@@ -51,7 +48,7 @@ class SchedulerOperations:
         self._publisher = publisher
         self._clock = clock
         # A typed target (a command topic) can tell a bad payload at create time.
-        self._check_payload = getattr(target, "check_payload", None)
+        self._check_payload = target.check_payload if isinstance(target, ChecksPayload) else None
 
     async def create_schedule(self, schedule: Schedule) -> PutOutcome:
         """Create a schedule, or replace the one with its name whole and atomically.
@@ -234,6 +231,14 @@ class Scheduler:
         Schedule names are unique within one scheduler; several schedulers on one provider keep
         separate namespaces and targets.
         """
-        from reventless.scheduler_builder import make_scheduler
-
-        return await make_scheduler(provider, target=target, name=name)
+        try:
+            check_name(name)
+        except ValidationError as exc:
+            raise ValidationError("scheduler name", name, exc.allowed) from exc
+        if not callable(getattr(target, "deliver", None)):
+            raise ValidationError(
+                "target", target, "an object with 'async def deliver(envelope)' (a Target)"
+            )
+        publisher = provider.scheduled_publisher()
+        await publisher.attach(name, target)
+        return cls(name, SchedulerOperations(name, publisher, provider.clock, target), target)

@@ -15,13 +15,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
 from reventless.errors import ValidationError
+from reventless.misfire import MisfirePolicy
 from reventless.schedule import Schedule
 from reventless.target import Target
+
+if TYPE_CHECKING:
+    from reventless.clock import Clock
 
 __all__ = (
     "DamagedSchedule",
@@ -34,6 +38,7 @@ __all__ = (
     "SchedulePage",
     "ScheduleState",
     "ScheduledPublisher",
+    "SchedulerProvider",
 )
 
 
@@ -44,19 +49,6 @@ class PutOutcome(enum.StrEnum):
     REPLACED = "replaced"
     UNCHANGED = "unchanged"  # ensure_schedule found the very same schedule stored
     COMPLETED = "completed"  # ensure_schedule found a past Single that completed: left alone
-
-
-class MisfirePolicy(enum.StrEnum):
-    """What the local engine does with fires it missed (down or stalled) within the grace window.
-
-    ``LATEST`` delivers one fire, for the most recent missed instant; ``ALL`` delivers each, oldest
-    first; ``SKIP`` delivers none. Every missed instant not delivered is recorded as ``missed``;
-    instants older than the grace window are recorded as ``expired``.
-    """
-
-    LATEST = "latest"
-    ALL = "all"
-    SKIP = "skip"
 
 
 class HistoryKind(enum.StrEnum):
@@ -247,4 +239,17 @@ class ScheduledPublisher(Protocol):
 
     async def dead_letters(self, scheduler: str, *, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters of a scheduler, oldest first, at most ``limit``."""
+        ...
+
+
+class SchedulerProvider(Protocol):
+    """What a provider offers the Scheduler builder."""
+
+    @property
+    def clock(self) -> Clock:
+        """The provider's clock; operations take "now" from it."""
+        ...
+
+    def scheduled_publisher(self) -> ScheduledPublisher:
+        """The provider's ScheduledPublisher adapter."""
         ...

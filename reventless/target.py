@@ -15,7 +15,7 @@ import msgspec
 
 from reventless.errors import ValidationError
 
-__all__ = ("FireEnvelope", "Target", "fire_id")
+__all__ = ("ChecksPayload", "FireEnvelope", "Target", "fire_id")
 
 
 def fire_id(schedule: str, scheduled_time: datetime) -> str:
@@ -70,3 +70,13 @@ class Target(Protocol):
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(FireEnvelope)
+
+
+@runtime_checkable
+class ChecksPayload(Protocol):
+    """An optional capability of a target: it can tell at create time whether a payload will
+    be accepted at fire time (a command topic checks that it decodes into a command)."""
+
+    def check_payload(self, payload: str) -> None:
+        """Return when ``payload`` would be accepted; raise ValidationError saying why not."""
+        ...
