@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NoReturn, TextIO
 
@@ -302,94 +302,110 @@ async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
         ops = (
             await Scheduler.make(local, target=RecordingTarget(), name=args.scheduler)
         ).operations
-        action = args.action
-        if action == "list":
-            page = await ops.list_schedules(prefix=args.prefix, limit=args.limit, after=args.after)
-            if args.json:
-                return _dump(out, page)
-            _table(
-                out,
-                ("name", "rate", "timezone", "state", "next fire (UTC)"),
-                [
-                    *(
-                        (
-                            s.schedule.name,
-                            rate_text(s.schedule.rate),
-                            s.schedule.timezone,
-                            "paused" if s.paused else "active",
-                            _utc(s.next_fire),
-                        )
-                        for s in page.schedules
-                    ),
-                    *((d.name, "-", "-", "damaged", "-") for d in page.damaged),
-                ],
-            )
-            for damaged in page.damaged:
-                out.write(f"damaged: {damaged.name}: {damaged.reason}\n")
-            if page.next_token:
-                out.write(f"(more: --after {page.next_token})\n")
-            return 0
-        if action == "show":
-            state = await ops.get_schedule(args.name)
-            fires = await ops.preview(args.name, count=args.count)
-            if args.json:
-                return _dump(out, {"state": state, "next": [row.at for row in fires]})
-            schedule = state.schedule
-            out.write(f"name:       {schedule.name}\n")
-            out.write(f"rate:       {rate_text(schedule.rate)}\n")
-            out.write(f"timezone:   {schedule.timezone}\n")
-            out.write(f"state:      {'paused' if state.paused else 'active'}\n")
-            out.write(f"created:    {_utc(state.created_at)} UTC\n")
-            out.write(f"payload:    {schedule.payload}\n")
-            for row in fires:
-                out.write(f"next fire:  {_utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
-            return 0
-        if action == "create":
-            schedule = Schedule(
-                name=args.name,
-                rate=parse_rate(args.rate),
-                payload=args.payload,
-                timezone=args.timezone,
-            )
-            outcome = await ops.create_schedule(schedule)
-            return _dump(out, {"outcome": outcome}) if args.json else _say(out, f"{outcome}")
-        if action == "delete":
-            deleted = await ops.delete_schedule(args.name)
-            if args.json:
-                return _dump(out, {"deleted": deleted})
-            return _say(out, "deleted" if deleted else "nothing to delete")
-        if action in ("pause", "resume"):
-            if action == "pause":
-                state = await ops.pause_schedule(args.name)
-            else:
-                resumed = await ops.resume_schedule(args.name)
-                if resumed is None:
-                    return _say(out, "completed: its one fire passed while paused")
-                state = resumed
-            if args.json:
-                return _dump(out, state)
-            return _say(
-                out, f"{'paused' if state.paused else 'active'}; next fire {_utc(state.next_fire)}"
-            )
-        if action == "history":
-            entries = await ops.history(args.name, limit=args.limit)
-            if args.json:
-                return _dump(out, entries)
-            _table(
-                out,
-                ("at (UTC)", "what", "fire id", "detail"),
-                [(_utc(e.at), str(e.kind), e.fire_id or "", e.detail or "") for e in entries],
-            )
-            return 0
-        letters = await ops.dead_letters(limit=args.limit)
-        if args.json:
-            return _dump(out, letters)
-        _table(
-            out,
-            ("at (UTC)", "fire id", "attempts", "reason"),
-            [(_utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
+        return await _ACTIONS[args.action](ops, args, out)
+
+
+async def _list(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    page = await ops.list_schedules(prefix=args.prefix, limit=args.limit, after=args.after)
+    if args.json:
+        return _dump(out, page)
+    rows: list[tuple[str, ...]] = [
+        (
+            s.schedule.name,
+            rate_text(s.schedule.rate),
+            s.schedule.timezone,
+            "paused" if s.paused else "active",
+            _utc(s.next_fire),
         )
-        return 0
+        for s in page.schedules
+    ]
+    rows += [(d.name, "-", "-", "damaged", "-") for d in page.damaged]
+    _table(out, ("name", "rate", "timezone", "state", "next fire (UTC)"), rows)
+    for damaged in page.damaged:
+        out.write(f"damaged: {damaged.name}: {damaged.reason}\n")
+    if page.next_token:
+        out.write(f"(more: --after {page.next_token})\n")
+    return 0
+
+
+async def _show(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    state = await ops.get_schedule(args.name)
+    fires = await ops.preview(args.name, count=args.count)
+    if args.json:
+        return _dump(out, {"state": state, "next": [row.at for row in fires]})
+    schedule = state.schedule
+    out.write(f"name:       {schedule.name}\n")
+    out.write(f"rate:       {rate_text(schedule.rate)}\n")
+    out.write(f"timezone:   {schedule.timezone}\n")
+    out.write(f"state:      {'paused' if state.paused else 'active'}\n")
+    out.write(f"created:    {_utc(state.created_at)} UTC\n")
+    out.write(f"payload:    {schedule.payload}\n")
+    for row in fires:
+        out.write(f"next fire:  {_utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
+    return 0
+
+
+async def _create(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    schedule = Schedule(
+        name=args.name, rate=parse_rate(args.rate), payload=args.payload, timezone=args.timezone
+    )
+    outcome = await ops.create_schedule(schedule)
+    return _dump(out, {"outcome": outcome}) if args.json else _say(out, f"{outcome}")
+
+
+async def _delete(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    deleted = await ops.delete_schedule(args.name)
+    if args.json:
+        return _dump(out, {"deleted": deleted})
+    return _say(out, "deleted" if deleted else "nothing to delete")
+
+
+async def _pause_or_resume(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "pause":
+        state = await ops.pause_schedule(args.name)
+    else:
+        state = await ops.resume_schedule(args.name)
+        if state is None:
+            return _say(out, "completed: its one fire passed while paused")
+    if args.json:
+        return _dump(out, state)
+    return _say(out, f"{'paused' if state.paused else 'active'}; next fire {_utc(state.next_fire)}")
+
+
+async def _history(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    entries = await ops.history(args.name, limit=args.limit)
+    if args.json:
+        return _dump(out, entries)
+    _table(
+        out,
+        ("at (UTC)", "what", "fire id", "detail"),
+        [(_utc(e.at), str(e.kind), e.fire_id or "", e.detail or "") for e in entries],
+    )
+    return 0
+
+
+async def _dead_letters(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+    letters = await ops.dead_letters(limit=args.limit)
+    if args.json:
+        return _dump(out, letters)
+    _table(
+        out,
+        ("at (UTC)", "fire id", "attempts", "reason"),
+        [(_utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
+    )
+    return 0
+
+
+_ACTIONS: dict[str, Callable[[Any, argparse.Namespace, TextIO], Awaitable[int]]] = {
+    "list": _list,
+    "show": _show,
+    "create": _create,
+    "delete": _delete,
+    "pause": _pause_or_resume,
+    "resume": _pause_or_resume,
+    "history": _history,
+    "dead-letters": _dead_letters,
+}
 
 
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:

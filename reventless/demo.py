@@ -350,7 +350,6 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         VirtualClock(start) if options.speed is None else ScaledClock(options.speed, start=start)
     )
     record = _Record()
-    zone_name = options.timezone
 
     async def on_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
         if error is None:
@@ -363,67 +362,84 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     def wrap(scheduler: str, target: Target) -> Target:
         return ObservedTarget(scheduler, target, on_fire)
 
-    plugin = build_plugin(start_local, zone_name)
+    plugin = build_plugin(start_local, options.timezone)
     path = str(options.db) if options.db is not None else ":memory:"
     async with (
         reventless.local.provider(path, clock=clock, misfire_policy="all") as provider,
         plugin.start(provider, wrap_target=wrap) as running,
     ):
-
-        async def on_event(message: TopicMessage) -> None:
-            record.events += 1
-            fire = message.message_id or ""
-            schedule, _, when = fire.partition("@")
-            at = message.scheduled_time or clock.now()
-            if when:
-                at = datetime.fromisoformat(when.replace("Z", "+00:00"))
-            else:
-                schedule = "(app command)"
-            record.lines.append(
-                _Line(at, schedule, f"{message.source}: {_describe(message.event)}")
-            )
-
-        for aggregate in running.aggregates.values():
-            aggregate.event_topic.subscribe(on_event, name="demo-timeline")
-        for scheduler in running.schedulers.values():
-            page = await scheduler.operations.list_schedules(limit=1000)
-            for state in page.schedules:
-                record.created[state.schedule.name] = (state.schedule, state.created_at)
-
-        async def on_new_schedule(message: TopicMessage) -> None:
-            if message.type == "UserSignedUp":
-                user = message.source.split("/", 1)[1]
-                state = await running.schedulers["users"].operations.get_schedule(
-                    f"reminder-{user}"
-                )
-                record.created[state.schedule.name] = (state.schedule, state.created_at)
-
-        running.aggregates["users"].event_topic.subscribe(on_new_schedule, name="demo-oracle")
-        signups = sorted(
-            (start_local + timedelta(days=day, hours=hour, minutes=minute), user)
-            for user, day, hour, minute in SIGNUPS
-            if day < options.days
-        )
+        await _observe(running, record, clock)
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
-            for moment, user in signups:
-                await _advance_to(clock, moment.astimezone(ZoneInfo("UTC")))
-                await running.aggregates["users"].command_topic.send(
-                    user, SignUp(), message_id=f"signup-{user}", scheduled_time=clock.now()
-                )
-            await _advance_to(clock, end)
-            if options.speed is not None:
-                # Real time runs on: give the engine a moment to finish what fell due by the end.
-                with anyio.move_on_after(10):
-                    while _shortfall(record, end):  # noqa: ASYNC110 - a bounded wait
-                        await anyio.sleep(0.01)
+            await _drive(running, clock, options, start_local, end, record)
             group.cancel_scope.cancel()
-        states = []
-        for name, aggregate in running.aggregates.items():
-            for aggregate_id in sorted(aggregate._cache):
-                state, version = await aggregate.load(aggregate_id)
-                states.append((f"{name}/{aggregate_id}", version, state))
+        states = await _final_states(running)
     return _report(options, record, states, start_local, end, out)
+
+
+async def _observe(running: RunningPlugin, record: _Record, clock: Clock) -> None:
+    """Subscribe the report's timeline and the oracle's list of schedules."""
+
+    async def on_event(message: TopicMessage) -> None:
+        record.events += 1
+        fire = message.message_id or ""
+        schedule, _, when = fire.partition("@")
+        at = message.scheduled_time or clock.now()
+        if when:
+            at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        else:
+            schedule = "(app command)"
+        record.lines.append(_Line(at, schedule, f"{message.source}: {_describe(message.event)}"))
+
+    async def on_new_schedule(message: TopicMessage) -> None:
+        if message.type == "UserSignedUp":
+            user = message.source.split("/", 1)[1]
+            state = await running.schedulers["users"].operations.get_schedule(f"reminder-{user}")
+            record.created[state.schedule.name] = (state.schedule, state.created_at)
+
+    for aggregate in running.aggregates.values():
+        aggregate.event_topic.subscribe(on_event, name="demo-timeline")
+    for scheduler in running.schedulers.values():
+        page = await scheduler.operations.list_schedules(limit=1000)
+        for state in page.schedules:
+            record.created[state.schedule.name] = (state.schedule, state.created_at)
+    running.aggregates["users"].event_topic.subscribe(on_new_schedule, name="demo-oracle")
+
+
+async def _drive(
+    running: RunningPlugin,
+    clock: Clock,
+    options: DemoOptions,
+    start_local: datetime,
+    end: datetime,
+    record: _Record,
+) -> None:
+    """Move time to the end, signing users up on the way."""
+    signups = sorted(
+        (start_local + timedelta(days=day, hours=hour, minutes=minute), user)
+        for user, day, hour, minute in SIGNUPS
+        if day < options.days
+    )
+    for moment, user in signups:
+        await _advance_to(clock, moment.astimezone(ZoneInfo("UTC")))
+        await running.aggregates["users"].command_topic.send(
+            user, SignUp(), message_id=f"signup-{user}", scheduled_time=clock.now()
+        )
+    await _advance_to(clock, end)
+    if options.speed is not None:
+        # Real time runs on: give the engine a moment to finish what fell due by the end.
+        with anyio.move_on_after(10):
+            while _shortfall(record, end):  # noqa: ASYNC110 - a bounded wait
+                await anyio.sleep(0.01)
+
+
+async def _final_states(running: RunningPlugin) -> list[tuple[str, int, Any]]:
+    states = []
+    for name, aggregate in running.aggregates.items():
+        for aggregate_id in sorted(aggregate._cache):
+            state, version = await aggregate.load(aggregate_id)
+            states.append((f"{name}/{aggregate_id}", version, state))
+    return states
 
 
 def _counts(record: _Record, end: datetime) -> dict[str, tuple[int, int]]:

@@ -304,6 +304,19 @@ class Engine:
         now: datetime,
         send: MemoryObjectSendStream[tuple[list[Job], Hold]],
     ) -> None:
+        fire_times, retry_ids = self._sort_due(due)
+        jobs: list[Job] = []
+        if fire_times:
+            jobs += await self._plan_fires(fire_times, now)
+        if retry_ids:
+            rows = await self._runner.call(self._store.load_retries, retry_ids)
+            jobs += [job for row in rows if (job := self._plan_retry(row)) is not None]
+        size = max(1, min(_MAX_JOBS_PER_CHUNK, math.ceil(len(jobs) / self._workers)))
+        for start in range(0, len(jobs), size):
+            await send.send((jobs[start : start + size], self._clock.hold()))
+
+    def _sort_due(self, due: list[DueEntry]) -> tuple[dict[int, int], list[int]]:
+        """Due schedule rows (id -> due second) and retry ids, leaving out those in flight."""
         fire_times: dict[int, int] = {}
         retry_ids: list[int] = []
         for entry in due:
@@ -314,23 +327,18 @@ class Engine:
                 deferred.append(entry)  # looked at again once the fire in flight is recorded
             else:
                 fire_times[entry.row_id] = entry.time_s
+        return fire_times, retry_ids
+
+    async def _plan_fires(self, fire_times: dict[int, int], now: datetime) -> list[Job]:
         jobs: list[Job] = []
-        if fire_times:
-            rows = await self._runner.call(self._store.load_schedules, list(fire_times))
-            for number, row in enumerate(rows):
-                if number % _PLANS_PER_CHECKPOINT == _PLANS_PER_CHECKPOINT - 1:
-                    await anyio.lowlevel.checkpoint()  # keep every step of a catch-up short
-                job = self._plan_fire(row, fire_times[row.id], now)
-                if job is not None:
-                    jobs.append(job)
-        if retry_ids:
-            for retry in await self._runner.call(self._store.load_retries, retry_ids):
-                retry_job = self._plan_retry(retry)
-                if retry_job is not None:
-                    jobs.append(retry_job)
-        size = max(1, min(_MAX_JOBS_PER_CHUNK, math.ceil(len(jobs) / self._workers)))
-        for start in range(0, len(jobs), size):
-            await send.send((jobs[start : start + size], self._clock.hold()))
+        rows = await self._runner.call(self._store.load_schedules, list(fire_times))
+        for number, row in enumerate(rows):
+            if number % _PLANS_PER_CHECKPOINT == _PLANS_PER_CHECKPOINT - 1:
+                await anyio.lowlevel.checkpoint()  # keep every step of a catch-up short
+            job = self._plan_fire(row, fire_times[row.id], now)
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     def _plan_fire(self, row: ScheduleRow, time_s: int, now: datetime) -> FireJob | None:
         try:
