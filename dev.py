@@ -1,7 +1,7 @@
 """One entry point for people and CI on a machine with only Python: ``python3 dev.py TASK``.
 
 It makes ``.venv`` beside this file (again only when pyproject.toml changed), installs the project
-with every extra into it, and runs the task there. Tasks: demo, test, lint, typecheck, docs, bench.
+with every extra into it, and runs the task there. Tasks: demo, test, quick (no slow tests), lint, typecheck, docs, bench.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ PY = BIN / "python"
 TASKS: dict[str, list[list[str]]] = {
     "demo": [[str(PY), "-m", "reventless", "demo"]],
     "test": [[str(PY), "-m", "pytest", "-p", "no:cacheprovider"]],
+    # The edit-test loop: everything but the tests marked slow (CI runs them all).
+    "quick": [[str(PY), "-m", "pytest", "-p", "no:cacheprovider", "-m", "not slow"]],
     "lint": [
         [str(PY), "-m", "ruff", "check", "."],
         [str(PY), "-m", "ruff", "format", "--check", "."],

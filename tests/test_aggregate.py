@@ -355,6 +355,7 @@ def test_specs_refuse_untagged_types_and_bad_names() -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_a_crash_between_delivery_and_acknowledgement_changes_the_aggregate_once(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,7 @@
 
 It runs the local engine on a SQLite file under a ScaledClock that all processes of one test
 share (simulated time = T0 + (real now - R0) x speed), and appends every delivery to a log file
-as "<fire id> <pid>" lines. SIGTERM stops it gracefully.
+as "<fire id> <pid> <unix time>" lines. SIGTERM stops it gracefully.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LogTarget:
         self.pid = os.getpid()
 
     async def deliver(self, envelope: FireEnvelope) -> None:
-        os.write(self.fd, f"{envelope.fire_id} {self.pid}\n".encode())
+        os.write(self.fd, f"{envelope.fire_id} {self.pid} {time.time():.6f}\n".encode())
 
 
 async def main(args: argparse.Namespace) -> None:
