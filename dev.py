@@ -1,7 +1,8 @@
 """One entry point for people and CI on a machine with only Python: ``python3 dev.py TASK``.
 
 It makes ``.venv`` beside this file (again only when pyproject.toml changed), installs the project
-with every extra into it, and runs the task there. Tasks: demo, test, quick (no slow tests), lint, typecheck, docs, bench.
+with every extra into it, and runs the task there. Tasks: demo, test, quick (no slow tests),
+lint, typecheck, docs, bench.
 """
 
 from __future__ import annotations

@@ -247,7 +247,6 @@ def test_chaos_of_sigkills_downtime_and_a_full_disk_loses_no_fire_and_never_over
     """Two processes under random SIGKILLs, a downtime and its catch-up, then a full disk: every
     due fire is delivered, and a fire id delivered by two processes was delivered again only
     after the first process had ended (the lease's fence: never by two at once)."""
-    from tests.local.engine_process import crash_schedules
 
     seed = int(os.environ.get("REVENTLESS_CHAOS_SEED", os.getpid()))
     print(f"chaos seed {seed} (rerun with REVENTLESS_CHAOS_SEED={seed})")
@@ -292,6 +291,16 @@ def test_chaos_of_sigkills_downtime_and_a_full_disk_loses_no_fire_and_never_over
             chaos.end(process, signal.SIGKILL)
         if full_disk:
             subprocess.run(["umount", "-l", str(disk)], check=False)
+
+    check_chaos_log(chaos, stored, stop_real)
+
+
+def check_chaos_log(
+    chaos: Chaos, stored: dict[str, tuple[Schedule, datetime]], stop_real: float
+) -> None:
+    """Every fire due is in the log; a fire id logged by two processes was logged again only
+    after the first one had ended."""
+    from tests.local.engine_process import crash_schedules
 
     timed = read_timed_log(chaos.log)
     delivered = {fire for fire, _, _ in timed}
