@@ -5,6 +5,7 @@
     ReventlessError
     ├── ValidationError           (also ValueError)      bad input; nothing was written
     ├── ScheduleNotFoundError     (also LookupError)     no schedule by that name
+    ├── ScheduleExistsError                              create with if_exists="error" found one
     ├── ConflictError                                    a concurrent change won the race
     ├── BackendUnavailableError                          retriable: the store or service is down
     ├── PermissionDeniedError     (also PermissionError) the backend refused the caller
@@ -29,6 +30,7 @@ __all__ = (
     "ForeignScheduleError",
     "PermissionDeniedError",
     "ReventlessError",
+    "ScheduleExistsError",
     "ScheduleNotFoundError",
     "UsageError",
     "ValidationError",
@@ -61,6 +63,24 @@ class ScheduleNotFoundError(ReventlessError, LookupError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no schedule named {name!r}")
+
+
+class ScheduleExistsError(ReventlessError):
+    """A create with ``if_exists="error"`` found schedules with these names; nothing was written."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        shown = ", ".join(repr(name) for name in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        subject = (
+            f"schedule {shown} already exists"
+            if len(names) == 1
+            else (f"schedules {shown}{more} already exist")
+        )
+        super().__init__(
+            f"{subject} (if_exists='error'); nothing was written. "
+            "Use if_exists='replace' to replace it, 'keep' to leave it, or delete it first"
+        )
 
 
 class ConflictError(ReventlessError):

@@ -18,6 +18,7 @@ from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
+    IfExists,
     PutOutcome,
     ScheduledPublisher,
     SchedulePage,
@@ -50,16 +51,25 @@ class SchedulerOperations:
         # A typed target (a command topic) can tell a bad payload at create time.
         self._check_payload = target.check_payload if isinstance(target, ChecksPayload) else None
 
-    async def create_schedule(self, schedule: Schedule) -> PutOutcome:
-        """Create a schedule, or replace the one with its name whole and atomically.
+    async def create_schedule(
+        self, schedule: Schedule, *, if_exists: IfExists | str = IfExists.REPLACE
+    ) -> PutOutcome:
+        """Create a schedule; ``if_exists`` says what to do when one with its name is stored.
 
-        Intervals are anchored at this moment. A Single whose minute is before the current
-        minute is refused.
+        ``"replace"`` (the default) replaces it whole and atomically (REPLACED); ``"keep"``
+        leaves it exactly as it is (KEPT); ``"error"`` raises ``ScheduleExistsError``. A new or
+        replacing schedule's intervals are anchored at this moment, so a schedule created at
+        every start-up should use ``"keep"`` or ``ensure_schedule``. A Single whose minute is
+        before the current minute is refused.
         :raises ValidationError: the schedule is not valid now; nothing was stored.
+        :raises ScheduleExistsError: ``if_exists="error"`` and the name is taken.
         """
+        policy = _if_exists(if_exists)
         now = self._clock.now()
         self._check_schedule(schedule, now, "schedule")
-        return await self._publisher.put(self._scheduler, schedule, created_at=now)
+        return await self._publisher.put(
+            self._scheduler, schedule, created_at=now, if_exists=policy
+        )
 
     async def ensure_schedule(self, schedule: Schedule) -> PutOutcome:
         """Create the schedule unless the very same one is stored; then leave it (UNCHANGED).
@@ -93,8 +103,15 @@ class SchedulerOperations:
         except UsageError:
             return True
 
-    async def create_schedules(self, schedules: Sequence[Schedule]) -> list[PutOutcome]:
-        """``create_schedule`` for up to 10,000 schedules with distinct names, all or none."""
+    async def create_schedules(
+        self, schedules: Sequence[Schedule], *, if_exists: IfExists | str = IfExists.REPLACE
+    ) -> list[PutOutcome]:
+        """``create_schedule`` for up to 10,000 schedules with distinct names, all or none.
+
+        With ``if_exists="error"`` one stored name refuses the whole batch; the error's ``names``
+        lists every stored one.
+        """
+        policy = _if_exists(if_exists)
         if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
             raise ValidationError("schedules", schedules, "a list of Schedule")
         if not 1 <= len(schedules) <= MAX_BATCH:
@@ -110,7 +127,9 @@ class SchedulerOperations:
                     f"schedules[{index}].name", schedule.name, "a name not already in this batch"
                 )
             seen.add(schedule.name)
-        return await self._publisher.put_many(self._scheduler, schedules, created_at=now)
+        return await self._publisher.put_many(
+            self._scheduler, schedules, created_at=now, if_exists=policy
+        )
 
     async def delete_schedule(self, name: str) -> bool:
         """Delete a schedule; True when one was deleted, False when there was none."""
@@ -212,6 +231,12 @@ class SchedulerOperations:
                         "after the current minute"
                     ),
                 )
+
+
+def _if_exists(value: object) -> IfExists:
+    if isinstance(value, str) and value in IfExists.__members__.values():
+        return IfExists(value)
+    raise ValidationError("if_exists", value, "'replace', 'keep' or 'error' (reventless.IfExists)")
 
 
 class Scheduler:

@@ -32,6 +32,7 @@ __all__ = (
     "DeadLetter",
     "HistoryEntry",
     "HistoryKind",
+    "IfExists",
     "MisfirePolicy",
     "PutOutcome",
     "RetryPolicy",
@@ -48,7 +49,20 @@ class PutOutcome(enum.StrEnum):
     CREATED = "created"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"  # ensure_schedule found the very same schedule stored
+    KEPT = "kept"  # if_exists="keep" found a schedule of that name stored: left as it was
     COMPLETED = "completed"  # ensure_schedule found a past Single that completed: left alone
+
+
+class IfExists(enum.StrEnum):
+    """What a create does when a schedule with the same name is stored already.
+
+    ``REPLACE`` (the default) replaces it whole, re-anchoring intervals; ``KEEP`` leaves it exactly
+    as it is (outcome ``KEPT``); ``ERROR`` writes nothing and raises ``ScheduleExistsError``.
+    """
+
+    REPLACE = "replace"
+    KEEP = "keep"
+    ERROR = "error"
 
 
 class HistoryKind(enum.StrEnum):
@@ -171,22 +185,40 @@ class ScheduledPublisher(Protocol):
         """
         ...
 
-    async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
-        """Create ``schedule``, or replace the one with the same name whole and atomically.
+    async def put(
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
+    ) -> PutOutcome:
+        """Create ``schedule``; ``if_exists`` says what happens to a stored one of the same name.
 
-        A replacement takes every field of the new schedule, is active (not paused) and anchors
-        intervals at ``created_at``. Records ``created`` or ``replaced`` in the history.
+        ``REPLACE``: the stored one is replaced whole and atomically: it takes every field of the
+        new schedule, is active (not paused) and anchors intervals at ``created_at``
+        (``REPLACED``). ``KEEP``: the stored one is left exactly as it is and nothing is recorded
+        (``KEPT``). ``ERROR``: nothing is written. The check and the write are one atomic step, so
+        two processes creating the same name with ``KEEP`` or ``ERROR`` make one schedule.
+        Records ``created`` or ``replaced`` in the history.
+        :raises ScheduleExistsError: ``ERROR`` and a schedule of that name is stored.
         :raises BackendUnavailableError: the store could not be written; nothing was stored.
         """
         ...
 
     async def put_many(
-        self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
+        self,
+        scheduler: str,
+        schedules: Sequence[Schedule],
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
     ) -> list[PutOutcome]:
         """``put`` for many schedules in one atomic step: all are stored, or none is.
 
         Names within one call are distinct (the caller checks). Returns one outcome per schedule,
-        in order.
+        in order. With ``ERROR``, one stored name refuses the whole batch, and the error names
+        every stored one.
         """
         ...
 

@@ -21,6 +21,7 @@ from reventless.errors import (
     ConflictError,
     ForeignScheduleError,
     ReventlessError,
+    ScheduleExistsError,
     ScheduleNotFoundError,
     UsageError,
     ValidationError,
@@ -42,6 +43,7 @@ from reventless.schedule import IntervalRate, Schedule, Single
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
+    IfExists,
     PutOutcome,
     RetryPolicy,
     SchedulePage,
@@ -256,7 +258,7 @@ class AwsScheduledPublisher:
             request["StartDate"] = start_date
         return request
 
-    async def _write(self, request: dict[str, Any]) -> PutOutcome:
+    async def _write(self, request: dict[str, Any], if_exists: IfExists) -> PutOutcome:
         what = f"schedule {request['Name']!r} in group {request['GroupName']!r}"
         try:
             await call_aws(
@@ -267,6 +269,11 @@ class AwsScheduledPublisher:
             )
             return PutOutcome.CREATED
         except ConflictError:
+            # CreateSchedule refuses an existing name atomically: that is KEEP's and ERROR's check.
+            if if_exists is IfExists.KEEP:
+                return PutOutcome.KEPT
+            if if_exists is IfExists.ERROR:
+                raise ScheduleExistsError([request["Name"]]) from None
             # AWS replaces every field on update, so the whole request is sent again.
             await call_aws(
                 f"replacing {what}",
@@ -276,35 +283,64 @@ class AwsScheduledPublisher:
             )
             return PutOutcome.REPLACED
 
-    async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
+    async def put(
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
+    ) -> PutOutcome:
         request = self._request(scheduler, schedule, created_at, "ENABLED", created_at)
-        return await self._write(request)
+        return await self._write(request, if_exists)
 
     async def put_many(
-        self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
+        self,
+        scheduler: str,
+        schedules: Sequence[Schedule],
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
     ) -> list[PutOutcome]:
         # AWS has no batch call: write one by one and undo what this call did if one fails.
         requests = [
             self._request(scheduler, s, created_at, "ENABLED", created_at) for s in schedules
         ]
+        if if_exists is IfExists.ERROR:
+            await self._refuse_stored(scheduler, requests)
         outcomes: list[PutOutcome] = []
         written: list[_Written] = []
         try:
             for request in requests:
                 previous = await self._raw_or_none(scheduler, request["Name"])
                 try:
-                    outcome = await self._write(request)
+                    outcome = await self._write(request, if_exists)
                 except BaseException as exc:
                     if _may_have_landed(exc):
                         written.append(_Written(request["Name"], previous, certain=False))
                     raise
                 outcomes.append(outcome)
+                if outcome is PutOutcome.KEPT:
+                    continue  # this call wrote nothing there: nothing to undo
                 replaced = previous if outcome is PutOutcome.REPLACED else None
                 written.append(_Written(request["Name"], replaced, certain=True))
         except BaseException as exc:
             await self._undo_or_report(scheduler, written, exc)
             raise
         return outcomes
+
+    async def _refuse_stored(self, scheduler: str, requests: list[dict[str, Any]]) -> None:
+        """ERROR's check for the whole batch before any write, naming every stored name.
+
+        A name created by another writer after this check still refuses the batch at its write
+        (CreateSchedule is atomic) and the writes before it are undone."""
+        stored = [
+            request["Name"]
+            for request in requests
+            if await self._raw_or_none(scheduler, request["Name"]) is not None
+        ]
+        if stored:
+            raise ScheduleExistsError(stored)
 
     async def _undo_or_report(
         self, scheduler: str, written: list[_Written], exc: BaseException

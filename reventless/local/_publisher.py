@@ -15,6 +15,7 @@ from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
     HistoryKind,
+    IfExists,
     PutOutcome,
     SchedulePage,
     ScheduleState,
@@ -36,18 +37,33 @@ class LocalScheduledPublisher:
         self._engine.targets[scheduler] = target
         self._engine.target_attached(scheduler)
 
-    async def put(self, scheduler: str, schedule: Schedule, *, created_at: datetime) -> PutOutcome:
-        return (await self.put_many(scheduler, [schedule], created_at=created_at))[0]
+    async def put(
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
+    ) -> PutOutcome:
+        return (
+            await self.put_many(scheduler, [schedule], created_at=created_at, if_exists=if_exists)
+        )[0]
 
     async def put_many(
-        self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
+        self,
+        scheduler: str,
+        schedules: Sequence[Schedule],
+        *,
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
     ) -> list[PutOutcome]:
-        results = await self._runner.call(self._store.put_many, scheduler, schedules, created_at)
-        outcomes = []
-        for row_id, next_us, created in results:
-            self._engine.schedule_changed(row_id, next_us)
-            outcomes.append(PutOutcome.CREATED if created else PutOutcome.REPLACED)
-        return outcomes
+        results = await self._runner.call(
+            self._store.put_many, scheduler, schedules, created_at, if_exists
+        )
+        for row_id, next_us, outcome in results:
+            if outcome is not PutOutcome.KEPT:
+                self._engine.schedule_changed(row_id, next_us)
+        return [outcome for _, _, outcome in results]
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
         # The engine's heap entry goes stale and is dropped when it comes up.

@@ -18,11 +18,12 @@ from reventless.errors import (
     CorruptDataError,
     PermissionDeniedError,
     ReventlessError,
+    ScheduleExistsError,
     ScheduleNotFoundError,
 )
 from reventless.fire_times import first_fire, next_fire_after
 from reventless.schedule import Schedule, rate_text
-from reventless.scheduler_adapter import HistoryKind
+from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
 __all__ = (
     "SCHEMA_VERSION",
@@ -376,35 +377,58 @@ class SqliteStore:
     # -- operations -----------------------------------------------------------------------------
 
     def put_many(
-        self, scheduler: str, schedules: Sequence[Schedule], created_at: datetime
-    ) -> list[tuple[int, int | None, bool]]:
-        """Upsert schedules; returns (id, next_fire_us, created) for each."""
+        self,
+        scheduler: str,
+        schedules: Sequence[Schedule],
+        created_at: datetime,
+        if_exists: IfExists = IfExists.REPLACE,
+    ) -> list[tuple[int, int | None, PutOutcome]]:
+        """Create schedules as ``if_exists`` says; (id, next_fire_us, outcome) for each.
+
+        A kept schedule's id and next fire are its stored ones (the engine already knows them).
+        """
         created_us = to_us(created_at)
         prepared = []
         for schedule in schedules:
             nxt = first_fire(schedule, created_at)
             prepared.append((schedule, None if nxt is None else to_us(nxt)))
-        results: list[tuple[int, int | None, bool]] = []
+        on_conflict = (
+            " ON CONFLICT (scheduler, name) DO NOTHING"
+            if if_exists is not IfExists.REPLACE
+            else " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
+            " created_at = excluded.created_at, paused = 0,"
+            " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
+        )
+        results: list[tuple[int, int | None, PutOutcome]] = []
         history = []
         with self.transaction():
+            if if_exists is IfExists.ERROR:
+                stored = self._stored_names(scheduler, [s.name for s in schedules])
+                if stored:
+                    raise ScheduleExistsError(stored)
             seq = self._bump_seq()
             for schedule, next_us in prepared:
                 row = self.conn.execute(
                     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
                     " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
-                    " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-                    " created_at = excluded.created_at, paused = 0,"
-                    " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
-                    " RETURNING id, version",
+                    + on_conflict
+                    + " RETURNING id, version",
                     (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
                 ).fetchone()
-                created = row[1] == 1
-                results.append((row[0], next_us, created))
+                if row is None:  # KEEP found one stored: leave it, record nothing
+                    kept = self.conn.execute(
+                        "SELECT id, next_fire FROM schedules WHERE scheduler = ? AND name = ?",
+                        (scheduler, schedule.name),
+                    ).fetchone()
+                    results.append((kept[0], kept[1], PutOutcome.KEPT))
+                    continue
+                outcome = PutOutcome.CREATED if row[1] == 1 else PutOutcome.REPLACED
+                results.append((row[0], next_us, outcome))
                 history.append(
                     HistoryRow(
                         scheduler,
                         schedule.name,
-                        HistoryKind.CREATED if created else HistoryKind.REPLACED,
+                        HistoryKind.CREATED if row[1] == 1 else HistoryKind.REPLACED,
                         created_us,
                         None,
                         f"{rate_text(schedule.rate)} in {schedule.timezone}",
@@ -412,6 +436,21 @@ class SqliteStore:
                 )
             self._history(history)
         return results
+
+    def _stored_names(self, scheduler: str, names: list[str]) -> list[str]:
+        """Which of ``names`` are stored in ``scheduler``, in the order given."""
+        found: set[str] = set()
+        for start in range(0, len(names), 500):  # well under SQLite's bound-parameter limit
+            chunk = names[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT name FROM schedules WHERE scheduler = ? AND name IN ({marks})",
+                    (scheduler, *chunk),
+                )
+            )
+        return [name for name in names if name in found]
 
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
         with self.transaction():

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from reventless.errors import ScheduleNotFoundError, ValidationError
+from reventless.errors import ScheduleExistsError, ScheduleNotFoundError, ValidationError
 from reventless.fire_times import fire_times, next_fire_after
 from reventless.schedule import (
     Daily,
@@ -42,7 +42,7 @@ from reventless.schedule import (
     WeekdaysAndSaturday,
 )
 from reventless.scheduler import Scheduler
-from reventless.scheduler_adapter import HistoryKind, PutOutcome
+from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 from reventless.testing import RecordingTarget, VirtualClock
 
 __all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
@@ -185,6 +185,49 @@ class ScheduledPublisherConformance:
             assert state.created_at == START + timedelta(minutes=2)
             assert state.version > before.version
             assert state.next_fire == datetime(2026, 3, 20, 8, 3, tzinfo=UTC)
+
+    @pytest.mark.anyio
+    async def test_create_if_exists_keep_leaves_the_stored_one_untouched(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            first = Schedule(name="job", rate=Minutes(5), payload="one")
+            await h.ops.create_schedule(first)
+            await h.ops.pause_schedule("job")
+            before = await h.ops.get_schedule("job")
+            await h.clock.advance(timedelta(minutes=2))
+            second = Schedule(name="job", rate=Hours(2), payload="two")
+            assert await h.ops.create_schedule(second, if_exists="keep") is PutOutcome.KEPT
+            assert await h.ops.get_schedule("job") == before
+            fresh = Schedule(name="new", rate=Hours(2), payload="two")
+            outcomes = await h.ops.create_schedules([second, fresh], if_exists=IfExists.KEEP)
+            assert outcomes == [PutOutcome.KEPT, PutOutcome.CREATED]
+            assert await h.ops.get_schedule("job") == before
+            assert (await h.ops.get_schedule("new")).schedule == fresh
+
+    @pytest.mark.anyio
+    async def test_create_if_exists_error_writes_nothing_and_names_every_stored_one(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            stored = [Schedule(name=n, rate=Daily(9, 0), payload="p") for n in ("a", "c")]
+            await h.ops.create_schedules(stored)
+            with pytest.raises(ScheduleExistsError, match="'a'") as refused:
+                await h.ops.create_schedule(
+                    Schedule(name="a", rate=Hours(1), payload="q"), if_exists="error"
+                )
+            assert refused.value.names == ["a"]
+            batch = [Schedule(name=n, rate=Hours(1), payload="q") for n in ("a", "b", "c")]
+            with pytest.raises(ScheduleExistsError) as refused:
+                await h.ops.create_schedules(batch, if_exists="error")
+            assert refused.value.names == ["a", "c"]
+            page = await h.ops.list_schedules()
+            assert [s.schedule for s in page.schedules] == stored
+            fresh = Schedule(name="b", rate=Hours(1), payload="q")
+            assert await h.ops.create_schedule(fresh, if_exists="error") is PutOutcome.CREATED
+            with pytest.raises(ValidationError, match="if_exists"):
+                await h.ops.create_schedule(fresh, if_exists="overwrite")
+            assert (await h.ops.get_schedule("b")).schedule == fresh
 
     @pytest.mark.anyio
     async def test_delete_is_idempotent(self, provider_factory: Any, target_factory: Any) -> None:
