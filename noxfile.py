@@ -1,52 +1,35 @@
-"""nox sessions: tests, lint, typecheck, docs, bench, demo (``nox -s NAME``)."""
+"""nox sessions, one per task of ``dev.py`` (``nox -s NAME``; ``nox`` alone runs what CI runs).
+
+``dev.py`` is the one source of truth: each session installs what its task's environment holds
+and runs the task's commands, so the two can never drift. nox keeps a venv per session.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import nox
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dev  # noqa: E402  (the task table lives beside this file)
+
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["test", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """The whole test suite."""
-    session.install("-e", ".[aws,test]")
-    session.run("pytest", *session.posargs)
+def _session_for(task: dev.Task) -> object:
+    def run(session: nox.Session) -> None:
+        session.install(*dev.requirements(task.environment))
+        session.env["PYTHONPATH"] = str(dev.ROOT)
+        for number, command in enumerate(task.commands):
+            last = number == len(task.commands) - 1
+            session.run("python", *command, *(session.posargs if last else []))
+
+    run.__doc__ = task.help
+    return run
 
 
-@nox.session
-def lint(session: nox.Session) -> None:
-    """ruff check and format check."""
-    session.install("ruff")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-
-
-@nox.session
-def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package."""
-    session.install("-e", ".[aws,test]", "mypy")
-    session.run("mypy")
-
-
-@nox.session
-def docs(session: nox.Session) -> None:
-    """Build the manual with warnings as errors (its examples run in the tests session)."""
-    session.install("-e", ".[docs]")
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
-
-
-@nox.session
-def bench(session: nox.Session) -> None:
-    """The benchmarks, each against its peers in the same run."""
-    session.install("-e", ".[bench]")
-    session.run("python", "benchmarks/run.py", *session.posargs)
-
-
-@nox.session
-def demo(session: nox.Session) -> None:
-    """The main job on the embedded default."""
-    session.install("-e", ".")
-    session.run("reventless", "demo", *session.posargs)
+for _name, _task in dev.TASKS.items():
+    nox.session(name=_name)(_session_for(_task))
