@@ -17,7 +17,14 @@ import msgspec
 
 from reventless.errors import ValidationError
 
-__all__ = ("ChecksPayload", "FireEnvelope", "Target", "check_target", "fire_id", "is_async_callable")
+__all__ = (
+    "ChecksPayload",
+    "FireEnvelope",
+    "Target",
+    "check_target",
+    "fire_id",
+    "is_async_callable",
+)
 
 
 def fire_id(schedule: str, scheduled_time: datetime) -> str:
