@@ -118,9 +118,7 @@ async def test_a_plain_def_deliver_is_refused_at_make_naming_the_target_and_the_
         # Nothing was attached: the name is still free for a proper target, which fires.
         good = RecordingTarget()
         scheduler = await Scheduler.make(provider, target=good)
-        await scheduler.operations.create_schedule(
-            Schedule(name="s", rate=Minutes(1), payload="p")
-        )
+        await scheduler.operations.create_schedule(Schedule(name="s", rate=Minutes(1), payload="p"))
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
             clock = provider.clock
@@ -145,9 +143,7 @@ async def test_awaitable_returning_deliver_forms_are_accepted_and_fire(
     clock = VirtualClock(START)
     async with reventless.local.provider(":memory:", clock=clock) as provider:
         scheduler = await Scheduler.make(provider, target=target)  # type: ignore[arg-type]
-        await scheduler.operations.create_schedule(
-            Schedule(name="s", rate=Minutes(1), payload="p")
-        )
+        await scheduler.operations.create_schedule(Schedule(name="s", rate=Minutes(1), payload="p"))
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
             await clock.advance(timedelta(minutes=2))
@@ -309,10 +305,16 @@ async def test_a_provider_used_without_async_with_says_how(tmp_path: Path) -> No
 
 
 async def test_async_with_passes_errors_through_and_closes_the_store(tmp_path: Path) -> None:
-    with pytest.raises(KeyError):
+    made: list[Scheduler] = []
+
+    async def use_and_fail() -> None:
         async with reventless.local.provider(tmp_path / "x.db") as provider:
-            scheduler = await Scheduler.make(provider, target=RecordingTarget())
+            made.append(await Scheduler.make(provider, target=RecordingTarget()))
             raise KeyError("inside")
+
+    with pytest.raises(KeyError):
+        await use_and_fail()
+    [scheduler] = made
     with pytest.raises(UsageError, match="closed"):
         await scheduler.operations.list_schedules()
 
