@@ -68,6 +68,10 @@ _EXAMPLES = {
 _UNEXPECTED = re.compile(r"Unexpected keyword argument '(.*)'", re.DOTALL)
 
 
+# Called directly rather than through super(): this runs for every construction.
+_STRUCT_CALL = msgspec.StructMeta.__call__
+
+
 class _NamedArguments(msgspec.StructMeta):
     """The metaclass of rates and Schedule: a call with missing, extra or unknown arguments raises
     ArgumentError naming the class and its call form (msgspec's own TypeError names neither).
@@ -75,7 +79,7 @@ class _NamedArguments(msgspec.StructMeta):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().__call__(*args, **kwargs)
+            return _STRUCT_CALL(cls, *args, **kwargs)
         except ReventlessError:
             raise
         except TypeError as exc:
