@@ -13,6 +13,7 @@ from reventless.aggregate import (
 from reventless.clock import Clock, ScaledClock, SystemClock
 from reventless.command_topic import CommandTopic
 from reventless.errors import (
+    ArgumentError,
     BackendUnavailableError,
     ConflictError,
     CorruptDataError,
@@ -67,6 +68,7 @@ from reventless.target import FireEnvelope, Target
 __all__ = (
     "Aggregate",
     "AggregateSpec",
+    "ArgumentError",
     "AwsScheduleFields",
     "BackendUnavailableError",
     "Clock",

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 import msgspec.structs
 
+from reventless._suggest import closest, did_you_mean
 from reventless.aggregate_adapter import EventLog, NewEvent, StoredEvent
 from reventless.clock import Clock
 from reventless.command_topic import CommandTopic
@@ -138,7 +139,8 @@ class AggregateSpec(Generic[State]):
 
     def decode_payload(self, payload: str | bytes) -> tuple[str, Any]:
         """The (aggregate id, command) a scheduled payload names, or ValidationError saying what
-        was expected."""
+        was expected. A near miss (a misspelt command, ``aggregate_id`` for ``aggregateId``)
+        is refused with the name it most likely meant."""
         expected = (
             f"a JSON object naming one of {self.name}'s commands "
             f'({", ".join(sorted(self.commands))}) as {{"command": ...}} with "aggregateId", '
@@ -157,26 +159,20 @@ class AggregateSpec(Generic[State]):
             name = document["type"]
             fields = {k: v for k, v in document.items() if k not in ("type", "aggregateId")}
         else:
-            raise ValidationError("payload", payload, expected)
+            raise _no_command_key(document, payload, expected)
         command_type = self.commands.get(name) if isinstance(name, str) else None
         if command_type is None:
+            allowed = f"one of {self.name}'s commands: {', '.join(sorted(self.commands))}"
+            hint = did_you_mean(name, self.commands)
             raise ValidationError(
                 "payload command",
                 name,
-                f"one of {self.name}'s commands: {', '.join(sorted(self.commands))}",
+                allowed,
+                message=f"payload command {name!r} is not allowed{hint}; expected {allowed}"
+                if hint
+                else None,
             )
-        unknown = sorted(set(fields) - self._field_names[name])
-        if unknown:
-            # Refused even when the Struct would ignore them: a misspelt field must not pass.
-            raise ValidationError(
-                f"payload {name}",
-                fields,
-                f"the fields of {name}",
-                message=(
-                    f"payload for {self.name}.{name} has unknown field(s) {', '.join(unknown)}; "
-                    f"{name} has: {', '.join(sorted(self._field_names[name])) or 'no fields'}"
-                ),
-            )
+        self._refuse_unknown_fields(name, fields)
         try:
             command = msgspec.convert(fields, command_type, strict=True)
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
@@ -191,6 +187,25 @@ class AggregateSpec(Generic[State]):
             aggregate_id = self._route(name, command)
         self.check_id(aggregate_id)
         return aggregate_id, command
+
+    def _refuse_unknown_fields(self, name: str, fields: dict[str, Any]) -> None:
+        # Refused even when the Struct would ignore them: a misspelt field must not pass.
+        known = self._field_names[name]
+        unknown = sorted(set(fields) - known)
+        if not unknown:
+            return
+        described = ", ".join(
+            field + did_you_mean(field, [*known, "aggregateId"]) for field in unknown
+        )
+        raise ValidationError(
+            f"payload {name}",
+            fields,
+            f"the fields of {name}",
+            message=(
+                f"payload for {self.name}.{name} has unknown field(s) {described}; "
+                f"{name} has: {', '.join(sorted(known)) or 'no fields'}"
+            ),
+        )
 
     def _route(self, name: str, command: Any) -> str:
         if isinstance(self.route, Mapping) and name in self.route:
@@ -234,6 +249,24 @@ class AggregateSpec(Generic[State]):
                 "stored event type", stored.type, f"one of {', '.join(sorted(self.events))}"
             )
         return decoder.decode(stored.data)
+
+
+def _no_command_key(
+    document: dict[str, Any], payload: str | bytes, expected: str
+) -> ValidationError:
+    """The refusal of a payload with neither "command" nor "type", naming a key that is a near
+    miss of one of them."""
+    for key in document:
+        near = closest(key, ("command", "type"))
+        if near is not None:
+            return ValidationError(
+                "payload",
+                payload,
+                expected,
+                message=f"payload has no {near!r} key (did you mean {near!r} for {key!r}?); "
+                f"expected {expected}",
+            )
+    return ValidationError("payload", payload, expected)
 
 
 def command_payload(aggregate_id: str, command: Any) -> str:
@@ -306,7 +339,9 @@ class Aggregate(Generic[State]):
         message_id: str | None = None,
         scheduled_time: datetime | None = None,
     ) -> HandleResult:
-        """Decide, append and publish; a repeated ``message_id`` changes nothing.
+        """Decide, append and publish; a ``message_id`` already handled by this aggregate
+        instance changes nothing. Ids are per instance: the same id sent to two instances is
+        handled by each.
 
         A concurrent writer on the same stream makes the append conflict; the command is then
         decided again on the fresh state (up to 20 times).
@@ -332,7 +367,9 @@ class Aggregate(Generic[State]):
             except Exception:
                 # A repeat of a handled command may be refused by the newer state; it is a
                 # repeat all the same, and must not be retried or dead-lettered.
-                if message_id is not None and await self._log.was_handled(self.name, message_id):
+                if message_id is not None and await self._log.was_handled(
+                    self.name, aggregate_id, message_id
+                ):
                     return HandleResult(
                         aggregate_id=aggregate_id, events=(), version=version, duplicate=True
                     )

@@ -46,7 +46,13 @@ class AppendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 @runtime_checkable
 class EventLog(Protocol):
-    """Streams of events, one per aggregate instance (``aggregate``, ``aggregate_id``)."""
+    """Streams of events, one per aggregate instance (``aggregate``, ``aggregate_id``).
+
+    Message ids are deduplicated per stream: an id recorded by an append to one stream makes a
+    later append with that id to the same stream a duplicate, and is no concern of any other
+    stream, also of the same aggregate (one scheduled fire or message sent to two instances is
+    handled by each). A record is kept as long as the stream's events.
+    """
 
     async def load(
         self, aggregate: str, aggregate_id: str, *, after_version: int = 0
@@ -66,19 +72,23 @@ class EventLog(Protocol):
     ) -> AppendResult:
         """Append ``events`` (possibly none) in one atomic step.
 
-        - When ``message_id`` was already recorded for ``aggregate``, nothing is written and the
-          result says ``duplicate``; this check comes before the version check.
+        - When ``message_id`` was already recorded for this stream (``aggregate``,
+          ``aggregate_id``), nothing is written and the result says ``duplicate``; this check
+          comes before the version check. The same id recorded for another stream does not
+          count.
         - Otherwise, when the stream's version is not ``expected_version``, nothing is written
           and ConflictError is raised: another writer came first; reload and decide again.
         - Otherwise the events get versions ``expected_version + 1 ...`` and ``message_id`` is
-          recorded, durably, together with them.
+          recorded for this stream, durably, together with them (also when ``events`` is
+          empty).
         :raises ConflictError: the stream moved on.
         :raises BackendUnavailableError: the store could not be written; nothing was.
         """
         ...
 
-    async def was_handled(self, aggregate: str, message_id: str) -> bool:
-        """Whether a command with this message id was recorded for ``aggregate``."""
+    async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
+        """Whether an append with this message id was recorded for the stream (``aggregate``,
+        ``aggregate_id``)."""
         ...
 
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:

@@ -4,6 +4,7 @@
 
     ReventlessError
     ├── ValidationError           (also ValueError)      bad input; nothing was written
+    │   └── ArgumentError         (also TypeError)       a constructor called with wrong arguments
     ├── ScheduleNotFoundError     (also LookupError)     no schedule by that name
     ├── ScheduleExistsError                              create with if_exists="error" found one
     ├── ConflictError                                    a concurrent change won the race
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = (
+    "ArgumentError",
     "BackendUnavailableError",
     "ConflictError",
     "CorruptDataError",
@@ -55,6 +57,15 @@ class ValidationError(ReventlessError, ValueError):
         if message is None:
             message = f"{field} {_show(value)} is not allowed; expected {allowed}"
         super().__init__(message)
+
+
+class ArgumentError(ValidationError, TypeError):
+    """A schedule or rate was constructed with missing, extra or unknown arguments.
+
+    The message names the class and shows its call form: ``Daily: missing required argument
+    'minute'; expected Daily(hour, minute), e.g. Daily(9, 0)``. It is a TypeError too, which is
+    what such a call raised before it was named.
+    """
 
 
 class ScheduleNotFoundError(ReventlessError, LookupError):

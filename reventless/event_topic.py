@@ -22,7 +22,7 @@ import msgspec
 from reventless.aggregate_adapter import AppendResult
 from reventless.errors import ReventlessError, ValidationError
 from reventless.schedule import check_name
-from reventless.target import FireEnvelope
+from reventless.target import FireEnvelope, is_async_callable
 
 __all__ = ("EventTopic", "PublishError", "Subscription", "TopicMessage")
 
@@ -78,9 +78,26 @@ class EventTopic:
         self.published = 0
 
     def subscribe(self, handler: Handler, *, name: str | None = None) -> Subscription:
-        """Call ``await handler(message)`` for every message published from now on."""
-        if not callable(handler):
-            raise ValidationError("handler", handler, "an async callable taking a TopicMessage")
+        """Call ``await handler(message)`` for every message published from now on.
+
+        ``handler`` must be ``async def`` (or a partial or callable object of one: see
+        ``reventless.target.is_async_callable``); a plain ``def`` is refused here rather than
+        failing after its side effect on every message.
+        """
+        if not is_async_callable(handler):
+            label = getattr(handler, "__qualname__", type(handler).__qualname__)
+            raise ValidationError(
+                "handler",
+                handler,
+                "an async callable taking a TopicMessage",
+                message=(
+                    f"handler {label} is not an async function; write 'async def "
+                    f"{getattr(handler, '__name__', 'handler')}(message)': the topic awaits "
+                    "each call"
+                    if callable(handler)
+                    else None
+                ),
+            )
         label = name or str(getattr(handler, "__name__", "subscriber"))
         subscription = Subscription(self, label, handler)
         self._subscriptions.append(subscription)

@@ -23,11 +23,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from reventless.aggregate import Aggregate, AggregateSpec
+from reventless.command_topic import CommandTopic
 from reventless.errors import ValidationError
 from reventless.event_topic import EventTopic
 from reventless.schedule import Schedule, check_name
 from reventless.scheduler import Scheduler
-from reventless.target import FireEnvelope, Target
+from reventless.target import FireEnvelope, Target, check_target, is_async_callable
 
 __all__ = ("ObservedTarget", "Plugin", "RunningPlugin")
 
@@ -38,7 +39,8 @@ TargetWrapper = Callable[[str, Target], Target]
 class ObservedTarget:
     """Wraps a target to watch its fires: ``await on_fire(scheduler, envelope, error)`` after
     each delivery (``error`` is None when it succeeded). Anything else, such as a command topic's
-    ``check_payload``, is the wrapped target's."""
+    ``check_payload``, is the wrapped target's. ``inner.deliver`` and ``on_fire`` must be
+    ``async def``; a plain ``def`` is refused here."""
 
     def __init__(
         self,
@@ -46,6 +48,11 @@ class ObservedTarget:
         inner: Target,
         on_fire: Callable[[str, FireEnvelope, BaseException | None], Awaitable[None]],
     ) -> None:
+        check_target(inner, "inner")
+        if not is_async_callable(on_fire):
+            raise ValidationError(
+                "on_fire", on_fire, "an async function (scheduler, envelope, error) -> None"
+            )
         self._scheduler = scheduler
         self._inner = inner
         self._on_fire = on_fire
@@ -117,11 +124,24 @@ class Plugin:
         if isinstance(target, AggregateSpec):
             if self._aggregates.get(target.name) is not target:
                 raise ValidationError("target", target.name, "an aggregate declared on this plugin")
-        elif target not in self._topics:
-            raise ValidationError(
-                "target", target, f"a declared aggregate spec or event topic ({self._topics})"
-            )
+        elif not isinstance(target, str) or target not in self._topics:
+            self._refuse_target(target)
         self._schedulers[name] = (target, tuple(schedules))
+
+    def _refuse_target(self, target: object) -> None:
+        allowed = f"a declared aggregate spec or event topic name ({self._topics})"
+        fixes = {
+            Aggregate: "pass the spec it was made from (aggregate.spec), declared with aggregate()",
+            CommandTopic: "pass its aggregate's spec, declared with aggregate()",
+            EventTopic: "pass its name, declared with event_topic()",
+        }
+        for kind, fix in fixes.items():
+            if isinstance(target, kind):
+                label = f"{kind.__name__} {getattr(target, 'name', '')!r}"
+                raise ValidationError(
+                    "target", target, allowed, message=f"target is the {label}; {fix}"
+                )
+        raise ValidationError("target", target, allowed)
 
     def on_start(self, hook: StartHook) -> StartHook:
         """Register ``async def hook(running)`` to run after the components are built."""

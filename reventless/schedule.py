@@ -2,20 +2,28 @@
 
 Every variant takes the original framework's positional arguments (``Daily(9, 0)``,
 ``Single(2024, 12, 25, 14, 30)``) and checks its ranges on construction and on decoding, so an
-invalid schedule never exists. JSON carries a stable ``"kind"`` tag per variant; the tags are part
-of the storage format and never change.
+invalid schedule never exists. A call with missing, extra or unknown arguments raises
+``ArgumentError`` (a ValidationError and a TypeError) naming the class and its call form. JSON
+carries a stable ``"kind"`` tag per variant; the tags are part of the storage format and never
+change.
+
+A one-off reminder at an aware datetime is one line: ``Schedule.once("remind-42", at=when,
+payload=...)``; ``Single.at(when)`` gives just the rate.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from typing import Any, ClassVar, TypeAlias
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import msgspec
+import msgspec.structs
 
-from reventless._zones import load_zone, resolve_wall_time
-from reventless.errors import ValidationError
+from reventless._suggest import did_you_mean
+from reventless._zones import fixed_offset_key, load_zone, resolve_wall_time, zone_key
+from reventless.errors import ArgumentError, ReventlessError, ValidationError
 
 __all__ = (
     "MAX_INTERVAL_MINUTES",
@@ -46,20 +54,123 @@ def _check_int(field: str, value: Any, low: int, high: int) -> None:
         raise ValidationError(field, value, f"a whole number from {low} to {high}")
 
 
+# A call of each class, shown when it was called with the wrong arguments.
+_EXAMPLES = {
+    "Single": "Single(2026, 12, 25, 14, 30)",
+    "Minutes": "Minutes(5)",
+    "Hours": "Hours(1)",
+    "Days": "Days(1)",
+    "Daily": "Daily(9, 0)",
+    "Weekdays": "Weekdays(17, 0)",
+    "WeekdaysAndSaturday": "WeekdaysAndSaturday(8, 30)",
+    "Schedule": "Schedule(name='daily-report', rate=Daily(9, 0), payload='...')",
+}
+_UNEXPECTED = re.compile(r"Unexpected keyword argument '(.*)'", re.DOTALL)
+
+
+# Called directly rather than through super(): this runs for every construction.
+_STRUCT_CALL = msgspec.StructMeta.__call__
+
+
+class _NamedArguments(msgspec.StructMeta):
+    """The metaclass of rates and Schedule: a call with missing, extra or unknown arguments raises
+    ArgumentError naming the class and its call form (msgspec's own TypeError names neither).
+    Decoding does not go through here and costs nothing more."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return _STRUCT_CALL(cls, *args, **kwargs)
+        except ReventlessError:
+            raise
+        except TypeError as exc:
+            raise _argument_error(cls, args, kwargs, exc) from exc
+
+
+def _argument_error(
+    cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], exc: TypeError
+) -> ArgumentError:
+    name = cls.__name__
+    fields: tuple[str, ...] = cls.__struct_fields__
+    keyword_only = cls is Schedule
+    if keyword_only:
+        form = f"{name}({', '.join(f + '=...' for f in fields)})"
+    else:
+        form = f"{name}({', '.join(fields)})"
+    example = _EXAMPLES.get(name)
+    allowed = form if example is None else f"{form}, e.g. {example}"
+    text = str(exc)
+    unexpected = _UNEXPECTED.fullmatch(text)
+    if unexpected is not None:
+        detail = f"unexpected keyword argument {unexpected.group(1)!r}" + did_you_mean(
+            unexpected.group(1), fields
+        )
+    elif text == "Extra positional arguments provided":
+        detail = (
+            f"takes keyword arguments only, got {len(args)} positional"
+            if keyword_only
+            else f"takes at most {len(fields)} arguments, got {len(args) + len(kwargs)}"
+        )
+    else:
+        detail = text[:1].lower() + text[1:]
+    given = ", ".join([*map(repr, args), *(f"{key}={value!r}" for key, value in kwargs.items())])
+    return ArgumentError(
+        name, f"{name}({given})", allowed, message=f"{name}: {detail}; expected {allowed}"
+    )
+
+
 class _RateBase(
-    msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True, gc=False
+    msgspec.Struct,
+    metaclass=_NamedArguments,
+    frozen=True,
+    tag_field="kind",
+    forbid_unknown_fields=True,
+    gc=False,
 ):
     """Common base of the rate variants (not itself a rate)."""
 
 
 class Single(_RateBase, frozen=True, tag="single"):
-    """Fire once at this wall-clock minute in the schedule's time zone, then complete."""
+    """Fire once at this wall-clock minute in the schedule's time zone, then complete.
+
+    ``Single.at(when)`` builds one from an aware datetime; ``Schedule.once`` builds the whole
+    schedule.
+    """
 
     year: int
     month: int
     day: int
     hour: int
     minute: int
+
+    @classmethod
+    def at(cls, moment: datetime, timezone: str | tzinfo = "UTC") -> Single:
+        """The Single that fires at the instant ``moment``, written as a wall time in ``timezone``.
+
+        ``moment`` is an aware datetime on a whole minute (a Single has minute resolution:
+        seconds are refused, not cut). Give the Schedule the same ``timezone``: with the
+        default, ``'UTC'``, which is also the Schedule's default, ``Schedule(name=...,
+        rate=Single.at(when), payload=...)`` fires at ``when`` whatever ``when``'s own zone.
+        ``timezone`` takes what ``Schedule.timezone`` takes (a name, a ZoneInfo, a fixed offset of
+        whole hours).
+        :raises ValidationError: ``moment`` is naive, not on a whole minute, outside the years
+            1970-2199, or the second occurrence of a wall time that ``timezone`` repeats (a
+            Single there fires at the first; ``Schedule.once`` handles this case).
+        """
+        key = zone_key(timezone, "timezone")
+        single = _single_at(moment, key, "moment")
+        if single is None:
+            raise ValidationError(
+                "moment",
+                moment,
+                f"an instant whose wall time in {key} occurs once",
+                message=(
+                    f"moment {moment.isoformat()} is the second occurrence of the wall time "
+                    f"{moment.astimezone(load_zone(key)):%Y-%m-%d %H:%M} in {key} (the clocks "
+                    "went back), and a Single there fires at the first; use timezone='UTC' "
+                    "or Schedule.once, which picks a zone that fires at this instant"
+                ),
+            )
+        return single
 
     def __post_init__(self) -> None:
         _check_int("rate.year", self.year, 1970, 2199)
@@ -138,6 +249,63 @@ class WeekdaysAndSaturday(WallClockRate, frozen=True, tag="weekdays_and_saturday
     weekdays: ClassVar[frozenset[int]] = frozenset(range(6))
 
 
+def _aware_minute(moment: object, field: str) -> datetime:
+    """``moment`` in UTC, refused unless it is an aware datetime on a whole UTC minute."""
+    if not isinstance(moment, datetime):
+        raise ValidationError(field, moment, "an aware datetime on a whole minute")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(
+            field,
+            moment,
+            "an aware datetime",
+            message=(
+                f"{field} {moment.isoformat()} is naive (it has no time zone); pass an aware "
+                "datetime, e.g. datetime(2026, 12, 24, 18, 0, tzinfo=ZoneInfo('Europe/Berlin'))"
+            ),
+        )
+    if moment.second or moment.microsecond:
+        raise ValidationError(
+            field,
+            moment,
+            "a whole minute",
+            message=(
+                f"{field} {moment.isoformat()} has seconds; a Single fires on a whole minute: "
+                f"pass {field}.replace(second=0, microsecond=0), or the next minute"
+            ),
+        )
+    instant = moment.astimezone(UTC)
+    if instant.second or instant.microsecond:
+        # A zone whose offset had seconds (local mean time, before about 1900).
+        raise ValidationError(
+            field,
+            moment,
+            "an instant on a whole UTC minute",
+            message=(
+                f"{field} {moment.isoformat()} is not on a whole UTC minute (its zone's offset "
+                f"then was {moment.utcoffset()}); a Single fires on whole UTC minutes"
+            ),
+        )
+    return instant
+
+
+def _single_at(moment: object, key: str, field: str) -> Single | None:
+    """The Single whose wall minute in zone ``key`` is the instant ``moment``; None when that
+    wall time occurs twice there and ``moment`` is the second occurrence."""
+    instant = _aware_minute(moment, field)
+    zone = load_zone(key)
+    try:
+        wall = instant.astimezone(zone)
+    except OverflowError:
+        wall = instant  # at the very ends of the datetime range: refused just below
+    if not 1970 <= wall.year <= 2199:
+        raise ValidationError(
+            field, moment, f"an instant whose date in {key} is in the years 1970 to 2199"
+        )
+    single = Single(wall.year, wall.month, wall.day, wall.hour, wall.minute)
+    resolved, _ = resolve_wall_time(zone, wall.year, wall.month, wall.day, wall.hour, wall.minute)
+    return single if resolved == instant else None
+
+
 Rate: TypeAlias = Single | Minutes | Hours | Days | Daily | Weekdays | WeekdaysAndSaturday
 RATE_TYPES: tuple[type[Rate], ...] = (
     Single,
@@ -151,13 +319,23 @@ RATE_TYPES: tuple[type[Rate], ...] = (
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
 
-class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+class Schedule(
+    msgspec.Struct,
+    metaclass=_NamedArguments,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    gc=False,
+):
     """A named schedule: when to fire (``rate``), what to deliver (``payload``), in which zone.
 
     - ``name``: 1-64 characters of ``[0-9A-Za-z._-]``, unique within one scheduler.
     - ``rate``: one of the seven rate variants.
     - ``payload``: 1 byte to 256 KiB of UTF-8, opaque to the scheduler.
-    - ``timezone``: an IANA zone name; wall-clock variants and Single are read in it.
+    - ``timezone``: an IANA zone name; wall-clock variants and Single are read in it. A
+      ``zoneinfo.ZoneInfo`` is accepted and stored as its key; a fixed offset of whole hours
+      (``datetime.timezone.utc``, ``timezone(timedelta(hours=2))``) as ``'UTC'`` or
+      ``'Etc/GMT-2'``. A misspelt name is refused with the zone it most likely meant.
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused.
     """
@@ -167,6 +345,12 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     payload: str
     timezone: str = "UTC"
 
+    if TYPE_CHECKING:
+        # What the constructor accepts; ``timezone`` is a str once constructed.
+        def __init__(
+            self, *, name: str, rate: Rate, payload: str, timezone: str | tzinfo = "UTC"
+        ) -> None: ...
+
     def __post_init__(self) -> None:
         check_name(self.name)
         if not isinstance(self.rate, RATE_TYPES):
@@ -174,6 +358,8 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 "rate", self.rate, "one of " + ", ".join(cls.__name__ for cls in RATE_TYPES)
             )
         _check_payload(self.payload)
+        if not isinstance(self.timezone, str):
+            msgspec.structs.force_setattr(self, "timezone", zone_key(self.timezone))
         zone = load_zone(self.timezone)
         rate = self.rate
         if isinstance(rate, Single):
@@ -190,6 +376,33 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                         "skip that minute (a DST gap); choose a time outside the gap"
                     ),
                 )
+
+    @classmethod
+    def once(cls, name: str, *, at: datetime, payload: str) -> Schedule:
+        """A schedule that fires once, at ``at``: a reminder in one line.
+
+        ``at`` is an aware datetime on a whole minute (seconds are refused, not cut); the fire
+        instant is ``at`` exactly. The schedule's timezone is ``at``'s own: a ZoneInfo's key, or
+        ``'UTC'``/``'Etc/GMT-N'`` for a fixed offset of whole hours. When ``at`` is the second
+        occurrence of a wall time its zone repeats (the hour the clocks go back), a Single in that
+        zone would fire an hour early, at the first occurrence; the timezone is then the fixed
+        offset in force at ``at`` (``'Etc/GMT-1'``), or ``'UTC'`` where that offset is not whole
+        hours.
+        :raises ValidationError: ``at`` is naive, not on a whole minute, outside the years
+            1970-2199, or in a zone with no name (a ZoneInfo read from a file, an offset such as
+            +05:30: convert it with ``at.astimezone(timezone.utc)``); or ``name`` or ``payload``
+            is refused as by the constructor.
+        """
+        _aware_minute(at, "at")
+        key = zone_key(at.tzinfo, "at.tzinfo")
+        single = _single_at(at, key, "at")
+        if single is None:
+            # In a fixed-offset zone every wall time occurs once, so this one is exact.
+            key = fixed_offset_key(at.utcoffset()) or "UTC"
+            single = _single_at(at, key, "at")
+        if single is None:  # pragma: no cover - see above
+            raise AssertionError(f"{at.isoformat()} has no wall time in {key}")
+        return cls(name=name, rate=single, payload=payload, timezone=key)
 
     def to_json(self) -> bytes:
         """Encode as JSON; ``Schedule.from_json`` reads it back equal."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
 from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_is_past
@@ -25,7 +26,7 @@ from reventless.scheduler_adapter import (
     SchedulerProvider,
     ScheduleState,
 )
-from reventless.target import ChecksPayload, Target
+from reventless.target import ChecksPayload, Target, check_target
 
 __all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations")
 
@@ -239,6 +240,35 @@ def _if_exists(value: object) -> IfExists:
     raise ValidationError("if_exists", value, "'replace', 'keep' or 'error' (reventless.IfExists)")
 
 
+def _check_scheduler_target(target: object) -> Target:
+    """``check_target``, with the fix spelled out for an aggregate passed where its command topic
+    belongs (it has commands, not fires)."""
+    if isinstance(target, Aggregate):
+        raise ValidationError(
+            "target",
+            target,
+            "a Target, such as an aggregate's command_topic",
+            message=(
+                f"target is the Aggregate {target.name!r}, which takes commands, not fires; "
+                "pass its command topic: Scheduler.make(provider, "
+                "target=aggregate.command_topic), and give the schedules payloads that name a "
+                f"command of {target.name!r}"
+            ),
+        )
+    if isinstance(target, AggregateSpec):
+        raise ValidationError(
+            "target",
+            target,
+            "a Target, such as an aggregate's command_topic",
+            message=(
+                f"target is the AggregateSpec {target.name!r}; make the aggregate and pass its "
+                "command topic: aggregate = await Aggregate.make(provider, spec), then "
+                "Scheduler.make(provider, target=aggregate.command_topic)"
+            ),
+        )
+    return check_target(target)
+
+
 class Scheduler:
     """A scheduler bound to a provider and a target. Make one with ``await Scheduler.make``."""
 
@@ -255,15 +285,18 @@ class Scheduler:
 
         Schedule names are unique within one scheduler; several schedulers on one provider keep
         separate namespaces and targets.
+
+        ``target`` must have ``async def deliver(self, envelope)``: a plain ``def`` is refused
+        here (see ``reventless.target.check_target``), and so is an ``Aggregate``, whose
+        ``command_topic`` is the target that sends it commands.
+        :raises ValidationError: the name or the target is refused; nothing was attached.
+        :raises UsageError: ``provider`` is not open (use it inside its ``async with`` block).
         """
         try:
             check_name(name)
         except ValidationError as exc:
             raise ValidationError("scheduler name", name, exc.allowed) from exc
-        if not callable(getattr(target, "deliver", None)):
-            raise ValidationError(
-                "target", target, "an object with 'async def deliver(envelope)' (a Target)"
-            )
+        target = _check_scheduler_target(target)
         publisher = provider.scheduled_publisher()
         await publisher.attach(name, target)
         return cls(name, SchedulerOperations(name, publisher, provider.clock, target), target)

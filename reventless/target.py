@@ -8,14 +8,23 @@ names one logical fire across retries, restarts and engines; receivers deduplica
 
 from __future__ import annotations
 
+import functools
+import inspect
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import msgspec
 
 from reventless.errors import ValidationError
 
-__all__ = ("ChecksPayload", "FireEnvelope", "Target", "fire_id")
+__all__ = (
+    "ChecksPayload",
+    "FireEnvelope",
+    "Target",
+    "check_target",
+    "fire_id",
+    "is_async_callable",
+)
 
 
 def fire_id(schedule: str, scheduled_time: datetime) -> str:
@@ -70,6 +79,72 @@ class Target(Protocol):
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(FireEnvelope)
+
+
+def is_async_callable(func: object) -> bool:
+    """Whether ``func`` is declared to return an awaitable, so that ``await func(...)`` works.
+
+    True for an ``async def`` function or method, a ``functools.partial`` of one, an object
+    whose ``__call__`` is ``async def``, and (Python 3.12+) a function marked with
+    ``inspect.markcoroutinefunction``. False for a plain ``def``, also one that happens to
+    return an awaitable: that cannot be told without calling it, and calling it is what runs
+    the side effect. Such a callable is accepted once it is marked or wrapped in an
+    ``async def``.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func):
+        return True
+    if not callable(func) or inspect.isroutine(func) or isinstance(func, type):
+        return False
+    return inspect.iscoroutinefunction(type(func).__call__)
+
+
+_TARGET_FORM = "an object with 'async def deliver(self, envelope)' (a Target)"
+
+
+def check_target(target: object, field: str = "target") -> Target:
+    """Return ``target`` if its ``deliver`` is a coroutine function, else refuse it.
+
+    A plain ``def deliver`` would run its side effect and then fail at the ``await`` on every
+    fire, so the effect would repeat with each retry before the fire is dead-lettered; it is
+    refused here, before any fire. What counts as async: see ``is_async_callable``.
+    :raises ValidationError: naming ``field`` and the target's type.
+    """
+    kind = type(target).__qualname__
+    if isinstance(target, type):
+        raise ValidationError(
+            field,
+            target,
+            _TARGET_FORM,
+            message=(
+                f"{field} is the class {target.__qualname__}, not an instance of it; pass an "
+                f"instance, e.g. {field}={target.__qualname__}(...)"
+            ),
+        )
+    deliver = getattr(target, "deliver", None)
+    if deliver is None or not callable(deliver):
+        raise ValidationError(
+            field,
+            target,
+            _TARGET_FORM,
+            message=f"{field} {kind} has no 'deliver' method; expected {_TARGET_FORM}",
+        )
+    if not is_async_callable(deliver):
+        raise ValidationError(
+            field,
+            target,
+            _TARGET_FORM,
+            message=(
+                f"{field} {kind} has a 'deliver' that is not a coroutine function; write "
+                "'async def deliver(self, envelope)'. A plain 'def deliver' would run on every "
+                "fire and then fail at the await, so its effect would repeat with every retry. "
+                "A 'deliver' that returns an awaitable without being 'async def' is refused too: "
+                "wrap it in an 'async def' (or, on Python 3.12+, mark it with "
+                "inspect.markcoroutinefunction)"
+            ),
+        )
+    return cast(Target, target)
 
 
 @runtime_checkable

@@ -160,3 +160,31 @@ def schedules_anywhere(draw: st.DrawFn) -> Schedule:
 any_aware_datetimes = st.datetimes(
     timezones=st.one_of(st.just(UTC), fixed_offsets, st.sampled_from(EXTREME_ZONES).map(ZoneInfo))
 )
+
+
+# Time zones a reminder's datetime may carry: IANA zones (with DST, half hours, a local mean time
+# with seconds until 1972), UTC, fixed offsets of whole hours (which have Etc/GMT names) and of
+# odd minutes (which have none).
+reminder_zones = st.one_of(
+    st.sampled_from((*ZONES, "Africa/Monrovia", "Etc/GMT-14", "Etc/GMT+12")).map(ZoneInfo),
+    st.just(UTC),
+    st.integers(-12, 14).map(lambda hours: timezone(timedelta(hours=hours))),
+    st.integers(-23 * 60, 23 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes))),
+)
+
+
+@st.composite
+def reminder_moments(draw: st.DrawFn) -> datetime:
+    """An aware datetime on a whole local minute, 1971-2190: either an instant shown in a zone
+    (the fold set as Python sets it), or wall fields with any fold, near a DST change or not
+    (so also a wall time in a gap, or the second of a repeated one)."""
+    zone = draw(reminder_zones)
+    if isinstance(zone, ZoneInfo) and zone.key in DST_ZONES and draw(st.booleans()):
+        centre = draw(st.sampled_from(transitions(zone.key)))
+        instant = centre + timedelta(minutes=draw(st.integers(-180, 180)))
+    else:
+        instant = draw(instants).replace(second=0, microsecond=0)
+    local = instant.astimezone(zone)
+    if draw(st.booleans()):
+        return local.replace(second=0, fold=draw(st.integers(0, 1)))
+    return local.replace(second=0)

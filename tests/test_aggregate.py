@@ -173,6 +173,44 @@ async def test_a_repeat_refused_by_the_newer_state_is_still_a_harmless_repeat() 
             await counters.command_topic.send("c-1", Tick(), message_id="m-2")
 
 
+async def test_the_same_message_id_for_two_instances_is_handled_by_each(tmp_path: Path) -> None:
+    """Message ids are deduplicated per stream, not per aggregate type."""
+    async with world(tmp_path / "store.db") as (_, counters, _):
+        to_a = await counters.command_topic.send("user-a", Tick(), message_id="welcome")
+        to_b = await counters.command_topic.send("user-b", Tick(), message_id="welcome")
+        again_b = await counters.command_topic.send("user-b", Tick(), message_id="welcome")
+        assert (to_a.duplicate, to_b.duplicate, again_b.duplicate) == (False, False, True)
+        assert await counters.load("user-a") == (Counter(ticks=1), 1)
+        assert await counters.load("user-b") == (Counter(ticks=1), 1)
+    # Durably so: a fresh process on the same file sees the same.
+    async with world(tmp_path / "store.db") as (_, counters, _):
+        again_a = await counters.command_topic.send("user-a", Tick(), message_id="welcome")
+        to_c = await counters.command_topic.send("user-c", Tick(), message_id="welcome")
+        assert (again_a.duplicate, to_c.duplicate) == (True, False)
+
+
+async def test_a_refused_command_is_not_taken_for_a_repeat_of_another_instances_message() -> None:
+    """The refusal path asks whether the message was handled: for this stream only."""
+
+    def refuse_b(state: Counter, command: Any, context: CommandContext) -> list[Any]:
+        if context.aggregate_id == "c-b":
+            raise RuntimeError("c-b refuses")
+        return decide(state, command, context)
+
+    spec = AggregateSpec(
+        "counters",
+        commands=[Tick, Add],
+        events=[Ticked, Added],
+        initial=Counter(),
+        decide=refuse_b,
+        evolve=evolve,
+    )
+    async with world(spec=spec) as (_, counters, _):
+        await counters.command_topic.send("c-a", Tick(), message_id="m-1")
+        with pytest.raises(RuntimeError, match="c-b refuses"):
+            await counters.command_topic.send("c-b", Tick(), message_id="m-1")
+
+
 async def test_two_writers_on_one_stream_both_apply_without_lost_events(tmp_path: Path) -> None:
     clock = VirtualClock(START)
     async with reventless.local.provider(tmp_path / "c.db", clock=clock) as provider:
@@ -243,6 +281,42 @@ async def test_bad_payloads_are_refused_at_create_with_what_was_expected(
             await ops.create_schedule(Schedule(name="bad", rate=Hours(1), payload=payload))
         assert says in str(caught.value)
         assert (await ops.list_schedules()).schedules == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        (
+            '{"aggregate_id": "c-1", "command": "Tick"}',
+            "aggregate_id (did you mean 'aggregateId'?)",
+        ),
+        ('{"AggregateID": "c-1", "command": "Tick"}', "AggregateID (did you mean 'aggregateId'?)"),
+        ('{"aggregateId": "c-1", "command": "Tik"}', "'Tik' is not allowed (did you mean 'Tick'?)"),
+        ('{"aggregateId": "c-1", "command": "tick"}', "(did you mean 'Tick'?)"),
+        ('{"type": "Add", "amount_due": 1}', "amount_due (did you mean 'amountDue'?)"),
+        ('{"type": "Add", "amountDu": 1}', "amountDu (did you mean 'amountDue'?)"),
+        ('{"aggregateId": "c-1", "Command": "Tick"}', "did you mean 'command' for 'Command'?"),
+        ('{"aggregateId": "c-1", "typ": "Tick"}', "did you mean 'type' for 'typ'?"),
+    ],
+)
+async def test_near_miss_payloads_name_what_was_meant(payload: str, says: str) -> None:
+    async with world() as (ops, _, _):
+        with pytest.raises(ValidationError, match="refused by the target") as caught:
+            await ops.create_schedule(Schedule(name="bad", rate=Hours(1), payload=payload))
+        assert says in str(caught.value)
+        assert (await ops.list_schedules()).schedules == []
+
+
+def test_a_far_miss_gets_no_guess() -> None:
+    spec = counter_spec()
+    for payload in (
+        '{"aggregateId": "c-1", "command": "Explode"}',
+        '{"type": "Add", "amountDue": 1, "zzz": 1}',
+        '{"aggregateId": "c-1", "verb": "Tick"}',
+    ):
+        with pytest.raises(ValidationError) as caught:
+            spec.decode_payload(payload)
+        assert "did you mean" not in str(caught.value)
 
 
 async def test_unknown_aggregate_ids_are_refused_when_the_spec_lists_its_ids() -> None:

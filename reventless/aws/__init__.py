@@ -11,18 +11,23 @@ asyncio only (aioboto3). Import this package only when you use it: it imports ai
     ) as provider:
         scheduler = await Scheduler.make(provider, target=SqsQueueTarget(COMMANDS_QUEUE_ARN))
         await scheduler.operations.create_schedule(schedule)
+
+The provider and the schedulers made on it work inside the ``async with`` block only: used before
+it (``provider(...)`` not entered) or after it, they raise UsageError saying so, also when the
+client is yours and still open.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import anyio.abc
 
+from reventless._provider_context import ProviderContext, provider_context
 from reventless.aws._scheduler import SCHEDULED_TIME, AwsScheduledPublisher, SqsQueueTarget
 from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
 from reventless.aws.iam import caller_policy, execution_role_policy, execution_role_trust_policy
@@ -33,6 +38,7 @@ from reventless.scheduler_adapter import RetryPolicy
 __all__ = (
     "SCHEDULED_TIME",
     "AwsProvider",
+    "ProviderContext",
     "SqsCommandConsumer",
     "SqsCommandPublisher",
     "SqsQueueTarget",
@@ -49,15 +55,53 @@ _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,8
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 
 
-class AwsProvider:
-    """The AWS provider; make it with ``reventless.aws.provider(...)``."""
+_CLOSED = (
+    "this AWS provider is closed (its 'async with' block has ended); use it, and the schedulers "
+    "made on it, inside 'async with reventless.aws.provider(...) as provider:'"
+)
 
-    def __init__(self, publisher: AwsScheduledPublisher, clock: Clock) -> None:
+
+class _ClientWhileOpen:
+    """Stands in for a client the provider's publisher uses: once the provider is closed, any
+    use raises UsageError (a closed session client would fail as an unreachable service, and a
+    client of the caller's would go on working for a scheduler whose provider has ended)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.closed:
+            raise UsageError(_CLOSED)
+        return getattr(self._client, name)
+
+
+class AwsProvider:
+    """The AWS provider; make it with ``async with reventless.aws.provider(...)``."""
+
+    clock: Clock
+
+    def __init__(
+        self,
+        publisher: AwsScheduledPublisher,
+        clock: Clock,
+        clients: tuple[_ClientWhileOpen, ...] = (),
+    ) -> None:
         self.clock = clock
         self._publisher = publisher
+        self._clients = clients
+        self._closed = False
 
     def scheduled_publisher(self) -> AwsScheduledPublisher:
+        """The ScheduledPublisher adapter that schedulers made on this provider use."""
+        if self._closed:
+            raise UsageError(_CLOSED)
         return self._publisher
+
+    def _close(self) -> None:
+        self._closed = True
+        for client in self._clients:
+            client.closed = True
 
     def event_log(self) -> Any:
         raise UsageError(
@@ -69,6 +113,8 @@ class AwsProvider:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Nothing to run here: EventBridge Scheduler fires. Returns at once."""
+        if self._closed:
+            raise UsageError(_CLOSED)
         task_status.started()
 
 
@@ -78,7 +124,7 @@ async def handle_sqs_batch(event: dict[str, Any], aggregate: Any) -> dict[str, A
     return await SqsCommandConsumer(aggregate).handle_batch(event)
 
 
-@asynccontextmanager
+@provider_context("reventless.aws.provider", AwsProvider)
 async def provider(
     *,
     group: str,
@@ -98,6 +144,10 @@ async def provider(
     exit) or a ready ``client`` (yours to close). ``role_arn`` is the execution role EventBridge
     Scheduler assumes to send to the target queue; ``dead_letter_arn`` a standard SQS queue for
     fires that exhaust ``retry_policy``; ``sqs_client`` lets ``dead_letters()`` read it.
+
+    Use it as ``async with reventless.aws.provider(...) as provider:``; the returned
+    ``ProviderContext`` raises UsageError with that fix when used without ``async with``.
+    Arguments are checked on entering the block.
     """
     if not isinstance(group, str) or not _GROUP.fullmatch(group):
         raise ValidationError("group", group, "1-64 letters, digits, '.', '_' or '-'")
@@ -127,14 +177,21 @@ async def provider(
             client = await stack.enter_async_context(
                 session.client("scheduler", region_name=region, endpoint_url=endpoint_url)
             )
+        clients = (_ClientWhileOpen(client),) + (
+            () if sqs_client is None else (_ClientWhileOpen(sqs_client),)
+        )
         publisher = AwsScheduledPublisher(
-            client,
+            clients[0],
             group=group,
             role_arn=role_arn,
             dead_letter_arn=dead_letter_arn,
             retry_policy=retry_policy or RetryPolicy(),
             clock=clock,
-            sqs_client=sqs_client,
+            sqs_client=None if sqs_client is None else clients[1],
         )
         await publisher.ensure_group(group)
-        yield AwsProvider(publisher, clock)
+        opened = AwsProvider(publisher, clock, clients)
+        try:
+            yield opened
+        finally:
+            opened._close()

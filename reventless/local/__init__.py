@@ -6,6 +6,9 @@
         scheduler = await Scheduler.make(provider, target=some_target)
         await scheduler.operations.create_schedule(schedule)
         await provider.run()                                             # fires until cancelled
+
+The provider, and the schedulers and aggregates made on it, work inside the ``async with`` block
+only: used before it (``provider(...)`` not entered) or after it, they raise UsageError saying so.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
 from reventless.local._engine import Engine
@@ -30,11 +33,19 @@ from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
-__all__ = ("LocalProvider", "provider")
+__all__ = ("LocalProvider", "ProviderContext", "provider")
+
+_CLOSED = (
+    "this provider is closed (its 'async with' block has ended); use it, and the schedulers and "
+    "aggregates made on it, inside 'async with reventless.local.provider(...) as provider:'"
+)
 
 
 class LocalProvider:
-    """The embedded provider; make it with ``reventless.local.provider(...)``."""
+    """The embedded provider; make it with ``async with reventless.local.provider(...)``."""
+
+    clock: Clock
+    path: str
 
     def __init__(self, store: SqliteStore, clock: Clock, engine: Engine, runner: StoreRunner):
         self.clock = clock
@@ -55,13 +66,13 @@ class LocalProvider:
     def scheduled_publisher(self) -> LocalScheduledPublisher:
         """The ScheduledPublisher adapter that schedulers made on this provider use."""
         if self._closed:
-            raise UsageError("this provider is closed; use it inside its 'async with' block")
+            raise UsageError(_CLOSED)
         return self._publisher
 
     def event_log(self) -> SqliteEventLog:
         """The EventLog adapter that aggregates made on this provider use (same file)."""
         if self._closed:
-            raise UsageError("this provider is closed; use it inside its 'async with' block")
+            raise UsageError(_CLOSED)
         if self._event_log is None:
             self._event_log = SqliteEventLog(self._runner)
         return self._event_log
@@ -80,7 +91,7 @@ class LocalProvider:
         :raises PermissionDeniedError: the store file is read-only.
         """
         if self._closed:
-            raise UsageError("this provider is closed; call run() inside its 'async with' block")
+            raise UsageError(_CLOSED)
         if self._runner.store.read_only:
             raise UsageError(
                 "this provider was opened with read_only=True; open it without to run the engine"
@@ -102,7 +113,7 @@ class LocalProvider:
                 await self._stopped.wait()
 
 
-@asynccontextmanager
+@provider_context("reventless.local.provider", LocalProvider)
 async def provider(
     path: str | Path,
     *,
@@ -118,6 +129,10 @@ async def provider(
     read_only: bool = False,
 ) -> AsyncIterator[LocalProvider]:
     """Open (or create) the store at ``path`` and yield the embedded provider.
+
+    Use it as ``async with reventless.local.provider(path) as provider:``; the store is closed
+    when the block ends. The returned ``ProviderContext`` raises UsageError with that fix when
+    used without ``async with``. Arguments are checked on entering the block.
 
     - ``clock``: where time comes from (default: the system clock). Use
       ``reventless.testing.VirtualClock`` in tests and ``ScaledClock`` for demos.

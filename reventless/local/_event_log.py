@@ -1,4 +1,9 @@
-"""The EventLog adapter over the local SQLite store (contract: ``aggregate_adapter``)."""
+"""The EventLog adapter over the local SQLite store (contract: ``aggregate_adapter``).
+
+Message ids are recorded per stream: ``handled_messages`` is keyed by (aggregate, aggregate_id,
+message_id). Stores written before that keyed it by (aggregate, message_id); they are upgraded in
+place, in one transaction, the first time an event log opens them (``_upgrade``).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,7 @@ from reventless.local._store_runner import StoreRunner
 
 __all__ = ("SqliteEventLog",)
 
-_SCHEMA = """
-BEGIN IMMEDIATE;
+_EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY,
     aggregate TEXT NOT NULL,
@@ -26,22 +30,62 @@ CREATE TABLE IF NOT EXISTS events (
     message_id TEXT,
     recorded_at INTEGER NOT NULL,
     UNIQUE (aggregate, aggregate_id, version)
-);
-CREATE TABLE IF NOT EXISTS handled_messages (
+)
+"""
+# ``aggregate_id`` '' (never a valid id) marks a record from before the upgrade whose stream is
+# unknown: it still counts for every stream of its aggregate, as it did when it was written. The
+# default keeps a process of the old version working on an upgraded file, with the old meaning.
+_HANDLED = """
+CREATE TABLE IF NOT EXISTS {name} (
     aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL,
     position INTEGER,
-    PRIMARY KEY (aggregate, message_id)
-) WITHOUT ROWID;
-COMMIT;
+    PRIMARY KEY (aggregate, aggregate_id, message_id)
+) WITHOUT ROWID
 """
+_ANY_STREAM = ""
+_IS_HANDLED = (
+    "SELECT 1 FROM handled_messages WHERE aggregate = ? AND aggregate_id IN (?, ?)"
+    " AND message_id = ?"
+)
 
 _Append = tuple[str, str, int, Sequence[NewEvent], str | None, int]
 _Outcome = AppendResult | ConflictError
 
 
 def _create_schema(store: SqliteStore) -> None:
-    store.conn.executescript(_SCHEMA)
+    conn = store.conn
+    with store.transaction():
+        conn.execute(_EVENTS)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(handled_messages)")}
+        if columns and "aggregate_id" not in columns:
+            _upgrade(conn)
+        conn.execute(_HANDLED.format(name="handled_messages"))
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Re-key message ids recorded per aggregate type to per stream, inside the caller's
+    transaction (a crash leaves the old table whole). A record that caused events takes the
+    stream of its last event; one that caused none names no stream, so it is kept for every
+    stream of its aggregate (``_ANY_STREAM``): a repeat of it is still a repeat."""
+    conn.execute(_HANDLED.format(name="handled_messages_by_stream"))
+    conn.execute(
+        "INSERT INTO handled_messages_by_stream (aggregate, aggregate_id, message_id, position)"
+        " SELECT h.aggregate, COALESCE(e.aggregate_id, ?), h.message_id, h.position"
+        " FROM handled_messages AS h LEFT JOIN events AS e"
+        " ON e.position = h.position AND e.aggregate = h.aggregate",
+        (_ANY_STREAM,),
+    )
+    conn.execute("DROP TABLE handled_messages")
+    conn.execute("ALTER TABLE handled_messages_by_stream RENAME TO handled_messages")
+
+
+def _is_handled(
+    conn: sqlite3.Connection, aggregate: str, aggregate_id: str, message_id: str
+) -> bool:
+    row = conn.execute(_IS_HANDLED, (aggregate, aggregate_id, _ANY_STREAM, message_id))
+    return row.fetchone() is not None
 
 
 def _current_version(conn: sqlite3.Connection, aggregate: str, aggregate_id: str) -> int:
@@ -59,13 +103,7 @@ def _append_many(store: SqliteStore, batch: list[_Append]) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
     with store.transaction():
         for aggregate, aggregate_id, expected, events, message_id, recorded_us in batch:
-            if (
-                message_id is not None
-                and conn.execute(
-                    "SELECT 1 FROM handled_messages WHERE aggregate = ? AND message_id = ?",
-                    (aggregate, message_id),
-                ).fetchone()
-            ):
+            if message_id is not None and _is_handled(conn, aggregate, aggregate_id, message_id):
                 outcomes.append(
                     AppendResult(
                         duplicate=True, version=_current_version(conn, aggregate, aggregate_id)
@@ -99,9 +137,9 @@ def _append_many(store: SqliteStore, batch: list[_Append]) -> list[_Outcome]:
                 positions.append(int(cursor.lastrowid or 0))
             if message_id is not None:
                 conn.execute(
-                    "INSERT INTO handled_messages (aggregate, message_id, position)"
-                    " VALUES (?, ?, ?)",
-                    (aggregate, message_id, positions[-1] if positions else None),
+                    "INSERT INTO handled_messages (aggregate, aggregate_id, message_id, position)"
+                    " VALUES (?, ?, ?, ?)",
+                    (aggregate, aggregate_id, message_id, positions[-1] if positions else None),
                 )
             outcomes.append(
                 AppendResult(
@@ -147,14 +185,8 @@ def _read_all(store: SqliteStore, after: int, limit: int) -> list[StoredEvent]:
     return _rows_to_events(rows)
 
 
-def _was_handled(store: SqliteStore, aggregate: str, message_id: str) -> bool:
-    return (
-        store.conn.execute(
-            "SELECT 1 FROM handled_messages WHERE aggregate = ? AND message_id = ?",
-            (aggregate, message_id),
-        ).fetchone()
-        is not None
-    )
+def _was_handled(store: SqliteStore, aggregate: str, aggregate_id: str, message_id: str) -> bool:
+    return _is_handled(store.conn, aggregate, aggregate_id, message_id)
 
 
 class SqliteEventLog:
@@ -199,9 +231,11 @@ class SqliteEventLog:
             raise outcome
         return outcome
 
-    async def was_handled(self, aggregate: str, message_id: str) -> bool:
+    async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
         await self._ensure_schema()
-        return await self._runner.call(_was_handled, self._runner.store, aggregate, message_id)
+        return await self._runner.call(
+            _was_handled, self._runner.store, aggregate, aggregate_id, message_id
+        )
 
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         if type(limit) is not int or not 1 <= limit <= 10_000:

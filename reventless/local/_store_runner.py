@@ -57,7 +57,9 @@ class StoreRunner:
         """``func(*args, **kwargs)`` in the store's thread; sqlite3 errors come out translated."""
         if self._closed:
             raise UsageError(
-                f"store {self.store.path!r} is closed; use it inside its provider's 'async with'"
+                f"the provider of store {self.store.path!r} is closed (its 'async with' block "
+                "has ended); use its schedulers and aggregates inside 'async with "
+                "reventless.local.provider(...) as provider:'"
             )
         try:
             return await self._in_thread(partial(func, *args, **kwargs))
