@@ -12,7 +12,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import dev  # noqa: E402  (the task table lives beside this file)
+import dev  # the task table lives beside this file
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["test", "lint", "typecheck", "docs"]
