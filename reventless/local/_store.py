@@ -8,6 +8,7 @@ leaves either all of a transaction or none of it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -317,16 +318,16 @@ class SqliteStore:
             # SQLite waits out another connection's lock for this long, then the call fails.
             conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
             if not self.read_only:
-                self._prepare()
+                self._prepare(lock_timeout)
             self._check_schema()
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _prepare(self) -> None:
+    def _prepare(self, lock_timeout: float) -> None:
         if self.path != ":memory:":
-            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(lock_timeout)
             if mode != "wal":
                 raise BackendUnavailableError(
                     f"store {self.path!r}: could not switch to WAL mode (got {mode!r})"
@@ -335,6 +336,20 @@ class SqliteStore:
         # can take back the last few.
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.executescript(_SCHEMA)
+
+    def _switch_to_wal(self, lock_timeout: float) -> str:
+        """Switch a new file to WAL. SQLite answers BUSY at once, without its busy handler,
+        while another connection opens the same new file, so the wait is done here."""
+        deadline = time.monotonic() + lock_timeout
+        pause = 0.002
+        while True:
+            try:
+                return str(self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _error_name(exc).startswith("SQLITE_BUSY") or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)  # a worker thread: the event loop is not blocked
+            pause = min(pause * 2, 0.05)
 
     def _check_schema(self) -> None:
         for table, wanted in _COLUMNS.items():

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -506,3 +507,26 @@ async def test_a_day_of_downtime_of_a_thousand_minute_schedules_is_caught_up_in_
     # A regression guard, not a benchmark: before, one step took 27 s on this workload.
     assert longest < 1.0, f"the event loop stalled for {longest:.3f} s"
     print(f"longest event-loop stall during the catch-up: {longest * 1000:.1f} ms")
+
+
+def test_connections_opening_one_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL is answered BUSY at once while another connection opens it;
+    the open waits that out within lock_timeout instead of failing."""
+    failures: list[BaseException] = []
+
+    def open_store(path: Path, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            SqliteStore(path, lock_timeout=10).conn.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    for attempt in range(15):
+        start = threading.Barrier(6)
+        path = tmp_path / f"new-{attempt}.db"
+        threads = [threading.Thread(target=open_store, args=(path, start)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
