@@ -45,6 +45,7 @@ class Task:
     environment: str
     commands: tuple[tuple[str, ...], ...]
     help: str
+    variables: tuple[tuple[str, str], ...] = ()  # environment variables the commands get
 
 
 PYTEST = ("-m", "pytest", "-p", "no:cacheprovider")
@@ -53,7 +54,10 @@ TASKS: dict[str, Task] = {
     "demo": Task("core", (("-m", "reventless", "demo"),), "the main job on the embedded default"),
     "test": Task("test", (PYTEST,), "the whole test suite, as CI runs it"),
     "quick": Task(
-        "test", ((*PYTEST, "-m", "not slow"),), "the edit-test loop: the suite without slow tests"
+        "test",
+        ((*PYTEST, "-m", "not slow"),),
+        "the edit-test loop: no slow tests, fewer hypothesis examples",
+        (("HYPOTHESIS_PROFILE", "quick"),),
     ),
     "lint": Task(
         "dev",
@@ -113,7 +117,7 @@ def main(argv: list[str]) -> int:
     interpreter = ensure_environment(task.environment)
     # The core environment does not install the project: it runs from this directory.
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **dict(task.variables)}
     for number, command in enumerate(task.commands):
         last = number == len(task.commands) - 1
         arguments = [str(interpreter), *command, *(extra if last else [])]

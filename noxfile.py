@@ -23,6 +23,7 @@ def _session_for(task: dev.Task) -> object:
     def run(session: nox.Session) -> None:
         session.install(*dev.requirements(task.environment))
         session.env["PYTHONPATH"] = str(dev.ROOT)
+        session.env.update(dict(task.variables))
         for number, command in enumerate(task.commands):
             last = number == len(task.commands) - 1
             session.run("python", *command, *(session.posargs if last else []))

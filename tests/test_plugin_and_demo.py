@@ -90,6 +90,7 @@ def run_demo(*argv: str) -> tuple[int, str]:
     return main(["demo", *argv], out=out), out.getvalue()
 
 
+@pytest.mark.slow
 def test_the_demo_runs_deterministically_and_its_counts_equal_the_oracle() -> None:
     status, first = run_demo()
     assert status == 0

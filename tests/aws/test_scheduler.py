@@ -185,6 +185,7 @@ async def test_pause_and_resume_flip_the_state(
         assert raw["State"] == "ENABLED" and raw["ScheduleExpression"] == "rate(1 hour)"
 
 
+@pytest.mark.slow
 async def test_listing_pages_beyond_one_aws_page(session: Any, moto: CountingMotoServer) -> None:
     async with aws(session, moto) as provider:
         ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
@@ -329,6 +330,7 @@ async def test_provider_settings_are_refused_before_any_request(
     assert moto.requests == []
 
 
+@pytest.mark.slow
 async def test_firing_parity_between_the_stored_expression_and_the_embedded_engine(
     session: Any, moto: CountingMotoServer, scheduler_client: Any
 ) -> None:

@@ -156,6 +156,7 @@ async def test_a_throttled_rollback_is_retried_until_nothing_remains(
         assert (await ops.list_schedules()).schedules == []
 
 
+@pytest.mark.slow
 async def test_a_rollback_that_keeps_failing_names_exactly_what_remains(
     session: Any, moto: CountingMotoServer
 ) -> None:
