@@ -26,6 +26,7 @@ from reventless.scheduler_adapter import HistoryKind
 
 __all__ = (
     "SCHEMA_VERSION",
+    "AttachmentRow",
     "ScheduleRow",
     "SqliteStore",
     "check_row",
@@ -89,6 +90,15 @@ CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attachments (
+    scheduler TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload_types TEXT,
+    process TEXT NOT NULL,
+    attached_at INTEGER NOT NULL,
+    PRIMARY KEY (scheduler, owner)
 );
 COMMIT;
 """
@@ -173,6 +183,15 @@ _COLUMNS: dict[str, frozenset[str]] = {
     ),
     "lease": frozenset({"id", "owner", "expires_at"}),
 }
+# Tables added after the first release: a file written before has none until it is opened for
+# writing (CREATE TABLE IF NOT EXISTS), so a read-only open finds them absent and reads nothing.
+_LATER_COLUMNS: dict[str, frozenset[str]] = {
+    "attachments": frozenset(
+        {"scheduler", "owner", "target", "payload_types", "process", "attached_at"}
+    ),
+}
+# Attachments kept per scheduler besides the lease holder's: each process run adds one.
+_KEEP_ATTACHMENTS = 16
 
 
 class ScheduleRow(NamedTuple):
@@ -215,6 +234,17 @@ class DeadLetterRow(NamedTuple):
     attempts: int
     reason: str
     at: int
+
+
+class AttachmentRow(NamedTuple):
+    """A process's target on a scheduler: who (``owner`` is its lease owner id), what, when."""
+
+    scheduler: str
+    owner: str
+    target: str
+    payload_types: str | None
+    process: str
+    attached_at: int
 
 
 class NewRetry(NamedTuple):
@@ -288,6 +318,7 @@ class SqliteStore:
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self.later_tables: set[str] = set()  # tables of _LATER_COLUMNS this file has
         try:
             self.conn = self._open(lock_timeout, immutable=False)
         except sqlite3.Error as exc:
@@ -336,8 +367,13 @@ class SqliteStore:
         self.conn.executescript(_SCHEMA)
 
     def _check_schema(self) -> None:
-        for table, wanted in _COLUMNS.items():
+        self.later_tables = set()
+        for table, wanted in {**_COLUMNS, **_LATER_COLUMNS}.items():
             present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if table in _LATER_COLUMNS:
+                if not present:
+                    continue  # an older file, opened read-only
+                self.later_tables.add(table)
             missing = sorted(wanted - present)
             if missing:
                 raise CorruptDataError(
@@ -515,6 +551,54 @@ class SqliteStore:
 
     def schedulers(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT DISTINCT scheduler FROM schedules")]
+
+    # -- schedulers and the processes attached to them ------------------------------------------
+
+    def record_attachment(self, row: AttachmentRow) -> None:
+        """Record (or renew) a process's target on a scheduler; forget the oldest others."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO attachments (scheduler, owner, target, payload_types, process,"
+                " attached_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scheduler, owner) DO UPDATE"
+                " SET target = excluded.target, payload_types = excluded.payload_types,"
+                " process = excluded.process, attached_at = excluded.attached_at",
+                row,
+            )
+            self.conn.execute(
+                "DELETE FROM attachments WHERE scheduler = ?1 AND owner NOT IN"
+                " (SELECT owner FROM lease) AND owner NOT IN (SELECT owner FROM attachments"
+                " WHERE scheduler = ?1 ORDER BY attached_at DESC LIMIT ?2)",
+                (row.scheduler, _KEEP_ATTACHMENTS),
+            )
+
+    def attachments(self) -> list[AttachmentRow]:
+        """Every recorded attachment, newest first (none in an older file opened read-only)."""
+        if "attachments" not in self.later_tables:
+            return []
+        rows = self.conn.execute(
+            "SELECT scheduler, owner, target, payload_types, process, attached_at"
+            " FROM attachments ORDER BY attached_at DESC, rowid DESC"
+        ).fetchall()
+        return [AttachmentRow._make(row) for row in rows]
+
+    def schedule_counts(self) -> list[tuple[str, int, int]]:
+        """(scheduler, schedules, paused schedules) for every scheduler holding schedules."""
+        rows = self.conn.execute(
+            "SELECT scheduler, count(*), total(paused != 0) FROM schedules GROUP BY scheduler"
+        ).fetchall()
+        return [(str(name), int(count), int(paused)) for name, count, paused in rows]
+
+    def recorded_schedulers(self) -> list[str]:
+        """Schedulers named in the history or the dead letters (also with no schedule left)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT scheduler FROM history UNION SELECT DISTINCT scheduler FROM dead_letters"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def lease_holder(self) -> tuple[str, float] | None:
+        """(owner, expires_at in Unix seconds) of the lease row, if there is one."""
+        row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
 
     # -- the engine's side ----------------------------------------------------------------------
 
