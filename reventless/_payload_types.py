@@ -31,7 +31,8 @@ import msgspec
 import msgspec.inspect as mi
 
 from reventless.aggregate import Aggregate, AggregateSpec
-from reventless.errors import ValidationError
+from reventless.errors import UsageError, ValidationError
+from reventless.target import FireEnvelope
 
 __all__ = ("FORMAT", "PayloadCheck", "command_spec", "describe_payload")
 
@@ -68,6 +69,8 @@ _COLLECTIONS: dict[type[Any], str] = {
     mi.FrozenSetType: "frozenset",
     mi.VarTupleType: "vartuple",
 }
+# frozendict exists from Python 3.15; msgspec describes it only there.
+_MAPPINGS: tuple[type[Any], ...] = (mi.DictType, getattr(mi, "FrozenDictType", mi.DictType))
 if hasattr(mi, "MemoryViewType"):
     _LEAVES[mi.MemoryViewType] = ("memoryview", ("min_length", "max_length"))
 
@@ -92,13 +95,14 @@ class _Describer:
                     node[attribute] = getattr(t, attribute)
             return node
         if type(t) in _COLLECTIONS:
-            return {"kind": _COLLECTIONS[type(t)], "item": self.node(t.item_type), **_lengths(t)}
+            item = self.node(t.item_type)  # type: ignore[attr-defined]  # a CollectionType
+            return {"kind": _COLLECTIONS[type(t)], "item": item, **_lengths(t)}
         return self._compound(t)
 
-    def _compound(self, t: mi.Type) -> Node:
+    def _compound(self, t: Any) -> Node:
         if isinstance(t, mi.TupleType):
             return {"kind": "tuple", "items": [self.node(item) for item in t.item_types]}
-        if isinstance(t, (mi.DictType, getattr(mi, "FrozenDictType", mi.DictType))):
+        if isinstance(t, _MAPPINGS):
             kind = "dict" if isinstance(t, mi.DictType) else "frozendict"
             key, value = self.node(t.key_type), self.node(t.value_type)
             return {"kind": kind, "key": key, "value": value, **_lengths(t)}
@@ -278,10 +282,10 @@ _LEAF_TYPES: dict[str, tuple[Any, tuple[str, ...]]] = {
     "raw": (msgspec.Raw, ()),
 }
 _COLLECTION_TYPES: dict[str, Callable[[Any], Any]] = {
-    "list": lambda item: list[item],
-    "set": lambda item: set[item],
-    "frozenset": lambda item: frozenset[item],
-    "vartuple": lambda item: tuple[item, ...],
+    "list": lambda item: list.__class_getitem__(item),
+    "set": lambda item: set.__class_getitem__(item),
+    "frozenset": lambda item: frozenset.__class_getitem__(item),
+    "vartuple": lambda item: tuple.__class_getitem__((item, ...)),
 }
 
 
@@ -307,7 +311,7 @@ class _Rebuilder:
     def _compound(self, kind: str, node: Node) -> Any:
         if kind == "tuple":
             items = tuple(self.type(item) for item in node["items"])
-            return tuple[items] if items else tuple[()]
+            return tuple.__class_getitem__(items if items else ())
         if kind in ("dict", "frozendict"):
             mapping = dict if kind == "dict" else _frozendict()
             key, value = self.type(node["key"]), self.type(node["value"])
@@ -318,7 +322,7 @@ class _Rebuilder:
             return Literal[tuple(node["values"])]
         if kind == "enum":
             members = [(f"m{index}", value) for index, value in enumerate(node["values"])]
-            return enum.Enum(node["name"], members)  # type: ignore[misc]  # functional API
+            return enum.Enum(node["name"], members)
         if kind == "opaque":
             return type(node["name"], (), {})
         if kind == "ref":
@@ -460,7 +464,9 @@ class PayloadCheck:
             return
         self.aggregate = str(document.get("aggregate", "?"))
         if "unsupported" in document:
-            self.notes.append(f"the payload rules could not be written down: {document['unsupported']}")
+            self.notes.append(
+                f"the payload rules could not be written down: {document['unsupported']}"
+            )
             return
         self._load(document)
 
@@ -491,3 +497,7 @@ class PayloadCheck:
         """Return when the aggregate would decode ``payload``; raise ValidationError if not."""
         if self._spec is not None:
             self._spec.decode_payload(payload)
+
+    async def deliver(self, envelope: FireEnvelope) -> None:
+        """Never called: the check stands in for a target only to check payloads."""
+        raise UsageError("a PayloadCheck checks payloads; it delivers nothing")

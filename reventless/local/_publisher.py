@@ -19,7 +19,7 @@ import msgspec
 
 from reventless._attachments import describe_target, duplicate_scheduler
 from reventless._payload_types import describe_payload
-from reventless.errors import CorruptDataError, UsageError
+from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
 from reventless.local._store import (
     AttachmentRow,

@@ -19,6 +19,7 @@ from reventless.errors import (
     PermissionDeniedError,
     ReventlessError,
     ScheduleNotFoundError,
+    ValidationError,
 )
 from reventless.fire_times import first_fire, next_fire_after
 from reventless.schedule import Schedule, rate_text
@@ -318,6 +319,8 @@ class SqliteStore:
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        if "\x00" in self.path:  # sqlite3 would raise a bare ValueError
+            raise ValidationError("path", self.path, "a file path without NUL characters")
         self.later_tables: set[str] = set()  # tables of _LATER_COLUMNS this file has
         try:
             self.conn = self._open(lock_timeout, immutable=False)
@@ -591,7 +594,8 @@ class SqliteStore:
     def recorded_schedulers(self) -> list[str]:
         """Schedulers named in the history or the dead letters (also with no schedule left)."""
         rows = self.conn.execute(
-            "SELECT DISTINCT scheduler FROM history UNION SELECT DISTINCT scheduler FROM dead_letters"
+            "SELECT DISTINCT scheduler FROM history"
+            " UNION SELECT DISTINCT scheduler FROM dead_letters"
         ).fetchall()
         return [str(row[0]) for row in rows]
 
