@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from reventless._cli_common import PluginError, did_you_mean, duration, exception_site, whole
@@ -65,6 +67,9 @@ def add_run_command(commands: Any) -> None:
     )
     run.add_argument(
         "--log-level", default="warning", help="debug, info, warning (default) or error"
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print JSON lines (and errors as JSON) instead of text"
     )
 
 
@@ -199,8 +204,9 @@ async def run_plugin(args: argparse.Namespace, out: TextIO) -> int:
     options = provider_options(args)
     configure_logging(args.log_level)
     plugin = load_plugin(args.plugin)
+    say = _json_lines(out) if args.json else _text_lines(out)
     try:
-        return await _serve(plugin, args.db, options, out)
+        return await _serve(plugin, args.db, options, say)
     except ReventlessError:
         raise
     except Exception as exc:
@@ -213,7 +219,40 @@ async def run_plugin(args: argparse.Namespace, out: TextIO) -> int:
         ) from exc
 
 
-async def _serve(plugin: Any, db: str, options: dict[str, Any], out: TextIO) -> int:
+Say = Callable[[dict[str, Any]], None]
+
+
+def _text_lines(out: TextIO) -> Say:
+    def say(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "running":
+            names = ", ".join(event["schedulers"])
+            line = (
+                f"running plugin {event['plugin']!r} on {event['db']} (schedulers: {names}); "
+                "Ctrl-C to stop"
+            )
+        elif kind == "fire":
+            outcome = "ok" if event["error"] is None else f"failed: {event['error']}"
+            line = f"{event['scheduled_time']} {event['scheduler']} {event['fire_id']} {outcome}"
+        elif kind == "stopping":
+            line = f"stopping on {event['signal']}"
+        else:
+            line = "stopped"
+        out.write(line + "\n")
+        out.flush()
+
+    return say
+
+
+def _json_lines(out: TextIO) -> Say:
+    def say(event: dict[str, Any]) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    return say
+
+
+async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say) -> int:
     import signal
 
     import anyio
@@ -223,12 +262,15 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], out: TextIO) -> 
     from reventless.target import FireEnvelope, Target
 
     async def log_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
-        outcome = "ok" if error is None else f"failed: {error}"
-        out.write(
-            f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ} {scheduler} "
-            f"{envelope.fire_id} {outcome}\n"
+        say(
+            {
+                "event": "fire",
+                "scheduled_time": f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ}",
+                "scheduler": scheduler,
+                "fire_id": envelope.fire_id,
+                "error": None if error is None else str(error),
+            }
         )
-        out.flush()
 
     def wrap(scheduler: str, target: Target) -> Target:
         return ObservedTarget(scheduler, target, log_fire)
@@ -237,9 +279,14 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], out: TextIO) -> 
         reventless.local.provider(db, **options) as local,
         plugin.start(local, wrap_target=wrap) as running,
     ):
-        names = ", ".join(running.schedulers)
-        out.write(f"running plugin {plugin.name!r} on {db} (schedulers: {names}); Ctrl-C to stop\n")
-        out.flush()
+        say(
+            {
+                "event": "running",
+                "plugin": plugin.name,
+                "db": db,
+                "schedulers": list(running.schedulers),
+            }
+        )
         async with anyio.create_task_group() as group:
             await group.start(local.run, name="reventless-engine")
             if local.is_leading:
@@ -248,9 +295,8 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], out: TextIO) -> 
                 logger.info("standing by: another process fires the schedules of %s", db)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for received in signals:
-                    out.write(f"stopping on {signal.Signals(received).name}\n")
-                    out.flush()
+                    say({"event": "stopping", "signal": signal.Signals(received).name})
                     group.cancel_scope.cancel()
                     break
-    out.write("stopped\n")
+    say({"event": "stopped"})
     return 0

@@ -106,6 +106,13 @@ class _Call(NamedTuple):
 
 def _need_store(args: argparse.Namespace) -> None:
     """Only ``create --new-scheduler`` may make a store file; the rest need one."""
+    if os.path.isdir(args.db):
+        raise ValidationError(
+            "--db",
+            args.db,
+            "a store file",
+            message=f"--db {args.db!r} is a folder, not a store file",
+        )
     if os.path.exists(args.db) or getattr(args, "new_scheduler", False):
         return
     raise ValidationError(

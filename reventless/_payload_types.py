@@ -244,10 +244,10 @@ def describe_payload(target: object) -> str | None:
         return None
     try:
         document = _describe_spec(spec)
-        text = json.dumps(document, sort_keys=True, allow_nan=False)
+        text = json.dumps(document, allow_nan=False)  # in order: ids follow it
     except (_Unsupported, TypeError, ValueError) as exc:
         document = {"format": FORMAT, "aggregate": spec.name, "unsupported": str(exc)}
-        text = json.dumps(document, sort_keys=True)
+        text = json.dumps(document)
     return text
 
 
