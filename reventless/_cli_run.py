@@ -45,28 +45,45 @@ def add_run_command(commands: Any) -> None:
         metavar="POLICY",
         help="fires missed while down: latest (one, the most recent; default), all, or skip",
     )
+    duration = {"metavar": "DURATION"}
     run.add_argument(
-        "--misfire-grace", default="24h", help="missed fires older than this expire (0s-30d)"
+        "--misfire-grace",
+        default="24h",
+        help="missed fires older than this expire (0s-30d, default 24h)",
+        **duration,
     )
-    run.add_argument("--workers", default="32", help="concurrent deliveries (1-1024, default 32)")
+    run.add_argument(
+        "--workers", default="32", metavar="N", help="concurrent deliveries (1-1024, default 32)"
+    )
     run.add_argument(
         "--max-attempts",
         default="185",
+        metavar="N",
         help="retries of a failed delivery before it is dead-lettered (0-185, default 185)",
     )
     run.add_argument(
         "--max-event-age",
         default="24h",
         help="retry a failed fire at most this long after its time (60s-24h, default 24h)",
+        **duration,
     )
     run.add_argument(
-        "--delivery-timeout", default="30s", help="one delivery's time limit (10ms-900s)"
+        "--delivery-timeout",
+        default="30s",
+        help="one delivery's time limit (10ms-900s, default 30s)",
+        **duration,
     )
     run.add_argument(
-        "--lease-ttl", default="20s", help="a standby takes over this soon after a crash (1s-1h)"
+        "--lease-ttl",
+        default="20s",
+        help="a standby takes over this soon after a crash (1s-1h, default 20s)",
+        **duration,
     )
     run.add_argument(
-        "--log-level", default="warning", help="debug, info, warning (default) or error"
+        "--log-level",
+        default="warning",
+        metavar="LEVEL",
+        help="debug, info, warning (default) or error",
     )
     run.add_argument(
         "--json", action="store_true", help="print JSON lines (and errors as JSON) instead of text"
