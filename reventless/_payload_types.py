@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Protocol, Required, runtime_checkable
+from typing import Annotated, Any, Literal, NotRequired, Required
 from uuid import UUID
 
 import msgspec
@@ -207,28 +207,17 @@ def _describe_ids(spec: AggregateSpec[Any]) -> Node:
     return {"kind": "function"}
 
 
-@runtime_checkable
-class _CommandTarget(Protocol):
-    """A command topic (also wrapped, e.g. in an ObservedTarget, which forwards attributes)."""
-
-    @property
-    def aggregate(self) -> object: ...
-
-
-@runtime_checkable
-class _QueueTarget(Protocol):
-    """An SQS queue target that carries a command topic."""
-
-    @property
-    def command_topic(self) -> object: ...
-
-
 def command_spec(target: object) -> AggregateSpec[Any] | None:
-    """The aggregate spec whose payloads ``target`` accepts, or None for an untyped target."""
-    if isinstance(target, _QueueTarget) and target.command_topic is not None:
-        target = target.command_topic
-    if isinstance(target, _CommandTarget) and isinstance(target.aggregate, Aggregate):
-        spec: AggregateSpec[Any] = target.aggregate.spec
+    """The aggregate spec whose payloads ``target`` accepts, or None for an untyped target.
+
+    A command topic, also wrapped (an ObservedTarget forwards attributes), or an SQS queue
+    target carrying one. Read by attribute, not with a runtime Protocol: from Python 3.12,
+    ``isinstance`` against a Protocol no longer sees attributes forwarded by ``__getattr__``.
+    """
+    topic = getattr(target, "command_topic", None)
+    aggregate = getattr(target if topic is None else topic, "aggregate", None)
+    if isinstance(aggregate, Aggregate):
+        spec: AggregateSpec[Any] = aggregate.spec
         return spec
     return None
 

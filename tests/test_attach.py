@@ -163,3 +163,24 @@ async def test_a_store_written_before_attachments_is_read_and_upgraded(tmp_path:
         await Scheduler.make(writer, target=RecordingTarget(), name="old")
         (info,) = (await writer.scheduled_publisher().store_status()).schedulers
     assert info.schedules == 1 and len(info.attachments) == 1
+
+
+async def test_a_wrapped_command_topic_is_recorded_with_its_payload_rules(tmp_path: Path) -> None:
+    """``reventless run`` wraps every target in an ObservedTarget; the rules still travel."""
+    from reventless.aggregate import Aggregate
+    from reventless.plugin import ObservedTarget
+
+    async def on_fire(*_: object) -> None:
+        return None
+
+    async with reventless.local.provider(tmp_path / "w.db") as provider:
+        counters = await Aggregate.make(provider, counter_spec())
+        wrapped = ObservedTarget("c", counters.command_topic, on_fire)
+        await Scheduler.make(provider, target=wrapped, name="c")
+        (info,) = (await provider.scheduled_publisher().store_status()).schedulers
+    (attachment,) = info.attachments
+    assert attachment.target == "command topic of aggregate 'counters'"
+    assert (
+        attachment.payload_types is not None
+        and '"aggregate": "counters"' in attachment.payload_types
+    )

@@ -207,9 +207,9 @@ def test_run_from_a_script_outside_the_app_with_deployment_options(tmp_path: Pat
     launcher.write_text("import sys\nfrom reventless.cli import main\nsys.exit(main())\n")
     env = {**os.environ, "PYTHONPATH": str(WORKTREE)}
     command = [sys.executable, str(launcher)]
+    options = ["--max-attempts", "0", "--json", "--log-level", "info"]
     process = subprocess.Popen(
-        [*command, "run", "alerting", "--db", "a.db", "--max-attempts", "0", "--json"]
-        + ["--log-level", "info"],
+        [*command, "run", "alerting", "--db", "a.db", *options],
         cwd=app,
         env=env,
         stdout=subprocess.PIPE,

@@ -377,3 +377,24 @@ def test_an_overdue_next_fire_is_shown_as_overdue(tmp_path: Path) -> None:
     assert json.loads(run("schedules", "show", "tick", *argv, "--json")[1])["status"] == (
         "waiting, overdue"
     )
+
+
+def test_a_scheduler_known_only_from_its_history_is_listed(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    create = ["schedules", "create", "once", "Hours(1)", "--payload", "p", "--db", db]
+    assert run(*create, "--scheduler", "oneoff", "--new-scheduler")[0] == 0
+    assert run("schedules", "delete", "once", "--db", db, "--scheduler", "oneoff")[0] == 0
+    status, text = run("schedulers", "--db", db)
+    assert status == 0 and text.splitlines()[1].split() == ["oneoff", "0", "0", "-", "no"]
+    assert run(*create, "--scheduler", "oneoff")[0] == 0  # known: no --new-scheduler needed
+
+
+def test_a_store_written_before_attachments_were_recorded_is_listed(tmp_path: Path) -> None:
+    from tests.test_attach import _old_store
+
+    db = tmp_path / "old.db"
+    _old_store(db)
+    status, text = run("schedulers", "--db", str(db))
+    assert status == 0 and text.splitlines()[1].split() == ["old", "1", "0", "-", "no"]
+    status, text = run("schedules", "list", "--db", str(db))
+    assert status == 0 and text.splitlines()[1].startswith("legacy ")

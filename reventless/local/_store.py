@@ -593,11 +593,17 @@ class SqliteStore:
 
     def recorded_schedulers(self) -> list[str]:
         """Schedulers named in the history or the dead letters (also with no schedule left)."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT scheduler FROM history"
-            " UNION SELECT DISTINCT scheduler FROM dead_letters"
-        ).fetchall()
-        return [str(row[0]) for row in rows]
+        names: set[str] = set()
+        for table in ("history", "dead_letters"):
+            # Jumps from one name to the next along the table's (scheduler, ...) index: a few
+            # lookups per scheduler, where DISTINCT would read every row.
+            rows = self.conn.execute(
+                f"WITH RECURSIVE s(x) AS (SELECT min(scheduler) FROM {table} UNION ALL"
+                f" SELECT (SELECT min(scheduler) FROM {table} WHERE scheduler > s.x) FROM s"
+                "  WHERE s.x IS NOT NULL) SELECT x FROM s WHERE x IS NOT NULL"
+            ).fetchall()
+            names.update(str(row[0]) for row in rows)
+        return sorted(names)
 
     def lease_holder(self) -> tuple[str, float] | None:
         """(owner, expires_at in Unix seconds) of the lease row, if there is one."""
