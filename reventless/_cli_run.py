@@ -210,7 +210,7 @@ def load_plugin(text: str) -> Any:
             attribute,
             "a reventless.Plugin object",
             message=(
-                f"{module_name}:{attribute} is not a reventless.Plugin but an object of type "
+                f"{module_name}:{attribute} is not a reventless.Plugin object but one of type "
                 f"{type(value).__name__}; the Plugin objects in {module_name}: {found}"
             ),
         )

@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return _COMMANDS[args.command](args, out)
     except SystemExit as exc:  # --help and --version print and exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except BaseException as exc:
+    except BaseException as exc:  # the one place where every error becomes an exit status
         return _report(exc, as_json)
 
 

@@ -70,7 +70,7 @@ def test_the_plugin_is_imported_from_the_current_directory(
 ) -> None:
     (app_dir / "billing_app.py").write_text("VALUE = 1\n")
     assert run("run", "billing_app:VALUE", "--db", "x.db")[0] == 2
-    assert "billing_app:VALUE is not a reventless.Plugin" in capsys.readouterr().err  # found
+    assert "billing_app:VALUE is not a reventless.Plugin object" in capsys.readouterr().err  # found
     assert sys.path[0] == str(app_dir)
 
 
@@ -103,7 +103,7 @@ def test_the_plugin_is_imported_from_the_current_directory(
         (
             "from reventless.plugin import Plugin\nplugin = Plugin('shop')\nnumber = 3\n",
             "app_e:number",
-            "app_e:number is not a reventless.Plugin but an object of type int; the Plugin "
+            "app_e:number is not a reventless.Plugin object but one of type int; the Plugin "
             "objects in app_e: plugin",
         ),
         ("plugin = None\n", "app_f:a-b", "MODULE:PLUGIN 'app_f:a-b' is not allowed"),

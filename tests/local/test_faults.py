@@ -434,7 +434,8 @@ def test_the_cli_reads_a_read_only_store_and_refuses_writes_with_status_1(
     folder.mkdir()
     cli = [sys.executable, "-m", "reventless", "schedules"]
     created = subprocess.run(
-        [*cli, "create", "nightly", "Daily(2, 0)", "--payload", "p", "--db", str(folder / "s.db")],
+        [*cli, "create", "nightly", "Daily(2, 0)", "--payload", "p", "--db", str(folder / "s.db")]
+        + ["--new-scheduler"],
         capture_output=True,
         text=True,
         check=False,
