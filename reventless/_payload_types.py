@@ -416,14 +416,14 @@ def _rebuild_spec(document: Node) -> AggregateSpec[Any]:
     builder.link()
     route, ids = document["route"], document["ids"]
     accepts: frozenset[str] | None = frozenset(ids["values"]) if ids["kind"] == "set" else None
+    stand_in: list[str] = []  # set below, once the spec can tell which ids it allows
     routing: Any = None
     if route["kind"] == "mapping":
         routing = dict(route["ids"])
     elif route["kind"] == "function":
-        # The app's function picks an id; any id the rules allow stands in for it here.
-        stand_in = min(accepts) if accepts else "unchecked"
-        routing = lambda command: stand_in  # noqa: E731
-    return AggregateSpec(
+        # The app's function picks an id; an id the rules allow stands in for it here.
+        routing = lambda command: stand_in[0] if stand_in else None  # noqa: E731
+    spec: AggregateSpec[Any] = AggregateSpec(
         document["aggregate"],
         commands=commands,
         events=[_NoEvent],
@@ -433,13 +433,25 @@ def _rebuild_spec(document: Node) -> AggregateSpec[Any]:
         route=routing,
         accepts_id=accepts,
     )
+    stand_in.extend(_allowed_ids(spec, sorted(accepts) if accepts is not None else ["unchecked"]))
+    return spec
+
+
+def _allowed_ids(spec: AggregateSpec[Any], candidates: list[str]) -> list[str]:
+    allowed = []
+    for candidate in candidates:
+        try:
+            allowed.append(spec.check_id(candidate))
+        except ValidationError:
+            continue
+    return allowed[:1]
 
 
 class PayloadCheck:
     """Checks payloads against a stored document (a ``ChecksPayload`` target for operations).
 
-    ``exact`` is True when the rebuilt types describe back to the stored document and nothing
-    is left to Python code; ``notes`` says what is not checked and why.
+    ``checks`` is True when the rebuilt types describe back to the stored document; ``notes``
+    says what is not checked and why (Python code that cannot travel, or why nothing is).
     """
 
     def __init__(self, text: str, target: str) -> None:
@@ -451,7 +463,6 @@ class PayloadCheck:
         except ValueError:
             self.notes.append("the stored payload rules cannot be read")
             return
-        self.aggregate = str(document.get("aggregate", "?"))
         if "unsupported" in document:
             self.notes.append(
                 f"the payload rules could not be written down: {document['unsupported']}"
@@ -465,7 +476,7 @@ class PayloadCheck:
             return
         try:
             spec = _rebuild_spec(document)
-            again = _describe_spec(spec)
+            again = json.loads(json.dumps(_describe_spec(spec)))  # compared as it was stored
         except (_Unsupported, ValidationError, TypeError, ValueError, KeyError) as exc:
             self.notes.append(f"the payload rules cannot be rebuilt here ({exc})")
             return

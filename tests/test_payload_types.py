@@ -527,3 +527,21 @@ def test_a_payload_check_is_no_delivery_target() -> None:
 
     with pytest.raises(UsageError):
         anyio.run(ROUTED_CHECK.deliver, None)  # type: ignore[arg-type]
+
+
+def test_a_route_function_is_stood_in_for_by_an_id_the_rules_allow() -> None:
+    """The stand-in is an id the known ids allow, skipping ones the id rules refuse."""
+    spec = AggregateSpec(
+        "routed",
+        commands=[Ping],
+        events=[Happened],
+        initial=0,
+        decide=lambda state, command, context: [],
+        evolve=lambda state, event: state,
+        route=lambda command: "u-1",
+        accepts_id={"a b", "u-1"},
+    )
+    check = rebuilt(spec)
+    check.check_payload('{"type": "Ping"}')
+    with pytest.raises(ValidationError, match="an id of an existing routed"):
+        check.check_payload('{"type": "Ping", "aggregateId": "u-9"}')
