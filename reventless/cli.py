@@ -1,8 +1,20 @@
 """The ``reventless`` command.
 
-``reventless preview RATE_OR_JSON [--timezone Z] [--count N] [--after ISO] [--json]`` prints the
-next fires of a schedule as a table in UTC and in its zone, with DST notes, and the EventBridge
-Scheduler expression and parameters. Bad input prints one line on stderr and exits with status 2.
+::
+
+    reventless preview SCHEDULE [--timezone Z] [--count N] [--after INSTANT] [--json]
+    reventless schedules {list,show,create,delete,pause,resume,history,dead-letters} ... --db FILE
+    reventless schedulers [list] --db FILE [--json]
+    reventless run MODULE:PLUGIN --db FILE [--misfire P] [--workers N] [--log-level L] ...
+    reventless demo [...]
+    reventless --version
+
+Exit status: 0 done; 1 failed (no such schedule, the store is unavailable, damaged or read-only,
+an instant out of range, the plugin's own code failed, an internal error); 2 bad input (an
+option, an argument, a value the API refuses); 130 interrupted. An error is one line on stderr,
+``reventless: error: MESSAGE``; with ``--json`` it is one JSON object on stderr instead, e.g.
+``{"error": "ValidationError", "message": ..., "field": "--after", "value": "...", "allowed":
+..., "exit_status": 2}``. No input makes the command print a traceback.
 """
 
 from __future__ import annotations
@@ -13,40 +25,53 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
+from reventless._cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ArgumentError,
+    OutOfRangeError,
+    Parser,
+    PluginError,
+    exception_site,
+    instant,
+    whole,
+)
+from reventless._cli_run import add_run_command, run_plugin
+from reventless._cli_store import (
+    add_schedulers_command,
+    add_schedules_command,
+    schedulers,
+    schedules,
+)
 from reventless.errors import (
-    BackendUnavailableError,
-    CorruptDataError,
-    PermissionDeniedError,
     ReventlessError,
     ScheduleNotFoundError,
+    UsageError,
     ValidationError,
 )
-from reventless.fire_times import as_utc, preview
+from reventless.fire_times import preview
 from reventless.rate_translation import aws_schedule_fields
 from reventless.schedule import Schedule, parse_rate, rate_text
 
 __all__ = ("main",)
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-class _OutOfRangeError(ReventlessError):
-    """A well-formed instant or date beyond what the command can compute with (exit status 1)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line, like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    try:
+        return version("reventless")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reventless", description="Schedules with one exact contract.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="reventless", description="Schedules with one exact contract.")
+    parser.add_argument("--version", action="version", version=f"reventless {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     show = commands.add_parser(
         "preview",
@@ -59,115 +84,128 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("schedule", metavar="SCHEDULE", help="a rate like 'Daily(9, 0)' or JSON")
     show.add_argument("--timezone", help="IANA zone for a rate (default UTC)")
-    show.add_argument("--count", type=int, default=10, help="how many fires (default 10)")
+    show.add_argument("--count", default="10", help="how many fires (1-10,000; default 10)")
     show.add_argument(
         "--after",
-        help="show fires after this aware ISO 8601 instant (also the creation); default now",
+        help="show fires after this instant, ISO 8601 with an offset, e.g. "
+        "2026-12-01T09:00:00+01:00 (also the creation); default now",
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_schedules_commands(commands)
+    add_schedules_command(commands)
+    add_schedulers_command(commands)
     demo = commands.add_parser(
         "demo",
         help="run the example plugin over a simulated week and print what happened",
         description="Run the shop-operations example: the original documentation's schedules "
         "driving aggregates on the embedded engine.",
     )
-    demo.add_argument("--days", type=int, default=7, help="simulated days (1-366, default 7)")
+    demo.add_argument("--days", default="7", help="simulated days (1-366, default 7)")
     demo.add_argument("--timezone", default="Europe/Berlin", help="zone of wall-clock schedules")
     demo.add_argument("--start", default="2026-03-23", help="first local day (default 2026-03-23)")
     demo.add_argument(
-        "--speed", type=float, help="simulated seconds per real second (default: a virtual clock)"
+        "--speed", help="simulated seconds per real second (default: a virtual clock)"
     )
     demo.add_argument("--db", help="keep the store in this file (default: in memory)")
     demo.add_argument("--all", action="store_true", help="print every fire of process-orders")
-    run = commands.add_parser(
-        "run",
-        help="run a plugin on the embedded provider until interrupted",
-        description="Run MODULE:PLUGIN (a reventless.Plugin) in real time on a store file; "
-        "Ctrl-C or SIGTERM stops it gracefully.",
-    )
-    run.add_argument("plugin", metavar="MODULE:PLUGIN", help="e.g. myapp.plugins:shop")
-    run.add_argument("--db", required=True, help="the store file")
+    add_run_command(commands)
     return parser
 
 
-def _add_schedules_commands(commands: Any) -> None:
-    group = commands.add_parser(
-        "schedules",
-        help="inspect and change the schedules in a local store file",
-        description="Work on the schedules stored in a reventless SQLite file.",
-    )
-    actions = group.add_subparsers(dest="action", required=True, parser_class=_Parser)
-
-    def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        if needs_name:
-            sub.add_argument("name", help="the schedule's name")
-        sub.add_argument("--db", required=True, help="the store file")
-        sub.add_argument("--scheduler", default="default", help="scheduler name (default)")
-        sub.add_argument("--json", action="store_true", help="print JSON")
-        return sub
-
-    listing = action("list", "list schedules in name order", needs_name=False)
-    listing.add_argument("--prefix", default="", help="only names starting with this")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
-    listing.add_argument("--after", help="start after this name (a previous next_token)")
-    show = action("show", "show one schedule and its next fires")
-    show.add_argument("--count", type=int, default=5, help="how many next fires (default 5)")
-    create = action("create", "create or replace a schedule")
-    create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
-    create.add_argument("--payload", required=True, help="what each fire delivers")
-    create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
-    action("delete", "delete a schedule (succeeds when there is none)")
-    action("pause", "stop a schedule firing")
-    action("resume", "let a paused schedule fire again")
-    history = action("history", "the recorded facts of one schedule")
-    history.add_argument("--limit", type=int, default=100, help="the most recent N (default 100)")
-    letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
-    letters.add_argument("--limit", type=int, default=100, help="the most recent N (default 100)")
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status. Never raises, never prints a traceback
+    (set REVENTLESS_TRACEBACK=1 to see one for an internal error)."""
     out = out or sys.stdout
-    args = _build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
     try:
-        if args.command == "preview":
-            return _preview(args, out)
-        if args.command == "demo":
-            return _run_async(_demo, args, out)
-        if args.command == "run":
-            return _run_async(_run_plugin, args, out)
-        if args.command == "schedules":
-            if args.action != "create" and not os.path.exists(args.db):
-                # Reading must not create an empty store as a side effect.
-                raise ValidationError(
-                    "--db",
-                    args.db,
-                    "an existing store file",
-                    message=f"--db {args.db!r}: no such file; a store is made by creating a "
-                    "schedule in it",
-                )
-            return _run_async(_schedules, args, out)
-    except (
-        ScheduleNotFoundError,
-        BackendUnavailableError,
-        CorruptDataError,
-        PermissionDeniedError,
-        _OutOfRangeError,
-    ) as exc:
-        print(f"reventless: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except ReventlessError as exc:
-        print(f"reventless: error: {exc}", file=sys.stderr)
+        args = _build_parser().parse_args(arguments)
+        return _COMMANDS[args.command](args, out)
+    except SystemExit as exc:  # --help and --version print and exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except BaseException as exc:  # the one place where every error becomes an exit status
+        return _report(exc, as_json)
+
+
+def _in_event_loop(
+    func: Callable[[argparse.Namespace, TextIO], Awaitable[int]],
+) -> Callable[[argparse.Namespace, TextIO], int]:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        import anyio
+
+        result: int = anyio.run(func, args, out)
+        return result
+
+    return run
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside (nested) exception groups, such as a task group raises."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _status(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (ValidationError, UsageError, ArgumentError)):
         return EXIT_USAGE
-    except BrokenPipeError:
+    return EXIT_FAILED
+
+
+def _describe(exc: BaseException) -> dict[str, Any]:
+    """The JSON error object of one error; ``message`` is the text line's message."""
+    if isinstance(exc, KeyboardInterrupt):
+        return {"error": "Interrupted", "message": "interrupted"}
+    if not isinstance(exc, ReventlessError):
+        where = exception_site(exc)
+        at = f" at {where}" if where else ""
+        return {
+            "error": "InternalError",
+            "message": f"internal error{at}: {type(exc).__name__}: {exc} (a bug in reventless; "
+            "please report it, with REVENTLESS_TRACEBACK=1 set to see the traceback)",
+            "exception": type(exc).__name__,
+            "where": where,
+        }
+    document: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, ValidationError):
+        document.update(field=exc.field, value=_plain(exc.value), allowed=exc.allowed)
+    elif isinstance(exc, ScheduleNotFoundError):
+        document["schedule"] = exc.name
+    elif isinstance(exc, PluginError):
+        document.update(exception=exc.exception, where=exc.where)
+    return document
+
+
+def _plain(value: object) -> Any:
+    """A refused value as JSON: itself when JSON has it, else its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _report(exc: BaseException, as_json: bool) -> int:
+    leaves = _leaves(exc)
+    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
         # The reader (`| head`) left; stop quietly and keep the interpreter from complaining.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command
+        return EXIT_FAILED
+    if os.environ.get("REVENTLESS_TRACEBACK") and not all(
+        isinstance(leaf, (ReventlessError, KeyboardInterrupt)) for leaf in leaves
+    ):
+        raise exc
+    first = next((leaf for leaf in leaves if isinstance(leaf, ReventlessError)), leaves[0])
+    status = _status(first)
+    documents = [_describe(leaf) for leaf in leaves]
+    document = {**documents[0], "exit_status": status}
+    if len(documents) > 1:
+        document["message"] = "; ".join(d["message"] for d in documents)
+        document["errors"] = documents
+    if as_json:
+        print(json.dumps(document), file=sys.stderr)
+    else:
+        print(f"reventless: error: {document['message']}", file=sys.stderr)
+    return status
 
 
 def _parse_schedule(text: str, zone: str | None) -> Schedule:
@@ -184,27 +222,11 @@ def _parse_schedule(text: str, zone: str | None) -> Schedule:
     return Schedule(name="preview", rate=parse_rate(text), payload="-", timezone=timezone)
 
 
-def _parse_instant(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValidationError(
-            "--after", text, "an ISO 8601 instant with offset, e.g. 2026-11-27T09:00:00+00:00"
-        ) from exc
-    try:
-        return as_utc(value, "--after")
-    except ValidationError as exc:
-        if value.utcoffset() is None:
-            raise  # a naive instant: bad input
-        raise _OutOfRangeError(str(exc)) from exc
-
-
 def _preview(args: argparse.Namespace, out: TextIO) -> int:
     schedule = _parse_schedule(args.schedule, args.timezone)
-    after = _parse_instant(args.after)
-    rows = preview(schedule, created_at=after, after=after, count=args.count)
+    after = datetime.now(UTC) if args.after is None else instant("--after", args.after)
+    count = whole("--count", args.count, 1, 10_000)
+    rows = preview(schedule, created_at=after, after=after, count=count)
     fields = aws_schedule_fields(schedule, created_at=after)
     aws: dict[str, Any] = {
         "ScheduleExpression": fields.expression,
@@ -264,175 +286,40 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _run_async(func: Any, args: argparse.Namespace, out: TextIO) -> int:
-    import anyio
-
-    result: int = anyio.run(func, args, out)
-    return result
-
-
-def _utc(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    table = [header, *rows]
-    widths = [max(len(line[col]) for line in table) for col in range(len(header))]
-    for line in table:
-        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        out.write("  ".join(cells).rstrip() + "\n")
-
-
-def _dump(out: TextIO, value: Any) -> int:
-    import msgspec
-
-    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
-    return 0
-
-
-async def _schedules(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
-    from reventless.scheduler import Scheduler
-    from reventless.testing import RecordingTarget
-
-    # Reading needs no write access: list, show and history work on a read-only store too.
-    read_only = args.action in {"list", "show", "history", "dead-letters"}
-    async with reventless.local.provider(args.db, read_only=read_only) as local:
-        # The CLI never runs the engine; the target is only there to make the scheduler.
-        ops = (
-            await Scheduler.make(local, target=RecordingTarget(), name=args.scheduler)
-        ).operations
-        return await _ACTIONS[args.action](ops, args, out)
-
-
-async def _list(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    page = await ops.list_schedules(prefix=args.prefix, limit=args.limit, after=args.after)
-    if args.json:
-        return _dump(out, page)
-    rows: list[tuple[str, ...]] = [
-        (
-            s.schedule.name,
-            rate_text(s.schedule.rate),
-            s.schedule.timezone,
-            "paused" if s.paused else "active",
-            _utc(s.next_fire),
-        )
-        for s in page.schedules
-    ]
-    rows += [(d.name, "-", "-", "damaged", "-") for d in page.damaged]
-    _table(out, ("name", "rate", "timezone", "state", "next fire (UTC)"), rows)
-    for damaged in page.damaged:
-        out.write(f"damaged: {damaged.name}: {damaged.reason}\n")
-    if page.next_token:
-        out.write(f"(more: --after {page.next_token})\n")
-    return 0
-
-
-async def _show(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    state = await ops.get_schedule(args.name)
-    fires = await ops.preview(args.name, count=args.count)
-    if args.json:
-        return _dump(out, {"state": state, "next": [row.at for row in fires]})
-    schedule = state.schedule
-    out.write(f"name:       {schedule.name}\n")
-    out.write(f"rate:       {rate_text(schedule.rate)}\n")
-    out.write(f"timezone:   {schedule.timezone}\n")
-    out.write(f"state:      {'paused' if state.paused else 'active'}\n")
-    out.write(f"created:    {_utc(state.created_at)} UTC\n")
-    out.write(f"payload:    {schedule.payload}\n")
-    for row in fires:
-        out.write(f"next fire:  {_utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
-    return 0
-
-
-async def _create(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    schedule = Schedule(
-        name=args.name, rate=parse_rate(args.rate), payload=args.payload, timezone=args.timezone
-    )
-    outcome = await ops.create_schedule(schedule)
-    return _dump(out, {"outcome": outcome}) if args.json else _say(out, f"{outcome}")
-
-
-async def _delete(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    deleted = await ops.delete_schedule(args.name)
-    if args.json:
-        return _dump(out, {"deleted": deleted})
-    return _say(out, "deleted" if deleted else "nothing to delete")
-
-
-async def _pause_or_resume(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    if args.action == "pause":
-        state = await ops.pause_schedule(args.name)
-    else:
-        state = await ops.resume_schedule(args.name)
-        if state is None:
-            return _say(out, "completed: its one fire passed while paused")
-    if args.json:
-        return _dump(out, state)
-    return _say(out, f"{'paused' if state.paused else 'active'}; next fire {_utc(state.next_fire)}")
-
-
-async def _history(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    entries = await ops.history(args.name, limit=args.limit)
-    if args.json:
-        return _dump(out, entries)
-    _table(
-        out,
-        ("at (UTC)", "what", "fire id", "detail"),
-        [(_utc(e.at), str(e.kind), e.fire_id or "", e.detail or "") for e in entries],
-    )
-    return 0
-
-
-async def _dead_letters(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
-    letters = await ops.dead_letters(limit=args.limit)
-    if args.json:
-        return _dump(out, letters)
-    _table(
-        out,
-        ("at (UTC)", "fire id", "attempts", "reason"),
-        [(_utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
-    )
-    return 0
-
-
-_ACTIONS: dict[str, Callable[[Any, argparse.Namespace, TextIO], Awaitable[int]]] = {
-    "list": _list,
-    "show": _show,
-    "create": _create,
-    "delete": _delete,
-    "pause": _pause_or_resume,
-    "resume": _pause_or_resume,
-    "history": _history,
-    "dead-letters": _dead_letters,
-}
-
-
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from reventless.demo import DemoOptions, run_demo
-    from reventless.schedule import _check_int
 
-    _check_int("--days", args.days, 1, 366)
+    days = whole("--days", args.days, 1, 366)
     try:
         start = date.fromisoformat(args.start)
     except ValueError as exc:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
-    if args.speed is not None and not 0 < args.speed <= 1e7:
-        raise ValidationError("--speed", args.speed, "a number above 0, at most 10,000,000")
+    speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
 
-    _check_demo_span(start, args.days, load_zone(args.timezone))
+    _check_demo_span(start, days, load_zone(args.timezone))
     options = DemoOptions(
-        days=args.days,
+        days=days,
         timezone=args.timezone,
         start=start,
-        speed=args.speed,
+        speed=speed,
         db=None if args.db is None else Path(args.db),
         all_fires=args.all,
     )
     return await run_demo(options, out)
+
+
+def _speed(text: str) -> float:
+    allowed = "a number above 0, at most 10,000,000"
+    try:
+        speed = float(text)
+    except ValueError as exc:
+        raise ValidationError("--speed", text, allowed) from exc
+    if not 0 < speed <= 1e7:  # also refuses nan
+        raise ValidationError("--speed", text, allowed)
+    return speed
 
 
 def _check_demo_span(start: date, days: int, zone: tzinfo) -> None:
@@ -440,67 +327,19 @@ def _check_demo_span(start: date, days: int, zone: tzinfo) -> None:
     try:
         datetime.combine(start, time(), zone).astimezone(UTC) + timedelta(days=days + 1)
     except OverflowError as exc:
-        raise _OutOfRangeError(
+        raise OutOfRangeError(
             f"--start {start} with --days {days} runs outside the dates this program can compute "
             "with (0001-01-01 to 9999-12-31 UTC); choose an earlier or later start"
         ) from exc
 
 
-async def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
-    import importlib
-    import signal
-
-    import anyio
-
-    import reventless.local
-    from reventless.plugin import ObservedTarget, Plugin
-    from reventless.target import FireEnvelope, Target
-
-    module_name, _, attribute = args.plugin.partition(":")
-    try:
-        plugin = getattr(importlib.import_module(module_name), attribute or "plugin")
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValidationError(
-            "MODULE:PLUGIN", args.plugin, "an importable module and a Plugin in it"
-        ) from exc
-    if not isinstance(plugin, Plugin):
-        raise ValidationError("MODULE:PLUGIN", args.plugin, "a reventless.Plugin object")
-
-    async def log_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
-        outcome = "ok" if error is None else f"failed: {error}"
-        out.write(
-            f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ} {scheduler} "
-            f"{envelope.fire_id} {outcome}\n"
-        )
-        out.flush()
-
-    def wrap(scheduler: str, target: Target) -> Target:
-        return ObservedTarget(scheduler, target, log_fire)
-
-    async with (
-        reventless.local.provider(args.db) as local,
-        plugin.start(local, wrap_target=wrap) as running,
-    ):
-        names = ", ".join(running.schedulers)
-        out.write(
-            f"running plugin {plugin.name!r} on {args.db} (schedulers: {names}); Ctrl-C to stop\n"
-        )
-        out.flush()
-        async with anyio.create_task_group() as group:
-            group.start_soon(local.run, name="reventless-engine")
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for received in signals:
-                    out.write(f"stopping on {signal.Signals(received).name}\n")
-                    out.flush()
-                    group.cancel_scope.cancel()
-                    break
-    out.write("stopped\n")
-    return 0
-
-
-def _say(out: TextIO, text: str) -> int:
-    out.write(text + "\n")
-    return 0
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "preview": _preview,
+    "schedules": _in_event_loop(schedules),
+    "schedulers": _in_event_loop(schedulers),
+    "demo": _in_event_loop(_demo),
+    "run": _in_event_loop(run_plugin),
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -180,8 +180,14 @@ class ScheduledPublisher(Protocol):
     async def attach(self, scheduler: str, target: Target) -> None:
         """Bind ``target`` as the destination of every fire of ``scheduler``.
 
-        Fires of a scheduler with no attached target wait until one is attached. Attaching again
-        replaces the target.
+        Fires of a scheduler with no attached target wait until one is attached. One provider
+        (one adapter instance) binds one target per scheduler name: a second ``attach`` of the
+        same name raises ``UsageError`` and changes nothing, whatever the target, because the
+        second scheduler would silently take the first one's fires; the message asks for a
+        distinct name. Other processes attaching the same name to the same backend are peers
+        (standbys of one deployment), not duplicates.
+        :raises UsageError: this provider already has a scheduler of this name.
+        :raises ValidationError: the adapter cannot deliver to this kind of target.
         """
         ...
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reventless.cli import main
 
@@ -89,7 +93,7 @@ def test_preview_single_has_action_after_completion_delete() -> None:
         (["preview", "Daily(9, 0)", "--timezone", "Mars/Base"], "timezone 'Mars/Base'"),
         (["preview", "Daily(9, 0)", "--count", "0"], "count 0"),
         (["preview", "Daily(9, 0)", "--after", "yesterday"], "--after 'yesterday'"),
-        (["preview", "Daily(9, 0)", "--after", "2026-01-01T00:00:00"], "naive"),
+        (["preview", "Daily(9, 0)", "--after", "2026-01-01T00:00:00"], "has no UTC offset"),
         (["preview", "{not json"], "schedule JSON"),
     ],
 )
@@ -146,7 +150,6 @@ def test_refused_zone_rate_or_json_prints_one_line_and_exits_2(
     [
         (["preview", "Daily(9, 0)", "--after", "0001-01-01T00:00+14:00"], "--after 0001-01-01"),
         (["preview", "Minutes(1)", "--after", "9999-12-31T23:00-10:00"], "--after 9999-12-31"),
-        (["preview", "Daily(9, 0)", "--json", "--after", "9999-12-31T23:00-10:00"], "--after"),
         (["demo", "--start", "9999-12-30"], "--start 9999-12-30"),
         (["demo", "--start", "0001-01-01"], "--start 0001-01-01"),
     ],
@@ -200,3 +203,210 @@ def test_command_runs_as_a_real_process() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("reventless: error: rate 'Hourly(1)'")
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert run("--version") == (0, "")
+    assert capsys.readouterr().out == f"reventless {version('reventless')}\n"
+
+
+def test_messages_speak_shell_not_python(capsys: pytest.CaptureFixture[str]) -> None:
+    """A naive --after is answered with an ISO 8601 example, not Python advice."""
+    assert run("preview", "Daily(9, 0)", "--after", "2026-12-01T09:00:00")[0] == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "reventless: error: --after '2026-12-01T09:00:00' has no UTC offset (a naive local "
+        "time); add one, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01T08:00:00Z\n"
+    )
+    assert run("preview", "Daily(9, 0)", "--count", "many")[0] == 2
+    assert capsys.readouterr().err == (
+        "reventless: error: --count 'many' is not allowed; expected a whole number from 1 to "
+        "10,000\n"
+    )
+    assert run("schedules", "lst", "--db", "x.db")[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reventless: error: argument action: invalid choice: 'lst'")
+    assert err.endswith("(see reventless schedules --help)\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error", "status"),
+    [
+        (
+            ["preview", "Daily(25, 0)"],
+            {"error": "ValidationError", "field": "rate.hour", "value": 25},
+            2,
+        ),
+        (["preview", "Daily(9, 0)", "--after", "noon"], {"field": "--after", "value": "noon"}, 2),
+        (
+            ["preview", "Minutes(1)", "--after", "9999-12-31T23:00-10:00"],
+            {"error": "OutOfRangeError"},
+            1,
+        ),
+        (["preview"], {"error": "ArgumentError"}, 2),
+        (["preview", "Daily(9, 0)", "--bogus"], {"error": "ArgumentError"}, 2),
+        (
+            ["schedules", "list", "--db", "missing.db"],
+            {"field": "--db", "allowed": "an existing store file"},
+            2,
+        ),
+        (
+            ["run", "no_such_module_x:plugin", "--db", "x.db", "--workers", "0"],
+            {"field": "--workers", "value": 0},
+            2,
+        ),
+    ],
+)
+def test_json_errors_are_one_object_on_stderr_with_the_same_status(
+    argv: list[str], error: dict[str, object], status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*argv) == (status, "")
+    text_err = capsys.readouterr().err
+    assert run(*argv, "--json") == (status, "")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    document = json.loads(captured.err)
+    assert captured.err.count("\n") == 1
+    assert error.items() <= document.items()
+    assert document["exit_status"] == status
+    assert text_err == f"reventless: error: {document['message']}\n"
+    if document["error"] == "ValidationError":
+        assert set(document) == {"error", "message", "field", "value", "allowed", "exit_status"}
+
+
+_VALUES = [
+    "",
+    " ",
+    "-1",
+    "0",
+    "7",
+    "99999999999999999999",
+    "1e9",
+    "nan",
+    "2026-01-01T00:00:00Z",
+    "2026-13-01",
+    "x" * 300,
+    "\udcff",
+    "\x00",
+    "a\nb",
+    "Daily(9, 0)",
+    "Single(2030, 1, 1, 0, 0)",
+    "Minutes(0)",
+    "{}",
+    '{"name": 1}',
+    "Europe/Berlin",
+    "localtime",
+    "/",
+    "missing.db",
+    "app.db",
+    "junk.db",
+    "tick",
+    "ping",
+    "counters",
+    "health",
+    "10s",
+    "31d",
+    '{"command": "Tick"}',
+    "9999-12-31T23:59:59+00:00",
+    "0001-01-01T00:00:00-01:00",
+    "Single(2026, 2, 30, 0, 0)",
+]
+_COMMANDS = [
+    ["preview", "V", "--timezone", "V", "--count", "V", "--after", "V"],
+    ["schedules", "list", "--db", "V", "--scheduler", "V", "--limit", "V", "--after", "V"],
+    ["schedules", "list", "--db", "V", "--prefix", "V"],
+    ["schedules", "show", "V", "--db", "V", "--scheduler", "V", "--count", "V"],
+    ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--scheduler", "V"],
+    ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--timezone", "V"],
+    ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--new-scheduler"],
+    ["schedules", "V", "V", "--db", "V", "--scheduler", "V"],
+    ["schedules", "history", "V", "--db", "V", "--limit", "V"],
+    ["schedules", "dead-letters", "--db", "V", "--limit", "V"],
+    ["schedulers", "--db", "V"],
+    ["run", "V", "--db", "V", "--workers", "V", "--misfire", "V", "--max-event-age", "V"],
+    ["demo", "--days", "V", "--timezone", "V", "--start", "V", "--speed", "V"],
+]
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    """A command with every value drawn from a list of awkward ones; options sometimes left out
+    or repeated bare."""
+    argv: list[str] = []
+    for token in draw(st.sampled_from(_COMMANDS)):
+        if token == "V":
+            argv.append(draw(st.sampled_from(_VALUES) | st.text(max_size=8)))
+        elif not token.startswith("--") or draw(st.integers(0, 5)):
+            argv.append(token)
+    if draw(st.booleans()):
+        argv.append("--json")
+    if argv[0] == "demo":
+        argv[2] = "1"  # keep a demo that runs short
+    if argv[0] == "run":  # never a module of the standard library: importing runs it
+        argv[1] = draw(st.sampled_from(["no_such_module_zz:plugin", "os:path", ":", "a b", "x:"]))
+    return argv
+
+
+@given(argv=command_lines())
+@settings(max_examples=300)
+def test_no_input_gets_a_traceback_or_an_internal_error(argv: list[str], store_dir: Path) -> None:
+    """Every refusal is a typed error with status 1 or 2; none is an internal error."""
+    errors = io.StringIO()
+    with contextlib.chdir(store_dir), contextlib.redirect_stderr(errors):
+        status, _ = run(*argv)
+    err = errors.getvalue()
+    assert status in (0, 1, 2), (argv, err)
+    assert "Traceback" not in err and "InternalError" not in err and "internal error" not in err
+    assert err.count("\n") <= 2, err  # an error line, and at most one note
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a store of two schedulers, a file that is no store, and nothing else (the
+    run command finds no plugin module there)."""
+    from tests.test_cli_schedules import app_store
+
+    folder = tmp_path_factory.mktemp("cli-inputs")
+    app_store(folder / "app.db")
+    (folder / "junk.db").write_text("not a database")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "says"),
+    [
+        (["preview", "Daily(9, 0)", "--after", "2026-12-01T09:00:00"], 2, "has no UTC offset"),
+        (["schedules", "list", "--db", "/"], 2, "--db '/' is a folder"),
+        (["schedules", "list", "--db", "junk.db"], 1, "not a SQLite database"),
+        (["run", "os:path", "--db", "x.db"], 2, "not a reventless.Plugin"),
+        (["nonsense"], 2, "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_input_as_a_real_process_is_one_line_and_a_status(
+    argv: list[str], status: int, says: str, tmp_path: Path
+) -> None:
+    (tmp_path / "junk.db").write_text("not a database")
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert (done.returncode, done.stdout) == (status, ""), done.stderr
+    assert done.stderr.startswith("reventless: error: ") and says in done.stderr
+    assert done.stderr.count("\n") == 1
+    as_json = subprocess.run(
+        [sys.executable, "-m", "reventless", *argv, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert as_json.returncode == status
+    assert json.loads(as_json.stderr)["exit_status"] == status
+    assert [p.name for p in tmp_path.iterdir()] == ["junk.db"]  # nothing was created

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 import reventless.local
-from reventless import Minutes, Schedule, Scheduler
+from reventless import Minutes, Schedule, Scheduler, ValidationError
+from reventless.aggregate import Aggregate
 from reventless.cli import main
+from reventless.event_topic import EventTopic
 from reventless.testing import FailingTarget, VirtualClock
+from tests.test_aggregate import counter_spec
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -37,6 +43,7 @@ def test_create_list_show_pause_resume_delete(tmp_path: Path) -> None:
         "Europe/Berlin",
         "--db",
         db,
+        "--new-scheduler",
     ) == (0, "created\n")
     assert run("schedules", "create", "tick", "Minutes(5)", "--payload", "x", "--db", db)[0] == 0
     assert run("schedules", "create", "tick", "Minutes(10)", "--payload", "y", "--db", db) == (
@@ -47,8 +54,10 @@ def test_create_list_show_pause_resume_delete(tmp_path: Path) -> None:
     assert status == 0
     lines = text.splitlines()
     assert lines[0].split() == ["name", "rate", "timezone", "state", "next", "fire", "(UTC)"]
-    assert lines[1].startswith("daily-report  Daily(9, 0)  Europe/Berlin  active")
-    assert lines[2].startswith("tick          Minutes(10)  UTC            active")
+    # No engine runs on this store: the schedules wait, and the list says so.
+    assert lines[1].startswith("daily-report  Daily(9, 0)  Europe/Berlin  waiting")
+    assert lines[2].startswith("tick          Minutes(10)  UTC            waiting")
+    assert lines[3].startswith("scheduler 'default': no engine is running on this store")
     status, text = run("schedules", "show", "daily-report", "--db", db, "--count", "2")
     assert "rate:       Daily(9, 0)" in text and text.count("next fire:") == 2
     assert run("schedules", "pause", "tick", "--db", db) == (0, "paused; next fire -\n")
@@ -75,7 +84,11 @@ def test_errors_are_one_line_with_an_exit_status(
     assert run("schedules", "list", "--db", db)[0] == 2
     assert "no such file" in capsys.readouterr().err
     assert not Path(db).exists()  # reading never creates a store
-    run("schedules", "create", "a", "Daily(9, 0)", "--payload", "p", "--db", db)
+    assert run("schedules", "create", "a", "Daily(9, 0)", "--payload", "p", "--db", db)[0] == 2
+    assert "--new-scheduler" in capsys.readouterr().err
+    assert not Path(db).exists()  # nor does a refused create
+    run("schedules", "create", "a", "Daily(9, 0)", "--payload", "p", "--db", db, "--new-scheduler")
+    assert "note: payload not checked: no process has attached" in capsys.readouterr().err
     assert run("schedules", "show", "missing", "--db", db)[0] == 1
     assert capsys.readouterr().err == "reventless: error: no schedule named 'missing'\n"
     assert run("schedules", "create", "b", "Daily(99, 0)", "--payload", "p", "--db", db)[0] == 2
@@ -113,7 +126,7 @@ def test_schedules_command_as_a_real_process(tmp_path: Path) -> None:
     db = str(tmp_path / "p.db")
     command = [sys.executable, "-m", "reventless", "schedules"]
     done = subprocess.run(
-        [*command, "create", "x", "Hours(6)", "--payload", "p", "--db", db],
+        [*command, "create", "x", "Hours(6)", "--payload", "p", "--db", db, "--new-scheduler"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,3 +141,260 @@ def test_schedules_command_as_a_real_process(tmp_path: Path) -> None:
         check=False,
     )
     assert json.loads(done.stdout)["schedules"][0]["schedule"]["rate"] == {"kind": "hours", "n": 6}
+
+
+# -- scheduler namespaces, honest states, payload rules ------------------------------------------
+
+TICK = '{"aggregateId": "c-1", "command": "Tick"}'
+
+
+def app_store(path: Path, *, clock: VirtualClock | None = None) -> None:
+    """A store as an application leaves it: 'counters' delivers to an aggregate's command topic,
+    'health' to an event topic; one schedule each; its process has stopped."""
+
+    async def make() -> None:
+        async with reventless.local.provider(path, clock=clock) as provider:
+            counters = await Aggregate.make(provider, counter_spec())
+            typed = await Scheduler.make(provider, target=counters.command_topic, name="counters")
+            health = await Scheduler.make(provider, target=EventTopic("health"), name="health")
+            await typed.operations.create_schedule(
+                Schedule(name="tick", rate=Minutes(5), payload=TICK)
+            )
+            await health.operations.create_schedule(
+                Schedule(name="ping", rate=Minutes(1), payload="ping")
+            )
+
+    anyio.run(make)
+
+
+def snapshot(path: Path) -> tuple[list[Any], list[Any]]:
+    """The schedules and history rows of a store, to show that nothing was written."""
+    conn = sqlite3.connect(path)
+    try:
+        return (
+            conn.execute("SELECT scheduler, name, spec, version FROM schedules").fetchall(),
+            conn.execute("SELECT * FROM history").fetchall(),
+        )
+    finally:
+        conn.close()
+
+
+def test_schedulers_lists_every_namespace_its_target_and_whether_it_is_served(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    status, text = run("schedulers", "--db", str(db))
+    assert status == 0
+    assert text.splitlines() == [
+        "scheduler  schedules  paused  target                                 served by the engine",
+        "counters   1          0       command topic of aggregate 'counters'  no",
+        "health     1          0       event topic 'health'                   no",
+        "engine: none is running on this store; fires wait until one runs",
+    ]
+    assert run("schedulers", "list", "--db", str(db)) == (0, text)
+    status, text = run("schedulers", "--db", str(db), "--json")
+    document = json.loads(text)
+    assert document["engine"] is None
+    assert [(s["name"], s["schedules"], s["served"]) for s in document["schedulers"]] == [
+        ("counters", 1, False),
+        ("health", 1, False),
+    ]
+    assert document["schedulers"][0]["attachments"][0]["payload_rules"] is True
+
+
+def test_without_scheduler_the_only_one_is_used_and_several_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    assert run("schedules", "list", "--db", str(db)) == (2, "")
+    assert capsys.readouterr().err == (
+        "reventless: error: the store has 2 schedulers (counters, health); "
+        "choose one with --scheduler NAME\n"
+    )
+    status, text = run("schedules", "list", "--db", str(db), "--scheduler", "health")
+    assert status == 0 and text.splitlines()[1].startswith("ping ")
+    single = tmp_path / "single.db"
+
+    async def one_scheduler() -> None:
+        async with reventless.local.provider(single) as provider:
+            ops = (
+                await Scheduler.make(provider, target=EventTopic("t"), name="reports")
+            ).operations
+            await ops.create_schedule(Schedule(name="daily", rate=Minutes(5), payload="x"))
+
+    anyio.run(one_scheduler)
+    status, text = run("schedules", "list", "--db", str(single))
+    assert status == 0 and text.splitlines()[1].startswith("daily ")
+    assert "scheduler 'reports'" in text.splitlines()[-1]
+    assert (
+        run("schedules", "create", "weekly", "Days(7)", "--payload", "x", "--db", str(single))[0]
+        == 0
+    )
+    assert [r[1] for r in snapshot(single)[0]] == ["daily", "weekly"]
+
+
+def test_create_refuses_a_scheduler_nobody_knows_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    before = snapshot(db)
+    argv = ["schedules", "create", "x", "Hours(1)", "--payload", "p", "--db", str(db)]
+    assert run(*argv, "--scheduler", "helth") == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "reventless: error: --scheduler 'helth' is not a scheduler of this store "
+        "(did you mean 'health'?); it has: counters, health; a new scheduler's schedules fire "
+        "only once a process makes a scheduler of that name"
+    )
+    assert err.rstrip().endswith("pass --new-scheduler to create it anyway")
+    assert snapshot(db) == before  # nothing written
+    assert run(*argv, "--scheduler", "helth", "--json")[0] == 2
+    error = json.loads(capsys.readouterr().err)
+    assert (error["error"], error["field"], error["value"], error["exit_status"]) == (
+        "ValidationError",
+        "--scheduler",
+        "helth",
+        2,
+    )
+    assert run("schedules", "list", "--db", str(db), "--scheduler", "helth")[0] == 2
+    assert "did you mean 'health'?" in capsys.readouterr().err
+    assert run(*argv, "--scheduler", "reports", "--new-scheduler") == (0, "created\n")
+    assert "no process has attached a target to scheduler 'reports'" in capsys.readouterr().err
+    assert run("schedules", "list", "--db", str(db), "--scheduler", "reports")[0] == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"aggregateId": "c-1", "command": "Tock"}',
+        '{"aggregateId": "c-1", "command": "Add", "amountDue": "7"}',
+        '{"aggregateId": "c-1", "command": "Add", "amount_due": 7}',
+        '{"aggregateId": "c 1", "command": "Tick"}',
+        '{"command": "Tick"}',
+        "Tick",
+    ],
+)
+def test_create_refuses_the_payloads_the_api_refuses(
+    tmp_path: Path, payload: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    before = snapshot(db)
+
+    async def api_refusal() -> str:
+        async with reventless.local.provider(":memory:") as provider:
+            counters = await Aggregate.make(provider, counter_spec())
+            ops = (await Scheduler.make(provider, target=counters.command_topic)).operations
+            with pytest.raises(ValidationError) as refused:
+                await ops.create_schedule(Schedule(name="x", rate=Minutes(5), payload=payload))
+            return str(refused.value.__cause__)
+
+    expected = anyio.run(api_refusal)
+    argv = ["schedules", "create", "x", "Minutes(5)", "--db", str(db), "--scheduler", "counters"]
+    assert run(*argv, "--payload", payload) == (2, "")
+    assert capsys.readouterr().err == (
+        "reventless: error: --payload is refused by the command topic of aggregate "
+        f"'counters': {expected}\n"
+    )
+    assert snapshot(db) == before
+
+
+def test_create_stores_what_the_api_accepts_and_notes_what_it_could_not_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    argv = ["schedules", "create", "x", "Minutes(5)", "--db", str(db)]
+    good = '{"aggregateId": "c-2", "command": "Add", "amountDue": 7}'
+    assert run(*argv, "--scheduler", "counters", "--payload", good) == (0, "created\n")
+    assert capsys.readouterr().err == ""  # checked: nothing to note
+    status, text = run(*argv, "--scheduler", "counters", "--payload", good, "--json")
+    assert (status, json.loads(text)) == (
+        0,
+        {"outcome": "replaced", "scheduler": "counters", "payload_checked": True, "notes": []},
+    )
+    assert run(*argv, "--scheduler", "health", "--payload", "anything") == (0, "created\n")
+    assert capsys.readouterr().err == (
+        "reventless: note: payload not checked: the target of scheduler 'health' (event topic "
+        "'health') states no payload rules; it is stored as given\n"
+    )
+
+
+def engine_serving(path: Path, scheduler: str, argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` while an engine in this process leads on ``path`` serving ``scheduler``."""
+
+    async def serve() -> tuple[int, str]:
+        async with reventless.local.provider(path) as provider:
+            counters = await Aggregate.make(provider, counter_spec())
+            await Scheduler.make(provider, target=counters.command_topic, name=scheduler)
+            async with anyio.create_task_group() as group:
+                await group.start(provider.run)
+                assert provider.is_leading
+                result = await anyio.to_thread.run_sync(lambda: run(*argv))
+                group.cancel_scope.cancel()
+        return result
+
+    return anyio.run(serve)
+
+
+def test_list_and_show_say_whether_a_running_engine_serves_the_scheduler(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    engine = f"pid {os.getpid()} on {os.uname().nodename}"
+    listing = ["schedules", "list", "--db", str(db), "--scheduler"]
+    status, text = engine_serving(db, "counters", [*listing, "counters"])
+    assert status == 0
+    assert text.splitlines()[1].split()[3] == "active"
+    assert text.splitlines()[-1] == f"scheduler 'counters': served by the running engine ({engine})"
+    status, text = engine_serving(db, "counters", [*listing, "health"])
+    assert text.splitlines()[1].split()[3] == "waiting"
+    assert text.splitlines()[-1] == (
+        f"scheduler 'health': the running engine ({engine}) has no target attached to scheduler "
+        "'health': its fires wait until a process that makes this scheduler runs the engine"
+    )
+    status, text = engine_serving(db, "counters", ["schedulers", "--db", str(db)])
+    assert text.splitlines()[1].endswith("yes") and text.splitlines()[2].endswith("no")
+    assert text.splitlines()[-1].startswith(f"engine: {engine}, lease until ")
+    status, text = run("schedules", "show", "tick", "--db", str(db), "--scheduler", "counters")
+    assert "state:      waiting\n" in text
+    assert "engine:     no engine is running on this store: fires wait until one runs" in text
+
+
+def test_an_overdue_next_fire_is_shown_as_overdue(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    app_store(db, clock=VirtualClock(datetime.now(UTC) - timedelta(hours=3)))
+    argv = ["--db", str(db), "--scheduler", "counters"]
+    status, text = run("schedules", "list", *argv)
+    assert status == 0 and text.splitlines()[1].split()[3:5] == ["waiting,", "overdue"]
+    status, text = run("schedules", "show", "tick", *argv, "--count", "1")
+    assert status == 0 and "state:      waiting, overdue\n" in text
+    assert re.search(r"overdue: +the next fire was due 2h 5[0-9]m ago", text)
+    assert json.loads(run("schedules", "show", "tick", *argv, "--json")[1])["status"] == (
+        "waiting, overdue"
+    )
+
+
+def test_a_scheduler_known_only_from_its_history_is_listed(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    create = ["schedules", "create", "once", "Hours(1)", "--payload", "p", "--db", db]
+    assert run(*create, "--scheduler", "oneoff", "--new-scheduler")[0] == 0
+    assert run("schedules", "delete", "once", "--db", db, "--scheduler", "oneoff")[0] == 0
+    status, text = run("schedulers", "--db", db)
+    assert status == 0 and text.splitlines()[1].split() == ["oneoff", "0", "0", "-", "no"]
+    assert run(*create, "--scheduler", "oneoff")[0] == 0  # known: no --new-scheduler needed
+
+
+def test_a_store_written_before_attachments_were_recorded_is_listed(tmp_path: Path) -> None:
+    from tests.test_attach import _old_store
+
+    db = tmp_path / "old.db"
+    _old_store(db)
+    status, text = run("schedulers", "--db", str(db))
+    assert status == 0 and text.splitlines()[1].split() == ["old", "1", "0", "-", "no"]
+    status, text = run("schedules", "list", "--db", str(db))
+    assert status == 0 and text.splitlines()[1].startswith("legacy ")

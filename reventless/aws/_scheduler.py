@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import anyio
 import msgspec
 
+from reventless._attachments import duplicate_scheduler
 from reventless.aws._errors import call_aws
 from reventless.clock import Clock
 from reventless.errors import (
@@ -162,6 +163,7 @@ class AwsScheduledPublisher:
         self._clock = clock
         self._sqs = sqs_client
         self._targets: dict[str, SqsQueueTarget] = {}
+        self._attached: set[str] = set()
         self._groups_ready: set[str] = set()
 
     def group_name(self, scheduler: str) -> str:
@@ -199,7 +201,14 @@ class AwsScheduledPublisher:
                 target,
                 "an SqsQueueTarget (on AWS, EventBridge Scheduler delivers fires to a queue)",
             )
-        await self.ensure_group(self.group_name(scheduler))
+        if scheduler in self._attached:
+            raise duplicate_scheduler(scheduler, self._targets.get(scheduler))
+        self._attached.add(scheduler)  # before the await: two concurrent makes cannot both pass
+        try:
+            await self.ensure_group(self.group_name(scheduler))
+        except BaseException:
+            self._attached.discard(scheduler)
+            raise
         self._targets[scheduler] = target
 
     def _target(self, scheduler: str) -> SqsQueueTarget:

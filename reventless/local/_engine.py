@@ -131,6 +131,11 @@ class Engine:
     def is_leading(self) -> bool:
         return self.state is EngineState.LEADING
 
+    @property
+    def lease_owner(self) -> str | None:
+        """The id of this engine's lease (None without one: ``:memory:``)."""
+        return self._lease.owner
+
     # -- what operations tell the engine --------------------------------------------------------
 
     def schedule_changed(self, row_id: int, next_us: int | None) -> None:

@@ -1,13 +1,33 @@
-"""The ScheduledPublisher adapter over the SQLite store (contract: ``scheduler_adapter``)."""
+"""The ScheduledPublisher adapter over the SQLite store (contract: ``scheduler_adapter``).
+
+Besides the port, it records in the store which process attached which target to which scheduler
+(with the payload rules of a typed target), so that another process, such as the command line,
+can list the schedulers, tell whether a running engine serves them and check payloads as the
+API does. ``store_status`` reads that record.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
+
+from reventless._attachments import describe_target, duplicate_scheduler
+from reventless._payload_types import describe_payload
 from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
-from reventless.local._store import ScheduleRow, check_row, decode_spec, from_us
+from reventless.local._store import (
+    AttachmentRow,
+    ScheduleRow,
+    check_row,
+    decode_spec,
+    from_us,
+)
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
 from reventless.scheduler_adapter import (
@@ -22,7 +42,58 @@ from reventless.scheduler_adapter import (
 )
 from reventless.target import Target, fire_id
 
-__all__ = ("LocalScheduledPublisher",)
+__all__ = ("Attachment", "LocalScheduledPublisher", "SchedulerInfo", "StoreStatus")
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A target a process attached to a scheduler, as the store recorded it.
+
+    ``engine_running`` is True when that process holds the store's lease now: its engine fires
+    this scheduler's schedules. ``payload_types`` is the typed target's payload rules (see
+    ``reventless._payload_types``), None for an untyped target.
+    """
+
+    scheduler: str
+    target: str
+    process: str
+    owner: str
+    attached_at: datetime
+    engine_running: bool
+    payload_types: str | None = None
+
+
+class SchedulerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One scheduler namespace of a store: its schedules and the targets attached to it.
+
+    ``served`` is True when the running engine (the lease holder) has a target attached to it;
+    otherwise its fires wait.
+    """
+
+    name: str
+    schedules: int
+    paused: int
+    attachments: list[Attachment]
+    served: bool
+
+
+class StoreStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Every scheduler of a store, and which process runs its engine.
+
+    ``engine`` is the lease holder's process (``"pid 41 on host"``), ``"an unrecorded process"``
+    when it attached nothing, None when no engine runs; ``lease_until`` is when its lease ends
+    unless renewed.
+    """
+
+    engine: str | None
+    lease_until: datetime | None
+    schedulers: list[SchedulerInfo]
+
+    def scheduler(self, name: str) -> SchedulerInfo | None:
+        return next((info for info in self.schedulers if info.name == name), None)
+
+
+def _process() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 class LocalScheduledPublisher:
@@ -32,10 +103,73 @@ class LocalScheduledPublisher:
         self._runner = runner
         self._store = runner.store
         self._engine = engine
+        # Attachments are recorded under the engine's lease id, so a reader can tell which
+        # belong to the process that fires.
+        self._owner = engine.lease_owner or uuid.uuid4().hex
+        self._names: set[str] = set()
 
     async def attach(self, scheduler: str, target: Target) -> None:
+        if scheduler in self._names:
+            raise duplicate_scheduler(scheduler, self._engine.targets.get(scheduler))
+        self._names.add(scheduler)  # before the await: two concurrent makes cannot both pass
+        try:
+            if not self._store.read_only:  # a reader fires nothing; there is nothing to record
+                row = AttachmentRow(
+                    scheduler,
+                    self._owner,
+                    describe_target(target),
+                    describe_payload(target),
+                    _process(),
+                    int(time.time() * 1_000_000),
+                )
+                await self._runner.call(self._store.record_attachment, row)
+        except BaseException:
+            self._names.discard(scheduler)
+            raise
         self._engine.targets[scheduler] = target
         self._engine.target_attached(scheduler)
+
+    async def store_status(self) -> StoreStatus:
+        """Every scheduler of the store (from schedules, history and attachments), the targets
+        attached to each, and whether the process running the engine serves it."""
+        counts, recorded, rows, holder = await self._runner.call(self._read_status)
+        now = time.time()
+        running = holder[0] if holder is not None and holder[1] > now else None
+        attachments: dict[str, list[Attachment]] = {}
+        for row in rows:
+            attachments.setdefault(row.scheduler, []).append(_attachment(row, running))
+        totals = {name: (count, paused) for name, count, paused in counts}
+        names = sorted({*totals, *recorded, *attachments})
+        infos = [
+            SchedulerInfo(
+                name=name,
+                schedules=totals.get(name, (0, 0))[0],
+                paused=totals.get(name, (0, 0))[1],
+                attachments=attachments.get(name, []),
+                served=any(a.engine_running for a in attachments.get(name, [])),
+            )
+            for name in names
+        ]
+        engine = None
+        if running is not None:
+            engine = next(
+                (row.process for row in rows if row.owner == running), "an unrecorded process"
+            )
+        until = None if running is None or holder is None else _from_seconds(holder[1])
+        return StoreStatus(engine=engine, lease_until=until, schedulers=infos)
+
+    def _read_status(
+        self,
+    ) -> tuple[
+        list[tuple[str, int, int]], list[str], list[AttachmentRow], tuple[str, float] | None
+    ]:
+        store = self._store
+        return (
+            store.schedule_counts(),
+            store.recorded_schedulers(),
+            store.attachments(),
+            store.lease_holder(),
+        )
 
     async def put(
         self,
@@ -130,6 +264,22 @@ class LocalScheduledPublisher:
             )
             for name, scheduled_us, payload, attempts, reason, at_us in rows
         ]
+
+
+def _attachment(row: AttachmentRow, running: str | None) -> Attachment:
+    return Attachment(
+        scheduler=row.scheduler,
+        target=row.target,
+        process=row.process,
+        owner=row.owner,
+        attached_at=from_us(row.attached_at),
+        engine_running=row.owner == running,
+        payload_types=row.payload_types,
+    )
+
+
+def _from_seconds(seconds: float) -> datetime:
+    return from_us(int(seconds * 1_000_000))
 
 
 def _state(

@@ -21,6 +21,7 @@ from reventless.errors import (
     ReventlessError,
     ScheduleExistsError,
     ScheduleNotFoundError,
+    ValidationError,
 )
 from reventless.fire_times import first_fire, next_fire_after
 from reventless.schedule import Schedule, rate_text
@@ -28,6 +29,7 @@ from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
 __all__ = (
     "SCHEMA_VERSION",
+    "AttachmentRow",
     "ScheduleRow",
     "SqliteStore",
     "check_row",
@@ -91,6 +93,15 @@ CREATE TABLE IF NOT EXISTS lease (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attachments (
+    scheduler TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload_types TEXT,
+    process TEXT NOT NULL,
+    attached_at INTEGER NOT NULL,
+    PRIMARY KEY (scheduler, owner)
 );
 COMMIT;
 """
@@ -175,6 +186,15 @@ _COLUMNS: dict[str, frozenset[str]] = {
     ),
     "lease": frozenset({"id", "owner", "expires_at"}),
 }
+# Tables added after the first release: a file written before has none until it is opened for
+# writing (CREATE TABLE IF NOT EXISTS), so a read-only open finds them absent and reads nothing.
+_LATER_COLUMNS: dict[str, frozenset[str]] = {
+    "attachments": frozenset(
+        {"scheduler", "owner", "target", "payload_types", "process", "attached_at"}
+    ),
+}
+# Attachments kept per scheduler besides the lease holder's: each process run adds one.
+_KEEP_ATTACHMENTS = 16
 
 
 class ScheduleRow(NamedTuple):
@@ -217,6 +237,17 @@ class DeadLetterRow(NamedTuple):
     attempts: int
     reason: str
     at: int
+
+
+class AttachmentRow(NamedTuple):
+    """A process's target on a scheduler: who (``owner`` is its lease owner id), what, when."""
+
+    scheduler: str
+    owner: str
+    target: str
+    payload_types: str | None
+    process: str
+    attached_at: int
 
 
 class NewRetry(NamedTuple):
@@ -290,6 +321,9 @@ class SqliteStore:
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        if "\x00" in self.path:  # sqlite3 would raise a bare ValueError
+            raise ValidationError("path", self.path, "a file path without NUL characters")
+        self.later_tables: set[str] = set()  # tables of _LATER_COLUMNS this file has
         try:
             self.conn = self._open(lock_timeout, immutable=False)
         except sqlite3.Error as exc:
@@ -352,8 +386,13 @@ class SqliteStore:
             pause = min(pause * 2, 0.05)
 
     def _check_schema(self) -> None:
-        for table, wanted in _COLUMNS.items():
+        self.later_tables = set()
+        for table, wanted in {**_COLUMNS, **_LATER_COLUMNS}.items():
             present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if table in _LATER_COLUMNS:
+                if not present:
+                    continue  # an older file, opened read-only
+                self.later_tables.add(table)
             missing = sorted(wanted - present)
             if missing:
                 raise CorruptDataError(
@@ -569,6 +608,61 @@ class SqliteStore:
 
     def schedulers(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT DISTINCT scheduler FROM schedules")]
+
+    # -- schedulers and the processes attached to them ------------------------------------------
+
+    def record_attachment(self, row: AttachmentRow) -> None:
+        """Record (or renew) a process's target on a scheduler; forget the oldest others."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO attachments (scheduler, owner, target, payload_types, process,"
+                " attached_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scheduler, owner) DO UPDATE"
+                " SET target = excluded.target, payload_types = excluded.payload_types,"
+                " process = excluded.process, attached_at = excluded.attached_at",
+                row,
+            )
+            self.conn.execute(
+                "DELETE FROM attachments WHERE scheduler = ?1 AND owner NOT IN"
+                " (SELECT owner FROM lease) AND owner NOT IN (SELECT owner FROM attachments"
+                " WHERE scheduler = ?1 ORDER BY attached_at DESC LIMIT ?2)",
+                (row.scheduler, _KEEP_ATTACHMENTS),
+            )
+
+    def attachments(self) -> list[AttachmentRow]:
+        """Every recorded attachment, newest first (none in an older file opened read-only)."""
+        if "attachments" not in self.later_tables:
+            return []
+        rows = self.conn.execute(
+            "SELECT scheduler, owner, target, payload_types, process, attached_at"
+            " FROM attachments ORDER BY attached_at DESC, rowid DESC"
+        ).fetchall()
+        return [AttachmentRow._make(row) for row in rows]
+
+    def schedule_counts(self) -> list[tuple[str, int, int]]:
+        """(scheduler, schedules, paused schedules) for every scheduler holding schedules."""
+        rows = self.conn.execute(
+            "SELECT scheduler, count(*), total(paused != 0) FROM schedules GROUP BY scheduler"
+        ).fetchall()
+        return [(str(name), int(count), int(paused)) for name, count, paused in rows]
+
+    def recorded_schedulers(self) -> list[str]:
+        """Schedulers named in the history or the dead letters (also with no schedule left)."""
+        names: set[str] = set()
+        for table in ("history", "dead_letters"):
+            # Jumps from one name to the next along the table's (scheduler, ...) index: a few
+            # lookups per scheduler, where DISTINCT would read every row.
+            rows = self.conn.execute(
+                f"WITH RECURSIVE s(x) AS (SELECT min(scheduler) FROM {table} UNION ALL"
+                f" SELECT (SELECT min(scheduler) FROM {table} WHERE scheduler > s.x) FROM s"
+                "  WHERE s.x IS NOT NULL) SELECT x FROM s WHERE x IS NOT NULL"
+            ).fetchall()
+            names.update(str(row[0]) for row in rows)
+        return sorted(names)
+
+    def lease_holder(self) -> tuple[str, float] | None:
+        """(owner, expires_at in Unix seconds) of the lease row, if there is one."""
+        row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
 
     # -- the engine's side ----------------------------------------------------------------------
 

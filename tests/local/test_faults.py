@@ -434,8 +434,19 @@ def test_the_cli_reads_a_read_only_store_and_refuses_writes_with_status_1(
     folder = tmp_path / "store"
     folder.mkdir()
     cli = [sys.executable, "-m", "reventless", "schedules"]
+    new = ["--new-scheduler"]  # the store and its scheduler are made by this command
     created = subprocess.run(
-        [*cli, "create", "nightly", "Daily(2, 0)", "--payload", "p", "--db", str(folder / "s.db")],
+        [
+            *cli,
+            "create",
+            "nightly",
+            "Daily(2, 0)",
+            "--payload",
+            "p",
+            "--db",
+            str(folder / "s.db"),
+            *new,
+        ],
         capture_output=True,
         text=True,
         check=False,

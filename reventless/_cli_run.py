@@ -1,0 +1,319 @@
+"""``reventless run MODULE:PLUGIN --db FILE``: a plugin on the embedded engine, in real time.
+
+The current directory goes on the import path first, as ``python -m`` does, so that the plugin
+of the application in the working directory is found. A module that is not there, a module whose
+own import fails, an attribute that is missing and an object that is not a Plugin are four
+different errors, each saying what was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from reventless._cli_common import PluginError, did_you_mean, duration, exception_site, whole
+from reventless.errors import ReventlessError, ValidationError
+
+__all__ = ("add_run_command", "load_plugin", "run_plugin")
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_MISFIRE = ("latest", "all", "skip")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+logger = logging.getLogger("reventless.run")
+
+
+def add_run_command(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a plugin on the embedded provider until interrupted",
+        description="Run MODULE:PLUGIN (a reventless.Plugin; PLUGIN defaults to 'plugin') in "
+        "real time on a store file; Ctrl-C or SIGTERM stops it gracefully. The current "
+        "directory is on the import path.",
+    )
+    run.add_argument("plugin", metavar="MODULE:PLUGIN", help="e.g. billing:plugin")
+    run.add_argument("--db", required=True, help="the store file (made when missing)")
+    run.add_argument(
+        "--misfire",
+        default="latest",
+        metavar="POLICY",
+        help="fires missed while down: latest (one, the most recent; default), all, or skip",
+    )
+    duration = {"metavar": "DURATION"}
+    run.add_argument(
+        "--misfire-grace",
+        default="24h",
+        help="missed fires older than this expire (0s-30d, default 24h)",
+        **duration,
+    )
+    run.add_argument(
+        "--workers", default="32", metavar="N", help="concurrent deliveries (1-1024, default 32)"
+    )
+    run.add_argument(
+        "--max-attempts",
+        default="185",
+        metavar="N",
+        help="retries of a failed delivery before it is dead-lettered (0-185, default 185)",
+    )
+    run.add_argument(
+        "--max-event-age",
+        default="24h",
+        help="retry a failed fire at most this long after its time (60s-24h, default 24h)",
+        **duration,
+    )
+    run.add_argument(
+        "--delivery-timeout",
+        default="30s",
+        help="one delivery's time limit (10ms-900s, default 30s)",
+        **duration,
+    )
+    run.add_argument(
+        "--lease-ttl",
+        default="20s",
+        help="a standby takes over this soon after a crash (1s-1h, default 20s)",
+        **duration,
+    )
+    run.add_argument(
+        "--log-level",
+        default="warning",
+        metavar="LEVEL",
+        help="debug, info, warning (default) or error",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print JSON lines (and errors as JSON) instead of text"
+    )
+
+
+def _choice(flag: str, text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValidationError(
+            flag,
+            text,
+            ", ".join(choices[:-1]) + f" or {choices[-1]}",
+            message=f"{flag} {text!r} is not allowed{did_you_mean(value, choices)}; expected "
+            f"one of {', '.join(choices)}",
+        )
+    return value
+
+
+def provider_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider's keyword arguments from the options, each checked under its flag."""
+    from reventless.scheduler_adapter import RetryPolicy
+
+    retry = RetryPolicy(
+        max_attempts=whole("--max-attempts", args.max_attempts, 0, 185),
+        max_event_age=duration("--max-event-age", args.max_event_age, 60, 86_400),
+    )
+    return {
+        "misfire_policy": _choice("--misfire", args.misfire, _MISFIRE),
+        "misfire_grace": duration("--misfire-grace", args.misfire_grace, 0, 30 * 86_400),
+        "workers": whole("--workers", args.workers, 1, 1024),
+        "retry_policy": retry,
+        "delivery_timeout": duration(
+            "--delivery-timeout", args.delivery_timeout, 0.01, 900
+        ).total_seconds(),
+        "lease_ttl": duration("--lease-ttl", args.lease_ttl, 1, 3600).total_seconds(),
+    }
+
+
+def configure_logging(text: str) -> None:
+    level = _choice("--log-level", text, _LOG_LEVELS)
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+
+
+def _on_import_path() -> str:
+    """Put the current directory first on the import path (``python -m`` does the same)."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+    return here
+
+
+def _split(text: str) -> tuple[str, str]:
+    module, _, attribute = text.partition(":")
+    attribute = attribute or "plugin"
+    if not _DOTTED.fullmatch(module) or not _DOTTED.fullmatch(attribute):
+        raise ValidationError(
+            "MODULE:PLUGIN",
+            text,
+            "a module path and a Plugin's name, e.g. billing:plugin or myapp.plugins:shop",
+        )
+    return module, attribute
+
+
+def _import(module_name: str) -> Any:
+    here = _on_import_path()
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise ValidationError(
+                "MODULE",
+                module_name,
+                "an importable module",
+                message=(
+                    f"no module named {missing!r} in the current directory ({here}) or on the "
+                    "import path; run from the folder that holds it, or add that folder to "
+                    "PYTHONPATH"
+                ),
+            ) from exc
+        raise _import_failed(module_name, exc) from exc
+    except (Exception, SystemExit) as exc:
+        raise _import_failed(module_name, exc) from exc
+
+
+def _import_failed(module_name: str, exc: BaseException) -> PluginError:
+    where = exception_site(exc)
+    at = f" at {where}" if where else ""
+    return PluginError(
+        f"importing {module_name!r} failed{at}: {type(exc).__name__}: {exc}",
+        exception=type(exc).__name__,
+        where=where,
+    )
+
+
+def load_plugin(text: str) -> Any:
+    """The Plugin named by ``MODULE:PLUGIN``; ValidationError or PluginError saying what failed."""
+    from reventless.plugin import Plugin
+
+    module_name, attribute = _split(text)
+    module = _import(module_name)
+    plugins = sorted(name for name, value in vars(module).items() if isinstance(value, Plugin))
+    found = ", ".join(plugins) if plugins else "none"
+    value: Any = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise ValidationError(
+                "PLUGIN",
+                attribute,
+                f"a Plugin of {module_name}",
+                message=f"module {module_name!r} has no {attribute!r}"
+                f"{did_you_mean(attribute, plugins)}; its Plugin objects: {found}",
+            )
+        value = getattr(value, part)
+    if not isinstance(value, Plugin):
+        raise ValidationError(
+            "PLUGIN",
+            attribute,
+            "a reventless.Plugin object",
+            message=(
+                f"{module_name}:{attribute} is not a reventless.Plugin object but one of type "
+                f"{type(value).__name__}; the Plugin objects in {module_name}: {found}"
+            ),
+        )
+    return value
+
+
+async def run_plugin(args: argparse.Namespace, out: TextIO) -> int:
+    options = provider_options(args)
+    configure_logging(args.log_level)
+    plugin = load_plugin(args.plugin)
+    say = _json_lines(out) if args.json else _text_lines(out)
+    try:
+        return await _serve(plugin, args.db, options, say)
+    except ReventlessError:
+        raise
+    except Exception as exc:
+        where = exception_site(exc)
+        at = f" at {where}" if where else ""
+        raise PluginError(
+            f"plugin {plugin.name!r} failed{at}: {type(exc).__name__}: {exc}",
+            exception=type(exc).__name__,
+            where=where,
+        ) from exc
+
+
+Say = Callable[[dict[str, Any]], None]
+
+
+def _text_lines(out: TextIO) -> Say:
+    def say(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "running":
+            names = ", ".join(event["schedulers"])
+            line = (
+                f"running plugin {event['plugin']!r} on {event['db']} (schedulers: {names}); "
+                "Ctrl-C to stop"
+            )
+        elif kind == "fire":
+            outcome = "ok" if event["error"] is None else f"failed: {event['error']}"
+            line = f"{event['scheduled_time']} {event['scheduler']} {event['fire_id']} {outcome}"
+        elif kind == "stopping":
+            line = f"stopping on {event['signal']}"
+        else:
+            line = "stopped"
+        out.write(line + "\n")
+        out.flush()
+
+    return say
+
+
+def _json_lines(out: TextIO) -> Say:
+    def say(event: dict[str, Any]) -> None:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    return say
+
+
+async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say) -> int:
+    import signal
+
+    import anyio
+
+    import reventless.local
+    from reventless.plugin import ObservedTarget
+    from reventless.target import FireEnvelope, Target
+
+    async def log_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
+        say(
+            {
+                "event": "fire",
+                "scheduled_time": f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ}",
+                "scheduler": scheduler,
+                "fire_id": envelope.fire_id,
+                "error": None if error is None else str(error),
+            }
+        )
+
+    def wrap(scheduler: str, target: Target) -> Target:
+        return ObservedTarget(scheduler, target, log_fire)
+
+    async with (
+        reventless.local.provider(db, **options) as local,
+        plugin.start(local, wrap_target=wrap) as running,
+    ):
+        say(
+            {
+                "event": "running",
+                "plugin": plugin.name,
+                "db": db,
+                "schedulers": list(running.schedulers),
+            }
+        )
+        async with anyio.create_task_group() as group:
+            await group.start(local.run, name="reventless-engine")
+            if local.is_leading:
+                logger.info("this process leads: it fires the schedules of %s", db)
+            else:
+                logger.info("standing by: another process fires the schedules of %s", db)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    say({"event": "stopping", "signal": signal.Signals(received).name})
+                    group.cancel_scope.cancel()
+                    break
+    say({"event": "stopped"})
+    return 0

@@ -1,0 +1,477 @@
+"""``reventless schedules ...`` and ``reventless schedulers``: a store file, as its users see it.
+
+The command line never runs the engine and never attaches a target. It works through the
+Scheduler's operations (so it refuses what the API refuses) and reads the record of attachments
+that the processes running the application left in the store (``store_status``). From that record
+it knows the scheduler namespaces, whether the running engine serves one, and the payload rules
+of a typed target, which it applies before it stores a payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+
+from reventless._cli_common import Parser, did_you_mean, dump, say, table, utc, whole
+from reventless.errors import ValidationError
+from reventless.schedule import Schedule, check_name, parse_rate, rate_text
+
+if TYPE_CHECKING:
+    from reventless._payload_types import PayloadCheck
+    from reventless.local._publisher import SchedulerInfo, StoreStatus
+    from reventless.scheduler import SchedulerOperations
+    from reventless.scheduler_adapter import ScheduleState
+
+__all__ = ("add_schedulers_command", "add_schedules_command", "schedulers", "schedules")
+
+_READS = frozenset({"list", "show", "history", "dead-letters"})
+# A next fire this far in the past is overdue: a running engine would have delivered it.
+_OVERDUE = timedelta(seconds=60)
+
+
+def add_schedules_command(commands: Any) -> None:
+    group = commands.add_parser(
+        "schedules",
+        help="inspect and change the schedules in a local store file",
+        description="Work on the schedules stored in a reventless SQLite file. Without "
+        "--scheduler, the store's only scheduler is used.",
+    )
+    actions = group.add_subparsers(dest="action", required=True, parser_class=Parser)
+
+    def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text
+        )
+        if needs_name:
+            sub.add_argument("name", help="the schedule's name")
+        sub.add_argument("--db", required=True, help="the store file")
+        sub.add_argument(
+            "--scheduler", help="the scheduler namespace (default: the store's only one)"
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    listing = action("list", "list schedules in name order", needs_name=False)
+    listing.add_argument("--prefix", default="", help="only names starting with this")
+    listing.add_argument("--limit", default="100", help="at most this many (1-1000)")
+    listing.add_argument("--after", help="start after this name (a previous next_token)")
+    show = action("show", "show one schedule and its next fires")
+    show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
+    create = action("create", "create or replace a schedule")
+    create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
+    create.add_argument("--payload", required=True, help="what each fire delivers")
+    create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+    create.add_argument(
+        "--new-scheduler",
+        action="store_true",
+        help="create the scheduler namespace (and the store file) when it does not exist yet",
+    )
+    action("delete", "delete a schedule (succeeds when there is none)")
+    action("pause", "stop a schedule firing")
+    action("resume", "let a paused schedule fire again")
+    history = action("history", "the recorded facts of one schedule")
+    history.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
+    letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
+    letters.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
+
+
+def add_schedulers_command(commands: Any) -> None:
+    command = commands.add_parser(
+        "schedulers",
+        help="list the scheduler namespaces of a local store file",
+        description="List every scheduler of a store (from its schedules, history and the "
+        "processes that attached targets), its schedules, its target and whether the running "
+        "engine serves it.",
+    )
+    command.add_argument("action", nargs="?", default="list", choices=["list"], help="list")
+    command.add_argument("--db", required=True, help="the store file")
+    command.add_argument("--json", action="store_true", help="print JSON")
+
+
+class _Call(NamedTuple):
+    """What an action works with."""
+
+    ops: SchedulerOperations
+    args: argparse.Namespace
+    out: TextIO
+    status: StoreStatus
+    scheduler: str
+    now: datetime
+    notes: list[str]  # what create could not check about the payload
+    target: str  # the target whose payload rules create applies
+
+
+def _need_store(args: argparse.Namespace) -> None:
+    """Only ``create --new-scheduler`` may make a store file; the rest need one."""
+    if os.path.isdir(args.db):
+        raise ValidationError(
+            "--db",
+            args.db,
+            "a store file",
+            message=f"--db {args.db!r} is a folder, not a store file",
+        )
+    if os.path.exists(args.db) or getattr(args, "new_scheduler", False):
+        return
+    raise ValidationError(
+        "--db",
+        args.db,
+        "an existing store file",
+        message=f"--db {args.db!r}: no such file; a store is made by `reventless run`, by an "
+        "application, or by `reventless schedules create ... --new-scheduler`",
+    )
+
+
+async def schedules(args: argparse.Namespace, out: TextIO) -> int:
+    import reventless.local
+    from reventless.scheduler import SchedulerOperations
+
+    _need_store(args)
+    async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
+        publisher = local.scheduled_publisher()
+        status = await publisher.store_status()
+        scheduler = _resolve(args, status)
+        check: PayloadCheck | None = None
+        notes: list[str] = []
+        if args.action == "create":
+            check, notes = _payload_check(status.scheduler(scheduler), scheduler)
+        ops = SchedulerOperations(scheduler, publisher, local.clock, check)
+        target = "target" if check is None else check.target
+        call = _Call(ops, args, out, status, scheduler, local.clock.now(), notes, target)
+        return await _ACTIONS[args.action](call)
+
+
+def _option_name(flag: str, text: str) -> str:
+    """A schedule or scheduler name given as an option, refused under the option's name."""
+    try:
+        return check_name(text)
+    except ValidationError as exc:
+        raise ValidationError(flag, text, exc.allowed) from exc
+
+
+def _resolve(args: argparse.Namespace, status: StoreStatus) -> str:
+    """The scheduler the action works on: the one named, else the store's only one."""
+    known = [info.name for info in status.schedulers]
+    creating = args.action == "create"
+    if args.scheduler is not None:
+        _option_name("--scheduler", args.scheduler)
+        if args.scheduler in known or (creating and args.new_scheduler):
+            return str(args.scheduler)
+        raise _unknown(args.scheduler, known, creating=creating)
+    if len(known) == 1:
+        return known[0]
+    if known:
+        raise ValidationError(
+            "--scheduler",
+            None,
+            f"one of {', '.join(known)}",
+            message=f"the store has {len(known)} schedulers ({', '.join(known)}); "
+            "choose one with --scheduler NAME",
+        )
+    if creating and not args.new_scheduler:
+        raise ValidationError(
+            "--scheduler",
+            None,
+            "an existing scheduler, or --new-scheduler",
+            message="the store has no scheduler yet; its schedules would fire only once a "
+            "process makes one (Scheduler.make or a plugin). Pass --new-scheduler (with "
+            "--scheduler NAME; the default name is 'default') to create it anyway",
+        )
+    return "default"  # an empty store: nothing to read, and --new-scheduler makes 'default'
+
+
+def _unknown(name: str, known: list[str], *, creating: bool) -> ValidationError:
+    has = f"it has: {', '.join(known)}" if known else "it has none yet"
+    message = f"--scheduler {name!r} is not a scheduler of this store{did_you_mean(name, known)}"
+    message += f"; {has}"
+    if creating:
+        message += (
+            "; a new scheduler's schedules fire only once a process makes a scheduler of that "
+            "name (Scheduler.make or a plugin): pass --new-scheduler to create it anyway"
+        )
+    return ValidationError("--scheduler", name, "a scheduler of this store", message=message)
+
+
+def _payload_check(
+    info: SchedulerInfo | None, scheduler: str
+) -> tuple[PayloadCheck | None, list[str]]:
+    """The payload rules to apply on create (the engine's target's, else the newest), and notes
+    saying what was not checked."""
+    from reventless._payload_types import PayloadCheck
+
+    attachments = [] if info is None else info.attachments
+    running = [a for a in attachments if a.engine_running]
+    if not attachments:
+        return None, [
+            f"payload not checked: no process has attached a target to scheduler "
+            f"{scheduler!r} yet, so what it accepts is not known here"
+        ]
+    chosen = (running or attachments)[0]
+    if chosen.payload_types is None:
+        return None, [
+            f"payload not checked: the target of scheduler {scheduler!r} ({chosen.target}) "
+            "states no payload rules; it is stored as given"
+        ]
+    check = PayloadCheck(chosen.payload_types, chosen.target)
+    if not check.checks:
+        return None, [f"payload not checked against the {chosen.target}: {'; '.join(check.notes)}"]
+    return check, [f"payload checked against the {chosen.target}; {note}" for note in check.notes]
+
+
+def _serving(status: StoreStatus, scheduler: str) -> tuple[bool, str]:
+    """Whether the running engine serves ``scheduler``, and a sentence saying so."""
+    info = status.scheduler(scheduler)
+    if status.engine is None:
+        return False, (
+            "no engine is running on this store: fires wait until one runs (`reventless run`, "
+            "or an application calling provider.run()); its misfire policy then decides about "
+            "missed ones"
+        )
+    if info is not None and info.served:
+        return True, f"served by the running engine ({status.engine})"
+    return False, (
+        f"the running engine ({status.engine}) has no target attached to scheduler "
+        f"{scheduler!r}: its fires wait until a process that makes this scheduler runs the engine"
+    )
+
+
+def _state(state: ScheduleState, served: bool, now: datetime) -> str:
+    if state.paused:
+        return "paused"
+    if state.next_fire is None:
+        return "no next fire"
+    overdue = state.next_fire < now - _OVERDUE
+    if not served:
+        return "waiting, overdue" if overdue else "waiting"
+    return "overdue" if overdue else "active"
+
+
+def _late(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if hours else []
+    return " ".join([*parts, f"{minutes}m"])
+
+
+async def _list(call: _Call) -> int:
+    args = call.args
+    if args.after is not None:
+        _option_name("--after", args.after)
+    page = await call.ops.list_schedules(
+        prefix=args.prefix, limit=whole("--limit", args.limit, 1, 1000), after=args.after
+    )
+    served, serving = _serving(call.status, call.scheduler)
+    if args.json:
+        import msgspec
+
+        document = msgspec.to_builtins(page)
+        for entry, state in zip(document["schedules"], page.schedules, strict=True):
+            entry["state"] = _state(state, served, call.now)
+        document.update(scheduler=call.scheduler, served=served, engine=call.status.engine)
+        return dump(call.out, document)
+    rows: list[tuple[str, ...]] = [
+        (
+            s.schedule.name,
+            rate_text(s.schedule.rate),
+            s.schedule.timezone,
+            _state(s, served, call.now),
+            utc(s.next_fire),
+        )
+        for s in page.schedules
+    ]
+    rows += [(d.name, "-", "-", "damaged", "-") for d in page.damaged]
+    table(call.out, ("name", "rate", "timezone", "state", "next fire (UTC)"), rows)
+    for damaged in page.damaged:
+        call.out.write(f"damaged: {damaged.name}: {damaged.reason}\n")
+    if page.next_token:
+        call.out.write(f"(more: --after {page.next_token})\n")
+    call.out.write(f"scheduler {call.scheduler!r}: {serving}\n")
+    return 0
+
+
+async def _show(call: _Call) -> int:
+    state = await call.ops.get_schedule(call.args.name)
+    fires = await call.ops.preview(
+        call.args.name, count=whole("--count", call.args.count, 1, 10_000)
+    )
+    served, serving = _serving(call.status, call.scheduler)
+    text = _state(state, served, call.now)
+    if call.args.json:
+        return dump(
+            call.out,
+            {
+                "state": state,
+                "next": [row.at for row in fires],
+                "scheduler": call.scheduler,
+                "status": text,
+                "served": served,
+                "engine": call.status.engine,
+            },
+        )
+    schedule, write = state.schedule, call.out.write
+    write(f"scheduler:  {call.scheduler}\n")
+    write(f"name:       {schedule.name}\n")
+    write(f"rate:       {rate_text(schedule.rate)}\n")
+    write(f"timezone:   {schedule.timezone}\n")
+    write(f"state:      {text}\n")
+    write(f"engine:     {serving}\n")
+    write(f"created:    {utc(state.created_at)} UTC\n")
+    write(f"payload:    {schedule.payload}\n")
+    if state.next_fire is not None and state.next_fire < call.now - _OVERDUE:
+        write(f"overdue:    the next fire was due {_late(call.now - state.next_fire)} ago\n")
+    for row in fires:
+        write(f"next fire:  {utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
+    return 0
+
+
+async def _create(call: _Call) -> int:
+    args = call.args
+    schedule = Schedule(
+        name=args.name, rate=parse_rate(args.rate), payload=args.payload, timezone=args.timezone
+    )
+    try:
+        outcome = await call.ops.create_schedule(schedule)
+    except ValidationError as exc:
+        if exc.field != "schedule.payload" or exc.__cause__ is None:
+            raise
+        # Said in the command's terms: the option, and the target that refused it.
+        raise ValidationError(
+            "--payload",
+            exc.value,
+            exc.allowed,
+            message=f"--payload is refused by the {call.target}: {exc.__cause__}",
+        ) from exc
+    if args.json:
+        return dump(
+            call.out,
+            {
+                "outcome": outcome,
+                "scheduler": call.scheduler,
+                "payload_checked": not any(n.startswith("payload not") for n in call.notes),
+                "notes": call.notes,
+            },
+        )
+    import sys
+
+    for note in call.notes:
+        print(f"reventless: note: {note}", file=sys.stderr)
+    return say(call.out, f"{outcome}")
+
+
+async def _delete(call: _Call) -> int:
+    deleted = await call.ops.delete_schedule(call.args.name)
+    if call.args.json:
+        return dump(call.out, {"deleted": deleted})
+    return say(call.out, "deleted" if deleted else "nothing to delete")
+
+
+async def _pause_or_resume(call: _Call) -> int:
+    state: ScheduleState | None
+    if call.args.action == "pause":
+        state = await call.ops.pause_schedule(call.args.name)
+    else:
+        state = await call.ops.resume_schedule(call.args.name)
+    if state is None:
+        return say(call.out, "completed: its one fire passed while paused")
+    if call.args.json:
+        return dump(call.out, state)
+    return say(
+        call.out, f"{'paused' if state.paused else 'active'}; next fire {utc(state.next_fire)}"
+    )
+
+
+async def _history(call: _Call) -> int:
+    entries = await call.ops.history(
+        call.args.name, limit=whole("--limit", call.args.limit, 1, 10_000)
+    )
+    if call.args.json:
+        return dump(call.out, entries)
+    table(
+        call.out,
+        ("at (UTC)", "what", "fire id", "detail"),
+        [(utc(e.at), str(e.kind), e.fire_id or "", e.detail or "") for e in entries],
+    )
+    return 0
+
+
+async def _dead_letters(call: _Call) -> int:
+    letters = await call.ops.dead_letters(limit=whole("--limit", call.args.limit, 1, 10_000))
+    if call.args.json:
+        return dump(call.out, letters)
+    table(
+        call.out,
+        ("at (UTC)", "fire id", "attempts", "reason"),
+        [(utc(d.at), d.fire_id, str(d.attempts), d.reason) for d in letters],
+    )
+    return 0
+
+
+_ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
+    "list": _list,
+    "show": _show,
+    "create": _create,
+    "delete": _delete,
+    "pause": _pause_or_resume,
+    "resume": _pause_or_resume,
+    "history": _history,
+    "dead-letters": _dead_letters,
+}
+
+
+async def schedulers(args: argparse.Namespace, out: TextIO) -> int:
+    import reventless.local
+
+    _need_store(args)
+    async with reventless.local.provider(args.db, read_only=True) as local:
+        status = await local.scheduled_publisher().store_status()
+    if args.json:
+        return dump(out, _schedulers_document(status))
+    rows: list[tuple[str, ...]] = [
+        (
+            info.name,
+            str(info.schedules),
+            str(info.paused),
+            info.attachments[0].target if info.attachments else "-",
+            "yes" if info.served else "no",
+        )
+        for info in status.schedulers
+    ]
+    table(out, ("scheduler", "schedules", "paused", "target", "served by the engine"), rows)
+    if not status.schedulers:
+        out.write("(the store has no scheduler yet)\n")
+    if status.engine is None:
+        out.write("engine: none is running on this store; fires wait until one runs\n")
+    else:
+        out.write(f"engine: {status.engine}, lease until {utc(status.lease_until)} UTC\n")
+    return 0
+
+
+def _schedulers_document(status: StoreStatus) -> dict[str, Any]:
+    return {
+        "engine": status.engine,
+        "lease_until": status.lease_until,
+        "schedulers": [
+            {
+                "name": info.name,
+                "schedules": info.schedules,
+                "paused": info.paused,
+                "served": info.served,
+                "target": info.attachments[0].target if info.attachments else None,
+                "attachments": [
+                    {
+                        "target": a.target,
+                        "process": a.process,
+                        "attached_at": a.attached_at,
+                        "engine_running": a.engine_running,
+                        "payload_rules": a.payload_types is not None,
+                    }
+                    for a in info.attachments
+                ],
+            }
+            for info in status.schedulers
+        ],
+    }
