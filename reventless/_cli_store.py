@@ -60,10 +60,15 @@ def add_schedules_command(commands: Any) -> None:
     listing.add_argument("--after", help="start after this name (a previous next_token)")
     show = action("show", "show one schedule and its next fires")
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
-    create = action("create", "create or replace a schedule")
+    create = action("create", "create a schedule (see --if-exists for a taken name)")
     create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
     create.add_argument("--payload", required=True, help="what each fire delivers")
     create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+    create.add_argument(
+        "--if-exists",
+        default="replace",
+        help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
+    )
     create.add_argument(
         "--new-scheduler",
         action="store_true",
@@ -334,8 +339,10 @@ async def _create(call: _Call) -> int:
         name=args.name, rate=parse_rate(args.rate), payload=args.payload, timezone=args.timezone
     )
     try:
-        outcome = await call.ops.create_schedule(schedule)
+        outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
     except ValidationError as exc:
+        if exc.field == "if_exists":
+            raise ValidationError("--if-exists", exc.value, "replace, keep or error") from None
         if exc.field != "schedule.payload" or exc.__cause__ is None:
             raise
         # Said in the command's terms: the option, and the target that refused it.

@@ -48,6 +48,7 @@ from reventless._cli_store import (
 )
 from reventless.errors import (
     ReventlessError,
+    ScheduleExistsError,
     ScheduleNotFoundError,
     UsageError,
     ValidationError,
@@ -172,6 +173,8 @@ def _describe(exc: BaseException) -> dict[str, Any]:
         document.update(field=exc.field, value=_plain(exc.value), allowed=exc.allowed)
     elif isinstance(exc, ScheduleNotFoundError):
         document["schedule"] = exc.name
+    elif isinstance(exc, ScheduleExistsError):
+        document["schedules"] = exc.names
     elif isinstance(exc, PluginError):
         document.update(exception=exc.exception, where=exc.where)
     return document

@@ -8,7 +8,7 @@ here, before any adapter sees it, so each provider refuses exactly the same thin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from reventless.aggregate import Aggregate, AggregateSpec
@@ -26,7 +26,7 @@ from reventless.scheduler_adapter import (
     SchedulerProvider,
     ScheduleState,
 )
-from reventless.target import ChecksPayload, Target, check_target
+from reventless.target import Target, check_target
 
 __all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations")
 
@@ -50,7 +50,10 @@ class SchedulerOperations:
         self._publisher = publisher
         self._clock = clock
         # A typed target (a command topic) can tell a bad payload at create time.
-        self._check_payload = target.check_payload if isinstance(target, ChecksPayload) else None
+        # Read the attribute, not isinstance(target, ChecksPayload): from Python 3.12 a runtime
+        # Protocol check no longer sees attributes a wrapper forwards through __getattr__.
+        check = getattr(target, "check_payload", None) if target is not None else None
+        self._check_payload: Callable[[str], None] | None = check if callable(check) else None
 
     async def create_schedule(
         self, schedule: Schedule, *, if_exists: IfExists | str = IfExists.REPLACE

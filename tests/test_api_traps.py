@@ -356,3 +356,22 @@ async def test_a_scheduler_or_aggregate_used_after_its_provider_closed_is_a_usag
         provider.scheduled_publisher()
     with pytest.raises(UsageError, match="closed"):
         provider.event_log()
+
+
+async def test_a_wrapped_command_topic_still_checks_payloads_at_create(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """ObservedTarget forwards check_payload through __getattr__, which a runtime Protocol check
+    no longer sees from Python 3.12; the operations read the attribute instead."""
+
+    async def on_fire(scheduler: str, envelope: FireEnvelope, error: BaseException | None) -> None:
+        return None
+
+    async with reventless.local.provider(tmp_path / "s.db") as provider:
+        pings = await Aggregate.make(provider, SPEC)
+        wrapped = ObservedTarget("pings", pings.command_topic, on_fire)
+        scheduler = await Scheduler.make(provider, target=wrapped)
+        with pytest.raises(ValidationError, match="refused by the target"):
+            await scheduler.operations.create_schedule(
+                Schedule(name="bad", rate=Minutes(5), payload='{"type": "Pong"}')
+            )

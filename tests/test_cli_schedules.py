@@ -398,3 +398,20 @@ def test_a_store_written_before_attachments_were_recorded_is_listed(tmp_path: Pa
     assert status == 0 and text.splitlines()[1].split() == ["old", "1", "0", "-", "no"]
     status, text = run("schedules", "list", "--db", str(db))
     assert status == 0 and text.splitlines()[1].startswith("legacy ")
+
+
+def test_create_if_exists_keep_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.db")
+    create = ("schedules", "create", "tick", "--db", db)
+    assert run(*create, "Minutes(5)", "--payload", "x", "--new-scheduler") == (0, "created\n")
+    assert run(*create, "Minutes(10)", "--payload", "y", "--if-exists", "keep") == (0, "kept\n")
+    capsys.readouterr()  # the notes so far (no target has recorded payload rules)
+    status, _ = run(*create, "Minutes(10)", "--payload", "y", "--if-exists", "error", "--json")
+    assert status == 1
+    error = json.loads(capsys.readouterr().err.splitlines()[-1])
+    assert error["error"] == "ScheduleExistsError" and error["schedules"] == ["tick"]
+    status, _ = run(*create, "Minutes(10)", "--payload", "y", "--if-exists", "overwrite")
+    assert status == 2
+    assert "--if-exists 'overwrite' is not allowed" in capsys.readouterr().err
+    status, text = run("schedules", "show", "tick", "--db", db)
+    assert status == 0 and "Minutes(5)" in text and "x" in text
