@@ -400,7 +400,9 @@ def test_a_store_written_before_attachments_were_recorded_is_listed(tmp_path: Pa
     assert status == 0 and text.splitlines()[1].startswith("legacy ")
 
 
-def test_create_if_exists_keep_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_if_exists_keep_and_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "s.db")
     create = ("schedules", "create", "tick", "--db", db)
     assert run(*create, "Minutes(5)", "--payload", "x", "--new-scheduler") == (0, "created\n")

@@ -29,7 +29,12 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from reventless.errors import ScheduleExistsError, ScheduleNotFoundError, ValidationError
+from reventless.errors import (
+    ScheduleExistsError,
+    ScheduleNotFoundError,
+    UsageError,
+    ValidationError,
+)
 from reventless.fire_times import fire_times, next_fire_after
 from reventless.schedule import (
     Daily,
@@ -347,6 +352,17 @@ class ScheduledPublisherConformance:
             assert (await other.operations.get_schedule("same")).schedule.payload == "two"
             assert await other.operations.delete_schedule("same") is True
             assert (await h.ops.get_schedule("same")).schedule.payload == "one"
+
+    @pytest.mark.anyio
+    async def test_a_second_scheduler_with_a_taken_name_is_refused(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            with pytest.raises(UsageError, match="'default'"):
+                await Scheduler.make(h.provider, target=target_factory())
+            await h.ops.create_schedule(Schedule(name="kept", rate=Daily(9, 0), payload="one"))
+            assert (await h.ops.get_schedule("kept")).schedule.payload == "one"
+            assert h.scheduler.target is h.target
 
     @pytest.mark.anyio
     async def test_bad_input_is_refused_before_the_adapter(
