@@ -3,7 +3,8 @@
 How a page's examples run (docs/index.md says the same to contributors):
 
 - A ```python block whose first line is ``# NAME.py`` is that file: it is written into the page's
-  temporary directory, where the page's other examples can import it.
+  temporary directory, where the page's other examples can import it. A block that starts with
+  ``# NAME.py, continued`` is added to the end of it.
 - The page's other ```python blocks are one program, in page order and one namespace. It is saved
   with everything else on the page blanked out, so a traceback's line numbers are the page's, and
   run with ``python`` in the page's directory; any exception fails the test. A program that runs
@@ -35,7 +36,7 @@ PROGRAM = "docs_page.py"
 LANGUAGES = frozenset({"python", "pycon", "text", "sh", "toml"})
 
 _FENCE = re.compile(r"^```([\w-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
-_FILE = re.compile(r"# ([\w-]+\.py)\n")
+_FILE = re.compile(r"# ([\w-]+\.py)(?:, continued)?\n")
 _INTERRUPT = "^C"
 
 
@@ -64,8 +65,14 @@ def blocks(page: Path) -> list[Block]:
 
 
 def files(page: Path) -> dict[str, str]:
-    """The page's ``# NAME.py`` blocks by file name."""
-    return {b.file_name: b.text for b in blocks(page) if b.file_name is not None}
+    """The page's files: its ``# NAME.py`` blocks by name, a ``# NAME.py, continued`` block
+    added to the end of the file."""
+    found: dict[str, str] = {}
+    for block in blocks(page):
+        if block.file_name is not None:
+            before = found.get(block.file_name)
+            found[block.file_name] = block.text if before is None else f"{before}\n\n{block.text}"
+    return found
 
 
 def program(page: Path) -> str | None:
