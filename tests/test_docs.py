@@ -7,6 +7,7 @@ docs/index.md. The AWS page runs against moto in ``tests/aws/test_docs_aws.py``.
 from __future__ import annotations
 
 import doctest
+import importlib
 import itertools
 import os
 import subprocess
@@ -54,12 +55,14 @@ def _page(name: str) -> Path:
 
 
 def _programs(kind: set[str] | None) -> list[Path]:
+    """Pages with a program (or, for the plain kind, files) of this kind; None: the plain kind."""
     special = set(RUN_UNTIL_STOPPED) | PYTEST_MODULES | set(ELSEWHERE)
+    if kind is not None:
+        return [page for page in PAGES if page.name in kind and program(page) is not None]
     return [
         page
         for page in PAGES
-        if program(page) is not None
-        and (page.name in kind if kind is not None else page.name not in special)
+        if page.name not in special and (program(page) is not None or files(page))
     ]
 
 
@@ -102,11 +105,17 @@ def _run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.Complet
 
 
 @pytest.mark.parametrize("page", _programs(None), ids=page_id)
-def test_page_program_runs(page: Path, tmp_path: Path) -> None:
+def test_page_files_import_and_program_runs(page: Path, tmp_path: Path) -> None:
     path = lay_out(page, tmp_path)
-    assert path is not None
-    done = _run([sys.executable, path.name], tmp_path)
-    assert done.returncode == 0 and done.stderr == "", f"{page.name}:\n{done.stdout}{done.stderr}"
+    modules = [name.removesuffix(".py") for name in files(page)]
+    commands = [[sys.executable, "-c", f"import {name}"] for name in modules]
+    if path is not None:
+        commands.append([sys.executable, path.name])
+    for command in commands:
+        done = _run(command, tmp_path)
+        assert done.returncode == 0 and done.stderr == "", (
+            f"{page.name}:\n{done.stdout}{done.stderr}"
+        )
 
 
 @pytest.mark.parametrize("page", _programs(PYTEST_MODULES), ids=page_id)
@@ -246,3 +255,35 @@ def test_pages_have_examples() -> None:
         if page.parent.name == "docs" and page.name not in {"cli.md", "reference.md"}
     )
     assert os.sep not in "".join(name for page in PAGES for name in files(page))
+
+
+# -- the API reference and the page lists ---------------------------------------------------
+
+PUBLIC_MODULES = ["reventless", "reventless.local", "reventless.testing", "reventless.plugin"]
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    """docs/reference.md is generated from the docstrings, but which names it shows is written
+    by hand: every name a public module exports must be there."""
+    reference = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
+    shown = {
+        line.removeprefix("::: ").rsplit(".", 1)[-1]
+        for line in reference.splitlines()
+        if line.startswith("::: ")
+    }
+    for module_name in [*PUBLIC_MODULES, "reventless.aws"]:
+        if module_name == "reventless.aws":
+            pytest.importorskip("aioboto3")
+        module = importlib.import_module(module_name)
+        missing = sorted(set(module.__all__) - shown)
+        assert not missing, f"{module_name}: {missing} not in docs/reference.md"
+
+
+def test_every_page_is_in_the_readme_and_the_site_navigation() -> None:
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    navigation = (root / "mkdocs.yml").read_text()
+    for page in root.glob("docs/*.md"):
+        assert f": {page.name}" in navigation, f"{page.name} is not in mkdocs.yml's nav"
+        if page.name not in {"index.md", "internals.md"}:
+            assert f"(docs/{page.name})" in readme, f"{page.name} is not in the README's list"
