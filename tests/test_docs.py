@@ -10,6 +10,7 @@ import doctest
 import importlib
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -197,11 +198,12 @@ def test_page_program_runs_until_ctrl_c_and_catches_up_after_a_restart(
     anyio.run(_seed, store, schedules, datetime.now(UTC))
     again = Process([sys.executable, PROGRAM], tmp_path, environment())
     for schedule in schedules:
-        again.wait_for(rf"^{schedule.name}@\S+", timeout=30)
+        again.wait_for(rf"^{re.escape(schedule.name)}@\S+", timeout=30)
     assert again.interrupt() == 0 and again.errors == "", again.errors
     for schedule in schedules:
         kinds = anyio.run(_history, store, schedule.name)
-        assert kinds[0] is HistoryKind.CREATED and HistoryKind.REPLACED not in kinds, kinds
+        assert kinds[0] is HistoryKind.CREATED and HistoryKind.FIRED in kinds, kinds
+        assert HistoryKind.REPLACED not in kinds, kinds
 
 
 # -- shell sessions -------------------------------------------------------------------------
