@@ -70,7 +70,13 @@ class ObservedTarget:
 
 
 class RunningPlugin:
-    """A started plugin: its components by name."""
+    """A started plugin: its components by name.
+
+    ``aggregates`` maps each aggregate's name to its ``Aggregate`` (whose ``command_topic`` takes
+    commands from application code), ``schedulers`` each scheduler's name to its ``Scheduler``
+    (whose ``operations`` manage schedules at runtime), and ``event_topics`` each standalone
+    topic's name to its ``EventTopic``. ``provider`` and ``plugin`` are what it was started with.
+    """
 
     def __init__(self, plugin: Plugin, provider: Any) -> None:
         self.plugin = plugin

@@ -170,7 +170,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 class ScheduledPublisher(Protocol):
     """Stores schedules and publishes their fires to the attached target.
 
-    Firing obligations (SEMANTICS.md sections 2, 4, 5): each fire instant comes from
+    Firing obligations (the conformance suite checks them): each fire instant comes from
     ``reventless.next_fire_after`` with the stored ``created_at`` as the interval anchor; each fire
     delivers a ``FireEnvelope`` whose fire id is stable across retries and restarts; delivery is
     at-least-once; a failing delivery is retried under the provider's RetryPolicy and then kept as

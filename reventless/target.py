@@ -45,7 +45,7 @@ class FireEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return fire_id(self.schedule, self.scheduled_time)
 
     def to_json(self) -> bytes:
-        """The JSON body of SEMANTICS.md section 4."""
+        """The JSON body: ``schedule``, ``scheduledTime`` (UTC, ending in ``Z``), ``payload``."""
         return _ENCODER.encode(self)
 
     @classmethod
