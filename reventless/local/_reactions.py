@@ -598,6 +598,7 @@ class LocalReactions:
             self._group.start_soon(self._watch, name="reventless-reactions-watch")
 
     async def _watch(self) -> None:
+        await self.ensure_schema()
         last = None
         while True:
             if self._runners:
