@@ -24,7 +24,7 @@ import msgspec
 
 import reventless.local
 from reventless import Plugin, ReactionContext, ReactionEvent
-from reventless.aggregate import Aggregate, AggregateSpec, CommandContext
+from reventless.aggregate import Aggregate, AggregateSpec
 
 TARGET_P95_MS = 100.0
 
@@ -78,9 +78,9 @@ def main(*, quick: bool = False) -> bool:
         env = {**os.environ, "BENCH_OUT": str(out)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
         anyio.run(append, db, 1, -1)  # the store exists before the runner opens it
+        command = [sys.executable, "-m", "reventless", "run", "bench_reaction_latency:plugin"]
         runner = subprocess.Popen(
-            [sys.executable, "-m", "reventless", "run", "bench_reaction_latency:plugin"]
-            + ["--db", str(db)],
+            [*command, "--db", str(db)],
             env=env,
             stdout=subprocess.DEVNULL,
         )
