@@ -9,10 +9,13 @@ reset or resume within its poll interval.
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reventless._cli_common import Parser, dump, say, table, utc, whole
 from reventless.reaction import check_reaction_name
+
+if TYPE_CHECKING:
+    from reventless.local._reactions import LocalReactions
 
 __all__ = ("add_reactions_command", "reactions")
 
@@ -69,7 +72,7 @@ async def reactions(args: argparse.Namespace, out: TextIO) -> int:
                 return dump(out, letters)
             if not letters:
                 return say(out, f"no dead letters for reaction {name!r}")
-            rows = [
+            rows: list[tuple[str, ...]] = [
                 (
                     str(letter.position),
                     f"{letter.aggregate}/{letter.aggregate_id}@{letter.version}",
@@ -105,13 +108,13 @@ def _name(text: str) -> str:
         raise ValidationError("NAME", text, exc.allowed) from exc
 
 
-async def _list(ops: Any, args: argparse.Namespace, out: TextIO) -> int:
+async def _list(ops: LocalReactions, args: argparse.Namespace, out: TextIO) -> int:
     statuses = await ops.statuses()
     if args.json:
         return dump(out, statuses)
     if not statuses:
         return say(out, "no reactions in this store (one is recorded when it first runs)")
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             status.name,
             ",".join(status.follows),
