@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ("bench_fire_times", "bench_engine", "bench_end_to_end")
+BENCHMARKS = ("bench_fire_times", "bench_engine", "bench_end_to_end", "bench_reaction_latency")
 
 
 def main(argv: list[str]) -> int:

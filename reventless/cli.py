@@ -5,6 +5,7 @@
     reventless preview SCHEDULE [--timezone Z] [--count N] [--after INSTANT] [--json]
     reventless schedules {list,show,create,delete,pause,resume,history,dead-letters} ... --db FILE
     reventless schedulers [list] --db FILE [--json]
+    reventless reactions {list,dead-letters,reset,resume} ... --db FILE [--json]
     reventless run MODULE:PLUGIN --db FILE [--misfire P] [--workers N] [--log-level L] ...
     reventless demo [...]
     reventless --version
@@ -39,6 +40,7 @@ from reventless._cli_common import (
     instant,
     whole,
 )
+from reventless._cli_reactions import add_reactions_command, reactions
 from reventless._cli_run import add_run_command, run_plugin
 from reventless._cli_store import (
     add_schedulers_command,
@@ -47,6 +49,7 @@ from reventless._cli_store import (
     schedules,
 )
 from reventless.errors import (
+    ReactionNotFoundError,
     ReventlessError,
     ScheduleExistsError,
     ScheduleNotFoundError,
@@ -94,6 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_schedules_command(commands)
     add_schedulers_command(commands)
+    add_reactions_command(commands)
     demo = commands.add_parser(
         "demo",
         help="run the example plugin over a simulated week and print what happened",
@@ -173,6 +177,8 @@ def _describe(exc: BaseException) -> dict[str, Any]:
         document.update(field=exc.field, value=_plain(exc.value), allowed=exc.allowed)
     elif isinstance(exc, ScheduleNotFoundError):
         document["schedule"] = exc.name
+    elif isinstance(exc, ReactionNotFoundError):
+        document["reaction"] = exc.name
     elif isinstance(exc, ScheduleExistsError):
         document["schedules"] = exc.names
     elif isinstance(exc, PluginError):
@@ -340,6 +346,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "preview": _preview,
     "schedules": _in_event_loop(schedules),
     "schedulers": _in_event_loop(schedulers),
+    "reactions": _in_event_loop(reactions),
     "demo": _in_event_loop(_demo),
     "run": _in_event_loop(run_plugin),
 }

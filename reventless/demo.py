@@ -2,9 +2,11 @@
 
 A "shop operations" plugin with four aggregates (orders, reports, maintenance, users) and a
 health topic runs on the embedded provider, by default under a virtual clock over a simulated
-week, and prints what happened: each fire, the command it became and the events that followed,
-then every aggregate's final state and, per schedule, the fires delivered beside the number the
-core's ``fire_times`` says were due.
+week. A reaction (``user-reminders``) creates each new user's welcome reminder at 10:00 in the
+user's own zone and deletes it when the account is closed. The demo prints what happened: each
+fire, the command it became and the events that followed, then every aggregate's final state
+and, per schedule, the fires delivered beside the number the core's ``fire_times`` says were due
+(until its deletion, for a deleted one).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from reventless.clock import Clock, ScaledClock, VirtualClock
 from reventless.event_topic import TopicMessage
 from reventless.fire_times import fire_times
 from reventless.plugin import ObservedTarget, Plugin, RunningPlugin
-from reventless.schedule import Daily, Hours, Minutes, Schedule, Single, Weekdays
+from reventless.reaction import ReactionContext, ReactionEvent
+from reventless.schedule import Daily, Hours, Minutes, Schedule, Single, Weekdays, rate_text
 from reventless.target import FireEnvelope, Target
 
 __all__ = ("DemoOptions", "build_plugin", "run_demo")
@@ -122,6 +125,10 @@ def evolve_maintenance(state: MaintenanceState, event: Any) -> MaintenanceState:
 
 
 class SignUp(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    timezone: str
+
+
+class CloseAccount(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     pass
 
 
@@ -131,6 +138,11 @@ class SendReminder(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 class UserSignedUp(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     at: datetime
+    timezone: str
+
+
+class AccountClosed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    pass
 
 
 class ReminderSent(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -140,18 +152,24 @@ class ReminderSent(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 class UserState(msgspec.Struct, frozen=True, kw_only=True):
     signed_up: bool = False
     reminders: int = 0
+    closed: bool = False
 
 
 def decide_users(state: UserState, command: Any, context: CommandContext) -> list[Any]:
     if isinstance(command, SignUp):
-        return [] if state.signed_up else [UserSignedUp(at=context.scheduled_time or _EPOCH)]
+        at = context.scheduled_time or _EPOCH
+        return [] if state.signed_up else [UserSignedUp(at=at, timezone=command.timezone)]
+    if isinstance(command, CloseAccount):
+        return [AccountClosed()] if state.signed_up and not state.closed else []
     return [ReminderSent(text=command.text)]
 
 
 def evolve_users(state: UserState, event: Any) -> UserState:
     if isinstance(event, UserSignedUp):
-        return UserState(signed_up=True, reminders=state.reminders)
-    return UserState(signed_up=state.signed_up, reminders=state.reminders + 1)
+        return msgspec.structs.replace(state, signed_up=True)
+    if isinstance(event, AccountClosed):
+        return msgspec.structs.replace(state, closed=True)
+    return msgspec.structs.replace(state, reminders=state.reminders + 1)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
@@ -185,14 +203,46 @@ MAINTENANCE = AggregateSpec(
 )
 USERS = AggregateSpec(
     "users",
-    commands=[SignUp, SendReminder],
-    events=[UserSignedUp, ReminderSent],
+    commands=[SignUp, CloseAccount, SendReminder],
+    events=[UserSignedUp, AccountClosed, ReminderSent],
     initial=UserState(),
     decide=decide_users,
     evolve=evolve_users,
 )
 
-SIGNUPS = (("ada", 0, 10, 15), ("grace", 1, 14, 40), ("linus", 3, 9, 5))  # user, day, hh, mm
+# user, day, hh, mm (in the demo's zone), the user's own zone
+SIGNUPS = (
+    ("ada", 0, 10, 15, "Europe/London"),
+    ("grace", 1, 14, 40, "America/New_York"),
+    ("linus", 3, 9, 5, "Europe/Helsinki"),
+)
+CLOSINGS = (("grace", 1, 20, 30),)  # user, day, hh, mm: before her reminder fires
+
+
+def reminder(user: str, signed_up: UserSignedUp) -> Schedule:
+    """The welcome reminder: 10:00 in the user's own zone, on the day after the sign-up there."""
+    local = signed_up.at.astimezone(ZoneInfo(signed_up.timezone)) + timedelta(days=1)
+    return Schedule(
+        name=f"reminder-{user}",
+        timezone=signed_up.timezone,
+        rate=Single(local.year, local.month, local.day, 10, 0),
+        payload=msgspec.json.encode(
+            {
+                "aggregateId": user,
+                "command": "SendReminder",
+                "text": "Welcome! Finish setting up your profile.",
+            }
+        ).decode(),
+    )
+
+
+async def remind_new_users(event: ReactionEvent, context: ReactionContext) -> None:
+    """The ``user-reminders`` reaction: a sign-up creates the user's reminder, a closed account
+    deletes it. Both are idempotent by name, so a repeat after a crash changes nothing."""
+    if isinstance(event.event, UserSignedUp):
+        await context.ensure_schedule("users", reminder(event.aggregate_id, event.event))
+    elif isinstance(event.event, AccountClosed):
+        await context.delete_schedule("users", f"reminder-{event.aggregate_id}")
 
 
 def build_plugin(start_local: datetime, zone: str) -> Plugin:
@@ -271,33 +321,7 @@ def build_plugin(start_local: datetime, zone: str) -> Plugin:
         ],
     )
 
-    @plugin.on_start
-    async def remind_new_users(running: RunningPlugin) -> None:
-        """User reminders are created at runtime: each sign-up schedules a welcome reminder."""
-        users_scheduler = running.schedulers["users"]
-
-        async def on_user_event(message: TopicMessage) -> None:
-            if message.type != "UserSignedUp" or not isinstance(message.event, UserSignedUp):
-                return
-            user = message.source.split("/", 1)[1]
-            local = message.event.at.astimezone(ZoneInfo(zone)) + timedelta(days=1)
-            await users_scheduler.operations.create_schedule(
-                Schedule(
-                    name=f"reminder-{user}",
-                    timezone=zone,
-                    rate=Single(local.year, local.month, local.day, 10, 0),
-                    payload=msgspec.json.encode(
-                        {
-                            "aggregateId": user,
-                            "command": "SendReminder",
-                            "text": "Welcome! Finish setting up your profile.",
-                        }
-                    ).decode(),
-                )
-            )
-
-        running.aggregates["users"].event_topic.subscribe(on_user_event, name="remind-new-users")
-
+    plugin.reaction("user-reminders", follows=[users], handler=remind_new_users)
     return plugin
 
 
@@ -326,6 +350,7 @@ class _Record:
     lines: list[_Line] = field(default_factory=list)
     delivered: dict[str, dict[str, datetime]] = field(default_factory=lambda: defaultdict(dict))
     created: dict[str, tuple[Schedule, datetime]] = field(default_factory=dict)
+    deleted: dict[str, datetime] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     heartbeats: Counter[date] = field(default_factory=Counter)
     events: int = 0
@@ -391,19 +416,12 @@ async def _observe(running: RunningPlugin, record: _Record, clock: Clock) -> Non
             schedule = "(app command)"
         record.lines.append(_Line(at, schedule, f"{message.source}: {_describe(message.event)}"))
 
-    async def on_new_schedule(message: TopicMessage) -> None:
-        if message.type == "UserSignedUp":
-            user = message.source.split("/", 1)[1]
-            state = await running.schedulers["users"].operations.get_schedule(f"reminder-{user}")
-            record.created[state.schedule.name] = (state.schedule, state.created_at)
-
     for aggregate in running.aggregates.values():
         aggregate.event_topic.subscribe(on_event, name="demo-timeline")
     for scheduler in running.schedulers.values():
         page = await scheduler.operations.list_schedules(limit=1000)
         for state in page.schedules:
             record.created[state.schedule.name] = (state.schedule, state.created_at)
-    running.aggregates["users"].event_topic.subscribe(on_new_schedule, name="demo-oracle")
 
 
 async def _drive(
@@ -414,23 +432,51 @@ async def _drive(
     end: datetime,
     record: _Record,
 ) -> None:
-    """Move time to the end, signing users up on the way."""
-    signups = sorted(
-        (start_local + timedelta(days=day, hours=hour, minutes=minute), user)
-        for user, day, hour, minute in SIGNUPS
-        if day < options.days
+    """Move time to the end, signing users up and closing accounts on the way; the oracle notes
+    the schedules the reaction made and deleted."""
+    steps = sorted(
+        [
+            (start_local + timedelta(days=day, hours=hour, minutes=minute), user, zone)
+            for user, day, hour, minute, zone in SIGNUPS
+            if day < options.days
+        ]
+        + [
+            (start_local + timedelta(days=day, hours=hour, minutes=minute), user, None)
+            for user, day, hour, minute in CLOSINGS
+            if day < options.days
+        ]
     )
-    for moment, user in signups:
+    users = running.schedulers["users"].operations
+    for moment, user, zone in steps:
         await _advance_to(clock, moment.astimezone(ZoneInfo("UTC")))
+        command: Any = CloseAccount() if zone is None else SignUp(timezone=zone)
         await running.aggregates["users"].command_topic.send(
-            user, SignUp(), message_id=f"signup-{user}", scheduled_time=clock.now()
+            user, command, message_id=f"{type(command).__name__}-{user}", scheduled_time=clock.now()
         )
+        await _settle(running)
+        name = f"reminder-{user}"
+        if zone is not None:
+            state = await users.get_schedule(name)
+            record.created[name] = (state.schedule, state.created_at)
+            done = f"created {name}: {rate_text(state.schedule.rate)} in {zone}"
+        else:
+            record.deleted[name] = (await users.history(name))[-1].at
+            done = f"deleted {name}"
+        record.lines.append(_Line(clock.now(), "user-reminders", f"(reaction) {done}"))
     await _advance_to(clock, end)
     if options.speed is not None:
         # Real time runs on: give the engine a moment to finish what fell due by the end.
         with anyio.move_on_after(10):
             while _shortfall(record, end):  # noqa: ASYNC110 - a bounded wait
                 await anyio.sleep(0.01)
+
+
+async def _settle(running: RunningPlugin) -> None:
+    """Wait (real time) until the reactions have handled every event appended so far."""
+    reactions = running.provider.reactions()
+    with anyio.fail_after(30):
+        while any(status.pending for status in await reactions.statuses()):  # noqa: ASYNC110
+            await anyio.sleep(0.001)
 
 
 async def _final_states(running: RunningPlugin) -> list[tuple[str, int, Any]]:
@@ -447,7 +493,8 @@ def _counts(record: _Record, end: datetime) -> dict[str, tuple[int, int]]:
     counts = {}
     for name, (schedule, created_at) in record.created.items():
         instants = fire_times(schedule, created_at=created_at)
-        due = sum(1 for _ in itertools.takewhile(lambda instant: instant <= end, instants))
+        until = min(end, record.deleted.get(name, end))
+        due = sum(1 for _ in itertools.takewhile(until.__ge__, instants))
         got = sum(1 for at in record.delivered.get(name, {}).values() if at <= end)
         counts[name] = (got, due)
     return counts

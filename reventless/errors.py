@@ -31,6 +31,7 @@ __all__ = (
     "DeliveryRefusedError",
     "ForeignScheduleError",
     "PermissionDeniedError",
+    "ReactionNotFoundError",
     "ReventlessError",
     "ScheduleExistsError",
     "ScheduleNotFoundError",
@@ -74,6 +75,18 @@ class ScheduleNotFoundError(ReventlessError, LookupError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no schedule named {name!r}")
+
+
+class ReactionNotFoundError(ReventlessError, LookupError):
+    """No reaction with this name has run on the store (a reaction's row is made when it first
+    runs)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"no reaction named {name!r} in this store (a reaction is recorded when a plugin "
+            "that declares it first runs)"
+        )
 
 
 class ScheduleExistsError(ReventlessError):

@@ -7,13 +7,16 @@
     shop.event_topic("health")
     shop.scheduler("orders", target=orders, schedules=[Schedule(...)])
     shop.scheduler("health", target="health", schedules=[Schedule(...)])
+    shop.reaction("reminders", follows=[users_spec], handler=on_user_event)
 
     async with shop.start(provider) as running:
         running.aggregates["orders"], running.schedulers["orders"].operations, ...
         await provider.run()
 
 Declared schedules are ensured on start: created when missing, replaced when changed, left alone
-(interval anchors included) when the same. ``reventless run module:plugin --db FILE`` runs one.
+(interval anchors included) when the same. Reactions (``reventless.reaction``) are handed to the
+provider on start and run with ``provider.run()``. ``reventless run module:plugin --db FILE`` runs
+one.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from typing import Any
 
 from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.command_topic import CommandTopic
-from reventless.errors import ValidationError
+from reventless.errors import UsageError, ValidationError
 from reventless.event_topic import EventTopic
+from reventless.reaction import Handler, Reaction
 from reventless.schedule import Schedule, check_name
 from reventless.scheduler import Scheduler
 from reventless.target import FireEnvelope, Target, check_target, is_async_callable
@@ -85,6 +89,7 @@ class RunningPlugin:
         self.aggregates: dict[str, Aggregate[Any]] = {}
         self.event_topics: dict[str, EventTopic] = {}
         self.schedulers: dict[str, Scheduler] = {}
+        self.reactions: dict[str, Reaction] = {}
 
 
 class Plugin:
@@ -97,6 +102,7 @@ class Plugin:
         self._topics: list[str] = []
         self._schedulers: dict[str, tuple[AggregateSpec[Any] | str, tuple[Schedule, ...]]] = {}
         self._hooks: list[StartHook] = []
+        self._reactions: dict[str, Reaction] = {}
 
     def aggregate(self, spec: AggregateSpec[Any]) -> AggregateSpec[Any]:
         """Declare an aggregate; returns the spec, to name it as a scheduler target."""
@@ -149,6 +155,27 @@ class Plugin:
                 )
         raise ValidationError("target", target, allowed)
 
+    def reaction(
+        self,
+        name: str,
+        *,
+        follows: Sequence[AggregateSpec[Any]],
+        handler: Handler,
+        **options: Any,
+    ) -> Reaction:
+        """Declare a reaction: ``await handler(event, context)`` for every event of the
+        aggregates ``follows`` names (specs declared on this plugin), durably; see
+        ``reventless.reaction.Reaction`` for ``options`` (on_failure, max_attempts, backoff,
+        max_backoff, timeout, start) and the guarantees."""
+        reaction = Reaction(name, follows=follows, handler=handler, **options)
+        if name in self._reactions:
+            raise ValidationError("reaction name", name, "a name not declared yet")
+        for spec in reaction.follows.values():
+            if self._aggregates.get(spec.name) is not spec:
+                raise ValidationError("follows", spec.name, "aggregates declared on this plugin")
+        self._reactions[name] = reaction
+        return reaction
+
     def on_start(self, hook: StartHook) -> StartHook:
         """Register ``async def hook(running)`` to run after the components are built."""
         self._hooks.append(hook)
@@ -180,6 +207,28 @@ class Plugin:
             running.schedulers[name] = scheduler
             for schedule in schedules:
                 await scheduler.operations.ensure_schedule(schedule)
+        host = self._reaction_host(provider)
         for hook in self._hooks:
             await hook(running)
-        yield running
+        for reaction in self._reactions.values():
+            assert host is not None
+            host.register(reaction, running)
+            running.reactions[reaction.name] = reaction
+        try:
+            yield running
+        finally:
+            for name in running.reactions:
+                assert host is not None
+                host.unregister(name)
+
+    def _reaction_host(self, provider: Any) -> Any:
+        if not self._reactions:
+            return None
+        reactions = getattr(provider, "reactions", None)
+        if not callable(reactions):
+            raise UsageError(
+                f"plugin {self.name!r} declares reactions ({', '.join(self._reactions)}), and "
+                f"provider {type(provider).__name__} does not run reactions; run the plugin on "
+                "reventless.local.provider"
+            )
+        return reactions()

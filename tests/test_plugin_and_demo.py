@@ -115,6 +115,12 @@ def test_the_demo_runs_deterministically_and_its_counts_equal_the_oracle() -> No
         in first
     )
     assert "07:00 CEST  cleanup-task" in first  # six hours after 00:00 CET, across the change
+    # The user-reminders reaction: reminders at 10:00 in each user's zone; grace's account is
+    # closed before hers fires, so it is deleted and due 0 times.
+    assert "(reaction) created reminder-ada: Single(2026, 3, 24, 10, 0) in Europe/London" in first
+    assert "11:00 CET   reminder-ada      users/ada: ReminderSent" in first
+    assert "20:30 CET   user-reminders    (reaction) deleted reminder-grace" in first
+    assert {n: (int(g), int(d)) for n, g, d in counts}["reminder-grace"] == (0, 0)
     assert "0 delivery failures" in first
 
 

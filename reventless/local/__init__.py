@@ -29,6 +29,7 @@ from reventless.errors import UsageError, ValidationError
 from reventless.local._engine import Engine
 from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import LocalScheduledPublisher
+from reventless.local._reactions import LocalReactions
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
@@ -47,13 +48,23 @@ class LocalProvider:
     clock: Clock
     path: str
 
-    def __init__(self, store: SqliteStore, clock: Clock, engine: Engine, runner: StoreRunner):
+    def __init__(
+        self,
+        store: SqliteStore,
+        clock: Clock,
+        engine: Engine,
+        runner: StoreRunner,
+        lease_ttl: float = 20.0,
+    ):
         self.clock = clock
         self.path = store.path
         self._engine = engine
         self._publisher = LocalScheduledPublisher(runner, engine)
         self._runner = runner
         self._event_log: SqliteEventLog | None = None
+        self._reactions = LocalReactions(
+            runner, clock, lease_ttl=lease_ttl, use_lease=store.path != ":memory:"
+        )
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
         self._closed = False
@@ -77,10 +88,17 @@ class LocalProvider:
             self._event_log = SqliteEventLog(self._runner)
         return self._event_log
 
+    def reactions(self) -> LocalReactions:
+        """The reactions on this store: their operations (status and lag, dead letters, reset,
+        resume), and the runner of those declared by started plugins, which ``run()`` runs."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        return self._reactions
+
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Fire schedules until cancelled.
+        """Fire schedules, and run the reactions of started plugins, until cancelled.
 
         With a file store, only one process fires at a time: the others stand by and take over
         within the lease time when it stops. ``await task_group.start(provider.run)`` returns once
@@ -100,7 +118,7 @@ class LocalProvider:
             self._run_scope = scope
             self._stopped = anyio.Event()
             try:
-                await self._engine.run(task_status)
+                await self._reactions.run_beside(partial(self._engine.run, task_status))
             finally:
                 self._run_scope = None
                 self._stopped.set()
@@ -191,7 +209,7 @@ async def provider(
         workers=workers,
         use_lease=store.path != ":memory:",
     )
-    local = LocalProvider(store, clock, engine, runner)
+    local = LocalProvider(store, clock, engine, runner, float(lease_ttl))
     try:
         yield local
     finally:

@@ -1,0 +1,653 @@
+"""Reactions on the embedded provider: checkpoints, leases and dead letters in the store file.
+
+One row of ``reactions`` per reaction holds its checkpoint (the log position of the last event
+handled), its state (running, or stopped by a dead letter), its last error and its lease. The
+tables are made on first use (``CREATE TABLE IF NOT EXISTS``), so older files gain them.
+
+How a runner follows the log: it reads the followed aggregates' events after its checkpoint,
+handles them one at a time, and advances the checkpoint with a compare-and-set on (position,
+lease owner), so an operator's reset or a lost lease makes the write fail and the runner re-read.
+The checkpoint is written after every event whose handler had an effect, and at the end of a
+batch otherwise (replaying an event without effects costs nothing). SQLite commits appends one
+writer at a time, so positions become visible in order and a reader never skips one.
+
+New events are noticed by polling the log's last position and ``PRAGMA data_version`` (which
+moves when another connection commits) every ``poll_interval``, and at once for events appended
+through the plugin's own aggregates (their event topics). The lease is the scheduler engine's
+idea, one row per reaction: the row says it lapses ``ttl + timeout + 1 s`` after a renewal began,
+while the holder starts no handler later than ``ttl`` after it; so a standby that takes over
+never runs a handler at the same time as the old holder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from reventless.aggregate_adapter import StoredEvent
+from reventless.clock import Clock, Hold
+from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
+from reventless.local._event_log import _COLUMNS, _create_schema, _rows_to_events
+from reventless.local._store import LeaseLostError, SqliteStore, from_us
+from reventless.local._store_runner import StoreRunner
+from reventless.reaction import (
+    OnFailure,
+    Reaction,
+    ReactionDeadLetter,
+    ReactionStatus,
+    check_reaction_name,
+)
+
+if TYPE_CHECKING:
+    from reventless.event_topic import TopicMessage
+    from reventless.plugin import RunningPlugin
+
+__all__ = ("LocalReactions",)
+
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS reactions (
+    name TEXT PRIMARY KEY,
+    follows TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    last_error TEXT,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS reaction_dead_letters (
+    id INTEGER PRIMARY KEY,
+    reaction TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at INTEGER NOT NULL
+)
+""",
+    "CREATE INDEX IF NOT EXISTS reaction_dead_letters_by_reaction"
+    " ON reaction_dead_letters (reaction, id)",
+)
+_BATCH = 100
+_MARGIN_S = 1.0
+_RUNNING, _STOPPED = "running", "stopped"
+
+
+# -- the store (synchronous: called in the store's thread) --------------------------------------
+
+
+def _create(store: SqliteStore) -> None:
+    _create_schema(store)  # the events table, when no aggregate has written yet
+    with store.transaction():
+        for statement in _SCHEMA:
+            store.conn.execute(statement)
+
+
+def _has_tables(store: SqliteStore) -> bool:
+    row = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reactions'"
+    ).fetchone()
+    return row is not None
+
+
+def _register(store: SqliteStore, name: str, follows: list[str], at_end: bool, now: int) -> None:
+    """Make the reaction's row when it has none; record what it follows now."""
+    with store.transaction():
+        start = 0
+        if at_end:
+            start = int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
+        store.conn.execute(
+            "INSERT INTO reactions (name, follows, position, state, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET follows = excluded.follows",
+            (name, json.dumps(follows), start, _RUNNING, now),
+        )
+
+
+def _try_lease(store: SqliteStore, name: str, owner: str, now: float, hold_s: float) -> bool:
+    with store.transaction():
+        cursor = store.conn.execute(
+            "UPDATE reactions SET owner = ?, lease_until = ? WHERE name = ?"
+            " AND (owner IS NULL OR owner = ? OR lease_until < ?)",
+            (owner, now + hold_s, name, owner, now),
+        )
+        return cursor.rowcount == 1
+
+
+def _release(store: SqliteStore, name: str, owner: str) -> None:
+    with store.transaction():
+        store.conn.execute(
+            "UPDATE reactions SET owner = NULL, lease_until = 0 WHERE name = ? AND owner = ?",
+            (name, owner),
+        )
+
+
+def _checkpoint(store: SqliteStore, name: str) -> tuple[int, str]:
+    row = store.conn.execute(
+        "SELECT position, state FROM reactions WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise ReactionNotFoundError(name)
+    return int(row[0]), str(row[1])
+
+
+def _events_after(
+    store: SqliteStore, after: int, aggregates: list[str], limit: int
+) -> list[StoredEvent]:
+    marks = ", ".join("?" * len(aggregates))
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE position > ? AND aggregate IN ({marks})"
+        " ORDER BY position LIMIT ?",
+        (after, *aggregates, limit),
+    ).fetchall()
+    return _rows_to_events(rows)
+
+
+_OWNED = "name = ? AND position = ? AND (? IS NULL OR owner = ?)"
+
+
+def _advance(
+    store: SqliteStore, name: str, owner: str | None, expected: int, position: int, now: int
+) -> bool:
+    """Move the checkpoint from ``expected`` to ``position`` while this runner owns the row and
+    nobody reset it; False (nothing written) otherwise."""
+    with store.transaction():
+        cursor = store.conn.execute(
+            f"UPDATE reactions SET position = ?, last_error = NULL, updated_at = ? WHERE {_OWNED}",
+            (position, now, name, expected, owner, owner),
+        )
+        return cursor.rowcount == 1
+
+
+def _note_failure(store: SqliteStore, name: str, owner: str | None, error: str, now: int) -> None:
+    with store.transaction():
+        store.conn.execute(
+            "UPDATE reactions SET last_error = ?, updated_at = ? WHERE name = ?"
+            " AND (? IS NULL OR owner = ?)",
+            (error, now, name, owner, owner),
+        )
+
+
+def _dead_letter(
+    store: SqliteStore,
+    name: str,
+    owner: str | None,
+    expected: int,
+    event: StoredEvent,
+    attempts: int,
+    reason: str,
+    action: OnFailure,
+    now: int,
+) -> bool:
+    """Record the dead letter and stop before the event or skip it, in one transaction."""
+    with store.transaction():
+        if action is OnFailure.SKIP:
+            change = "position = ?, last_error = NULL"
+            values: tuple[Any, ...] = (event.position,)
+        else:
+            change = "state = 'stopped', last_error = ?"
+            values = (f"stopped at position {event.position}: {reason}",)
+        cursor = store.conn.execute(
+            f"UPDATE reactions SET {change}, updated_at = ? WHERE {_OWNED}",
+            (*values, now, name, expected, owner, owner),
+        )
+        if cursor.rowcount != 1:
+            return False
+        store.conn.execute(
+            "INSERT INTO reaction_dead_letters (reaction, position, aggregate, aggregate_id,"
+            " version, type, attempts, reason, action, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                event.position,
+                event.aggregate,
+                event.aggregate_id,
+                event.version,
+                event.type,
+                attempts,
+                reason,
+                "skipped" if action is OnFailure.SKIP else "stopped",
+                now,
+            ),
+        )
+        return True
+
+
+def _marker(store: SqliteStore) -> tuple[int, int]:
+    """What changes when an event is appended here or anything is committed elsewhere."""
+    head = store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0]
+    version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+    return int(head or 0), int(version)
+
+
+def _statuses(store: SqliteStore) -> list[ReactionStatus]:
+    if not _has_tables(store):
+        return []
+    conn = store.conn
+    head = int(conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
+    rows = conn.execute(
+        "SELECT name, follows, position, state, last_error, owner, lease_until, updated_at"
+        " FROM reactions ORDER BY name"
+    ).fetchall()
+    statuses = []
+    now = time.time()
+    for name, follows_json, position, state, error, owner, lease_until, updated in rows:
+        follows = tuple(json.loads(follows_json))
+        marks = ", ".join("?" * len(follows))
+        pending = conn.execute(
+            f"SELECT COUNT(*) FROM events WHERE position > ? AND aggregate IN ({marks})",
+            (position, *follows),
+        ).fetchone()[0]
+        live = owner is not None and lease_until >= now
+        statuses.append(
+            ReactionStatus(
+                name=name,
+                follows=follows,
+                position=position,
+                head=head,
+                pending=int(pending),
+                state=state,
+                last_error=error,
+                holder=owner if live else None,
+                lease_until=from_us(int(lease_until * 1_000_000)) if live else None,
+                updated_at=from_us(updated),
+            )
+        )
+    return statuses
+
+
+def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDeadLetter]:
+    if not _has_tables(store):
+        raise ReactionNotFoundError(name)
+    _checkpoint(store, name)
+    rows = store.conn.execute(
+        "SELECT id, reaction, position, aggregate, aggregate_id, version, type, attempts,"
+        " reason, action, at FROM reaction_dead_letters WHERE reaction = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (name, limit),
+    ).fetchall()
+    return [
+        ReactionDeadLetter(
+            id=row[0],
+            reaction=row[1],
+            position=row[2],
+            aggregate=row[3],
+            aggregate_id=row[4],
+            version=row[5],
+            type=row[6],
+            attempts=row[7],
+            reason=row[8],
+            action=row[9],
+            at=from_us(row[10]),
+        )
+        for row in rows
+    ]
+
+
+def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
+    with store.transaction():
+        cursor = store.conn.execute(
+            "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
+            " updated_at = ? WHERE name = ?",
+            (position, now, name),
+        )
+        if cursor.rowcount != 1:
+            raise ReactionNotFoundError(name)
+
+
+def _resume(store: SqliteStore, name: str, skip: bool, now: int) -> int:
+    """Clear a stop; with ``skip`` also step over the event it stopped at. The position after."""
+    with store.transaction():
+        position, state = _checkpoint(store, name)
+        if skip and state == _STOPPED:
+            row = store.conn.execute(
+                "SELECT MAX(position) FROM reaction_dead_letters WHERE reaction = ?"
+                " AND action = 'stopped'",
+                (name,),
+            ).fetchone()
+            position = max(position, int(row[0] or 0))
+        store.conn.execute(
+            "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
+            " updated_at = ? WHERE name = ?",
+            (position, now, name),
+        )
+        return position
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+# -- the lease -----------------------------------------------------------------------------------
+
+
+class _Lease:
+    """One runner's claim on one reaction's row; ``owner`` None: no lease (``:memory:``)."""
+
+    def __init__(
+        self, runner: StoreRunner, name: str, owner: str | None, ttl: float, timeout: float
+    ):
+        self._runner = runner
+        self._name = name
+        self.owner = owner
+        self.ttl = ttl
+        self._hold_s = ttl + timeout + _MARGIN_S
+        self._until = float("inf") if owner is None else 0.0
+
+    async def try_acquire(self) -> bool:
+        if self.owner is None:
+            return True
+        started = time.monotonic()
+        held = await self._runner.call(
+            _try_lease, self._runner.store, self._name, self.owner, time.time(), self._hold_s
+        )
+        self._until = started + self.ttl if held else 0.0
+        return held
+
+    def fence(self) -> None:
+        if time.monotonic() >= self._until:
+            raise LeaseLostError(
+                f"reaction {self._name!r}: the lease was not renewed in time; standing by"
+            )
+
+    async def keep(self) -> None:
+        while True:
+            await anyio.sleep(self.ttl / 3)
+            if not await self.try_acquire():
+                raise LeaseLostError(f"reaction {self._name!r}: another process took the lease")
+
+    async def release(self) -> None:
+        if self.owner is not None:
+            self._until = 0.0
+            await self._runner.call(_release, self._runner.store, self._name, self.owner)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs one reaction of one started plugin until cancelled."""
+
+    def __init__(self, host: LocalReactions, reaction: Reaction, running: RunningPlugin) -> None:
+        self.host = host
+        self.reaction = reaction
+        self.running = running
+        self.scope = anyio.CancelScope()
+        self.wake = anyio.Event()
+        self._hold: Hold | None = None
+        self._target = 0
+        self.lease = _Lease(
+            host.runner, reaction.name, host.owner, host.lease_ttl, reaction.timeout
+        )
+
+    def notify(self, position: int) -> None:
+        """An event was appended in this process: hold a virtual clock until it is handled."""
+        if self._hold is None:
+            self._hold = self.host.clock.hold()
+        self._target = max(self._target, position)
+        self.wake.set()
+
+    def _let_go(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
+
+    async def _call(self, func: Any, *args: Any) -> Any:
+        return await self.host.runner.call(func, self.host.runner.store, *args)
+
+    async def run(self) -> None:
+        with self.scope:
+            try:
+                await self.host.ensure_schema()
+                await self._call(
+                    _register,
+                    self.reaction.name,
+                    list(self.reaction.follows),
+                    self.reaction.start == "end",
+                    _now_us(),
+                )
+                while True:
+                    if not await self.lease.try_acquire():
+                        self._let_go()  # another process handles the events
+                        await anyio.sleep(self.lease.ttl / 3)
+                        continue
+                    try:
+                        async with anyio.create_task_group() as group:
+                            if self.lease.owner is not None:
+                                group.start_soon(self.lease.keep)
+                            await self._follow()
+                    except BaseExceptionGroup as errors:
+                        _, rest = errors.split(LeaseLostError)
+                        if rest is not None:
+                            raise rest from None
+                    except LeaseLostError:
+                        pass  # stand by; the next round tries to take the lease again
+            finally:
+                self._let_go()
+                with anyio.CancelScope(shield=True):
+                    await self.lease.release()
+
+    async def _idle(self) -> None:
+        with anyio.move_on_after(1.0):  # also re-reads a row an operator changed
+            await self.wake.wait()
+
+    async def _follow(self) -> None:
+        names = list(self.reaction.follows)
+        while True:
+            self.wake = anyio.Event()
+            position, state = await self._call(_checkpoint, self.reaction.name)
+            events = (
+                []
+                if state == _STOPPED
+                else await self._call(_events_after, position, names, _BATCH)
+            )
+            if not events:
+                if state == _STOPPED or position >= self._target:
+                    self._let_go()
+                await self._idle()
+                continue
+            if self._hold is None:
+                self._hold = self.host.clock.hold()
+            await self._handle_batch(position, events)
+
+    async def _handle_batch(self, position: int, events: list[StoredEvent]) -> None:
+        name, owner = self.reaction.name, self.lease.owner
+        persisted = handled = position
+        for stored in events:
+            effects, attempts, reason = await self._attempts(stored)
+            if effects is None:
+                if handled != persisted:
+                    if not await self._call(_advance, name, owner, persisted, handled, _now_us()):
+                        return
+                    persisted = handled
+                await self._call(
+                    _dead_letter,
+                    name,
+                    owner,
+                    persisted,
+                    stored,
+                    attempts,
+                    reason,
+                    self.reaction.on_failure,
+                    _now_us(),
+                )
+                return
+            handled = stored.position
+            if effects:
+                if not await self._call(_advance, name, owner, persisted, handled, _now_us()):
+                    return
+                persisted = handled
+        if handled != persisted:
+            await self._call(_advance, name, owner, persisted, handled, _now_us())
+
+    async def _attempts(self, stored: StoredEvent) -> tuple[int | None, int, str]:
+        """(effects, attempts, last reason); effects None when every attempt failed."""
+        reaction = self.reaction
+        reason = ""
+        for attempt in range(1, reaction.max_attempts + 1):
+            self.lease.fence()
+            try:
+                context = await reaction.handle(stored, self.running, attempt=attempt)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                await self._call(
+                    _note_failure,
+                    reaction.name,
+                    self.lease.owner,
+                    f"attempt {attempt} of {reaction.max_attempts} at position "
+                    f"{stored.position} failed: {reason}",
+                    _now_us(),
+                )
+                if attempt < reaction.max_attempts:
+                    await anyio.sleep(reaction.retry_delay(attempt))
+                continue
+            return context.effects, attempt, ""
+        return None, reaction.max_attempts, reason
+
+
+class LocalReactions:
+    """The embedded provider's reactions: runs those of started plugins (in ``provider.run()``)
+    and offers their operations (``statuses``, ``dead_letters``, ``reset``, ``resume``), which
+    work on the store file whether or not this process runs them."""
+
+    def __init__(
+        self,
+        runner: StoreRunner,
+        clock: Clock,
+        *,
+        lease_ttl: float,
+        use_lease: bool,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.runner = runner
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.owner = uuid.uuid4().hex if use_lease else None
+        self.poll_interval = poll_interval
+        self._runners: dict[str, _Runner] = {}
+        self._group: anyio.abc.TaskGroup | None = None
+        self._watching = False
+        self._ready = False
+
+    # -- running ---------------------------------------------------------------------------
+
+    def register(self, reaction: Reaction, running: RunningPlugin) -> None:
+        """Run ``reaction`` for ``running`` (now if ``run`` is under way, else when it starts)."""
+        if reaction.name in self._runners:
+            raise UsageError(
+                f"reaction {reaction.name!r} is already running on this provider; a name is "
+                "declared once (a second plugin with it would share its checkpoint)"
+            )
+        runner = _Runner(self, reaction, running)
+
+        async def on_event(message: TopicMessage) -> None:
+            runner.notify(message.position or 0)
+
+        for name in reaction.follows:
+            running.aggregates[name].event_topic.subscribe(
+                on_event, name=f"reaction:{reaction.name}"
+            )
+        self._runners[reaction.name] = runner
+        if self._group is not None:
+            self._start(runner)
+
+    def unregister(self, name: str) -> None:
+        runner = self._runners.pop(name, None)
+        if runner is not None:
+            runner.scope.cancel()
+
+    async def ensure_schema(self) -> None:
+        if not self._ready:
+            await self.runner.call(_create, self.runner.store)
+            self._ready = True
+
+    async def run_beside(self, main: Callable[[], Awaitable[None]]) -> None:
+        """``await main()`` (the engine) while running every registered reaction, and those
+        registered later, until cancelled. An error of ``main`` comes out as itself."""
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                for runner in self._runners.values():
+                    self._start(runner)
+                await main()
+                group.cancel_scope.cancel()
+        except BaseExceptionGroup as errors:
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
+        finally:
+            self._group = None
+            self._watching = False
+
+    def _start(self, runner: _Runner) -> None:
+        assert self._group is not None
+        self._group.start_soon(runner.run, name=f"reaction:{runner.reaction.name}")
+        if not self._watching:
+            self._watching = True
+            self._group.start_soon(self._watch, name="reventless-reactions-watch")
+
+    async def _watch(self) -> None:
+        await self.ensure_schema()
+        last = None
+        while True:
+            if self._runners:
+                marker = await self.runner.call(_marker, self.runner.store)
+                if marker != last:
+                    last = marker
+                    for runner in self._runners.values():
+                        runner.wake.set()
+            await anyio.sleep(self.poll_interval)
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def statuses(self) -> list[ReactionStatus]:
+        """Every reaction recorded in the store, by name, with its position and lag."""
+        return await self.runner.call(_statuses, self.runner.store)
+
+    async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
+        """The reaction's dead letters, newest first, at most ``limit`` (1 to 10,000).
+        :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
+        check_reaction_name(name)
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        return await self.runner.call(_dead_letters, self.runner.store, name, limit)
+
+    async def reset(self, name: str, position: int) -> None:
+        """Set the checkpoint to ``position``: events after it are handled (again), from a stop
+        too. Commands sent again carry the message ids of the first time, so aggregates that
+        handled them ignore them; schedules are ensured by name.
+        :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
+        check_reaction_name(name)
+        if type(position) is not int or position < 0:
+            raise ValidationError("position", position, "a log position, 0 or more")
+        await self.ensure_schema()
+        await self.runner.call(_reset, self.runner.store, name, position, _now_us())
+        self._poke(name)
+
+    async def resume(self, name: str, *, skip: bool = False) -> int:
+        """Let a stopped reaction go on: with the event it stopped at (retried), or after it
+        (``skip=True``; it stays in the dead letters). Returns the position it resumes after.
+        :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
+        check_reaction_name(name)
+        await self.ensure_schema()
+        position: int = await self.runner.call(
+            _resume, self.runner.store, name, bool(skip), _now_us()
+        )
+        self._poke(name)
+        return position
+
+    def _poke(self, name: str) -> None:
+        runner = self._runners.get(name)
+        if runner is not None:
+            runner.wake.set()

@@ -1,0 +1,211 @@
+"""``reventless reactions ...`` and ``reventless run`` with a reaction, as real processes.
+
+The kill test: a "web" process appends commands to the store while ``reventless run`` runs the
+plugin in another process and is SIGKILLed at random moments (a standby is started each time).
+In the end every account event was handled once in effect, compared with what the web process
+itself counted: one audit record per event (no event skipped, no command doubled) and, per
+account, one schedule CREATED per Opened and one DELETED per Cancelled (no schedule operation
+doubled), with the schedule present exactly when the account is open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+import reventless.local
+from reventless import HistoryKind
+from reventless.aggregate import Aggregate
+from reventless.cli import main
+from tests.reaction_app import ACCOUNTS, AUDIT, Cancel, Open, make_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def start_runner(db: Path, *extra: str, timeout: str = "30") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REACTION_TIMEOUT": timeout}
+    command = [sys.executable, "-m", "reventless", "run", "tests.reaction_app:plugin"]
+    return subprocess.Popen(
+        [*command, "--db", str(db), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_reactions_commands_on_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+
+    async def setup() -> None:
+        async with (
+            reventless.local.provider(db) as provider,
+            make_plugin(max_attempts=1).start(provider) as running,
+            anyio.create_task_group() as group,
+        ):
+            await group.start(provider.run)
+            await running.aggregates["accounts"].handle("a1", Open(timezone="Nowhere/Zone"))
+            await running.aggregates["accounts"].handle("a2", Open())
+            with anyio.fail_after(10):
+                while (await provider.reactions().statuses())[0].state != "stopped":  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+
+    anyio.run(setup)
+    status, text = cli("reactions", "list", "--db", str(db))
+    assert status == 0
+    assert text.splitlines()[1].split()[:6] == ["renewals", "accounts", "stopped", "0", "2", "2"]
+    status, text = cli("reactions", "list", "--db", str(db), "--json")
+    [document] = json.loads(text)
+    assert (document["state"], document["pending"]) == ("stopped", 2)
+    status, text = cli("reactions", "dead-letters", "renewals", "--db", str(db), "--json")
+    [letter] = json.loads(text)
+    assert letter["aggregate_id"] == "a1" and "Nowhere/Zone" in letter["reason"]
+    status, text = cli("reactions", "dead-letters", "renewals", "--db", str(db))
+    assert "accounts/a1@1" in text and "stopped" in text
+    assert cli("reactions", "resume", "renewals", "--skip", "--db", str(db)) == (
+        0,
+        "reaction 'renewals' resumes after position 1\n",
+    )
+    assert cli("reactions", "reset", "renewals", "--position", "0", "--db", str(db)) == (
+        0,
+        "reaction 'renewals' reset to position 0\n",
+    )
+    capsys.readouterr()
+    assert cli("reactions", "dead-letters", "nope", "--db", str(db), "--json")[0] == 1
+    error = json.loads(capsys.readouterr().err)
+    assert (error["error"], error["reaction"], error["exit_status"]) == (
+        "ReactionNotFoundError",
+        "nope",
+        1,
+    )
+    assert cli("reactions", "reset", "renewals", "--position", "-1", "--db", str(db))[0] == 2
+    assert "--position -1 is not allowed" in capsys.readouterr().err
+    assert cli("reactions", "list", "--db", str(tmp_path / "none.db"))[0] == 2
+    assert cli("reactions", "reset", "bad name", "--position", "1", "--db", str(db))[0] == 2
+    assert "NAME 'bad name'" in capsys.readouterr().err
+
+
+async def web_process(db: Path, steps: int, seed: int) -> Counter[str]:
+    """Commands as a web process sends them; returns the events it caused, by kind and account."""
+    rng = random.Random(seed)
+    caused: Counter[str] = Counter()
+    async with reventless.local.provider(db) as provider:
+        accounts = await Aggregate.make(provider, ACCOUNTS)
+        for step in range(steps):
+            account = f"acct-{rng.randrange(12)}"
+            command = rng.choice([Open(timezone="Europe/Berlin"), Cancel()])
+            result = await accounts.handle(account, command, message_id=f"web-{step}")
+            for event in result.events:
+                caused[f"{type(event).__name__}:{account}"] += 1
+            await anyio.sleep(rng.uniform(0, 0.02))
+    return caused
+
+
+@pytest.mark.slow
+def test_sigkilled_runners_skip_no_event_and_double_no_effect(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    rng = random.Random(12)
+    # A killed runner's lease lapses after ttl + timeout + 1 s = 2.2 s; then a new one goes on.
+    runner = start_runner(db, "--lease-ttl", "1s", timeout="0.2")
+    positions_at_kills: list[int] = []
+
+    async def chaos(stop: anyio.Event) -> None:
+        nonlocal runner
+        while not stop.is_set():
+            await anyio.sleep(rng.uniform(1.5, 4))
+            runner.send_signal(signal.SIGKILL)
+            runner.wait()
+            positions_at_kills.append(checkpoint(db))
+            runner = start_runner(db, "--lease-ttl", "1s", timeout="0.2")
+
+    async def drive() -> Counter[str]:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(chaos, stop)
+            caused = await web_process(db, 1500, 1)
+            stop.set()
+        return caused
+
+    try:
+        caused = anyio.run(drive)
+        # Let the last runner finish the backlog.
+        deadline = time.monotonic() + 60
+        while True:
+            _, text = cli("reactions", "list", "--db", str(db), "--json")
+            [reaction] = json.loads(text)
+            if reaction["pending"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(30)
+    assert reaction["pending"] == 0 and reaction["state"] == "running", reaction
+    # The runners were killed while at work: the checkpoint moved between kills.
+    moves = sum(1 for a, b in itertools.pairwise(positions_at_kills) if b > a)
+    assert len(positions_at_kills) >= 4 and moves >= 3, positions_at_kills
+    asserts = anyio.run(check_effects, db, caused)
+    assert asserts > 0
+
+
+def checkpoint(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        row = conn.execute("SELECT position FROM reactions WHERE name = 'renewals'").fetchone()
+        return 0 if row is None else int(row[0])
+
+
+async def check_effects(db: Path, caused: Counter[str]) -> int:
+    async with reventless.local.provider(db) as provider:
+        audit = await Aggregate.make(provider, AUDIT)
+        sources = [event.source for event in await audit.history("log")]
+        log = provider.event_log()
+        stored = await log.read_all(limit=10_000)
+        account_events = [e for e in stored if e.aggregate == "accounts"]
+        # One audit record per account event: none skipped, none doubled.
+        assert len(sources) == len(set(sources)) == len(account_events)
+        assert set(sources) == {f"accounts/{e.aggregate_id}@{e.version}" for e in account_events}
+        # Per account, as many schedule creations and deletions as the web process caused
+        # and the schedule exists exactly when the account is open.
+        from reventless.scheduler import Scheduler
+        from reventless.testing import RecordingTarget
+
+        renewals = await Scheduler.make(provider, target=RecordingTarget(), name="renewals")
+        ops = renewals.operations
+        checked = 0
+        accounts = {e.aggregate_id for e in account_events}
+        for account in accounts:
+            kinds = Counter(entry.kind for entry in await ops.history(f"renew-{account}"))
+            opened = sum(
+                1 for e in account_events if e.aggregate_id == account and e.type == "Opened"
+            )
+            closed = sum(
+                1 for e in account_events if e.aggregate_id == account and e.type == "Cancelled"
+            )
+            assert kinds[HistoryKind.CREATED] == opened, account
+            assert kinds[HistoryKind.DELETED] == closed, account
+            is_open = opened > closed
+            names = {s.schedule.name for s in (await ops.list_schedules(limit=1000)).schedules}
+            assert (f"renew-{account}" in names) == is_open
+            checked += 1
+        # The independent count: what the web process itself saw happen.
+        assert Counter(f"{e.type}:{e.aggregate_id}" for e in account_events) == caused
+        return checked
