@@ -21,6 +21,7 @@ the feed. ``position`` is the event's version.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -293,9 +294,7 @@ class DynamoDbEventLog:
         if type(expected_version) is not int or expected_version < 0:
             raise ValidationError("expected_version", expected_version, "a whole number >= 0")
         stream = _stream_key(aggregate, aggregate_id)
-        plan = _Append(
-            self.table, stream, expected_version, events, message_id, _us(recorded_at)
-        )
+        plan = _Append(self.table, stream, expected_version, events, message_id, _us(recorded_at))
         # One token for the retries of this append: should a retried call find its first
         # attempt landed, DynamoDB answers it as that success instead of a conflict.
         reasons = await call_aws(
@@ -421,7 +420,7 @@ async def create_event_table(client: Any, table: str) -> None:
     """Create the event log's table (on-demand capacity) and wait until it is active; a table
     that exists already is left as it is. For tests and first deployments; infrastructure code
     may create the same table itself (``pk`` string hash key, ``sk`` number range key)."""
-    try:
+    with contextlib.suppress(ConflictError):  # it exists
         await call_aws(
             f"creating table {table!r}",
             client.create_table,
@@ -437,7 +436,5 @@ async def create_event_table(client: Any, table: str) -> None:
             BillingMode="PAY_PER_REQUEST",
             table={**EVENT_LOG_ERRORS, "ResourceInUseException": (ConflictError, False)},
         )
-    except ConflictError:
-        pass  # it exists
     waiter = client.get_waiter("table_exists")
     await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})

@@ -177,10 +177,10 @@ async def test_limits_are_refused_before_any_call(dynamodb: Any) -> None:
     client = FailingFirst(dynamodb, "transact_write_items", [])
     log = DynamoDbEventLog(client, TABLE)
     refusals = [
-        dict(events=[NewEvent(type="E", data=b"")] * 99, message_id="m"),
-        dict(events=[NewEvent(type="E", data=b"x" * 300_000)] * 14, message_id=None),
-        dict(events=[NewEvent(type="E", data=b"x" * (MAX_ITEM_BYTES + 1))], message_id=None),
-        dict(events=[], message_id="m" * 2100),
+        {"events": [NewEvent(type="E", data=b"")] * 99, "message_id": "m"},
+        {"events": [NewEvent(type="E", data=b"x" * 300_000)] * 14, "message_id": None},
+        {"events": [NewEvent(type="E", data=b"x" * (MAX_ITEM_BYTES + 1))], "message_id": None},
+        {"events": [], "message_id": "m" * 2100},
     ]
     for arguments in refusals:
         with pytest.raises(ValidationError):
