@@ -129,6 +129,11 @@ class EventTopic:
     async def publish(self, message: TopicMessage) -> None:
         """Deliver to every subscriber; raise PublishError afterwards if any of them failed."""
         self.published += 1
+        await self.fan_out(message)
+
+    async def fan_out(self, message: TopicMessage) -> None:
+        """Call every subscriber with ``message``, one after another; raise PublishError
+        afterwards if any of them failed."""
         errors = []
         for subscription in list(self._subscriptions):
             try:

@@ -55,7 +55,9 @@ class SnsEventTopic(EventTopic):
     """An event topic that publishes to an SNS FIFO topic (``topic_arn`` ends in ``.fifo``).
 
     Subscribers are SQS FIFO queues subscribed to the topic (raw message delivery), each
-    consumed by ``SqsTopicSubscriber``; ``subscribe`` in process is refused. Publishing an
+    consumed by ``SqsTopicSubscriber``. Handlers given to ``subscribe`` (a plugin's, unchanged)
+    are not called when publishing: they run where the subscriber queue is consumed, through
+    ``receive``. Publishing an
     aggregate's events raises when SNS refuses them, so the command fails and is delivered again,
     and its repeat publishes the same events again (``republishes_duplicates``). The topic is
     also a schedule target: on AWS, EventBridge Scheduler publishes the fire to SNS itself; the
@@ -76,12 +78,12 @@ class SnsEventTopic(EventTopic):
         self.arn = topic_arn
         self._client = client
 
-    def subscribe(self, handler: Any, *, name: str | None = None) -> Any:
-        raise UsageError(
-            f"event topic {self.name!r} is the SNS topic {self.arn}; subscribe an SQS FIFO queue "
-            "to it (raw message delivery) and consume the queue with "
-            "reventless.aws.SqsTopicSubscriber(handler).handle_batch(event)"
-        )
+    async def receive(self, message: TopicMessage) -> None:
+        """Hand a message that arrived from the topic (through a subscriber queue) to the
+        in-process subscribers (``subscribe``), as ``EventTopic.publish`` does in process;
+        PublishError when one failed, so the record is retried. The subscriber queue's entry
+        point for a plugin: ``SqsTopicSubscriber(topic.receive, topic=topic.name)``."""
+        await self.fan_out(message)
 
     def check_publishable(
         self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
@@ -104,7 +106,6 @@ class SnsEventTopic(EventTopic):
     async def publish(self, message: TopicMessage) -> None:
         """Publish one message to SNS; BackendUnavailableError (or another ReventlessError)
         when SNS refused it after retries."""
-        self.published += 1
         if message.type == "ScheduledFire":
             body = _fire_body(message)
             group = message.source
@@ -123,6 +124,7 @@ class SnsEventTopic(EventTopic):
             MessageAttributes={"type": {"DataType": "String", "StringValue": message.type}},
             table=SNS_ERRORS,
         )
+        self.published += 1
 
     async def publish_events(
         self,
