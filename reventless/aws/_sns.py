@@ -20,7 +20,7 @@ import msgspec
 from reventless.aggregate import AggregateSpec
 from reventless.aggregate_adapter import AppendResult, NewEvent
 from reventless.aws._errors import SNS_ERRORS, call_aws
-from reventless.errors import UsageError, ValidationError
+from reventless.errors import ValidationError
 from reventless.event_topic import EventTopic, TopicMessage, event_id
 from reventless.target import FireEnvelope
 
