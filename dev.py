@@ -11,7 +11,8 @@ beside this file (again only when pyproject.toml changes):
 - ``bench``: the peers the benchmarks compare against.
 
 Tasks: demo, test (the whole suite, as CI runs it), quick (the suite without the slow tests),
-lint, typecheck, docs, bench. Extra arguments go to the task's last command.
+lint, typecheck, docs, bench, aws-shop (``examples/aws_shop``: the demo's plugin on the AWS
+stack, against a local moto server). Extra arguments go to the task's last command.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ TASKS: dict[str, Task] = {
         "the manual, warnings as errors (its examples run in the tests)",
     ),
     "bench": Task("bench", (("benchmarks/run.py",),), "the benchmarks beside their peers"),
+    "aws-shop": Task(
+        "test",
+        (("examples/aws_shop/run.py",),),
+        "the shop on DynamoDB, SNS FIFO, SQS and EventBridge Scheduler, on a local moto server",
+    ),
 }
 
 

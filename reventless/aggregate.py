@@ -26,11 +26,11 @@ import msgspec
 import msgspec.structs
 
 from reventless._suggest import closest, did_you_mean
-from reventless.aggregate_adapter import EventLog, NewEvent, StoredEvent
+from reventless.aggregate_adapter import AppendResult, EventLog, NewEvent, StoredEvent
 from reventless.clock import Clock
 from reventless.command_topic import CommandTopic
 from reventless.errors import ConflictError, ValidationError
-from reventless.event_topic import EventTopic
+from reventless.event_topic import EventTopic, topic_for
 
 __all__ = (
     "Aggregate",
@@ -309,10 +309,12 @@ class Aggregate(Generic[State]):
     async def make(
         cls, provider: AggregateProvider, spec: AggregateSpec[State]
     ) -> Aggregate[State]:
-        """Bind ``spec`` to the provider's event log, with its command topic and event topic."""
+        """Bind ``spec`` to the provider's event log, with its command topic and event topic
+        (the provider's own topic named after the aggregate when it offers topics)."""
         if not isinstance(spec, AggregateSpec):
             raise ValidationError("spec", spec, "an AggregateSpec")
-        return cls(spec, provider.event_log(), provider.clock, EventTopic(spec.name))
+        log = provider.event_log()
+        return cls(spec, log, provider.clock, topic_for(provider, spec.name))
 
     async def load(self, aggregate_id: str) -> tuple[State, int]:
         """The current state and version of one aggregate instance."""
@@ -341,7 +343,9 @@ class Aggregate(Generic[State]):
     ) -> HandleResult:
         """Decide, append and publish; a ``message_id`` already handled by this aggregate
         instance changes nothing. Ids are per instance: the same id sent to two instances is
-        handled by each.
+        handled by each. When the event topic ``republishes_duplicates`` (SNS), such a repeat
+        publishes the events that message appended again, with the same event ids: a crash
+        after the append and before the publish is mended by the repeat of the command.
 
         A concurrent writer on the same stream makes the append conflict; the command is then
         decided again on the fresh state (up to 20 times).
@@ -367,14 +371,13 @@ class Aggregate(Generic[State]):
             except Exception:
                 # A repeat of a handled command may be refused by the newer state; it is a
                 # repeat all the same, and must not be retried or dead-lettered.
-                if message_id is not None and await self._log.was_handled(
-                    self.name, aggregate_id, message_id
-                ):
+                if message_id is not None and await self._repeated(aggregate_id, message_id):
                     return HandleResult(
                         aggregate_id=aggregate_id, events=(), version=version, duplicate=True
                     )
                 raise
             encoded = [self.spec.encode_event(event) for event in events]
+            self.event_topic.check_publishable(self.name, aggregate_id, encoded)
             try:
                 result = await self._log.append(
                     self.name,
@@ -389,6 +392,8 @@ class Aggregate(Generic[State]):
                 await self.load(aggregate_id)
                 continue
             if result.duplicate:
+                if message_id is not None and self.event_topic.republishes_duplicates:
+                    await self._repeated(aggregate_id, message_id)
                 return HandleResult(
                     aggregate_id=aggregate_id, events=(), version=result.version, duplicate=True
                 )
@@ -405,3 +410,23 @@ class Aggregate(Generic[State]):
             f"{self.name}/{aggregate_id}: the stream kept changing through "
             f"{_MAX_CONFLICT_RETRIES} attempts"
         )
+
+    async def _repeated(self, aggregate_id: str, message_id: str) -> bool:
+        """Whether ``message_id`` was handled by this instance; if so, and the topic wants it,
+        publish again the events it appended."""
+        if not self.event_topic.republishes_duplicates:
+            return await self._log.was_handled(self.name, aggregate_id, message_id)
+        stored = await self._log.handled_events(self.name, aggregate_id, message_id)
+        if stored is None:
+            return False
+        if stored:
+            result = AppendResult(
+                duplicate=False,
+                version=stored[-1].version,
+                positions=tuple(event.position for event in stored),
+            )
+            events = [self.spec.decode_event(event) for event in stored]
+            await self.event_topic.publish_events(
+                self.name, aggregate_id, events, result, message_id
+            )
+        return True

@@ -22,8 +22,10 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """An event as stored. ``position`` orders all events of the log; ``version`` counts the
-    events of one stream from 1. ``message_id`` is the id of the command that caused it."""
+    """An event as stored. ``version`` counts the events of one stream from 1. ``position``
+    orders all events of the log where the log keeps one order for all streams (see
+    ``EventLog.read_all``); a log without one (DynamoDB) sets it to ``version``. ``message_id``
+    is the id of the command that caused it."""
 
     position: int
     aggregate: str
@@ -91,7 +93,21 @@ class EventLog(Protocol):
         ``aggregate_id``)."""
         ...
 
+    async def handled_events(
+        self, aggregate: str, aggregate_id: str, message_id: str
+    ) -> list[StoredEvent] | None:
+        """The events an append with this message id wrote to the stream, in version order
+        (empty when it wrote none), or None when no such append was recorded: what a repeat of
+        the message re-publishes, so that a crash between append and publish loses nothing."""
+        ...
+
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Events of every stream after ``after_position``, in position order, at most ``limit``
-        (1 to 10,000): how a subscriber catches up after a restart."""
+        (1 to 10,000): how a subscriber catches up after a restart.
+
+        Only a log with one order for all streams offers it (SQLite). A log without one
+        (DynamoDB) raises UsageError: there, the event topic is the feed.
+        :raises ValidationError: ``limit`` out of range.
+        :raises UsageError: the log keeps no order across streams.
+        """
         ...

@@ -8,6 +8,11 @@ Subscribers are called one after another for each message. A subscriber that rai
 the others; for scheduled fires the failure is raised afterwards (so the engine retries the fire),
 for aggregate events it is logged and kept in ``failures`` (the events themselves are safe in the
 event log; ``EventLog.read_all`` re-reads them).
+
+A provider may offer event topics of its own (``ProvidesEventTopics``: the AWS provider's publish
+to SNS FIFO); aggregates and plugins then use those, through ``topic_for``. Such a topic sets
+``republishes_duplicates``: a repeat of a handled command publishes that command's events again,
+so that a crash between the append and the publish loses nothing (at least once, same ids).
 """
 
 from __future__ import annotations
@@ -15,16 +20,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from reventless.aggregate_adapter import AppendResult
+from reventless.aggregate_adapter import AppendResult, NewEvent
 from reventless.errors import ReventlessError, ValidationError
 from reventless.schedule import check_name
 from reventless.target import FireEnvelope, is_async_callable
 
-__all__ = ("EventTopic", "PublishError", "Subscription", "TopicMessage")
+__all__ = (
+    "EventTopic",
+    "ProvidesEventTopics",
+    "PublishError",
+    "Subscription",
+    "TopicMessage",
+    "event_id",
+    "topic_for",
+)
 
 logger = logging.getLogger("reventless.event_topic")
 
@@ -33,8 +46,10 @@ class TopicMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One published message.
 
     For an aggregate event: ``type`` is the event's tag, ``event`` the decoded event, ``source``
-    ``"aggregate/id"``, ``position`` and ``version`` its place in the log. For a scheduled fire:
-    ``type`` is ``"ScheduledFire"``, ``data`` the payload and ``message_id`` the fire id.
+    ``"aggregate/id"``, ``position`` and ``version`` its place in the log, ``message_id`` the id
+    of the command that caused it and ``event_id`` the event's own id (``event_id()``), the same
+    at every delivery. For a scheduled fire: ``type`` is ``"ScheduledFire"``, ``data`` the
+    payload and ``message_id`` the fire id.
     """
 
     topic: str
@@ -46,6 +61,12 @@ class TopicMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event: Any = None
     position: int | None = None
     version: int | None = None
+    event_id: str | None = None
+
+
+def event_id(aggregate: str, aggregate_id: str, version: int) -> str:
+    """The id of one event: ``"orders/o-1/3"``, the same at every delivery of it."""
+    return f"{aggregate}/{aggregate_id}/{version}"
 
 
 class PublishError(ReventlessError):
@@ -69,6 +90,8 @@ class Subscription:
 
 class EventTopic:
     """A named topic with in-process subscribers."""
+
+    republishes_duplicates = False  # in-process subscribers saw the events at the append
 
     def __init__(self, name: str) -> None:
         check_name(name)
@@ -106,6 +129,11 @@ class EventTopic:
     async def publish(self, message: TopicMessage) -> None:
         """Deliver to every subscriber; raise PublishError afterwards if any of them failed."""
         self.published += 1
+        await self.fan_out(message)
+
+    async def fan_out(self, message: TopicMessage) -> None:
+        """Call every subscriber with ``message``, one after another; raise PublishError
+        afterwards if any of them failed."""
         errors = []
         for subscription in list(self._subscriptions):
             try:
@@ -132,6 +160,12 @@ class EventTopic:
             )
         )
 
+    def check_publishable(
+        self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
+    ) -> None:
+        """Refuse, before they are appended, events this topic could never publish (too big
+        for a message); in process, every event can be."""
+
     async def publish_events(
         self,
         aggregate: str,
@@ -152,8 +186,27 @@ class EventTopic:
                 event=event,
                 position=position,
                 version=first_version + offset,
+                event_id=event_id(aggregate, aggregate_id, first_version + offset),
             )
             try:
                 await self.publish(message)
             except PublishError as exc:
                 logger.error("%s (the event is kept at log position %d)", exc, position)
+
+
+@runtime_checkable
+class ProvidesEventTopics(Protocol):
+    """An optional capability of a provider: event topics of its own (the AWS provider's are
+    SNS FIFO topics)."""
+
+    def event_topic(self, name: str) -> EventTopic:
+        """The topic named ``name``; UsageError when the provider was given none by that name."""
+        ...
+
+
+def topic_for(provider: object, name: str) -> EventTopic:
+    """The event topic ``name`` of ``provider``: its own when it offers topics, else one in
+    process."""
+    if isinstance(provider, ProvidesEventTopics):
+        return provider.event_topic(name)
+    return EventTopic(name)

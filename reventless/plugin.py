@@ -28,7 +28,7 @@ from typing import Any
 from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.command_topic import CommandTopic
 from reventless.errors import UsageError, ValidationError
-from reventless.event_topic import EventTopic
+from reventless.event_topic import EventTopic, topic_for
 from reventless.reaction import Handler, Reaction
 from reventless.schedule import Schedule, check_name
 from reventless.scheduler import Scheduler
@@ -194,7 +194,7 @@ class Plugin:
         for spec in self._aggregates.values():
             running.aggregates[spec.name] = await Aggregate.make(provider, spec)
         for topic in self._topics:
-            running.event_topics[topic] = EventTopic(topic)
+            running.event_topics[topic] = topic_for(provider, topic)
         for name, (target_ref, schedules) in self._schedulers.items():
             target: Target
             if isinstance(target_ref, AggregateSpec):

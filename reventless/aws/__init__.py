@@ -1,4 +1,5 @@
-"""The AWS provider: EventBridge Scheduler for schedules, SQS FIFO queues for command topics.
+"""The AWS provider: EventBridge Scheduler for schedules, SQS FIFO queues for command topics,
+DynamoDB for the event log and SNS FIFO topics for event topics.
 
 asyncio only (aioboto3). Import this package only when you use it: it imports aioboto3.
 
@@ -12,6 +13,10 @@ asyncio only (aioboto3). Import this package only when you use it: it imports ai
         scheduler = await Scheduler.make(provider, target=SqsQueueTarget(COMMANDS_QUEUE_ARN))
         await scheduler.operations.create_schedule(schedule)
 
+With ``event_table``, ``event_topics`` and ``command_queues`` it also gives aggregates their event
+log and topics, and maps a command topic target to its aggregate's queue, so that a plugin runs
+unchanged on the embedded provider and here (``docs/aws.md``).
+
 The provider and the schedulers made on it work inside the ``async with`` block only: used before
 it (``provider(...)`` not entered) or after it, they raise UsageError saying so, also when the
 client is yours and still open.
@@ -20,7 +25,7 @@ client is yours and still open.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -28,24 +33,44 @@ import anyio
 import anyio.abc
 
 from reventless._provider_context import ProviderContext, provider_context
-from reventless.aws._scheduler import SCHEDULED_TIME, AwsScheduledPublisher, SqsQueueTarget
+from reventless.aws._dynamodb import DynamoDbEventLog, create_event_table
+from reventless.aws._scheduler import (
+    SCHEDULED_TIME,
+    SNS_PUBLISH,
+    AwsScheduledPublisher,
+    SqsQueueTarget,
+)
+from reventless.aws._sns import SnsEventTopic, SqsTopicSubscriber, decode_topic_message
 from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
-from reventless.aws.iam import caller_policy, execution_role_policy, execution_role_trust_policy
+from reventless.aws.iam import (
+    caller_policy,
+    execution_role_policy,
+    execution_role_trust_policy,
+    handler_policy,
+)
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
 from reventless.scheduler_adapter import RetryPolicy
 
 __all__ = (
     "SCHEDULED_TIME",
+    "SNS_PUBLISH",
     "AwsProvider",
+    "DynamoDbEventLog",
     "ProviderContext",
+    "SnsEventTopic",
     "SqsCommandConsumer",
     "SqsCommandPublisher",
     "SqsQueueTarget",
+    "SqsTopicSubscriber",
     "caller_policy",
+    "create_event_table",
+    "decode_topic_message",
     "execution_role_policy",
     "execution_role_trust_policy",
     "handle_sqs_batch",
+    "handle_topic_batch",
+    "handler_policy",
     "provider",
 )
 
@@ -53,6 +78,8 @@ _GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
+_FIFO_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,75}\.fifo")
 
 
 _CLOSED = (
@@ -86,11 +113,19 @@ class AwsProvider:
         publisher: AwsScheduledPublisher,
         clock: Clock,
         clients: tuple[_ClientWhileOpen, ...] = (),
+        *,
+        event_log: DynamoDbEventLog | None = None,
+        event_topics: Mapping[str, str] | None = None,
+        sns_client: Any = None,
     ) -> None:
         self.clock = clock
         self._publisher = publisher
         self._clients = clients
         self._closed = False
+        self._event_log = event_log
+        self._topic_arns = dict(event_topics or {})
+        self._sns = sns_client
+        self._topics: dict[str, SnsEventTopic] = {}
 
     def scheduled_publisher(self) -> AwsScheduledPublisher:
         """The ScheduledPublisher adapter that schedulers made on this provider use."""
@@ -103,11 +138,34 @@ class AwsProvider:
         for client in self._clients:
             client.closed = True
 
-    def event_log(self) -> Any:
-        raise UsageError(
-            "the AWS provider has no event log yet; run aggregates on the embedded provider "
-            "and feed them from the queue with reventless.aws.SqsCommandConsumer"
-        )
+    def event_log(self) -> DynamoDbEventLog:
+        """The DynamoDB event log (``event_table``) that aggregates made on this provider use."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if self._event_log is None:
+            raise UsageError(
+                "this AWS provider has no event log: pass event_table=TABLE (and a session or "
+                "dynamodb_client) to reventless.aws.provider"
+            )
+        return self._event_log
+
+    def event_topic(self, name: str) -> SnsEventTopic:
+        """The SNS FIFO event topic ``name`` (an aggregate's is named after it), from
+        ``event_topics``; one instance per name."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        topic = self._topics.get(name)
+        if topic is not None:
+            return topic
+        arn = self._topic_arns.get(name)
+        if arn is None or self._sns is None:
+            raise UsageError(
+                f"this AWS provider has no event topic {name!r}: pass "
+                f"event_topics={{{name!r}: SNS_FIFO_TOPIC_ARN}} (and a session or sns_client) "
+                "to reventless.aws.provider; an aggregate's topic is named after the aggregate"
+            )
+        topic = self._topics[name] = SnsEventTopic(name, arn, self._sns)
+        return topic
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -119,9 +177,19 @@ class AwsProvider:
 
 
 async def handle_sqs_batch(event: dict[str, Any], aggregate: Any) -> dict[str, Any]:
-    """The body of a Lambda handler for an SQS trigger: handle the batch on ``aggregate`` and
-    return the partial-batch response (``SqsCommandConsumer.handle_batch``)."""
+    """The body of a Lambda handler for a command queue: handle the batch on ``aggregate`` (on
+    the AWS provider: DynamoDB, then SNS) and return the partial-batch response
+    (``SqsCommandConsumer.handle_batch``)."""
     return await SqsCommandConsumer(aggregate).handle_batch(event)
+
+
+async def handle_topic_batch(
+    event: dict[str, Any], handler: Any, *, topic: str = "", aggregates: Any = ()
+) -> dict[str, Any]:
+    """The body of a Lambda handler for a queue subscribed to an event topic: ``await
+    handler(message)`` per record, and the partial-batch response
+    (``SqsTopicSubscriber.handle_batch``)."""
+    return await SqsTopicSubscriber(handler, topic=topic, aggregates=aggregates).handle_batch(event)
 
 
 @provider_context("reventless.aws.provider", AwsProvider)
@@ -137,6 +205,11 @@ async def provider(
     retry_policy: RetryPolicy | None = None,
     clock: Clock | None = None,
     sqs_client: Any = None,
+    event_table: str | None = None,
+    event_topics: Mapping[str, str] | None = None,
+    command_queues: Mapping[str, str] | None = None,
+    dynamodb_client: Any = None,
+    sns_client: Any = None,
 ) -> AsyncIterator[AwsProvider]:
     """Yield the AWS provider for schedule group ``group`` (ensured to exist).
 
@@ -145,10 +218,96 @@ async def provider(
     Scheduler assumes to send to the target queue; ``dead_letter_arn`` a standard SQS queue for
     fires that exhaust ``retry_policy``; ``sqs_client`` lets ``dead_letters()`` read it.
 
+    For aggregates: ``event_table`` names the DynamoDB table of the event log
+    (``create_event_table``), ``event_topics`` maps topic names to SNS FIFO topic ARNs (an
+    aggregate's topic is named after the aggregate) and ``command_queues`` maps aggregate names
+    to their FIFO command queue ARNs, the target of a scheduler made on a command topic. With a
+    session the provider opens the DynamoDB and SNS clients they need; ``dynamodb_client`` and
+    ``sns_client`` are clients of yours instead.
+
     Use it as ``async with reventless.aws.provider(...) as provider:``; the returned
     ``ProviderContext`` raises UsageError with that fix when used without ``async with``.
     Arguments are checked on entering the block.
     """
+    _check_arguments(group, role_arn, dead_letter_arn, region, retry_policy)
+    if (session is None) == (client is None):
+        raise ValidationError(
+            "session/client", (session, client), "exactly one of session= and client="
+        )
+    _check_wiring(event_table, event_topics, command_queues)
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+
+        async def opened_client(service: str) -> Any:
+            if session is None:
+                raise ValidationError(
+                    f"{service}_client", None, f"a {service} client, or session= to open one"
+                )
+            return await stack.enter_async_context(
+                session.client(service, region_name=region, endpoint_url=endpoint_url)
+            )
+
+        if client is None:
+            client = await opened_client("scheduler")
+        if event_table is not None and dynamodb_client is None:
+            dynamodb_client = await opened_client("dynamodb")
+        if event_topics and sns_client is None:
+            sns_client = await opened_client("sns")
+        wrapped = [
+            None if c is None else _ClientWhileOpen(c)
+            for c in (client, sqs_client, dynamodb_client, sns_client)
+        ]
+        scheduler_client, sqs, dynamodb, sns = wrapped
+        assert scheduler_client is not None
+        publisher = AwsScheduledPublisher(
+            scheduler_client,
+            group=group,
+            role_arn=role_arn,
+            dead_letter_arn=dead_letter_arn,
+            retry_policy=retry_policy or RetryPolicy(),
+            clock=clock,
+            sqs_client=sqs,
+            command_queues=dict(command_queues or {}),
+        )
+        await publisher.ensure_group(group)
+        opened = AwsProvider(
+            publisher,
+            clock,
+            tuple(c for c in wrapped if c is not None),
+            event_log=None if event_table is None else DynamoDbEventLog(dynamodb, event_table),
+            event_topics=event_topics,
+            sns_client=sns,
+        )
+        try:
+            yield opened
+        finally:
+            opened._close()
+
+
+def _check_wiring(event_table: object, event_topics: object, command_queues: object) -> None:
+    """Refuse, on entering the block, a table name, topic ARN or queue ARN that AWS never
+    could accept."""
+    if event_table is not None and (
+        not isinstance(event_table, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", event_table)
+    ):
+        raise ValidationError("event_table", event_table, "a DynamoDB table name (3-255 chars)")
+    for field, mapping, check in (
+        ("event_topics", event_topics, _TOPIC_ARN),
+        ("command_queues", command_queues, _FIFO_QUEUE_ARN),
+    ):
+        if mapping is None:
+            continue
+        if not isinstance(mapping, Mapping):
+            raise ValidationError(field, mapping, "a mapping of names to ARNs")
+        for name, arn in mapping.items():
+            if not isinstance(arn, str) or not check.fullmatch(arn):
+                kind = "an SNS FIFO topic ARN" if check is _TOPIC_ARN else "an SQS FIFO queue ARN"
+                raise ValidationError(f"{field}[{name!r}]", arn, kind + " (its name ends in .fifo)")
+
+
+def _check_arguments(
+    group: object, role_arn: object, dead_letter_arn: object, region: object, retry_policy: object
+) -> None:
     if not isinstance(group, str) or not _GROUP.fullmatch(group):
         raise ValidationError("group", group, "1-64 letters, digits, '.', '_' or '-'")
     if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
@@ -167,31 +326,3 @@ async def provider(
         raise ValidationError("region", region, "an AWS region name such as 'eu-west-1'")
     if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
         raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
-    if (session is None) == (client is None):
-        raise ValidationError(
-            "session/client", (session, client), "exactly one of session= and client="
-        )
-    clock = clock or SystemClock()
-    async with AsyncExitStack() as stack:
-        if client is None:
-            client = await stack.enter_async_context(
-                session.client("scheduler", region_name=region, endpoint_url=endpoint_url)
-            )
-        clients = (_ClientWhileOpen(client),) + (
-            () if sqs_client is None else (_ClientWhileOpen(sqs_client),)
-        )
-        publisher = AwsScheduledPublisher(
-            clients[0],
-            group=group,
-            role_arn=role_arn,
-            dead_letter_arn=dead_letter_arn,
-            retry_policy=retry_policy or RetryPolicy(),
-            clock=clock,
-            sqs_client=None if sqs_client is None else clients[1],
-        )
-        await publisher.ensure_group(group)
-        opened = AwsProvider(publisher, clock, clients)
-        try:
-            yield opened
-        finally:
-            opened._close()

@@ -17,12 +17,23 @@ from reventless.errors import (
     ValidationError,
 )
 
-__all__ = ("ERROR_TABLE", "RETRIABLE_CODES", "call_aws", "translate_aws_error")
+__all__ = (
+    "ERROR_TABLE",
+    "EVENT_LOG_ERRORS",
+    "RETRIABLE_CODES",
+    "SNS_ERRORS",
+    "ErrorTable",
+    "call_aws",
+    "translate_aws_error",
+)
 
 T = TypeVar("T")
 
-# AWS error code -> (error type, retriable). A test walks this table.
-ERROR_TABLE: dict[str, tuple[type[ReventlessError], bool]] = {
+ErrorTable = dict[str, tuple[type[ReventlessError], bool]]
+
+# AWS error code -> (error type, retriable), for EventBridge Scheduler and SQS. Tests walk every
+# table of this module.
+ERROR_TABLE: ErrorTable = {
     "ValidationException": (ValidationError, False),
     "InvalidParameterValue": (ValidationError, False),
     "ResourceNotFoundException": (ScheduleNotFoundError, False),
@@ -43,6 +54,51 @@ ERROR_TABLE: dict[str, tuple[type[ReventlessError], bool]] = {
     "ExpiredTokenException": (PermissionDeniedError, False),
 }
 RETRIABLE_CODES = frozenset(code for code, (_, retriable) in ERROR_TABLE.items() if retriable)
+
+_DENIED: ErrorTable = {
+    "AccessDeniedException": (PermissionDeniedError, False),
+    "UnrecognizedClientException": (PermissionDeniedError, False),
+    "ExpiredTokenException": (PermissionDeniedError, False),
+    "InvalidSignatureException": (PermissionDeniedError, False),
+}
+
+# DynamoDB, for the event log. A missing table is not a missing schedule: it is the deployment's
+# fault and no retry mends it. TransactionCanceledException reaches this table only when one of
+# its reasons is temporary (the event log reads the others itself): it is retried.
+EVENT_LOG_ERRORS: ErrorTable = {
+    **_DENIED,
+    "ValidationException": (ValidationError, False),
+    "ResourceNotFoundException": (BackendUnavailableError, False),
+    "ConditionalCheckFailedException": (ConflictError, False),
+    "IdempotentParameterMismatchException": (BackendUnavailableError, False),
+    "ItemCollectionSizeLimitExceededException": (BackendUnavailableError, False),
+    "TransactionCanceledException": (BackendUnavailableError, True),
+    "TransactionConflictException": (BackendUnavailableError, True),
+    "TransactionInProgressException": (BackendUnavailableError, True),
+    "ProvisionedThroughputExceededException": (BackendUnavailableError, True),
+    "ThrottlingException": (BackendUnavailableError, True),
+    "RequestLimitExceeded": (BackendUnavailableError, True),
+    "InternalServerError": (BackendUnavailableError, True),
+    "ServiceUnavailable": (BackendUnavailableError, True),
+}
+
+# SNS, for event topics.
+SNS_ERRORS: ErrorTable = {
+    **_DENIED,
+    "AuthorizationError": (PermissionDeniedError, False),
+    "InvalidParameter": (ValidationError, False),
+    "InvalidParameterValue": (ValidationError, False),
+    "ValidationException": (ValidationError, False),
+    "NotFound": (BackendUnavailableError, False),
+    "KMSDisabled": (BackendUnavailableError, False),
+    "KMSAccessDenied": (PermissionDeniedError, False),
+    "Throttled": (BackendUnavailableError, True),
+    "ThrottlingException": (BackendUnavailableError, True),
+    "KMSThrottling": (BackendUnavailableError, True),
+    "InternalError": (BackendUnavailableError, True),
+    "InternalFailure": (BackendUnavailableError, True),
+    "ServiceUnavailable": (BackendUnavailableError, True),
+}
 
 
 def _code_and_status(exc: BaseException) -> tuple[str | None, int | None]:
@@ -73,11 +129,14 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
-def translate_aws_error(exc: BaseException, what: str) -> tuple[ReventlessError, bool]:
-    """The ReventlessError for a botocore/aiohttp exception, and whether it is worth retrying."""
+def translate_aws_error(
+    exc: BaseException, what: str, table: ErrorTable = ERROR_TABLE
+) -> tuple[ReventlessError, bool]:
+    """The ReventlessError for a botocore/aiohttp exception, and whether it is worth retrying:
+    by ``table`` (one per service); an unknown code is retried when its status is 5xx."""
     code, status = _code_and_status(exc)
     if code is not None:
-        error_type, retriable = ERROR_TABLE.get(
+        error_type, retriable = table.get(
             code, (BackendUnavailableError, status is not None and status >= 500)
         )
         message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
@@ -108,18 +167,19 @@ async def call_aws(
     attempts: int = 5,
     base_delay: float = 0.1,
     max_delay: float | None = None,
+    table: ErrorTable = ERROR_TABLE,
     **kwargs: Any,
 ) -> T:
     """Call one AWS API, retrying throttling, 5xx and connection failures with exponential
     backoff (each wait at most ``max_delay``) and full jitter; anything else is translated at
-    once. No botocore error escapes."""
+    once, by ``table``. No botocore error escapes."""
     for attempt in range(attempts):
         try:
             return await func(**kwargs)
         except ReventlessError:
             raise
         except Exception as exc:
-            error, retriable = translate_aws_error(exc, what)
+            error, retriable = translate_aws_error(exc, what, table)
             if not retriable or attempt == attempts - 1:
                 raise error from exc
         delay = base_delay * 2**attempt

@@ -16,7 +16,9 @@ import msgspec
 
 from reventless._attachments import duplicate_scheduler
 from reventless.aws._errors import call_aws
+from reventless.aws._sns import MAX_SNS_MESSAGE, SnsEventTopic
 from reventless.clock import Clock
+from reventless.command_topic import CommandTopic
 from reventless.errors import (
     BackendUnavailableError,
     ConflictError,
@@ -52,11 +54,16 @@ from reventless.scheduler_adapter import (
 )
 from reventless.target import Target, fire_id
 
-__all__ = ("SCHEDULED_TIME", "AwsScheduledPublisher", "SqsQueueTarget")
+__all__ = ("SCHEDULED_TIME", "SNS_PUBLISH", "AwsScheduledPublisher", "SqsQueueTarget")
 
 logger = logging.getLogger("reventless.aws")
 
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+# EventBridge Scheduler's Target has no SnsParameters, and SqsParameters.MessageGroupId is for
+# FIFO queues: a templated SNS target cannot publish to a FIFO topic, which needs a group id.
+# The universal target calls sns:Publish with the request written in Input, where the context
+# attributes are replaced in string values: group and deduplication ids included.
+SNS_PUBLISH = "arn:aws:scheduler:::aws-sdk:sns:publish"
 _MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 _TIME_WIDTH = len("2026-11-27T09:00:00Z")
@@ -137,6 +144,30 @@ def envelope_template(schedule: Schedule) -> str:
     ).decode()
 
 
+def sns_publish_template(topic: SnsEventTopic, schedule: Schedule) -> str:
+    """The Input of the universal ``sns:Publish`` target: the envelope as the message, the
+    schedule as the message group (fires in order), the fire id as the deduplication id."""
+    return _ENCODER.encode(
+        {
+            "TopicArn": topic.arn,
+            "Message": envelope_template(schedule),
+            "MessageGroupId": schedule.name,
+            "MessageDeduplicationId": f"{schedule.name}@{SCHEDULED_TIME}",
+        }
+    ).decode()
+
+
+def _envelope_of(target: dict[str, Any]) -> Any:
+    """The fire envelope a stored target carries: its Input, or, for the universal sns:Publish
+    target, the Input's Message."""
+    document = msgspec.json.decode(target.get("Input", ""))
+    if target.get("Arn") == SNS_PUBLISH:
+        if not isinstance(document, dict) or not isinstance(document.get("Message"), str):
+            raise ValueError("its sns:Publish Input has no Message")
+        return msgspec.json.decode(document["Message"])
+    return document
+
+
 def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -154,15 +185,17 @@ class AwsScheduledPublisher:
         retry_policy: RetryPolicy,
         clock: Clock,
         sqs_client: Any = None,
+        command_queues: dict[str, str] | None = None,
     ) -> None:
         self._client = client
+        self._command_queues = dict(command_queues or {})
         self._group = group
         self._role_arn = role_arn
         self._dead_letter_arn = dead_letter_arn
         self._retry_policy = retry_policy
         self._clock = clock
         self._sqs = sqs_client
-        self._targets: dict[str, SqsQueueTarget] = {}
+        self._targets: dict[str, SqsQueueTarget | SnsEventTopic] = {}
         self._attached: set[str] = set()
         self._groups_ready: set[str] = set()
 
@@ -194,13 +227,35 @@ class AwsScheduledPublisher:
                 )
         self._groups_ready.add(group)
 
+    def _aws_target(self, target: Target) -> SqsQueueTarget | SnsEventTopic:
+        """What EventBridge Scheduler sends to: a queue, or an SNS FIFO topic. A command topic
+        stands for its aggregate's queue (``command_queues``), so a plugin runs unchanged."""
+        if isinstance(target, (SqsQueueTarget, SnsEventTopic)):
+            return target
+        if isinstance(target, CommandTopic):
+            arn = self._command_queues.get(target.name)
+            if arn is None:
+                raise ValidationError(
+                    "target",
+                    target.name,
+                    "an aggregate with a queue in the provider's command_queues",
+                    message=(
+                        f"the command topic of {target.name!r} has no queue on AWS; pass "
+                        f"command_queues={{{target.name!r}: QUEUE_ARN}} to "
+                        "reventless.aws.provider (a FIFO queue)"
+                    ),
+                )
+            return SqsQueueTarget(arn, command_topic=target)
+        raise ValidationError(
+            "target",
+            target,
+            "an SqsQueueTarget, an aggregate's command topic with a queue in command_queues, "
+            "or an event topic of the AWS provider (SNS FIFO): EventBridge Scheduler delivers "
+            "fires to a queue or a topic",
+        )
+
     async def attach(self, scheduler: str, target: Target) -> None:
-        if not isinstance(target, SqsQueueTarget):
-            raise ValidationError(
-                "target",
-                target,
-                "an SqsQueueTarget (on AWS, EventBridge Scheduler delivers fires to a queue)",
-            )
+        target = self._aws_target(target)
         if scheduler in self._attached:
             raise duplicate_scheduler(scheduler, self._targets.get(scheduler))
         self._attached.add(scheduler)  # before the await: two concurrent makes cannot both pass
@@ -211,7 +266,7 @@ class AwsScheduledPublisher:
             raise
         self._targets[scheduler] = target
 
-    def _target(self, scheduler: str) -> SqsQueueTarget:
+    def _target(self, scheduler: str) -> SqsQueueTarget | SnsEventTopic:
         target = self._targets.get(scheduler)
         if target is None:
             raise UsageError(f"scheduler {scheduler!r} has no target; use Scheduler.make first")
@@ -221,34 +276,25 @@ class AwsScheduledPublisher:
         self, scheduler: str, schedule: Schedule, created_at: datetime, state: str, now: datetime
     ) -> dict[str, Any]:
         target = self._target(scheduler)
-        template = envelope_template(schedule)
-        size = len(template.encode()) - len(SCHEDULED_TIME) + _TIME_WIDTH
-        if size > _MAX_SQS_MESSAGE:
-            # JSON escaping can make a payload within 256 KiB too big for one SQS message.
-            raise ValidationError(
-                "payload",
-                schedule.payload,
-                f"a payload whose fire envelope fits one SQS message ({_MAX_SQS_MESSAGE} bytes)",
-                message=(
-                    f"payload of {schedule.name!r} makes a {size}-byte fire envelope; an SQS "
-                    f"message holds {_MAX_SQS_MESSAGE} bytes, so EventBridge could never "
-                    "deliver it"
-                ),
-            )
+        _check_envelope_size(schedule, target)
         fields = aws_schedule_fields(schedule, created_at=created_at)
         policy = self._retry_policy
         aws_target: dict[str, Any] = {
-            "Arn": target.arn,
             "RoleArn": self._role_arn,
-            "Input": template,
             "RetryPolicy": {
                 "MaximumRetryAttempts": policy.max_attempts,
                 "MaximumEventAgeInSeconds": int(policy.max_event_age.total_seconds()),
             },
         }
-        group_id = target.group_id(schedule)
-        if group_id is not None:
-            aws_target["SqsParameters"] = {"MessageGroupId": group_id}
+        if isinstance(target, SnsEventTopic):
+            aws_target["Arn"] = SNS_PUBLISH
+            aws_target["Input"] = sns_publish_template(target, schedule)
+        else:
+            aws_target["Arn"] = target.arn
+            aws_target["Input"] = envelope_template(schedule)
+            group_id = target.group_id(schedule)
+            if group_id is not None:
+                aws_target["SqsParameters"] = {"MessageGroupId": group_id}
         if self._dead_letter_arn is not None:
             aws_target["DeadLetterConfig"] = {"Arn": self._dead_letter_arn}
         request: dict[str, Any] = {
@@ -462,7 +508,7 @@ class AwsScheduledPublisher:
             raise ForeignScheduleError(name, "its Description carries no reventless mark")
         try:
             created_at = as_utc(datetime.fromisoformat(description[len(_MARK) :]), "created_at")
-            envelope = msgspec.json.decode(raw.get("Target", {}).get("Input", ""))
+            envelope = _envelope_of(raw.get("Target", {}))
             if (
                 not isinstance(envelope, dict)
                 or envelope.get("schedule") != name
@@ -604,6 +650,25 @@ class AwsScheduledPublisher:
             if len(messages) < 10:
                 break
         return letters
+
+
+def _check_envelope_size(schedule: Schedule, target: SqsQueueTarget | SnsEventTopic) -> None:
+    """Refuse a payload whose fire envelope could never be delivered: JSON escaping can make a
+    payload within 256 KiB too big for one SQS or SNS message."""
+    size = len(envelope_template(schedule).encode()) - len(SCHEDULED_TIME) + _TIME_WIDTH
+    kind, limit = (
+        ("SNS", MAX_SNS_MESSAGE) if isinstance(target, SnsEventTopic) else ("SQS", _MAX_SQS_MESSAGE)
+    )
+    if size > limit:
+        raise ValidationError(
+            "payload",
+            schedule.payload,
+            f"a payload whose fire envelope fits one {kind} message ({limit} bytes)",
+            message=(
+                f"payload of {schedule.name!r} makes a {size}-byte fire envelope; an {kind} "
+                f"message holds {limit} bytes, so EventBridge could never deliver it"
+            ),
+        )
 
 
 class _Written(NamedTuple):

@@ -3,25 +3,36 @@
 - ``execution_role_trust_policy``: who may assume the execution role: EventBridge Scheduler,
   only for schedules of this account's schedule group (the confused-deputy guard).
 - ``execution_role_policy``: what the role may do: ``sqs:SendMessage`` to the target queue and
-  the dead-letter queue, nothing else.
+  the dead-letter queue, ``sns:Publish`` to target topics (the universal ``sns:Publish`` target
+  of a schedule on an event topic), nothing else.
 - ``caller_policy``: what the application needs: the schedule actions on the group's schedules
   only, the group itself, listing, and passing the execution role to EventBridge Scheduler only.
+- ``handler_policy``: what the Lambda handlers need: the event log's item actions on its table,
+  ``sns:Publish`` to the event topics, and consuming their queues.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from reventless.errors import ValidationError
 
-__all__ = ("caller_policy", "execution_role_policy", "execution_role_trust_policy")
+__all__ = (
+    "caller_policy",
+    "execution_role_policy",
+    "execution_role_trust_policy",
+    "handler_policy",
+)
 
 _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}")
 _KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}")
 
 
@@ -61,18 +72,35 @@ def execution_role_trust_policy(
 
 
 def execution_role_policy(
-    *, target_queue_arn: str, dead_letter_arn: str | None = None, kms_key_arn: str | None = None
+    *,
+    target_queue_arn: str | None = None,
+    dead_letter_arn: str | None = None,
+    kms_key_arn: str | None = None,
+    target_topic_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Permissions of the execution role: send to the target and dead-letter queues, only.
+    """Permissions of the execution role: send to the target and dead-letter queues and publish
+    to the target topics, only. At least one target (queue or topic) is required.
 
-    ``kms_key_arn``: the key of encrypted queues, which sending also needs.
+    ``kms_key_arn``: the key of encrypted queues or topics, which sending also needs.
     """
-    queues = [_check("target_queue_arn", target_queue_arn, _QUEUE_ARN, "an SQS queue ARN")]
+    queues = []
+    if target_queue_arn is not None:
+        queues.append(_check("target_queue_arn", target_queue_arn, _QUEUE_ARN, "an SQS queue ARN"))
+    topics = [
+        _check("target_topic_arns", arn, _TOPIC_ARN, "an SNS topic ARN")
+        for arn in target_topic_arns
+    ]
+    if not queues and not topics:
+        raise ValidationError(
+            "target_queue_arn/target_topic_arns", None, "at least one target queue or topic"
+        )
     if dead_letter_arn is not None:
         queues.append(_check("dead_letter_arn", dead_letter_arn, _QUEUE_ARN, "an SQS queue ARN"))
-    statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues}
-    ]
+    statements: list[dict[str, Any]] = []
+    if queues:
+        statements.append({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues})
+    if topics:
+        statements.append({"Effect": "Allow", "Action": "sns:Publish", "Resource": topics})
     if kms_key_arn is not None:
         statements.append(
             {
@@ -134,3 +162,54 @@ def caller_policy(
             },
         ],
     }
+
+
+def handler_policy(
+    *,
+    table_arn: str,
+    topic_arns: Sequence[str] = (),
+    queue_arns: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Permissions of the Lambda handlers of command and subscriber queues.
+
+    The event log reads with ``GetItem`` and ``Query`` and appends with ``TransactWriteItems``,
+    which IAM authorises per item action (``PutItem``, ``UpdateItem``, ``ConditionCheckItem``);
+    nothing is ever deleted or scanned. Events are published to ``topic_arns``; ``queue_arns``
+    are the queues the handlers consume (what Lambda's event source mapping calls).
+    """
+    table = _check("table_arn", table_arn, _TABLE_ARN, "a DynamoDB table ARN")
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "EventLogOnItsTableOnly",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+            ],
+            "Resource": table,
+        }
+    ]
+    topics = [_check("topic_arns", arn, _TOPIC_ARN, "an SNS topic ARN") for arn in topic_arns]
+    if topics:
+        statements.append(
+            {"Sid": "PublishEvents", "Effect": "Allow", "Action": "sns:Publish", "Resource": topics}
+        )
+    queues = [_check("queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN") for arn in queue_arns]
+    if queues:
+        statements.append(
+            {
+                "Sid": "ConsumeTheQueues",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": queues,
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -189,6 +189,19 @@ def _was_handled(store: SqliteStore, aggregate: str, aggregate_id: str, message_
     return _is_handled(store.conn, aggregate, aggregate_id, message_id)
 
 
+def _handled_events(
+    store: SqliteStore, aggregate: str, aggregate_id: str, message_id: str
+) -> list[StoredEvent] | None:
+    if not _is_handled(store.conn, aggregate, aggregate_id, message_id):
+        return None
+    rows = store.conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE aggregate = ? AND aggregate_id = ?"
+        " AND message_id = ? ORDER BY version",
+        (aggregate, aggregate_id, message_id),
+    ).fetchall()
+    return _rows_to_events(rows)
+
+
 class SqliteEventLog:
     """Events in the provider's SQLite file, written through its store thread, group-committed."""
 
@@ -235,6 +248,14 @@ class SqliteEventLog:
         await self._ensure_schema()
         return await self._runner.call(
             _was_handled, self._runner.store, aggregate, aggregate_id, message_id
+        )
+
+    async def handled_events(
+        self, aggregate: str, aggregate_id: str, message_id: str
+    ) -> list[StoredEvent] | None:
+        await self._ensure_schema()
+        return await self._runner.call(
+            _handled_events, self._runner.store, aggregate, aggregate_id, message_id
         )
 
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:

@@ -5,6 +5,9 @@
 - ``RecordingTarget``: a target that records every envelope it receives, in order.
 - ``FailingTarget`` and ``HangingTarget``: targets for fault injection.
 - ``reventless.testing.conformance``: the ScheduledPublisher conformance suite (needs pytest).
+- ``reventless.testing.event_log_conformance``: the EventLog conformance suite (needs pytest).
+- ``reventless.testing.aws``: fire schedules as EventBridge would and shape Lambda SQS events,
+  against a local emulator (moto).
 """
 
 from __future__ import annotations

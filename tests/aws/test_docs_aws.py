@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
+from reventless.aws import create_event_table
 from tests.aws.conftest import ACCOUNT, REGION, CountingMotoServer, make_queue
 from tests.docs_pages import PAGES, environment, lay_out
 
@@ -18,11 +19,19 @@ PAGE = next(page for page in PAGES if page.name == "aws.md")
 
 
 async def test_the_aws_page_program_schedules_into_the_group_and_restarts_unchanged(
-    tmp_path: Path, moto: CountingMotoServer, sqs: Any, scheduler_client: Any
+    tmp_path: Path, moto: CountingMotoServer, session: Any, sqs: Any, scheduler_client: Any
 ) -> None:
-    # What the page says to create once: the FIFO command queue and the dead-letter queue.
+    # What the page says to create once: the FIFO command queue, the dead-letter queue, the
+    # event table and the aggregate's FIFO topic.
     _, orders_arn = await make_queue(sqs, "orders.fifo")
     _, dead_letters_arn = await make_queue(sqs, "shop-dead-letters")
+    async with session.client("dynamodb", endpoint_url=moto.url, region_name=REGION) as dynamodb:
+        await create_event_table(dynamodb, "shop-events")
+    async with session.client("sns", endpoint_url=moto.url, region_name=REGION) as sns:
+        await sns.create_topic(
+            Name="orders-events.fifo",
+            Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "false"},
+        )
     assert orders_arn == f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders.fifo"
     program = lay_out(PAGE, tmp_path)
     assert program is not None

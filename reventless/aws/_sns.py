@@ -1,0 +1,273 @@
+"""Event topics on SNS FIFO, and the entry point of a queue subscribed to one.
+
+A message's group id is the aggregate id (order per aggregate instance; a fire's group is its
+schedule) and its deduplication id the event id (a fire's: the fire id), so a message published
+twice within SNS's five-minute window is delivered once, and later with the same id. The body
+is JSON: an event as ``{"topic", "type", "source", "messageId", "eventId", "version",
+"position", "event"}``, a fire as its envelope ``{"schedule", "scheduledTime", "payload"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from reventless.aggregate import AggregateSpec
+from reventless.aggregate_adapter import AppendResult, NewEvent
+from reventless.aws._errors import SNS_ERRORS, call_aws
+from reventless.errors import ValidationError
+from reventless.event_topic import EventTopic, TopicMessage, event_id
+from reventless.target import FireEnvelope
+
+__all__ = (
+    "MAX_SNS_MESSAGE",
+    "SnsEventTopic",
+    "SqsTopicSubscriber",
+    "decode_topic_message",
+    "group_id",
+)
+
+logger = logging.getLogger("reventless.aws")
+
+MAX_SNS_MESSAGE = 262_144  # bytes in one SNS message
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
+# SNS FIFO group and deduplication ids: 1-128 of letters, digits and punctuation.
+_SNS_ID = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
+# The room an event's JSON leaves for the rest of the body: names, ids, numbers.
+_BODY_OVERHEAD = 512
+_ENCODER = msgspec.json.Encoder()
+
+
+def group_id(value: str) -> str:
+    """An SNS/SQS FIFO id for ``value``: itself when allowed, else its SHA-256 (the same for
+    every message of the value, so order and deduplication still hold)."""
+    if _SNS_ID.fullmatch(value):
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class SnsEventTopic(EventTopic):
+    """An event topic that publishes to an SNS FIFO topic (``topic_arn`` ends in ``.fifo``).
+
+    Subscribers are SQS FIFO queues subscribed to the topic (raw message delivery), each
+    consumed by ``SqsTopicSubscriber``. Handlers given to ``subscribe`` (a plugin's, unchanged)
+    are not called when publishing: they run where the subscriber queue is consumed, through
+    ``receive``. Publishing an
+    aggregate's events raises when SNS refuses them, so the command fails and is delivered again,
+    and its repeat publishes the same events again (``republishes_duplicates``). The topic is
+    also a schedule target: on AWS, EventBridge Scheduler publishes the fire to SNS itself; the
+    embedded engine publishes it through ``deliver``. ``client`` is an aioboto3 SNS client.
+    """
+
+    republishes_duplicates = True
+
+    def __init__(self, name: str, topic_arn: str, client: Any) -> None:
+        super().__init__(name)
+        if not isinstance(topic_arn, str) or not _TOPIC_ARN.fullmatch(topic_arn):
+            raise ValidationError(
+                f"event topic {name!r}",
+                topic_arn,
+                "an SNS FIFO topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME.fifo (a standard topic "
+                "cannot keep order per aggregate)",
+            )
+        self.arn = topic_arn
+        self._client = client
+
+    async def receive(self, message: TopicMessage) -> None:
+        """Hand a message that arrived from the topic (through a subscriber queue) to the
+        in-process subscribers (``subscribe``), as ``EventTopic.publish`` does in process;
+        PublishError when one failed, so the record is retried. The subscriber queue's entry
+        point for a plugin: ``SqsTopicSubscriber(topic.receive, topic=topic.name)``."""
+        await self.fan_out(message)
+
+    def check_publishable(
+        self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
+    ) -> None:
+        for event in events:
+            size = len(event.data) + len(aggregate) * 2 + len(aggregate_id) * 2 + _BODY_OVERHEAD
+            if size > MAX_SNS_MESSAGE:
+                raise ValidationError(
+                    f"{aggregate} event",
+                    event.type,
+                    f"an event whose message fits one SNS message ({MAX_SNS_MESSAGE} bytes)",
+                    message=(
+                        f"event {event.type} of {aggregate}/{aggregate_id} is {len(event.data)} "
+                        f"bytes of JSON; with its envelope it would not fit one SNS message "
+                        f"({MAX_SNS_MESSAGE} bytes), so it could never be published: nothing "
+                        "was appended"
+                    ),
+                )
+
+    async def publish(self, message: TopicMessage) -> None:
+        """Publish one message to SNS; BackendUnavailableError (or another ReventlessError)
+        when SNS refused it after retries."""
+        if message.type == "ScheduledFire":
+            body = _fire_body(message)
+            group = message.source
+            dedup = message.message_id or ""
+        else:
+            body = _event_body(message)
+            group = message.source.split("/", 1)[-1]
+            dedup = message.event_id or ""
+        await call_aws(
+            f"publishing {message.type} to {self.arn}",
+            self._client.publish,
+            TopicArn=self.arn,
+            Message=body,
+            MessageGroupId=group_id(group),
+            MessageDeduplicationId=group_id(dedup),
+            MessageAttributes={"type": {"DataType": "String", "StringValue": message.type}},
+            table=SNS_ERRORS,
+        )
+        self.published += 1
+
+    async def publish_events(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        events: Sequence[Any],
+        result: AppendResult,
+        message_id: str | None,
+    ) -> None:
+        """Publish events that were appended, in order; unlike in process, a failure is raised:
+        the command's repeat publishes them again."""
+        first_version = result.version - len(events) + 1
+        for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
+            version = first_version + offset
+            await self.publish(
+                TopicMessage(
+                    topic=self.name,
+                    type=type(event).__struct_config__.tag,
+                    source=f"{aggregate}/{aggregate_id}",
+                    message_id=message_id,
+                    event=event,
+                    position=position,
+                    version=version,
+                    event_id=event_id(aggregate, aggregate_id, version),
+                )
+            )
+
+
+def _event_body(message: TopicMessage) -> str:
+    return _ENCODER.encode(
+        {
+            "topic": message.topic,
+            "type": message.type,
+            "source": message.source,
+            "messageId": message.message_id,
+            "eventId": message.event_id,
+            "version": message.version,
+            "position": message.position,
+            "event": message.event,
+        }
+    ).decode()
+
+
+def _fire_body(message: TopicMessage) -> str:
+    envelope = FireEnvelope(
+        schedule=message.source,
+        scheduled_time=message.scheduled_time,  # type: ignore[arg-type]
+        payload=message.data or "",
+    )
+    return envelope.to_json().decode()
+
+
+def decode_topic_message(
+    body: str, topic: str, aggregates: Sequence[AggregateSpec[Any]] = ()
+) -> TopicMessage:
+    """The ``TopicMessage`` of a subscriber queue's record body (raw, or wrapped in SNS's
+    notification JSON). An event of one of ``aggregates`` is decoded into its Struct; any
+    other stays plain JSON data."""
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ValidationError("record body", body, "JSON") from exc
+    if isinstance(document, dict) and document.get("Type") == "Notification":
+        return decode_topic_message(str(document.get("Message", "")), topic, aggregates)
+    if not isinstance(document, dict):
+        raise ValidationError("record body", body, "a JSON object")
+    if "scheduledTime" in document:
+        envelope = FireEnvelope.from_json(body)
+        return TopicMessage(
+            topic=topic,
+            type="ScheduledFire",
+            source=envelope.schedule,
+            message_id=envelope.fire_id,
+            scheduled_time=envelope.scheduled_time,
+            data=envelope.payload,
+        )
+    return _event_message(document, topic, aggregates)
+
+
+def _event_message(
+    document: dict[str, Any], topic: str, aggregates: Sequence[AggregateSpec[Any]]
+) -> TopicMessage:
+    try:
+        source = str(document["source"])
+        kind = str(document["type"])
+        event = document["event"]
+        version = int(document["version"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(
+            "record body", document, "an event message or a fire envelope"
+        ) from exc
+    specs = {spec.name: spec for spec in aggregates}
+    spec = specs.get(source.split("/", 1)[0])
+    if spec is not None and kind in spec.events:
+        event = msgspec.convert(event, spec.events[kind], strict=True)
+    return TopicMessage(
+        topic=str(document.get("topic", topic)),
+        type=kind,
+        source=source,
+        message_id=document.get("messageId"),
+        event=event,
+        position=document.get("position"),
+        version=version,
+        event_id=document.get("eventId"),
+    )
+
+
+Handler = Callable[[TopicMessage], Awaitable[None]]
+
+
+class SqsTopicSubscriber:
+    """Handles the records of a subscriber queue (a Lambda's SQS batch): each record becomes a
+    ``TopicMessage`` for ``await handler(message)``.
+
+    ``handle_batch(event)`` returns ``{"batchItemFailures": [...]}``; after a failure, later
+    records of the same message group are reported failed too, untouched, so that order per
+    aggregate survives the retry. A message can arrive more than once (at least once, the same
+    ``event_id``): the handler deduplicates on it. ``aggregates`` are the specs whose events are
+    decoded into their Structs.
+    """
+
+    def __init__(
+        self, handler: Handler, *, topic: str = "", aggregates: Sequence[AggregateSpec[Any]] = ()
+    ) -> None:
+        self.handler = handler
+        self.topic = topic
+        self.aggregates = tuple(aggregates)
+
+    async def handle_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+        failures: list[dict[str, str]] = []
+        failed_groups: set[str] = set()
+        for record in event.get("Records", []):
+            record_id = str(record.get("messageId"))
+            group = str(record.get("attributes", {}).get("MessageGroupId", ""))
+            if group and group in failed_groups:
+                failures.append({"itemIdentifier": record_id})
+                continue
+            try:
+                message = decode_topic_message(record.get("body", ""), self.topic, self.aggregates)
+                await self.handler(message)
+            except Exception as exc:
+                logger.error("record %s failed: %s: %s", record_id, type(exc).__name__, exc)
+                failures.append({"itemIdentifier": record_id})
+                if group:
+                    failed_groups.add(group)
+        return {"batchItemFailures": failures}
