@@ -34,6 +34,7 @@ import anyio.abc
 
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.aws._dynamodb import DynamoDbEventLog, create_event_table
+from reventless.aws._reactions import AwsReactions, handle_reaction_batch
 from reventless.aws._scheduler import (
     SCHEDULED_TIME,
     SNS_PUBLISH,
@@ -68,6 +69,7 @@ __all__ = (
     "decode_topic_message",
     "execution_role_policy",
     "execution_role_trust_policy",
+    "handle_reaction_batch",
     "handle_sqs_batch",
     "handle_topic_batch",
     "handler_policy",
@@ -126,6 +128,7 @@ class AwsProvider:
         self._topic_arns = dict(event_topics or {})
         self._sns = sns_client
         self._topics: dict[str, SnsEventTopic] = {}
+        self._reactions = AwsReactions()
 
     def scheduled_publisher(self) -> AwsScheduledPublisher:
         """The ScheduledPublisher adapter that schedulers made on this provider use."""
@@ -137,6 +140,13 @@ class AwsProvider:
         self._closed = True
         for client in self._clients:
             client.closed = True
+
+    def reactions(self) -> AwsReactions:
+        """The reactions of plugins started on this provider. On AWS none runs here: each is the
+        handler of its own queue (``handle_reaction_batch``)."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        return self._reactions
 
     def event_log(self) -> DynamoDbEventLog:
         """The DynamoDB event log (``event_table``) that aggregates made on this provider use."""
