@@ -238,9 +238,25 @@ class AggregateSpec(Generic[State]):
                 event,
                 f"one of {self.name}'s events: {', '.join(sorted(self.events))}",
             )
-        return NewEvent(
-            type=_tag(type(event), "events", self.name), data=self._encoder.encode(event)
-        )
+        tag = _tag(type(event), "events", self.name)
+        data = self._encoder.encode(event)
+        try:
+            # msgspec does not check field types when a Struct is built, so an event holding a
+            # value its type does not declare (None in a datetime field) would be appended and
+            # then never read back; it is refused before anything is written.
+            self._event_decoders[tag].decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValidationError(
+                f"{self.name} event",
+                event,
+                f"an event whose fields match their declared types ({exc})",
+                message=(
+                    f"{self.name} event {event!r} does not match its declared field types, so it "
+                    f"could not be read back: {exc}; nothing was appended (fix decide, or declare "
+                    "the field's type to allow the value, e.g. 'datetime | None')"
+                ),
+            ) from exc
+        return NewEvent(type=tag, data=data)
 
     def decode_event(self, stored: StoredEvent) -> Any:
         decoder = self._event_decoders.get(stored.type)

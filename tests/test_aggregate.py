@@ -455,3 +455,26 @@ def test_a_crash_between_delivery_and_acknowledgement_changes_the_aggregate_once
     # Delivered twice (once before the crash, once after), handled once, recorded once.
     assert (result["ticks"], result["version"]) == (1, 1)
     assert result["history"] == ["created", "fired", "completed"]
+
+
+async def test_an_event_that_does_not_match_its_declared_types_is_refused_before_the_append(
+    anyio_backend: str,
+) -> None:
+    """msgspec builds Structs without checking field types; an event with None in an int field
+    would be appended and then never read back (load and reactions would fail forever)."""
+
+    def bad_decide(state: Counter, command: Any, context: CommandContext) -> list[Any]:
+        return [Added(amount=None)]  # type: ignore[arg-type]
+
+    spec = AggregateSpec(
+        "counters",
+        commands=[Tick, Add],
+        events=[Ticked, Added],
+        initial=Counter(),
+        decide=bad_decide,
+        evolve=evolve,
+    )
+    async with world(spec=spec) as (_, counters, _):
+        with pytest.raises(ValidationError, match="does not match its declared field types"):
+            await counters.command_topic.send("c-1", Add(amount_due=1), message_id="m-1")
+        assert await counters.load("c-1") == (Counter(), 0)
