@@ -39,6 +39,7 @@ from reventless.rate_translation import (
 from reventless.schedule import (
     Daily,
     Days,
+    DstPolicy,
     Hours,
     Minutes,
     Rate,
@@ -81,6 +82,7 @@ __all__ = (
     "Days",
     "DeadLetter",
     "DeliveryRefusedError",
+    "DstPolicy",
     "EventTopic",
     "FireEnvelope",
     "FirePreview",

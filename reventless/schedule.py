@@ -392,7 +392,7 @@ def parse_dst(text: str, field: str = "dst") -> DstPolicy:
     """Parse ``'gap=shift,overlap=both'`` (either part may be left out, then it is the default)."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(field, text, _DST_ALLOWED)
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for part in text.split(","):
         key, equals, value = (piece.strip() for piece in part.partition("="))
         if not equals or key not in ("gap", "overlap") or key in values:
