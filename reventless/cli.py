@@ -306,7 +306,10 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     if not rows:
         write("(no fires after this instant)\n")
     if "refused" in aws:
-        write(f"\nEventBridge Scheduler: cannot take this schedule: {aws['refused']}\n")
+        write(
+            f"\nEventBridge Scheduler: not available with dst {dst_text(schedule.dst)} (it has "
+            "only gap=skip,overlap=first); the embedded engine keeps this policy\n"
+        )
         return 0
     write("\nEventBridge Scheduler:\n")
     for key, value in aws.items():

@@ -435,7 +435,7 @@ def test_preview_dst_shows_what_the_policy_does_and_that_aws_cannot() -> None:
         "2026-10-25 01:30  Sun 2026-10-25 02:30 CET   wall time occurs twice; fires at both "
         "(overlap=both), this is the second" in text
     )
-    assert "EventBridge Scheduler: cannot take this schedule: dst gap=shift,overlap=both" in text
+    assert "EventBridge Scheduler: not available with dst gap=shift,overlap=both" in text
     assert "ScheduleExpression" not in text
     status, text = run(
         "preview",
