@@ -468,8 +468,11 @@ def test_preview_dst_shows_what_the_policy_does_and_that_aws_cannot() -> None:
         (["Daily(2, 30)", "--dst", "gap=shift,gap=skip"], "--dst"),
         (["Minutes(5)", "--dst", "gap=shift"], "dst"),
         (
-            ['{"name": "r", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x"}']
-            + ["--dst", "overlap=both"],
+            [
+                '{"name": "r", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x"}',
+                "--dst",
+                "overlap=both",
+            ],
             "--dst",
         ),
     ],

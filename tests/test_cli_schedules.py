@@ -424,12 +424,12 @@ def test_create_with_a_dst_policy_stores_and_shows_it(tmp_path: Path) -> None:
     argv = ["schedules", "create", "meter", "Daily(1, 30)", "--payload", "p", "--db", db]
     argv += ["--timezone", "Europe/Dublin", "--dst", "overlap=both", "--new-scheduler"]
     assert run(*argv) == (0, "created\n")
-    status, text = run("schedules", "show", "meter", "--db", db)
+    _, text = run("schedules", "show", "meter", "--db", db)
     assert "dst:        gap=skip,overlap=both" in text
-    status, text = run("schedules", "show", "meter", "--db", db, "--json")
+    _, text = run("schedules", "show", "meter", "--db", db, "--json")
     assert json.loads(text)["state"]["schedule"]["dst"] == {"gap": "skip", "overlap": "both"}
     argv = ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--db", db]
     assert run(*argv, "--dst", "gap=shift")[0] == 2
     assert run(*argv, "--dst", "gap=")[0] == 2
-    status, text = run("schedules", "list", "--db", db, "--json")
+    _, text = run("schedules", "list", "--db", db, "--json")
     assert [s["schedule"]["name"] for s in json.loads(text)["schedules"]] == ["meter"]

@@ -50,15 +50,16 @@ def at(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def sched(rate: Rate, zone: str, dst: DstPolicy = DstPolicy()) -> Schedule:
+DEFAULT = DstPolicy()
+
+
+def sched(rate: Rate, zone: str, dst: DstPolicy = DEFAULT) -> Schedule:
     return Schedule(name="s", rate=rate, payload="p", timezone=zone, dst=dst)
 
 
 def fires_between(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
     """The core's fires in (start, end]."""
-    return list(
-        itertools.takewhile(lambda t: t <= end, fire_times(schedule, created_at=start))
-    )
+    return list(itertools.takewhile(lambda t: t <= end, fire_times(schedule, created_at=start)))
 
 
 # --- worked examples: one transition day per zone ---------------------------------------------
@@ -424,9 +425,7 @@ def brute_force_occurrences(
     return occurrences, shifted
 
 
-def brute_force_fires(
-    schedule: Schedule, start: datetime, end: datetime
-) -> list[datetime]:
+def brute_force_fires(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
     """The fires in (start, end], found minute by minute (the slow, obvious way)."""
     rate = schedule.rate
     assert isinstance(rate, (Daily, Weekdays, WeekdaysAndSaturday, Single))
@@ -490,9 +489,7 @@ def test_singles_agree_with_the_minute_by_minute_evaluator(
 
 
 @given(st.data(), dst_policies)
-def test_every_zone_transition_agrees_for_every_policy(
-    data: st.DataObject, dst: DstPolicy
-) -> None:
+def test_every_zone_transition_agrees_for_every_policy(data: st.DataObject, dst: DstPolicy) -> None:
     """The wall time right inside the change: the cases a random wall time rarely hits."""
     zone = data.draw(st.sampled_from(DST_ZONES))
     centre = data.draw(st.sampled_from(transitions(zone)))
