@@ -213,7 +213,7 @@ def _count(schedule: Schedule, first: datetime, last: datetime, created: datetim
     # A day's fire can lie outside its local date (shifted past midnight, the second pass of an
     # hour repeated across midnight): look one day further each way and count distinct instants
     # in the range (a shifted fire can fall on the next day's own).
-    day = max(day - _ONE_DAY, date.min)
+    day = day - _ONE_DAY if day > date.min else day
     end = min(end + _ONE_DAY, date.max)
     seen: set[datetime] = set()
     # One step a local day: a downtime of ten years is about 3,650 cheap steps.
