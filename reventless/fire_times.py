@@ -230,8 +230,9 @@ def _next_wall_fire(
     if dst.gap == "shift":
         first = max(first - 1, 1)
     # The fast path for the usual policies (one fire a day at most): the first reading of the
-    # wall time is the fire unless the wall time is in a gap and the gap is skipped; the second
-    # reading is only needed to tell a gap, and only for the candidate after `after`.
+    # wall time (fold=0) is the fire unless the wall time is in a gap and the gap is skipped. A
+    # gap shows as a round trip that does not come back to the wall time; that check is needed
+    # only for the candidate after `after`, and is cheaper than a second reading with fold=1.
     gap_shifts = dst.gap == "shift"
     for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
         day = date.fromordinal(ordinal)
@@ -243,10 +244,13 @@ def _next_wall_fire(
             fire = ceil_minute(instant)
             if fire <= after:
                 continue
-            if gap_shifts or wall.replace(fold=1).astimezone(UTC) >= instant:
+            if gap_shifts:
                 return fire
+            back = instant.astimezone(zone)
         except OverflowError:  # the instant lies outside the datetime range
             continue
+        if back.minute == minute and back.hour == hour and back.day == day.day:
+            return fire
         # Otherwise the wall time falls in a spring-forward gap that day: skipped.
     return None
 
