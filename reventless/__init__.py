@@ -48,6 +48,7 @@ from reventless.reaction import (
 from reventless.schedule import (
     Daily,
     Days,
+    DstPolicy,
     Hours,
     Minutes,
     Rate,
@@ -90,6 +91,7 @@ __all__ = (
     "Days",
     "DeadLetter",
     "DeliveryRefusedError",
+    "DstPolicy",
     "EventTopic",
     "FireEnvelope",
     "FirePreview",

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from reventless._cli_common import Parser, did_you_mean, dump, say, table, utc, whole
 from reventless.errors import ValidationError
-from reventless.schedule import Schedule, check_name, parse_rate, rate_text
+from reventless.schedule import (
+    DEFAULT_DST,
+    Schedule,
+    check_name,
+    dst_text,
+    parse_dst,
+    parse_rate,
+    rate_text,
+)
 
 if TYPE_CHECKING:
     from reventless._payload_types import PayloadCheck
@@ -64,6 +72,11 @@ def add_schedules_command(commands: Any) -> None:
     create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
     create.add_argument("--payload", required=True, help="what each fire delivers")
     create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+    create.add_argument(
+        "--dst",
+        help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
+        "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
+    )
     create.add_argument(
         "--if-exists",
         default="replace",
@@ -322,6 +335,8 @@ async def _show(call: _Call) -> int:
     write(f"name:       {schedule.name}\n")
     write(f"rate:       {rate_text(schedule.rate)}\n")
     write(f"timezone:   {schedule.timezone}\n")
+    if not schedule.dst.is_default:
+        write(f"dst:        {dst_text(schedule.dst)}\n")
     write(f"state:      {text}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
@@ -336,7 +351,11 @@ async def _show(call: _Call) -> int:
 async def _create(call: _Call) -> int:
     args = call.args
     schedule = Schedule(
-        name=args.name, rate=parse_rate(args.rate), payload=args.payload, timezone=args.timezone
+        name=args.name,
+        rate=parse_rate(args.rate),
+        payload=args.payload,
+        timezone=args.timezone,
+        dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
     )
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)

@@ -2,7 +2,7 @@
 
 ::
 
-    reventless preview SCHEDULE [--timezone Z] [--count N] [--after INSTANT] [--json]
+    reventless preview SCHEDULE [--timezone Z] [--dst POLICY] [--count N] [--after INSTANT] [--json]
     reventless schedules {list,show,create,delete,pause,resume,history,dead-letters} ... --db FILE
     reventless schedulers [list] --db FILE [--json]
     reventless reactions {list,dead-letters,reset,resume} ... --db FILE [--json]
@@ -58,7 +58,7 @@ from reventless.errors import (
 )
 from reventless.fire_times import preview
 from reventless.rate_translation import aws_schedule_fields
-from reventless.schedule import Schedule, parse_rate, rate_text
+from reventless.schedule import DEFAULT_DST, Schedule, dst_text, parse_dst, parse_rate, rate_text
 
 __all__ = ("main",)
 
@@ -88,6 +88,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("schedule", metavar="SCHEDULE", help="a rate like 'Daily(9, 0)' or JSON")
     show.add_argument("--timezone", help="IANA zone for a rate (default UTC)")
+    show.add_argument(
+        "--dst",
+        help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
+        "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
+    )
     show.add_argument("--count", default="10", help="how many fires (1-10,000; default 10)")
     show.add_argument(
         "--after",
@@ -217,7 +222,8 @@ def _report(exc: BaseException, as_json: bool) -> int:
     return status
 
 
-def _parse_schedule(text: str, zone: str | None) -> Schedule:
+def _parse_schedule(text: str, zone: str | None, dst_option: str | None) -> Schedule:
+    dst = DEFAULT_DST if dst_option is None else parse_dst(dst_option, "--dst")
     if text.lstrip().startswith("{"):
         schedule = Schedule.from_json(text)
         if zone is not None and zone != schedule.timezone:
@@ -226,17 +232,25 @@ def _parse_schedule(text: str, zone: str | None) -> Schedule:
                 zone,
                 f"nothing, or the JSON schedule's own timezone {schedule.timezone!r}",
             )
+        if dst_option is not None and dst != schedule.dst:
+            raise ValidationError(
+                "--dst",
+                dst_option,
+                f"nothing, or the JSON schedule's own dst {dst_text(schedule.dst)!r}",
+            )
         return schedule
     timezone = "UTC" if zone is None else zone  # an empty --timezone is refused, not UTC
-    return Schedule(name="preview", rate=parse_rate(text), payload="-", timezone=timezone)
+    return Schedule(name="preview", rate=parse_rate(text), payload="-", timezone=timezone, dst=dst)
 
 
-def _preview(args: argparse.Namespace, out: TextIO) -> int:
-    schedule = _parse_schedule(args.schedule, args.timezone)
-    after = datetime.now(UTC) if args.after is None else instant("--after", args.after)
-    count = whole("--count", args.count, 1, 10_000)
-    rows = preview(schedule, created_at=after, after=after, count=count)
-    fields = aws_schedule_fields(schedule, created_at=after)
+def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
+    """What EventBridge Scheduler would be sent, or why it cannot take the schedule."""
+    try:
+        fields = aws_schedule_fields(schedule, created_at=after)
+    except ValidationError as exc:
+        if exc.field != "dst":
+            raise
+        return {"refused": str(exc)}
     aws: dict[str, Any] = {
         "ScheduleExpression": fields.expression,
         "ScheduleExpressionTimezone": fields.timezone,
@@ -245,6 +259,15 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     }
     if fields.start_date is not None:
         aws["StartDate"] = fields.start_date.isoformat().replace("+00:00", "Z")
+    return aws
+
+
+def _preview(args: argparse.Namespace, out: TextIO) -> int:
+    schedule = _parse_schedule(args.schedule, args.timezone, args.dst)
+    after = datetime.now(UTC) if args.after is None else instant("--after", args.after)
+    count = whole("--count", args.count, 1, 10_000)
+    rows = preview(schedule, created_at=after, after=after, count=count)
+    aws = _aws_fields(schedule, after)
     if args.json:
         document = {
             "schedule": json.loads(schedule.to_json()),
@@ -255,6 +278,9 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
                     "local": row.local.isoformat(),
                     "repeatedWallTime": row.repeated_wall_time,
                     "skippedDays": [day.isoformat() for day in row.skipped_days],
+                    "secondOccurrence": row.second_occurrence,
+                    "shifted": row.shifted,
+                    "notes": list(row.notes),
                 }
                 for row in rows
             ],
@@ -265,22 +291,18 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
 
     write = out.write
     write(f"{rate_text(schedule.rate)} in {schedule.timezone}, ")
+    if not schedule.dst.is_default:
+        write(f"dst {dst_text(schedule.dst)}, ")
     write(f"after {after.strftime('%Y-%m-%d %H:%M:%S')} UTC\n\n")
     header = ("#", "UTC", f"local ({schedule.timezone})", "note")
     table = [header]
     for number, row in enumerate(rows, 1):
-        notes = []
-        if row.skipped_days:
-            days = ", ".join(day.isoformat() for day in row.skipped_days)
-            notes.append(f"skipped {days}: wall time in a DST gap")
-        if row.repeated_wall_time:
-            notes.append("wall time occurs twice; fires at the first")
         table.append(
             (
                 str(number),
                 row.at.strftime("%Y-%m-%d %H:%M"),
                 row.local.strftime("%a %Y-%m-%d %H:%M %Z"),
-                "; ".join(notes),
+                "; ".join(row.notes),
             )
         )
     widths = [max(len(line[col]) for line in table) for col in range(len(header))]
@@ -289,6 +311,12 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
         write("  ".join(cells).rstrip() + "\n")
     if not rows:
         write("(no fires after this instant)\n")
+    if "refused" in aws:
+        write(
+            f"\nEventBridge Scheduler: not available with dst {dst_text(schedule.dst)} (it has "
+            "only gap=skip,overlap=first); the embedded engine keeps this policy\n"
+        )
+        return 0
     write("\nEventBridge Scheduler:\n")
     for key, value in aws.items():
         write(f"  {key}: {json.dumps(value) if isinstance(value, dict) else value}\n")

@@ -6,9 +6,15 @@ Rules (SEMANTICS.md section 2), in brief:
 - Intervals (Minutes, Hours, Days) are fixed durations anchored at the creation instant rounded up
   to the minute; fires are at ``anchor + k * interval`` for k >= 1. The zone plays no part.
 - Wall-clock variants fire at their wall time in the schedule's zone on the allowed local weekdays.
-  A wall time inside a spring-forward gap is skipped that day; one that occurs twice (fall-back)
-  fires once, at its first occurrence.
-- Single fires once at its wall-clock minute (the first occurrence in an overlap).
+  The schedule's ``DstPolicy`` says what happens when the clocks change. By default a wall time
+  inside a spring-forward gap is skipped that day and one that occurs twice (fall-back) fires
+  once, at its first occurrence. ``gap="shift"`` fires a wall time in a gap at the instant it
+  names with the UTC offset in force before the gap (RFC 5545), as far after the gap's end as it
+  lies after the gap's start; ``overlap="last"`` fires at the second occurrence, ``"both"`` at
+  each. Two days' fires that fall on one instant (a shifted fire on a day a zone skipped
+  entirely) are one fire.
+- Single fires at its wall-clock minute under the same policy: once, or at both occurrences of a
+  repeated wall time under ``overlap="both"``; then it is complete.
 - Where the zone's UTC offset has seconds (local mean time, before about 1900; Monrovia until
   1972), a wall time begins between two UTC minutes; it fires at the next whole UTC minute.
 
@@ -29,7 +35,13 @@ import msgspec
 
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
-from reventless.schedule import IntervalRate, Rate, Schedule, Single, WallClockRate
+from reventless.schedule import (
+    DstPolicy,
+    IntervalRate,
+    Schedule,
+    Single,
+    WallClockRate,
+)
 
 __all__ = (
     "FirePreview",
@@ -37,7 +49,9 @@ __all__ = (
     "first_fire",
     "next_fire_after",
     "preview",
+    "single_fires",
     "single_is_past",
+    "wall_fires_on",
 )
 
 _ONE_DAY = timedelta(days=1)
@@ -95,14 +109,11 @@ def next_fire_after(
     after = as_utc(after, "after")
     rate = schedule.rate
     if isinstance(rate, WallClockRate):
-        return _next_wall_fire(
-            load_zone(schedule.timezone), rate.hour, rate.minute, rate.weekdays, after
-        )
+        return _next_wall_fire(load_zone(schedule.timezone), rate, schedule.dst, after)
     if isinstance(rate, IntervalRate):
         created = after if created_at is None else as_utc(created_at, "created_at")
         return _next_interval_fire(rate, created, after)
-    instant = single_instant(schedule)
-    return instant if instant > after else None
+    return next((fire for fire in single_fires(schedule) if fire > after), None)
 
 
 def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) -> datetime | None:
@@ -116,47 +127,113 @@ def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) 
         return None
 
 
-def single_instant(schedule: Schedule) -> datetime:
-    """The UTC instant of a Single schedule's fire (first occurrence in a fall-back overlap)."""
+def wall_instants(
+    zone: tzinfo, year: int, month: int, day: int, hour: int, minute: int
+) -> tuple[datetime, datetime] | None:
+    """The wall time read with the UTC offset before and after a transition, as UTC instants
+    (not rounded to the minute); None when either lies outside the datetime range.
+
+    Python's ``fold`` does the reading (PEP 495): fold=0 takes the offset in force before a
+    transition, fold=1 the one after. The two are equal on a day without a transition at that
+    time; the first is the earlier in an overlap (the first occurrence) and the later in a gap
+    (where it is RFC 5545's reading, the instant after the gap).
+    """
+    wall = datetime(year, month, day, hour, minute, tzinfo=zone)
+    try:
+        return wall.astimezone(UTC), wall.replace(fold=1).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def _apply_dst(before: datetime, after: datetime, dst: DstPolicy) -> tuple[datetime, ...]:
+    """The fires of one wall time that reads as ``before``/``after`` (see ``wall_instants``)."""
+    if before == after:
+        return (ceil_minute(before),)
+    if before > after:  # a gap: the wall time does not exist that day
+        return (ceil_minute(before),) if dst.gap == "shift" else ()
+    if dst.overlap == "first":
+        return (ceil_minute(before),)
+    if dst.overlap == "last":
+        return (ceil_minute(after),)
+    return (ceil_minute(before), ceil_minute(after))
+
+
+def wall_fires_on(
+    zone: tzinfo, day: date, hour: int, minute: int, dst: DstPolicy
+) -> tuple[datetime, ...]:
+    """The fire instants, in order, of the wall time ``hour:minute`` of local date ``day`` in
+    ``zone`` under ``dst``: none (a skipped gap, or outside the datetime range), one, or two
+    (both occurrences of a repeated wall time). The weekday is not checked here."""
+    pair = wall_instants(zone, day.year, day.month, day.day, hour, minute)
+    return () if pair is None else _apply_dst(*pair, dst)
+
+
+def single_fires(schedule: Schedule) -> tuple[datetime, ...]:
+    """The fire instants of a Single schedule, in order: one, or two under overlap="both"
+    when its wall time occurs twice."""
     rate = schedule.rate
     if not isinstance(rate, Single):
         raise ValidationError("rate", rate, "a Single")
-    instant, _ = resolve_wall_time(
+    pair = wall_instants(
         load_zone(schedule.timezone), rate.year, rate.month, rate.day, rate.hour, rate.minute
     )
-    # Schedule refuses a Single in a DST gap, so the instant exists.
-    assert instant is not None
-    return ceil_minute(instant)
+    # A Single's year (1970-2199) keeps the instants in range, and Schedule refuses one in a
+    # gap unless the gap policy shifts it, so it has at least one fire.
+    assert pair is not None
+    fires = _apply_dst(*pair, schedule.dst)
+    assert fires
+    return fires
+
+
+def single_instant(schedule: Schedule) -> datetime:
+    """The first fire instant of a Single schedule."""
+    return single_fires(schedule)[0]
 
 
 def single_is_past(schedule: Schedule, now: datetime) -> bool:
-    """Whether a Single's minute is before the minute of ``now``: such a Single is refused at
-    create (one within the current minute still fires). False for every other rate."""
+    """Whether a Single's (last) fire is before the minute of ``now``: such a Single is refused
+    at create (one within the current minute still fires). False for every other rate."""
     if not isinstance(schedule.rate, Single):
         return False
-    return single_instant(schedule) < as_utc(now, "now").replace(second=0, microsecond=0)
+    return single_fires(schedule)[-1] < as_utc(now, "now").replace(second=0, microsecond=0)
 
 
 def first_fire(schedule: Schedule, created_at: datetime) -> datetime | None:
     """The first fire of a schedule created (or replaced) at ``created_at``.
 
     A Single fires at its own instant, also when that lies within the creation minute (a Single
-    before that minute is refused at create: see ``single_is_past``); the other rates fire first
+    before that minute is refused at create: see ``single_is_past``); under overlap="both" its
+    first fire is the first of its instants not before that minute. The other rates fire first
     strictly after ``created_at``.
     """
     if isinstance(schedule.rate, Single):
-        return single_instant(schedule)
+        fires = single_fires(schedule)
+        minute = as_utc(created_at, "created_at").replace(second=0, microsecond=0)
+        return next((fire for fire in fires if fire >= minute), fires[-1])
     return next_fire_after(schedule, created_at, created_at=created_at)
 
 
 def _next_wall_fire(
-    zone: tzinfo, hour: int, minute: int, weekdays: frozenset[int], after: datetime
+    zone: tzinfo, rate: WallClockRate, dst: DstPolicy, after: datetime
 ) -> datetime | None:
+    hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     if zone is UTC:
         return _next_utc_wall_fire(hour, minute, weekdays, after)
-    # The first fire after `after` is never on a local date before the local date of `after`:
-    # the first occurrence of any wall time of an earlier date lies before it.
+    # Under the default policy the first fire after `after` is never on a local date before the
+    # local date of `after`: the first occurrence of any wall time of an earlier date lies before
+    # it. Another policy can put the previous date's fire after it (a time shifted past midnight,
+    # the second pass of an hour repeated across midnight), never one of an earlier date (no gap
+    # or overlap lasts longer than a day).
     first = local_date(after, zone).toordinal()
+    if dst.overlap != "first":
+        return _next_wall_fire_any(zone, rate, dst, after, max(first - 1, 1))
+    if dst.gap == "shift":
+        first = max(first - 1, 1)
+    # The fast path for the usual policies (one fire a day at most): the first reading of the
+    # wall time (fold=0) is the fire unless the wall time is in a gap and the gap is skipped. A
+    # gap shows as a round trip that does not come back to the wall time; that check is needed
+    # only for the candidate after `after`, and is cheaper than a second reading with fold=1.
+    gap_shifts = dst.gap == "shift"
     for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
         day = date.fromordinal(ordinal)
         if day.weekday() not in weekdays:
@@ -167,12 +244,27 @@ def _next_wall_fire(
             fire = ceil_minute(instant)
             if fire <= after:
                 continue
+            if gap_shifts:
+                return fire
             back = instant.astimezone(zone)
         except OverflowError:  # the instant lies outside the datetime range
             continue
-        if back.hour == hour and back.minute == minute and back.day == day.day:
+        if back.minute == minute and back.hour == hour and back.day == day.day:
             return fire
         # Otherwise the wall time falls in a spring-forward gap that day: skipped.
+    return None
+
+
+def _next_wall_fire_any(
+    zone: tzinfo, rate: WallClockRate, dst: DstPolicy, after: datetime, first: int
+) -> datetime | None:
+    for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
+        day = date.fromordinal(ordinal)
+        if day.weekday() not in rate.weekdays:
+            continue
+        for fire in wall_fires_on(zone, day, rate.hour, rate.minute, dst):
+            if fire > after:
+                return fire
     return None
 
 
@@ -217,16 +309,23 @@ def fire_times(
 class FirePreview(msgspec.Struct, frozen=True, kw_only=True):
     """One upcoming fire, annotated for people.
 
-    ``at`` is the UTC instant and ``local`` the same instant in the schedule's zone.
-    ``repeated_wall_time`` is true when that wall time occurs twice that day (fall-back) and this
-    is its first occurrence, the only one that fires. ``skipped_days`` lists the local dates since
-    the previous fire on which the wall time fell into a spring-forward gap and so did not fire.
+    - ``at`` is the UTC instant and ``local`` the same instant in the schedule's zone.
+    - ``repeated_wall_time``: that wall time occurs twice that day (fall-back); which occurrence
+      fires is the policy's choice (``overlap``), and ``second_occurrence`` tells this one.
+    - ``skipped_days``: the local dates since the previous fire on which the wall time fell into
+      a spring-forward gap and so did not fire (``gap="skip"``).
+    - ``shifted``: the wall time fell into a gap and ``gap="shift"`` moved it to this instant.
+    - ``notes``: what the DST policy did, in words, for this fire and the days since the
+      previous one; empty on days without a transition.
     """
 
     at: datetime
     local: datetime
     repeated_wall_time: bool = False
     skipped_days: tuple[date, ...] = ()
+    second_occurrence: bool = False
+    shifted: bool = False
+    notes: tuple[str, ...] = ()
 
 
 def preview(
@@ -244,7 +343,7 @@ def preview(
     cursor = created if after is None else as_utc(after, "after")
     rows: list[FirePreview] = []
     for instant in fire_times(schedule, created_at=created, after=cursor):
-        row = _preview_row(schedule.rate, zone, instant, cursor)
+        row = _preview_row(schedule, zone, instant, cursor)
         cursor = instant
         if row is None:
             # An interval fire whose local time lies outside years 1-9999 cannot be shown.
@@ -256,21 +355,76 @@ def preview(
 
 
 def _preview_row(
-    rate: Rate, zone: tzinfo, instant: datetime, since: datetime
+    schedule: Schedule, zone: tzinfo, instant: datetime, since: datetime
 ) -> FirePreview | None:
     try:
         local = instant.astimezone(zone)
     except OverflowError:
         return None
-    repeated = False
+    rate = schedule.rate
+    if isinstance(rate, IntervalRate):
+        return FirePreview(at=instant, local=local)
+    _, repeated = resolve_wall_time(
+        zone, local.year, local.month, local.day, local.hour, local.minute
+    )
     skipped: tuple[date, ...] = ()
-    if isinstance(rate, (WallClockRate, Single)):
-        _, repeated = resolve_wall_time(
-            zone, local.year, local.month, local.day, local.hour, local.minute
-        )
-    if isinstance(rate, WallClockRate):
+    if isinstance(rate, WallClockRate) and schedule.dst.gap == "skip":
         skipped = _gap_days(zone, rate, since, local.date())
-    return FirePreview(at=instant, local=local, repeated_wall_time=repeated, skipped_days=skipped)
+    notes = [f"skipped {', '.join(map(str, skipped))}: wall time in a DST gap"] if skipped else []
+    shifted_from = _shifted_from(schedule, zone, instant, local.date())
+    if shifted_from is not None:
+        moved = (
+            f"{local:%H:%M}" if shifted_from.date() == local.date() else f"{local:%Y-%m-%d %H:%M}"
+        )
+        notes.append(
+            f"{shifted_from:%Y-%m-%d %H:%M} is in a DST gap; shifted to {moved} (gap=shift)"
+        )
+    # astimezone marks the second pass of a repeated wall time with fold=1 (PEP 495).
+    second = repeated and local.fold == 1
+    if repeated:
+        notes.append(_overlap_note(schedule.dst, second))
+    return FirePreview(
+        at=instant,
+        local=local,
+        repeated_wall_time=repeated,
+        skipped_days=skipped,
+        second_occurrence=second,
+        shifted=shifted_from is not None,
+        notes=tuple(notes),
+    )
+
+
+def _wall_days(rate: WallClockRate | Single, day: date) -> tuple[date, ...]:
+    """The local dates whose fire can fall on local date ``day``: the day itself and, shifted
+    past midnight, the day before."""
+    if isinstance(rate, Single):
+        return (date(rate.year, rate.month, rate.day),)
+    days = (day - _ONE_DAY, day) if day > date.min else (day,)
+    return tuple(d for d in days if d.weekday() in rate.weekdays)
+
+
+def _shifted_from(
+    schedule: Schedule, zone: tzinfo, instant: datetime, day: date
+) -> datetime | None:
+    """The wall time (naive, local) in a gap that ``gap="shift"`` moved to ``instant``."""
+    rate = schedule.rate
+    if schedule.dst.gap != "shift" or not isinstance(rate, (WallClockRate, Single)):
+        return None
+    for wall_day in _wall_days(rate, day):
+        wall = datetime(wall_day.year, wall_day.month, wall_day.day, rate.hour, rate.minute)
+        pair = wall_instants(zone, wall.year, wall.month, wall.day, wall.hour, wall.minute)
+        if pair is not None and pair[0] > pair[1] and ceil_minute(pair[0]) == instant:
+            return wall
+    return None
+
+
+def _overlap_note(dst: DstPolicy, second: bool) -> str:
+    if dst.overlap == "first":
+        return "wall time occurs twice; fires at the first"
+    if dst.overlap == "last":
+        return "wall time occurs twice; fires at the second (overlap=last)"
+    which = "second" if second else "first"
+    return f"wall time occurs twice; fires at both (overlap=both), this is the {which}"
 
 
 def _gap_days(zone: tzinfo, rate: WallClockRate, since: datetime, end: date) -> tuple[date, ...]:

@@ -4,7 +4,7 @@ Pure and synchronous, like ``fire_times``. An engine that was down or stalled fi
 next fire lies in the past; ``plan_misfire`` says which of the missed instants to deliver now, which
 to record as missed, which expired (older than the grace window), and where the schedule stands
 afterwards. The cost does not grow with the number of missed instants for intervals (arithmetic) and
-grows with the number of missed *days* for wall-clock rates (at most one fire a day), so a long
+grows with the number of missed *days* for wall-clock rates (at most two fires a day), so a long
 downtime is planned in one short step; ``MisfirePolicy.ALL`` hands out at most ``limit`` deliveries
 per plan and says where to continue.
 """
@@ -15,16 +15,23 @@ import enum
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
-from reventless._zones import load_zone, resolve_wall_time
-from reventless.fire_times import as_utc, ceil_minute, next_fire_after, single_instant
+from reventless._zones import load_zone
+from reventless.fire_times import (
+    as_utc,
+    ceil_minute,
+    next_fire_after,
+    single_fires,
+    wall_fires_on,
+)
 from reventless.schedule import IntervalRate, Schedule, Single, WallClockRate
 
 __all__ = ("FireRange", "MisfirePlan", "MisfirePolicy", "plan_misfire")
 
 _TICK = timedelta(microseconds=1)
 _ONE_DAY = timedelta(days=1)
-# A wall-clock rate fires at least once a week, so its previous fire is within 8 local days.
-_MAX_DAYS_BACK = 8
+# A wall-clock rate fires at least once a week, so its previous fire is within 8 local days
+# (9 counting the day after, whose fire can lie before a given instant: see _wall_at_or_before).
+_MAX_DAYS_BACK = 9
 
 
 class MisfirePolicy(enum.StrEnum):
@@ -97,7 +104,7 @@ def plan_misfire(
     expired = _range(schedule, first_due, grace_start - _TICK, created)
     window_start = max(first_due, grace_start)
     window = _range(schedule, window_start, now, created)
-    following = None if isinstance(schedule.rate, Single) else _after(schedule, now, created)
+    following = _after(schedule, now, created)
     if window is None:
         return MisfirePlan((), None, expired, following)
     if policy is MisfirePolicy.LATEST:
@@ -154,8 +161,7 @@ def _at_or_after(schedule: Schedule, instant: datetime, created: datetime) -> da
 def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
     rate = schedule.rate
     if isinstance(rate, Single):
-        fire = single_instant(schedule)
-        return fire if fire <= instant else None
+        return max((fire for fire in single_fires(schedule) if fire <= instant), default=None)
     if isinstance(rate, IntervalRate):
         anchor = ceil_minute(created)
         step = timedelta(minutes=rate.minutes)
@@ -170,30 +176,26 @@ def _wall_at_or_before(
     schedule: Schedule, rate: WallClockRate, instant: datetime
 ) -> datetime | None:
     zone = load_zone(schedule.timezone)
-    day = instant.astimezone(zone).date()
+    # Start a day late: in an hour repeated across midnight, the next date's fire can lie before
+    # an instant whose local date is still the earlier one.
+    day = min(instant.astimezone(zone).date(), date.max - _ONE_DAY) + _ONE_DAY
     for _ in range(_MAX_DAYS_BACK):
-        fire = _wall_fire_on(zone, rate, day)
-        if fire is not None and fire <= instant:
-            return fire
+        fires = [fire for fire in _wall_fires(zone, schedule, rate, day) if fire <= instant]
+        if fires:
+            return fires[-1]
         if day == date.min:
             return None
         day -= _ONE_DAY
     return None  # pragma: no cover - a wall-clock rate fires every week
 
 
-def _wall_fire_on(zone: tzinfo, rate: WallClockRate, day: date) -> datetime | None:
-    """The instant a wall-clock rate fires on local ``day``, or None (not its weekday, or a gap)."""
+def _wall_fires(
+    zone: tzinfo, schedule: Schedule, rate: WallClockRate, day: date
+) -> tuple[datetime, ...]:
+    """The instants a wall-clock rate fires on local ``day`` (none when not its weekday)."""
     if day.weekday() not in rate.weekdays:
-        return None
-    instant, _ = resolve_wall_time(
-        zone,
-        day.year,
-        day.month,
-        day.day,
-        rate.hour,
-        rate.minute,
-    )
-    return instant
+        return ()
+    return wall_fires_on(zone, day, rate.hour, rate.minute, schedule.dst)
 
 
 def _count(schedule: Schedule, first: datetime, last: datetime, created: datetime) -> int:
@@ -202,19 +204,25 @@ def _count(schedule: Schedule, first: datetime, last: datetime, created: datetim
     if isinstance(rate, IntervalRate):
         return (last - first) // timedelta(minutes=rate.minutes) + 1
     if isinstance(rate, Single):
-        return 1
+        return sum(1 for fire in single_fires(schedule) if first <= fire <= last)
     assert isinstance(rate, WallClockRate)
     zone = load_zone(schedule.timezone)
     day, end = first.astimezone(zone).date(), last.astimezone(zone).date()
     if zone is UTC:
         return _weekdays_between(day, end, rate.weekdays)
-    count = 0
+    # A day's fire can lie outside its local date (shifted past midnight, the second pass of an
+    # hour repeated across midnight): look one day further each way and count distinct instants
+    # in the range (a shifted fire can fall on the next day's own).
+    day = day - _ONE_DAY if day > date.min else day
+    end = min(end + _ONE_DAY, date.max)
+    seen: set[datetime] = set()
     # One step a local day: a downtime of ten years is about 3,650 cheap steps.
     while day <= end:
-        if _wall_fire_on(zone, rate, day) is not None:
-            count += 1
+        seen.update(f for f in _wall_fires(zone, schedule, rate, day) if first <= f <= last)
+        if day == date.max:
+            break
         day += _ONE_DAY
-    return count
+    return len(seen)
 
 
 def _weekdays_between(first: date, last: date, weekdays: frozenset[int]) -> int:

@@ -9,6 +9,10 @@ Two dialects:
 
 The translation is a bijection on valid rates: ``from_expression`` inverts exactly what
 ``to_expression`` produces and refuses every other string instead of guessing.
+
+EventBridge Scheduler has one fixed DST rule (a wall time in a gap is skipped, a repeated one
+fires at its first occurrence), the default ``DstPolicy``; ``aws_schedule_fields`` refuses a
+schedule with any other policy rather than fire it by a rule it did not ask for.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from reventless.schedule import (
     WallClockRate,
     Weekdays,
     WeekdaysAndSaturday,
+    dst_text,
     rate_text,
 )
 
@@ -42,6 +47,7 @@ __all__ = (
     "AwsScheduleFields",
     "Dialect",
     "aws_schedule_fields",
+    "check_aws_dst",
     "created_at_from_start_date",
     "from_expression",
     "to_expression",
@@ -192,7 +198,12 @@ class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsScheduleFields:
-    """The EventBridge Scheduler fields for ``schedule`` created at ``created_at``."""
+    """The EventBridge Scheduler fields for ``schedule`` created at ``created_at``.
+
+    :raises ValidationError: ``schedule.dst`` is not the default policy (skip/first), the only
+        one EventBridge Scheduler has.
+    """
+    check_aws_dst(schedule)
     created = as_utc(created_at, "created_at")
     rate = schedule.rate
     start_date = None
@@ -203,6 +214,29 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
         timezone=schedule.timezone,
         start_date=start_date,
         action_after_completion="DELETE" if isinstance(rate, Single) else "NONE",
+    )
+
+
+def check_aws_dst(schedule: Schedule) -> None:
+    """Refuse a schedule whose DST policy EventBridge Scheduler cannot keep (any but the default).
+
+    Also where the policy would change no fire (a zone without DST, a Single outside a
+    transition): AWS does not store the policy, so the schedule read back would differ from the
+    one written, and so would its fires after a change of the zone's rules.
+    """
+    dst = schedule.dst
+    if dst.is_default:
+        return
+    raise ValidationError(
+        "dst",
+        dst_text(dst),
+        "gap=skip,overlap=first (the default) on AWS",
+        message=(
+            f"dst {dst_text(dst)} of {schedule.name!r} cannot be kept by EventBridge Scheduler: "
+            "it skips a wall time that a DST gap removes and fires a repeated wall time once, "
+            "at its first occurrence, with no other choice; leave dst out (gap=skip,"
+            "overlap=first) or use the embedded engine, which keeps every policy"
+        ),
     )
 
 

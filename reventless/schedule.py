@@ -9,6 +9,9 @@ change.
 
 A one-off reminder at an aware datetime is one line: ``Schedule.once("remind-42", at=when,
 payload=...)``; ``Single.at(when)`` gives just the rate.
+
+``DstPolicy`` chooses what a wall-clock rate or Single does when the clocks change; a schedule
+with the default policy encodes to the same JSON as before the field existed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import msgspec.structs
@@ -30,6 +33,9 @@ __all__ = (
     "MAX_PAYLOAD_BYTES",
     "Daily",
     "Days",
+    "DstGap",
+    "DstOverlap",
+    "DstPolicy",
     "Hours",
     "IntervalRate",
     "Minutes",
@@ -39,6 +45,7 @@ __all__ = (
     "WallClockRate",
     "Weekdays",
     "WeekdaysAndSaturday",
+    "parse_dst",
     "parse_rate",
     "rate_text",
 )
@@ -64,6 +71,7 @@ _EXAMPLES = {
     "Weekdays": "Weekdays(17, 0)",
     "WeekdaysAndSaturday": "WeekdaysAndSaturday(8, 30)",
     "Schedule": "Schedule(name='daily-report', rate=Daily(9, 0), payload='...')",
+    "DstPolicy": "DstPolicy(gap='shift', overlap='both')",
 }
 _UNEXPECTED = re.compile(r"Unexpected keyword argument '(.*)'", re.DOTALL)
 
@@ -91,7 +99,7 @@ def _argument_error(
 ) -> ArgumentError:
     name = cls.__name__
     fields: tuple[str, ...] = cls.__struct_fields__
-    keyword_only = cls is Schedule
+    keyword_only = cls is Schedule or cls is DstPolicy
     if keyword_only:
         form = f"{name}({', '.join(f + '=...' for f in fields)})"
     else:
@@ -318,6 +326,85 @@ RATE_TYPES: tuple[type[Rate], ...] = (
 )
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
+DstGap: TypeAlias = Literal["skip", "shift"]
+DstOverlap: TypeAlias = Literal["first", "last", "both"]
+_GAPS: tuple[DstGap, ...] = ("skip", "shift")
+_OVERLAPS: tuple[DstOverlap, ...] = ("first", "last", "both")
+
+
+class DstPolicy(
+    msgspec.Struct,
+    metaclass=_NamedArguments,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    gc=False,
+):
+    """What a wall-clock rate or Single does when the clocks of its zone change.
+
+    - ``gap``, for a wall time that does not exist that day (the clocks jump over it, as when
+      summer time starts): ``"skip"`` (default) fires nothing that day; ``"shift"`` fires at the
+      first instant after the gap that lies as far after the gap's end as the wall time lies
+      after the gap's start (02:30 in a 02:00-03:00 gap fires at 03:30), which is how RFC 5545
+      reads such a time: with the UTC offset in force before the gap.
+    - ``overlap``, for a wall time that occurs twice that day (the clocks go back):
+      ``"first"`` (default) fires at the first occurrence only; ``"last"`` at the second only;
+      ``"both"`` at each, two fires whose fire ids differ (the id carries the UTC instant).
+
+    The default, ``DstPolicy()``, is EventBridge Scheduler's fixed rule and the only policy the
+    AWS provider can express. Intervals (Minutes, Hours, Days) are fixed durations that the
+    clocks never move, so a Schedule refuses any other policy for them.
+    """
+
+    if TYPE_CHECKING:
+        gap: DstGap = "skip"
+        overlap: DstOverlap = "first"
+    else:
+        # Checked in __post_init__, which names the field and the choices (also when decoding).
+        gap: str = "skip"
+        overlap: str = "first"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.gap, str) or self.gap not in _GAPS:
+            raise ValidationError("dst.gap", self.gap, "'skip' or 'shift'")
+        if not isinstance(self.overlap, str) or self.overlap not in _OVERLAPS:
+            raise ValidationError("dst.overlap", self.overlap, "'first', 'last' or 'both'")
+
+    @property
+    def is_default(self) -> bool:
+        """True for skip/first, EventBridge Scheduler's rule."""
+        return self.gap == "skip" and self.overlap == "first"
+
+
+DEFAULT_DST = DstPolicy()
+_DST_ALLOWED = (
+    "gap=skip|shift and/or overlap=first|last|both, separated by a comma, "
+    "e.g. 'gap=shift,overlap=both'"
+)
+
+
+def dst_text(policy: DstPolicy) -> str:
+    """The policy as the command line writes it, ``'gap=shift,overlap=both'``."""
+    return f"gap={policy.gap},overlap={policy.overlap}"
+
+
+def parse_dst(text: str, field: str = "dst") -> DstPolicy:
+    """Parse ``'gap=shift,overlap=both'`` (either part may be left out, then it is the default)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(field, text, _DST_ALLOWED)
+    values: dict[str, Any] = {}
+    for part in text.split(","):
+        key, equals, value = (piece.strip() for piece in part.partition("="))
+        if not equals or key not in ("gap", "overlap") or key in values:
+            raise ValidationError(field, text, _DST_ALLOWED)
+        values[key] = value
+    try:
+        return DstPolicy(**values)
+    except ValidationError as exc:
+        raise ValidationError(
+            field, text, _DST_ALLOWED, message=f"{field} {text!r} is not allowed: {exc}"
+        ) from exc
+
 
 class Schedule(
     msgspec.Struct,
@@ -336,19 +423,30 @@ class Schedule(
       ``zoneinfo.ZoneInfo`` is accepted and stored as its key; a fixed offset of whole hours
       (``datetime.timezone.utc``, ``timezone(timedelta(hours=2))``) as ``'UTC'`` or
       ``'Etc/GMT-2'``. A misspelt name is refused with the zone it most likely meant.
+    - ``dst``: a ``DstPolicy``, what a wall-clock rate or Single does in a DST gap or overlap;
+      default skip/first (EventBridge Scheduler's rule). Left out of the JSON when default.
+      Refused for intervals, whose fires the clocks never move.
 
-    A Single whose wall time does not exist in the zone (a DST gap) is refused.
+    A Single whose wall time does not exist in the zone (a DST gap) is refused unless
+    ``dst.gap`` is ``"shift"``.
     """
 
     name: str
     rate: Rate
     payload: str
     timezone: str = "UTC"
+    dst: DstPolicy = DEFAULT_DST
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
         def __init__(
-            self, *, name: str, rate: Rate, payload: str, timezone: str | tzinfo = "UTC"
+            self,
+            *,
+            name: str,
+            rate: Rate,
+            payload: str,
+            timezone: str | tzinfo = "UTC",
+            dst: DstPolicy = DEFAULT_DST,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -361,8 +459,9 @@ class Schedule(
         if not isinstance(self.timezone, str):
             msgspec.structs.force_setattr(self, "timezone", zone_key(self.timezone))
         zone = load_zone(self.timezone)
+        self._check_dst()
         rate = self.rate
-        if isinstance(rate, Single):
+        if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
                 zone, rate.year, rate.month, rate.day, rate.hour, rate.minute
             )
@@ -373,9 +472,26 @@ class Schedule(
                     f"a wall time that exists in {self.timezone}",
                     message=(
                         f"rate {rate_text(rate)} does not exist in {self.timezone}: the clocks "
-                        "skip that minute (a DST gap); choose a time outside the gap"
+                        "skip that minute (a DST gap); choose a time outside the gap, or pass "
+                        "dst=DstPolicy(gap='shift') to fire as far after the gap"
                     ),
                 )
+
+    def _check_dst(self) -> None:
+        dst = self.dst
+        if type(dst) is not DstPolicy:
+            raise ValidationError("dst", dst, "a DstPolicy, e.g. DstPolicy(gap='shift')")
+        if isinstance(self.rate, IntervalRate) and not dst.is_default:
+            raise ValidationError(
+                "dst",
+                dst,
+                "DstPolicy() (the default) for an interval",
+                message=(
+                    f"dst {dst_text(dst)} does not apply to {rate_text(self.rate)}: an interval "
+                    "fires at fixed durations, which DST never moves; leave dst out. A policy "
+                    "applies to wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday) and Single"
+                ),
+            )
 
     @classmethod
     def once(cls, name: str, *, at: datetime, payload: str) -> Schedule:
@@ -405,8 +521,13 @@ class Schedule(
         return cls(name=name, rate=single, payload=payload, timezone=key)
 
     def to_json(self) -> bytes:
-        """Encode as JSON; ``Schedule.from_json`` reads it back equal."""
-        return _ENCODER.encode(self)
+        """Encode as JSON; ``Schedule.from_json`` reads it back equal. The default ``dst`` is
+        left out, so such a schedule has the JSON it had before the field existed."""
+        raw = _ENCODER.encode(self)
+        if self.dst == DEFAULT_DST:
+            # dst is the last field, so its encoding is the end of the document.
+            return raw[: -len(_DEFAULT_DST_JSON)] + b"}"
+        return raw
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Schedule:
@@ -436,15 +557,20 @@ def _refuse_repeated_keys(data: bytes | str, schedule: Schedule) -> None:
     Any other document gets one linear scan of its keys.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if raw == _ENCODER.encode(schedule):
+    if raw == schedule.to_json():
         return
     repeated = _first_repeat(_object_keys(raw))
     if repeated is None:
         return
     key = repeated.decode("utf-8", "surrogatepass")
-    # msgspec refused unknown keys already, and the rate's keys differ from the schedule's, so
-    # the key alone tells in which object it repeats.
-    path = key if key in Schedule.__struct_fields__ else f"rate.{key}"
+    # msgspec refused unknown keys already, and the keys of the schedule, its rate and its dst
+    # policy all differ, so the key alone tells in which object it repeats.
+    if key in Schedule.__struct_fields__:
+        path = key
+    elif key in DstPolicy.__struct_fields__:
+        path = f"dst.{key}"
+    else:
+        path = f"rate.{key}"
     raise ValidationError(
         path,
         key,
@@ -572,5 +698,6 @@ def parse_rate(text: str) -> Rate:
 
 
 _ENCODER = msgspec.json.Encoder()
+_DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST) + b"}"
 _DECODER = msgspec.json.Decoder(Schedule)
 _KEY_DECODER = msgspec.json.Decoder(str)

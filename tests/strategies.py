@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from reventless import (
     Daily,
     Days,
+    DstPolicy,
     Hours,
     Minutes,
     Rate,
@@ -23,7 +24,10 @@ from reventless import (
 from reventless._zones import resolve_wall_time
 
 UTC = UTC
-# The zones with unusual transitions the issue names, plus fixed and half-hour ones.
+# The zones with unusual transitions the issue names, plus fixed and half-hour ones: Lord Howe
+# moves by 30 minutes, Troll by two hours, Dublin's winter time is a negative DST, Apia skipped
+# 30 December 2011, Santiago changes at midnight, Nuuk springs forward across it (23:00 -> 00:00),
+# St. John's fell back across it (00:01 -> 23:01) until 2011.
 DST_ZONES = (
     "Europe/Berlin",
     "America/New_York",
@@ -32,6 +36,9 @@ DST_ZONES = (
     "Pacific/Apia",
     "America/St_Johns",
     "Pacific/Chatham",
+    "Antarctica/Troll",
+    "Europe/Dublin",
+    "America/Nuuk",
 )
 ZONES = (*DST_ZONES, "UTC", "Asia/Kolkata")
 
@@ -60,6 +67,12 @@ def singles(draw: st.DrawFn) -> Single:
 
 
 rates: st.SearchStrategy[Rate] = st.one_of(wall_rates, interval_rates, singles())
+
+dst_policies = st.builds(
+    DstPolicy,
+    gap=st.sampled_from(["skip", "shift"]),
+    overlap=st.sampled_from(["first", "last", "both"]),
+)
 
 names = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",

@@ -410,3 +410,76 @@ def test_bad_input_as_a_real_process_is_one_line_and_a_status(
     assert as_json.returncode == status
     assert json.loads(as_json.stderr)["exit_status"] == status
     assert [p.name for p in tmp_path.iterdir()] == ["junk.db"]  # nothing was created
+
+
+def test_preview_dst_shows_what_the_policy_does_and_that_aws_cannot() -> None:
+    status, text = run(
+        "preview",
+        "Daily(2, 30)",
+        "--timezone",
+        "Europe/Berlin",
+        "--dst",
+        "gap=shift,overlap=both",
+        "--count",
+        "3",
+        "--after",
+        "2026-10-24T12:00:00Z",
+    )
+    assert status == 0
+    assert text.startswith("Daily(2, 30) in Europe/Berlin, dst gap=shift,overlap=both, after")
+    assert (
+        "2026-10-25 00:30  Sun 2026-10-25 02:30 CEST  wall time occurs twice; fires at both "
+        "(overlap=both), this is the first" in text
+    )
+    assert (
+        "2026-10-25 01:30  Sun 2026-10-25 02:30 CET   wall time occurs twice; fires at both "
+        "(overlap=both), this is the second" in text
+    )
+    assert "EventBridge Scheduler: not available with dst gap=shift,overlap=both" in text
+    assert "ScheduleExpression" not in text
+    status, text = run(
+        "preview",
+        "Daily(2, 30)",
+        "--timezone",
+        "Europe/Berlin",
+        "--dst",
+        "gap=shift",
+        "--count",
+        "1",
+        "--after",
+        "2026-03-28T12:00:00Z",
+        "--json",
+    )
+    assert status == 0
+    document = json.loads(text)
+    assert document["schedule"]["dst"] == {"gap": "shift", "overlap": "first"}
+    [fire] = document["fires"]
+    assert fire["utc"] == "2026-03-29T01:30:00Z"
+    assert fire["shifted"] is True
+    assert fire["notes"] == ["2026-03-29 02:30 is in a DST gap; shifted to 03:30 (gap=shift)"]
+    assert "dst gap=shift,overlap=first" in document["eventBridgeScheduler"]["refused"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["Daily(2, 30)", "--dst", "gap=later"], "--dst"),
+        (["Daily(2, 30)", "--dst", "shift"], "--dst"),
+        (["Daily(2, 30)", "--dst", "gap=shift,gap=skip"], "--dst"),
+        (["Minutes(5)", "--dst", "gap=shift"], "dst"),
+        (
+            [
+                '{"name": "r", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x"}',
+                "--dst",
+                "overlap=both",
+            ],
+            "--dst",
+        ),
+    ],
+)
+def test_preview_refuses_a_bad_dst(argv: list[str], field: str) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status, _ = run("preview", *argv, "--json")
+    assert status == 2
+    assert json.loads(err.getvalue())["field"] == field

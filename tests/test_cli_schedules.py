@@ -417,3 +417,19 @@ def test_create_if_exists_keep_and_error(
     assert "--if-exists 'overwrite' is not allowed" in capsys.readouterr().err
     status, text = run("schedules", "show", "tick", "--db", db)
     assert status == 0 and "Minutes(5)" in text and "x" in text
+
+
+def test_create_with_a_dst_policy_stores_and_shows_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    argv = ["schedules", "create", "meter", "Daily(1, 30)", "--payload", "p", "--db", db]
+    argv += ["--timezone", "Europe/Dublin", "--dst", "overlap=both", "--new-scheduler"]
+    assert run(*argv) == (0, "created\n")
+    _, text = run("schedules", "show", "meter", "--db", db)
+    assert "dst:        gap=skip,overlap=both" in text
+    _, text = run("schedules", "show", "meter", "--db", db, "--json")
+    assert json.loads(text)["state"]["schedule"]["dst"] == {"gap": "skip", "overlap": "both"}
+    argv = ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--db", db]
+    assert run(*argv, "--dst", "gap=shift")[0] == 2
+    assert run(*argv, "--dst", "gap=")[0] == 2
+    _, text = run("schedules", "list", "--db", db, "--json")
+    assert [s["schedule"]["name"] for s in json.loads(text)["schedules"]] == ["meter"]

@@ -90,3 +90,14 @@ def test_the_aws_package_lists_what_it_offers() -> None:
     assert isinstance(reventless.aws.__all__, tuple)
     for name in reventless.aws.__all__:
         assert getattr(reventless.aws, name) is not None
+
+
+def test_the_dst_policy_is_public_with_its_default() -> None:
+    from reventless.schedule import DEFAULT_DST
+
+    assert "DstPolicy" in reventless.__all__
+    assert reventless.DstPolicy.__module__ == "reventless.schedule"
+    assert reventless.DstPolicy() == DEFAULT_DST
+    assert reventless.Schedule(name="s", rate=reventless.Daily(9, 0), payload="p").dst == (
+        DEFAULT_DST
+    )

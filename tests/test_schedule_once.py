@@ -260,17 +260,17 @@ def test_other_timezone_values_are_refused_as_validation_errors(bad: Any) -> Non
         (
             lambda: Schedule(name="x", rate=Daily(9, 0)),
             "Schedule: missing required argument 'payload'",
-            "Schedule(name=..., rate=..., payload=..., timezone=...)",
+            "Schedule(name=..., rate=..., payload=..., timezone=..., dst=...)",
         ),
         (
             lambda: Schedule("x", Daily(9, 0), "p"),
             "Schedule: takes keyword arguments only, got 3 positional",
-            "Schedule(name=..., rate=..., payload=..., timezone=...)",
+            "Schedule(name=..., rate=..., payload=..., timezone=..., dst=...)",
         ),
         (
             lambda: Schedule(name="x", rate=Daily(9, 0), payload="p", time_zone="UTC"),
             "Schedule: unexpected keyword argument 'time_zone' (did you mean 'timezone'?)",
-            "Schedule(name=..., rate=..., payload=..., timezone=...)",
+            "Schedule(name=..., rate=..., payload=..., timezone=..., dst=...)",
         ),
     ],
 )

@@ -39,6 +39,7 @@ from reventless.fire_times import fire_times, next_fire_after
 from reventless.schedule import (
     Daily,
     Days,
+    DstPolicy,
     Hours,
     Minutes,
     Schedule,
@@ -131,17 +132,64 @@ def _mixed_schedules() -> list[Schedule]:
     ]
 
 
+def _dst_schedules() -> list[Schedule]:
+    """Wall-clock rates and Singles under every non-default DST policy, in zones whose clocks
+    change in the test windows (Berlin, Dublin, Lord Howe, Troll)."""
+    shift = DstPolicy(gap="shift")
+    last = DstPolicy(overlap="last")
+    both = DstPolicy(gap="shift", overlap="both")
+    return [
+        Schedule(
+            name="shift-berlin", rate=Daily(2, 30), payload="a", timezone="Europe/Berlin", dst=shift
+        ),
+        Schedule(
+            name="both-dublin", rate=Daily(1, 30), payload="b", timezone="Europe/Dublin", dst=both
+        ),
+        Schedule(
+            name="last-troll",
+            rate=Weekdays(2, 0),
+            payload="c",
+            timezone="Antarctica/Troll",
+            dst=last,
+        ),
+        Schedule(
+            name="both-lhi",
+            rate=WeekdaysAndSaturday(1, 45),
+            payload="d",
+            timezone="Australia/Lord_Howe",
+            dst=both,
+        ),
+        Schedule(
+            name="single-gap",
+            rate=Single(2026, 3, 29, 2, 30),
+            payload="e",
+            timezone="Europe/Berlin",
+            dst=shift,
+        ),
+        Schedule(
+            name="single-both",
+            rate=Single(2026, 10, 25, 2, 30),
+            payload="f",
+            timezone="Europe/Berlin",
+            dst=both,
+        ),
+    ]
+
+
 class ScheduledPublisherConformance:
     """The contract of ``reventless.scheduler_adapter.ScheduledPublisher``, as tests.
 
-    Class attributes say what an adapter can show: ``fires`` (fires observable in-process) and
-    ``keeps_history`` (``history()`` is supported). Override the ``target_factory`` fixture when
-    the adapter needs targets of its own kind (a queue on AWS); with ``fires`` the target must be
-    a ``RecordingTarget``.
+    Class attributes say what an adapter can show: ``fires`` (fires observable in-process),
+    ``keeps_history`` (``history()`` is supported) and ``dst_policies`` (it keeps every
+    ``DstPolicy``; when false it must refuse all but the default with a ValidationError naming
+    ``dst``, writing nothing). Override the ``target_factory`` fixture when the adapter needs
+    targets of its own kind (a queue on AWS); with ``fires`` the target must be a
+    ``RecordingTarget``.
     """
 
     fires: ClassVar[bool] = True
     keeps_history: ClassVar[bool] = True
+    dst_policies: ClassVar[bool] = True
 
     @pytest.fixture
     def provider_factory(self) -> ProviderFactory:
@@ -383,11 +431,17 @@ class ScheduledPublisherConformance:
 
     # -- firing ------------------------------------------------------------------------------------
 
-    async def _check_window(self, provider_factory: Any, start: datetime, days: int) -> None:
+    async def _check_window(
+        self,
+        provider_factory: Any,
+        start: datetime,
+        days: int,
+        candidates: list[Schedule] | None = None,
+    ) -> None:
         async with harness(provider_factory, start=start) as h:
             schedules = [
                 s
-                for s in _mixed_schedules()
+                for s in (candidates or _mixed_schedules())
                 if not isinstance(s.rate, Single) or next_fire_after(s, start) is not None
             ]
             await h.ops.create_schedules(schedules)
@@ -420,6 +474,78 @@ class ScheduledPublisherConformance:
         await self._check_window(
             provider_factory, datetime(2026, 10, 20, 11, 11, 11, tzinfo=UTC), days=21
         )
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("start", "days"),
+        [(START, 21), (datetime(2026, 10, 20, 11, 11, 11, tzinfo=UTC), 21)],
+        ids=["spring", "autumn"],
+    )
+    async def test_dst_policies_fire_exactly_per_the_core(
+        self, provider_factory: Any, start: datetime, days: int
+    ) -> None:
+        self._needs_fires()
+        if not self.dst_policies:
+            pytest.skip("this adapter keeps only the default DST policy")
+        await self._check_window(provider_factory, start, days, _dst_schedules())
+
+    @pytest.mark.anyio
+    async def test_both_occurrences_fire_with_their_own_fire_ids(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        if not self.dst_policies:
+            pytest.skip("this adapter keeps only the default DST policy")
+        start = datetime(2026, 10, 24, 12, tzinfo=UTC)
+        async with harness(provider_factory, start=start) as h:
+            both = DstPolicy(overlap="both")
+            await h.ops.create_schedules(
+                [
+                    Schedule(
+                        name="meter",
+                        rate=Daily(1, 30),
+                        payload="p",
+                        timezone="Europe/Dublin",
+                        dst=both,
+                    ),
+                    Schedule(
+                        name="once-twice",
+                        rate=Single(2026, 10, 25, 1, 30),
+                        payload="p",
+                        timezone="Europe/Dublin",
+                        dst=both,
+                    ),
+                ]
+            )
+            assert (await h.ops.get_schedule("meter")).schedule.dst == both
+            await h.advance(timedelta(hours=14), step=timedelta(minutes=20))
+            ids = [d.fire_id for d in h.target.deliveries]
+            assert sorted(ids) == [
+                "meter@2026-10-25T00:30:00Z",
+                "meter@2026-10-25T01:30:00Z",
+                "once-twice@2026-10-25T00:30:00Z",
+                "once-twice@2026-10-25T01:30:00Z",
+            ]
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.get_schedule("once-twice")  # complete after its second fire
+
+    @pytest.mark.anyio
+    async def test_a_dst_policy_is_kept_or_refused_before_any_write(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            plain = Schedule(name="plain", rate=Daily(9, 0), payload="p")
+            policy = _dst_schedules()[0]
+            if self.dst_policies:
+                await h.ops.create_schedules([plain, policy])
+                assert (await h.ops.get_schedule(policy.name)).schedule == policy
+                return
+            with pytest.raises(ValidationError) as refused:
+                await h.ops.create_schedule(policy)
+            assert refused.value.field == "dst"
+            with pytest.raises(ValidationError):
+                await h.ops.create_schedules([plain, policy])
+            assert (await h.ops.list_schedules()).schedules == []
 
     @pytest.mark.anyio
     async def test_the_envelope_carries_the_nominal_time_and_fire_id(

@@ -66,6 +66,7 @@ class TestAwsConformance(ScheduledPublisherConformance):
 
     fires = False
     keeps_history = False
+    dst_policies = False  # EventBridge Scheduler has one fixed DST rule
 
     @pytest.fixture
     def provider_factory(self, session: Any, moto: CountingMotoServer) -> Callable[..., Any]:
