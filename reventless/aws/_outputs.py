@@ -15,6 +15,7 @@ from typing import Any
 from reventless.errors import ValidationError
 
 ENVIRONMENT_VARIABLE = "REVENTLESS_AWS"
+"""The environment variable a deployment sets to its ``reventless`` output, as JSON."""
 
 # The provider's keyword arguments that a deployment names; the rest (session, clients, clock,
 # retry policy, endpoint) belong to the process.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -66,10 +66,14 @@ def _function_arn(function: Function) -> Any:
     return function.arn if isinstance(function, aws.lambda_.Function) else function
 
 
-def _json(document: Any) -> Any:
-    """An Output of the JSON text of ``document(*values)``, given as (function, inputs)."""
+def _json(document: tuple[Callable[..., dict[str, Any]], list[Any]]) -> pulumi.Output[str]:
+    """The JSON text of ``make(*values)`` for ``document = (make, inputs)``, once the inputs
+    (outputs of other resources: ARNs, the account) have values."""
     make, inputs = document
-    return pulumi.Output.all(*inputs).apply(lambda values: json.dumps(make(*values)))
+    text: pulumi.Output[str] = pulumi.Output.all(*inputs).apply(
+        lambda values: json.dumps(make(*values))
+    )
+    return text
 
 
 class EventLogTable(pulumi.ComponentResource):
@@ -241,7 +245,9 @@ class SchedulerInfrastructure(pulumi.ComponentResource):
         if isinstance(schedulers, str) or not schedulers:
             raise ValidationError("schedulers", schedulers, "a non-empty sequence of names")
         for scheduler in schedulers:
-            _check("schedulers", scheduler, _GROUP, "scheduler names (letters, digits, '.', '_', '-')")
+            _check(
+                "schedulers", scheduler, _GROUP, "scheduler names (letters, digits, '.', '_', '-')"
+            )
         groups = [schedule_group_name(group, scheduler) for scheduler in schedulers]
         super().__init__("reventless:aws:SchedulerInfrastructure", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)

@@ -15,7 +15,7 @@ import pytest
 def require_pulumi() -> types.ModuleType:
     """pulumi, or a skip; an ImportError when REVENTLESS_REQUIRE_PULUMI is set."""
     if os.environ.get("REVENTLESS_REQUIRE_PULUMI"):
-        import pulumi  # noqa: PLC0415 - a failure here must fail the run
+        import pulumi
 
         return pulumi
     return pytest.importorskip("pulumi")

@@ -4,7 +4,6 @@ policies, trust conditions and outputs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +20,10 @@ rp = pytest.importorskip("reventless.aws.pulumi")
 
 
 @pytest.fixture
-def mocks() -> Iterator[AwsMocks]:
+def mocks() -> AwsMocks:
     recorder = AwsMocks()
     pulumi.runtime.set_mocks(recorder, project="shop", stack="test", preview=False)
-    yield recorder
+    return recorder
 
 
 def resolve(output: Any) -> Any:
