@@ -8,11 +8,13 @@ beside this file (again only when pyproject.toml changes):
   directory, so no build step is needed and the first run takes seconds;
 - ``test``: the project installed with the extras the tests need (AWS adapter, pytest, moto...);
 - ``dev``: ``test`` plus the linters, the type checker and the manual's builder;
-- ``bench``: the peers the benchmarks compare against.
+- ``bench``: the peers the benchmarks compare against;
+- ``pulumi``: ``test`` plus pulumi and pulumi-aws, for the deployment components.
 
 Tasks: demo, test (the whole suite, as CI runs it), quick (the suite without the slow tests),
 lint, typecheck, docs, bench, aws-shop (``examples/aws_shop``: the demo's plugin on the AWS
-stack, against a local moto server). Extra arguments go to the task's last command.
+stack, against a local moto server), pulumi (the Pulumi components and docs/deploy.md's program
+under Pulumi's mocks). Extra arguments go to the task's last command.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ENVIRONMENTS: dict[str, tuple[str, ...] | None] = {
     "test": ("aws", "test"),
     "dev": ("aws", "test", "docs", "dev"),
     "bench": ("bench",),
+    "pulumi": ("pulumi", "test"),
 }
 
 
@@ -76,6 +79,13 @@ TASKS: dict[str, Task] = {
         "test",
         (("examples/aws_shop/run.py",),),
         "the shop on DynamoDB, SNS FIFO, SQS and EventBridge Scheduler, on a local moto server",
+    ),
+    "pulumi": Task(
+        "pulumi",
+        ((*PYTEST, "tests/aws/pulumi"),),
+        "the Pulumi components and the deploy page's program, under Pulumi's mocks",
+        # Here a missing pulumi fails the run instead of skipping the tests.
+        (("REVENTLESS_REQUIRE_PULUMI", "1"),),
     ),
 }
 

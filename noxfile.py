@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dev  # the task table lives beside this file
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["test", "lint", "typecheck", "docs"]
+nox.options.sessions = ["test", "pulumi", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 

@@ -46,7 +46,10 @@ RUN_UNTIL_STOPPED = {"README.md": "state.db", "local-engine.md": "state.db"}
 # Pages whose program is a pytest module of the user's.
 PYTEST_MODULES = {"testing.md"}
 # Pages whose program needs a service, tested where the service's fixtures live.
-ELSEWHERE = {"aws.md": "tests/aws/test_docs_aws.py"}
+ELSEWHERE = {
+    "aws.md": "tests/aws/test_docs_aws.py",
+    "deploy.md": "tests/aws/pulumi/test_docs_deploy.py",  # under Pulumi's mocks
+}
 # Pages whose sessions print the moment they run: dates and times are compared masked.
 CLOCK_TIME_SESSIONS = {"getting-started.md"}
 

@@ -34,6 +34,11 @@ import anyio.abc
 
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.aws._dynamodb import DynamoDbEventLog, create_event_table
+from reventless.aws._outputs import (
+    ENVIRONMENT_VARIABLE,
+    arguments_from_environment,
+    provider_arguments,
+)
 from reventless.aws._reactions import AwsReactions, handle_reaction_batch
 from reventless.aws._scheduler import (
     SCHEDULED_TIME,
@@ -54,6 +59,7 @@ from reventless.errors import UsageError, ValidationError
 from reventless.scheduler_adapter import RetryPolicy
 
 __all__ = (
+    "ENVIRONMENT_VARIABLE",
     "SCHEDULED_TIME",
     "SNS_PUBLISH",
     "AwsProvider",
@@ -74,6 +80,8 @@ __all__ = (
     "handle_topic_batch",
     "handler_policy",
     "provider",
+    "provider_from_environment",
+    "provider_from_outputs",
 )
 
 _GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
@@ -292,6 +300,25 @@ async def provider(
             yield opened
         finally:
             opened._close()
+
+
+def provider_from_outputs(
+    outputs: Mapping[str, Any], **arguments: Any
+) -> ProviderContext[AwsProvider]:
+    """``reventless.aws.provider`` with what a deployment created: ``outputs`` is its
+    ``reventless`` output (``pulumi stack output reventless --json``: group, role ARN,
+    dead-letter ARN, region, event table, topics, queues); ``arguments`` add the rest (session or
+    clients, clock, ...) and win over ``outputs``. Use it as ``async with``."""
+    return provider(**{**provider_arguments(outputs), **arguments})
+
+
+def provider_from_environment(
+    environ: Mapping[str, str] | None = None, **arguments: Any
+) -> ProviderContext[AwsProvider]:
+    """``provider_from_outputs`` with the outputs a deployment set as JSON in the environment
+    variable ``REVENTLESS_AWS`` (``environ``, else ``os.environ``): what a deployed Lambda
+    handler calls."""
+    return provider(**{**arguments_from_environment(environ), **arguments})
 
 
 def _check_wiring(event_table: object, event_topics: object, command_queues: object) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import uuid
@@ -16,6 +15,7 @@ import msgspec
 
 from reventless._attachments import duplicate_scheduler
 from reventless.aws._errors import call_aws
+from reventless.aws._groups import schedule_group_name
 from reventless.aws._sns import MAX_SNS_MESSAGE, SnsEventTopic
 from reventless.clock import Clock
 from reventless.command_topic import CommandTopic
@@ -72,8 +72,6 @@ _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,8
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
 # keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
-_MAX_GROUP_NAME = 64
-_GROUP_HASH = 16
 # Undoing a failed batch: more patience than one call (throttling is likely right after a burst).
 _UNDO_ATTEMPTS = 8
 _UNDO_BASE_DELAY = 0.1
@@ -203,13 +201,7 @@ class AwsScheduledPublisher:
         """The schedule group of a reventless scheduler: the provider's group for "default",
         else ``group.scheduler``; one longer than AWS allows (64) ends in a hash of the whole
         name instead, so that two schedulers never share a group."""
-        if scheduler == "default":
-            return self._group
-        joined = f"{self._group}.{scheduler}"
-        if len(joined) <= _MAX_GROUP_NAME:
-            return joined
-        digest = hashlib.sha256(joined.encode()).hexdigest()[:_GROUP_HASH]
-        return f"{joined[: _MAX_GROUP_NAME - _GROUP_HASH - 1]}-{digest}"
+        return schedule_group_name(self._group, scheduler)
 
     async def ensure_group(self, group: str) -> None:
         if group in self._groups_ready:

@@ -9,6 +9,12 @@
   only, the group itself, listing, and passing the execution role to EventBridge Scheduler only.
 - ``handler_policy``: what the Lambda handlers need: the event log's item actions on its table,
   ``sns:Publish`` to the event topics, and consuming their queues.
+- ``lambda_trust_policy``: who may assume the handlers' role: Lambda.
+- ``subscriber_queue_policy``: the resource policy of a queue subscribed to an event topic: that
+  topic may send to it, nothing else.
+
+A plugin's schedulers each write to a schedule group of their own (``schedulers=`` names them;
+``schedule_group_name`` says which group): the trust and caller policies name exactly those.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from reventless.aws._groups import schedule_group_name
 from reventless.errors import ValidationError
 
 __all__ = (
@@ -24,6 +31,9 @@ __all__ = (
     "execution_role_policy",
     "execution_role_trust_policy",
     "handler_policy",
+    "lambda_trust_policy",
+    "schedule_group_name",
+    "subscriber_queue_policy",
 )
 
 _ACCOUNT = re.compile(r"\d{12}")
@@ -46,13 +56,37 @@ def _group_arn(partition: str, region: str, account_id: str, group: str) -> str:
     return f"arn:{partition}:scheduler:{region}:{account_id}:schedule-group/{group}"
 
 
+def _groups(group: str, schedulers: Sequence[str]) -> list[str]:
+    """The schedule groups of ``schedulers`` (the provider's group alone when none is named),
+    in order, each once."""
+    _check("group", group, _GROUP, "a schedule group name")
+    if isinstance(schedulers, str):
+        raise ValidationError("schedulers", schedulers, "a sequence of scheduler names")
+    names = [
+        _check("schedulers", name, _GROUP, "scheduler names (letters, digits, '.', '_', '-')")
+        for name in schedulers
+    ]
+    return list(dict.fromkeys(schedule_group_name(group, name) for name in names or ["default"]))
+
+
+def _one_or_many(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
 def execution_role_trust_policy(
-    *, account_id: str, region: str, group: str, partition: str = "aws"
+    *,
+    account_id: str,
+    region: str,
+    group: str,
+    schedulers: Sequence[str] = (),
+    partition: str = "aws",
 ) -> dict[str, Any]:
-    """Trust policy of the execution role: scheduler.amazonaws.com, for this group only."""
+    """Trust policy of the execution role: scheduler.amazonaws.com, for schedules of this
+    account's groups only: ``group``, or the groups of the reventless ``schedulers`` named (a
+    plugin's schedulers other than "default" each have a group of their own)."""
     _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
     _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
-    _check("group", group, _GROUP, "a schedule group name")
+    groups = [_group_arn(partition, region, account_id, g) for g in _groups(group, schedulers)]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -63,7 +97,7 @@ def execution_role_trust_policy(
                 "Condition": {
                     "StringEquals": {
                         "aws:SourceAccount": account_id,
-                        "aws:SourceArn": _group_arn(partition, region, account_id, group),
+                        "aws:SourceArn": _one_or_many(groups),
                     }
                 },
             }
@@ -77,15 +111,21 @@ def execution_role_policy(
     dead_letter_arn: str | None = None,
     kms_key_arn: str | None = None,
     target_topic_arns: Sequence[str] = (),
+    target_queue_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Permissions of the execution role: send to the target and dead-letter queues and publish
-    to the target topics, only. At least one target (queue or topic) is required.
+    to the target topics, only. At least one target (queue or topic) is required;
+    ``target_queue_arns`` are more target queues (a plugin's command queues).
 
     ``kms_key_arn``: the key of encrypted queues or topics, which sending also needs.
     """
     queues = []
     if target_queue_arn is not None:
         queues.append(_check("target_queue_arn", target_queue_arn, _QUEUE_ARN, "an SQS queue ARN"))
+    queues += [
+        _check("target_queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN")
+        for arn in target_queue_arns
+    ]
     topics = [
         _check("target_topic_arns", arn, _TOPIC_ARN, "an SNS topic ARN")
         for arn in target_topic_arns
@@ -118,14 +158,18 @@ def caller_policy(
     region: str,
     group: str,
     execution_role_arn: str,
+    schedulers: Sequence[str] = (),
     partition: str = "aws",
 ) -> dict[str, Any]:
-    """Permissions of the application that manages schedules through reventless."""
+    """Permissions of the application that manages schedules through reventless: in ``group``,
+    or in the groups of the reventless ``schedulers`` named (as for the trust policy)."""
     _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
     _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
-    _check("group", group, _GROUP, "a schedule group name")
     _check("execution_role_arn", execution_role_arn, _ROLE_ARN, "an IAM role ARN")
-    schedules = f"arn:{partition}:scheduler:{region}:{account_id}:schedule/{group}/*"
+    groups = _groups(group, schedulers)
+    prefix = f"arn:{partition}:scheduler:{region}:{account_id}"
+    schedules = _one_or_many([f"{prefix}:schedule/{g}/*" for g in groups])
+    group_arns = _one_or_many([_group_arn(partition, region, account_id, g) for g in groups])
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -144,7 +188,7 @@ def caller_policy(
                 "Sid": "EnsureTheGroup",
                 "Effect": "Allow",
                 "Action": ["scheduler:GetScheduleGroup", "scheduler:CreateScheduleGroup"],
-                "Resource": _group_arn(partition, region, account_id, group),
+                "Resource": group_arns,
             },
             {
                 # ListSchedules cannot be scoped to a resource in IAM.
@@ -213,3 +257,37 @@ def handler_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def lambda_trust_policy() -> dict[str, Any]:
+    """Trust policy of the handlers' role: the Lambda service may assume it."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def subscriber_queue_policy(*, queue_arn: str, topic_arn: str) -> dict[str, Any]:
+    """Resource policy of a queue subscribed to an event topic: SNS may send to it for that
+    topic only (``aws:SourceArn``), nothing else."""
+    queue = _check("queue_arn", queue_arn, _QUEUE_ARN, "an SQS queue ARN")
+    topic = _check("topic_arn", topic_arn, _TOPIC_ARN, "an SNS topic ARN")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TheTopicMaySend",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+            }
+        ],
+    }

@@ -1,0 +1,77 @@
+"""docs/deploy.md's Pulumi program runs under Pulumi's mocks, its handlers import, and the page's
+program turns the program's output into a provider: the page cannot rot."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import runpy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.aws.pulumi import require_pulumi
+from tests.docs_pages import PAGES, lay_out
+
+pulumi = require_pulumi()
+
+from tests.aws.pulumi.mocks import ACCOUNT, REGION, AwsMocks  # noqa: E402
+
+PAGE = next(page for page in PAGES if page.name == "deploy.md")
+AGGREGATES = ["orders", "reports", "maintenance", "users"]
+
+
+@pytest.fixture
+def page_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "build").mkdir()
+    yield tmp_path
+    sys.modules.pop("handler", None)
+
+
+def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
+    mocks = AwsMocks()
+    pulumi.runtime.set_mocks(mocks, project="shop", stack="test", preview=False)
+    program = lay_out(PAGE, page_directory)
+    assert program is not None
+    found: list[dict[str, object]] = []
+
+    @pulumi.runtime.test
+    def deploy() -> object:
+        namespace = runpy.run_path(str(page_directory / "__main__.py"))
+        return namespace["shop"].provider_arguments.apply(found.append)
+
+    deploy()
+    (arguments,) = found
+    assert arguments["event_table"] == "shop-events"
+    assert arguments["command_queues"] == {
+        name: f"arn:aws:sqs:{REGION}:{ACCOUNT}:shop-{name}.fifo" for name in AGGREGATES
+    }
+    assert set(arguments["event_topics"]) == {*AGGREGATES, "health"}  # type: ignore[arg-type]
+    functions = mocks.of_type("aws:lambda/function:Function")
+    assert sorted(functions) == sorted([*(f"shop-{a}" for a in AGGREGATES), "shop-health"])
+    for name, inputs in functions.items():
+        variables = inputs["environment"]["variables"]
+        assert json.loads(variables["REVENTLESS_AWS"]) == arguments
+        assert variables.get("AGGREGATE") == (None if name == "shop-health" else name[5:])
+    mappings = mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert len(mappings) == 5
+    groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
+    assert sorted(g["name"] for g in groups.values()) == sorted(
+        f"shop.{name}" for name in [*AGGREGATES, "health"]
+    )
+    handlers = json.loads(mocks.of_type("aws:iam/rolePolicy:RolePolicy")["shop-handlers"]["policy"])
+    consumed = next(s for s in handlers["Statement"] if s["Sid"] == "ConsumeTheQueues")
+    assert f"arn:aws:sqs:{REGION}:{ACCOUNT}:shop-health-events-monitor.fifo" in consumed["Resource"]
+
+    # the handlers the functions name exist, and the page's program reads the outputs back
+    handler = importlib.import_module("handler")
+    assert inspect.iscoroutinefunction(handler.handle_commands)
+    assert callable(handler.commands) and callable(handler.health)
+    (page_directory / "outputs.json").write_text(json.dumps(arguments))
+    namespace = runpy.run_path(str(program))
+    assert type(namespace["shop_provider"]).__name__ == "ProviderContext"
