@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from reventless._cli_common import Parser, did_you_mean, dump, say, table, utc, whole
+from reventless._cli_common import Parser, did_you_mean, dump, instant, say, table, utc, whole
 from reventless.errors import ValidationError
 from reventless.schedule import Schedule, check_name, parse_rate, rate_text
 
@@ -81,6 +81,17 @@ def add_schedules_command(commands: Any) -> None:
     history.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
     letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
     letters.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
+    action("trigger", "fire a schedule now, once (the running engine delivers it)")
+    backfill = action("backfill", "deliver the fires of a range that were not delivered")
+    backfill.add_argument("--start", required=True, help="ISO 8601 instant with an offset")
+    backfill.add_argument("--end", required=True, help="ISO 8601 instant with an offset")
+    redrive = action(
+        "redrive", "deliver dead letters again (all, --schedule or --fire-id)", needs_name=False
+    )
+    redrive.add_argument("--schedule", help="only this schedule's dead letters")
+    redrive.add_argument(
+        "--fire-id", action="append", dest="fire_ids", help="only this fire (repeatable)"
+    )
 
 
 def add_schedulers_command(commands: Any) -> None:
@@ -417,6 +428,40 @@ async def _dead_letters(call: _Call) -> int:
     return 0
 
 
+async def _trigger(call: _Call) -> int:
+    fire = await call.ops.trigger_schedule(call.args.name)
+    if call.args.json:
+        return dump(call.out, {"fire_id": fire})
+    return say(call.out, f"queued {fire}{_delivery_note(call)}")
+
+
+async def _backfill(call: _Call) -> int:
+    start = instant("--start", call.args.start)
+    end = instant("--end", call.args.end)
+    fires = await call.ops.backfill(call.args.name, start, end)
+    if call.args.json:
+        return dump(call.out, {"fire_ids": fires})
+    say(call.out, f"queued {len(fires)} fire(s){_delivery_note(call)}")
+    for fire in fires:
+        say(call.out, f"  {fire}")
+    return 0
+
+
+async def _redrive(call: _Call) -> int:
+    fires = await call.ops.redrive(schedule=call.args.schedule, fire_ids=call.args.fire_ids)
+    if call.args.json:
+        return dump(call.out, {"fire_ids": fires})
+    say(call.out, f"queued {len(fires)} dead letter(s) again{_delivery_note(call)}")
+    for fire in fires:
+        say(call.out, f"  {fire}")
+    return 0
+
+
+def _delivery_note(call: _Call) -> str:
+    served, _ = _serving(call.status, call.scheduler)
+    return "" if served else "; no running engine serves this scheduler: it waits for one"
+
+
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "list": _list,
     "show": _show,
@@ -426,6 +471,9 @@ _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "resume": _pause_or_resume,
     "history": _history,
     "dead-letters": _dead_letters,
+    "trigger": _trigger,
+    "backfill": _backfill,
+    "redrive": _redrive,
 }
 
 

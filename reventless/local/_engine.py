@@ -126,6 +126,7 @@ class Engine:
         self._rebuild_requested = False
         self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(self._flush)
         self._task_status: anyio.abc.TaskStatus[None] | None = None
+        self._repairs_seen: set[tuple[int, int]] = set()  # (retry id, due) of repairs pushed
 
     @property
     def is_leading(self) -> bool:
@@ -146,6 +147,15 @@ class Engine:
         self._index.live += 1
         if self._index.bloated():
             self._rebuild_requested = True
+
+    def repairs_queued(self, repairs: list[tuple[int, int]]) -> None:
+        """Fires (retry row id, due at) queued by trigger, backfill or redrive in this process."""
+        if not self.is_leading:
+            return  # the leader (another process) finds them with _poll_repairs
+        for row_id, at_us in repairs:
+            if self._lease.owner is not None:  # only a file store runs _poll_repairs
+                self._repairs_seen.add((row_id, at_us))
+            self._push(ceil_s(at_us), row_id, EntryKind.RETRY)
 
     def target_attached(self, scheduler: str) -> None:
         for entry in self._waiting_for_target.pop(scheduler, []):
@@ -246,6 +256,7 @@ class Engine:
             if self._lease.owner is not None:
                 group.start_soon(self._lease.keep, name="reventless-lease")
                 group.start_soon(self._poll_changes, name="reventless-changes")
+                group.start_soon(self._poll_repairs, name="reventless-repairs")
             async with send:
                 await self._dispatch_loop(send)
 
@@ -259,6 +270,20 @@ class Engine:
                     self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
                 else:
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))
+
+    async def _poll_repairs(self) -> None:
+        """Pick up fires that other processes (the command line) queued to repair."""
+        # A retry row must have one index entry only (a second would deliver its next attempt
+        # early): push each repair once. Those queued before this point were loaded.
+        self._repairs_seen = set(await self._runner.call(self._store.queued_repairs))
+        while True:
+            await anyio.sleep(self._poll_interval)
+            before = set(self._repairs_seen)
+            queued = set(await self._runner.call(self._store.queued_repairs))
+            for row_id, at_us in queued - self._repairs_seen:
+                self._push(ceil_s(at_us), row_id, EntryKind.RETRY)
+            # Keep what this process pushed meanwhile; forget repairs attempted since.
+            self._repairs_seen = queued | (self._repairs_seen - before)
 
     async def _dispatch_loop(self, send: MemoryObjectSendStream[tuple[list[Job], Hold]]) -> None:
         # Runs inside run()'s clock.work(): its sleeps count as idle for a virtual clock.
