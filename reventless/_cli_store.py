@@ -15,7 +15,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from reventless._cli_common import Parser, did_you_mean, dump, instant, say, table, utc, whole
+from reventless._cli_common import (
+    Parser,
+    did_you_mean,
+    dump,
+    duration,
+    instant,
+    say,
+    table,
+    utc,
+    whole,
+)
 from reventless.errors import ValidationError
 from reventless.schedule import Schedule, check_name, parse_rate, rate_text
 
@@ -92,6 +102,17 @@ def add_schedules_command(commands: Any) -> None:
     redrive.add_argument(
         "--fire-id", action="append", dest="fire_ids", help="only this fire (repeatable)"
     )
+    pruning = action(
+        "prune",
+        "delete history, dead letters and handled-message records past retention (whole store)",
+        needs_name=False,
+    )
+    for flag, default in (
+        ("--history-age", "30d"),
+        ("--dead-letter-age", "30d"),
+        ("--handled-age", "31d"),
+    ):
+        pruning.add_argument(flag, default=default, help=f"keep this long (default {default})")
 
 
 def add_schedulers_command(commands: Any) -> None:
@@ -145,6 +166,8 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import SchedulerOperations
 
     _need_store(args)
+    if args.action == "prune":
+        return await _prune(args, out)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
         publisher = local.scheduled_publisher()
         status = await publisher.store_status()
@@ -455,6 +478,26 @@ async def _redrive(call: _Call) -> int:
     for fire in fires:
         say(call.out, f"  {fire}")
     return 0
+
+
+async def _prune(args: argparse.Namespace, out: TextIO) -> int:
+    import reventless.local
+
+    longest = 3650 * 86400.0
+    retention = reventless.local.Retention(
+        history_age=duration("--history-age", args.history_age, 3600, longest),
+        dead_letter_age=duration("--dead-letter-age", args.dead_letter_age, 3600, longest),
+        handled_age=duration("--handled-age", args.handled_age, 3600, longest),
+    )
+    async with reventless.local.provider(args.db, retention=None) as local:
+        report = await local.prune(retention)
+    if args.json:
+        return dump(out, report)
+    return say(
+        out,
+        f"deleted {report.history} history entries, {report.dead_letters} dead letters, "
+        f"{report.handled_messages} handled-message records",
+    )
 
 
 def _delivery_note(call: _Call) -> str:

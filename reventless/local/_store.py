@@ -914,6 +914,18 @@ class SqliteStore:
             instants = _instants(schedule, from_us(created_us), start, stop, most)
             if not instants:
                 return []
+            pruned = self.history_pruned_until()
+            if pruned is not None and instants[0] <= pruned:
+                raise ValidationError(
+                    "start",
+                    start,
+                    f"an instant after {from_us(pruned).isoformat()}",
+                    message=(
+                        f"backfill start {start.isoformat()}: the history up to "
+                        f"{from_us(pruned).isoformat()} was pruned (retention), so the fires "
+                        "delivered before then cannot be told; start after that instant"
+                    ),
+                )
             known = {
                 int(row[0])
                 for table, extra in (("history", " AND kind = 'fired'"), ("retries", ""))
@@ -975,6 +987,105 @@ class SqliteStore:
             "SELECT id, next_attempt_at FROM retries WHERE attempts = 0"
         ).fetchall()
         return [(int(row_id), int(at_us)) for row_id, at_us in rows]
+
+    # -- retention --------------------------------------------------------------------------------
+
+    def _prune_batch(
+        self, table: str, cutoff_us: int | None, keep_rows: int | None, batch: int
+    ) -> list[tuple[int, int]]:
+        """Delete up to ``batch`` of the oldest rows (by id) of ``table`` that are older than
+        ``cutoff_us`` or beyond the newest ``keep_rows``; returns their (id, at)."""
+        doomed: list[tuple[int, int]] = []
+        if cutoff_us is not None:
+            rows = self.conn.execute(
+                f"SELECT id, at FROM {table} ORDER BY id LIMIT ?", (batch,)
+            ).fetchall()
+            doomed = [(int(i), int(at)) for i, at in rows if type(at) is int and at < cutoff_us]
+        if not doomed and keep_rows is not None:
+            # Ids only grow and rows go from the low end: the newest keep_rows have the top ids.
+            top = self.conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+            if top is not None:
+                rows = self.conn.execute(
+                    f"SELECT id, at FROM {table} WHERE id <= ? ORDER BY id LIMIT ?",
+                    (int(top) - keep_rows, batch),
+                ).fetchall()
+                doomed = [(int(i), at if type(at) is int else 0) for i, at in rows]
+        self.conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i, _ in doomed])
+        return doomed
+
+    def prune_history(self, cutoff_us: int | None, keep_rows: int | None, batch: int) -> int:
+        """One batch of history pruning; remembers the latest ``at`` it deleted, which is
+        where backfill can no longer tell delivered fires."""
+        with self.transaction():
+            doomed = self._prune_batch("history", cutoff_us, keep_rows, batch)
+            if doomed:
+                self.conn.execute(
+                    "INSERT INTO meta VALUES ('history_pruned_until', ?) ON CONFLICT (key)"
+                    " DO UPDATE SET value = max(value, excluded.value)",
+                    (max(at for _, at in doomed),),
+                )
+        return len(doomed)
+
+    def prune_dead_letters(self, cutoff_us: int | None, keep_rows: int | None, batch: int) -> int:
+        with self.transaction():
+            return len(self._prune_batch("dead_letters", cutoff_us, keep_rows, batch))
+
+    def history_pruned_until(self) -> int | None:
+        """The latest ``at`` of a pruned history entry (None: nothing was pruned)."""
+        row = self.conn.execute(
+            "SELECT value FROM meta WHERE key = 'history_pruned_until'"
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def prune_handled(self, cutoff_us: int | None, _rows: int | None, batch: int) -> int:
+        """One batch of handled-message records whose event was recorded before ``cutoff_us``
+        (records of commands that appended no event are kept: they carry no time)."""
+        if cutoff_us is None:
+            return 0
+        tables = {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name IN ('events', 'handled_messages')"
+            )
+        }
+        if len(tables) < 2:
+            return 0  # no event log in this store
+        with self.transaction():
+            position = self._last_position_before(cutoff_us)
+            if position is None:
+                return 0
+            rows = self.conn.execute(
+                "SELECT aggregate, aggregate_id, message_id FROM handled_messages"
+                " WHERE position <= ? LIMIT ?",
+                (position, batch),
+            ).fetchall()
+            self.conn.executemany(
+                "DELETE FROM handled_messages WHERE aggregate = ? AND aggregate_id = ?"
+                " AND message_id = ?",
+                rows,
+            )
+        return len(rows)
+
+    def _last_position_before(self, cutoff_us: int) -> int | None:
+        """The last event position recorded before ``cutoff_us`` (binary search: positions
+        grow with recorded_at)."""
+        low, high = self.conn.execute("SELECT min(position), max(position) FROM events").fetchone()
+        if low is None:
+            return None
+        found = None
+        while low <= high:
+            middle = (low + high) // 2
+            row = self.conn.execute(
+                "SELECT position, recorded_at FROM events WHERE position >= ?"
+                " ORDER BY position LIMIT 1",
+                (middle,),
+            ).fetchone()
+            if row[1] < cutoff_us:
+                found, low = int(row[0]), int(row[0]) + 1
+            else:
+                high = middle - 1
+        return found
 
 
 class LeaseLostError(BackendUnavailableError):
