@@ -24,6 +24,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from reventless._observe import engine_log
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
@@ -125,6 +126,9 @@ class LocalProvider:
             self._stopped = anyio.Event()
             try:
                 await self._run_with_pruning(task_status)
+            except ReventlessError as exc:
+                engine_log.error("the engine on %s stopped: %s", self.path, exc, exc_info=exc)
+                raise
             finally:
                 self._run_scope = None
                 self._stopped.set()
