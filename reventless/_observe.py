@@ -89,6 +89,38 @@ class _Instruments:
 _instruments: _Instruments | None = None
 
 
+def _sdk_configured() -> bool:
+    """Whether the application set real tracer or meter providers (the API's defaults are
+    proxies that record nothing): until then a fire skips the span and metric work. The
+    answer is looked up at most once a second (the lookup reads the environment)."""
+    global _sdk_seen, _next_look
+    if _sdk_seen:
+        return True  # providers are set once and stay
+    now = time.monotonic()
+    if now < _next_look or _trace is None or _metrics is None:
+        return False
+    _next_look = now + 1.0
+    tracing = type(_trace.get_tracer_provider()).__name__
+    metering = type(_metrics.get_meter_provider()).__name__
+    _sdk_seen = tracing not in _DEFAULT_PROVIDERS or metering not in _DEFAULT_PROVIDERS
+    return _sdk_seen
+
+
+_sdk_seen = False
+_next_look = 0.0
+
+
+def look_for_sdk_now() -> None:
+    """Look for configured providers at the next fire (tests set them just before)."""
+    global _next_look
+    _next_look = 0.0
+
+
+_DEFAULT_PROVIDERS = frozenset(
+    {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
+)
+
+
 def _get_instruments() -> _Instruments | None:
     global _instruments
     if _metrics is None:
@@ -117,6 +149,17 @@ def _gauge(key: str) -> Callable[[Any], Iterator[Any]]:
                 yield _metrics.Observation(figures[key], {"reventless.store": engine.store_path})
 
     return observe
+
+
+_tracers: list[Any] = []
+
+
+def _tracer() -> Any:
+    """The one tracer (a proxy until the SDK is set; getting one per span is costly)."""
+    assert _trace is not None
+    if not _tracers:
+        _tracers.append(_trace.get_tracer("reventless"))
+    return _tracers[0]
 
 
 def _iso(instant: datetime) -> str:
@@ -182,10 +225,10 @@ class Observer:
     ) -> T:
         """Await ``delivery`` (returning None or a failure) inside a ``reventless.fire`` span;
         record its lateness and duration, and count and log a success."""
-        instruments = _get_instruments()
         debug = fire_log.isEnabledFor(logging.DEBUG)
-        if instruments is None and not debug:
-            return await delivery  # no OpenTelemetry, no DEBUG logs: the bare delivery
+        if not debug and not _sdk_configured():
+            return await delivery  # nothing records: the bare delivery (the hot path)
+        instruments = _get_instruments()
         fields = self._fields(scheduler, schedule, scheduled_us, attempt, now_us)
         attributes = {"reventless.scheduler": scheduler, "reventless.engine": self.engine}
         started = time.perf_counter()
@@ -305,7 +348,7 @@ def _fire_span(
 ) -> AbstractContextManager[Any]:
     if _trace is None:
         return nullcontext(None)
-    tracer = _trace.get_tracer("reventless")
+    tracer = _tracer()
     attributes = {
         "reventless.scheduler": fields["scheduler"],
         "reventless.schedule": fields["schedule"],
@@ -325,7 +368,7 @@ def aggregate_span(aggregate: str, aggregate_id: str, command: object) -> Iterat
     if _trace is None:
         yield
         return
-    tracer = _trace.get_tracer("reventless")
+    tracer = _tracer()
     with tracer.start_as_current_span(
         "reventless.command",
         kind=_trace.SpanKind.INTERNAL,
@@ -344,7 +387,7 @@ def reaction_span(reaction: str, event_type: str, position: int, attempt: int) -
     if _trace is None:
         yield
         return
-    tracer = _trace.get_tracer("reventless")
+    tracer = _tracer()
     with tracer.start_as_current_span(
         "reventless.reaction",
         kind=_trace.SpanKind.CONSUMER,

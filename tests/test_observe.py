@@ -13,6 +13,7 @@ import pytest
 import reventless.local
 from reventless import Minutes, RetryPolicy, Schedule, Scheduler
 from reventless._cli_run import ReadableFormatter
+from reventless._observe import look_for_sdk_now
 from reventless.aggregate import Aggregate
 from reventless.aws._sqs import SqsCommandConsumer
 from reventless.target import FireEnvelope
@@ -73,6 +74,7 @@ def telemetry() -> Telemetry:
         tracing.add_span_processor(SimpleSpanProcessor(_TELEMETRY.spans))
         trace.set_tracer_provider(tracing)
         metrics.set_meter_provider(MeterProvider(metric_readers=[_TELEMETRY.reader]))
+        look_for_sdk_now()
     _TELEMETRY.spans.clear()
     _TELEMETRY.reader.get_metrics_data()  # counters are cumulative: tests compare differences
     return _TELEMETRY
