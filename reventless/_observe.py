@@ -151,10 +151,10 @@ def _gauge(key: str) -> Callable[[Any], Iterator[Any]]:
     return observe
 
 
-_tracers: list[Any] = []
+_tracers: list[_trace.Tracer] = []
 
 
-def _tracer() -> Any:
+def _tracer() -> _trace.Tracer:
     """The one tracer (a proxy until the SDK is set; getting one per span is costly)."""
     assert _trace is not None
     if not _tracers:
@@ -359,7 +359,10 @@ def _fire_span(
         "reventless.engine": engine,
     }
     kind = _trace.SpanKind.PRODUCER if producer else _trace.SpanKind.CONSUMER
-    return tracer.start_as_current_span(FIRE_SPAN, kind=kind, attributes=attributes)
+    span: AbstractContextManager[Any] = tracer.start_as_current_span(
+        FIRE_SPAN, kind=kind, attributes=attributes
+    )
+    return span
 
 
 @contextmanager
