@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -20,7 +20,7 @@ from reventless.local._store import SqliteStore
 from reventless.schedule import Daily
 from reventless.scheduler_adapter import HistoryKind
 from reventless.target import FireEnvelope
-from reventless.testing import RecordingTarget
+from reventless.testing import FailingTarget, RecordingTarget, VirtualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +129,35 @@ def test_a_backfill_range_of_too_many_fires_writes_nothing(tmp_path: Path) -> No
         assert store.backfill("default", "tick", start, end, end, 10_000) == []
     finally:
         store.close()
+
+
+async def test_a_second_index_entry_of_a_repair_does_not_bring_its_retry_forward(
+    tmp_path: Path,
+) -> None:
+    """A repair can get two index entries (queued before the engine leads: loaded, and found
+    by the repair poller). Once its first attempt failed, the row's next attempt is later: the
+    entry still pointing at the first attempt must not deliver it early."""
+    clock = VirtualClock(datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC))
+    target = FailingTarget(failures=1)
+    path = tmp_path / "twice.db"
+    async with reventless.local.provider(path, clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        await ops.create_schedule(Schedule(name="nightly", rate=Daily(3, 0), payload="p"))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await ops.trigger_schedule("nightly")
+            await clock.advance(timedelta(0))
+            assert target.attempts == 1
+            store = SqliteStore(path)
+            [(row_id, attempts, next_at)] = store.conn.execute(
+                "SELECT id, attempts, next_attempt_at FROM retries"
+            ).fetchall()
+            store.close()
+            assert attempts == 1 and next_at > clock.now().timestamp() * 1e6
+            # The duplicate: due at the first attempt's time, now past.
+            provider._engine.repairs_queued([(row_id, int(clock.now().timestamp() * 1e6))])
+            await clock.advance(timedelta(0))
+            assert target.attempts == 1  # the retry waits for its backoff
+            await clock.advance(timedelta(seconds=2))
+            assert target.attempts == 2 and len(target.deliveries) == 1
+            group.cancel_scope.cancel()

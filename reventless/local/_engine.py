@@ -297,9 +297,8 @@ class Engine:
 
     async def _poll_repairs(self) -> None:
         """Pick up fires that other processes (the command line) queued to repair."""
-        # A retry row must have one index entry only (a second would deliver its next attempt
-        # early): push each repair once. Those queued before this point were loaded.
-        self._repairs_seen = set(await self._runner.call(self._store.queued_repairs))
+        # Each repair is pushed once per poller; one that _load also pushed gets a second entry,
+        # which _plan_retry drops once the row has moved on (a failed attempt sets it later).
         while True:
             await anyio.sleep(self._poll_interval)
             before = set(self._repairs_seen)
@@ -432,6 +431,8 @@ class Engine:
         return job
 
     def _plan_retry(self, row: RetryRow) -> RetryJob | None:
+        if ceil_s(row.next_attempt_at) > int(self._clock.now().timestamp()):
+            return None  # a stale duplicate entry (a repair seen twice): its own entry is due later
         target = self.targets.get(row.scheduler)
         if target is None:
             self._waiting_for_target.setdefault(row.scheduler, []).append(
