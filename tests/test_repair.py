@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -161,3 +162,33 @@ async def test_a_second_index_entry_of_a_repair_does_not_bring_its_retry_forward
             await clock.advance(timedelta(seconds=2))
             assert target.attempts == 2 and len(target.deliveries) == 1
             group.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda ops: ops.backfill("tick", datetime(2026, 1, 1), datetime.now(UTC)), "start"),
+        (lambda ops: ops.backfill("tick", datetime.now(UTC), "tomorrow"), "end"),
+        (lambda ops: ops.backfill("bad name!", datetime.now(UTC), datetime.now(UTC)), "name"),
+        (lambda ops: ops.redrive(fire_ids="tick@2026-01-01T00:00:00Z"), "fire_ids"),
+        (lambda ops: ops.redrive(fire_ids=[]), "fire_ids"),
+        (lambda ops: ops.redrive(fire_ids=["tick@2026-01-01 00:00"]), "fire_ids[0]"),
+        (lambda ops: ops.redrive(schedule="bad name!"), "name"),
+        (lambda ops: ops.trigger_schedule(""), "name"),
+    ],
+)
+async def test_repairs_refuse_bad_input_and_write_nothing(
+    tmp_path: Path, call: Callable[[Any], Awaitable[object]], field: str
+) -> None:
+    path = tmp_path / "bad.db"
+    async with reventless.local.provider(path) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Minutes(1), payload="p"))
+        with pytest.raises(ValidationError) as caught:
+            await call(ops)
+        assert caught.value.field == field
+    store = SqliteStore(path)
+    try:
+        assert store.conn.execute("SELECT count(*) FROM retries").fetchone()[0] == 0
+    finally:
+        store.close()

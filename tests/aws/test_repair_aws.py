@@ -80,3 +80,25 @@ async def test_trigger_redrive_and_backfill(
         ("report", "2026-03-19T09:00:00Z"),
         ("report", "2026-03-18T09:00:00Z"),
     ]
+
+
+async def test_redrive_and_trigger_say_what_they_need(
+    session: Any, moto: CountingMotoServer, sqs: Any
+) -> None:
+    _, queue_arn = await make_queue(sqs, "plain")
+    clock = VirtualClock(START)
+    moto.use_clock(clock.now)
+    async with reventless.aws.provider(
+        session=session,
+        group="shop",
+        role_arn=ROLE_ARN,
+        region="eu-west-1",
+        endpoint_url=moto.url,
+        clock=clock,
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(queue_arn))).operations
+        await ops.create_schedule(Schedule(name="report", rate=Daily(9, 0), payload="r"))
+        with pytest.raises(UsageError, match="dead_letter_arn and sqs_client"):
+            await ops.redrive()
+        with pytest.raises(UsageError, match="sqs_client"):
+            await ops.trigger_schedule("report")
