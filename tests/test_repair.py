@@ -99,7 +99,7 @@ async def test_trigger_and_redrive_from_the_command_line_reach_the_running_engin
         ]
 
 
-async def test_backfill_from_the_command_line_is_idempotent(tmp_path: Path) -> None:
+async def test_backfill_from_the_command_line_leaves_the_engines_own_fires_alone(tmp_path: Path) -> None:
     db = str(tmp_path / "b.db")
     async with reventless.local.provider(db) as provider:
         ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
