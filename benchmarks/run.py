@@ -12,7 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BENCHMARKS = ("bench_fire_times", "bench_engine", "bench_end_to_end", "bench_reaction_latency")
+BENCHMARKS = (
+    "bench_fire_times",
+    "bench_engine",
+    "bench_end_to_end",
+    "bench_reaction_latency",
+    "bench_store_growth",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -123,14 +123,33 @@ def provider_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# The structured fields of reventless's records, shown after the message as key=value.
+_FIELDS = ("scheduler", "schedule", "fire_id", "attempt", "lateness")
+
+
+class ReadableFormatter(logging.Formatter):
+    """``2026-11-27T09:00:01+0000 WARNING reventless.fire: message [scheduler=default ...]``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = [
+            f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+            for key in _FIELDS
+            if (value := getattr(record, key, None)) not in (None, "")
+        ]
+        return f"{text} [{' '.join(fields)}]" if fields else text
+
+
 def configure_logging(text: str) -> None:
     level = _choice("--log-level", text, _LOG_LEVELS)
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ReadableFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def _on_import_path() -> str:

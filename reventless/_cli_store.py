@@ -15,7 +15,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from reventless._cli_common import Parser, did_you_mean, dump, say, table, utc, whole
+from reventless._cli_common import (
+    Parser,
+    did_you_mean,
+    dump,
+    duration,
+    instant,
+    say,
+    table,
+    utc,
+    whole,
+)
 from reventless.errors import ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
@@ -94,6 +104,28 @@ def add_schedules_command(commands: Any) -> None:
     history.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
     letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
     letters.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
+    action("trigger", "fire a schedule now, once (the running engine delivers it)")
+    backfill = action("backfill", "deliver the fires of a range that were not delivered")
+    backfill.add_argument("--start", required=True, help="ISO 8601 instant with an offset")
+    backfill.add_argument("--end", required=True, help="ISO 8601 instant with an offset")
+    redrive = action(
+        "redrive", "deliver dead letters again (all, --schedule or --fire-id)", needs_name=False
+    )
+    redrive.add_argument("--schedule", help="only this schedule's dead letters")
+    redrive.add_argument(
+        "--fire-id", action="append", dest="fire_ids", help="only this fire (repeatable)"
+    )
+    pruning = action(
+        "prune",
+        "delete history, dead letters and handled-message records past retention (whole store)",
+        needs_name=False,
+    )
+    for flag, default in (
+        ("--history-age", "30d"),
+        ("--dead-letter-age", "30d"),
+        ("--handled-age", "31d"),
+    ):
+        pruning.add_argument(flag, default=default, help=f"keep this long (default {default})")
 
 
 def add_schedulers_command(commands: Any) -> None:
@@ -147,6 +179,8 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import SchedulerOperations
 
     _need_store(args)
+    if args.action == "prune":
+        return await _prune(args, out)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
         publisher = local.scheduled_publisher()
         status = await publisher.store_status()
@@ -436,6 +470,60 @@ async def _dead_letters(call: _Call) -> int:
     return 0
 
 
+async def _trigger(call: _Call) -> int:
+    fire = await call.ops.trigger_schedule(call.args.name)
+    if call.args.json:
+        return dump(call.out, {"fire_id": fire})
+    return say(call.out, f"queued {fire}{_delivery_note(call)}")
+
+
+async def _backfill(call: _Call) -> int:
+    start = instant("--start", call.args.start)
+    end = instant("--end", call.args.end)
+    fires = await call.ops.backfill(call.args.name, start, end)
+    if call.args.json:
+        return dump(call.out, {"fire_ids": fires})
+    say(call.out, f"queued {len(fires)} fire(s){_delivery_note(call)}")
+    for fire in fires:
+        say(call.out, f"  {fire}")
+    return 0
+
+
+async def _redrive(call: _Call) -> int:
+    fires = await call.ops.redrive(schedule=call.args.schedule, fire_ids=call.args.fire_ids)
+    if call.args.json:
+        return dump(call.out, {"fire_ids": fires})
+    say(call.out, f"queued {len(fires)} dead letter(s) again{_delivery_note(call)}")
+    for fire in fires:
+        say(call.out, f"  {fire}")
+    return 0
+
+
+async def _prune(args: argparse.Namespace, out: TextIO) -> int:
+    import reventless.local
+
+    longest = 3650 * 86400.0
+    retention = reventless.local.Retention(
+        history_age=duration("--history-age", args.history_age, 3600, longest),
+        dead_letter_age=duration("--dead-letter-age", args.dead_letter_age, 3600, longest),
+        handled_age=duration("--handled-age", args.handled_age, 3600, longest),
+    )
+    async with reventless.local.provider(args.db, retention=None) as local:
+        report = await local.prune(retention)
+    if args.json:
+        return dump(out, report)
+    return say(
+        out,
+        f"deleted {report.history} history entries, {report.dead_letters} dead letters, "
+        f"{report.handled_messages} handled-message records",
+    )
+
+
+def _delivery_note(call: _Call) -> str:
+    served, _ = _serving(call.status, call.scheduler)
+    return "" if served else "; no running engine serves this scheduler: it waits for one"
+
+
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "list": _list,
     "show": _show,
@@ -445,6 +533,9 @@ _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "resume": _pause_or_resume,
     "history": _history,
     "dead-letters": _dead_letters,
+    "trigger": _trigger,
+    "backfill": _backfill,
+    "redrive": _redrive,
 }
 
 

@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 import msgspec.structs
 
+from reventless._observe import aggregate_span
 from reventless._suggest import closest, did_you_mean
 from reventless.aggregate_adapter import AppendResult, EventLog, NewEvent, StoredEvent
 from reventless.clock import Clock
@@ -332,6 +333,11 @@ class Aggregate(Generic[State]):
         log = provider.event_log()
         return cls(spec, log, provider.clock, topic_for(provider, spec.name))
 
+    @property
+    def clock(self) -> Clock:
+        """The provider's clock (command contexts and event times come from it)."""
+        return self._clock
+
     async def load(self, aggregate_id: str) -> tuple[State, int]:
         """The current state and version of one aggregate instance."""
         self.spec.check_id(aggregate_id)
@@ -369,6 +375,19 @@ class Aggregate(Generic[State]):
         :raises ConflictError: the stream kept moving on through every retry.
         Whatever ``decide`` raises propagates.
         """
+        with aggregate_span(self.name, str(aggregate_id), command):
+            return await self._handle(
+                aggregate_id, command, message_id=message_id, scheduled_time=scheduled_time
+            )
+
+    async def _handle(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        message_id: str | None,
+        scheduled_time: datetime | None,
+    ) -> HandleResult:
         self.spec.check_id(aggregate_id)
         if not isinstance(command, tuple(self.spec.commands.values())):
             raise ValidationError(

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from reventless._observe import reaction_span
 from reventless.aggregate import Aggregate, AggregateSpec, HandleResult
 from reventless.aggregate_adapter import StoredEvent
 from reventless.errors import UsageError, ValidationError
@@ -228,7 +229,10 @@ class Reaction:
         """
         event = self.decode(stored)
         context = ReactionContext(self.name, event, running, attempt)
-        with anyio.fail_after(self.timeout):
+        with (
+            reaction_span(self.name, stored.type, stored.position, attempt),
+            anyio.fail_after(self.timeout),
+        ):
             await self.handler(event, context)
         return context
 

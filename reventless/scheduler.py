@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
-from reventless.fire_times import MAX_PREVIEW, FirePreview, preview, single_is_past
+from reventless.fire_times import MAX_PREVIEW, FirePreview, as_utc, preview, single_is_past
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
@@ -28,7 +28,7 @@ from reventless.scheduler_adapter import (
 )
 from reventless.target import Target, check_target
 
-__all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations")
+__all__ = ("MAX_BATCH", "Scheduler", "SchedulerOperations", "parse_fire_id")
 
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
@@ -207,6 +207,69 @@ class SchedulerOperations:
             raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_PAGE * 10}")
         return await self._publisher.dead_letters(self._scheduler, limit=limit)
 
+    async def trigger_schedule(self, name: str) -> str:
+        """Fire a stored schedule now, once, besides its own fires; returns the fire id.
+
+        The fire's ``scheduledTime`` is now to the second, never a whole minute, so its fire id
+        (``"name@2026-11-27T09:14:07Z"``) cannot be one of the schedule's scheduled fires. It is
+        delivered, retried and dead-lettered like any fire, also while the schedule is paused.
+        :raises ScheduleNotFoundError: there is none by that name.
+        :raises UsageError: the provider cannot deliver an extra fire.
+        """
+        return await self._publisher.trigger(
+            self._scheduler, check_name(name), at=self._clock.now()
+        )
+
+    async def backfill(self, name: str, start: datetime, end: datetime) -> list[str]:
+        """Deliver the schedule's fires from ``start`` to ``end`` that were not delivered.
+
+        Fires recorded as delivered, or already queued, are left out: running it twice
+        delivers nothing new. Instants at or after the schedule's next fire (the engine's to
+        deliver) and after now are left out too. ``end - start`` may span at most 10,000 of
+        the schedule's instants. Returns the fire ids queued for delivery.
+        :raises ValidationError: ``start``/``end`` are not aware datetimes with start <= end,
+            or the range holds more than 10,000 instants.
+        :raises ScheduleNotFoundError: there is none by that name.
+        :raises UsageError: the provider keeps no record of deliveries (AWS).
+        """
+        check_name(name)
+        first = as_utc(start, "start")
+        last = as_utc(end, "end")
+        if last < first:
+            raise ValidationError("end", end, f"an instant at or after start ({first.isoformat()})")
+        return await self._publisher.backfill(
+            self._scheduler, name, start=first, end=last, at=self._clock.now()
+        )
+
+    async def redrive(
+        self, *, schedule: str | None = None, fire_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Deliver dead letters again: all (no argument), one schedule's, or by fire id.
+
+        Each dead letter sent again leaves the dead letters and is recorded as ``redriven``; a
+        failure dead-letters it anew. Returns the fire ids sent again.
+        :raises ValidationError: both ``schedule`` and ``fire_ids`` given, or a bad fire id.
+        :raises UsageError: the provider has no dead letters to send again.
+        """
+        if schedule is not None and fire_ids is not None:
+            raise ValidationError(
+                "fire_ids", fire_ids, "None when schedule is given (pass one or the other)"
+            )
+        if schedule is not None:
+            check_name(schedule)
+        ids: list[str] | None = None
+        if fire_ids is not None:
+            if isinstance(fire_ids, (str, bytes)) or not isinstance(fire_ids, Sequence):
+                raise ValidationError("fire_ids", fire_ids, "a list of fire ids")
+            if not 1 <= len(fire_ids) <= MAX_BATCH:
+                raise ValidationError(
+                    "fire_ids", f"{len(fire_ids)} ids", f"1 to {MAX_BATCH} fire ids"
+                )
+            ids = [parse_fire_id(value, f"fire_ids[{i}]")[0] for i, value in enumerate(fire_ids)]
+        return await self._publisher.redrive(
+            self._scheduler, schedule=schedule, fire_ids=ids, at=self._clock.now()
+        )
+
     def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:
         if not isinstance(schedule, Schedule):
             raise ValidationError(field, schedule, "a reventless.Schedule")
@@ -235,6 +298,23 @@ class SchedulerOperations:
                         "after the current minute"
                     ),
                 )
+
+
+def parse_fire_id(value: object, field: str = "fire_id") -> tuple[str, str, datetime]:
+    """(the fire id, its schedule, its scheduled time) of ``"name@2026-11-27T09:00:00Z"``.
+
+    :raises ValidationError: naming ``field`` when the text is not a fire id.
+    """
+    allowed = "a fire id such as 'daily-report@2026-11-27T09:00:00Z'"
+    if not isinstance(value, str) or "@" not in value:
+        raise ValidationError(field, value, allowed)
+    name, _, when = value.rpartition("@")
+    try:
+        check_name(name)
+        instant = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (ValidationError, ValueError) as exc:
+        raise ValidationError(field, value, allowed) from exc
+    return value, name, instant
 
 
 def _if_exists(value: object) -> IfExists:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import uuid
@@ -52,7 +53,7 @@ from reventless.scheduler_adapter import (
     SchedulePage,
     ScheduleState,
 )
-from reventless.target import Target, fire_id
+from reventless.target import FireEnvelope, Target, fire_id
 
 __all__ = ("SCHEDULED_TIME", "SNS_PUBLISH", "AwsScheduledPublisher", "SqsQueueTarget")
 
@@ -113,20 +114,24 @@ class SqsQueueTarget:
             self.command_topic.check_payload(payload)
 
     def group_id(self, schedule: Schedule) -> str | None:
+        return self.group_for(schedule.name, schedule.payload)
+
+    def group_for(self, name: str, payload: str) -> str | None:
+        """The MessageGroupId of a fire of schedule ``name`` with ``payload`` (None: standard)."""
         if not self.fifo:
             return None
         if self.message_group_id is not None:
             return self.message_group_id
         if self.command_topic is not None:
-            aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(schedule.payload)
+            aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(payload)
             if len(aggregate_id) > _MAX_GROUP_ID:
                 raise ValidationError(
-                    f"{schedule.name} payload aggregateId",
+                    f"{name} payload aggregateId",
                     aggregate_id,
                     f"at most {_MAX_GROUP_ID} characters: it becomes the SQS MessageGroupId",
                 )
             return str(aggregate_id)
-        return schedule.name
+        return name
 
     async def deliver(self, envelope: Any) -> None:
         raise UsageError(
@@ -642,6 +647,134 @@ class AwsScheduledPublisher:
             if len(messages) < 10:
                 break
         return letters
+
+    # -- repair ----------------------------------------------------------------------------------
+
+    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+        """Send the schedule's fire envelope to its target now, as EventBridge would."""
+        target = self._target(scheduler)
+        state = await self.get(scheduler, name)
+        envelope = FireEnvelope(
+            schedule=name, scheduled_time=extra_fire_time(at), payload=state.schedule.payload
+        )
+        await self._send(target, envelope)
+        return envelope.fire_id
+
+    async def _send(self, target: SqsQueueTarget | SnsEventTopic, envelope: FireEnvelope) -> None:
+        if isinstance(target, SnsEventTopic):
+            await target.deliver(envelope)  # publishes as the sns:Publish target does
+            return
+        if self._sqs is None:
+            raise UsageError(
+                "sending a fire to an SQS target needs an SQS client: pass sqs_client to "
+                "reventless.aws.provider"
+            )
+        extra: dict[str, Any] = {}
+        group = target.group_for(envelope.schedule, envelope.payload)
+        if group is not None:
+            extra = {"MessageGroupId": group, "MessageDeduplicationId": _dedup_id(envelope)}
+        await call_aws(
+            f"sending fire {envelope.fire_id!r}",
+            self._sqs.send_message,
+            QueueUrl=await _queue_url(self._sqs, target.arn),
+            MessageBody=envelope.to_json().decode(),
+            **extra,
+        )
+
+    async def backfill(
+        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+    ) -> list[str]:
+        raise UsageError(
+            "EventBridge Scheduler keeps no record of which fires were delivered, so a backfill "
+            "cannot tell the missed ones: send them with trigger_schedule, or from the target "
+            "queue's consumer"
+        )
+
+    async def redrive(
+        self,
+        scheduler: str,
+        *,
+        schedule: str | None = None,
+        fire_ids: Sequence[str] | None = None,
+        at: datetime,
+    ) -> list[str]:
+        """Move matching messages of the dead-letter queue back to the scheduler's target."""
+        target = self._target(scheduler)
+        if self._dead_letter_arn is None or self._sqs is None:
+            raise UsageError(
+                "redrive on AWS reads the dead-letter queue: pass dead_letter_arn and sqs_client "
+                "to reventless.aws.provider"
+            )
+        url = await _queue_url(self._sqs, self._dead_letter_arn)
+        wanted = None if fire_ids is None else set(fire_ids)
+        sent: list[str] = []
+        skipped: list[str] = []  # receipt handles to make visible again
+        for _ in range(_MAX_REDRIVE // 10):
+            response = await call_aws(
+                "reading the dead-letter queue",
+                self._sqs.receive_message,
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=_REDRIVE_VISIBILITY,  # not seen again while paging through
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                letter = _dead_letter(message)
+                if letter is None or not _wanted(letter, schedule, wanted):
+                    skipped.append(message["ReceiptHandle"])
+                    continue
+                if letter.fire_id not in sent:
+                    await self._send(target, _envelope_of_letter(letter))
+                    sent.append(letter.fire_id)
+                await call_aws(
+                    "deleting a redriven dead letter",
+                    self._sqs.delete_message,
+                    QueueUrl=url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+        for handle in skipped:
+            with contextlib.suppress(ReventlessError):  # it shows again after the timeout
+                await call_aws(
+                    "releasing a dead letter",
+                    self._sqs.change_message_visibility,
+                    QueueUrl=url,
+                    ReceiptHandle=handle,
+                    VisibilityTimeout=0,
+                )
+        return sent
+
+
+_MAX_REDRIVE = 10_000  # dead-letter messages looked at by one redrive
+_REDRIVE_VISIBILITY = 60
+
+
+def extra_fire_time(at: datetime) -> datetime:
+    """The scheduled time of an extra fire at ``at``: to the second, never a whole minute, so
+    its fire id is none of a schedule's (they all fire on whole minutes)."""
+    instant = as_utc(at, "at").replace(microsecond=0)
+    return instant + timedelta(seconds=1) if instant.second == 0 else instant
+
+
+def _dedup_id(envelope: FireEnvelope) -> str:
+    # An SQS deduplication id is at most 128 of [!-~]; a fire id can be longer (a long name).
+    text = envelope.fire_id
+    return text if len(text) <= 128 else hashlib.sha256(text.encode()).hexdigest()
+
+
+def _wanted(letter: DeadLetter, schedule: str | None, fire_ids: set[str] | None) -> bool:
+    if schedule is not None and letter.schedule != schedule:
+        return False
+    return fire_ids is None or letter.fire_id in fire_ids
+
+
+def _envelope_of_letter(letter: DeadLetter) -> FireEnvelope:
+    return FireEnvelope(
+        schedule=letter.schedule, scheduled_time=letter.scheduled_time, payload=letter.payload
+    )
 
 
 def _check_envelope_size(schedule: Schedule, target: SqsQueueTarget | SnsEventTopic) -> None:

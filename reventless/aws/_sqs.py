@@ -10,6 +10,7 @@ from typing import Any, Union
 
 import msgspec
 
+from reventless._observe import Observer
 from reventless.aggregate import Aggregate
 from reventless.aws._errors import call_aws
 from reventless.errors import ValidationError
@@ -18,6 +19,7 @@ from reventless.target import FireEnvelope
 __all__ = ("SqsCommandConsumer", "SqsCommandPublisher", "deduplication_id")
 
 logger = logging.getLogger("reventless.aws")
+_OBSERVER = Observer("aws")
 _DEDUP = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
 
 
@@ -121,9 +123,18 @@ class SqsCommandConsumer:
                 continue
             try:
                 aggregate_id, command, message_id, scheduled = self.decode(record.get("body", ""))
-                await self.aggregate.command_topic.send(
+                sending = self.aggregate.command_topic.send(
                     aggregate_id, command, message_id=message_id, scheduled_time=scheduled
                 )
+                if scheduled is None:
+                    await sending
+                else:  # a fire: reported as the local engine reports its deliveries
+                    await _OBSERVER.received(
+                        sending,
+                        schedule=message_id.rpartition("@")[0],
+                        scheduled_time=scheduled,
+                        now=self.aggregate.clock.now(),
+                    )
             except Exception as exc:
                 logger.error("record %s failed: %s: %s", record_id, type(exc).__name__, exc)
                 failures.append({"itemIdentifier": record_id})

@@ -13,6 +13,7 @@ only: used before it (``provider(...)`` not entered) or after it, they raise Usa
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import AsyncIterator
@@ -23,18 +24,22 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from reventless._observe import engine_log
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
-from reventless.errors import UsageError, ValidationError
+from reventless.errors import ReventlessError, UsageError, ValidationError
 from reventless.local._engine import Engine
 from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import LocalScheduledPublisher
 from reventless.local._reactions import LocalReactions
+from reventless.local._retention import PruneReport, Retention, prune
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
-__all__ = ("LocalProvider", "ProviderContext", "provider")
+__all__ = ("LocalProvider", "ProviderContext", "PruneReport", "Retention", "provider")
+
+_log = logging.getLogger("reventless.local.retention")
 
 _CLOSED = (
     "this provider is closed (its 'async with' block has ended); use it, and the schedulers and "
@@ -55,6 +60,7 @@ class LocalProvider:
         engine: Engine,
         runner: StoreRunner,
         lease_ttl: float = 20.0,
+        retention: Retention | None = None,
     ):
         self.clock = clock
         self.path = store.path
@@ -68,6 +74,7 @@ class LocalProvider:
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
         self._closed = False
+        self.retention = retention
 
     @property
     def is_leading(self) -> bool:
@@ -118,10 +125,65 @@ class LocalProvider:
             self._run_scope = scope
             self._stopped = anyio.Event()
             try:
-                await self._reactions.run_beside(partial(self._engine.run, task_status))
+                await self._run_with_pruning(task_status)
+            except ReventlessError as exc:
+                engine_log.error("the engine on %s stopped: %s", self.path, exc, exc_info=exc)
+                raise
             finally:
                 self._run_scope = None
                 self._stopped.set()
+
+    async def _run_with_pruning(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """The engine and the reactions, with the retention loop beside them; an error of the
+        engine comes out as itself."""
+        try:
+            async with anyio.create_task_group() as group:
+                if self.retention is not None:
+                    group.start_soon(self._prune_loop, self.retention, name="reventless-prune")
+                await self._reactions.run_beside(partial(self._engine.run, task_status))
+                group.cancel_scope.cancel()
+        except BaseExceptionGroup as errors:
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
+
+    async def prune(self, retention: Retention | None = None) -> PruneReport:
+        """Delete now the history, dead letters and handled-message records that ``retention``
+        (default: the provider's; ``Retention()`` when it has none) no longer keeps.
+
+        Works in batches of ``retention.batch`` rows, one short transaction each.
+        :raises PermissionDeniedError: the store was opened read-only.
+        """
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if retention is not None and not isinstance(retention, Retention):
+            raise ValidationError("retention", retention, "a reventless.local.Retention")
+        chosen = retention or self.retention or Retention()
+        report = await prune(self._runner, chosen, self.clock.now())
+        if report != PruneReport():
+            _log.info(
+                "pruned %d history entries, %d dead letters, %d handled-message records",
+                report.history,
+                report.dead_letters,
+                report.handled_messages,
+                extra={
+                    "pruned_history": report.history,
+                    "pruned_dead_letters": report.dead_letters,
+                    "pruned_handled_messages": report.handled_messages,
+                },
+            )
+        return report
+
+    async def _prune_loop(self, retention: Retention) -> None:
+        """The leader prunes every ``retention.every``; a failure is logged and tried again."""
+        while True:
+            await anyio.sleep(retention.every.total_seconds())
+            if not self._engine.is_leading:
+                continue
+            try:
+                await self.prune(retention)
+            except ReventlessError as exc:
+                _log.warning("pruning the store failed: %s", exc, exc_info=exc)
 
     async def _close(self) -> None:
         self._closed = True
@@ -129,6 +191,9 @@ class LocalProvider:
             self._run_scope.cancel()
             with anyio.CancelScope(shield=True), anyio.move_on_after(60):
                 await self._stopped.wait()
+
+
+_DEFAULT_RETENTION = Retention()
 
 
 @provider_context("reventless.local.provider", LocalProvider)
@@ -145,6 +210,7 @@ async def provider(
     workers: int = 32,
     lock_timeout: float = 5.0,
     read_only: bool = False,
+    retention: Retention | None = _DEFAULT_RETENTION,
 ) -> AsyncIterator[LocalProvider]:
     """Open (or create) the store at ``path`` and yield the embedded provider.
 
@@ -168,6 +234,9 @@ async def provider(
     - ``read_only``: open an existing store only to read it (list, get, history, dead letters),
       also when the file or its folder is not writable; writes raise PermissionDeniedError and
       ``run()`` raises UsageError.
+    - ``retention``: how long history, dead letters and handled-message records are kept
+      (``reventless.local.Retention``; by default 30 days, and 31 for handled messages); the
+      leader prunes in the background. None keeps everything.
 
     A standby process takes over from a leader that died within ``lease_ttl`` +
     ``delivery_timeout`` + 1 s: the leader starts no delivery it could not finish before then,
@@ -186,6 +255,8 @@ async def provider(
         raise ValidationError("workers", workers, "a whole number from 1 to 1024")
     if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
         raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    if retention is not None and not isinstance(retention, Retention):
+        raise ValidationError("retention", retention, "a reventless.local.Retention or None")
     if not isinstance(path, (str, Path)):
         raise ValidationError("path", path, "a file path or ':memory:'")
     clock = clock or SystemClock()
@@ -209,7 +280,7 @@ async def provider(
         workers=workers,
         use_lease=store.path != ":memory:",
     )
-    local = LocalProvider(store, clock, engine, runner, float(lease_ttl))
+    local = LocalProvider(store, clock, engine, runner, float(lease_ttl), retention)
     try:
         yield local
     finally:

@@ -26,6 +26,7 @@ import anyio.lowlevel
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from reventless._observe import Observer, watch_engine
 from reventless.clock import Clock, Hold
 from reventless.errors import (
     CorruptDataError,
@@ -126,6 +127,9 @@ class Engine:
         self._rebuild_requested = False
         self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(self._flush)
         self._task_status: anyio.abc.TaskStatus[None] | None = None
+        self._repairs_seen: set[tuple[int, int]] = set()  # (retry id, due) of repairs pushed
+        self.observer = Observer("local")
+        watch_engine(self)
 
     @property
     def is_leading(self) -> bool:
@@ -135,6 +139,22 @@ class Engine:
     def lease_owner(self) -> str | None:
         """The id of this engine's lease (None without one: ``:memory:``)."""
         return self._lease.owner
+
+    @property
+    def store_path(self) -> str:
+        return self._store.path
+
+    def gauges(self) -> dict[str, float] | None:
+        """The figures of the metrics gauges while leading (None while standing by)."""
+        if not self.is_leading:
+            return None
+        earliest = self._index.earliest_s()
+        behind = 0 if earliest is None else int(self._clock.now().timestamp()) - earliest
+        return {
+            "schedules": self._index.live,
+            "in_flight": len(self._inflight) + len(self._inflight_retries),
+            "backlog_age": max(0, behind),
+        }
 
     # -- what operations tell the engine --------------------------------------------------------
 
@@ -146,6 +166,15 @@ class Engine:
         self._index.live += 1
         if self._index.bloated():
             self._rebuild_requested = True
+
+    def repairs_queued(self, repairs: list[tuple[int, int]]) -> None:
+        """Fires (retry row id, due at) queued by trigger, backfill or redrive in this process."""
+        if not self.is_leading:
+            return  # the leader (another process) finds them with _poll_repairs
+        for row_id, at_us in repairs:
+            if self._lease.owner is not None:  # only a file store runs _poll_repairs
+                self._repairs_seen.add((row_id, at_us))
+            self._push(ceil_s(at_us), row_id, EntryKind.RETRY)
 
     def target_attached(self, scheduler: str) -> None:
         for entry in self._waiting_for_target.pop(scheduler, []):
@@ -170,12 +199,14 @@ class Engine:
             raise UsageError("provider.run() is already running; run it once per provider")
         self.state = EngineState.STANDING_BY
         self._task_status = task_status
+        self.observer.engine_started(self._store.path)
         # Busy for a virtual clock from the first step on, so that advance() called right after
         # start_soon(run) waits for the engine to load and go to sleep.
         starting = self._clock.hold()
         try:
             while True:
                 if not await self._lease.try_acquire():
+                    self.observer.standing_by(self._store.path)
                     starting.release()  # standing by: nothing is due in this process
                     self._started()
                     await self._lease.wait_until_held()
@@ -185,12 +216,14 @@ class Engine:
                         await self._lead()
                     except BaseExceptionGroup as group:
                         _raise_leaf(group)  # returns only when the lease moved: stand by
+                        self.observer.lease_lost(self._store.path)
                     except LeaseLostError:
-                        pass
+                        self.observer.lease_lost(self._store.path)
                 self.state = EngineState.STANDING_BY
         finally:
             starting.release()
             self.state = EngineState.IDLE
+            self.observer.engine_stopped(self._store.path)
             # A store that cannot be written lets the lease expire instead.
             with (
                 anyio.CancelScope(shield=True),
@@ -230,6 +263,7 @@ class Engine:
         self.state = EngineState.LEADING
         try:
             await self._load()
+            self.observer.leading(self._store.path, self._index.live)
             self._started()
             await self._run_parts()
         finally:
@@ -246,6 +280,7 @@ class Engine:
             if self._lease.owner is not None:
                 group.start_soon(self._lease.keep, name="reventless-lease")
                 group.start_soon(self._poll_changes, name="reventless-changes")
+                group.start_soon(self._poll_repairs, name="reventless-repairs")
             async with send:
                 await self._dispatch_loop(send)
 
@@ -259,6 +294,19 @@ class Engine:
                     self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
                 else:
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))
+
+    async def _poll_repairs(self) -> None:
+        """Pick up fires that other processes (the command line) queued to repair."""
+        # Each repair is pushed once per poller; one that _load also pushed gets a second entry,
+        # which _plan_retry drops once the row has moved on (a failed attempt sets it later).
+        while True:
+            await anyio.sleep(self._poll_interval)
+            before = set(self._repairs_seen)
+            queued = set(await self._runner.call(self._store.queued_repairs))
+            for row_id, at_us in queued - self._repairs_seen:
+                self._push(ceil_s(at_us), row_id, EntryKind.RETRY)
+            # Keep what this process pushed meanwhile; forget repairs attempted since.
+            self._repairs_seen = queued | (self._repairs_seen - before)
 
     async def _dispatch_loop(self, send: MemoryObjectSendStream[tuple[list[Job], Hold]]) -> None:
         # Runs inside run()'s clock.work(): its sleeps count as idle for a virtual clock.
@@ -383,6 +431,8 @@ class Engine:
         return job
 
     def _plan_retry(self, row: RetryRow) -> RetryJob | None:
+        if ceil_s(row.next_attempt_at) > int(self._clock.now().timestamp()):
+            return None  # a stale duplicate entry (a repair seen twice): its own entry is due later
         target = self.targets.get(row.scheduler)
         if target is None:
             self._waiting_for_target.setdefault(row.scheduler, []).append(
@@ -464,7 +514,14 @@ class Engine:
         for scheduled_us in job.deliver:
             if not self._may_deliver():
                 break
-            failure = await self._deliver(job.target, job.name, job.payload, scheduled_us)
+            failure = await self.observer.attempt(
+                self._deliver(job.target, job.name, job.payload, scheduled_us),
+                scheduler=job.scheduler,
+                schedule=job.name,
+                scheduled_us=scheduled_us,
+                attempt=1,
+                now_us=to_us(self._clock.now()),
+            )
             at_us = to_us(self._clock.now())
             if failure is None:
                 outcome.history.append(
@@ -498,12 +555,26 @@ class Engine:
                 f"{self._misfire_policy}"
             )
             last_us = to_us(job.missed.last)
+            self.observer.not_delivered(
+                scheduler=job.scheduler,
+                schedule=job.name,
+                outcome="skipped",
+                count=job.missed.size,
+                detail=detail,
+            )
             history.append(
                 HistoryRow(job.scheduler, job.name, HistoryKind.MISSED, at_us, last_us, detail)
             )
         if job.expired is not None:
             detail = f"{_describe(job.name, job.expired)} older than the misfire grace window"
             last_us = to_us(job.expired.last)
+            self.observer.not_delivered(
+                scheduler=job.scheduler,
+                schedule=job.name,
+                outcome="missed",
+                count=job.expired.size,
+                detail=detail,
+            )
             history.append(
                 HistoryRow(job.scheduler, job.name, HistoryKind.EXPIRED, at_us, last_us, detail)
             )
@@ -580,6 +651,15 @@ class Engine:
         )
         next_at = at_us + self._backoff_us(fire_id(job.name, from_us(scheduled_us)), attempts)
         why = self._give_up_reason(failure, attempts, next_at, scheduled_us)
+        self.observer.failed(
+            scheduler=job.scheduler,
+            schedule=job.name,
+            scheduled_us=scheduled_us,
+            attempt=attempts,
+            now_us=at_us,
+            reason=error if why is None else f"{error}; {why}",
+            dead_lettered=why is not None,
+        )
         if why is not None:
             reason = f"{error}; {why}"
             outcome.dead_letters.append(
@@ -608,7 +688,14 @@ class Engine:
     async def _work_retry(self, job: RetryJob, outcome: Outcome) -> bool:
         if not self._may_deliver():
             return False
-        failure = await self._deliver(job.target, job.name, job.payload, job.scheduled_us)
+        failure = await self.observer.attempt(
+            self._deliver(job.target, job.name, job.payload, job.scheduled_us),
+            scheduler=job.scheduler,
+            schedule=job.name,
+            scheduled_us=job.scheduled_us,
+            attempt=job.attempts + 1,
+            now_us=to_us(self._clock.now()),
+        )
         at_us = to_us(self._clock.now())
         if failure is not None:
             self._record_failure(outcome, job, job.scheduled_us, job.attempts, failure, at_us)

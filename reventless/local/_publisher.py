@@ -27,9 +27,11 @@ from reventless.local._store import (
     check_row,
     decode_spec,
     from_us,
+    to_us,
 )
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
+from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import (
     DamagedSchedule,
     DeadLetter,
@@ -41,6 +43,8 @@ from reventless.scheduler_adapter import (
     ScheduleState,
 )
 from reventless.target import Target, fire_id
+
+MAX_BACKFILL = 10_000  # fires one backfill may queue
 
 __all__ = ("Attachment", "LocalScheduledPublisher", "SchedulerInfo", "StoreStatus")
 
@@ -264,6 +268,41 @@ class LocalScheduledPublisher:
             )
             for name, scheduled_us, payload, attempts, reason, at_us in rows
         ]
+
+    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+        at_us = to_us(at)
+        row_id, scheduled_us = await self._runner.call(self._store.trigger, scheduler, name, at_us)
+        self._engine.repairs_queued([(row_id, at_us)])
+        return fire_id(name, from_us(scheduled_us))
+
+    async def backfill(
+        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+    ) -> list[str]:
+        queued = await self._runner.call(
+            self._store.backfill, scheduler, name, start, end, at, MAX_BACKFILL
+        )
+        at_us = to_us(at)
+        self._engine.repairs_queued([(row_id, at_us) for row_id, _ in queued])
+        return [fire_id(name, from_us(scheduled_us)) for _, scheduled_us in queued]
+
+    async def redrive(
+        self,
+        scheduler: str,
+        *,
+        schedule: str | None = None,
+        fire_ids: Sequence[str] | None = None,
+        at: datetime,
+    ) -> list[str]:
+        fires = None
+        if fire_ids is not None:
+            fires = []
+            for value in fire_ids:
+                _, name, instant = parse_fire_id(value)
+                fires.append((name, to_us(instant) // 1_000_000))
+        at_us = to_us(at)
+        moved = await self._runner.call(self._store.redrive, scheduler, schedule, fires, at_us)
+        self._engine.repairs_queued([(row_id, at_us) for row_id, _, _ in moved])
+        return [fire_id(name, from_us(scheduled_us)) for _, name, scheduled_us in moved]
 
 
 def _attachment(row: AttachmentRow, running: str | None) -> Attachment:

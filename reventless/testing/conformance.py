@@ -30,6 +30,7 @@ import anyio
 import pytest
 
 from reventless.errors import (
+    DeliveryRefusedError,
     ScheduleExistsError,
     ScheduleNotFoundError,
     UsageError,
@@ -49,6 +50,7 @@ from reventless.schedule import (
 )
 from reventless.scheduler import Scheduler
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
+from reventless.target import FireEnvelope
 from reventless.testing import RecordingTarget, VirtualClock
 
 __all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
@@ -654,3 +656,108 @@ class ScheduledPublisherConformance:
             await h.ops.create_schedule(Schedule(name="near", rate=Minutes(2), payload="p"))
             await h.advance(timedelta(minutes=3))
             assert [d.fire_id for d in h.target.deliveries] == ["near@2026-03-20T06:04:00Z"]
+
+    # -- repair: trigger, backfill, redrive ------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_trigger_fires_once_now_with_a_fire_id_no_schedule_fire_has(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(Schedule(name="report", rate=Daily(9, 0), payload="p"))
+            assert await h.ops.trigger_schedule("report") == "report@2026-03-20T06:00:30Z"
+            await h.advance(timedelta(seconds=30))  # now 06:01:00, a whole minute
+            # A whole minute is every scheduled fire's: the extra fire takes the next second.
+            assert await h.ops.trigger_schedule("report") == "report@2026-03-20T06:01:01Z"
+            await h.advance(timedelta(seconds=5))
+            assert [d.fire_id for d in h.target.deliveries] == [
+                "report@2026-03-20T06:00:30Z",
+                "report@2026-03-20T06:01:01Z",
+            ]
+            assert h.target.deliveries[0].payload == "p"
+            state = await h.ops.get_schedule("report")
+            assert state.next_fire == datetime(2026, 3, 20, 9, 0, tzinfo=UTC)  # untouched
+            if self.keeps_history:
+                kinds = [entry.kind for entry in await h.ops.history("report")]
+                assert kinds.count(HistoryKind.TRIGGERED) == 2
+                assert kinds.count(HistoryKind.FIRED) == 2
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.trigger_schedule("missing")
+
+    @pytest.mark.anyio
+    async def test_backfill_delivers_the_fires_not_delivered_and_nothing_twice(
+        self, provider_factory: Any
+    ) -> None:
+        self._needs_fires()
+        if not self.keeps_history:
+            pytest.skip("backfill needs the record of deliveries")
+        async with harness(provider_factory) as h:
+            await h.ops.create_schedule(Schedule(name="tick", rate=Minutes(10), payload="p"))
+            await h.advance(timedelta(minutes=15))  # 06:11 delivered
+            await h.ops.pause_schedule("tick")
+            await h.advance(timedelta(minutes=45))
+            await h.ops.resume_schedule("tick")  # 06:21 to 06:51 missed while paused
+            start = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+            end = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)  # past the next fire (07:11)
+            queued = await h.ops.backfill("tick", start, end)
+            assert queued == [f"tick@2026-03-20T06:{m}1:00Z" for m in (2, 3, 4, 5)]
+            assert await h.ops.backfill("tick", start, end) == []  # queued already
+            await h.advance(timedelta(seconds=1))
+            assert await h.ops.backfill("tick", start, end) == []  # delivered now
+            times = sorted(d.scheduled_time.strftime("%H:%M") for d in h.target.deliveries)
+            assert times == ["06:11", "06:21", "06:31", "06:41", "06:51"]
+            kinds = [entry.kind for entry in await h.ops.history("tick")]
+            assert kinds.count(HistoryKind.BACKFILLED) == 4
+            with pytest.raises(ValidationError, match="end"):
+                await h.ops.backfill("tick", end, start)
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.backfill("missing", start, end)
+
+    @pytest.mark.anyio
+    async def test_redrive_delivers_dead_letters_again_once(self, provider_factory: Any) -> None:
+        self._needs_fires()
+        target = _RefusesFirst(refusals=2)
+        async with harness(provider_factory, target=target) as h:
+            await h.ops.create_schedule(Schedule(name="a", rate=Minutes(1), payload="pa"))
+            await h.ops.create_schedule(Schedule(name="b", rate=Minutes(1), payload="pb"))
+            await h.advance(timedelta(seconds=91))  # 06:02: both refused, dead-lettered
+            await h.ops.delete_schedule("a")
+            await h.ops.delete_schedule("b")
+            letters = await h.ops.dead_letters()
+            assert sorted(d.fire_id for d in letters) == [
+                "a@2026-03-20T06:02:00Z",
+                "b@2026-03-20T06:02:00Z",
+            ]
+            with pytest.raises(ValidationError, match="fire_ids"):
+                await h.ops.redrive(schedule="a", fire_ids=["a@2026-03-20T06:02:00Z"])
+            with pytest.raises(ValidationError, match="fire_ids"):
+                await h.ops.redrive(fire_ids=["not a fire id"])
+            assert await h.ops.redrive(fire_ids=["b@2026-03-20T06:02:00Z"]) == [
+                "b@2026-03-20T06:02:00Z"
+            ]
+            assert await h.ops.redrive(schedule="a") == ["a@2026-03-20T06:02:00Z"]
+            assert await h.ops.redrive() == []  # nothing left to send
+            await h.advance(timedelta(seconds=1))
+            assert sorted(d.fire_id for d in target.deliveries) == [
+                "a@2026-03-20T06:02:00Z",
+                "b@2026-03-20T06:02:00Z",
+            ]
+            assert await h.ops.dead_letters() == []
+            if self.keeps_history:
+                kinds = [entry.kind for entry in await h.ops.history("a")]
+                assert kinds[-2:] == [HistoryKind.REDRIVEN, HistoryKind.FIRED]
+
+
+class _RefusesFirst(RecordingTarget):
+    """Refuses (DeliveryRefusedError: dead-lettered at once) its first ``refusals`` deliveries."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def deliver(self, envelope: FireEnvelope) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise DeliveryRefusedError(f"refused {envelope.fire_id}")
+        await super().deliver(envelope)
