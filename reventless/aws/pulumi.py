@@ -123,17 +123,46 @@ class EventTopicInfrastructure(pulumi.ComponentResource):
         self.register_outputs({"arn": self.arn})
 
     def subscribe(
-        self, subscriber: str, function: Function, *, batch_size: int = 10
+        self,
+        subscriber: str,
+        function: Function,
+        *,
+        batch_size: int = 10,
+        max_receive_count: int | None = None,
     ) -> aws.sqs.Queue:
         """Subscribe the FIFO queue ``<topic_name>-<subscriber>.fifo`` (raw message delivery;
         only this topic may send to it) and have ``function`` consume it, reporting batch item
-        failures (``reventless.aws.handle_topic_batch``). Returns the queue."""
+        failures (``reventless.aws.handle_topic_batch`` or ``handle_reaction_batch``). Returns
+        the queue.
+
+        ``max_receive_count`` (1-1000) gives the queue the FIFO dead-letter queue
+        ``<topic_name>-<subscriber>-dead-letters.fifo`` after that many receives of a message;
+        for a reaction's queue, pass the reaction's ``max_attempts``."""
         if subscriber in self.subscriber_queues:
             raise ValidationError("subscriber", subscriber, "a name not subscribed yet")
         base = f"{self._base}-{subscriber}"
         _check("subscriber", base, _QUEUE_BASE, "topic and subscriber names within 75 characters")
         key = f"{self._name}-{subscriber}"
-        queue = aws.sqs.Queue(key, name=f"{base}.fifo", fifo_queue=True, opts=_child(self))
+        redrive: pulumi.Input[str] | None = None
+        if max_receive_count is not None:
+            if type(max_receive_count) is not int or not 1 <= max_receive_count <= 1000:
+                raise ValidationError(
+                    "max_receive_count", max_receive_count, "a whole number from 1 to 1000"
+                )
+            _check("subscriber", f"{base}-dead-letters", _QUEUE_BASE, "names within 75 characters")
+            dead_letters = aws.sqs.Queue(
+                f"{key}-dead-letters",
+                name=f"{base}-dead-letters.fifo",
+                fifo_queue=True,
+                message_retention_seconds=14 * 24 * 3600,
+                opts=_child(self),
+            )
+            redrive = pulumi.Output.json_dumps(
+                {"deadLetterTargetArn": dead_letters.arn, "maxReceiveCount": max_receive_count}
+            )
+        queue = aws.sqs.Queue(
+            key, name=f"{base}.fifo", fifo_queue=True, redrive_policy=redrive, opts=_child(self)
+        )
         policy = aws.sqs.QueuePolicy(
             key,
             queue_url=queue.url,

@@ -53,13 +53,16 @@ def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
     }
     assert set(arguments["event_topics"]) == {*AGGREGATES, "health"}  # type: ignore[arg-type]
     functions = mocks.of_type("aws:lambda/function:Function")
-    assert sorted(functions) == sorted([*(f"shop-{a}" for a in AGGREGATES), "shop-health"])
+    assert sorted(functions) == sorted(
+        [*(f"shop-{a}" for a in AGGREGATES), "shop-health", "shop-reminders"]
+    )
     for name, inputs in functions.items():
         variables = inputs["environment"]["variables"]
         assert json.loads(variables["REVENTLESS_AWS"]) == arguments
-        assert variables.get("AGGREGATE") == (None if name == "shop-health" else name[5:])
+        expected = None if name in ("shop-health", "shop-reminders") else name[5:]
+        assert variables.get("AGGREGATE") == expected
     mappings = mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
-    assert len(mappings) == 5
+    assert len(mappings) == 6
     groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
     assert sorted(g["name"] for g in groups.values()) == sorted(
         f"shop.{name}" for name in [*AGGREGATES, "health"]
@@ -67,11 +70,22 @@ def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
     handlers = json.loads(mocks.of_type("aws:iam/rolePolicy:RolePolicy")["shop-handlers"]["policy"])
     consumed = next(s for s in handlers["Statement"] if s["Sid"] == "ConsumeTheQueues")
     assert f"arn:aws:sqs:{REGION}:{ACCOUNT}:shop-health-events-monitor.fifo" in consumed["Resource"]
+    attached = mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert any("CreateSchedule" in inputs["policy"] for inputs in attached.values())
+    reminders = f"arn:aws:sqs:{REGION}:{ACCOUNT}:shop-users-events-user-reminders.fifo"
+    assert reminders in consumed["Resource"]
+    queues = mocks.of_type("aws:sqs/queue:Queue")
+    redrive = json.loads(queues["shop-users-events-user-reminders"]["redrivePolicy"])
+    assert redrive == {
+        "deadLetterTargetArn": f"{reminders[: -len('.fifo')]}-dead-letters.fifo",
+        "maxReceiveCount": 5,
+    }
 
     # the handlers the functions name exist, and the page's program reads the outputs back
     handler = importlib.import_module("handler")
     assert inspect.iscoroutinefunction(handler.handle_commands)
     assert callable(handler.commands) and callable(handler.health)
+    assert callable(handler.reminders)
     (page_directory / "outputs.json").write_text(json.dumps(arguments))
     namespace = runpy.run_path(str(program))
     assert type(namespace["shop_provider"]).__name__ == "ProviderContext"
