@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 import msgspec
 
@@ -50,6 +51,8 @@ MAX_PREVIEW = 10_000
 
 def as_utc(value: object, field: str) -> datetime:
     """Return an aware datetime converted to UTC, or raise ValidationError naming ``field``."""
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value  # the usual case, first: the engine calls this for every fire
     if not isinstance(value, datetime):
         raise ValidationError(field, value, "an aware datetime")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -106,14 +109,30 @@ def next_fire_after(
 
 
 def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) -> datetime | None:
-    step = timedelta(minutes=rate.minutes)
+    step = _step(rate.n * rate.unit_minutes)
+    anchor = _anchor(created)
     try:
-        anchor = ceil_minute(created)
         if after < anchor + step:
             return anchor + step
-        return anchor + ((after - anchor) // step + 1) * step
+        # The next point of the grid anchor + k * step strictly after `after`.
+        return after + (step - (after - anchor) % step)
     except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
         return None
+
+
+@lru_cache(maxsize=1024)
+def _step(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+@lru_cache(maxsize=4096)
+def _anchor(created: datetime) -> datetime:
+    """An interval's anchor: its creation instant rounded up to the minute (one per schedule,
+    asked for again at each of its fires)."""
+    try:
+        return ceil_minute(created)
+    except OverflowError:  # created in the last minute of 9999: no fire is left
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def single_instant(schedule: Schedule) -> datetime:
@@ -121,8 +140,13 @@ def single_instant(schedule: Schedule) -> datetime:
     rate = schedule.rate
     if not isinstance(rate, Single):
         raise ValidationError("rate", rate, "a Single")
+    return _single_instant(rate, schedule.timezone)
+
+
+@lru_cache(maxsize=4096)
+def _single_instant(rate: Single, timezone: str) -> datetime:
     instant, _ = resolve_wall_time(
-        load_zone(schedule.timezone), rate.year, rate.month, rate.day, rate.hour, rate.minute
+        load_zone(timezone), rate.year, rate.month, rate.day, rate.hour, rate.minute
     )
     # Schedule refuses a Single in a DST gap, so the instant exists.
     assert instant is not None
@@ -209,9 +233,21 @@ def fire_times(
     """Iterate the fire instants strictly after ``after`` (default: ``created_at``), in order."""
     created = as_utc(created_at, "created_at")
     cursor = created if after is None else as_utc(after, "after")
-    while (instant := next_fire_after(schedule, cursor, created_at=created)) is not None:
+    rate = schedule.rate
+    instant = next_fire_after(schedule, cursor, created_at=created)
+    if isinstance(rate, IntervalRate):
+        # The rest of an interval's fires are its grid: one addition each.
+        step = _step(rate.n * rate.unit_minutes)
+        while instant is not None:
+            yield instant
+            try:
+                instant = instant + step
+            except OverflowError:
+                return
+        return
+    while instant is not None:
         yield instant
-        cursor = instant
+        instant = next_fire_after(schedule, instant, created_at=created)
 
 
 class FirePreview(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,12 +7,17 @@ leaves either all of a transaction or none of it.
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
+import msgspec.structs
+
+from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import (
     BackendUnavailableError,
     CorruptDataError,
@@ -21,14 +26,16 @@ from reventless.errors import (
     ScheduleNotFoundError,
 )
 from reventless.fire_times import first_fire, next_fire_after
-from reventless.schedule import Schedule, rate_text
+from reventless.schedule import Minutes, Rate, Schedule, Single, rate_text
 from reventless.scheduler_adapter import HistoryKind
 
 __all__ = (
+    "FIRED_AND_COMPLETED",
     "SCHEMA_VERSION",
     "ScheduleRow",
     "SqliteStore",
     "check_row",
+    "decode_stored",
     "from_us",
     "to_us",
     "translate_sqlite_error",
@@ -143,6 +150,67 @@ def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
         ) from exc
 
 
+class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A stored schedule as read back: the rate kept as raw JSON (decoded through a cache)."""
+
+    name: str
+    rate: msgspec.Raw
+    payload: str
+    timezone: str = "UTC"
+
+
+_STORED = msgspec.json.Decoder(_StoredSchedule)
+_RATE = msgspec.json.Decoder(Rate)  # type: ignore[arg-type]  # a union of Structs
+# Decoded and checked rates by (their stored JSON, the zone): a few distinct rates serve most
+# rows. Bounded: cleared when full.
+_RATES: dict[tuple[bytes, str], Rate] = {}
+_MAX_RATES = 4096
+_PROTOTYPE = Schedule(name="stored", rate=Minutes(1), payload="p")
+
+
+def decode_stored(spec: bytes | str, scheduler: str, name: str) -> Schedule:
+    """The schedule of a stored row, for firing it: checked for what damage can do, without
+    running create-time validation again (the row was valid when it was written).
+
+    Refused with CorruptDataError naming the row: bytes that are not a stored schedule, a rate
+    out of its ranges (the rate's own checks, run once per distinct rate), a zone that does not
+    load, a Single that falls in a DST gap of its zone, an empty payload, a name that is not the
+    row's. ``decode_spec`` is the full check, for what is shown to people.
+    """
+    try:
+        stored = _STORED.decode(spec)
+        key = (bytes(stored.rate), stored.timezone)
+        rate = _RATES.get(key)
+        if rate is None:
+            rate = _checked_rate(*key)
+        if stored.name != name or not stored.payload:
+            raise ValueError(f"its name {stored.name!r} or its payload does not fit the row")
+    except (msgspec.MsgspecError, ReventlessError, ValueError, TypeError) as exc:
+        raise CorruptDataError(
+            f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
+        ) from exc
+    # Put together without running the validators again (see above).
+    schedule = copy.copy(_PROTOTYPE)
+    msgspec.structs.force_setattr(schedule, "name", stored.name)
+    msgspec.structs.force_setattr(schedule, "rate", rate)
+    msgspec.structs.force_setattr(schedule, "payload", stored.payload)
+    msgspec.structs.force_setattr(schedule, "timezone", stored.timezone)
+    return schedule
+
+
+def _checked_rate(raw: bytes, timezone: str) -> Rate:
+    rate: Rate = _RATE.decode(raw)
+    zone = load_zone(timezone)
+    if isinstance(rate, Single):
+        instant, _ = resolve_wall_time(zone, rate.year, rate.month, rate.day, rate.hour, rate.minute)
+        if instant is None:
+            raise ValueError(f"{rate_text(rate)} does not exist in {timezone} (a DST gap)")
+    if len(_RATES) >= _MAX_RATES:
+        _RATES.clear()
+    _RATES[raw, timezone] = rate
+    return rate
+
+
 Row = tuple[Any, ...]
 
 # The smallest and largest instants a stored time may hold (1970 to 9999, in microseconds).
@@ -198,10 +266,15 @@ class RetryRow(NamedTuple):
     next_attempt_at: int
 
 
+# Stored for the usual last fire of a schedule (a Single): one row instead of 'fired' and
+# 'completed' at the same moment; ``history`` reads it back as those two.
+FIRED_AND_COMPLETED = "fired+completed"
+
+
 class HistoryRow(NamedTuple):
     scheduler: str
     name: str
-    kind: HistoryKind
+    kind: str  # a HistoryKind value, or FIRED_AND_COMPLETED
     at: int
     scheduled_time: int | None
     detail: str | None
@@ -498,12 +571,20 @@ class SqliteStore:
             return int(row_id), to_us(nxt)
 
     def history(self, scheduler: str, name: str, limit: int) -> list[Row]:
+        """The last ``limit`` entries (kind, at, scheduled_time, detail), oldest first."""
         rows = self.conn.execute(
             "SELECT kind, at, scheduled_time, detail FROM history"
             " WHERE scheduler = ? AND name = ? ORDER BY id DESC LIMIT ?",
             (scheduler, name, limit),
         ).fetchall()
-        return [tuple(row) for row in reversed(rows)]
+        entries: list[Row] = []
+        for kind, at, scheduled, detail in reversed(rows):
+            if kind == FIRED_AND_COMPLETED:
+                entries.append((HistoryKind.FIRED.value, at, scheduled, detail))
+                entries.append((HistoryKind.COMPLETED.value, at, None, None))
+            else:
+                entries.append((kind, at, scheduled, detail))
+        return entries[-limit:]
 
     def dead_letters(self, scheduler: str, limit: int) -> list[Row]:
         rows = self.conn.execute(
