@@ -166,8 +166,8 @@ def startup(path: str, count: int) -> dict[str, float]:
                 await group.start(provider.run)
                 elapsed = time.perf_counter() - began
                 stall = meter.longest
-                peak = peak_rss_bytes()
                 after = settled_rss()
+                peak = peak_rss_bytes()
                 group.cancel_scope.cancel()
         steady = after - before
         return {

@@ -64,16 +64,36 @@ class DueIndex:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, time_s: int, row_id: int, kind: EntryKind) -> None:
+    def push(self, time_s: int, row_id: int, kind: EntryKind) -> int:
+        """Add an entry; returns its key."""
         key = pack(time_s, row_id, kind)
         if self.pushed_while_loading is not None:
             self.pushed_while_loading.append(key)
         heapq.heappush(self._heap, key)
+        return key
 
-    def replace_all(self, entries: Iterable[int]) -> None:
-        heap = list(entries)
-        heapq.heapify(heap)
+    def begin_load(self) -> list[int]:
+        """Start building a new heap, to replace this one at ``end_load``; pushes meanwhile go
+        to both. Fill it in chunks with ``add_loaded``: one heapify of a large list would hold
+        the event loop for longer than a push per key spread over chunks."""
+        self.pushed_while_loading = []
+        return []
+
+    @staticmethod
+    def add_loaded(heap: list[int], keys: Iterable[int]) -> None:
+        push = heapq.heappush
+        for key in keys:
+            push(heap, key)
+
+    def end_load(self, heap: list[int], live: int) -> None:
+        if self.pushed_while_loading is not None:
+            self.add_loaded(heap, self.pushed_while_loading)
         self._heap = heap
+        self.live = live
+        self.pushed_while_loading = None
+
+    def abort_load(self) -> None:
+        self.pushed_while_loading = None
 
     def earliest_s(self) -> int | None:
         return self._heap[0] >> _TIME_SHIFT if self._heap else None

@@ -77,6 +77,7 @@ _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not 
 _BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
 _MAX_INSTANTS = 4096
+_LOAD_CHUNK = 10_000  # rows per read while loading the due index
 # History kinds as plain str: SQLite binds an exact str faster than a str subclass.
 _FIRED = HistoryKind.FIRED.value
 _COMPLETED = HistoryKind.COMPLETED.value
@@ -136,6 +137,8 @@ class Engine:
         self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(self._flush)
         self._task_status: anyio.abc.TaskStatus[None] | None = None
         self._instants: dict[int, datetime] = {}  # see _instant
+        # Keys pushed for this process's own writes since the change poller last looked.
+        self._pushed_here: set[int] = set()
 
     @property
     def is_leading(self) -> bool:
@@ -147,7 +150,9 @@ class Engine:
         """An operation in this process stored a fire time for ``row_id``."""
         if not self.is_leading or next_us is None:
             return
-        self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
+        key = self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
+        if self._lease.owner is not None:
+            self._pushed_here.add(key)  # the change poller will see this write: not again
         self._index.live += 1
         if self._index.bloated():
             self._rebuild_requested = True
@@ -156,12 +161,13 @@ class Engine:
         for entry in self._waiting_for_target.pop(scheduler, []):
             self._push(*entry)
 
-    def _push(self, time_s: int, row_id: int, kind: EntryKind) -> None:
-        self._index.push(time_s, row_id, kind)
+    def _push(self, time_s: int, row_id: int, kind: EntryKind) -> int:
+        key = self._index.push(time_s, row_id, kind)
         if self._sleep_scope is not None and (
             self._sleep_deadline_s is None or time_s < self._sleep_deadline_s
         ):
             self._poke()
+        return key
 
     def _poke(self) -> None:
         if self._sleep_scope is not None and self._poke_hold is None:
@@ -210,22 +216,30 @@ class Engine:
             self._task_status = None
 
     async def _load(self) -> None:
-        # Operations may push while the store is being read; keep what they push.
+        """Build the due index from the store, in chunks between which the loop runs on."""
         index = self._index
-        index.pushed_while_loading = []
+        heap = index.begin_load()  # operations may push meanwhile; they go into both
+        self._pushed_here.clear()
+        live = 0
         try:
-            rows = await self._runner.call(self._store.load_due_index)
-            keys = [_key(next_us, row_id, EntryKind.FIRE) for row_id, next_us in rows.fires]
-            keys += [_key(at_us, row_id, EntryKind.RETRY) for row_id, at_us in rows.retries]
-            keys += index.pushed_while_loading
-        finally:
-            index.pushed_while_loading = None
-        index.replace_all(keys)
-        index.live = len(rows.fires) + len(rows.retries)
-        self._seq = rows.seq
+            self._seq = await self._runner.call(self._store.current_seq)
+            for kind, load in (
+                (EntryKind.FIRE, self._store.due_fires),
+                (EntryKind.RETRY, self._store.due_retries),
+            ):
+                after: int | None = 0
+                while after is not None:
+                    rows = await self._runner.call(load, after, _LOAD_CHUNK)
+                    index.add_loaded(heap, [_key(at, row_id, kind) for row_id, at in rows.due])
+                    live += len(rows.due)
+                    reason = "its next fire time is not a valid instant"
+                    self._damaged += [(row_id, reason) for row_id in rows.damaged]
+                    after = rows.last_id
+        except BaseException:
+            index.abort_load()
+            raise
+        index.end_load(heap, live)
         self._rebuild_requested = False
-        for row_id in rows.damaged:
-            self._damaged.append((row_id, "its next fire time is not a valid instant"))
 
     async def _lead(self) -> None:
         self._inflight.clear()
@@ -262,15 +276,23 @@ class Engine:
                 await self._dispatch_loop(send)
 
     async def _poll_changes(self) -> None:
-        """Pick up schedules that other processes created or changed in the same file."""
+        """Pick up schedules that other processes created or changed in the same file.
+
+        Writes of this process were pushed when they were made; the poll sees them too and
+        leaves them out (``_pushed_here``), so that a schedule is not in the index twice. What
+        was pushed before a poll started was written before it, so that poll covers it.
+        """
         while True:
             await anyio.sleep(self._poll_interval)
+            covered, self._pushed_here = self._pushed_here, set()
             rows, self._seq = await self._runner.call(self._store.changes_since, self._seq)
             for row_id, next_us in rows:
-                if valid_us(next_us):
-                    self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
-                else:
+                if not valid_us(next_us):
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))
+                    continue
+                key = _key(next_us, row_id, EntryKind.FIRE)
+                if key not in covered and key not in self._pushed_here:
+                    self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
 
     async def _dispatch_loop(self, send: MemoryObjectSendStream[tuple[list[Job], Hold]]) -> None:
         # Runs inside run()'s clock.work(): its sleeps count as idle for a virtual clock.

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
-from reventless.local._store import ScheduleRow, check_row, decode_spec, from_us
+from reventless.local._group_commit import GroupCommit
+from reventless.local._store import PutGroup, ScheduleRow, check_row, decode_spec, from_us
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
 from reventless.scheduler_adapter import (
@@ -31,6 +32,10 @@ class LocalScheduledPublisher:
         self._runner = runner
         self._store = runner.store
         self._engine = engine
+        # Creates of concurrent callers share one transaction.
+        self._puts: GroupCommit[PutGroup, list[tuple[int, int | None, bool]]] = GroupCommit(
+            self._put_groups, sticky=False
+        )
 
     async def attach(self, scheduler: str, target: Target) -> None:
         self._engine.targets[scheduler] = target
@@ -42,12 +47,17 @@ class LocalScheduledPublisher:
     async def put_many(
         self, scheduler: str, schedules: Sequence[Schedule], *, created_at: datetime
     ) -> list[PutOutcome]:
-        results = await self._runner.call(self._store.put_many, scheduler, schedules, created_at)
+        results = await self._puts.submit(PutGroup(scheduler, schedules, created_at))
         outcomes = []
         for row_id, next_us, created in results:
             self._engine.schedule_changed(row_id, next_us)
             outcomes.append(PutOutcome.CREATED if created else PutOutcome.REPLACED)
         return outcomes
+
+    async def _put_groups(
+        self, groups: list[PutGroup]
+    ) -> list[list[tuple[int, int | None, bool]]]:
+        return await self._runner.call(self._store.put_groups, groups)
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
         # The engine's heap entry goes stale and is dropped when it comes up.

@@ -11,6 +11,7 @@ import copy
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +35,8 @@ __all__ = (
     "SCHEMA_VERSION",
     "ScheduleRow",
     "SqliteStore",
+    "DueRows",
+    "PutGroup",
     "check_row",
     "decode_stored",
     "from_us",
@@ -322,13 +325,32 @@ class RetryDelete(NamedTuple):
     id: int
 
 
-class DueIndexRows(NamedTuple):
-    """What the due index is built from: healthy fires, retries, damaged rows, the change seq."""
+class PutGroup(NamedTuple):
+    """One caller's schedules to upsert (see ``put_groups``)."""
 
-    fires: list[tuple[int, int]]
-    retries: list[tuple[int, int]]
+    scheduler: str
+    schedules: Sequence[Schedule]
+    created_at: datetime
+
+
+# As plain str: SQLite binds an exact str faster than a str subclass such as HistoryKind.
+_CREATED, _REPLACED = HistoryKind.CREATED.value, HistoryKind.REPLACED.value
+
+
+@lru_cache(maxsize=1024)
+def _describe_rate(rate: Rate, timezone: str) -> str:
+    """The detail of a 'created' history entry (a batch mostly repeats a few)."""
+    return f"{rate_text(rate)} in {timezone}"
+
+
+class DueRows(NamedTuple):
+    """One chunk of what the due index is built from, in id order: (id, due time in us) of
+    healthy rows, the ids of rows whose due time is damaged, and the last id read (None: no
+    rows are left after this chunk)."""
+
+    due: list[tuple[int, int]]
     damaged: list[int]
-    seq: int
+    last_id: int | None
 
 
 def valid_us(value: object) -> bool:
@@ -452,16 +474,24 @@ class SqliteStore:
         self, scheduler: str, schedules: Sequence[Schedule], created_at: datetime
     ) -> list[tuple[int, int | None, bool]]:
         """Upsert schedules; returns (id, next_fire_us, created) for each."""
-        created_us = to_us(created_at)
+        return self.put_groups([PutGroup(scheduler, schedules, created_at)])[0]
+
+    def put_groups(self, groups: Sequence[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
+        """``put_many`` for several groups in one transaction: the creates of concurrent callers
+        share one commit. One result list per group, in order; all or none are written."""
         prepared = []
-        for schedule in schedules:
-            nxt = first_fire(schedule, created_at)
-            prepared.append((schedule, None if nxt is None else to_us(nxt)))
-        results: list[tuple[int, int | None, bool]] = []
+        for scheduler, schedules, created_at in groups:
+            created_us = to_us(created_at)
+            for schedule in schedules:
+                nxt = first_fire(schedule, created_at)
+                prepared.append(
+                    (scheduler, schedule, created_us, None if nxt is None else to_us(nxt))
+                )
+        rows: list[tuple[int, int | None, bool]] = []
         history = []
         with self.transaction():
             seq = self._bump_seq()
-            for schedule, next_us in prepared:
+            for scheduler, schedule, created_us, next_us in prepared:
                 row = self.conn.execute(
                     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
                     " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
@@ -472,18 +502,22 @@ class SqliteStore:
                     (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
                 ).fetchone()
                 created = row[1] == 1
-                results.append((row[0], next_us, created))
+                rows.append((row[0], next_us, created))
                 history.append(
                     HistoryRow(
                         scheduler,
                         schedule.name,
-                        HistoryKind.CREATED if created else HistoryKind.REPLACED,
+                        _CREATED if created else _REPLACED,
                         created_us,
                         None,
-                        f"{rate_text(schedule.rate)} in {schedule.timezone}",
+                        _describe_rate(schedule.rate, schedule.timezone),
                     )
                 )
             self._history(history)
+        results, start = [], 0
+        for group in groups:
+            results.append(rows[start : start + len(group.schedules)])
+            start += len(group.schedules)
         return results
 
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
@@ -602,28 +636,35 @@ class SqliteStore:
     def current_seq(self) -> int:
         return int(self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
-    def load_due_index(self) -> DueIndexRows:
-        """Everything the engine's due index needs: (id, next_fire) of active schedules, (id,
-        next_attempt_at) of retries, ids of active rows whose next fire is damaged, and the
-        current change sequence number."""
-        healthy = "typeof(next_fire) = 'integer' AND next_fire BETWEEN ? AND ?"
-        with self.transaction():
-            seq = self.current_seq()
-            fires = self.conn.execute(
-                f"SELECT id, next_fire FROM schedules WHERE paused = 0 AND {healthy}",
-                (MIN_US, MAX_US),
-            ).fetchall()
-            damaged = self.conn.execute(
-                "SELECT id FROM schedules WHERE paused = 0 AND next_fire IS NOT NULL"
-                f" AND NOT ({healthy})",
-                (MIN_US, MAX_US),
-            ).fetchall()
-            retries = self.conn.execute(
-                "SELECT id, next_attempt_at FROM retries WHERE typeof(next_attempt_at) ="
-                " 'integer' AND next_attempt_at BETWEEN ? AND ?",
-                (MIN_US, MAX_US),
-            ).fetchall()
-        return DueIndexRows(fires, retries, [row[0] for row in damaged], seq)
+    def due_fires(self, after_id: int, limit: int) -> DueRows:
+        """Up to ``limit`` active schedules with a next fire, ids above ``after_id``.
+
+        The due index is loaded in such chunks, each a short read of its own: a large store
+        never becomes one long read nor one large list. Read ``current_seq`` first; a change
+        made meanwhile is then also seen by ``changes_since``.
+        """
+        return self._due_rows(
+            "SELECT id, next_fire, typeof(next_fire) = 'integer' AND next_fire BETWEEN ? AND ?"
+            " FROM schedules WHERE id > ? AND paused = 0 AND next_fire IS NOT NULL"
+            " ORDER BY id LIMIT ?",
+            after_id,
+            limit,
+        )
+
+    def due_retries(self, after_id: int, limit: int) -> DueRows:
+        """As ``due_fires``, for retries (a damaged retry time is left out, not reported)."""
+        return self._due_rows(
+            "SELECT id, next_attempt_at, typeof(next_attempt_at) = 'integer'"
+            " AND next_attempt_at BETWEEN ? AND ? FROM retries WHERE id > ? ORDER BY id LIMIT ?",
+            after_id,
+            limit,
+        )
+
+    def _due_rows(self, select: str, after_id: int, limit: int) -> DueRows:
+        rows = self.conn.execute(select, (MIN_US, MAX_US, after_id, limit)).fetchall()
+        due = [(row_id, at) for row_id, at, healthy in rows if healthy]
+        damaged = [row_id for row_id, _, healthy in rows if not healthy]
+        return DueRows(due, damaged, rows[-1][0] if len(rows) == limit else None)
 
     def changes_since(self, seq: int) -> tuple[list[tuple[int, Any]], int]:
         """Active schedules changed by operations after ``seq`` (any process), and the new seq."""
