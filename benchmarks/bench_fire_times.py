@@ -53,10 +53,6 @@ def batch(count: int, length: int, repeats: int) -> dict[str, float]:
 def dst(count: int) -> dict[str, dict[str, int]]:
     """Starts within two days of each DST change 2000-2035; per case, how many answers of each
     peer differ from ours (ours follow the contract, proven against a brute-force oracle)."""
-    from apscheduler.triggers.cron import CronTrigger
-    from croniter import croniter
-    from cronsim import CronSim
-
     rng = random.Random(7)
     cases = [
         ("Daily(9, 0)", "Europe/Berlin", "0 9 * * *", {"hour": "9", "minute": "0"}),
@@ -75,18 +71,7 @@ def dst(count: int) -> dict[str, dict[str, int]]:
             for _ in range(count)
         ]
         schedule = _schedule(rate, zone_name)
-        trigger = CronTrigger(timezone=zone, **fields)
-        reused = croniter(cron, datetime(2000, 1, 1, tzinfo=zone))
-
-        def by_croniter(start: datetime) -> datetime | None:
-            reused.set_current(start.astimezone(zone), force=True)
-            return reused.get_next(datetime)  # type: ignore[no-any-return]
-
-        peers: dict[str, Callable[[datetime], datetime | None]] = {
-            "aps3": lambda start: trigger.get_next_fire_time(None, start.astimezone(zone)),
-            "croniter": by_croniter,
-            "cronsim": lambda start: next(CronSim(cron, start.astimezone(zone))),
-        }
+        peers = _dst_peers(zone, cron, fields)
         ours = [next_fire_after(schedule, start) for start in starts]
         row = {}
         for name, peer in peers.items():
@@ -97,6 +82,28 @@ def dst(count: int) -> dict[str, dict[str, int]]:
             )
         counts[f"{rate} {zone_name}"] = row
     return counts
+
+
+def _dst_peers(
+    zone: ZoneInfo, cron: str, fields: dict[str, str]
+) -> dict[str, Callable[[datetime], datetime | None]]:
+    """Each peer's answer to 'the next fire after this instant' for one case."""
+    from apscheduler.triggers.cron import CronTrigger
+    from croniter import croniter
+    from cronsim import CronSim
+
+    trigger = CronTrigger(timezone=zone, **fields)
+    reused = croniter(cron, datetime(2000, 1, 1, tzinfo=zone))
+
+    def by_croniter(start: datetime) -> datetime | None:
+        reused.set_current(start.astimezone(zone), force=True)
+        return reused.get_next(datetime)  # type: ignore[no-any-return]
+
+    return {
+        "aps3": lambda start: trigger.get_next_fire_time(None, start.astimezone(zone)),
+        "croniter": by_croniter,
+        "cronsim": lambda start: next(CronSim(cron, start.astimezone(zone))),
+    }
 
 
 def _transitions(zone: ZoneInfo) -> list[datetime]:

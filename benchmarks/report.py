@@ -271,7 +271,7 @@ def _count(value: int) -> str:
 
 def _columns(results: dict[str, Any]) -> list[str]:
     sides = ["ours"] + (["before"] if results.get("baseline") else [])
-    return sides + ["aps3", "aps4", "croniter", "cronsim"]
+    return [*sides, "aps3", "aps4", "croniter", "cronsim"]
 
 
 def table_cells(results: dict[str, Any]) -> list[list[str]]:
@@ -304,8 +304,10 @@ def console(results: dict[str, Any]) -> str:
             for index, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
-    out.append(f"(medians of {results.get('rounds', 3)} fresh processes per side; ratio: "
-               "reventless / the peer its target names, else the first peer shown)")
+    out.append(
+        f"(medians of {results.get('rounds', 3)} fresh processes per side; ratio: "
+        "reventless / the peer its target names, else the first peer shown)"
+    )
     errors = _errors(results)
     out += [f"error: {text}" for text in errors]
     return "\n".join(out)
@@ -447,7 +449,8 @@ def page(results: dict[str, Any]) -> str:
     parts.append("\n".join(_settings(results)) + "\n")
     if versions:
         parts.append(
-            "Versions: " + ", ".join(f"{key} {value}" for key, value in sorted(versions.items()))
+            "Versions: "
+            + ", ".join(f"{key} {value}" for key, value in sorted(versions.items()))
             + ".\n"
         )
     dst = _dst(results)
@@ -492,4 +495,3 @@ def installed_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-

@@ -247,8 +247,15 @@ def aps4_python() -> str:
     print(f"making {venv} for APScheduler 4 ({', '.join(APS4_REQUIREMENTS)})", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + list(APS4_REQUIREMENTS),
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *APS4_REQUIREMENTS,
+        ],
         check=True,
     )
     stamp.write_text(wanted)
@@ -342,7 +349,9 @@ def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+            names = [
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            ]
         cpu = names[0] if names else cpu
     except OSError:
         pass

@@ -39,8 +39,8 @@ from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease
 from reventless.local._store import (
-    Advance,
     FIRED_AND_COMPLETED,
+    Advance,
     Complete,
     DeadLetterRow,
     HistoryRow,
@@ -532,9 +532,7 @@ class Engine:
         items = [
             (job, scheduled_us)
             for job in jobs
-            for scheduled_us in (
-                (job.scheduled_us,) if isinstance(job, RetryJob) else job.deliver
-            )
+            for scheduled_us in ((job.scheduled_us,) if isinstance(job, RetryJob) else job.deliver)
         ]
         results = await self._deliver_all(watch, items)
         # One clock read for the chunk: its deliveries ended a moment ago.
@@ -613,9 +611,7 @@ class Engine:
                 HistoryRow(job.scheduler, job.name, HistoryKind.EXPIRED, at_us, last_us, detail)
             )
         if job.completed:
-            history.append(
-                HistoryRow(job.scheduler, job.name, _COMPLETED, at_us, None, None)
-            )
+            history.append(HistoryRow(job.scheduler, job.name, _COMPLETED, at_us, None, None))
 
     def _give_back(self, job: Job) -> None:
         """A job that was not started: its row is untouched; look at it again later."""

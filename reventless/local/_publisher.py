@@ -54,9 +54,7 @@ class LocalScheduledPublisher:
             outcomes.append(PutOutcome.CREATED if created else PutOutcome.REPLACED)
         return outcomes
 
-    async def _put_groups(
-        self, groups: list[PutGroup]
-    ) -> list[list[tuple[int, int | None, bool]]]:
+    async def _put_groups(self, groups: list[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
         return await self._runner.call(self._store.put_groups, groups)
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:

@@ -33,10 +33,10 @@ from reventless.scheduler_adapter import HistoryKind
 __all__ = (
     "FIRED_AND_COMPLETED",
     "SCHEMA_VERSION",
-    "ScheduleRow",
-    "SqliteStore",
     "DueRows",
     "PutGroup",
+    "ScheduleRow",
+    "SqliteStore",
     "check_row",
     "decode_stored",
     "from_us",
@@ -163,7 +163,7 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
-_RATE = msgspec.json.Decoder(Rate)  # type: ignore[arg-type]  # a union of Structs
+_RATE = msgspec.json.Decoder(Rate)
 # Decoded and checked rates by (their stored JSON, the zone): a few distinct rates serve most
 # rows. Bounded: cleared when full.
 _RATES: dict[tuple[bytes, str], Rate] = {}
@@ -205,7 +205,9 @@ def _checked_rate(raw: bytes, timezone: str) -> Rate:
     rate: Rate = _RATE.decode(raw)
     zone = load_zone(timezone)
     if isinstance(rate, Single):
-        instant, _ = resolve_wall_time(zone, rate.year, rate.month, rate.day, rate.hour, rate.minute)
+        instant, _ = resolve_wall_time(
+            zone, rate.year, rate.month, rate.day, rate.hour, rate.minute
+        )
         if instant is None:
             raise ValueError(f"{rate_text(rate)} does not exist in {timezone} (a DST gap)")
     if len(_RATES) >= _MAX_RATES:
