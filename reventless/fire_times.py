@@ -95,44 +95,56 @@ def next_fire_after(
 
     ``created_at`` (default: ``after``) anchors interval variants. Both must be aware datetimes.
     """
-    after = as_utc(after, "after")
+    if after.__class__ is not datetime or after.tzinfo is not UTC:
+        after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
+    if isinstance(rate, IntervalRate):
+        created = after if created_at is None else created_at
+        if created.__class__ is not datetime or created.tzinfo is not UTC:
+            created = as_utc(created, "created_at")
+        # Inline, not a call: intervals are the cheapest fires and the most frequent ones.
+        grid = _GRIDS.get(created)
+        if grid is None or grid[0] is not rate:
+            grid = _grid(rate, created)
+        _, anchor, step, first = grid
+        if first is None or after < first:
+            return first  # None: not even the first fire is before 9999-12-31 23:59 UTC
+        try:
+            # The next point of the grid anchor + k * step strictly after `after`: the time to
+            # it is (anchor - after) % step, or a whole step when `after` is itself a point.
+            return after + ((anchor - after) % step or step)
+        except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
+            return None
     if isinstance(rate, WallClockRate):
         return _next_wall_fire(
             load_zone(schedule.timezone), rate.hour, rate.minute, rate.weekdays, after
         )
-    if isinstance(rate, IntervalRate):
-        created = after if created_at is None else as_utc(created_at, "created_at")
-        return _next_interval_fire(rate, created, after)
     instant = single_instant(schedule)
     return instant if instant > after else None
 
 
-def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) -> datetime | None:
-    step = _step(rate.n * rate.unit_minutes)
-    anchor = _anchor(created)
+_Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
+# The grid of an interval by its creation instant: one per schedule, asked for again at each of
+# its fires. The rate is checked by identity (the engine shares one object per distinct rate);
+# another rate created at the same instant replaces it. A plain dict, emptied when full: cheaper
+# to look up than an lru_cache.
+_GRIDS: dict[datetime, _Grid] = {}
+_MAX_GRIDS = 4096
+
+
+def _grid(rate: IntervalRate, created: datetime) -> _Grid:
+    """An interval's grid: the rate, its anchor (the creation instant rounded up to the minute),
+    its step and its first fire (None: not before 9999-12-31 23:59 UTC)."""
+    step = timedelta(minutes=rate.n * rate.unit_minutes)
     try:
-        if after < anchor + step:
-            return anchor + step
-        # The next point of the grid anchor + k * step strictly after `after`.
-        return after + (step - (after - anchor) % step)
-    except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
-        return None
-
-
-@lru_cache(maxsize=1024)
-def _step(minutes: int) -> timedelta:
-    return timedelta(minutes=minutes)
-
-
-@lru_cache(maxsize=4096)
-def _anchor(created: datetime) -> datetime:
-    """An interval's anchor: its creation instant rounded up to the minute (one per schedule,
-    asked for again at each of its fires)."""
-    try:
-        return ceil_minute(created)
-    except OverflowError:  # created in the last minute of 9999: no fire is left
-        return datetime.max.replace(tzinfo=UTC)
+        anchor = ceil_minute(created)
+        grid: _Grid = (rate, anchor, step, anchor + step)
+    except OverflowError:  # created in the last minutes of 9999: no fire is left
+        grid = (rate, created, step, None)
+    if len(_GRIDS) >= _MAX_GRIDS:
+        _GRIDS.clear()
+    _GRIDS[created] = grid
+    return grid
 
 
 def single_instant(schedule: Schedule) -> datetime:
@@ -237,7 +249,7 @@ def fire_times(
     instant = next_fire_after(schedule, cursor, created_at=created)
     if isinstance(rate, IntervalRate):
         # The rest of an interval's fires are its grid: one addition each.
-        step = _step(rate.n * rate.unit_minutes)
+        step = timedelta(minutes=rate.n * rate.unit_minutes)
         while instant is not None:
             yield instant
             try:
