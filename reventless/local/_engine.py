@@ -77,7 +77,7 @@ _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not 
 _BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
 _MAX_INSTANTS = 4096
-_LOAD_CHUNK = 10_000  # rows per read while loading the due index
+_LOAD_CHUNK = 5000  # rows per read while loading the due index: one step of the loop
 # History kinds as plain str: SQLite binds an exact str faster than a str subclass.
 _FIRED = HistoryKind.FIRED.value
 _COMPLETED = HistoryKind.COMPLETED.value

@@ -481,46 +481,73 @@ class SqliteStore:
     def put_groups(self, groups: Sequence[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
         """``put_many`` for several groups in one transaction: the creates of concurrent callers
         share one commit. One result list per group, in order; all or none are written."""
-        prepared = []
+        rows = []  # the schedules columns, in order
         for scheduler, schedules, created_at in groups:
             created_us = to_us(created_at)
             for schedule in schedules:
                 nxt = first_fire(schedule, created_at)
-                prepared.append(
-                    (scheduler, schedule, created_us, None if nxt is None else to_us(nxt))
-                )
-        rows: list[tuple[int, int | None, bool]] = []
-        history = []
+                next_us = None if nxt is None else to_us(nxt)
+                rows.append((scheduler, schedule.name, schedule.to_json(), created_us, next_us))
         with self.transaction():
             seq = self._bump_seq()
-            for scheduler, schedule, created_us, next_us in prepared:
-                row = self.conn.execute(
-                    "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
-                    " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
-                    " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-                    " created_at = excluded.created_at, paused = 0,"
-                    " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
-                    " RETURNING id, version",
-                    (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
-                ).fetchone()
-                created = row[1] == 1
-                rows.append((row[0], next_us, created))
-                history.append(
-                    HistoryRow(
-                        scheduler,
-                        schedule.name,
-                        _CREATED if created else _REPLACED,
-                        created_us,
-                        None,
-                        _describe_rate(schedule.rate, schedule.timezone),
-                    )
-                )
+            existing = self._names_with_ids(rows)
+            # One statement for all rows (executemany): no RETURNING, so the ids are read after.
+            self.conn.executemany(
+                "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
+                " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+                " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
+                " created_at = excluded.created_at, paused = 0,"
+                " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq",
+                [(*row, seq) for row in rows],
+            )
+            ids = self._names_with_ids(rows)
+            results, history = self._put_results(groups, rows, existing, ids)
             self._history(history)
+        return results
+
+    def _names_with_ids(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
+        """(scheduler, name) -> id of the stored schedules among ``rows`` (scheduler, name, ...)."""
+        by_scheduler: dict[str, list[str]] = {}
+        for row in rows:
+            by_scheduler.setdefault(row[0], []).append(row[1])
+        found: dict[tuple[str, str], int] = {}
+        for scheduler, names in by_scheduler.items():
+            for start in range(0, len(names), 900):
+                chunk = names[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for name, row_id in self.conn.execute(
+                    f"SELECT name, id FROM schedules WHERE scheduler = ? AND name IN ({marks})",
+                    [scheduler, *chunk],
+                ):
+                    found[scheduler, name] = row_id
+        return found
+
+    @staticmethod
+    def _put_results(
+        groups: Sequence[PutGroup],
+        rows: list[tuple[Any, ...]],
+        existing: dict[tuple[str, str], int],
+        ids: dict[tuple[str, str], int],
+    ) -> tuple[list[list[tuple[int, int | None, bool]]], list[HistoryRow]]:
+        """Per group, (id, next fire, created) of each schedule, and their history rows. A name
+        put twice in one transaction (two callers) is created once, then replaced."""
+        seen = set(existing)
+        flat, history = [], []
+        schedules = (schedule for group in groups for schedule in group.schedules)
+        for (scheduler, name, _, created_us, next_us), schedule in zip(
+            rows, schedules, strict=True
+        ):
+            created = (scheduler, name) not in seen
+            seen.add((scheduler, name))
+            flat.append((ids[scheduler, name], next_us, created))
+            detail = _describe_rate(schedule.rate, schedule.timezone)
+            kind = _CREATED if created else _REPLACED
+            history.append(HistoryRow(scheduler, name, kind, created_us, None, detail))
         results, start = [], 0
         for group in groups:
-            results.append(rows[start : start + len(group.schedules)])
+            results.append(flat[start : start + len(group.schedules)])
             start += len(group.schedules)
-        return results
+        return results, history
 
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
         with self.transaction():

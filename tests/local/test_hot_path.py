@@ -339,6 +339,24 @@ async def test_concurrent_creates_share_transactions_and_each_gets_its_outcome(
         assert all(state.schedule.payload == state.schedule.name for state in page.schedules)
 
 
+async def test_callers_creating_one_name_at_once_get_created_then_replaced() -> None:
+    async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        outcomes: list[str] = []
+
+        async def create(payload: str) -> None:
+            schedule = Schedule(name="same", rate=Minutes(1), payload=payload)
+            outcomes.append((await ops.create_schedule(schedule)).value)
+
+        async with anyio.create_task_group() as group:
+            for payload in ["a", "b", "c"]:
+                group.start_soon(create, payload)
+        assert sorted(outcomes) == ["created", "replaced", "replaced"]
+        kinds = [entry.kind for entry in await ops.history("same")]
+        assert kinds == [HistoryKind.CREATED, HistoryKind.REPLACED, HistoryKind.REPLACED]
+        assert (await ops.get_schedule("same")).version == 3
+
+
 async def test_a_failed_group_of_creates_fails_its_callers_and_the_next_create_works(
     tmp_path: Path,
 ) -> None:
