@@ -126,6 +126,28 @@ class StallMeter:
             last = now
 
 
+class GcMeter:
+    """The longest pause of Python's cyclic garbage collector while ``watching``: a share of
+    every event-loop stall in pure-Python code, ours and the peers' alike."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+    def __enter__(self) -> GcMeter:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def sqlite_settings(execute: Callable[[str], object]) -> dict[str, str]:
     """The durability settings of a live SQLite connection, read back with PRAGMA."""
     journal = execute("PRAGMA journal_mode")

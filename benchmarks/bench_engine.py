@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from _common import StallMeter, peak_rss_bytes, settled_rss, sqlite_settings
+from _common import GcMeter, StallMeter, peak_rss_bytes, settled_rss, sqlite_settings
 
 import reventless.local
 from reventless import Minutes, Schedule, Scheduler, Single
@@ -224,15 +224,17 @@ def burst(path: str, count: int) -> dict[str, float]:
                 group.start_soon(meter.run)
                 await anyio.sleep(0.05)
                 meter.reset()
-                began, cpu = time.perf_counter(), time.process_time()
-                await clock.advance(DUE - START)  # returns once all are delivered and recorded
-                elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+                with GcMeter() as collector:
+                    began, cpu = time.perf_counter(), time.process_time()
+                    await clock.advance(DUE - START)  # returns once all are delivered, recorded
+                    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
                 group.cancel_scope.cancel()
         assert target.count == count, (target.count, count)
         return {
             "fires_per_s": count / elapsed,
             "cpu_us_per_fire": cpu / count * 1e6,
             "stall_ms": meter.longest * 1000,
+            "gc_ms": collector.longest * 1000,
         }
 
     return anyio.run(measure)

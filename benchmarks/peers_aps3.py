@@ -19,6 +19,7 @@ from _common import (
     CASES,
     CREATED,
     INTERVAL_MINUTES,
+    GcMeter,
     StallMeter,
     calls_per_second,
     case_key,
@@ -269,16 +270,18 @@ def aps3_burst(count: int) -> dict[str, float]:
         ticking = asyncio.create_task(meter.run())
         await asyncio.sleep(0.05)
         meter.reset()
-        began, cpu = time.perf_counter(), time.process_time()
-        scheduler.resume()
-        await asyncio.wait_for(done.wait(), timeout=900)
-        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        with GcMeter() as collector:
+            began, cpu = time.perf_counter(), time.process_time()
+            scheduler.resume()
+            await asyncio.wait_for(done.wait(), timeout=900)
+            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
         ticking.cancel()
         scheduler.shutdown(wait=False)
         return {
             "fires_per_s": count / elapsed,
             "cpu_us_per_fire": cpu / count * 1e6,
             "stall_ms": meter.longest * 1000,
+            "gc_ms": collector.longest * 1000,
         }
 
     return asyncio.run(measure())

@@ -18,6 +18,7 @@ from _common import (
     CASES,
     CREATED,
     INTERVAL_MINUTES,
+    GcMeter,
     StallMeter,
     case_key,
     fires_per_second,
@@ -190,17 +191,19 @@ def aps4_burst(count: int) -> dict[str, float]:
                 group.start_soon(meter.run)
                 await anyio.sleep(0.05)
                 meter.reset()
-                began, cpu = time.perf_counter(), time.process_time()
-                await scheduler.start_in_background()
-                with anyio.fail_after(900):
-                    await _burst["done"].wait()
-                elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+                with GcMeter() as collector:
+                    began, cpu = time.perf_counter(), time.process_time()
+                    await scheduler.start_in_background()
+                    with anyio.fail_after(900):
+                        await _burst["done"].wait()
+                    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
                 group.cancel_scope.cancel()
             await scheduler.stop()
         return {
             "fires_per_s": count / elapsed,
             "cpu_us_per_fire": cpu / count * 1e6,
             "stall_ms": meter.longest * 1000,
+            "gc_ms": collector.longest * 1000,
         }
 
     return anyio.run(measure)

@@ -125,7 +125,9 @@ class Engine:
         self.targets: dict[str, Target] = {}
         self.state = EngineState.IDLE
         self._index = DueIndex()
-        self._inflight: dict[int, list[DueEntry]] = {}
+        self._inflight: set[int] = set()  # schedule rows whose fires are being delivered
+        # Entries of rows in flight, looked at again once the fire in flight is recorded.
+        self._deferred: dict[int, list[int]] = {}
         self._inflight_retries: set[int] = set()
         self._waiting_for_target: dict[str, list[DueEntry]] = {}
         self._damaged: list[tuple[int, str]] = []
@@ -243,6 +245,7 @@ class Engine:
 
     async def _lead(self) -> None:
         self._inflight.clear()
+        self._deferred.clear()
         self._inflight_retries.clear()
         self._waiting_for_target.clear()
         self._committer = GroupCommit(self._flush)
@@ -365,8 +368,8 @@ class Engine:
             if key & 1:  # EntryKind.RETRY
                 if row_id not in self._inflight_retries:
                     retry_ids.append(row_id)
-            elif (deferred := inflight.get(row_id)) is not None:
-                deferred.append(unpack(key))  # looked at again once the fire in flight is recorded
+            elif row_id in inflight:
+                self._deferred.setdefault(row_id, []).append(key)
             else:
                 fire_ids[row_id] = None
         return list(fire_ids), retry_ids
@@ -404,7 +407,6 @@ class Engine:
         except ReventlessError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
-        job = FireJob(row.id, row.scheduler, row.name, schedule.payload, target, row.version)
         first_due = self._instant(row.next_fire)
         plan = plan_misfire(
             schedule,
@@ -417,14 +419,23 @@ class Engine:
             limit=_ALL_CHUNK,
         )
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
-            job.deliver = [row.next_fire]  # the usual plan: the stored instant, converted back
+            deliver: tuple[int, ...] = (row.next_fire,)  # the usual plan: the stored instant
         else:
-            job.deliver = [to_us(instant) for instant in plan.deliver]
-        job.missed, job.expired = plan.missed, plan.expired
-        job.next_us = None if plan.next_fire is None else to_us(plan.next_fire)
-        job.completed = plan.next_fire is None
-        self._inflight[row.id] = []
-        return job
+            deliver = tuple(to_us(instant) for instant in plan.deliver)
+        self._inflight.add(row.id)
+        return FireJob(
+            row.id,
+            row.scheduler,
+            row.name,
+            schedule.payload,
+            target,
+            row.version,
+            deliver,
+            plan.missed,
+            plan.expired,
+            None if plan.next_fire is None else to_us(plan.next_fire),
+            plan.next_fire is None,
+        )
 
     def _instant(self, us: int) -> datetime:
         """``from_us``, remembered: a burst or a batch created together shares its instants."""
@@ -620,11 +631,12 @@ class Engine:
             if self.state is EngineState.LEADING:
                 self._push(ceil_s(to_us(self._clock.now())), job.row_id, EntryKind.RETRY)
             return
-        deferred = self._inflight.pop(job.row_id, None) or []
+        self._inflight.discard(job.row_id)
+        deferred = self._deferred.pop(job.row_id, [])
         if self.state is EngineState.LEADING:
-            deferred.append(DueEntry(ceil_s(job.deliver[0]), job.row_id, EntryKind.FIRE))
-            for entry in deferred:
-                self._push(*entry)
+            self._push(ceil_s(job.deliver[0]), job.row_id, EntryKind.FIRE)
+            for key in deferred:
+                self._push(*unpack(key))
 
     def _after_commit(self, job: Job) -> None:
         if isinstance(job, RetryJob):
@@ -632,13 +644,14 @@ class Engine:
             if job.next_us is not None:
                 self._push(ceil_s(job.next_us), job.row_id, EntryKind.RETRY)
             return
-        deferred = self._inflight.pop(job.row_id, None) or []
+        self._inflight.discard(job.row_id)
         if job.next_us is not None and not job.completed:
-            deferred.append(DueEntry(ceil_s(job.next_us), job.row_id, EntryKind.FIRE))
+            self._push(ceil_s(job.next_us), job.row_id, EntryKind.FIRE)
         elif job.completed:
             self._index.live -= 1
-        for entry in deferred:
-            self._push(*entry)
+        if self._deferred:
+            for key in self._deferred.pop(job.row_id, ()):
+                self._push(*unpack(key))
 
     def _backoff_us(self, fire: str, attempts: int) -> int:
         base = min(2.0 ** (attempts - 1), _BACKOFF_CAP_S)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from reventless.misfire import FireRange
@@ -28,7 +28,7 @@ class FireJob:
     payload: str
     target: Target
     version: int
-    deliver: list[int] = field(default_factory=list)
+    deliver: tuple[int, ...] = ()  # fire instants to deliver, in us
     missed: FireRange | None = None
     expired: FireRange | None = None
     # After the job: the row's next fire (None and completed: the row is deleted).
