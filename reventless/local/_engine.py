@@ -489,28 +489,29 @@ class Engine:
                 with anyio.move_on_after(wait):
                     await stopped.done.wait()
 
-    def _may_deliver(self) -> bool:
+    def _may_deliver(self, now: float | None = None) -> bool:
         return (
             self.state is EngineState.LEADING
             and self._committer.failure is None
-            and self._lease.may_deliver()
+            and self._lease.may_deliver(now)
         )
 
     async def _deliver_all(
-        self, watch: _Watch, items: list[tuple[Job, int]]
+        self, watch: _Watch, owners: list[Job], instants: list[int]
     ) -> list[DeliveryFailure | None]:
-        """Deliver ``(job, scheduled_us)`` in order while delivering is allowed; one result per
-        delivery started (None: delivered). The watchdog cancels the scope of a delivery that
-        runs too long; the next delivery gets a fresh scope."""
+        """Deliver ``instants[i]`` of ``owners[i]`` in order while delivering is allowed; one
+        result per delivery started (None: delivered). The watchdog cancels the scope of a
+        delivery that runs too long; the next delivery gets a fresh scope."""
         results: list[DeliveryFailure | None] = []
-        while len(results) < len(items):
+        while len(results) < len(owners):
             with anyio.CancelScope() as scope:
                 watch.scope = scope
-                for job, scheduled_us in items[len(results) :]:
-                    if not self._may_deliver():
+                for index in range(len(results), len(owners)):
+                    now = time.monotonic()
+                    if not self._may_deliver(now):
                         return results
-                    watch.started = time.monotonic()
-                    results.append(await self._deliver(job, scheduled_us))
+                    watch.started = now
+                    results.append(await self._deliver(owners[index], instants[index]))
                     watch.started = None
                     if scope.cancel_called:
                         break  # the target swallowed the cut-off; go on in a fresh scope
@@ -540,12 +541,16 @@ class Engine:
         return None
 
     async def _work(self, jobs: list[Job], watch: _Watch) -> None:
-        items = [
-            (job, scheduled_us)
-            for job in jobs
-            for scheduled_us in ((job.scheduled_us,) if isinstance(job, RetryJob) else job.deliver)
-        ]
-        results = await self._deliver_all(watch, items)
+        owners: list[Job] = []
+        instants: list[int] = []
+        for job in jobs:
+            if isinstance(job, RetryJob):
+                owners.append(job)
+                instants.append(job.scheduled_us)
+            else:
+                owners += [job] * len(job.deliver)
+                instants += job.deliver
+        results = await self._deliver_all(watch, owners, instants)
         # One clock read for the chunk: its deliveries ended a moment ago.
         at_us = to_us(self._clock.now())
         outcome = Outcome()
