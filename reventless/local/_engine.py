@@ -403,13 +403,13 @@ class Engine:
             )
             return None
         try:
-            schedule = decode_stored(row.spec, row.scheduler, row.name)
+            timing, payload = decode_stored(row.spec, row.scheduler, row.name)
         except ReventlessError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
         first_due = self._instant(row.next_fire)
         plan = plan_misfire(
-            schedule,
+            timing,
             first_due,
             created_at=self._instant(row.created_at),
             now=now,
@@ -427,7 +427,7 @@ class Engine:
             row.id,
             row.scheduler,
             row.name,
-            schedule.payload,
+            payload,
             target,
             row.version,
             deliver,

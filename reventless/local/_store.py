@@ -7,7 +7,6 @@ leaves either all of a transaction or none of it.
 
 from __future__ import annotations
 
-import copy
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
-import msgspec.structs
 
-from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import (
     BackendUnavailableError,
     CorruptDataError,
@@ -27,7 +24,7 @@ from reventless.errors import (
     ScheduleNotFoundError,
 )
 from reventless.fire_times import first_fire, next_fire_after
-from reventless.schedule import Minutes, Rate, Schedule, Single, rate_text
+from reventless.schedule import Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind
 
 __all__ = (
@@ -37,6 +34,7 @@ __all__ = (
     "PutGroup",
     "ScheduleRow",
     "SqliteStore",
+    "StoredSchedule",
     "check_row",
     "decode_stored",
     "from_us",
@@ -164,56 +162,58 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
 _RATE = msgspec.json.Decoder(Rate)
-# Decoded and checked rates by (their stored JSON, the zone): a few distinct rates serve most
-# rows. Bounded: cleared when full.
-_RATES: dict[tuple[bytes, str], Rate] = {}
-_MAX_RATES = 4096
-_PROTOTYPE = Schedule(name="stored", rate=Minutes(1), payload="p")
 
 
-def decode_stored(spec: bytes | str, scheduler: str, name: str) -> Schedule:
-    """The schedule of a stored row, for firing it: checked for what damage can do, without
-    running create-time validation again (the row was valid when it was written).
+class StoredSchedule(NamedTuple):
+    """A stored row's schedule as the engine fires it.
+
+    ``timing`` has the row's rate and zone, all that fire times depend on; its name and payload
+    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own.
+    """
+
+    timing: Schedule
+    payload: str
+
+
+# Timing schedules by (the stored rate's JSON, the zone): a few distinct ones serve most rows,
+# each validated once by Schedule itself. Bounded: emptied when full.
+_TIMINGS: dict[tuple[bytes, str], Schedule] = {}
+_MAX_TIMINGS = 4096
+
+
+def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedule:
+    """The schedule of a stored row, for firing it, without running create-time validation for
+    every row again (the row was valid when it was written): the name and payload are only
+    checked against the row, the rate and zone once per distinct pair.
 
     Refused with CorruptDataError naming the row: bytes that are not a stored schedule, a rate
-    out of its ranges (the rate's own checks, run once per distinct rate), a zone that does not
-    load, a Single that falls in a DST gap of its zone, an empty payload, a name that is not the
-    row's. ``decode_spec`` is the full check, for what is shown to people.
+    out of its ranges, a zone that does not load, a Single in a DST gap of its zone, an empty
+    payload, a name that is not the row's. ``decode_spec`` is the full check, for what is shown
+    to people.
     """
     try:
         stored = _STORED.decode(spec)
         key = (bytes(stored.rate), stored.timezone)
-        rate = _RATES.get(key)
-        if rate is None:
-            rate = _checked_rate(*key)
+        timing = _TIMINGS.get(key)
+        if timing is None:
+            timing = _timing(*key)
         if stored.name != name or not stored.payload:
             raise ValueError(f"its name {stored.name!r} or its payload does not fit the row")
     except (msgspec.MsgspecError, ReventlessError, ValueError, TypeError) as exc:
         raise CorruptDataError(
             f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
         ) from exc
-    # Put together without running the validators again (see above).
-    schedule = copy.copy(_PROTOTYPE)
-    msgspec.structs.force_setattr(schedule, "name", stored.name)
-    msgspec.structs.force_setattr(schedule, "rate", rate)
-    msgspec.structs.force_setattr(schedule, "payload", stored.payload)
-    msgspec.structs.force_setattr(schedule, "timezone", stored.timezone)
-    return schedule
+    return StoredSchedule(timing, stored.payload)
 
 
-def _checked_rate(raw: bytes, timezone: str) -> Rate:
-    rate: Rate = _RATE.decode(raw)
-    zone = load_zone(timezone)
-    if isinstance(rate, Single):
-        instant, _ = resolve_wall_time(
-            zone, rate.year, rate.month, rate.day, rate.hour, rate.minute
-        )
-        if instant is None:
-            raise ValueError(f"{rate_text(rate)} does not exist in {timezone} (a DST gap)")
-    if len(_RATES) >= _MAX_RATES:
-        _RATES.clear()
-    _RATES[raw, timezone] = rate
-    return rate
+def _timing(raw: bytes, timezone: str) -> Schedule:
+    """A schedule of this rate and zone, validated by Schedule (a Single in a DST gap, a zone
+    that does not load and a rate out of range are all refused here)."""
+    timing = Schedule(name="stored", rate=_RATE.decode(raw), payload="-", timezone=timezone)
+    if len(_TIMINGS) >= _MAX_TIMINGS:
+        _TIMINGS.clear()
+    _TIMINGS[raw, timezone] = timing
+    return timing
 
 
 Row = tuple[Any, ...]
