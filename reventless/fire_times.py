@@ -104,7 +104,7 @@ def next_fire_after(
             created = as_utc(created, "created_at")
         # Inline, not a call: intervals are the cheapest fires and the most frequent ones.
         grid = _GRIDS.get(created)
-        if grid is None or grid[0] is not rate:
+        if grid is None or (grid[0] is not rate and grid[0] != rate):
             grid = _grid(rate, created)
         _, anchor, step, first = grid
         if first is None or after < first:
@@ -125,9 +125,9 @@ def next_fire_after(
 
 _Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
 # The grid of an interval by its creation instant: one per schedule, asked for again at each of
-# its fires. The rate is checked by identity (the engine shares one object per distinct rate);
-# another rate created at the same instant replaces it. A plain dict, emptied when full: cheaper
-# to look up than an lru_cache.
+# its fires. The rate is checked by identity first (the engine shares one object per distinct
+# rate), then by value; another rate created at the same instant replaces it. A plain dict,
+# emptied when full: cheaper to look up than an lru_cache.
 _GRIDS: dict[datetime, _Grid] = {}
 _MAX_GRIDS = 4096
 

@@ -347,6 +347,39 @@ def _describe_rate(rate: Rate, timezone: str) -> str:
     return f"{rate_text(rate)} in {timezone}"
 
 
+def _put_results(
+    groups: Sequence[PutGroup],
+    rows: list[tuple[Any, ...]],
+    stored: dict[tuple[str, str], tuple[int, int]],
+) -> tuple[list[list[tuple[int, int | None, bool]]], list[HistoryRow]]:
+    """Per group, (id, next fire, created) of each schedule, and their history rows.
+
+    A row was created when it did not exist before this transaction: its version is now the
+    number of times it was put in it. A name put twice (two callers) is created once, then
+    replaced.
+    """
+    times: dict[tuple[str, str], int] = {}
+    for row in rows:
+        times[row[0], row[1]] = times.get((row[0], row[1]), 0) + 1
+    seen: set[tuple[str, str]] = set()
+    flat, history = [], []
+    schedules = (schedule for group in groups for schedule in group.schedules)
+    for (scheduler, name, _, created_us, next_us), schedule in zip(rows, schedules, strict=True):
+        row_id, version = stored[scheduler, name]
+        created = (scheduler, name) not in seen and version == times[scheduler, name]
+        seen.add((scheduler, name))
+        flat.append((row_id, next_us, created))
+        detail = _describe_rate(schedule.rate, schedule.timezone)
+        kind = _CREATED if created else _REPLACED
+        # tuple.__new__: a NamedTuple call costs several times as much, for every row.
+        history.append(tuple.__new__(HistoryRow, (scheduler, name, kind, created_us, None, detail)))
+    results, start = [], 0
+    for group in groups:
+        results.append(flat[start : start + len(group.schedules)])
+        start += len(group.schedules)
+    return results, history
+
+
 class DueRows(NamedTuple):
     """One chunk of what the due index is built from, in id order: (id, due time in us) of
     healthy rows, the ids of rows whose due time is damaged, and the last id read (None: no
@@ -500,8 +533,8 @@ class SqliteStore:
                 rows.append((scheduler, schedule.name, schedule.to_json(), created_us, next_us))
         with self.transaction():
             seq = self._bump_seq()
-            existing = self._names_with_ids(rows)
-            # One statement for all rows (executemany): no RETURNING, so the ids are read after.
+            # One statement for all rows (executemany): no RETURNING, so ids and versions are
+            # read after, in one select per 900 names.
             self.conn.executemany(
                 "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
                 " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
@@ -510,54 +543,30 @@ class SqliteStore:
                 " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq",
                 [(*row, seq) for row in rows],
             )
-            ids = self._names_with_ids(rows)
-            results, history = self._put_results(groups, rows, existing, ids)
+            stored = self._ids_and_versions(rows)
+            results, history = _put_results(groups, rows, stored)
             self._history(history)
         return results
 
-    def _names_with_ids(self, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
-        """(scheduler, name) -> id of the stored schedules among ``rows`` (scheduler, name, ...)."""
+    def _ids_and_versions(
+        self, rows: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(scheduler, name) -> (id, version) of the stored schedules among ``rows``."""
         by_scheduler: dict[str, list[str]] = {}
         for row in rows:
             by_scheduler.setdefault(row[0], []).append(row[1])
-        found: dict[tuple[str, str], int] = {}
+        found: dict[tuple[str, str], tuple[int, int]] = {}
         for scheduler, names in by_scheduler.items():
             for start in range(0, len(names), 900):
                 chunk = names[start : start + 900]
                 marks = ",".join("?" * len(chunk))
-                for name, row_id in self.conn.execute(
-                    f"SELECT name, id FROM schedules WHERE scheduler = ? AND name IN ({marks})",
+                for name, row_id, version in self.conn.execute(
+                    "SELECT name, id, version FROM schedules"
+                    f" WHERE scheduler = ? AND name IN ({marks})",
                     [scheduler, *chunk],
                 ):
-                    found[scheduler, name] = row_id
+                    found[scheduler, name] = (row_id, version)
         return found
-
-    @staticmethod
-    def _put_results(
-        groups: Sequence[PutGroup],
-        rows: list[tuple[Any, ...]],
-        existing: dict[tuple[str, str], int],
-        ids: dict[tuple[str, str], int],
-    ) -> tuple[list[list[tuple[int, int | None, bool]]], list[HistoryRow]]:
-        """Per group, (id, next fire, created) of each schedule, and their history rows. A name
-        put twice in one transaction (two callers) is created once, then replaced."""
-        seen = set(existing)
-        flat, history = [], []
-        schedules = (schedule for group in groups for schedule in group.schedules)
-        for (scheduler, name, _, created_us, next_us), schedule in zip(
-            rows, schedules, strict=True
-        ):
-            created = (scheduler, name) not in seen
-            seen.add((scheduler, name))
-            flat.append((ids[scheduler, name], next_us, created))
-            detail = _describe_rate(schedule.rate, schedule.timezone)
-            kind = _CREATED if created else _REPLACED
-            history.append(HistoryRow(scheduler, name, kind, created_us, None, detail))
-        results, start = [], 0
-        for group in groups:
-            results.append(flat[start : start + len(group.schedules)])
-            start += len(group.schedules)
-        return results, history
 
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
         with self.transaction():
