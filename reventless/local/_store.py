@@ -359,15 +359,19 @@ def _put_results(
     replaced.
     """
     times: dict[tuple[str, str], int] = {}
-    for row in rows:
-        times[row[0], row[1]] = times.get((row[0], row[1]), 0) + 1
+    if len(stored) < len(rows):  # some name was put more than once
+        for row in rows:
+            times[row[0], row[1]] = times.get((row[0], row[1]), 0) + 1
     seen: set[tuple[str, str]] = set()
     flat, history = [], []
     schedules = (schedule for group in groups for schedule in group.schedules)
     for (scheduler, name, _, created_us, next_us), schedule in zip(rows, schedules, strict=True):
         row_id, version = stored[scheduler, name]
-        created = (scheduler, name) not in seen and version == times[scheduler, name]
-        seen.add((scheduler, name))
+        if times:
+            created = (scheduler, name) not in seen and version == times[scheduler, name]
+            seen.add((scheduler, name))
+        else:
+            created = version == 1
         flat.append((row_id, next_us, created))
         detail = _describe_rate(schedule.rate, schedule.timezone)
         kind = _CREATED if created else _REPLACED
