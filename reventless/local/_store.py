@@ -802,16 +802,11 @@ class SqliteStore:
                 if row is None or row[0] != owner:
                     raise LeaseLostError(f"store {self.path!r}: this process lost its lease")
             if outcome.advance:
-                conn.executemany(
-                    "UPDATE schedules SET next_fire = ? WHERE id = ? AND version = ?",
-                    outcome.advance,
-                )
+                self._grouped("UPDATE schedules SET next_fire = ?", outcome.advance)
             if outcome.complete:
-                conn.executemany(
-                    "DELETE FROM schedules WHERE id = ? AND version = ?", outcome.complete
-                )
+                self._grouped("DELETE FROM schedules", [(None, *row) for row in outcome.complete])
             if outcome.history:
-                self._history(outcome.history)
+                self._history_batch(outcome.history)
             if outcome.retry_updates:
                 conn.executemany(
                     "UPDATE retries SET attempts = ?, next_attempt_at = ?, last_error = ?"
@@ -835,6 +830,44 @@ class SqliteStore:
                 )
                 new_ids.append(int(cursor.lastrowid or 0))
         return new_ids
+
+    def _grouped(self, change: str, rows: Sequence[tuple[Any, int, int]]) -> None:
+        """``change ... WHERE id = ? AND version = ?`` for rows (value, id, version): one
+        statement for each value and version shared by many rows (a burst of Singles, schedules
+        created together), in chunks under SQLite's parameter limit. One statement instead of one
+        a row lets the store thread hand the interpreter back to the event loop less often."""
+        groups: dict[tuple[Any, int], list[int]] = {}
+        for value, row_id, version in rows:
+            groups.setdefault((value, version), []).append(row_id)
+        set_value = "?" in change
+        alone = [
+            (value, ids[0], version) for (value, version), ids in groups.items() if len(ids) == 1
+        ]
+        if alone:
+            self.conn.executemany(
+                f"{change} WHERE id = ? AND version = ?",
+                alone if set_value else [row[1:] for row in alone],
+            )
+        for (value, version), ids in groups.items():
+            if len(ids) == 1:
+                continue
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                params = [value] if set_value else []
+                self.conn.execute(
+                    f"{change} WHERE version = ? AND id IN ({marks})", [*params, version, *chunk]
+                )
+
+    def _history_batch(self, rows: Sequence[HistoryRow]) -> None:
+        """``_history`` as multi-row inserts of up to 150 rows (one statement each)."""
+        for start in range(0, len(rows), 150):
+            chunk = rows[start : start + 150]
+            self.conn.execute(
+                "INSERT INTO history (scheduler, name, kind, at, scheduled_time, detail) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
 
     # -- the lease ------------------------------------------------------------------------------
 
