@@ -30,7 +30,7 @@ from reventless import (
 )
 from reventless.clock import ScaledClock
 from reventless.local._group_commit import GroupCommit
-from reventless.local._store import decode_stored
+from reventless.local._store import Advance, Complete, Outcome, SqliteStore, decode_stored
 from reventless.target import FireEnvelope
 from reventless.testing import HangingTarget, RecordingTarget, VirtualClock
 
@@ -419,3 +419,36 @@ async def test_a_group_commit_flush_is_not_cancelled_with_its_flusher() -> None:
             release.set()
     assert flushed == [[1], [2, 3]]  # item 1 was written all the same; 2 and 3 after it
     assert sorted(results) == [2, 3]
+
+
+# -- fire bookkeeping ------------------------------------------------------------------------------
+
+
+def test_fire_bookkeeping_changes_only_the_version_that_was_planned(tmp_path: Path) -> None:
+    """Advances and completions are written grouped by value and version; a row replaced
+    since it was planned (a newer version) is left alone, in either form."""
+    store = SqliteStore(tmp_path / "b.db")
+    try:
+        names = [f"s{number:04d}" for number in range(1200)]
+        made = store.put_many(
+            "default", [Schedule(name=n, rate=Minutes(1), payload="p") for n in names], START
+        )
+        ids = {name: row_id for name, (row_id, _, _) in zip(names, made, strict=True)}
+        replaced = ["s0003", "s1100"]  # now at version 2
+        store.put_many(
+            "default", [Schedule(name=n, rate=Minutes(2), payload="p") for n in replaced], START
+        )
+        complete = names[1000:1150]
+        outcome = Outcome()
+        outcome.advance = [Advance(7_000_000, ids[n], 1) for n in names[:1000]]
+        outcome.advance.append(Advance(8_000_000, ids["s1150"], 1))  # a value of its own
+        outcome.complete = [Complete(ids[n], 1) for n in complete]
+        store.commit_outcomes(outcome, None)
+        rows = dict(store.conn.execute("SELECT name, next_fire FROM schedules").fetchall())
+    finally:
+        store.close()
+    assert all(rows[n] == 7_000_000 for n in names[:1000] if n not in replaced)
+    assert rows["s1150"] == 8_000_000
+    assert rows["s0003"] != 7_000_000  # replaced since: not advanced
+    assert set(complete) - set(rows) == set(complete) - {"s1100"}  # deleted, but the replaced
+    assert "s1100" in rows
