@@ -492,6 +492,7 @@ def page(results: dict[str, Any]) -> str:
         "nox -s bench                                 # or: python3 dev.py bench\n"
         "python benchmarks/run.py --quick             # small sizes, a few minutes\n"
         "python benchmarks/run.py --only burst        # one benchmark, merged into the results\n"
+        "python benchmarks/run.py --full --write-docs # everything, then this page\n"
         "python benchmarks/run.py --write-docs        # this page from benchmarks/results.json\n"
         "```\n\n"
         f"This page: `{results.get('command', 'python benchmarks/run.py')}`. APScheduler 4 runs "
