@@ -217,6 +217,11 @@ class Observer:
             "lateness": max(0.0, (now_us - scheduled_us) / 1_000_000),
         }
 
+    def observing(self) -> bool:
+        """Whether deliveries are observed now (fire logs at DEBUG, or an OpenTelemetry SDK);
+        when not, the engine skips ``attempt`` altogether."""
+        return fire_log.isEnabledFor(logging.DEBUG) or _sdk_configured()
+
     async def attempt(
         self,
         delivery: Awaitable[T],

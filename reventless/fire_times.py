@@ -106,25 +106,53 @@ def next_fire_after(
 
     ``created_at`` (default: ``after``) anchors interval variants. Both must be aware datetimes.
     """
-    after = as_utc(after, "after")
+    if after.__class__ is not datetime or after.tzinfo is not UTC:
+        after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
+    if isinstance(rate, IntervalRate):
+        created = after if created_at is None else created_at
+        if created.__class__ is not datetime or created.tzinfo is not UTC:
+            created = as_utc(created, "created_at")
+        # Inline, not a call: intervals are the cheapest fires and the most frequent ones.
+        grid = _GRIDS.get(created)
+        if grid is None or (grid[0] is not rate and grid[0] != rate):
+            grid = _grid(rate, created)
+        _, anchor, step, first = grid
+        if first is None or after < first:
+            return first  # None: not even the first fire is before 9999-12-31 23:59 UTC
+        try:
+            # The next point of the grid anchor + k * step strictly after `after`: the time to
+            # it is (anchor - after) % step, or a whole step when `after` is itself a point.
+            return after + ((anchor - after) % step or step)
+        except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
+            return None
     if isinstance(rate, WallClockRate):
         return _next_wall_fire(load_zone(schedule.timezone), rate, schedule.dst, after)
-    if isinstance(rate, IntervalRate):
-        created = after if created_at is None else as_utc(created_at, "created_at")
-        return _next_interval_fire(rate, created, after)
     return next((fire for fire in single_fires(schedule) if fire > after), None)
 
 
-def _next_interval_fire(rate: IntervalRate, created: datetime, after: datetime) -> datetime | None:
+_Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
+# The grid of an interval by its creation instant: one per schedule, asked for again at each of
+# its fires. The rate is checked by identity first (the engine shares one object per distinct
+# rate), then by value; another rate created at the same instant replaces it. A plain dict,
+# emptied when full: cheaper to look up than an lru_cache.
+_GRIDS: dict[datetime, _Grid] = {}
+_MAX_GRIDS = 4096
+
+
+def _grid(rate: IntervalRate, created: datetime) -> _Grid:
+    """An interval's grid: the rate, its anchor (the creation instant rounded up to the minute),
+    its step and its first fire (None: not before 9999-12-31 23:59 UTC)."""
     step = timedelta(minutes=rate.minutes)
     try:
         anchor = ceil_minute(created)
-        if after < anchor + step:
-            return anchor + step
-        return anchor + ((after - anchor) // step + 1) * step
-    except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
-        return None
+        grid: _Grid = (rate, anchor, step, anchor + step)
+    except OverflowError:  # created in the last minutes of 9999: no fire is left
+        grid = (rate, created, step, None)
+    if len(_GRIDS) >= _MAX_GRIDS:
+        _GRIDS.clear()
+    _GRIDS[created] = grid
+    return grid
 
 
 def wall_instants(

@@ -147,6 +147,19 @@ def test_interval_from_a_later_instant_keeps_the_anchor() -> None:
     )
 
 
+def test_intervals_created_at_the_same_instant_keep_their_own_grids() -> None:
+    # The grid of an interval is remembered by its creation instant: two rates made at the same
+    # instant, asked alternately, must each keep their own.
+    created = at(2026, 1, 1, 0, 0, 30)
+    seven, eleven = sched(Minutes(7)), sched(Hours(11))
+    after = at(2026, 1, 2, 3, 4, 5)
+    for _ in range(3):
+        assert next_fire_after(seven, after, created_at=created) == at(2026, 1, 2, 3, 5)
+        assert next_fire_after(eleven, after, created_at=created) == at(2026, 1, 2, 9, 1)
+    # On a point of the grid: the next one.
+    assert next_fire_after(seven, at(2026, 1, 1, 0, 8), created_at=created) == at(2026, 1, 1, 0, 15)
+
+
 def test_days_are_24_hours_across_dst() -> None:
     schedule = sched(Days(1), "Europe/Berlin")
     fires = firsts(schedule, at(2026, 3, 28, 8, 0), 2)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import math
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -34,11 +35,12 @@ from reventless.errors import (
     ReventlessError,
     UsageError,
 )
-from reventless.local._due_index import DueEntry, DueIndex, EntryKind, ceil_s, pack
+from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease
 from reventless.local._store import (
+    FIRED_AND_COMPLETED,
     Advance,
     Complete,
     DeadLetterRow,
@@ -51,7 +53,7 @@ from reventless.local._store import (
     RetryUpdate,
     ScheduleRow,
     check_row,
-    decode_spec,
+    decode_stored,
     from_us,
     to_us,
     valid_us,
@@ -65,13 +67,21 @@ __all__ = ("Engine", "EngineState")
 
 Job = FireJob | RetryJob
 
-_DUE_BATCH = 256  # planning is CPU in the event loop: keep each step short
+# Due rows planned per step. Planning is CPU in the event loop and yields every
+# _PLANS_PER_CHECKPOINT rows; a large step shares out its jobs in large chunks, and each chunk
+# costs a hand-off, a cancel scope and a share of a commit.
+_DUE_BATCH = 1024
 _PLANS_PER_CHECKPOINT = 32
 _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
 _BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
+_MAX_INSTANTS = 4096
+_LOAD_CHUNK = 5000  # rows per read while loading the due index: one step of the loop
+# History kinds as plain str: SQLite binds an exact str faster than a str subclass.
+_FIRED = HistoryKind.FIRED.value
+_COMPLETED = HistoryKind.COMPLETED.value
 
 
 class EngineState(enum.Enum):
@@ -116,7 +126,9 @@ class Engine:
         self.targets: dict[str, Target] = {}
         self.state = EngineState.IDLE
         self._index = DueIndex()
-        self._inflight: dict[int, list[DueEntry]] = {}
+        self._inflight: set[int] = set()  # schedule rows whose fires are being delivered
+        # Entries of rows in flight, looked at again once the fire in flight is recorded.
+        self._deferred: dict[int, list[int]] = {}
         self._inflight_retries: set[int] = set()
         self._waiting_for_target: dict[str, list[DueEntry]] = {}
         self._damaged: list[tuple[int, str]] = []
@@ -130,6 +142,9 @@ class Engine:
         self._repairs_seen: set[tuple[int, int]] = set()  # (retry id, due) of repairs pushed
         self.observer = Observer("local")
         watch_engine(self)
+        self._instants: dict[int, datetime] = {}  # see _instant
+        # Keys pushed for this process's own writes since the change poller last looked.
+        self._pushed_here: set[int] = set()
 
     @property
     def is_leading(self) -> bool:
@@ -162,7 +177,9 @@ class Engine:
         """An operation in this process stored a fire time for ``row_id``."""
         if not self.is_leading or next_us is None:
             return
-        self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
+        key = self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
+        if self._lease.owner is not None:
+            self._pushed_here.add(key)  # the change poller will see this write: not again
         self._index.live += 1
         if self._index.bloated():
             self._rebuild_requested = True
@@ -180,12 +197,13 @@ class Engine:
         for entry in self._waiting_for_target.pop(scheduler, []):
             self._push(*entry)
 
-    def _push(self, time_s: int, row_id: int, kind: EntryKind) -> None:
-        self._index.push(time_s, row_id, kind)
+    def _push(self, time_s: int, row_id: int, kind: EntryKind) -> int:
+        key = self._index.push(time_s, row_id, kind)
         if self._sleep_scope is not None and (
             self._sleep_deadline_s is None or time_s < self._sleep_deadline_s
         ):
             self._poke()
+        return key
 
     def _poke(self) -> None:
         if self._sleep_scope is not None and self._poke_hold is None:
@@ -238,25 +256,34 @@ class Engine:
             self._task_status = None
 
     async def _load(self) -> None:
-        # Operations may push while the store is being read; keep what they push.
+        """Build the due index from the store, in chunks between which the loop runs on."""
         index = self._index
-        index.pushed_while_loading = []
+        heap = index.begin_load()  # operations may push meanwhile; they go into both
+        self._pushed_here.clear()
+        live = 0
         try:
-            rows = await self._runner.call(self._store.load_due_index)
-            keys = [_key(next_us, row_id, EntryKind.FIRE) for row_id, next_us in rows.fires]
-            keys += [_key(at_us, row_id, EntryKind.RETRY) for row_id, at_us in rows.retries]
-            keys += index.pushed_while_loading
-        finally:
-            index.pushed_while_loading = None
-        index.replace_all(keys)
-        index.live = len(rows.fires) + len(rows.retries)
-        self._seq = rows.seq
+            self._seq = await self._runner.call(self._store.current_seq)
+            for kind, load in (
+                (EntryKind.FIRE, self._store.due_fires),
+                (EntryKind.RETRY, self._store.due_retries),
+            ):
+                after: int | None = 0
+                while after is not None:
+                    rows = await self._runner.call(load, after, _LOAD_CHUNK)
+                    index.add_loaded(heap, [_key(at, row_id, kind) for row_id, at in rows.due])
+                    live += len(rows.due)
+                    reason = "its next fire time is not a valid instant"
+                    self._damaged += [(row_id, reason) for row_id in rows.damaged]
+                    after = rows.last_id
+        except BaseException:
+            index.abort_load()
+            raise
+        index.end_load(heap, live)
         self._rebuild_requested = False
-        for row_id in rows.damaged:
-            self._damaged.append((row_id, "its next fire time is not a valid instant"))
 
     async def _lead(self) -> None:
         self._inflight.clear()
+        self._deferred.clear()
         self._inflight_retries.clear()
         self._waiting_for_target.clear()
         self._committer = GroupCommit(self._flush)
@@ -271,10 +298,17 @@ class Engine:
 
     async def _run_parts(self) -> None:
         send, receive = anyio.create_memory_object_stream[tuple[list[Job], Hold]](self._workers * 2)
+        watches = [_Watch() for _ in range(self._workers)]
+        stopped = _Countdown(self._workers)
         async with anyio.create_task_group() as group:
-            for number in range(self._workers):
+            group.start_soon(self._watchdog, watches, stopped, name="reventless-watchdog")
+            for number, watch in enumerate(watches):
                 group.start_soon(
-                    self._worker, receive.clone(), name=f"reventless-delivery-{number}"
+                    self._worker,
+                    receive.clone(),
+                    watch,
+                    stopped,
+                    name=f"reventless-delivery-{number}",
                 )
             receive.close()
             if self._lease.owner is not None:
@@ -285,15 +319,23 @@ class Engine:
                 await self._dispatch_loop(send)
 
     async def _poll_changes(self) -> None:
-        """Pick up schedules that other processes created or changed in the same file."""
+        """Pick up schedules that other processes created or changed in the same file.
+
+        Writes of this process were pushed when they were made; the poll sees them too and
+        leaves them out (``_pushed_here``), so that a schedule is not in the index twice. What
+        was pushed before a poll started was written before it, so that poll covers it.
+        """
         while True:
             await anyio.sleep(self._poll_interval)
+            covered, self._pushed_here = self._pushed_here, set()
             rows, self._seq = await self._runner.call(self._store.changes_since, self._seq)
             for row_id, next_us in rows:
-                if valid_us(next_us):
-                    self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
-                else:
+                if not valid_us(next_us):
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))
+                    continue
+                key = _key(next_us, row_id, EntryKind.FIRE)
+                if key not in covered and key not in self._pushed_here:
+                    self._push(ceil_s(next_us), row_id, EntryKind.FIRE)
 
     async def _poll_repairs(self) -> None:
         """Pick up fires that other processes (the command line) queued to repair."""
@@ -353,14 +395,14 @@ class Engine:
 
     async def _dispatch(
         self,
-        due: list[DueEntry],
+        due: list[int],
         now: datetime,
         send: MemoryObjectSendStream[tuple[list[Job], Hold]],
     ) -> None:
-        fire_times, retry_ids = self._sort_due(due)
+        fire_ids, retry_ids = self._sort_due(due)
         jobs: list[Job] = []
-        if fire_times:
-            jobs += await self._plan_fires(fire_times, now)
+        if fire_ids:
+            jobs += await self._plan_fires(fire_ids, now)
         if retry_ids:
             rows = await self._runner.call(self._store.load_retries, retry_ids)
             jobs += [job for row in rows if (job := self._plan_retry(row)) is not None]
@@ -368,67 +410,94 @@ class Engine:
         for start in range(0, len(jobs), size):
             await send.send((jobs[start : start + size], self._clock.hold()))
 
-    def _sort_due(self, due: list[DueEntry]) -> tuple[dict[int, int], list[int]]:
-        """Due schedule rows (id -> due second) and retry ids, leaving out those in flight."""
-        fire_times: dict[int, int] = {}
+    def _sort_due(self, keys: list[int]) -> tuple[list[int], list[int]]:
+        """The ids of due schedule rows (once each) and of due retry rows, leaving out those
+        in flight."""
+        fire_ids: dict[int, None] = {}  # an ordered set
         retry_ids: list[int] = []
-        for entry in due:
-            if entry.kind is EntryKind.RETRY:
-                if entry.row_id not in self._inflight_retries:
-                    retry_ids.append(entry.row_id)
-            elif (deferred := self._inflight.get(entry.row_id)) is not None:
-                deferred.append(entry)  # looked at again once the fire in flight is recorded
+        inflight = self._inflight
+        for key in keys:
+            row_id = (key >> 1) & ID_MASK
+            if key & 1:  # EntryKind.RETRY
+                if row_id not in self._inflight_retries:
+                    retry_ids.append(row_id)
+            elif row_id in inflight:
+                self._deferred.setdefault(row_id, []).append(key)
             else:
-                fire_times[entry.row_id] = entry.time_s
-        return fire_times, retry_ids
+                fire_ids[row_id] = None
+        return list(fire_ids), retry_ids
 
-    async def _plan_fires(self, fire_times: dict[int, int], now: datetime) -> list[Job]:
+    async def _plan_fires(self, fire_ids: list[int], now: datetime) -> list[Job]:
         jobs: list[Job] = []
-        rows = await self._runner.call(self._store.load_schedules, list(fire_times))
+        now_us = to_us(now)
+        rows = await self._runner.call(self._store.load_schedules, fire_ids)
         for number, row in enumerate(rows):
             if number % _PLANS_PER_CHECKPOINT == _PLANS_PER_CHECKPOINT - 1:
                 await anyio.lowlevel.checkpoint()  # keep every step of a catch-up short
-            job = self._plan_fire(row, fire_times[row.id], now)
+            job = self._plan_fire(row, now, now_us)
             if job is not None:
                 jobs.append(job)
         return jobs
 
-    def _plan_fire(self, row: ScheduleRow, time_s: int, now: datetime) -> FireJob | None:
+    def _plan_fire(self, row: ScheduleRow, now: datetime, now_us: int) -> FireJob | None:
         try:
             check_row(row)
         except CorruptDataError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
-        if row.paused or row.next_fire is None or ceil_s(row.next_fire) != time_s:
-            return None  # stale hint: the row changed after this entry was pushed
+        if row.paused or row.next_fire is None or row.next_fire > now_us:
+            # Not due (any more): the entry that brought the row here was stale. The row is the
+            # truth, whichever of its entries brought it up; its current one is in the index.
+            return None
         target = self.targets.get(row.scheduler)
         if target is None:
             self._waiting_for_target.setdefault(row.scheduler, []).append(
-                DueEntry(time_s, row.id, EntryKind.FIRE)
+                DueEntry(ceil_s(row.next_fire), row.id, EntryKind.FIRE)
             )
             return None
         try:
-            schedule = decode_spec(row.spec, row.scheduler, row.name)
+            timing, payload = decode_stored(row.spec, row.scheduler, row.name)
         except ReventlessError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
-        job = FireJob(row.id, row.scheduler, row.name, schedule.payload, target, row.version)
+        first_due = self._instant(row.next_fire)
         plan = plan_misfire(
-            schedule,
-            from_us(row.next_fire),
-            created_at=from_us(row.created_at),
+            timing,
+            first_due,
+            created_at=self._instant(row.created_at),
             now=now,
             grace=self._grace,
             policy=self._misfire_policy,
             late_after=_LATE_AFTER,
             limit=_ALL_CHUNK,
         )
-        job.deliver = [to_us(instant) for instant in plan.deliver]
-        job.missed, job.expired = plan.missed, plan.expired
-        job.next_us = None if plan.next_fire is None else to_us(plan.next_fire)
-        job.completed = plan.next_fire is None
-        self._inflight[row.id] = []
-        return job
+        if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
+            deliver: tuple[int, ...] = (row.next_fire,)  # the usual plan: the stored instant
+        else:
+            deliver = tuple(to_us(instant) for instant in plan.deliver)
+        self._inflight.add(row.id)
+        return FireJob(
+            row.id,
+            row.scheduler,
+            row.name,
+            payload,
+            target,
+            row.version,
+            deliver,
+            plan.missed,
+            plan.expired,
+            None if plan.next_fire is None else to_us(plan.next_fire),
+            plan.next_fire is None,
+        )
+
+    def _instant(self, us: int) -> datetime:
+        """``from_us``, remembered: a burst or a batch created together shares its instants."""
+        found = self._instants.get(us)
+        if found is None:
+            if len(self._instants) >= _MAX_INSTANTS:
+                self._instants.clear()
+            found = self._instants[us] = from_us(us)
+        return found
 
     def _plan_retry(self, row: RetryRow) -> RetryJob | None:
         if ceil_s(row.next_attempt_at) > int(self._clock.now().timestamp()):
@@ -446,36 +515,86 @@ class Engine:
 
     # -- delivering ------------------------------------------------------------------------------
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[tuple[list[Job], Hold]]) -> None:
-        async with receive:
-            async for jobs, hold in receive:
-                try:
-                    # A delivery under way finishes (bounded by the delivery timeout) and is
-                    # recorded even when the engine is being cancelled: nothing half-done.
-                    with anyio.CancelScope(shield=True):
-                        await self._work(jobs)
-                finally:
-                    hold.release()
+    async def _worker(
+        self,
+        receive: MemoryObjectReceiveStream[tuple[list[Job], Hold]],
+        watch: _Watch,
+        stopped: _Countdown,
+    ) -> None:
+        try:
+            async with receive:
+                async for jobs, hold in receive:
+                    try:
+                        # A delivery under way finishes (bounded by the delivery timeout) and is
+                        # recorded even when the engine is being cancelled: nothing half-done.
+                        with anyio.CancelScope(shield=True):
+                            await self._work(jobs, watch)
+                    finally:
+                        hold.release()
+        finally:
+            stopped.count_down()
 
-    def _may_deliver(self) -> bool:
+    async def _watchdog(self, watches: list[_Watch], stopped: _Countdown) -> None:
+        """Cut off deliveries that run past the delivery timeout: one task for all workers,
+        instead of a timer per delivery. Lives until the last worker has stopped, so that a
+        hung target is cut off during a graceful stop too."""
+        with anyio.CancelScope(shield=True):
+            while not stopped.done.is_set():
+                wait = _cut_overdue(watches, time.monotonic(), self._delivery_timeout)
+                with anyio.move_on_after(wait):
+                    await stopped.done.wait()
+
+    def _may_deliver(self, now: float | None = None) -> bool:
         return (
             self.state is EngineState.LEADING
             and self._committer.failure is None
-            and self._lease.may_deliver()
+            and self._lease.may_deliver(now)
         )
 
-    async def _deliver(
-        self, target: Target, name: str, payload: str, scheduled_us: int
-    ) -> DeliveryFailure | None:
-        """None when delivered; otherwise why not."""
+    async def _deliver_all(
+        self, watch: _Watch, owners: list[Job], instants: list[int]
+    ) -> list[DeliveryFailure | None]:
+        """Deliver ``instants[i]`` of ``owners[i]`` in order while delivering is allowed; one
+        result per delivery started (None: delivered). The watchdog cancels the scope of a
+        delivery that runs too long; the next delivery gets a fresh scope."""
+        results: list[DeliveryFailure | None] = []
+        observing = self.observer.observing()  # once a chunk: nothing to pay when no one looks
+        while len(results) < len(owners):
+            with anyio.CancelScope() as scope:
+                watch.scope = scope
+                for index in range(len(results), len(owners)):
+                    now = time.monotonic()
+                    if not self._may_deliver(now):
+                        return results
+                    watch.started = now
+                    owner, instant = owners[index], instants[index]
+                    delivery = self._deliver(owner, instant)
+                    if observing:
+                        delivery = self.observer.attempt(
+                            delivery,
+                            scheduler=owner.scheduler,
+                            schedule=owner.name,
+                            scheduled_us=instant,
+                            attempt=owner.attempts + 1 if isinstance(owner, RetryJob) else 1,
+                            now_us=to_us(self._clock.now()),
+                        )
+                    results.append(await delivery)
+                    watch.started = None
+                    if scope.cancel_called:
+                        break  # the target swallowed the cut-off; go on in a fresh scope
+            if scope.cancelled_caught:
+                watch.started = None
+                timeout = self._delivery_timeout
+                results.append(DeliveryFailure(f"delivery timed out after {timeout:g} s", False))
+        return results
+
+    async def _deliver(self, job: Job, scheduled_us: int) -> DeliveryFailure | None:
+        """None when delivered; otherwise why not. The watchdog's cut-off passes through."""
         envelope = FireEnvelope(
-            schedule=name, scheduled_time=from_us(scheduled_us), payload=payload
+            schedule=job.name, scheduled_time=self._instant(scheduled_us), payload=job.payload
         )
         try:
-            with anyio.fail_after(self._delivery_timeout):
-                await target.deliver(envelope)
-        except TimeoutError:
-            return DeliveryFailure(f"delivery timed out after {self._delivery_timeout:g} s", False)
+            await job.target.deliver(envelope)
         except DeliveryRefusedError as exc:
             return DeliveryFailure(f"{type(exc).__name__}: {exc}", True)
         except Exception as exc:
@@ -488,14 +607,31 @@ class Engine:
             return DeliveryFailure(f"{type(exc).__name__} raised by the target: {exc}", False)
         return None
 
-    async def _work(self, jobs: list[Job]) -> None:
-        outcome = Outcome()
-        done: list[Job] = []
+    async def _work(self, jobs: list[Job], watch: _Watch) -> None:
+        owners: list[Job] = []
+        instants: list[int] = []
         for job in jobs:
             if isinstance(job, RetryJob):
-                recorded = await self._work_retry(job, outcome)
+                owners.append(job)
+                instants.append(job.scheduled_us)
             else:
-                recorded = await self._work_fire(job, outcome)
+                owners += [job] * len(job.deliver)
+                instants += job.deliver
+        results = await self._deliver_all(watch, owners, instants)
+        # One clock read for the chunk: its deliveries ended a moment ago.
+        at_us = to_us(self._clock.now())
+        outcome = Outcome()
+        done: list[Job] = []
+        position = 0
+        for job in jobs:
+            if isinstance(job, RetryJob):
+                got = results[position : position + 1]
+                position += 1
+                recorded = self._record_retry(job, got, outcome, at_us)
+            else:
+                got = results[position : position + len(job.deliver)]
+                position += len(job.deliver)
+                recorded = self._record_fire(job, got, outcome, at_us)
             if recorded:
                 done.append(job)
             else:
@@ -508,46 +644,57 @@ class Engine:
         for retry, retry_id in zip(outcome.new_retries, new_ids, strict=True):
             self._push(ceil_s(retry.next_attempt_at), retry_id, EntryKind.RETRY)
 
-    async def _work_fire(self, job: FireJob, outcome: Outcome) -> bool:
-        """Deliver a job's fires; False when none was started (the job is left to run again)."""
-        delivered = 0
-        for scheduled_us in job.deliver:
-            if not self._may_deliver():
-                break
-            failure = await self.observer.attempt(
-                self._deliver(job.target, job.name, job.payload, scheduled_us),
-                scheduler=job.scheduler,
-                schedule=job.name,
-                scheduled_us=scheduled_us,
-                attempt=1,
-                now_us=to_us(self._clock.now()),
-            )
-            at_us = to_us(self._clock.now())
+    def _record_fire(
+        self, job: FireJob, results: list[DeliveryFailure | None], outcome: Outcome, at_us: int
+    ) -> bool:
+        """Record a job's deliveries; False when none was started (the job is left to run
+        again)."""
+        if job.deliver and not results:
+            return False
+        if len(results) == 1 and results[0] is None and len(job.deliver) == 1:
+            self._record_one_fire(job, outcome, at_us)
+            return True
+        # The usual last fire (a Single's) and its completion are one row.
+        merge = job.completed and job.missed is None and job.expired is None
+        last = len(job.deliver) - 1
+        for index, (scheduled_us, failure) in enumerate(zip(job.deliver, results, strict=False)):
             if failure is None:
+                kind = FIRED_AND_COMPLETED if merge and index == last else _FIRED
                 outcome.history.append(
-                    HistoryRow(
-                        job.scheduler, job.name, HistoryKind.FIRED, at_us, scheduled_us, None
-                    )
+                    HistoryRow(job.scheduler, job.name, kind, at_us, scheduled_us, None)
                 )
             else:
+                merge = False
                 self._record_failure(outcome, job, scheduled_us, 0, failure, at_us)
-            delivered += 1
-        if job.deliver and delivered == 0:
-            return False
-        self._record_plan(job, outcome)
-        if delivered < len(job.deliver):
+        if not (merge and len(results) == len(job.deliver) and job.deliver):
+            self._record_plan(job, outcome, at_us)
+        if len(results) < len(job.deliver):
             # Stopped midway: the row moves to the first fire not delivered.
-            job.next_us, job.completed = job.deliver[delivered], False
+            job.next_us, job.completed = job.deliver[len(results)], False
         if job.completed:
             outcome.complete.append(Complete(job.row_id, job.version))
         else:
             outcome.advance.append(Advance(job.next_us, job.row_id, job.version))
         return True
 
-    def _record_plan(self, job: FireJob, outcome: Outcome) -> None:
+    def _record_one_fire(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
+        """The usual job: one fire, delivered. (Rows are made with tuple.__new__: a NamedTuple
+        call runs a Python-level __new__ that costs several times as much, on every fire.)"""
+        usual = job.missed is None and job.expired is None
+        kind = FIRED_AND_COMPLETED if job.completed and usual else _FIRED
+        fired = (job.scheduler, job.name, kind, at_us, job.deliver[0], None)
+        outcome.history.append(tuple.__new__(HistoryRow, fired))
+        if not usual:
+            self._record_plan(job, outcome, at_us)
+        if job.completed:
+            outcome.complete.append(tuple.__new__(Complete, (job.row_id, job.version)))
+        else:
+            advance = (job.next_us, job.row_id, job.version)
+            outcome.advance.append(tuple.__new__(Advance, advance))
+
+    def _record_plan(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
         if job.missed is None and job.expired is None and not job.completed:
             return  # the usual fire: nothing more to record
-        at_us = to_us(self._clock.now())
         history = outcome.history
         if job.missed is not None:
             detail = (
@@ -579,9 +726,7 @@ class Engine:
                 HistoryRow(job.scheduler, job.name, HistoryKind.EXPIRED, at_us, last_us, detail)
             )
         if job.completed:
-            history.append(
-                HistoryRow(job.scheduler, job.name, HistoryKind.COMPLETED, at_us, None, None)
-            )
+            history.append(HistoryRow(job.scheduler, job.name, _COMPLETED, at_us, None, None))
 
     def _give_back(self, job: Job) -> None:
         """A job that was not started: its row is untouched; look at it again later."""
@@ -590,11 +735,12 @@ class Engine:
             if self.state is EngineState.LEADING:
                 self._push(ceil_s(to_us(self._clock.now())), job.row_id, EntryKind.RETRY)
             return
-        deferred = self._inflight.pop(job.row_id, None) or []
+        self._inflight.discard(job.row_id)
+        deferred = self._deferred.pop(job.row_id, [])
         if self.state is EngineState.LEADING:
-            deferred.append(DueEntry(ceil_s(job.deliver[0]), job.row_id, EntryKind.FIRE))
-            for entry in deferred:
-                self._push(*entry)
+            self._push(ceil_s(job.deliver[0]), job.row_id, EntryKind.FIRE)
+            for key in deferred:
+                self._push(*unpack(key))
 
     def _after_commit(self, job: Job) -> None:
         if isinstance(job, RetryJob):
@@ -602,13 +748,14 @@ class Engine:
             if job.next_us is not None:
                 self._push(ceil_s(job.next_us), job.row_id, EntryKind.RETRY)
             return
-        deferred = self._inflight.pop(job.row_id, None) or []
+        self._inflight.discard(job.row_id)
         if job.next_us is not None and not job.completed:
-            deferred.append(DueEntry(ceil_s(job.next_us), job.row_id, EntryKind.FIRE))
+            self._push(ceil_s(job.next_us), job.row_id, EntryKind.FIRE)
         elif job.completed:
             self._index.live -= 1
-        for entry in deferred:
-            self._push(*entry)
+        if self._deferred:
+            for key in self._deferred.pop(job.row_id, ()):
+                self._push(*unpack(key))
 
     def _backoff_us(self, fire: str, attempts: int) -> int:
         base = min(2.0 ** (attempts - 1), _BACKOFF_CAP_S)
@@ -685,18 +832,12 @@ class Engine:
                 )
             )
 
-    async def _work_retry(self, job: RetryJob, outcome: Outcome) -> bool:
-        if not self._may_deliver():
+    def _record_retry(
+        self, job: RetryJob, results: list[DeliveryFailure | None], outcome: Outcome, at_us: int
+    ) -> bool:
+        if not results:
             return False
-        failure = await self.observer.attempt(
-            self._deliver(job.target, job.name, job.payload, job.scheduled_us),
-            scheduler=job.scheduler,
-            schedule=job.name,
-            scheduled_us=job.scheduled_us,
-            attempt=job.attempts + 1,
-            now_us=to_us(self._clock.now()),
-        )
-        at_us = to_us(self._clock.now())
+        failure = results[0]
         if failure is not None:
             self._record_failure(outcome, job, job.scheduled_us, job.attempts, failure, at_us)
             return True
@@ -726,6 +867,49 @@ class Engine:
             split.append(ids[start : start + len(part.new_retries)])
             start += len(part.new_retries)
         return split
+
+
+class _Watch:
+    """One delivery worker as the watchdog sees it: the scope to cancel and when the delivery
+    under way started (``time.monotonic()``; None between deliveries)."""
+
+    __slots__ = ("scope", "started")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.started: float | None = None
+
+
+class _Countdown:
+    """Set ``done`` once ``count_down`` was called ``count`` times."""
+
+    __slots__ = ("done", "left")
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.done = anyio.Event()
+
+    def count_down(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+
+
+def _cut_overdue(watches: list[_Watch], now: float, timeout: float) -> float:
+    """Cancel every delivery older than ``timeout``; return the seconds until the next one
+    could be."""
+    wait = timeout
+    for watch in watches:
+        started = watch.started
+        if started is None:
+            continue
+        left = started + timeout - now
+        if left <= 0 and watch.scope is not None:
+            watch.started = None
+            watch.scope.cancel()
+        else:
+            wait = min(wait, left)
+    return max(wait, 0.001)
 
 
 def _key(time_us: int, row_id: int, kind: EntryKind) -> int:

@@ -16,16 +16,21 @@ Result = TypeVar("Result")
 class GroupCommit(Generic[Item, Result]):
     """The first submitter becomes the flusher and commits everything queued, again and again
     until the queue is empty; the others wait for the flush that carried their item. One store
-    call per flush, however many submitters arrived meanwhile.
+    call per flush, however many submitters arrived meanwhile. A flush under way is not
+    cancelled with its flusher: the others' items are in it.
 
-    ``flush(items)`` returns one result per item, in order. When it raises, every submitter
-    waiting (that flush's and those queued behind it) gets the same exception, and so does every
-    later submitter: after a failed flush nothing is committed by this instance, because a later
-    batch must not commit while an earlier one was lost. Make a new one to start again.
+    ``flush(items)`` returns one result per item, in order. When it raises, every submitter of
+    that flush gets the same exception. With ``sticky`` (the engine's bookkeeping) so do those
+    queued behind it and every later submitter: nothing more is committed by this instance,
+    because a later batch must not commit while an earlier one was lost; make a new one to start
+    again. Without it (independent writes such as creates), the queue goes on.
     """
 
-    def __init__(self, flush: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
+    def __init__(
+        self, flush: Callable[[list[Item]], Awaitable[list[Result]]], *, sticky: bool = True
+    ) -> None:
         self._flush = flush
+        self._sticky = sticky
         self._queue: list[tuple[Item, _Slot[Result]]] = []
         self._flushing = False
         self.failure: BaseException | None = None
@@ -47,13 +52,17 @@ class GroupCommit(Generic[Item, Result]):
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                results = await self._flush([entry[0] for entry in batch])
+                with anyio.CancelScope(shield=True):
+                    results = await self._flush([entry[0] for entry in batch])
             except BaseException as exc:
-                self.failure = exc
-                batch, self._queue = batch + self._queue, []
+                if self._sticky:
+                    self.failure = exc
+                    batch, self._queue = batch + self._queue, []
                 for _, waiting in batch:
                     waiting.fail(exc)
-                raise
+                if self._sticky or not isinstance(exc, Exception):
+                    raise
+                continue
             for (_, waiting), result in zip(batch, results, strict=True):
                 waiting.done(result)
 

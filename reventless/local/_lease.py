@@ -47,9 +47,10 @@ class Lease:
             self._deliver_until = started + self.ttl
         return held
 
-    def may_deliver(self) -> bool:
-        """Whether a delivery may start now (the lease is held for long enough)."""
-        return time.monotonic() < self._deliver_until
+    def may_deliver(self, now: float | None = None) -> bool:
+        """Whether a delivery may start now (the lease is held for long enough); ``now``:
+        ``time.monotonic()`` if the caller has just read it."""
+        return (time.monotonic() if now is None else now) < self._deliver_until
 
     def fence(self) -> None:
         """Raise LeaseLostError when this process may no longer deliver."""

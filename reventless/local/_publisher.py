@@ -21,8 +21,10 @@ from reventless._attachments import describe_target, duplicate_scheduler
 from reventless._payload_types import describe_payload
 from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
+from reventless.local._group_commit import GroupCommit
 from reventless.local._store import (
     AttachmentRow,
+    PutGroup,
     ScheduleRow,
     check_row,
     decode_spec,
@@ -111,6 +113,10 @@ class LocalScheduledPublisher:
         # belong to the process that fires.
         self._owner = engine.lease_owner or uuid.uuid4().hex
         self._names: set[str] = set()
+        # Creates of concurrent callers share one transaction.
+        self._puts: GroupCommit[PutGroup, list[tuple[int, int | None, bool]]] = GroupCommit(
+            self._put_groups, sticky=False
+        )
 
     async def attach(self, scheduler: str, target: Target) -> None:
         if scheduler in self._names:
@@ -195,13 +201,25 @@ class LocalScheduledPublisher:
         created_at: datetime,
         if_exists: IfExists = IfExists.REPLACE,
     ) -> list[PutOutcome]:
-        results = await self._runner.call(
-            self._store.put_many, scheduler, schedules, created_at, if_exists
-        )
-        for row_id, next_us, outcome in results:
-            if outcome is not PutOutcome.KEPT:
-                self._engine.schedule_changed(row_id, next_us)
-        return [outcome for _, _, outcome in results]
+        if if_exists is not IfExists.REPLACE:
+            # Its existence check and write are one transaction of their own: a refusal fails
+            # only this call, never the creates of others that a shared commit would hold.
+            kept = await self._runner.call(
+                self._store.put_many, scheduler, schedules, created_at, if_exists
+            )
+            for row_id, next_us, outcome in kept:
+                if outcome is not PutOutcome.KEPT:
+                    self._engine.schedule_changed(row_id, next_us)
+            return [outcome for _, _, outcome in kept]
+        results = await self._puts.submit(PutGroup(scheduler, schedules, created_at))
+        outcomes = []
+        for row_id, next_us, created in results:
+            self._engine.schedule_changed(row_id, next_us)
+            outcomes.append(PutOutcome.CREATED if created else PutOutcome.REPLACED)
+        return outcomes
+
+    async def _put_groups(self, groups: list[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
+        return await self._runner.call(self._store.put_groups, groups)
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
         # The engine's heap entry goes stale and is dropped when it comes up.

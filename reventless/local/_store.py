@@ -11,8 +11,11 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import msgspec
 
 from reventless.errors import (
     BackendUnavailableError,
@@ -24,15 +27,20 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
-from reventless.schedule import Schedule, rate_text
+from reventless.schedule import Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
 __all__ = (
+    "FIRED_AND_COMPLETED",
     "SCHEMA_VERSION",
     "AttachmentRow",
+    "DueRows",
+    "PutGroup",
     "ScheduleRow",
     "SqliteStore",
+    "StoredSchedule",
     "check_row",
+    "decode_stored",
     "from_us",
     "to_us",
     "translate_sqlite_error",
@@ -156,6 +164,71 @@ def decode_spec(spec: bytes | str, scheduler: str, name: str) -> Schedule:
         ) from exc
 
 
+class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A stored schedule as read back: the rate kept as raw JSON (decoded through a cache)."""
+
+    name: str
+    rate: msgspec.Raw
+    payload: str
+    timezone: str = "UTC"
+
+
+_STORED = msgspec.json.Decoder(_StoredSchedule)
+_RATE = msgspec.json.Decoder(Rate)
+
+
+class StoredSchedule(NamedTuple):
+    """A stored row's schedule as the engine fires it.
+
+    ``timing`` has the row's rate and zone, all that fire times depend on; its name and payload
+    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own.
+    """
+
+    timing: Schedule
+    payload: str
+
+
+# Timing schedules by (the stored rate's JSON, the zone): a few distinct ones serve most rows,
+# each validated once by Schedule itself. Bounded: emptied when full.
+_TIMINGS: dict[tuple[bytes, str], Schedule] = {}
+_MAX_TIMINGS = 4096
+
+
+def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedule:
+    """The schedule of a stored row, for firing it, without running create-time validation for
+    every row again (the row was valid when it was written): the name and payload are only
+    checked against the row, the rate and zone once per distinct pair.
+
+    Refused with CorruptDataError naming the row: bytes that are not a stored schedule, a rate
+    out of its ranges, a zone that does not load, a Single in a DST gap of its zone, an empty
+    payload, a name that is not the row's. ``decode_spec`` is the full check, for what is shown
+    to people.
+    """
+    try:
+        stored = _STORED.decode(spec)
+        key = (bytes(stored.rate), stored.timezone)
+        timing = _TIMINGS.get(key)
+        if timing is None:
+            timing = _timing(*key)
+        if stored.name != name or not stored.payload:
+            raise ValueError(f"its name {stored.name!r} or its payload does not fit the row")
+    except (msgspec.MsgspecError, ReventlessError, ValueError, TypeError) as exc:
+        raise CorruptDataError(
+            f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
+        ) from exc
+    return StoredSchedule(timing, stored.payload)
+
+
+def _timing(raw: bytes, timezone: str) -> Schedule:
+    """A schedule of this rate and zone, validated by Schedule (a Single in a DST gap, a zone
+    that does not load and a rate out of range are all refused here)."""
+    timing = Schedule(name="stored", rate=_RATE.decode(raw), payload="-", timezone=timezone)
+    if len(_TIMINGS) >= _MAX_TIMINGS:
+        _TIMINGS.clear()
+    _TIMINGS[raw, timezone] = timing
+    return timing
+
+
 Row = tuple[Any, ...]
 
 # The smallest and largest instants a stored time may hold (1970 to 9999, in microseconds).
@@ -197,8 +270,10 @@ _LATER_COLUMNS: dict[str, frozenset[str]] = {
 _KEEP_ATTACHMENTS = 16
 
 
-class ScheduleRow(NamedTuple):
-    """A row of ``schedules`` as the engine reads it (columns not yet checked)."""
+class ScheduleRow(msgspec.Struct, gc=False):
+    """A row of ``schedules`` as the engine reads it (columns not yet checked). A Struct with
+    gc=False rather than a NamedTuple: a burst holds batches of them, and untracked they add
+    nothing to the garbage collector's pauses."""
 
     id: int
     scheduler: str
@@ -220,10 +295,15 @@ class RetryRow(NamedTuple):
     next_attempt_at: int
 
 
+# Stored for the usual last fire of a schedule (a Single): one row instead of 'fired' and
+# 'completed' at the same moment; ``history`` reads it back as those two.
+FIRED_AND_COMPLETED = "fired+completed"
+
+
 class HistoryRow(NamedTuple):
     scheduler: str
     name: str
-    kind: HistoryKind
+    kind: str  # a HistoryKind value, or FIRED_AND_COMPLETED
     at: int
     scheduled_time: int | None
     detail: str | None
@@ -282,13 +362,69 @@ class RetryDelete(NamedTuple):
     id: int
 
 
-class DueIndexRows(NamedTuple):
-    """What the due index is built from: healthy fires, retries, damaged rows, the change seq."""
+class PutGroup(NamedTuple):
+    """One caller's schedules to upsert (see ``put_groups``)."""
 
-    fires: list[tuple[int, int]]
-    retries: list[tuple[int, int]]
+    scheduler: str
+    schedules: Sequence[Schedule]
+    created_at: datetime
+
+
+# As plain str: SQLite binds an exact str faster than a str subclass such as HistoryKind.
+_CREATED, _REPLACED = HistoryKind.CREATED.value, HistoryKind.REPLACED.value
+
+
+@lru_cache(maxsize=1024)
+def _describe_rate(rate: Rate, timezone: str) -> str:
+    """The detail of a 'created' history entry (a batch mostly repeats a few)."""
+    return f"{rate_text(rate)} in {timezone}"
+
+
+def _put_results(
+    groups: Sequence[PutGroup],
+    rows: list[tuple[Any, ...]],
+    stored: dict[tuple[str, str], tuple[int, int]],
+) -> tuple[list[list[tuple[int, int | None, bool]]], list[HistoryRow]]:
+    """Per group, (id, next fire, created) of each schedule, and their history rows.
+
+    A row was created when it did not exist before this transaction: its version is now the
+    number of times it was put in it. A name put twice (two callers) is created once, then
+    replaced.
+    """
+    times: dict[tuple[str, str], int] = {}
+    if len(stored) < len(rows):  # some name was put more than once
+        for row in rows:
+            times[row[0], row[1]] = times.get((row[0], row[1]), 0) + 1
+    seen: set[tuple[str, str]] = set()
+    flat, history = [], []
+    schedules = (schedule for group in groups for schedule in group.schedules)
+    for (scheduler, name, _, created_us, next_us), schedule in zip(rows, schedules, strict=True):
+        row_id, version = stored[scheduler, name]
+        if times:
+            created = (scheduler, name) not in seen and version == times[scheduler, name]
+            seen.add((scheduler, name))
+        else:
+            created = version == 1
+        flat.append((row_id, next_us, created))
+        detail = _describe_rate(schedule.rate, schedule.timezone)
+        kind = _CREATED if created else _REPLACED
+        # tuple.__new__: a NamedTuple call costs several times as much, for every row.
+        history.append(tuple.__new__(HistoryRow, (scheduler, name, kind, created_us, None, detail)))
+    results, start = [], 0
+    for group in groups:
+        results.append(flat[start : start + len(group.schedules)])
+        start += len(group.schedules)
+    return results, history
+
+
+class DueRows(NamedTuple):
+    """One chunk of what the due index is built from, in id order: (id, due time in us) of
+    healthy rows, the ids of rows whose due time is damaged, and the last id read (None: no
+    rows are left after this chunk)."""
+
+    due: list[tuple[int, int]]
     damaged: list[int]
-    seq: int
+    last_id: int | None
 
 
 def _instants(
@@ -324,19 +460,27 @@ def valid_us(value: object) -> bool:
 
 def check_row(row: ScheduleRow) -> None:
     """Raise CorruptDataError naming the row and column when a column holds what no writer wrote."""
+    created, nxt = row.created_at, row.next_fire
+    if (
+        type(created) is int
+        and MIN_US <= created <= MAX_US
+        and (nxt is None or (type(nxt) is int and MIN_US <= nxt <= MAX_US))
+        and type(row.paused) is int
+        and type(row.version) is int
+    ):
+        return  # the usual row, checked in one expression: this runs for every fire
     problems = []
-    if not valid_us(row.created_at):
-        problems.append(f"created_at={row.created_at!r}")
-    if row.next_fire is not None and not valid_us(row.next_fire):
-        problems.append(f"next_fire={row.next_fire!r}")
+    if not valid_us(created):
+        problems.append(f"created_at={created!r}")
+    if nxt is not None and not valid_us(nxt):
+        problems.append(f"next_fire={nxt!r}")
     if type(row.paused) is not int or type(row.version) is not int:
         problems.append(f"paused={row.paused!r}, version={row.version!r}")
-    if problems:
-        raise CorruptDataError(
-            f"stored schedule {row.name!r} of scheduler {row.scheduler!r} is damaged: "
-            + ", ".join(problems)
-            + " (times are integer microseconds from 1970 to year 9999)"
-        )
+    raise CorruptDataError(
+        f"stored schedule {row.name!r} of scheduler {row.scheduler!r} is damaged: "
+        + ", ".join(problems)
+        + " (times are integer microseconds from 1970 to year 9999)"
+    )
 
 
 class SqliteStore:
@@ -466,19 +610,19 @@ class SqliteStore:
         """Create schedules as ``if_exists`` says; (id, next_fire_us, outcome) for each.
 
         A kept schedule's id and next fire are its stored ones (the engine already knows them).
+        REPLACE is ``put_groups``'s one-statement upsert.
         """
+        if if_exists is IfExists.REPLACE:
+            (upserted,) = self.put_groups([PutGroup(scheduler, schedules, created_at)])
+            return [
+                (row_id, next_us, PutOutcome.CREATED if created else PutOutcome.REPLACED)
+                for row_id, next_us, created in upserted
+            ]
         created_us = to_us(created_at)
         prepared = []
         for schedule in schedules:
             nxt = first_fire(schedule, created_at)
             prepared.append((schedule, None if nxt is None else to_us(nxt)))
-        on_conflict = (
-            " ON CONFLICT (scheduler, name) DO NOTHING"
-            if if_exists is not IfExists.REPLACE
-            else " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-            " created_at = excluded.created_at, paused = 0,"
-            " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
-        )
         results: list[tuple[int, int | None, PutOutcome]] = []
         history = []
         with self.transaction():
@@ -491,24 +635,22 @@ class SqliteStore:
                 row = self.conn.execute(
                     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
                     " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
-                    + on_conflict
-                    + " RETURNING id, version",
+                    " ON CONFLICT (scheduler, name) DO NOTHING RETURNING id, version",
                     (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
                 ).fetchone()
-                if row is None:  # KEEP found one stored: leave it, record nothing
+                if row is None:  # KEEP found one stored (ERROR checked above): leave it
                     kept = self.conn.execute(
                         "SELECT id, next_fire FROM schedules WHERE scheduler = ? AND name = ?",
                         (scheduler, schedule.name),
                     ).fetchone()
                     results.append((kept[0], kept[1], PutOutcome.KEPT))
                     continue
-                outcome = PutOutcome.CREATED if row[1] == 1 else PutOutcome.REPLACED
-                results.append((row[0], next_us, outcome))
+                results.append((row[0], next_us, PutOutcome.CREATED))
                 history.append(
                     HistoryRow(
                         scheduler,
                         schedule.name,
-                        HistoryKind.CREATED if row[1] == 1 else HistoryKind.REPLACED,
+                        HistoryKind.CREATED,
                         created_us,
                         None,
                         f"{rate_text(schedule.rate)} in {schedule.timezone}",
@@ -531,6 +673,53 @@ class SqliteStore:
                 )
             )
         return [name for name in names if name in found]
+
+    def put_groups(self, groups: Sequence[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
+        """``put_many`` for several groups in one transaction: the creates of concurrent callers
+        share one commit. One result list per group, in order; all or none are written."""
+        rows = []  # the schedules columns, in order
+        for scheduler, schedules, created_at in groups:
+            created_us = to_us(created_at)
+            for schedule in schedules:
+                nxt = first_fire(schedule, created_at)
+                next_us = None if nxt is None else to_us(nxt)
+                rows.append((scheduler, schedule.name, schedule.to_json(), created_us, next_us))
+        with self.transaction():
+            seq = self._bump_seq()
+            # One statement for all rows (executemany): no RETURNING, so ids and versions are
+            # read after, in one select per 900 names.
+            self.conn.executemany(
+                "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
+                " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+                " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
+                " created_at = excluded.created_at, paused = 0,"
+                " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq",
+                [(*row, seq) for row in rows],
+            )
+            stored = self._ids_and_versions(rows)
+            results, history = _put_results(groups, rows, stored)
+            self._history(history)
+        return results
+
+    def _ids_and_versions(
+        self, rows: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(scheduler, name) -> (id, version) of the stored schedules among ``rows``."""
+        by_scheduler: dict[str, list[str]] = {}
+        for row in rows:
+            by_scheduler.setdefault(row[0], []).append(row[1])
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for scheduler, names in by_scheduler.items():
+            for start in range(0, len(names), 900):
+                chunk = names[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for name, row_id, version in self.conn.execute(
+                    "SELECT name, id, version FROM schedules"
+                    f" WHERE scheduler = ? AND name IN ({marks})",
+                    [scheduler, *chunk],
+                ):
+                    found[scheduler, name] = (row_id, version)
+        return found
 
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
         with self.transaction():
@@ -617,12 +806,20 @@ class SqliteStore:
             return int(row_id), to_us(nxt)
 
     def history(self, scheduler: str, name: str, limit: int) -> list[Row]:
+        """The last ``limit`` entries (kind, at, scheduled_time, detail), oldest first."""
         rows = self.conn.execute(
             "SELECT kind, at, scheduled_time, detail FROM history"
             " WHERE scheduler = ? AND name = ? ORDER BY id DESC LIMIT ?",
             (scheduler, name, limit),
         ).fetchall()
-        return [tuple(row) for row in reversed(rows)]
+        entries: list[Row] = []
+        for kind, at, scheduled, detail in reversed(rows):
+            if kind == FIRED_AND_COMPLETED:
+                entries.append((HistoryKind.FIRED.value, at, scheduled, detail))
+                entries.append((HistoryKind.COMPLETED.value, at, None, None))
+            else:
+                entries.append((kind, at, scheduled, detail))
+        return entries[-limit:]
 
     def dead_letters(self, scheduler: str, limit: int) -> list[Row]:
         rows = self.conn.execute(
@@ -695,28 +892,35 @@ class SqliteStore:
     def current_seq(self) -> int:
         return int(self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
-    def load_due_index(self) -> DueIndexRows:
-        """Everything the engine's due index needs: (id, next_fire) of active schedules, (id,
-        next_attempt_at) of retries, ids of active rows whose next fire is damaged, and the
-        current change sequence number."""
-        healthy = "typeof(next_fire) = 'integer' AND next_fire BETWEEN ? AND ?"
-        with self.transaction():
-            seq = self.current_seq()
-            fires = self.conn.execute(
-                f"SELECT id, next_fire FROM schedules WHERE paused = 0 AND {healthy}",
-                (MIN_US, MAX_US),
-            ).fetchall()
-            damaged = self.conn.execute(
-                "SELECT id FROM schedules WHERE paused = 0 AND next_fire IS NOT NULL"
-                f" AND NOT ({healthy})",
-                (MIN_US, MAX_US),
-            ).fetchall()
-            retries = self.conn.execute(
-                "SELECT id, next_attempt_at FROM retries WHERE typeof(next_attempt_at) ="
-                " 'integer' AND next_attempt_at BETWEEN ? AND ?",
-                (MIN_US, MAX_US),
-            ).fetchall()
-        return DueIndexRows(fires, retries, [row[0] for row in damaged], seq)
+    def due_fires(self, after_id: int, limit: int) -> DueRows:
+        """Up to ``limit`` active schedules with a next fire, ids above ``after_id``.
+
+        The due index is loaded in such chunks, each a short read of its own: a large store
+        never becomes one long read nor one large list. Read ``current_seq`` first; a change
+        made meanwhile is then also seen by ``changes_since``.
+        """
+        return self._due_rows(
+            "SELECT id, next_fire, typeof(next_fire) = 'integer' AND next_fire BETWEEN ? AND ?"
+            " FROM schedules WHERE id > ? AND paused = 0 AND next_fire IS NOT NULL"
+            " ORDER BY id LIMIT ?",
+            after_id,
+            limit,
+        )
+
+    def due_retries(self, after_id: int, limit: int) -> DueRows:
+        """As ``due_fires``, for retries (a damaged retry time is left out, not reported)."""
+        return self._due_rows(
+            "SELECT id, next_attempt_at, typeof(next_attempt_at) = 'integer'"
+            " AND next_attempt_at BETWEEN ? AND ? FROM retries WHERE id > ? ORDER BY id LIMIT ?",
+            after_id,
+            limit,
+        )
+
+    def _due_rows(self, select: str, after_id: int, limit: int) -> DueRows:
+        rows = self.conn.execute(select, (MIN_US, MAX_US, after_id, limit)).fetchall()
+        due = [(row_id, at) for row_id, at, healthy in rows if healthy]
+        damaged = [row_id for row_id, _, healthy in rows if not healthy]
+        return DueRows(due, damaged, rows[-1][0] if len(rows) == limit else None)
 
     def changes_since(self, seq: int) -> tuple[list[tuple[int, Any]], int]:
         """Active schedules changed by operations after ``seq`` (any process), and the new seq."""
@@ -747,7 +951,7 @@ class SqliteStore:
             " FROM schedules",
             ids,
         )
-        return [ScheduleRow._make(row) for row in rows]
+        return [ScheduleRow(*row) for row in rows]
 
     def load_retries(self, ids: Sequence[int]) -> list[RetryRow]:
         """The retry rows of these ids (those that still exist)."""
@@ -802,16 +1006,11 @@ class SqliteStore:
                 if row is None or row[0] != owner:
                     raise LeaseLostError(f"store {self.path!r}: this process lost its lease")
             if outcome.advance:
-                conn.executemany(
-                    "UPDATE schedules SET next_fire = ? WHERE id = ? AND version = ?",
-                    outcome.advance,
-                )
+                self._grouped("UPDATE schedules SET next_fire = ?", outcome.advance)
             if outcome.complete:
-                conn.executemany(
-                    "DELETE FROM schedules WHERE id = ? AND version = ?", outcome.complete
-                )
+                self._grouped("DELETE FROM schedules", [(None, *row) for row in outcome.complete])
             if outcome.history:
-                self._history(outcome.history)
+                self._history_batch(outcome.history)
             if outcome.retry_updates:
                 conn.executemany(
                     "UPDATE retries SET attempts = ?, next_attempt_at = ?, last_error = ?"
@@ -835,6 +1034,44 @@ class SqliteStore:
                 )
                 new_ids.append(int(cursor.lastrowid or 0))
         return new_ids
+
+    def _grouped(self, change: str, rows: Sequence[tuple[Any, int, int]]) -> None:
+        """``change ... WHERE id = ? AND version = ?`` for rows (value, id, version): one
+        statement for each value and version shared by many rows (a burst of Singles, schedules
+        created together), in chunks under SQLite's parameter limit. One statement instead of one
+        a row lets the store thread hand the interpreter back to the event loop less often."""
+        groups: dict[tuple[Any, int], list[int]] = {}
+        for value, row_id, version in rows:
+            groups.setdefault((value, version), []).append(row_id)
+        set_value = "?" in change
+        alone = [
+            (value, ids[0], version) for (value, version), ids in groups.items() if len(ids) == 1
+        ]
+        if alone:
+            self.conn.executemany(
+                f"{change} WHERE id = ? AND version = ?",
+                alone if set_value else [row[1:] for row in alone],
+            )
+        for (value, version), ids in groups.items():
+            if len(ids) == 1:
+                continue
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                params = [value] if set_value else []
+                self.conn.execute(
+                    f"{change} WHERE version = ? AND id IN ({marks})", [*params, version, *chunk]
+                )
+
+    def _history_batch(self, rows: Sequence[HistoryRow]) -> None:
+        """``_history`` as multi-row inserts of up to 150 rows (one statement each)."""
+        for start in range(0, len(rows), 150):
+            chunk = rows[start : start + 150]
+            self.conn.execute(
+                "INSERT INTO history (scheduler, name, kind, at, scheduled_time, detail) VALUES "
+                + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
 
     # -- the lease ------------------------------------------------------------------------------
 

@@ -1,0 +1,454 @@
+"""What the engine's fast paths must keep: a hung target times out (one watchdog, not a timer per
+delivery), stored rows are decoded without create-time validation yet damage is caught, a due
+row fires whichever of its index entries brings it up, a Single's fire and completion are one
+row, the change poller does not index this process's writes twice, the due index loads in
+chunks, and concurrent creates share transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import reventless.local
+import reventless.local._engine
+from reventless import (
+    BackendUnavailableError,
+    CorruptDataError,
+    HistoryKind,
+    Hours,
+    Minutes,
+    Schedule,
+    Scheduler,
+    Single,
+    Weekdays,
+)
+from reventless.clock import ScaledClock
+from reventless.local._group_commit import GroupCommit
+from reventless.local._store import Advance, Complete, Outcome, SqliteStore, decode_stored
+from reventless.target import FireEnvelope
+from reventless.testing import HangingTarget, RecordingTarget, VirtualClock
+
+pytestmark = pytest.mark.anyio
+START = datetime(2026, 11, 27, 8, 0, 30, tzinfo=UTC)
+NINE = Single(2026, 11, 27, 9, 0)
+
+
+def engine_of(provider: Any) -> Any:
+    return provider._engine
+
+
+# -- the watchdog ---------------------------------------------------------------------------------
+
+
+async def test_a_hung_delivery_is_cut_off_also_while_run_stops(tmp_path: Path) -> None:
+    target = HangingTarget(hang_on=frozenset({"stuck"}))
+    clock = VirtualClock(START)
+    async with reventless.local.provider(
+        tmp_path / "w.db", clock=clock, delivery_timeout=0.3
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        await ops.create_schedule(Schedule(name="stuck", rate=NINE, payload="p"))
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                await group.start(provider.run)
+                group.start_soon(clock.advance, timedelta(hours=1))
+                while target.started == 0:  # noqa: ASYNC110 - a test's plain wait
+                    await anyio.sleep(0.01)
+                began = time.monotonic()
+                group.cancel_scope.cancel()  # a graceful stop while the delivery hangs
+        assert time.monotonic() - began < 2
+        history = await ops.history("stuck")
+    failed = [entry for entry in history if entry.kind is HistoryKind.FAILED]
+    assert len(failed) == 1 and "timed out after 0.3 s" in (failed[0].detail or "")
+
+
+async def test_deliveries_after_a_timed_out_one_in_the_same_chunk_are_delivered() -> None:
+    target = HangingTarget(hang_on=frozenset({"a-stuck"}))
+    clock = VirtualClock(START)
+    # One worker: every due fire is in one chunk, the hanging one first (lowest row id).
+    async with reventless.local.provider(
+        ":memory:", clock=clock, delivery_timeout=0.2, workers=1
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        names = ["a-stuck", *(f"b-{number}" for number in range(5))]
+        for name in names:
+            await ops.create_schedule(Schedule(name=name, rate=NINE, payload="p"))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            with anyio.fail_after(10):
+                await clock.advance(timedelta(hours=1))
+            group.cancel_scope.cancel()
+        assert {d.schedule for d in target.deliveries} == set(names[1:])
+        for name in names[1:]:
+            kinds = [entry.kind for entry in await ops.history(name)]
+            assert kinds == [HistoryKind.CREATED, HistoryKind.FIRED, HistoryKind.COMPLETED]
+
+
+class SwallowingTarget(RecordingTarget):
+    """Swallows the cut-off of its slow delivery of 'a-slow' and returns as if delivered."""
+
+    async def deliver(self, envelope: FireEnvelope) -> None:
+        if envelope.schedule == "a-slow":
+            try:
+                await anyio.sleep(5)
+            except anyio.get_cancelled_exc_class():
+                pass
+        await super().deliver(envelope)
+
+
+async def test_a_target_that_swallows_the_cut_off_does_not_cut_off_the_next_delivery() -> None:
+    target = SwallowingTarget()
+    clock = VirtualClock(START)
+    async with reventless.local.provider(
+        ":memory:", clock=clock, delivery_timeout=0.2, workers=1
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        for name in ["a-slow", "b-next", "c-next"]:
+            await ops.create_schedule(Schedule(name=name, rate=NINE, payload="p"))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            with anyio.fail_after(10):
+                await clock.advance(timedelta(hours=1))
+            group.cancel_scope.cancel()
+        assert [d.schedule for d in target.deliveries] == ["a-slow", "b-next", "c-next"]
+        for name in ["b-next", "c-next"]:
+            kinds = [entry.kind for entry in await ops.history(name)]
+            assert kinds == [HistoryKind.CREATED, HistoryKind.FIRED, HistoryKind.COMPLETED]
+
+
+# -- decoding stored rows -------------------------------------------------------------------------
+
+
+def test_a_stored_schedule_decodes_to_the_schedule_that_was_stored() -> None:
+    for schedule in [
+        Schedule(name="a", rate=Minutes(5), payload='{"x": 1}'),
+        Schedule(name="b", rate=Weekdays(17, 0), payload="p", timezone="Europe/Berlin"),
+        Schedule(name="c", rate=NINE, payload="é", timezone="America/New_York"),
+    ]:
+        timing, payload = decode_stored(schedule.to_json(), "default", schedule.name)
+        assert (timing.rate, timing.timezone, payload) == (
+            schedule.rate,
+            schedule.timezone,
+            schedule.payload,
+        )
+
+
+SPEC = b'{"name":"x","rate":{"kind":"minutes","n":5},"payload":"p","timezone":"UTC"}'
+GAP = (
+    b'{"name":"x","rate":{"kind":"single","year":2026,"month":3,"day":29,"hour":2,"minute":30},'
+    b'"payload":"p","timezone":"Europe/Berlin"}'
+)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        b"\xff\x00",
+        b'{"name": 1}',
+        SPEC.replace(b'"n":5', b'"n":0'),  # out of range
+        SPEC.replace(b'"n":5', b'"n":"5"'),
+        SPEC.replace(b'"minutes"', b'"fortnightly"'),
+        SPEC.replace(b'"name":"x"', b'"name":"y"'),  # not the row's name
+        SPEC.replace(b'"UTC"', b'"Mars/Base"'),
+        SPEC.replace(b'"p"', b'""'),
+        SPEC.replace(b'{"name"', b'{"extra":1,"name"'),
+        GAP,  # a Single in Berlin's spring-forward gap
+        SPEC.replace(b'"kind":"minutes","n":5', b'"kind":"daily","hour":24,"minute":0'),
+    ],
+)
+def test_damage_to_a_stored_schedule_is_caught_without_create_time_validation(
+    spec: bytes,
+) -> None:
+    with pytest.raises(CorruptDataError, match="'x' of scheduler 'default'"):
+        decode_stored(spec, "default", "x")
+
+
+async def test_a_row_with_a_damaged_spec_is_quarantined_and_the_others_fire(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "d.db"
+    target = RecordingTarget()
+    clock = VirtualClock(START)
+    async with reventless.local.provider(path, clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        for name in ["good", "bad"]:
+            await ops.create_schedule(Schedule(name=name, rate=Minutes(1), payload="p"))
+        with sqlite3.connect(path) as raw:
+            raw.execute("UPDATE schedules SET spec = replace(spec, '\"n\":1', '\"n\":0')")
+            raw.execute(
+                "UPDATE schedules SET spec = replace(spec, '\"n\":0', '\"n\":1')"
+                " WHERE name = 'good'"
+            )
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await clock.advance(timedelta(minutes=3))
+            group.cancel_scope.cancel()
+        assert {d.schedule for d in target.deliveries} == {"good"}
+        [letter] = await ops.dead_letters()
+        assert letter.schedule == "bad" and "cannot be decoded" in letter.reason
+
+
+# -- the due index ------------------------------------------------------------------------------
+
+
+async def test_a_due_row_fires_whichever_of_its_entries_brings_it_up() -> None:
+    """Replaced with an earlier first fire, a schedule has a stale later entry too. When the
+    engine is behind, both are due in one step: the row must fire, not be taken for stale."""
+    target = RecordingTarget()
+    clock = ScaledClock(600, start=START)  # ten simulated minutes a real second
+    async with reventless.local.provider(":memory:", clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await ops.create_schedule(Schedule(name="x", rate=Minutes(3), payload="p"))
+            await ops.create_schedule(Schedule(name="x", rate=Minutes(1), payload="p"))
+            # Busy elsewhere for five simulated minutes: both entries fall due meanwhile.
+            time.sleep(0.5)  # noqa: ASYNC251 - blocks the loop on purpose
+            await anyio.sleep(0.3)
+            group.cancel_scope.cancel()
+    assert target.for_schedule("x"), "the schedule never fired"
+
+
+async def test_schedules_created_while_the_engine_runs_are_indexed_once(tmp_path: Path) -> None:
+    clock = VirtualClock(START)
+    async with reventless.local.provider(
+        tmp_path / "p.db", clock=clock, poll_interval=0.05
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await ops.create_schedules(
+                [Schedule(name=f"s{number}", rate=Minutes(5), payload="p") for number in range(40)]
+            )
+            for number in range(10):
+                await ops.create_schedule(Schedule(name=f"t{number}", rate=Hours(1), payload="p"))
+            await anyio.sleep(0.3)  # several polls of the change poller
+            assert len(engine_of(provider)._index) == 50
+            group.cancel_scope.cancel()
+
+
+async def test_writes_of_another_process_are_still_picked_up(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    async with reventless.local.provider(path, clock=clock, poll_interval=0.05) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await ops.create_schedule(Schedule(name="mine", rate=Minutes(1), payload="p"))
+            # Another process's provider on the same file (it does not run the engine).
+            async with reventless.local.provider(path, clock=clock) as other:
+                theirs = (await Scheduler.make(other, target=RecordingTarget())).operations
+                await theirs.create_schedule(Schedule(name="theirs", rate=Minutes(1), payload="p"))
+            await anyio.sleep(0.3)
+            await clock.advance(timedelta(minutes=2))
+            group.cancel_scope.cancel()
+    assert {d.schedule for d in target.deliveries} == {"mine", "theirs"}
+
+
+async def test_the_due_index_loads_in_chunks_and_every_row_fires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reventless.local._engine, "_LOAD_CHUNK", 7)
+    path = tmp_path / "c.db"
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    names = [f"s{number:02d}" for number in range(30)]
+    async with reventless.local.provider(path, clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        await ops.create_schedules([Schedule(name=n, rate=NINE, payload="p") for n in names])
+        with sqlite3.connect(path) as raw:  # damaged rows among them, in several chunks
+            raw.execute("UPDATE schedules SET next_fire = 'soon' WHERE name IN ('s03', 's20')")
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await clock.advance(timedelta(hours=1))
+            group.cancel_scope.cancel()
+        healthy = set(names) - {"s03", "s20"}
+        assert {d.schedule for d in target.deliveries} == healthy
+        assert {letter.schedule for letter in await ops.dead_letters()} == {"s03", "s20"}
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+async def test_a_single_that_fired_is_one_history_row_read_as_fired_then_completed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.db"
+    clock = VirtualClock(START)
+    async with reventless.local.provider(path, clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        await ops.create_schedule(Schedule(name="once", rate=NINE, payload="p"))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await clock.advance(timedelta(hours=1))
+            group.cancel_scope.cancel()
+        history = await ops.history("once")
+        assert [entry.kind for entry in history] == [
+            HistoryKind.CREATED,
+            HistoryKind.FIRED,
+            HistoryKind.COMPLETED,
+        ]
+        assert history[1].fire_id == "once@2026-11-27T09:00:00Z"
+        assert history[2].fire_id is None and history[1].at == history[2].at
+        assert [entry.kind for entry in await ops.history("once", limit=1)] == [
+            HistoryKind.COMPLETED
+        ]
+        assert [entry.kind for entry in await ops.history("once", limit=2)] == [
+            HistoryKind.FIRED,
+            HistoryKind.COMPLETED,
+        ]
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM history").fetchone()[0] == 2
+
+
+# -- concurrent creates ---------------------------------------------------------------------------
+
+
+def seq_of(path: Path) -> int:
+    with sqlite3.connect(path) as raw:
+        return int(raw.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+
+
+async def test_concurrent_creates_share_transactions_and_each_gets_its_outcome(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "g.db"
+    async with reventless.local.provider(path, clock=VirtualClock(START)) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        await ops.create_schedule(Schedule(name="s00", rate=Minutes(1), payload="p"))
+        before = seq_of(path)
+        outcomes: dict[str, Any] = {}
+
+        async def create(name: str) -> None:
+            outcomes[name] = await ops.create_schedule(
+                Schedule(name=name, rate=Minutes(2), payload=name)
+            )
+
+        async with anyio.create_task_group() as group:
+            for number in range(100):
+                group.start_soon(create, f"s{number:02d}")
+        assert seq_of(path) - before < 50  # one transaction per flush, not per create
+        assert outcomes.pop("s00").value == "replaced"
+        assert {outcome.value for outcome in outcomes.values()} == {"created"}
+        page = await ops.list_schedules(limit=1000)
+        assert len(page.schedules) == 100
+        assert all(state.schedule.payload == state.schedule.name for state in page.schedules)
+
+
+async def test_callers_creating_one_name_at_once_get_created_then_replaced() -> None:
+    async with reventless.local.provider(":memory:", clock=VirtualClock(START)) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        outcomes: list[str] = []
+
+        async def create(payload: str) -> None:
+            schedule = Schedule(name="same", rate=Minutes(1), payload=payload)
+            outcomes.append((await ops.create_schedule(schedule)).value)
+
+        async with anyio.create_task_group() as group:
+            for payload in ["a", "b", "c"]:
+                group.start_soon(create, payload)
+        assert sorted(outcomes) == ["created", "replaced", "replaced"]
+        kinds = [entry.kind for entry in await ops.history("same")]
+        assert kinds == [HistoryKind.CREATED, HistoryKind.REPLACED, HistoryKind.REPLACED]
+        assert (await ops.get_schedule("same")).version == 3
+
+
+async def test_a_failed_group_of_creates_fails_its_callers_and_the_next_create_works(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.db"
+    async with reventless.local.provider(
+        path, clock=VirtualClock(START), lock_timeout=0.05
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        failures: list[BaseException] = []
+
+        async def create(name: str) -> None:
+            try:
+                await ops.create_schedule(Schedule(name=name, rate=Minutes(1), payload="p"))
+            except BackendUnavailableError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for number in range(10):
+                group.start_soon(create, f"s{number}")
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert len(failures) == 10
+        await ops.create_schedule(Schedule(name="after", rate=Minutes(1), payload="p"))
+        assert [state.schedule.name for state in (await ops.list_schedules()).schedules] == [
+            "after"
+        ]
+
+
+async def test_a_group_commit_flush_is_not_cancelled_with_its_flusher() -> None:
+    flushed: list[list[int]] = []
+    release = anyio.Event()
+
+    async def flush(items: list[int]) -> list[int]:
+        await release.wait()
+        flushed.append(sorted(items))
+        return items
+
+    commit: GroupCommit[int, int] = GroupCommit(flush, sticky=False)
+    results: list[int] = []
+    flusher = anyio.CancelScope()
+
+    async def submit(item: int, scope: anyio.CancelScope) -> None:
+        with scope:
+            results.append(await commit.submit(item))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(submit, 1, flusher)  # becomes the flusher
+            await anyio.sleep(0.05)
+            group.start_soon(submit, 2, anyio.CancelScope())
+            group.start_soon(submit, 3, anyio.CancelScope())
+            await anyio.sleep(0.05)
+            flusher.cancel()  # its caller gives up: the flush carries the others' items too
+            await anyio.sleep(0.05)
+            release.set()
+    assert flushed == [[1], [2, 3]]  # item 1 was written all the same; 2 and 3 after it
+    assert sorted(results) == [2, 3]
+
+
+# -- fire bookkeeping ------------------------------------------------------------------------------
+
+
+def test_fire_bookkeeping_changes_only_the_version_that_was_planned(tmp_path: Path) -> None:
+    """Advances and completions are written grouped by value and version; a row replaced
+    since it was planned (a newer version) is left alone, in either form."""
+    store = SqliteStore(tmp_path / "b.db")
+    try:
+        names = [f"s{number:04d}" for number in range(1200)]
+        made = store.put_many(
+            "default", [Schedule(name=n, rate=Minutes(1), payload="p") for n in names], START
+        )
+        ids = {name: row_id for name, (row_id, _, _) in zip(names, made, strict=True)}
+        replaced = ["s0003", "s1100"]  # now at version 2
+        store.put_many(
+            "default", [Schedule(name=n, rate=Minutes(2), payload="p") for n in replaced], START
+        )
+        complete = names[1000:1150]
+        outcome = Outcome()
+        outcome.advance = [Advance(7_000_000, ids[n], 1) for n in names[:1000]]
+        outcome.advance.append(Advance(8_000_000, ids["s1150"], 1))  # a value of its own
+        outcome.complete = [Complete(ids[n], 1) for n in complete]
+        store.commit_outcomes(outcome, None)
+        rows = dict(store.conn.execute("SELECT name, next_fire FROM schedules").fetchall())
+    finally:
+        store.close()
+    assert all(rows[n] == 7_000_000 for n in names[:1000] if n not in replaced)
+    assert rows["s1150"] == 8_000_000
+    assert rows["s0003"] != 7_000_000  # replaced since: not advanced
+    assert set(complete) - set(rows) == set(complete) - {"s1100"}  # deleted, but the replaced
+    assert "s1100" in rows
