@@ -416,7 +416,7 @@ METHOD = """\
 
 The durability settings can be checked on any store; journal mode is kept in the file:
 
-```python
+```pycon
 >>> import os, sqlite3, tempfile
 >>> import anyio
 >>> import reventless.local

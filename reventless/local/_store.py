@@ -27,7 +27,7 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
-from reventless.schedule import Rate, Schedule, rate_text
+from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
 __all__ = (
@@ -171,10 +171,12 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     rate: msgspec.Raw
     payload: str
     timezone: str = "UTC"
+    dst: msgspec.Raw = msgspec.Raw(b"")  # absent: the default policy
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
 _RATE = msgspec.json.Decoder(Rate)
+_DST = msgspec.json.Decoder(DstPolicy)
 
 
 class StoredSchedule(NamedTuple):
@@ -188,9 +190,9 @@ class StoredSchedule(NamedTuple):
     payload: str
 
 
-# Timing schedules by (the stored rate's JSON, the zone): a few distinct ones serve most rows,
-# each validated once by Schedule itself. Bounded: emptied when full.
-_TIMINGS: dict[tuple[bytes, str], Schedule] = {}
+# Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
+# ones serve most rows, each validated once by Schedule itself. Bounded: emptied when full.
+_TIMINGS: dict[tuple[bytes, str, bytes], Schedule] = {}
 _MAX_TIMINGS = 4096
 
 
@@ -206,7 +208,7 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
     """
     try:
         stored = _STORED.decode(spec)
-        key = (bytes(stored.rate), stored.timezone)
+        key = (bytes(stored.rate), stored.timezone, bytes(stored.dst))
         timing = _TIMINGS.get(key)
         if timing is None:
             timing = _timing(*key)
@@ -219,13 +221,19 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
     return StoredSchedule(timing, stored.payload)
 
 
-def _timing(raw: bytes, timezone: str) -> Schedule:
-    """A schedule of this rate and zone, validated by Schedule (a Single in a DST gap, a zone
-    that does not load and a rate out of range are all refused here)."""
-    timing = Schedule(name="stored", rate=_RATE.decode(raw), payload="-", timezone=timezone)
+def _timing(raw: bytes, timezone: str, dst: bytes) -> Schedule:
+    """A schedule of this rate, zone and DST policy, validated by Schedule (a Single in a DST gap
+    under "skip", a zone that does not load and a rate out of range are all refused here)."""
+    timing = Schedule(
+        name="stored",
+        rate=_RATE.decode(raw),
+        payload="-",
+        timezone=timezone,
+        dst=_DST.decode(dst) if dst else DEFAULT_DST,
+    )
     if len(_TIMINGS) >= _MAX_TIMINGS:
         _TIMINGS.clear()
-    _TIMINGS[raw, timezone] = timing
+    _TIMINGS[raw, timezone, dst] = timing
     return timing
 
 
