@@ -66,10 +66,10 @@ __all__ = ("Engine", "EngineState")
 
 Job = FireJob | RetryJob
 
-# Due rows planned per step. Planning is CPU in the event loop and yields every
-# _PLANS_PER_CHECKPOINT rows; a large step shares out its jobs in large chunks, and each chunk
-# costs a hand-off, a cancel scope and a share of a commit.
-_DUE_BATCH = 1024
+# Due rows taken per step. Planning is CPU in the event loop and yields every
+# _PLANS_PER_CHECKPOINT rows; a large step shares out its jobs in large chunks (each chunk costs
+# a hand-off, two cancel scopes and a share of a commit) and its bookkeeping in few statements.
+_DUE_BATCH = 4096
 _PLANS_PER_CHECKPOINT = 32
 _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
