@@ -262,12 +262,17 @@ def catch_up(path: str, count: int) -> dict[str, float]:
                 group.start_soon(meter.run)
                 await anyio.sleep(0.05)
                 meter.reset()
-                began = time.perf_counter()
-                await group.start(provider.run)
-                with anyio.fail_after(900):
-                    await target.done.wait()
-                elapsed = time.perf_counter() - began
+                with GcMeter() as collector:
+                    began = time.perf_counter()
+                    await group.start(provider.run)
+                    with anyio.fail_after(900):
+                        await target.done.wait()
+                    elapsed = time.perf_counter() - began
                 group.cancel_scope.cancel()
-        return {"stall_ms": meter.longest * 1000, "seconds": elapsed}
+        return {
+            "stall_ms": meter.longest * 1000,
+            "seconds": elapsed,
+            "gc_ms": collector.longest * 1000,
+        }
 
     return anyio.run(measure)

@@ -67,11 +67,12 @@ __all__ = ("Engine", "EngineState")
 
 Job = FireJob | RetryJob
 
-# Due rows planned per step. Planning is CPU in the event loop and yields every
-# _PLANS_PER_CHECKPOINT rows; a large step shares out its jobs in large chunks, and each chunk
-# costs a hand-off, a cancel scope and a share of a commit.
-_DUE_BATCH = 1024
+# Due rows taken per step. Planning is CPU in the event loop and yields every
+# _PLANS_PER_CHECKPOINT rows; a large step shares out its jobs in large chunks (each chunk costs
+# a hand-off, two cancel scopes and a share of a commit) and its bookkeeping in few statements.
+_DUE_BATCH = 2048
 _PLANS_PER_CHECKPOINT = 32
+_STEPS_PER_CHECKPOINT = 16  # deliveries, or jobs recorded, between yields of a worker
 _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
@@ -582,6 +583,10 @@ class Engine:
                     watch.started = None
                     if scope.cancel_called:
                         break  # the target swallowed the cut-off; go on in a fresh scope
+                    if index % _STEPS_PER_CHECKPOINT == _STEPS_PER_CHECKPOINT - 1:
+                        # A target that never waits would keep the loop for the whole chunk,
+                        # and all workers woken together would add up: let others run.
+                        await anyio.lowlevel.checkpoint()
             if scope.cancelled_caught:
                 watch.started = None
                 timeout = self._delivery_timeout
@@ -618,31 +623,42 @@ class Engine:
                 owners += [job] * len(job.deliver)
                 instants += job.deliver
         results = await self._deliver_all(watch, owners, instants)
+        outcome = Outcome()
+        done = await self._record_all(jobs, results, outcome)
+        if not done:
+            return
+        new_ids = await self._committer.submit(outcome)
+        for number, job in enumerate(done):
+            if number % _STEPS_PER_CHECKPOINT == _STEPS_PER_CHECKPOINT - 1:
+                await anyio.lowlevel.checkpoint()  # one flush wakes every worker at once
+            self._after_commit(job)
+        for retry, retry_id in zip(outcome.new_retries, new_ids, strict=True):
+            self._push(ceil_s(retry.next_attempt_at), retry_id, EntryKind.RETRY)
+
+    async def _record_all(
+        self, jobs: list[Job], results: list[DeliveryFailure | None], outcome: Outcome
+    ) -> list[Job]:
+        """Record each job's deliveries (``results`` in the order of ``_work``); give back the
+        jobs none of whose deliveries started. Returns the jobs recorded."""
         # One clock read for the chunk: its deliveries ended a moment ago.
         at_us = to_us(self._clock.now())
-        outcome = Outcome()
         done: list[Job] = []
         position = 0
-        for job in jobs:
+        for number, job in enumerate(jobs):
+            if number % _STEPS_PER_CHECKPOINT == _STEPS_PER_CHECKPOINT - 1:
+                await anyio.lowlevel.checkpoint()  # as in _deliver_all
+            count = 1 if isinstance(job, RetryJob) else len(job.deliver)
+            got = results[position : position + count]
+            position += count
             if isinstance(job, RetryJob):
-                got = results[position : position + 1]
-                position += 1
                 recorded = self._record_retry(job, got, outcome, at_us)
             else:
-                got = results[position : position + len(job.deliver)]
-                position += len(job.deliver)
                 recorded = self._record_fire(job, got, outcome, at_us)
             if recorded:
                 done.append(job)
             else:
                 self._give_back(job)
-        if not done:
-            return
-        new_ids = await self._committer.submit(outcome)
-        for job in done:
-            self._after_commit(job)
-        for retry, retry_id in zip(outcome.new_retries, new_ids, strict=True):
-            self._push(ceil_s(retry.next_attempt_at), retry_id, EntryKind.RETRY)
+        return done
 
     def _record_fire(
         self, job: FireJob, results: list[DeliveryFailure | None], outcome: Outcome, at_us: int
@@ -678,19 +694,17 @@ class Engine:
         return True
 
     def _record_one_fire(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
-        """The usual job: one fire, delivered. (Rows are made with tuple.__new__: a NamedTuple
-        call runs a Python-level __new__ that costs several times as much, on every fire.)"""
+        """The usual job: one fire, delivered. Its rows are plain tuples (see Outcome): cheaper
+        to make than NamedTuples, and soon untracked by the garbage collector."""
         usual = job.missed is None and job.expired is None
         kind = FIRED_AND_COMPLETED if job.completed and usual else _FIRED
-        fired = (job.scheduler, job.name, kind, at_us, job.deliver[0], None)
-        outcome.history.append(tuple.__new__(HistoryRow, fired))
+        outcome.history.append((job.scheduler, job.name, kind, at_us, job.deliver[0], None))
         if not usual:
             self._record_plan(job, outcome, at_us)
         if job.completed:
-            outcome.complete.append(tuple.__new__(Complete, (job.row_id, job.version)))
+            outcome.complete.append((job.row_id, job.version))
         else:
-            advance = (job.next_us, job.row_id, job.version)
-            outcome.advance.append(tuple.__new__(Advance, advance))
+            outcome.advance.append((job.next_us, job.row_id, job.version))
 
     def _record_plan(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
         if job.missed is None and job.expired is None and not job.completed:
