@@ -25,6 +25,7 @@ __all__ = (
     "OutOfRangeError",
     "Parser",
     "PluginError",
+    "add_store_action",
     "did_you_mean",
     "dump",
     "duration",
@@ -80,6 +81,19 @@ def exception_site(exc: BaseException) -> str | None:
         if not frame.filename.startswith("<frozen ")
     ]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def add_store_action(
+    actions: Any, name: str, help_text: str, *, subject: str | None
+) -> argparse.ArgumentParser:
+    """An action of a store command (``schedules``, ``reactions``): ``NAME`` (the ``subject``'s
+    name; none when ``subject`` is None), ``--db`` and ``--json``."""
+    sub: argparse.ArgumentParser = actions.add_parser(name, help=help_text, description=help_text)
+    if subject is not None:
+        sub.add_argument("name", help=f"the {subject}'s name")
+    sub.add_argument("--db", required=True, help="the store file")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+    return sub
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reventless._cli_common import Parser, dump, say, table, utc, whole
+from reventless._cli_common import Parser, add_store_action, dump, say, table, utc, whole
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
@@ -32,14 +32,9 @@ def add_reactions_command(commands: Any) -> None:
     actions = group.add_subparsers(dest="action", required=True, parser_class=Parser)
 
     def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
+        return add_store_action(
+            actions, name, help_text, subject="reaction" if needs_name else None
         )
-        if needs_name:
-            sub.add_argument("name", help="the reaction's name")
-        sub.add_argument("--db", required=True, help="the store file")
-        sub.add_argument("--json", action="store_true", help="print JSON")
-        return sub
 
     action("list", "every reaction with its position, the log's head and its lag", needs_name=False)
     letters = action("dead-letters", "the events a reaction gave up on, newest first")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from reventless._cli_common import (
     Parser,
+    add_store_action,
     did_you_mean,
     dump,
     duration,
@@ -60,16 +61,10 @@ def add_schedules_command(commands: Any) -> None:
     actions = group.add_subparsers(dest="action", required=True, parser_class=Parser)
 
     def action(name: str, help_text: str, *, needs_name: bool = True) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        if needs_name:
-            sub.add_argument("name", help="the schedule's name")
-        sub.add_argument("--db", required=True, help="the store file")
+        sub = add_store_action(actions, name, help_text, subject="schedule" if needs_name else None)
         sub.add_argument(
             "--scheduler", help="the scheduler namespace (default: the store's only one)"
         )
-        sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
     listing = action("list", "list schedules in name order", needs_name=False)

@@ -364,7 +364,12 @@ class AwsScheduledPublisher:
         written: list[_Written] = []
         try:
             for request in requests:
-                previous = await self._raw_or_none(scheduler, request["Name"])
+                # ERROR's check just read every name and found none: nothing to restore.
+                previous = (
+                    None
+                    if if_exists is IfExists.ERROR
+                    else await self._raw_or_none(scheduler, request["Name"])
+                )
                 try:
                     outcome = await self._write(request, if_exists)
                 except BaseException as exc:
