@@ -413,15 +413,19 @@ def structs(draw: st.DrawFn, depth: int = 0, tag: Any = None) -> type[Any]:
     for name in names:
         typ = draw(types(depth + 1))
         fields.append((name, typ, None) if draw(st.booleans()) else (name, typ))
-    return msgspec.defstruct(
-        draw(_names).title() + "S",
-        fields,
-        kw_only=True,
-        tag=tag,
-        rename=draw(st.sampled_from([None, "camel", "upper"])),
-        forbid_unknown_fields=draw(st.booleans()),
-        array_like=tag is None and draw(st.integers(0, 5)) == 0,
-    )
+    try:
+        return msgspec.defstruct(
+            draw(_names).title() + "S",
+            fields,
+            kw_only=True,
+            tag=tag,
+            rename=draw(st.sampled_from([None, "camel", "upper"])),
+            forbid_unknown_fields=draw(st.booleans()),
+            array_like=tag is None and draw(st.integers(0, 5)) == 0,
+        )
+    except ValueError:  # two field names that rename to one ("a_b" and "aB" under camel)
+        assume(False)
+        raise
 
 
 @st.composite
