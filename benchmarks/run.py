@@ -122,7 +122,7 @@ BENCHMARKS: list[Benchmark] = [
             "croniter": ("peers_aps3", "croniter_single"),
             "cronsim": ("peers_aps3", "cronsim_single"),
         },
-        _path(lambda s: {"count": s["starts"], "repeats": 3}),
+        _path(lambda s: {"count": s["starts"], "repeats": 7}),
     ),
     Benchmark(
         "next_fire_batch",
@@ -133,7 +133,7 @@ BENCHMARKS: list[Benchmark] = [
             "croniter": ("peers_aps3", "croniter_batch"),
             "cronsim": ("peers_aps3", "cronsim_batch"),
         },
-        _path(lambda s: {"count": s["walks"], "length": s["walk"], "repeats": 3}),
+        _path(lambda s: {"count": s["walks"], "length": s["walk"], "repeats": 7}),
     ),
     Benchmark(
         "dst_disagreements",
