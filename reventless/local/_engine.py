@@ -82,6 +82,8 @@ _LOAD_CHUNK = 5000  # rows per read while loading the due index: one step of the
 # History kinds as plain str: SQLite binds an exact str faster than a str subclass.
 _FIRED = HistoryKind.FIRED.value
 _COMPLETED = HistoryKind.COMPLETED.value
+_MISSED = HistoryKind.MISSED.value
+_EXPIRED = HistoryKind.EXPIRED.value
 
 
 class EngineState(enum.Enum):
@@ -432,8 +434,8 @@ class Engine:
             target,
             row.version,
             deliver,
-            plan.missed,
-            plan.expired,
+            self._note_missed(row.name, plan.missed),
+            self._note_expired(row.name, plan.expired),
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
         )
@@ -639,27 +641,28 @@ class Engine:
         else:
             outcome.advance.append((job.next_us, job.row_id, job.version))
 
+    def _note_missed(self, name: str, fires: FireRange | None) -> tuple[int, str] | None:
+        if fires is None:
+            return None
+        policy = self._misfire_policy.value
+        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy}"
+        return to_us(fires.last), detail
+
+    @staticmethod
+    def _note_expired(name: str, fires: FireRange | None) -> tuple[int, str] | None:
+        if fires is None:
+            return None
+        return to_us(fires.last), f"{_describe(name, fires)} older than the misfire grace window"
+
     def _record_plan(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
         if job.missed is None and job.expired is None and not job.completed:
             return  # the usual fire: nothing more to record
         history = outcome.history
-        if job.missed is not None:
-            detail = (
-                f"{_describe(job.name, job.missed)} not delivered under misfire policy "
-                f"{self._misfire_policy}"
-            )
-            last_us = to_us(job.missed.last)
-            history.append(
-                HistoryRow(job.scheduler, job.name, HistoryKind.MISSED, at_us, last_us, detail)
-            )
-        if job.expired is not None:
-            detail = f"{_describe(job.name, job.expired)} older than the misfire grace window"
-            last_us = to_us(job.expired.last)
-            history.append(
-                HistoryRow(job.scheduler, job.name, HistoryKind.EXPIRED, at_us, last_us, detail)
-            )
+        for kind, note in ((_MISSED, job.missed), (_EXPIRED, job.expired)):
+            if note is not None:
+                history.append((job.scheduler, job.name, kind, at_us, note[0], note[1]))
         if job.completed:
-            history.append(HistoryRow(job.scheduler, job.name, _COMPLETED, at_us, None, None))
+            history.append((job.scheduler, job.name, _COMPLETED, at_us, None, None))
 
     def _give_back(self, job: Job) -> None:
         """A job that was not started: its row is untouched; look at it again later."""
