@@ -62,6 +62,7 @@ def calls_per_second(func: Callable[[Any], object], inputs: list[Any], repeats: 
     rates = []
     for _ in range(repeats):
         gc.collect()
+        time.sleep(0.02)  # passes spread out in time: a spell of load spoils fewer of them
         began = time.thread_time()
         for value in inputs:
             func(value)
@@ -78,6 +79,7 @@ def fires_per_second(
     rates = []
     for _ in range(repeats):
         gc.collect()
+        time.sleep(0.02)  # as in calls_per_second
         began = time.thread_time()
         for start in starts:
             iterate(start, length)
