@@ -83,6 +83,8 @@ _LOAD_CHUNK = 5000  # rows per read while loading the due index: one step of the
 # History kinds as plain str: SQLite binds an exact str faster than a str subclass.
 _FIRED = HistoryKind.FIRED.value
 _COMPLETED = HistoryKind.COMPLETED.value
+_MISSED = HistoryKind.MISSED.value
+_EXPIRED = HistoryKind.EXPIRED.value
 
 
 class EngineState(enum.Enum):
@@ -485,8 +487,8 @@ class Engine:
             target,
             row.version,
             deliver,
-            plan.missed,
-            plan.expired,
+            self._note_missed(row.name, plan.missed),
+            self._note_expired(row.name, plan.expired),
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
         )
@@ -706,41 +708,40 @@ class Engine:
         else:
             outcome.advance.append((job.next_us, job.row_id, job.version))
 
+    def _note_missed(self, name: str, fires: FireRange | None) -> tuple[int, str, int] | None:
+        if fires is None:
+            return None
+        policy = self._misfire_policy.value
+        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy}"
+        return to_us(fires.last), detail, fires.size
+
+    @staticmethod
+    def _note_expired(name: str, fires: FireRange | None) -> tuple[int, str, int] | None:
+        if fires is None:
+            return None
+        detail = f"{_describe(name, fires)} older than the misfire grace window"
+        return to_us(fires.last), detail, fires.size
+
     def _record_plan(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
         if job.missed is None and job.expired is None and not job.completed:
             return  # the usual fire: nothing more to record
         history = outcome.history
-        if job.missed is not None:
-            detail = (
-                f"{_describe(job.name, job.missed)} not delivered under misfire policy "
-                f"{self._misfire_policy}"
-            )
-            last_us = to_us(job.missed.last)
-            self.observer.not_delivered(
-                scheduler=job.scheduler,
-                schedule=job.name,
-                outcome="skipped",
-                count=job.missed.size,
-                detail=detail,
-            )
-            history.append(
-                HistoryRow(job.scheduler, job.name, HistoryKind.MISSED, at_us, last_us, detail)
-            )
-        if job.expired is not None:
-            detail = f"{_describe(job.name, job.expired)} older than the misfire grace window"
-            last_us = to_us(job.expired.last)
-            self.observer.not_delivered(
-                scheduler=job.scheduler,
-                schedule=job.name,
-                outcome="missed",
-                count=job.expired.size,
-                detail=detail,
-            )
-            history.append(
-                HistoryRow(job.scheduler, job.name, HistoryKind.EXPIRED, at_us, last_us, detail)
-            )
+        for kind, outcome_name, note in (
+            (_MISSED, "skipped", job.missed),
+            (_EXPIRED, "missed", job.expired),
+        ):
+            if note is not None:
+                last_us, detail, count = note
+                self.observer.not_delivered(
+                    scheduler=job.scheduler,
+                    schedule=job.name,
+                    outcome=outcome_name,
+                    count=count,
+                    detail=detail,
+                )
+                history.append((job.scheduler, job.name, kind, at_us, last_us, detail))
         if job.completed:
-            history.append(HistoryRow(job.scheduler, job.name, _COMPLETED, at_us, None, None))
+            history.append((job.scheduler, job.name, _COMPLETED, at_us, None, None))
 
     def _give_back(self, job: Job) -> None:
         """A job that was not started: its row is untouched; look at it again later."""

@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 import msgspec
 
-from reventless.misfire import FireRange
 from reventless.target import Target
 
 __all__ = ("DeliveryFailure", "FireJob", "RetryJob")
@@ -34,8 +33,11 @@ class FireJob(msgspec.Struct, gc=False):
     target: Target
     version: int
     deliver: tuple[int, ...] = ()  # fire instants to deliver, in us
-    missed: FireRange | None = None
-    expired: FireRange | None = None
+    # Missed and expired instants as their history rows will say them: (last instant in us,
+    # detail, how many instants). Plain tuples of plain values: the garbage collector soon
+    # stops tracking them.
+    missed: tuple[int, str, int] | None = None
+    expired: tuple[int, str, int] | None = None
     # After the job: the row's next fire (None and completed: the row is deleted).
     next_us: int | None = None
     completed: bool = False

@@ -31,6 +31,7 @@ from reventless import (
 from reventless.clock import ScaledClock
 from reventless.local._group_commit import GroupCommit
 from reventless.local._store import Advance, Complete, Outcome, SqliteStore, decode_stored
+from reventless.local._store_runner import StoreRunner
 from reventless.target import FireEnvelope
 from reventless.testing import HangingTarget, RecordingTarget, VirtualClock
 
@@ -452,3 +453,25 @@ def test_fire_bookkeeping_changes_only_the_version_that_was_planned(tmp_path: Pa
     assert rows["s0003"] != 7_000_000  # replaced since: not advanced
     assert set(complete) - set(rows) == set(complete) - {"s1100"}  # deleted, but the replaced
     assert "s1100" in rows
+
+
+# -- the store runner -----------------------------------------------------------------------------
+
+
+async def test_a_cancelled_caller_waits_for_its_store_call_to_finish() -> None:
+    """As anyio's abandon_on_cancel=False, on asyncio as on trio: a store call handed to the
+    store thread completes before its cancelled caller goes on (nothing runs on a closed store)."""
+    runner = StoreRunner(SqliteStore(":memory:"))
+    finished: list[float] = []
+
+    def slow() -> None:
+        time.sleep(0.3)
+        finished.append(time.monotonic())
+
+    try:
+        with anyio.CancelScope() as scope:
+            scope.deadline = anyio.current_time() + 0.05  # cancelled while the call runs
+            await runner.call(slow)
+        assert finished, "the caller went on while its store call was still running"
+    finally:
+        await anyio.to_thread.run_sync(runner.close)
