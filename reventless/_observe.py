@@ -17,7 +17,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -374,14 +374,14 @@ def _fire_span(
     return span
 
 
-@contextmanager
-def aggregate_span(aggregate: str, aggregate_id: str, command: object) -> Iterator[None]:
-    """A ``reventless.command`` span around one command handled by an aggregate."""
-    if _trace is None:
-        yield
-        return
-    tracer = _tracer()
-    with tracer.start_as_current_span(
+def aggregate_span(
+    aggregate: str, aggregate_id: str, command: object
+) -> AbstractContextManager[Any]:
+    """A ``reventless.command`` span around one command handled by an aggregate (nothing until
+    the application sets a tracer provider: the API's proxies would record nothing)."""
+    if _trace is None or not _sdk_configured():
+        return _NO_SPAN
+    return _tracer().start_as_current_span(
         "reventless.command",
         kind=_trace.SpanKind.INTERNAL,
         attributes={
@@ -389,18 +389,17 @@ def aggregate_span(aggregate: str, aggregate_id: str, command: object) -> Iterat
             "reventless.aggregate_id": aggregate_id,
             "reventless.command": type(command).__name__,
         },
-    ):
-        yield
+    )
 
 
-@contextmanager
-def reaction_span(reaction: str, event_type: str, position: int, attempt: int) -> Iterator[None]:
-    """A ``reventless.reaction`` span around one event handled by a reaction."""
-    if _trace is None:
-        yield
-        return
-    tracer = _tracer()
-    with tracer.start_as_current_span(
+def reaction_span(
+    reaction: str, event_type: str, position: int, attempt: int
+) -> AbstractContextManager[Any]:
+    """A ``reventless.reaction`` span around one event handled by a reaction (as
+    ``aggregate_span``, nothing until a tracer provider is set)."""
+    if _trace is None or not _sdk_configured():
+        return _NO_SPAN
+    return _tracer().start_as_current_span(
         "reventless.reaction",
         kind=_trace.SpanKind.CONSUMER,
         attributes={
@@ -409,8 +408,10 @@ def reaction_span(reaction: str, event_type: str, position: int, attempt: int) -
             "reventless.position": position,
             "reventless.attempt": attempt,
         },
-    ):
-        yield
+    )
+
+
+_NO_SPAN = nullcontext()  # reusable: it holds no state
 
 
 def to_us(instant: datetime) -> int:

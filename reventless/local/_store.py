@@ -378,6 +378,16 @@ class PutGroup(NamedTuple):
     created_at: datetime
 
 
+_UPSERT_SCHEDULE = (
+    "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire, version, seq)"
+    " VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+    " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
+    " created_at = excluded.created_at, paused = 0,"
+    " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
+)
+# Up to this many rows, an insert each with RETURNING beats one executemany and a select.
+_RETURNING_ROWS = 8
+
 # As plain str: SQLite binds an exact str faster than a str subclass such as HistoryKind.
 _CREATED, _REPLACED = HistoryKind.CREATED.value, HistoryKind.REPLACED.value
 
@@ -694,17 +704,18 @@ class SqliteStore:
                 rows.append((scheduler, schedule.name, schedule.to_json(), created_us, next_us))
         with self.transaction():
             seq = self._bump_seq()
-            # One statement for all rows (executemany): no RETURNING, so ids and versions are
-            # read after, in one select per 900 names.
-            self.conn.executemany(
-                "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
-                " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
-                " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-                " created_at = excluded.created_at, paused = 0,"
-                " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq",
-                [(*row, seq) for row in rows],
-            )
-            stored = self._ids_and_versions(rows)
+            if len(rows) <= _RETURNING_ROWS:
+                # A few rows (the usual single create): each insert says its id and version.
+                stored = {}
+                for row in rows:
+                    stored[row[0], row[1]] = self.conn.execute(
+                        _UPSERT_SCHEDULE + " RETURNING id, version", (*row, seq)
+                    ).fetchone()
+            else:
+                # One statement for all rows (executemany): no RETURNING, so ids and versions
+                # are read after, in one select per 900 names.
+                self.conn.executemany(_UPSERT_SCHEDULE, [(*row, seq) for row in rows])
+                stored = self._ids_and_versions(rows)
             results, history = _put_results(groups, rows, stored)
             self._history(history)
         return results
