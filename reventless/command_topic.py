@@ -30,7 +30,8 @@ class _IdLock:
     __slots__ = ("lock", "users")
 
     def __init__(self) -> None:
-        self.lock = anyio.Lock()
+        # fast_acquire: a free lock (the usual case) is taken without a turn of the event loop.
+        self.lock = anyio.Lock(fast_acquire=True)
         self.users = 0
 
 
