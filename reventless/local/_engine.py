@@ -140,7 +140,9 @@ class Engine:
         self._poke_hold: Hold | None = None
         self._seq = 0
         self._rebuild_requested = False
-        self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(self._flush)
+        self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(
+            self._flush, shield=False
+        )  # one store call
         self._task_status: anyio.abc.TaskStatus[None] | None = None
         self._repairs_seen: set[tuple[int, int]] = set()  # (retry id, due) of repairs pushed
         self.observer = Observer("local")
@@ -289,7 +291,7 @@ class Engine:
         self._deferred.clear()
         self._inflight_retries.clear()
         self._waiting_for_target.clear()
-        self._committer = GroupCommit(self._flush)
+        self._committer = GroupCommit(self._flush, shield=False)  # one store call
         self.state = EngineState.LEADING
         try:
             await self._load()

@@ -208,7 +208,9 @@ class SqliteEventLog:
     def __init__(self, runner: StoreRunner) -> None:
         self._runner = runner
         self._ready = False
-        self._committer: GroupCommit[_Append, _Outcome] = GroupCommit(self._flush)
+        self._committer: GroupCommit[_Append, _Outcome] = GroupCommit(
+            self._flush, shield=False
+        )  # one store call
 
     async def _ensure_schema(self) -> None:
         if not self._ready:

@@ -115,7 +115,9 @@ class LocalScheduledPublisher:
         self._names: set[str] = set()
         # Creates of concurrent callers share one transaction.
         self._puts: GroupCommit[PutGroup, list[tuple[int, int | None, bool]]] = GroupCommit(
-            self._put_groups, sticky=False
+            self._put_groups,
+            sticky=False,
+            shield=False,  # one store call: not cancellable
         )
 
     async def attach(self, scheduler: str, target: Target) -> None:

@@ -42,7 +42,11 @@ class StoreRunner:
 
     async def _in_thread(self, func: Callable[[], T]) -> T:
         if sniffio.current_async_library() != "asyncio":
-            return await anyio.to_thread.run_sync(func, limiter=self._limiter)
+            # Shielded from the start, the wait for the store's turn included: a store call is
+            # never given up half-way on either backend (the group commits rely on it).
+            with anyio.CancelScope(shield=True):
+                result = await anyio.to_thread.run_sync(func, limiter=self._limiter)
+            return result  # noqa: RET504 (see below)
         if self._thread is None:
             # A daemon: a provider left open must not keep the interpreter from exiting (an
             # unfinished transaction is rolled back by SQLite at the next open).
@@ -66,7 +70,11 @@ class StoreRunner:
         self.store.close()
 
     async def call(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``func(*args, **kwargs)`` in the store's thread; sqlite3 errors come out translated."""
+        """``func(*args, **kwargs)`` in the store's thread; sqlite3 errors come out translated.
+
+        Not cancellable: a caller cancelled meanwhile waits for its call to end, then sees the
+        cancellation (as ``abandon_on_cancel=False``, and from before the call is handed over).
+        """
         if self._closed:
             raise UsageError(
                 f"the provider of store {self.store.path!r} is closed (its 'async with' block "
