@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ("GroupCommit",)
 
@@ -51,6 +52,9 @@ class GroupCommit(Generic[Item, Result]):
         if not self._flushing:
             self._flushing = True
             try:
+                # One turn of the loop first: the tasks ready to submit too join this flush
+                # (a flush that does not wait, such as a brief store call, would go alone).
+                await anyio.lowlevel.cancel_shielded_checkpoint()
                 await self._flush_all()
             finally:
                 self._flushing = False

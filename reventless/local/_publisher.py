@@ -51,6 +51,10 @@ MAX_BACKFILL = 10_000  # fires one backfill may queue
 __all__ = ("Attachment", "LocalScheduledPublisher", "SchedulerInfo", "StoreStatus")
 
 
+# Puts of up to this many rows are brief store calls (see StoreRunner.call_brief).
+_BRIEF_ROWS = 8
+
+
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     """A target a process attached to a scheduler, as the store recorded it.
 
@@ -221,14 +225,16 @@ class LocalScheduledPublisher:
         return outcomes
 
     async def _put_groups(self, groups: list[PutGroup]) -> list[list[tuple[int, int | None, bool]]]:
+        if sum(len(group.schedules) for group in groups) <= _BRIEF_ROWS:
+            return await self._runner.call_brief(self._store.put_groups, groups)
         return await self._runner.call(self._store.put_groups, groups)
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
         # The engine's heap entry goes stale and is dropped when it comes up.
-        return await self._runner.call(self._store.delete, scheduler, name, at)
+        return await self._runner.call_brief(self._store.delete, scheduler, name, at)
 
     async def get(self, scheduler: str, name: str) -> ScheduleState:
-        _, spec, created_us, paused, next_us, version = await self._runner.call(
+        _, spec, created_us, paused, next_us, version = await self._runner.call_brief(
             self._store.get, scheduler, name
         )
         return _state(scheduler, name, spec, created_us, paused, next_us, version)

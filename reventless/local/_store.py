@@ -538,7 +538,8 @@ class SqliteStore:
         self.conn = conn
         try:
             # SQLite waits out another connection's lock for this long, then the call fails.
-            conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+            self.busy_timeout_ms = int(lock_timeout * 1000)
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             if not self.read_only:
                 self._prepare(lock_timeout)
             self._check_schema()
