@@ -378,6 +378,7 @@ class PutGroup(NamedTuple):
     created_at: datetime
 
 
+_ONE_ROW = "(?, ?, ?, ?, 0, ?, 1, ?)"
 _UPSERT_SCHEDULE = (
     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire, version, seq)"
     " VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
@@ -385,8 +386,10 @@ _UPSERT_SCHEDULE = (
     " created_at = excluded.created_at, paused = 0,"
     " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
 )
-# Up to this many rows, an insert each with RETURNING beats one executemany and a select.
+# Up to this many rows, an insert each with RETURNING; beyond, multi-row inserts of up to
+# _UPSERT_CHUNK rows (7 parameters each: far below SQLite's 32,766).
 _RETURNING_ROWS = 8
+_UPSERT_CHUNK = 500
 
 # As plain str: SQLite binds an exact str faster than a str subclass such as HistoryKind.
 _CREATED, _REPLACED = HistoryKind.CREATED.value, HistoryKind.REPLACED.value
@@ -713,13 +716,32 @@ class SqliteStore:
                         _UPSERT_SCHEDULE + " RETURNING id, version", (*row, seq)
                     ).fetchone()
             else:
-                # One statement for all rows (executemany): no RETURNING, so ids and versions
-                # are read after, in one select per 900 names.
-                self.conn.executemany(_UPSERT_SCHEDULE, [(*row, seq) for row in rows])
-                stored = self._ids_and_versions(rows)
+                stored = self._upsert_chunks(rows, seq)
             results, history = _put_results(groups, rows, stored)
-            self._history(history)
+            self._history_batch(history)
         return results
+
+    def _upsert_chunks(
+        self, rows: Sequence[tuple[Any, ...]], seq: int
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """Multi-row upserts of ``_UPSERT_CHUNK`` rows, each saying the ids and versions it
+        wrote: cheaper per row than executemany and a select after. RETURNING's order is not
+        the rows' order, and a name put twice in one statement comes back twice: its last
+        version is the highest."""
+        stored: dict[tuple[str, str], tuple[int, int]] = {}
+        for start in range(0, len(rows), _UPSERT_CHUNK):
+            chunk = rows[start : start + _UPSERT_CHUNK]
+            values = ",".join(["(?, ?, ?, ?, 0, ?, 1, ?)"] * len(chunk))
+            params = [value for row in chunk for value in (*row, seq)]
+            for scheduler, name, row_id, version in self.conn.execute(
+                _UPSERT_SCHEDULE.replace(_ONE_ROW, values, 1)
+                + " RETURNING scheduler, name, id, version",
+                params,
+            ):
+                known = stored.get((scheduler, name))
+                if known is None or version > known[1]:
+                    stored[scheduler, name] = (row_id, version)
+        return stored
 
     def _ids_and_versions(
         self, rows: Sequence[tuple[Any, ...]]

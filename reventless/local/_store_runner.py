@@ -42,8 +42,12 @@ class StoreRunner:
         # Calls handed to the store's thread and not yet finished there (kept on the event
         # loop's thread only): at 0 the connection is free for a brief call on the caller's.
         self._in_flight = 0
-        self._brief_writes = 0
-        self._checkpointer = _Checkpointer(store.path)
+        # Checkpoints run in the background (see _after_call), never inside a commit: SQLite's
+        # own, after a commit, would hold up that writer while it syncs the file.
+        self._checkpointer = _Checkpointer(None if store.read_only else store.path)
+        if self._checkpointer.path is not None:
+            store.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._changes_at_pass = store.conn.total_changes
 
     async def _in_thread(self, func: Callable[[], T]) -> T:
         if sniffio.current_async_library() != "asyncio":
@@ -52,7 +56,9 @@ class StoreRunner:
             self._in_flight += 1
             try:
                 with anyio.CancelScope(shield=True):
-                    result = await anyio.to_thread.run_sync(func, limiter=self._limiter)
+                    result = await anyio.to_thread.run_sync(
+                        partial(self._in_store_thread, func), limiter=self._limiter
+                    )
             finally:
                 self._in_flight -= 1
             return result
@@ -65,11 +71,36 @@ class StoreRunner:
             self._thread.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._in_flight += 1  # back down in _settle, once the thread is done with it
-        self._calls.put((func, future, self))
+        self._calls.put((partial(self._in_store_thread, func), future, self))
         # As abandon_on_cancel=False: a call, once handed over, completes and is waited for.
         with anyio.CancelScope(shield=True):
             result = await future
         return result  # noqa: RET504 (after the scope: its __exit__ could swallow, says mypy)
+
+    def _in_store_thread(self, func: Callable[[], T]) -> T:
+        try:
+            return func()
+        finally:
+            self._after_call()
+
+    def _after_call(self, *, may_finish: bool = True) -> None:
+        """After a call, on the thread that has the connection: finish a background pass that
+        ended, and start one when enough was written since the last.
+
+        A pass overlaps writes, so it leaves the frames written meanwhile, and SQLite rewinds
+        the WAL only once every frame is copied: those few are copied here, between two
+        writes, and the next write starts the WAL over (without it, it grows without end).
+        """
+        checkpointer = self._checkpointer
+        if checkpointer.path is None:
+            return
+        conn = self.store.conn
+        if may_finish and checkpointer.take_finished():
+            _checkpoint_quietly(conn)
+        changes = conn.total_changes
+        if changes - self._changes_at_pass >= _CHANGES_PER_CHECKPOINT:
+            self._changes_at_pass = changes
+            checkpointer.start()
 
     def close(self) -> None:
         self._closed = True
@@ -85,21 +116,17 @@ class StoreRunner:
         or only reads. When the store's thread has nothing to do, it runs right here on the
         caller's thread, which saves two thread hand-offs that cost more than the call itself.
         It never waits there: lock contention (SQLITE_BUSY at once, with no busy wait) sends
-        it to the thread, to be waited out as usual; and no checkpoint runs there (one syncs
-        the file, which can take tens of milliseconds): every ``_CHECKPOINT_EVERY`` brief
-        writes, a passive checkpoint runs in a thread and on a connection of its own, which
-        neither waits for nor holds up anybody. A write of a few rows to the WAL holds the
-        event loop for a few hundred microseconds at most.
+        it to the thread, to be waited out as usual, and so does a checkpoint to finish (it
+        syncs the file). A write of a few rows to the WAL holds the event loop for a few
+        hundred microseconds at most.
         """
         if self._closed:
             raise self._closed_error()
-        if self._in_flight:
+        if self._in_flight or self._checkpointer.finished:
             return await self.call(func, *args, **kwargs)
         conn = self.store.conn
         conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
         busy = False
-        changes = conn.total_changes
         try:
             result = func(*args, **kwargs)
         except sqlite3.Error as exc:
@@ -108,19 +135,9 @@ class StoreRunner:
             busy = True  # taken by another connection: nothing was done
         finally:
             conn.execute(f"PRAGMA busy_timeout = {self.store.busy_timeout_ms}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
         if busy:  # the lock is waited for in the thread, as usual
             return await self.call(func, *args, **kwargs)
-        if conn.total_changes != changes:
-            self._brief_writes += 1
-            if self._brief_writes >= _CHECKPOINT_EVERY:
-                self._brief_writes = 0
-                self._checkpointer.start()
-            elif self._checkpointer.take_finished():
-                # The background pass overlapped writes, so the frames written meanwhile are
-                # left, and SQLite rewinds the WAL only once all are copied: copy those few
-                # here, between two writes, and the next write starts the WAL over.
-                await self.call(_checkpoint_quietly, conn)
+        self._after_call(may_finish=False)  # (a sync is the thread's to do, at its next call)
         return result
 
     def _closed_error(self) -> UsageError:
@@ -145,8 +162,9 @@ class StoreRunner:
 
 
 _Call = tuple[Callable[[], Any], "asyncio.Future[Any]", StoreRunner]
-_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
-_CHECKPOINT_EVERY = 200  # brief writes between two checkpoints (about SQLite's 1,000 pages)
+# Rows written between two checkpoint passes: some 350 single creates or 500 fires, about
+# 2,000 pages of WAL (SQLite's own default is 1,000 pages, checkpointed inside a commit).
+_CHANGES_PER_CHECKPOINT = 1000
 
 
 def _checkpoint_quietly(conn: sqlite3.Connection) -> None:
@@ -158,15 +176,16 @@ def _checkpoint_quietly(conn: sqlite3.Connection) -> None:
 class _Checkpointer:
     """Passive WAL checkpoints in a thread and on a connection of their own, one at a time."""
 
-    def __init__(self, path: str) -> None:
-        # Nothing to checkpoint in memory (no WAL) nor read-only (no writes of ours).
-        self._path = None if path in ("", ":memory:") else path
+    def __init__(self, path: str | None) -> None:
+        # Nothing to checkpoint in memory (no WAL) nor read-only (None: no writes of ours).
+        self.path = None if path in ("", ":memory:") else path
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
-        self._finished = False  # set by the checkpoint's thread, taken on the event loop's
+        # Set by the pass's thread at its end; taken by the thread that has the connection.
+        self.finished = False
 
     def start(self) -> None:
-        if self._path is None or (self._thread is not None and self._thread.is_alive()):
+        if self.path is None or (self._thread is not None and self._thread.is_alive()):
             return  # the one under way will do
         self._thread = threading.Thread(
             target=self._checkpoint, name="reventless-checkpoint", daemon=True
@@ -178,16 +197,16 @@ class _Checkpointer:
         # commit made in the store's thread) does the work.
         with contextlib.suppress(sqlite3.Error):
             if self._conn is None:
-                assert self._path is not None
+                assert self.path is not None
                 self._conn = sqlite3.connect(
-                    self._path, isolation_level=None, check_same_thread=False, timeout=0
+                    self.path, isolation_level=None, check_same_thread=False, timeout=0
                 )
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self._finished = True
+        self.finished = True
 
     def take_finished(self) -> bool:
         """Whether a pass finished since the last call."""
-        finished, self._finished = self._finished, False
+        finished, self.finished = self.finished, False
         return finished
 
     def close(self) -> None:

@@ -562,7 +562,7 @@ async def test_single_creates_keep_the_write_ahead_log_bounded(
 ) -> None:
     """Brief writes do not checkpoint on the loop's thread; the background checkpoints and the
     step that finishes them between two writes keep the WAL from growing without end."""
-    monkeypatch.setattr(reventless.local._store_runner, "_CHECKPOINT_EVERY", 40)
+    monkeypatch.setattr(reventless.local._store_runner, "_CHANGES_PER_CHECKPOINT", 120)
     path = tmp_path / "b.db"
     async with reventless.local.provider(path, clock=VirtualClock(START)) as provider:
         ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
