@@ -743,26 +743,6 @@ class SqliteStore:
                     stored[scheduler, name] = (row_id, version)
         return stored
 
-    def _ids_and_versions(
-        self, rows: Sequence[tuple[Any, ...]]
-    ) -> dict[tuple[str, str], tuple[int, int]]:
-        """(scheduler, name) -> (id, version) of the stored schedules among ``rows``."""
-        by_scheduler: dict[str, list[str]] = {}
-        for row in rows:
-            by_scheduler.setdefault(row[0], []).append(row[1])
-        found: dict[tuple[str, str], tuple[int, int]] = {}
-        for scheduler, names in by_scheduler.items():
-            for start in range(0, len(names), 900):
-                chunk = names[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                for name, row_id, version in self.conn.execute(
-                    "SELECT name, id, version FROM schedules"
-                    f" WHERE scheduler = ? AND name IN ({marks})",
-                    [scheduler, *chunk],
-                ):
-                    found[scheduler, name] = (row_id, version)
-        return found
-
     def delete(self, scheduler: str, name: str, at: datetime) -> bool:
         with self.transaction():
             row = self.conn.execute(
