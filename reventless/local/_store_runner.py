@@ -104,11 +104,11 @@ class StoreRunner:
 
     def close(self) -> None:
         self._closed = True
-        self._checkpointer.close()
         if self._thread is not None:
             self._calls.put(None)
             self._thread.join()
             self._thread = None
+        self._checkpointer.close()  # after the store's thread: its last call may start a pass
         self.store.close()
 
     async def call_brief(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
