@@ -29,7 +29,7 @@ cannot show. An input instant with no UTC equivalent in the range is refused wit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import msgspec
 
@@ -247,6 +247,78 @@ def _next_wall_fire(
     hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     if zone is UTC:
         return _next_utc_wall_fire(hour, minute, weekdays, after)
+    if dst.gap == "skip" and dst.overlap == "first":
+        fire = _next_default_wall_fire(zone, hour, minute, weekdays, after)
+        if fire is not _NOT_FOUND:
+            return fire
+    return _next_wall_fire_exact(zone, rate, dst, after)
+
+
+# The default policy's fast path gives up (the exact search takes over) after this many local
+# dates: a week of rest days and a skipped day or two.
+_FAST_DAYS = 9
+_NOT_FOUND = datetime.min.replace(tzinfo=UTC)
+# Each hour:minute as a wall time read with fold=1, made when first needed (by index
+# hour * 60 + minute): building a time with fold costs more than reading the offset.
+_FOLD_1: list[time | None] = [None] * 1440
+
+
+def _next_default_wall_fire(
+    zone: tzinfo, hour: int, minute: int, weekdays: frozenset[int], after: datetime
+) -> datetime:
+    """The next fire under the default policy, as ``_next_wall_fire_exact`` finds it, but with
+    less work; ``_NOT_FOUND`` near the ends of the datetime range or after ``_FAST_DAYS`` days.
+
+    The fire of a local date is its wall time's fold=0 reading unless the wall time is in a gap.
+    Only the first candidate after `after` needs that check, and a round trip only when the
+    fold=1 reading has a larger offset (a gap, as in ``_apply_dst``). The zone is asked for the
+    offsets of a datetime's fields directly (zoneinfo reads only the fields and the fold), so
+    the wall time is built once, in UTC: the fire is that minus the offset, and the next date's
+    wall time is one day later.
+    """
+    try:
+        local = after.astimezone(zone)
+    except OverflowError:
+        return _NOT_FOUND
+    year = local.year
+    if year == 1 or year >= 9999:
+        return _NOT_FOUND  # the exact search clamps local dates at the ends of the range
+    wall = datetime(year, local.month, local.day, hour, minute, 0, 0, UTC)
+    weekday = local.weekday()
+    for _ in range(_FAST_DAYS):
+        if weekday in weekdays:
+            offset = zone.utcoffset(wall)
+            assert offset is not None
+            fire = wall - offset
+            if fire.second:  # a local mean time offset (zoneinfo's offsets are whole seconds)
+                fire = ceil_minute(fire)
+            if fire > after:
+                index = hour * 60 + minute
+                folded = _FOLD_1[index]
+                if folded is None:
+                    folded = _FOLD_1[index] = time(hour, minute, fold=1)
+                later = zone.utcoffset(datetime.combine(wall, folded))
+                assert later is not None
+                if later <= offset or _comes_back(zone, wall - offset, wall):
+                    return fire
+                # Otherwise the wall time falls in a spring-forward gap that day: skipped.
+        wall += _ONE_DAY
+        weekday = weekday + 1 if weekday < 6 else 0
+    return _NOT_FOUND
+
+
+def _comes_back(zone: tzinfo, instant: datetime, wall: datetime) -> bool:
+    """Whether ``instant`` reads as the minute of ``wall`` in ``zone``: false for a wall time in
+    a gap, except for one in a gap shorter than a minute that leaves part of the minute (local
+    mean time changes), which fires as ``_next_wall_fire_exact`` lets it."""
+    back = instant.astimezone(zone)
+    return back.minute == wall.minute and back.hour == wall.hour and back.day == wall.day
+
+
+def _next_wall_fire_exact(
+    zone: tzinfo, rate: WallClockRate, dst: DstPolicy, after: datetime
+) -> datetime | None:
+    hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     # Under the default policy the first fire after `after` is never on a local date before the
     # local date of `after`: the first occurrence of any wall time of an earlier date lies before
     # it. Another policy can put the previous date's fire after it (a time shifted past midnight,
@@ -257,10 +329,9 @@ def _next_wall_fire(
         return _next_wall_fire_any(zone, rate, dst, after, max(first - 1, 1))
     if dst.gap == "shift":
         first = max(first - 1, 1)
-    # The fast path for the usual policies (one fire a day at most): the first reading of the
-    # wall time (fold=0) is the fire unless the wall time is in a gap and the gap is skipped. A
-    # gap shows as a round trip that does not come back to the wall time; that check is needed
-    # only for the candidate after `after`, and is cheaper than a second reading with fold=1.
+    # One fire a day at most: the first reading of the wall time (fold=0) is the fire unless the
+    # wall time is in a gap and the gap is skipped. A gap shows as a round trip that does not
+    # come back to the wall time; that check is needed only for the candidate after `after`.
     gap_shifts = dst.gap == "shift"
     for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
         day = date.fromordinal(ordinal)
