@@ -36,11 +36,17 @@ import msgspec
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import (
+    Daily,
+    Days,
     DstPolicy,
+    Hours,
     IntervalRate,
+    Minutes,
     Schedule,
     Single,
     WallClockRate,
+    Weekdays,
+    WeekdaysAndSaturday,
 )
 
 __all__ = (
@@ -109,14 +115,15 @@ def next_fire_after(
     if after.__class__ is not datetime or after.tzinfo is not UTC:
         after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
-    if isinstance(rate, IntervalRate):
+    kind = rate.__class__
+    if kind in _INTERVALS or isinstance(rate, IntervalRate):
         created = after if created_at is None else created_at
         if created.__class__ is not datetime or created.tzinfo is not UTC:
             created = as_utc(created, "created_at")
         # Inline, not a call: intervals are the cheapest fires and the most frequent ones.
         grid = _GRIDS.get(created)
         if grid is None or (grid[0] is not rate and grid[0] != rate):
-            grid = _grid(rate, created)
+            grid = _grid(rate, created)  # type: ignore[arg-type]  # narrowed by the class test
         _, anchor, step, first = grid
         if first is None or after < first:
             return first  # None: not even the first fire is before 9999-12-31 23:59 UTC
@@ -126,10 +133,16 @@ def next_fire_after(
             return after + ((anchor - after) % step or step)
         except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
             return None
-    if isinstance(rate, WallClockRate):
-        return _next_wall_fire(load_zone(schedule.timezone), rate, schedule.dst, after)
+    if kind in _WALL_CLOCKS or isinstance(rate, WallClockRate):
+        zone = load_zone(schedule.timezone)
+        return _next_wall_fire(zone, rate, schedule.dst, after)  # type: ignore[arg-type]  # as above
     return next((fire for fire in single_fires(schedule) if fire > after), None)
 
+
+# The rate classes, tested before isinstance (a subclass): a set lookup is cheaper than isinstance
+# with the rates' metaclass.
+_INTERVALS = frozenset({Minutes, Hours, Days})
+_WALL_CLOCKS = frozenset({Daily, Weekdays, WeekdaysAndSaturday})
 
 _Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
 # The grid of an interval by its creation instant: one per schedule, asked for again at each of
