@@ -116,7 +116,7 @@ def next_fire_after(
         after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
     kind = rate.__class__
-    if kind in _INTERVALS or isinstance(rate, IntervalRate):
+    if kind in _INTERVALS or (kind not in _WALL_CLOCKS and isinstance(rate, IntervalRate)):
         created = after if created_at is None else created_at
         if created.__class__ is not datetime or created.tzinfo is not UTC:
             created = as_utc(created, "created_at")
@@ -134,13 +134,19 @@ def next_fire_after(
         except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
             return None
     if kind in _WALL_CLOCKS or isinstance(rate, WallClockRate):
-        zone = load_zone(schedule.timezone)
-        return _next_wall_fire(zone, rate, schedule.dst, after)  # type: ignore[arg-type]  # as above
+        wall: WallClockRate = rate  # type: ignore[assignment]  # narrowed by the class test
+        zone, dst = load_zone(schedule.timezone), schedule.dst
+        if zone is not UTC and dst.gap == "skip" and dst.overlap == "first":
+            # The usual case, one call deep.
+            fire = _next_default_wall_fire(zone, wall.hour, wall.minute, wall.weekdays, after)
+            if fire is not _NOT_FOUND:
+                return fire
+        return _next_wall_fire(zone, wall, dst, after)
     return next((fire for fire in single_fires(schedule) if fire > after), None)
 
 
-# The rate classes, tested before isinstance (a subclass): a set lookup is cheaper than isinstance
-# with the rates' metaclass.
+# The rate classes, tested before isinstance (for a subclass): a set lookup costs a third of an
+# isinstance with the rates' metaclass.
 _INTERVALS = frozenset({Minutes, Hours, Days})
 _WALL_CLOCKS = frozenset({Daily, Weekdays, WeekdaysAndSaturday})
 
@@ -260,10 +266,6 @@ def _next_wall_fire(
     hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     if zone is UTC:
         return _next_utc_wall_fire(hour, minute, weekdays, after)
-    if dst.gap == "skip" and dst.overlap == "first":
-        fire = _next_default_wall_fire(zone, hour, minute, weekdays, after)
-        if fire is not _NOT_FOUND:
-            return fire
     return _next_wall_fire_exact(zone, rate, dst, after)
 
 
@@ -271,9 +273,9 @@ def _next_wall_fire(
 # dates: a week of rest days and a skipped day or two.
 _FAST_DAYS = 9
 _NOT_FOUND = datetime.min.replace(tzinfo=UTC)
-# Each hour:minute as a wall time read with fold=1, made when first needed (by index
-# hour * 60 + minute): building a time with fold costs more than reading the offset.
-_FOLD_1: list[time | None] = [None] * 1440
+# Each hour:minute (by index hour * 60 + minute) as a time in UTC and as a wall time read with
+# fold=1, made when first needed: combining a date with them costs less than building either.
+_WALL_TIMES: list[tuple[time, time] | None] = [None] * 1440
 
 
 def _next_default_wall_fire(
@@ -296,7 +298,11 @@ def _next_default_wall_fire(
     year = local.year
     if year == 1 or year >= 9999:
         return _NOT_FOUND  # the exact search clamps local dates at the ends of the range
-    wall = datetime(year, local.month, local.day, hour, minute, 0, 0, UTC)
+    index = hour * 60 + minute
+    times = _WALL_TIMES[index]
+    if times is None:
+        times = _WALL_TIMES[index] = (time(hour, minute, tzinfo=UTC), time(hour, minute, fold=1))
+    wall = datetime.combine(local, times[0])
     weekday = local.weekday()
     for _ in range(_FAST_DAYS):
         if weekday in weekdays:
@@ -306,11 +312,7 @@ def _next_default_wall_fire(
             if fire.second:  # a local mean time offset (zoneinfo's offsets are whole seconds)
                 fire = ceil_minute(fire)
             if fire > after:
-                index = hour * 60 + minute
-                folded = _FOLD_1[index]
-                if folded is None:
-                    folded = _FOLD_1[index] = time(hour, minute, fold=1)
-                later = zone.utcoffset(datetime.combine(wall, folded))
+                later = zone.utcoffset(datetime.combine(wall, times[1]))
                 assert later is not None
                 if later <= offset or _comes_back(zone, wall - offset, wall):
                     return fire
