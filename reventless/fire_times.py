@@ -29,18 +29,24 @@ cannot show. An input instant with no UTC equivalent in the range is refused wit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import msgspec
 
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import (
+    Daily,
+    Days,
     DstPolicy,
+    Hours,
     IntervalRate,
+    Minutes,
     Schedule,
     Single,
     WallClockRate,
+    Weekdays,
+    WeekdaysAndSaturday,
 )
 
 __all__ = (
@@ -109,14 +115,15 @@ def next_fire_after(
     if after.__class__ is not datetime or after.tzinfo is not UTC:
         after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
-    if isinstance(rate, IntervalRate):
+    kind = rate.__class__
+    if kind in _INTERVALS or (kind not in _WALL_CLOCKS and isinstance(rate, IntervalRate)):
         created = after if created_at is None else created_at
         if created.__class__ is not datetime or created.tzinfo is not UTC:
             created = as_utc(created, "created_at")
         # Inline, not a call: intervals are the cheapest fires and the most frequent ones.
         grid = _GRIDS.get(created)
         if grid is None or (grid[0] is not rate and grid[0] != rate):
-            grid = _grid(rate, created)
+            grid = _grid(rate, created)  # type: ignore[arg-type]  # narrowed by the class test
         _, anchor, step, first = grid
         if first is None or after < first:
             return first  # None: not even the first fire is before 9999-12-31 23:59 UTC
@@ -126,10 +133,22 @@ def next_fire_after(
             return after + ((anchor - after) % step or step)
         except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
             return None
-    if isinstance(rate, WallClockRate):
-        return _next_wall_fire(load_zone(schedule.timezone), rate, schedule.dst, after)
+    if kind in _WALL_CLOCKS or isinstance(rate, WallClockRate):
+        wall: WallClockRate = rate  # type: ignore[assignment]  # narrowed by the class test
+        zone, dst = load_zone(schedule.timezone), schedule.dst
+        if zone is not UTC and dst.gap == "skip" and dst.overlap == "first":
+            # The usual case, one call deep.
+            fire = _next_default_wall_fire(zone, wall.hour, wall.minute, wall.weekdays, after)
+            if fire is not _NOT_FOUND:
+                return fire
+        return _next_wall_fire(zone, wall, dst, after)
     return next((fire for fire in single_fires(schedule) if fire > after), None)
 
+
+# The rate classes, tested before isinstance (for a subclass): a set lookup costs a third of an
+# isinstance with the rates' metaclass.
+_INTERVALS = frozenset({Minutes, Hours, Days})
+_WALL_CLOCKS = frozenset({Daily, Weekdays, WeekdaysAndSaturday})
 
 _Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
 # The grid of an interval by its creation instant: one per schedule, asked for again at each of
@@ -247,6 +266,74 @@ def _next_wall_fire(
     hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     if zone is UTC:
         return _next_utc_wall_fire(hour, minute, weekdays, after)
+    return _next_wall_fire_exact(zone, rate, dst, after)
+
+
+# The default policy's fast path gives up (the exact search takes over) after this many local
+# dates: a week of rest days and a skipped day or two.
+_FAST_DAYS = 9
+_NOT_FOUND = datetime.min.replace(tzinfo=UTC)
+# Each hour:minute (by index hour * 60 + minute) as a time in UTC and as a wall time read with
+# fold=1, made when first needed: combining a date with them costs less than building either.
+_WALL_TIMES: list[tuple[time, time] | None] = [None] * 1440
+
+
+def _next_default_wall_fire(
+    zone: tzinfo, hour: int, minute: int, weekdays: frozenset[int], after: datetime
+) -> datetime:
+    """The next fire under the default policy, as ``_next_wall_fire_exact`` finds it, but with
+    less work; ``_NOT_FOUND`` near the ends of the datetime range or after ``_FAST_DAYS`` days.
+
+    The fire of a local date is its wall time's fold=0 reading unless the wall time is in a gap.
+    Only the first candidate after `after` needs that check, and a round trip only when the
+    fold=1 reading has a larger offset (a gap, as in ``_apply_dst``). The zone is asked for the
+    offsets of a datetime's fields directly (zoneinfo reads only the fields and the fold), so
+    the wall time is built once, in UTC: the fire is that minus the offset, and the next date's
+    wall time is one day later.
+    """
+    try:
+        local = after.astimezone(zone)
+    except OverflowError:
+        return _NOT_FOUND
+    year = local.year
+    if year == 1 or year >= 9999:
+        return _NOT_FOUND  # the exact search clamps local dates at the ends of the range
+    index = hour * 60 + minute
+    times = _WALL_TIMES[index]
+    if times is None:
+        times = _WALL_TIMES[index] = (time(hour, minute, tzinfo=UTC), time(hour, minute, fold=1))
+    wall = datetime.combine(local, times[0])
+    weekday = local.weekday()
+    for _ in range(_FAST_DAYS):
+        if weekday in weekdays:
+            offset = zone.utcoffset(wall)
+            assert offset is not None
+            fire = wall - offset
+            if fire.second:  # a local mean time offset (zoneinfo's offsets are whole seconds)
+                fire = ceil_minute(fire)
+            if fire > after:
+                later = zone.utcoffset(datetime.combine(wall, times[1]))
+                assert later is not None
+                if later <= offset or _comes_back(zone, wall - offset, wall):
+                    return fire
+                # Otherwise the wall time falls in a spring-forward gap that day: skipped.
+        wall += _ONE_DAY
+        weekday = weekday + 1 if weekday < 6 else 0
+    return _NOT_FOUND
+
+
+def _comes_back(zone: tzinfo, instant: datetime, wall: datetime) -> bool:
+    """Whether ``instant`` reads as the minute of ``wall`` in ``zone``: false for a wall time in
+    a gap, except for one in a gap shorter than a minute that leaves part of the minute (local
+    mean time changes), which fires as ``_next_wall_fire_exact`` lets it."""
+    back = instant.astimezone(zone)
+    return back.minute == wall.minute and back.hour == wall.hour and back.day == wall.day
+
+
+def _next_wall_fire_exact(
+    zone: tzinfo, rate: WallClockRate, dst: DstPolicy, after: datetime
+) -> datetime | None:
+    hour, minute, weekdays = rate.hour, rate.minute, rate.weekdays
     # Under the default policy the first fire after `after` is never on a local date before the
     # local date of `after`: the first occurrence of any wall time of an earlier date lies before
     # it. Another policy can put the previous date's fire after it (a time shifted past midnight,
@@ -257,10 +344,9 @@ def _next_wall_fire(
         return _next_wall_fire_any(zone, rate, dst, after, max(first - 1, 1))
     if dst.gap == "shift":
         first = max(first - 1, 1)
-    # The fast path for the usual policies (one fire a day at most): the first reading of the
-    # wall time (fold=0) is the fire unless the wall time is in a gap and the gap is skipped. A
-    # gap shows as a round trip that does not come back to the wall time; that check is needed
-    # only for the candidate after `after`, and is cheaper than a second reading with fold=1.
+    # One fire a day at most: the first reading of the wall time (fold=0) is the fire unless the
+    # wall time is in a gap and the gap is skipped. A gap shows as a round trip that does not
+    # come back to the wall time; that check is needed only for the candidate after `after`.
     gap_shifts = dst.gap == "shift"
     for ordinal in range(first, min(first + _MAX_DAYS_AHEAD, _MAX_ORDINAL + 1)):
         day = date.fromordinal(ordinal)
