@@ -436,7 +436,7 @@ def _dst(results: dict[str, Any]) -> list[str]:
         "| case | " + " | ".join(SIDES[peer] for peer in peers) + " |",
         "|---|" + "---|" * len(peers),
     ]
-    for case, row in counts.items():
+    for case, row in sorted(counts.items()):  # as the JSON file has them (sorted keys)
         lines.append(f"| {case} | " + " | ".join(f"{row[peer]:,}" for peer in peers) + " |")
     return lines
 

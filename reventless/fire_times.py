@@ -415,6 +415,18 @@ def fire_times(
     """Iterate the fire instants strictly after ``after`` (default: ``created_at``), in order."""
     created = as_utc(created_at, "created_at")
     cursor = created if after is None else as_utc(after, "after")
+    rate = schedule.rate
+    if isinstance(rate, IntervalRate):
+        # After the first, an interval's fires are its grid: one addition each.
+        instant = next_fire_after(schedule, cursor, created_at=created)
+        step = timedelta(minutes=rate.minutes)
+        while instant is not None:
+            yield instant
+            try:
+                instant = instant + step
+            except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
+                return
+        return
     while (instant := next_fire_after(schedule, cursor, created_at=created)) is not None:
         yield instant
         cursor = instant
