@@ -414,11 +414,11 @@ WHY_SHORT = {
         "preparing the rows (first fire, encoding, history text) most of the rest"
     ),
     "end_to_end": (
-        "Each command costs about 120-150 us of the event loop thread's CPU (decoding the "
+        "Each command costs about 120-160 us of the event loop thread's CPU (decoding the "
         "payload, the aggregate's lock, decide, encoding, the append's group commit, "
-        "publishing, the fire's bookkeeping) and about 60-80 us of the store thread's, and the "
-        "two mostly take turns (the process uses about one core): some 180-230 us of CPU per "
-        "command bound it at about 5,000-6,500 commands/s here"
+        "publishing, the fire's bookkeeping) and about 60-80 us of the store thread's: the "
+        "event loop's thread alone bounds the rate at about 6,000-8,000 commands/s here, and "
+        "the two threads overlap only in part"
     ),
     "concurrent_create": (
         "The 100 tasks' creates go in group commits of about 100; each flush is one "
@@ -572,6 +572,8 @@ def page(results: dict[str, Any]) -> str:
         "python benchmarks/run.py --only burst        # one benchmark, merged into the results\n"
         "python benchmarks/run.py --full --write-docs # everything, then this page\n"
         "python benchmarks/run.py --write-docs        # this page from benchmarks/results.json\n"
+        "python benchmarks/cpu_split.py burst         # CPU per fire by thread (see Gaps)\n"
+        "python benchmarks/cpu_split.py end_to_end    # CPU per command by thread\n"
         "```\n\n"
         f"This page: `{results.get('command', 'python benchmarks/run.py')}`. APScheduler 4 runs "
         "from its own virtual environment (`benchmarks/.venv-aps4`), which the runner makes "
