@@ -152,6 +152,19 @@ class GcMeter:
         gc.callbacks.remove(self._callback)
 
 
+def burst_figures(
+    count: int, elapsed: float, cpu: float, stalls: StallMeter, collector: GcMeter
+) -> dict[str, float]:
+    """A burst's figures, alike on every side: ``count`` fires in ``elapsed`` seconds of wall
+    time and ``cpu`` seconds of process CPU time."""
+    return {
+        "fires_per_s": count / elapsed,
+        "cpu_us_per_fire": cpu / count * 1e6,
+        "stall_ms": stalls.longest * 1000,
+        "gc_ms": collector.longest * 1000,
+    }
+
+
 def sqlite_settings(execute: Callable[[str], object]) -> dict[str, str]:
     """The durability settings of a live SQLite connection, read back with PRAGMA."""
     journal = execute("PRAGMA journal_mode")

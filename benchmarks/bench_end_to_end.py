@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,28 +49,36 @@ SPEC = AggregateSpec(
 )
 
 
+async def set_up_meters(
+    provider: Any, aggregates: int, subscriber: Callable[[TopicMessage], Awaitable[None]]
+) -> None:
+    """The meters aggregate on ``provider``, its events to ``subscriber``, and a Minutes(1)
+    schedule per aggregate instance that sends it a Bump through the command topic."""
+    meters = await Aggregate.make(provider, SPEC)
+    meters.event_topic.subscribe(subscriber)
+    ops = (await Scheduler.make(provider, target=meters.command_topic)).operations
+    await ops.create_schedules(
+        [
+            Schedule(
+                name=f"meter-{n:04d}",
+                rate=Minutes(1),
+                payload=f'{{"aggregateId": "m-{n:04d}", "command": "Bump"}}',
+            )
+            for n in range(aggregates)
+        ]
+    )
+
+
 async def measure(aggregates: int, minutes: int, path: Path) -> dict[str, Any]:
     clock = VirtualClock(START)
     published = 0
+
+    async def count(message: TopicMessage) -> None:
+        nonlocal published
+        published += 1
+
     async with reventless.local.provider(path, clock=clock, workers=64) as provider:
-        meters = await Aggregate.make(provider, SPEC)
-
-        async def count(message: TopicMessage) -> None:
-            nonlocal published
-            published += 1
-
-        meters.event_topic.subscribe(count)
-        ops = (await Scheduler.make(provider, target=meters.command_topic)).operations
-        await ops.create_schedules(
-            [
-                Schedule(
-                    name=f"meter-{n:04d}",
-                    rate=Minutes(1),
-                    payload=f'{{"aggregateId": "m-{n:04d}", "command": "Bump"}}',
-                )
-                for n in range(aggregates)
-            ]
-        )
+        await set_up_meters(provider, aggregates, count)
         rates = []
         async with anyio.create_task_group() as group:
             await group.start(provider.run)

@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from _common import GcMeter, StallMeter, peak_rss_bytes, settled_rss, sqlite_settings
+from _common import (
+    GcMeter,
+    StallMeter,
+    burst_figures,
+    peak_rss_bytes,
+    settled_rss,
+    sqlite_settings,
+)
 
 import reventless.local
 from reventless import Minutes, Schedule, Scheduler, Single
@@ -230,12 +237,7 @@ def burst(path: str, count: int) -> dict[str, float]:
                     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
                 group.cancel_scope.cancel()
         assert target.count == count, (target.count, count)
-        return {
-            "fires_per_s": count / elapsed,
-            "cpu_us_per_fire": cpu / count * 1e6,
-            "stall_ms": meter.longest * 1000,
-            "gc_ms": collector.longest * 1000,
-        }
+        return burst_figures(count, elapsed, cpu, meter, collector)
 
     return anyio.run(measure)
 

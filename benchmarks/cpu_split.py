@@ -14,12 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import anyio
-from bench_end_to_end import SPEC, START
+from bench_end_to_end import START, set_up_meters
 from bench_engine import DUE, CountingTarget, _fill, _singles
 
 import reventless.local
-from reventless import Minutes, Schedule, Scheduler
-from reventless.aggregate import Aggregate
+from reventless import Scheduler
 from reventless.event_topic import TopicMessage
 from reventless.testing import VirtualClock
 
@@ -47,25 +46,13 @@ async def burst(folder: Path, count: int = 100_000) -> str:
 async def end_to_end(folder: Path, aggregates: int = 1000, minutes: int = 8) -> str:
     clock = VirtualClock(START)
     published = 0
+
+    async def count(message: TopicMessage) -> None:
+        nonlocal published
+        published += 1
+
     async with reventless.local.provider(folder / "e.db", clock=clock, workers=64) as provider:
-        meters = await Aggregate.make(provider, SPEC)
-
-        async def count(message: TopicMessage) -> None:
-            nonlocal published
-            published += 1
-
-        meters.event_topic.subscribe(count)
-        ops = (await Scheduler.make(provider, target=meters.command_topic)).operations
-        await ops.create_schedules(
-            [
-                Schedule(
-                    name=f"meter-{n:04d}",
-                    rate=Minutes(1),
-                    payload=f'{{"aggregateId": "m-{n:04d}", "command": "Bump"}}',
-                )
-                for n in range(aggregates)
-            ]
-        )
+        await set_up_meters(provider, aggregates, count)
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
             await clock.advance(timedelta(minutes=1))  # the first minute loads the states

@@ -21,6 +21,7 @@ from _common import (
     INTERVAL_MINUTES,
     GcMeter,
     StallMeter,
+    burst_figures,
     calls_per_second,
     case_key,
     fires_per_second,
@@ -277,11 +278,6 @@ def aps3_burst(count: int) -> dict[str, float]:
             elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
         ticking.cancel()
         scheduler.shutdown(wait=False)
-        return {
-            "fires_per_s": count / elapsed,
-            "cpu_us_per_fire": cpu / count * 1e6,
-            "stall_ms": meter.longest * 1000,
-            "gc_ms": collector.longest * 1000,
-        }
+        return burst_figures(count, elapsed, cpu, meter, collector)
 
     return asyncio.run(measure())

@@ -20,6 +20,7 @@ from _common import (
     INTERVAL_MINUTES,
     GcMeter,
     StallMeter,
+    burst_figures,
     case_key,
     fires_per_second,
     random_starts,
@@ -199,11 +200,6 @@ def aps4_burst(count: int) -> dict[str, float]:
                     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
                 group.cancel_scope.cancel()
             await scheduler.stop()
-        return {
-            "fires_per_s": count / elapsed,
-            "cpu_us_per_fire": cpu / count * 1e6,
-            "stall_ms": meter.longest * 1000,
-            "gc_ms": collector.longest * 1000,
-        }
+        return burst_figures(count, elapsed, cpu, meter, collector)
 
     return anyio.run(measure)

@@ -414,11 +414,11 @@ WHY_SHORT = {
         "preparing the rows (first fire, encoding, history text) most of the rest"
     ),
     "end_to_end": (
-        "Each command costs about 120-160 us of the event loop thread's CPU (decoding the "
+        "Each command costs about 85-90 us of the event loop thread's CPU (decoding the "
         "payload, the aggregate's lock, decide, encoding, the append's group commit, "
-        "publishing, the fire's bookkeeping) and about 60-80 us of the store thread's: the "
-        "event loop's thread alone bounds the rate at about 6,000-8,000 commands/s here, and "
-        "the two threads overlap only in part"
+        "publishing, the fire's bookkeeping) and about 45-50 us of the store thread's "
+        "(`cpu_split.py end_to_end`, quiet machine), and the two threads mostly take turns: "
+        "some 130-140 us of CPU per command, about 7,000-7,500 commands/s"
     ),
     "concurrent_create": (
         "The 100 tasks' creates go in group commits of about 100; each flush is one "
@@ -427,10 +427,11 @@ WHY_SHORT = {
         "nothing to do: the two threads take turns rather than overlap"
     ),
     "burst": (
-        "Per fire the event loop's thread spends about 28-33 us (the row from the due batch, "
+        "Per fire the event loop's thread spends about 18-21 us (the row from the due batch, "
         "the envelope and its fire id, the delivery by a worker, the outcome for the group "
-        "commit) and the store thread about 13 us (reading due rows, recording the fire and "
-        "the Single's completion); APScheduler 3.11's in-memory burst writes nothing"
+        "commit) and the store thread about 8-10 us (reading due rows, recording the fire and "
+        "the Single's completion; `cpu_split.py burst`, quiet machine); APScheduler 3.11's "
+        "in-memory burst writes nothing"
     ),
     "catch_up": (
         "The garbage collector's longest pause (the row below) is part of it: a full "

@@ -381,7 +381,7 @@ class PutGroup(NamedTuple):
 _ONE_ROW = "(?, ?, ?, ?, 0, ?, 1, ?)"
 _UPSERT_SCHEDULE = (
     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire, version, seq)"
-    " VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+    f" VALUES {_ONE_ROW}"
     " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
     " created_at = excluded.created_at, paused = 0,"
     " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
@@ -731,7 +731,7 @@ class SqliteStore:
         stored: dict[tuple[str, str], tuple[int, int]] = {}
         for start in range(0, len(rows), _UPSERT_CHUNK):
             chunk = rows[start : start + _UPSERT_CHUNK]
-            values = ",".join(["(?, ?, ?, ?, 0, ?, 1, ?)"] * len(chunk))
+            values = ",".join([_ONE_ROW] * len(chunk))
             params = [value for row in chunk for value in (*row, seq)]
             for scheduler, name, row_id, version in self.conn.execute(
                 _UPSERT_SCHEDULE.replace(_ONE_ROW, values, 1)

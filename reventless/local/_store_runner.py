@@ -24,7 +24,8 @@ T = TypeVar("T")
 
 
 class StoreRunner:
-    """Runs store calls in one worker thread, one at a time, translating sqlite3 errors.
+    """Runs store calls one at a time, in the store's own thread (brief ones on the caller's,
+    see ``call_brief``), translating sqlite3 errors, and checkpoints the WAL in the background.
 
     Lock contention is waited out by SQLite itself (``busy_timeout`` = the provider's
     ``lock_timeout``), so a call fails after that long, not a multiple of it. On asyncio the
@@ -168,7 +169,7 @@ _CHANGES_PER_CHECKPOINT = 1000
 
 
 def _checkpoint_quietly(conn: sqlite3.Connection) -> None:
-    # A failed checkpoint loses nothing: a later one (or SQLite's own) does the work.
+    # A failed checkpoint loses nothing: a later pass does the work.
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
@@ -193,8 +194,7 @@ class _Checkpointer:
         self._thread.start()
 
     def _checkpoint(self) -> None:
-        # Errors are not this call's to report: the next checkpoint (or SQLite's own, after a
-        # commit made in the store's thread) does the work.
+        # Errors are not this pass's to report: a later pass does the work.
         with contextlib.suppress(sqlite3.Error):
             if self._conn is None:
                 assert self.path is not None
