@@ -576,3 +576,30 @@ async def test_single_creates_keep_the_write_ahead_log_bounded(
         # between writes) it grew past 5 MB here, and it stays near 2 MB with them.
         assert max(sizes) < 4_000_000, sizes
         assert (await ops.get_schedule("s1599")).version == 1
+
+
+async def test_a_brief_call_on_a_full_disk_raises_the_typed_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """SQLITE_FULL in a brief call on the loop's thread: the typed error, the transaction rolled
+    back, and the connection's busy timeout back to the provider's for the next call."""
+    store = SqliteStore(tmp_path / "full.db", lock_timeout=2.5)
+    runner = StoreRunner(store)
+
+    def write_then_fill_up() -> None:
+        with store.transaction():
+            store.conn.execute("INSERT INTO meta VALUES ('probe', 1)")
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+            raise error
+
+    try:
+        with pytest.raises(BackendUnavailableError, match="the disk is full"):
+            await runner.call_brief(write_then_fill_up)
+        assert (
+            store.conn.execute("SELECT count(*) FROM meta WHERE key = 'probe'").fetchone()[0] == 0
+        )
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+        assert not store.conn.in_transaction
+    finally:
+        await anyio.to_thread.run_sync(runner.close)
