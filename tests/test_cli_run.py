@@ -28,10 +28,11 @@ from datetime import datetime, timezone
 from reventless import Schedule, Single
 from reventless.plugin import Plugin
 
+# real clock: a Single due this minute, declared within it whatever the time of day
 now = datetime.now(timezone.utc)
 if now.second >= 55:  # the Single below must still be in this minute when it is declared
     time.sleep(61 - now.second)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)  # real clock: as above
 plugin = Plugin("alerting")
 plugin.event_topic("alerts")
 plugin.scheduler("alerts", target="alerts", schedules=[

@@ -367,6 +367,7 @@ def test_list_and_show_say_whether_a_running_engine_serves_the_scheduler(
 
 def test_an_overdue_next_fire_is_shown_as_overdue(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
+    # real clock: the CLI judges overdue by it; the schedules are intervals, any hour alike
     app_store(db, clock=VirtualClock(datetime.now(UTC) - timedelta(hours=3)))
     argv = ["--db", str(db), "--scheduler", "counters"]
     status, text = run("schedules", "list", *argv)

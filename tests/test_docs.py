@@ -181,6 +181,16 @@ def _wait_for_schedules(path: Path, process: Process, timeout: float = 30) -> li
     raise AssertionError(f"no schedule in {path.name}:\n{process.output}{process.errors}")
 
 
+# The programs run with their system clock shifted to these instants (a Tuesday in March, no DST
+# change near), so what the test asserts does not depend on the hour it runs at.
+FIRST_START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+RESTART = FIRST_START + timedelta(minutes=10)
+
+
+def _at(instant: datetime, program: str) -> list[str]:
+    return [sys.executable, "-m", "tests.shifted_clock", instant.isoformat(), program]
+
+
 @pytest.mark.parametrize("page", _programs(set(RUN_UNTIL_STOPPED)), ids=page_id)
 def test_page_program_runs_until_ctrl_c_and_catches_up_after_a_restart(
     page: Path, tmp_path: Path
@@ -192,14 +202,14 @@ def test_page_program_runs_until_ctrl_c_and_catches_up_after_a_restart(
     path = lay_out(page, tmp_path)
     assert path is not None
     store = tmp_path / RUN_UNTIL_STOPPED[page.name]
-    first = Process([sys.executable, PROGRAM], tmp_path, environment())
+    first = Process(_at(FIRST_START, PROGRAM), tmp_path, environment())
     schedules = _wait_for_schedules(store, first)
     assert first.interrupt() == 0 and first.errors == "", first.errors
 
     for leftover in tmp_path.glob(store.name + "*"):
         leftover.unlink()
-    anyio.run(_seed, store, schedules, datetime.now(UTC))
-    again = Process([sys.executable, PROGRAM], tmp_path, environment())
+    anyio.run(_seed, store, schedules, RESTART)
+    again = Process(_at(RESTART, PROGRAM), tmp_path, environment())
     for schedule in schedules:
         again.wait_for(rf"^{re.escape(schedule.name)}@\S+", timeout=30)
     assert again.interrupt() == 0 and again.errors == "", again.errors

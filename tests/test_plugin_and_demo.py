@@ -163,12 +163,17 @@ def test_the_demo_on_scaled_real_time_and_a_kept_store(tmp_path: Path) -> None:
 def test_reventless_run_fires_a_plugin_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "my_plugin.py").write_text(
         textwrap.dedent("""
+        import time
         from datetime import datetime, timezone
         from reventless import Schedule, Single
         from reventless.plugin import Plugin
         from tests.test_aggregate import counter_spec
 
+        # real clock: a Single due this minute, declared within it whatever the time of day
         now = datetime.now(timezone.utc)
+        if now.second >= 55:  # a Single of a minute already gone is refused at create
+            time.sleep(61 - now.second)
+            now = datetime.now(timezone.utc)  # real clock: as above
         plugin = Plugin("example")
         counters = plugin.aggregate(counter_spec())
         plugin.scheduler("counters", target=counters, schedules=[

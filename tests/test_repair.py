@@ -110,7 +110,7 @@ async def test_backfill_from_the_command_line_leaves_the_engines_own_fires_alone
     # Nothing ran: the instants before the next fire are the engine's, so a range ending now
     # holds none; the command says so and writes nothing.
     start = created.isoformat()
-    end = datetime.now(UTC).isoformat()
+    end = datetime.now(UTC).isoformat()  # real clock: the engine's own, a minute at most away
     assert _cli("backfill", "tick", "--db", db, "--start", start, "--end", end) == {"fire_ids": []}
 
 
@@ -169,6 +169,7 @@ async def test_a_second_index_entry_of_a_repair_does_not_bring_its_retry_forward
 @pytest.mark.parametrize(
     ("call", "field"),
     [
+        # real clock: each of these three is refused for its other argument, at any hour
         (lambda ops: ops.backfill("tick", datetime(2026, 1, 1), datetime.now(UTC)), "start"),
         (lambda ops: ops.backfill("tick", datetime.now(UTC), "tomorrow"), "end"),
         (lambda ops: ops.backfill("bad name!", datetime.now(UTC), datetime.now(UTC)), "name"),

@@ -135,6 +135,7 @@ class CountingMotoServer(ThreadedMotoServer):
         self.requests: list[str] = []
         self.violations: list[str] = []
         self.injected: list[str] = []
+        # real clock: AWS judges StartDate limits by it; tests that depend on it set use_clock
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._faults: list[Fault] = []
         self._tokens: set[str] = set()
@@ -236,7 +237,7 @@ class CountingMotoServer(ThreadedMotoServer):
             self.injected.clear()
             self._faults.clear()
             self._tokens.clear()
-            self.now = lambda: datetime.now(UTC)
+            self.now = lambda: datetime.now(UTC)  # real clock: as in __init__
 
 
 @pytest.fixture(scope="session")

@@ -291,7 +291,7 @@ async def test_a_standby_takes_over_a_reaction_held_by_a_process_that_died(
         await runner.runner.call(
             store.conn.execute,
             "UPDATE reactions SET owner = 'dead', lease_until = ? WHERE name = 'renewals'",
-            (datetime.now(UTC).timestamp() + 2.5,),
+            (datetime.now(UTC).timestamp() + 2.5,),  # real clock: leases are in real time
         )
         await anyio.sleep(0.6)  # our renewal fails: standing by
         await running.aggregates["accounts"].handle("a2", Open())
