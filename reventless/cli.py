@@ -25,7 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from reventless._cli_common import (
@@ -33,7 +33,6 @@ from reventless._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     ArgumentError,
-    OutOfRangeError,
     Parser,
     PluginError,
     exception_site,
@@ -326,17 +325,18 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
-    from reventless.demo import DemoOptions, run_demo
+    from reventless.demo import DemoOptions, check_start, run_demo
 
     days = whole("--days", args.days, 1, 366)
     try:
         start = date.fromisoformat(args.start)
     except ValueError as exc:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
+    check_start(start, days, "--start")
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
 
-    _check_demo_span(start, days, load_zone(args.timezone))
+    load_zone(args.timezone)  # refused here, before the demo starts, like the other options
     options = DemoOptions(
         days=days,
         timezone=args.timezone,
@@ -357,17 +357,6 @@ def _speed(text: str) -> float:
     if not 0 < speed <= 1e7:  # also refuses nan
         raise ValidationError("--speed", text, allowed)
     return speed
-
-
-def _check_demo_span(start: date, days: int, zone: tzinfo) -> None:
-    """The simulated days, from local midnight of ``start``, must be datetimes in UTC."""
-    try:
-        datetime.combine(start, time(), zone).astimezone(UTC) + timedelta(days=days + 1)
-    except OverflowError as exc:
-        raise OutOfRangeError(
-            f"--start {start} with --days {days} runs outside the dates this program can compute "
-            "with (0001-01-01 to 9999-12-31 UTC); choose an earlier or later start"
-        ) from exc
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {

@@ -26,6 +26,7 @@ import msgspec
 import reventless.local
 from reventless.aggregate import AggregateSpec, CommandContext
 from reventless.clock import Clock, ScaledClock, VirtualClock
+from reventless.errors import ValidationError
 from reventless.event_topic import TopicMessage
 from reventless.fire_times import fire_times
 from reventless.plugin import ObservedTarget, Plugin, RunningPlugin
@@ -328,6 +329,31 @@ def build_plugin(start_local: datetime, zone: str) -> Plugin:
 # -- running and reporting ------------------------------------------------------------------
 
 
+# The demo's schedules include Singles (a meeting two days in, reminders a day after each
+# sign-up), which fire from 1970 to 2199; its store keeps instants from 1970 on. The first
+# start leaves a day for zones ahead of UTC, whose local midnight of 1970-01-01 is in 1969.
+FIRST_START = date(1970, 1, 2)
+_LAST_SINGLE_DAY = date(2199, 12, 31)
+
+
+def start_range(days: int) -> tuple[date, date]:
+    """The first and the last start date of a demo of ``days`` simulated days: the last leaves
+    room for the Singles the demo creates up to two days past its end."""
+    return FIRST_START, _LAST_SINGLE_DAY - timedelta(days=max(days, 2) + 2)
+
+
+def check_start(start: date, days: int, field: str = "start") -> None:
+    """Refuse a start date whose simulated days the demo cannot cover."""
+    first, last = start_range(days)
+    if not first <= start <= last:
+        raise ValidationError(
+            field,
+            start.isoformat(),
+            f"a date from {first} to {last} for {days} simulated day(s) (the demo's one-time "
+            "schedules fire from 1970 to 2199)",
+        )
+
+
 @dataclass
 class DemoOptions:
     days: int = 7
@@ -366,6 +392,7 @@ def _describe(event: Any) -> str:
 
 
 async def run_demo(options: DemoOptions, out: TextIO) -> int:
+    check_start(options.start, options.days)
     """Run the demo and print its report; returns 0 when every count equals the oracle."""
     zone = ZoneInfo(options.timezone)
     start_local = datetime(options.start.year, options.start.month, options.start.day, tzinfo=zone)

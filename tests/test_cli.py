@@ -150,8 +150,6 @@ def test_refused_zone_rate_or_json_prints_one_line_and_exits_2(
     [
         (["preview", "Daily(9, 0)", "--after", "0001-01-01T00:00+14:00"], "--after 0001-01-01"),
         (["preview", "Minutes(1)", "--after", "9999-12-31T23:00-10:00"], "--after 9999-12-31"),
-        (["demo", "--start", "9999-12-30"], "--start 9999-12-30"),
-        (["demo", "--start", "0001-01-01"], "--start 0001-01-01"),
     ],
 )
 def test_dates_beyond_the_datetime_range_print_one_line_and_exit_1(
@@ -162,6 +160,33 @@ def test_dates_beyond_the_datetime_range_print_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert err.startswith(f"reventless: error: {says}")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "days"),
+    [
+        ("9999-12-30", "1"),  # was an OverflowError from the demo's meeting, two days in
+        ("9999-12-30", "7"),
+        ("0001-01-01", "1"),
+        ("1969-12-31", "1"),  # was a store refusing its own instants before 1970
+        ("1970-01-01", "1"),  # local midnight in Berlin is still 1969 in UTC
+        ("2199-12-28", "1"),  # its meeting, two days in, would be in 2200
+        ("2199-12-23", "7"),
+    ],
+)
+def test_a_demo_it_cannot_cover_is_refused_in_one_line_naming_the_dates_it_can(
+    start: str, days: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("demo", "--start", start, "--days", days) == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(f"reventless: error: --start '{start}' is not allowed; expected a date ")
+    assert "from 1970-01-02 to 2199-12-" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("start", "days"), [("1970-01-02", "1"), ("2199-12-27", "1")])
+def test_the_demo_runs_on_the_first_and_last_start_it_allows(start: str, days: str) -> None:
+    status, text = run("demo", "--start", start, "--days", days, "--timezone", "Pacific/Kiritimati")
+    assert status == 0, text
 
 
 def test_preview_at_the_end_of_time_lists_what_fits() -> None:
