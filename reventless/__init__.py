@@ -3,6 +3,8 @@
 The public names are re-exported here; everything else is an implementation detail.
 """
 
+import logging
+
 from reventless.aggregate import (
     Aggregate,
     AggregateSpec,
@@ -74,6 +76,12 @@ from reventless.scheduler_adapter import (
     ScheduleState,
 )
 from reventless.target import FireEnvelope, Target
+
+# Every logger of the package is under "reventless". Its records go where the application's
+# logging config sends them; with none, they are not printed (Python's last-resort handler
+# would write every warning of a library to stderr). Set here, on the root of the tree, so no
+# module's logger can be missed.
+logging.getLogger("reventless").addHandler(logging.NullHandler())
 
 __all__ = (
     "Aggregate",

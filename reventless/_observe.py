@@ -32,10 +32,6 @@ __all__ = (
 FIRE_SPAN = "reventless.fire"
 engine_log = logging.getLogger("reventless.engine")
 fire_log = logging.getLogger("reventless.fire")
-# A library's records go where the application's logging config sends them; with none, they
-# are not printed (Python's last-resort handler would write every warning to stderr).
-for _logger in (engine_log, fire_log, logging.getLogger("reventless.local.retention")):
-    _logger.addHandler(logging.NullHandler())
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
