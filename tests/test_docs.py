@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import itertools
 import os
 import re
@@ -302,3 +303,30 @@ def test_every_page_is_in_the_readme_and_the_site_navigation() -> None:
         assert f": {page.name}" in navigation, f"{page.name} is not in mkdocs.yml's nav"
         if page.name not in {"index.md", "internals.md"}:
             assert f"(docs/{page.name})" in readme, f"{page.name} is not in the README's list"
+
+
+def _status_names(heading: str) -> list[str]:
+    """The dotted ``reventless...`` names in a list of the README's Status section."""
+    status = (
+        (Path(__file__).parent.parent / "README.md")
+        .read_text()
+        .split("## Status", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+    part = status.split(heading, 1)[1].split("\n\n", 2)[1]
+    return re.findall(r"`(reventless(?:\.\w+)+)`", part)
+
+
+def _exists(dotted: str) -> bool:
+    """A module of the package (found, not imported: an extra may be missing) or a name in one."""
+    if importlib.util.find_spec(dotted) is not None:
+        return True
+    module, _, name = dotted.rpartition(".")
+    return hasattr(importlib.import_module(module), name)
+
+
+def test_the_readme_status_says_what_exists_today_and_what_does_not_yet() -> None:
+    today, planned = _status_names("What you can use today:"), _status_names("Not there yet")
+    assert today and planned
+    assert [name for name in today if not _exists(name)] == []
+    assert [name for name in planned if _exists(name)] == [], "it exists now: move it up"
