@@ -13,7 +13,8 @@ import pytest
 import reventless.local
 from reventless import Minutes, Schedule, Scheduler, UsageError
 from reventless.event_topic import EventTopic
-from reventless.local._store import _KEEP_ATTACHMENTS, _SCHEMA
+from reventless.local._schema import _FIRST, _TABLES
+from reventless.local._store import _KEEP_ATTACHMENTS
 from reventless.testing import RecordingTarget, VirtualClock
 from tests.test_aggregate import counter_spec
 
@@ -135,7 +136,10 @@ async def test_old_attachments_are_forgotten_but_the_engines_stays(tmp_path: Pat
 
 def _old_store(path: Path) -> None:
     """A store as the first release wrote it: no attachments table, one schedule."""
-    old_schema = _SCHEMA.split("CREATE TABLE IF NOT EXISTS attachments")[0] + "COMMIT;"
+    first = [statement for table in _FIRST for statement in _TABLES[table]]
+    old_schema = ";\n".join(
+        ["BEGIN", *first, "INSERT INTO meta VALUES ('schema_version', 1), ('seq', 0)", "COMMIT;"]
+    )
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(old_schema)

@@ -1,8 +1,8 @@
 """The EventLog adapter over the local SQLite store (contract: ``aggregate_adapter``).
 
 Message ids are recorded per stream: ``handled_messages`` is keyed by (aggregate, aggregate_id,
-message_id). Stores written before that keyed it by (aggregate, message_id); they are upgraded in
-place, in one transaction, the first time an event log opens them (``_upgrade``).
+message_id); stores that keyed it per aggregate are re-keyed when opened (``_schema``). A file
+of an older schema opened read-only may have no event tables: it reads as holding no events.
 """
 
 from __future__ import annotations
@@ -14,37 +14,12 @@ from datetime import datetime
 from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
 from reventless.errors import ConflictError, ValidationError
 from reventless.local._group_commit import GroupCommit
+from reventless.local._schema import ANY_STREAM
 from reventless.local._store import SqliteStore, from_us, to_us
 from reventless.local._store_runner import StoreRunner
 
 __all__ = ("SqliteEventLog",)
 
-_EVENTS = """
-CREATE TABLE IF NOT EXISTS events (
-    position INTEGER PRIMARY KEY,
-    aggregate TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    data BLOB NOT NULL,
-    message_id TEXT,
-    recorded_at INTEGER NOT NULL,
-    UNIQUE (aggregate, aggregate_id, version)
-)
-"""
-# ``aggregate_id`` '' (never a valid id) marks a record from before the upgrade whose stream is
-# unknown: it still counts for every stream of its aggregate, as it did when it was written. The
-# default keeps a process of the old version working on an upgraded file, with the old meaning.
-_HANDLED = """
-CREATE TABLE IF NOT EXISTS {name} (
-    aggregate TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL DEFAULT '',
-    message_id TEXT NOT NULL,
-    position INTEGER,
-    PRIMARY KEY (aggregate, aggregate_id, message_id)
-) WITHOUT ROWID
-"""
-_ANY_STREAM = ""
 _IS_HANDLED = (
     "SELECT 1 FROM handled_messages WHERE aggregate = ? AND aggregate_id IN (?, ?)"
     " AND message_id = ?"
@@ -54,37 +29,10 @@ _Append = tuple[str, str, int, Sequence[NewEvent], str | None, int]
 _Outcome = AppendResult | ConflictError
 
 
-def _create_schema(store: SqliteStore) -> None:
-    conn = store.conn
-    with store.transaction():
-        conn.execute(_EVENTS)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(handled_messages)")}
-        if columns and "aggregate_id" not in columns:
-            _upgrade(conn)
-        conn.execute(_HANDLED.format(name="handled_messages"))
-
-
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """Re-key message ids recorded per aggregate type to per stream, inside the caller's
-    transaction (a crash leaves the old table whole). A record that caused events takes the
-    stream of its last event; one that caused none names no stream, so it is kept for every
-    stream of its aggregate (``_ANY_STREAM``): a repeat of it is still a repeat."""
-    conn.execute(_HANDLED.format(name="handled_messages_by_stream"))
-    conn.execute(
-        "INSERT INTO handled_messages_by_stream (aggregate, aggregate_id, message_id, position)"
-        " SELECT h.aggregate, COALESCE(e.aggregate_id, ?), h.message_id, h.position"
-        " FROM handled_messages AS h LEFT JOIN events AS e"
-        " ON e.position = h.position AND e.aggregate = h.aggregate",
-        (_ANY_STREAM,),
-    )
-    conn.execute("DROP TABLE handled_messages")
-    conn.execute("ALTER TABLE handled_messages_by_stream RENAME TO handled_messages")
-
-
 def _is_handled(
     conn: sqlite3.Connection, aggregate: str, aggregate_id: str, message_id: str
 ) -> bool:
-    row = conn.execute(_IS_HANDLED, (aggregate, aggregate_id, _ANY_STREAM, message_id))
+    row = conn.execute(_IS_HANDLED, (aggregate, aggregate_id, ANY_STREAM, message_id))
     return row.fetchone() is not None
 
 
@@ -169,6 +117,8 @@ _COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, 
 
 
 def _load(store: SqliteStore, aggregate: str, aggregate_id: str, after: int) -> list[StoredEvent]:
+    if not store.has_table("events"):
+        return []
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM events WHERE aggregate = ? AND aggregate_id = ? AND version > ?"
         " ORDER BY version",
@@ -178,6 +128,8 @@ def _load(store: SqliteStore, aggregate: str, aggregate_id: str, after: int) -> 
 
 
 def _read_all(store: SqliteStore, after: int, limit: int) -> list[StoredEvent]:
+    if not store.has_table("events"):
+        return []
     rows = store.conn.execute(
         f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
         (after, limit),
@@ -186,12 +138,16 @@ def _read_all(store: SqliteStore, after: int, limit: int) -> list[StoredEvent]:
 
 
 def _was_handled(store: SqliteStore, aggregate: str, aggregate_id: str, message_id: str) -> bool:
+    if not store.has_table("handled_messages"):
+        return False
     return _is_handled(store.conn, aggregate, aggregate_id, message_id)
 
 
 def _handled_events(
     store: SqliteStore, aggregate: str, aggregate_id: str, message_id: str
 ) -> list[StoredEvent] | None:
+    if not store.has_table("handled_messages"):
+        return None
     if not _is_handled(store.conn, aggregate, aggregate_id, message_id):
         return None
     rows = store.conn.execute(
@@ -207,15 +163,9 @@ class SqliteEventLog:
 
     def __init__(self, runner: StoreRunner) -> None:
         self._runner = runner
-        self._ready = False
         self._committer: GroupCommit[_Append, _Outcome] = GroupCommit(
             self._flush, shield=False
         )  # one store call
-
-    async def _ensure_schema(self) -> None:
-        if not self._ready:
-            await self._runner.call(_create_schema, self._runner.store)
-            self._ready = True
 
     async def _flush(self, batch: list[_Append]) -> list[_Outcome]:
         return await self._runner.call(_append_many, self._runner.store, batch)
@@ -223,7 +173,6 @@ class SqliteEventLog:
     async def load(
         self, aggregate: str, aggregate_id: str, *, after_version: int = 0
     ) -> list[StoredEvent]:
-        await self._ensure_schema()
         return await self._runner.call(
             _load, self._runner.store, aggregate, aggregate_id, after_version
         )
@@ -238,7 +187,6 @@ class SqliteEventLog:
         message_id: str | None,
         recorded_at: datetime,
     ) -> AppendResult:
-        await self._ensure_schema()
         outcome = await self._committer.submit(
             (aggregate, aggregate_id, expected_version, events, message_id, to_us(recorded_at))
         )
@@ -247,7 +195,6 @@ class SqliteEventLog:
         return outcome
 
     async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
-        await self._ensure_schema()
         return await self._runner.call(
             _was_handled, self._runner.store, aggregate, aggregate_id, message_id
         )
@@ -255,7 +202,6 @@ class SqliteEventLog:
     async def handled_events(
         self, aggregate: str, aggregate_id: str, message_id: str
     ) -> list[StoredEvent] | None:
-        await self._ensure_schema()
         return await self._runner.call(
             _handled_events, self._runner.store, aggregate, aggregate_id, message_id
         )
@@ -263,5 +209,4 @@ class SqliteEventLog:
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         if type(limit) is not int or not 1 <= limit <= 10_000:
             raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
-        await self._ensure_schema()
         return await self._runner.call(_read_all, self._runner.store, after_position, limit)

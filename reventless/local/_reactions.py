@@ -2,7 +2,7 @@
 
 One row of ``reactions`` per reaction holds its checkpoint (the log position of the last event
 handled), its state (running, or stopped by a dead letter), its last error and its lease. The
-tables are made on first use (``CREATE TABLE IF NOT EXISTS``), so older files gain them.
+tables are the store's (``_schema``); a file of an older schema opened read-only may lack them.
 
 How a runner follows the log: it reads the followed aggregates' events after its checkpoint,
 handles them one at a time, and advances the checkpoint with a compare-and-set on (position,
@@ -33,7 +33,7 @@ import anyio.abc
 from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
-from reventless.local._event_log import _COLUMNS, _create_schema, _rows_to_events
+from reventless.local._event_log import _COLUMNS, _rows_to_events
 from reventless.local._store import LeaseLostError, SqliteStore, from_us
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
@@ -50,37 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ("LocalReactions",)
 
-_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS reactions (
-    name TEXT PRIMARY KEY,
-    follows TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    last_error TEXT,
-    owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0,
-    updated_at INTEGER NOT NULL
-)
-""",
-    """
-CREATE TABLE IF NOT EXISTS reaction_dead_letters (
-    id INTEGER PRIMARY KEY,
-    reaction TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    aggregate TEXT NOT NULL,
-    aggregate_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    action TEXT NOT NULL,
-    at INTEGER NOT NULL
-)
-""",
-    "CREATE INDEX IF NOT EXISTS reaction_dead_letters_by_reaction"
-    " ON reaction_dead_letters (reaction, id)",
-)
 _BATCH = 100
 _MARGIN_S = 1.0
 _RUNNING, _STOPPED = "running", "stopped"
@@ -89,18 +58,8 @@ _RUNNING, _STOPPED = "running", "stopped"
 # -- the store (synchronous: called in the store's thread) --------------------------------------
 
 
-def _create(store: SqliteStore) -> None:
-    _create_schema(store)  # the events table, when no aggregate has written yet
-    with store.transaction():
-        for statement in _SCHEMA:
-            store.conn.execute(statement)
-
-
 def _has_tables(store: SqliteStore) -> bool:
-    row = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reactions'"
-    ).fetchone()
-    return row is not None
+    return store.has_table("reactions")
 
 
 def _register(store: SqliteStore, name: str, follows: list[str], at_end: bool, now: int) -> None:
@@ -296,6 +255,8 @@ def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDea
 
 
 def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
+    if not _has_tables(store):
+        raise ReactionNotFoundError(name)
     with store.transaction():
         cursor = store.conn.execute(
             "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
@@ -308,6 +269,8 @@ def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
 
 def _resume(store: SqliteStore, name: str, skip: bool, now: int) -> int:
     """Clear a stop; with ``skip`` also step over the event it stopped at. The position after."""
+    if not _has_tables(store):
+        raise ReactionNotFoundError(name)
     with store.transaction():
         position, state = _checkpoint(store, name)
         if skip and state == _STOPPED:
@@ -409,7 +372,6 @@ class _Runner:
     async def run(self) -> None:
         with self.scope:
             try:
-                await self.host.ensure_schema()
                 await self._call(
                     _register,
                     self.reaction.name,
@@ -538,7 +500,6 @@ class LocalReactions:
         self._runners: dict[str, _Runner] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._watching = False
-        self._ready = False
 
     # -- running ---------------------------------------------------------------------------
 
@@ -567,11 +528,6 @@ class LocalReactions:
         if runner is not None:
             runner.scope.cancel()
 
-    async def ensure_schema(self) -> None:
-        if not self._ready:
-            await self.runner.call(_create, self.runner.store)
-            self._ready = True
-
     async def run_beside(self, main: Callable[[], Awaitable[None]]) -> None:
         """``await main()`` (the engine) while running every registered reaction, and those
         registered later, until cancelled. An error of ``main`` comes out as itself."""
@@ -598,7 +554,6 @@ class LocalReactions:
             self._group.start_soon(self._watch, name="reventless-reactions-watch")
 
     async def _watch(self) -> None:
-        await self.ensure_schema()
         last = None
         while True:
             if self._runners:
@@ -631,7 +586,6 @@ class LocalReactions:
         check_reaction_name(name)
         if type(position) is not int or position < 0:
             raise ValidationError("position", position, "a log position, 0 or more")
-        await self.ensure_schema()
         await self.runner.call(_reset, self.runner.store, name, position, _now_us())
         self._poke(name)
 
@@ -640,7 +594,6 @@ class LocalReactions:
         (``skip=True``; it stays in the dead letters). Returns the position it resumes after.
         :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
         check_reaction_name(name)
-        await self.ensure_schema()
         position: int = await self.runner.call(
             _resume, self.runner.store, name, bool(skip), _now_us()
         )

@@ -27,12 +27,12 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
+from reventless.local._schema import check, upgrade
 from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
 __all__ = (
     "FIRED_AND_COMPLETED",
-    "SCHEMA_VERSION",
     "AttachmentRow",
     "DueRows",
     "PutGroup",
@@ -46,73 +46,7 @@ __all__ = (
     "translate_sqlite_error",
 )
 
-SCHEMA_VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-_SCHEMA = """
-BEGIN IMMEDIATE;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('schema_version', 1), ('seq', 0);
-CREATE TABLE IF NOT EXISTS schedules (
-    id INTEGER PRIMARY KEY,
-    scheduler TEXT NOT NULL,
-    name TEXT NOT NULL,
-    spec BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0,
-    next_fire INTEGER,
-    version INTEGER NOT NULL DEFAULT 1,
-    seq INTEGER NOT NULL,
-    UNIQUE (scheduler, name)
-);
-CREATE INDEX IF NOT EXISTS schedules_by_seq ON schedules (seq);
-CREATE TABLE IF NOT EXISTS retries (
-    id INTEGER PRIMARY KEY,
-    scheduler TEXT NOT NULL,
-    name TEXT NOT NULL,
-    scheduled_time INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    next_attempt_at INTEGER NOT NULL,
-    last_error TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS history (
-    id INTEGER PRIMARY KEY,
-    scheduler TEXT NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    scheduled_time INTEGER,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS history_by_schedule ON history (scheduler, name, id);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    scheduler TEXT NOT NULL,
-    name TEXT NOT NULL,
-    scheduled_time INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_by_scheduler ON dead_letters (scheduler, id);
-CREATE TABLE IF NOT EXISTS lease (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS attachments (
-    scheduler TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    target TEXT NOT NULL,
-    payload_types TEXT,
-    process TEXT NOT NULL,
-    attached_at INTEGER NOT NULL,
-    PRIMARY KEY (scheduler, owner)
-);
-COMMIT;
-"""
 
 # sqlite3 error names (extended codes start with these) -> the error to raise. One table, walked by
 # a test; anything not listed is a BackendUnavailableError.
@@ -243,37 +177,6 @@ Row = tuple[Any, ...]
 MIN_US = 0  # 1970-01-01: nothing reventless stores is older
 MAX_US = 253_402_300_799_999_999
 
-# Every column each table must have; a store missing one was damaged or written by something else.
-_COLUMNS: dict[str, frozenset[str]] = {
-    "meta": frozenset({"key", "value"}),
-    "schedules": frozenset(
-        {"id", "scheduler", "name", "spec", "created_at", "paused", "next_fire", "version", "seq"}
-    ),
-    "retries": frozenset(
-        {
-            "id",
-            "scheduler",
-            "name",
-            "scheduled_time",
-            "payload",
-            "attempts",
-            "next_attempt_at",
-            "last_error",
-        }
-    ),
-    "history": frozenset({"id", "scheduler", "name", "kind", "at", "scheduled_time", "detail"}),
-    "dead_letters": frozenset(
-        {"id", "scheduler", "name", "scheduled_time", "payload", "attempts", "reason", "at"}
-    ),
-    "lease": frozenset({"id", "owner", "expires_at"}),
-}
-# Tables added after the first release: a file written before has none until it is opened for
-# writing (CREATE TABLE IF NOT EXISTS), so a read-only open finds them absent and reads nothing.
-_LATER_COLUMNS: dict[str, frozenset[str]] = {
-    "attachments": frozenset(
-        {"scheduler", "owner", "target", "payload_types", "process", "attached_at"}
-    ),
-}
 # Attachments kept per scheduler besides the lease holder's: each process run adds one.
 _KEEP_ATTACHMENTS = 16
 
@@ -514,7 +417,7 @@ class SqliteStore:
         self.read_only = read_only
         if "\x00" in self.path:  # sqlite3 would raise a bare ValueError
             raise ValidationError("path", self.path, "a file path without NUL characters")
-        self.later_tables: set[str] = set()  # tables of _LATER_COLUMNS this file has
+        self.tables: frozenset[str] = frozenset()  # the tables this file has (see has_table)
         try:
             self.conn = self._open(lock_timeout, immutable=False)
         except sqlite3.Error as exc:
@@ -561,7 +464,7 @@ class SqliteStore:
         # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
         # can take back the last few.
         self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.executescript(_SCHEMA)
+        upgrade(self.conn)
 
     def _switch_to_wal(self, lock_timeout: float) -> str:
         """Switch a new file to WAL. SQLite answers BUSY at once, without its busy handler,
@@ -578,26 +481,14 @@ class SqliteStore:
             pause = min(pause * 2, 0.05)
 
     def _check_schema(self) -> None:
-        self.later_tables = set()
-        for table, wanted in {**_COLUMNS, **_LATER_COLUMNS}.items():
-            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
-            if table in _LATER_COLUMNS:
-                if not present:
-                    continue  # an older file, opened read-only
-                self.later_tables.add(table)
-            missing = sorted(wanted - present)
-            if missing:
-                raise CorruptDataError(
-                    f"store {self.path!r}: table {table!r} lacks column(s) {', '.join(missing)}; "
-                    "the file was damaged or written by something other than reventless"
-                )
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = None if row is None else row[0]
-        if version != SCHEMA_VERSION:
-            raise CorruptDataError(
-                f"store {self.path!r} has schema version {version!r}; this reventless reads "
-                f"version {SCHEMA_VERSION}"
-            )
+        self.tables = check(self.conn, self.path)
+
+    def has_table(self, table: str) -> bool:
+        """Whether the file has ``table``: always, once opened for writing; a file opened
+        read-only may be of an older schema, and gains the table when a writer opens it."""
+        if table not in self.tables and _table_exists(self.conn, table):
+            self.tables = check(self.conn, self.path)
+        return table in self.tables
 
     def close(self) -> None:
         self.conn.close()
@@ -875,7 +766,7 @@ class SqliteStore:
 
     def attachments(self) -> list[AttachmentRow]:
         """Every recorded attachment, newest first (none in an older file opened read-only)."""
-        if "attachments" not in self.later_tables:
+        if not self.has_table("attachments"):
             return []
         rows = self.conn.execute(
             "SELECT scheduler, owner, target, payload_types, process, attached_at"
@@ -1345,6 +1236,11 @@ class SqliteStore:
             else:
                 high = middle - 1
         return found
+
+
+def _table_exists(conn: sqlite3.Connection, table: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    return row.fetchone() is not None
 
 
 class LeaseLostError(BackendUnavailableError):

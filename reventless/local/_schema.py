@@ -1,0 +1,243 @@
+"""Every table and index of the embedded store, its one schema version and its one upgrade path.
+
+The modules that read and write the tables own no DDL: a store opened for writing is brought to
+the current schema here, in one transaction, before anything else touches it. Files written by
+every earlier schema open and upgrade (fixtures of each live in ``tests/local/stores``):
+
+- the first one had the scheduler's tables only (``meta`` to ``lease``);
+- the event log added ``events`` and ``handled_messages``, keyed first by (aggregate, message
+  id), then by stream (``_rekey_handled_messages``);
+- ``attachments`` recorded the schedulers' targets; the reactions added ``reactions`` and
+  ``reaction_dead_letters``.
+
+Each of those came as tables made on first use, with ``schema_version`` staying 1: every change
+so far only adds, so a process of an older release still reads and writes an upgraded file. The
+version moves only with a change an older release could not read, and then refuses such a file.
+
+A file opened read-only is not upgraded: the tables it lacks are reported by ``check`` and read
+as empty.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from reventless.errors import CorruptDataError
+
+__all__ = ("SCHEMA_VERSION", "check", "upgrade")
+
+SCHEMA_VERSION = 1
+
+# Table name -> its CREATE statement and indexes; in creation order.
+_TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",),
+    "schedules": (
+        """CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_fire INTEGER,
+    version INTEGER NOT NULL DEFAULT 1,
+    seq INTEGER NOT NULL,
+    UNIQUE (scheduler, name)
+)""",
+        "CREATE INDEX IF NOT EXISTS schedules_by_seq ON schedules (seq)",
+    ),
+    "retries": (
+        """CREATE TABLE IF NOT EXISTS retries (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scheduled_time INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT NOT NULL
+)""",
+    ),
+    "history": (
+        """CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    scheduled_time INTEGER,
+    detail TEXT
+)""",
+        "CREATE INDEX IF NOT EXISTS history_by_schedule ON history (scheduler, name, id)",
+    ),
+    "dead_letters": (
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    scheduler TEXT NOT NULL,
+    name TEXT NOT NULL,
+    scheduled_time INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+)""",
+        "CREATE INDEX IF NOT EXISTS dead_letters_by_scheduler ON dead_letters (scheduler, id)",
+    ),
+    "lease": (
+        """CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+)""",
+    ),
+    "attachments": (
+        """CREATE TABLE IF NOT EXISTS attachments (
+    scheduler TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload_types TEXT,
+    process TEXT NOT NULL,
+    attached_at INTEGER NOT NULL,
+    PRIMARY KEY (scheduler, owner)
+)""",
+    ),
+    "events": (
+        """CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    message_id TEXT,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (aggregate, aggregate_id, version)
+)""",
+    ),
+    # ``aggregate_id`` '' (never a valid id) marks a record from before the re-keying whose
+    # stream is unknown: it still counts for every stream of its aggregate, as it did when it
+    # was written. The default keeps a process of the older release working on the file.
+    "handled_messages": (
+        """CREATE TABLE IF NOT EXISTS handled_messages (
+    aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL,
+    position INTEGER,
+    PRIMARY KEY (aggregate, aggregate_id, message_id)
+) WITHOUT ROWID""",
+    ),
+    "reactions": (
+        """CREATE TABLE IF NOT EXISTS reactions (
+    name TEXT PRIMARY KEY,
+    follows TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    last_error TEXT,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL
+)""",
+    ),
+    "reaction_dead_letters": (
+        """CREATE TABLE IF NOT EXISTS reaction_dead_letters (
+    id INTEGER PRIMARY KEY,
+    reaction TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    aggregate TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at INTEGER NOT NULL
+)""",
+        "CREATE INDEX IF NOT EXISTS reaction_dead_letters_by_reaction"
+        " ON reaction_dead_letters (reaction, id)",
+    ),
+}
+# Tables the first schema had: a file without one of them is not a store of ours.
+_FIRST = ("meta", "schedules", "retries", "history", "dead_letters", "lease")
+# Marks a handled message recorded before the re-keying (see ``handled_messages`` above).
+ANY_STREAM = ""
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a file opened for writing to the current schema, in one transaction: a crash
+    leaves it as it was. A new file gets every table; an older one, what it lacks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        handled = _columns(conn, "handled_messages")
+        if handled and "aggregate_id" not in handled:
+            _rekey_handled_messages(conn)
+        for statements in _TABLES.values():
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('seq', 0)", (1,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _rekey_handled_messages(conn: sqlite3.Connection) -> None:
+    """Message ids recorded per aggregate type, re-keyed per stream. A record that caused
+    events takes the stream of its last event; one that caused none names no stream, so it is
+    kept for every stream of its aggregate (``ANY_STREAM``): a repeat of it is still a repeat."""
+    conn.execute(
+        _TABLES["handled_messages"][0].replace("handled_messages", "handled_messages_by_stream", 1)
+    )
+    conn.execute(
+        "INSERT INTO handled_messages_by_stream (aggregate, aggregate_id, message_id, position)"
+        " SELECT h.aggregate, COALESCE(e.aggregate_id, ?), h.message_id, h.position"
+        " FROM handled_messages AS h LEFT JOIN events AS e"
+        " ON e.position = h.position AND e.aggregate = h.aggregate",
+        (ANY_STREAM,),
+    )
+    conn.execute("DROP TABLE handled_messages")
+    conn.execute("ALTER TABLE handled_messages_by_stream RENAME TO handled_messages")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _wanted_columns(table: str) -> set[str]:
+    """The columns of ``table``'s CREATE statement, read from the statement itself."""
+    with sqlite3.connect(":memory:") as scratch:
+        scratch.execute(_TABLES[table][0])
+        return _columns(scratch, table)
+
+
+_WANTED: dict[str, frozenset[str]] = {table: frozenset(_wanted_columns(table)) for table in _TABLES}
+
+
+def check(conn: sqlite3.Connection, path: str) -> frozenset[str]:
+    """The tables the file has, after checking each has every column and the version is ours.
+
+    Raises CorruptDataError for a file of another schema version, one without the first
+    schema's tables, or a table missing a column (damaged, or written by something else). Only
+    a file opened read-only can lack the later tables; they are then read as empty.
+    """
+    present = set()
+    for table, wanted in _WANTED.items():
+        columns = _columns(conn, table)
+        if not columns and table not in _FIRST:
+            continue
+        if table == "handled_messages" and "aggregate_id" not in columns:
+            continue  # keyed per aggregate (read-only, not re-keyed): read as absent
+        missing = sorted(wanted - columns)
+        if missing:
+            raise CorruptDataError(
+                f"store {path!r}: table {table!r} lacks column(s) {', '.join(missing)}; "
+                "the file was damaged or written by something other than reventless"
+            )
+        present.add(table)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = None if row is None else row[0]
+    if version != SCHEMA_VERSION:
+        raise CorruptDataError(
+            f"store {path!r} has schema version {version!r}; this reventless reads "
+            f"version {SCHEMA_VERSION}"
+        )
+    return frozenset(present)

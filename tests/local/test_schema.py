@@ -1,0 +1,128 @@
+"""Stores written by every earlier schema open, read and upgrade (``reventless.local._schema``).
+
+The files in ``tests/local/stores`` were written by the commits they are named after, with
+``tests/local/stores/make_store.py`` (two schedules, one deleted, one paused, two fires of the
+interval one and, where the release had an event log, three commands with message ids).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+import reventless.local
+from reventless import HistoryKind, Scheduler
+from reventless.local._schema import _TABLES
+from reventless.testing import RecordingTarget, VirtualClock
+
+STORES = Path(__file__).parent / "stores"
+# commit -> (its event log's rows: (aggregate_id, version, message_id); handled rows, by stream)
+ERAS = {
+    "f535b30": None,  # the scheduler's tables only
+    "f5fd13f": (  # message ids per aggregate: c-2's m-1 was taken for a repeat of c-1's
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2")],
+        [("c-1", "m-1"), ("c-1", "m-2")],
+    ),
+    "643206d": (  # the same, with the attachments table
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2")],
+        [("c-1", "m-1"), ("c-1", "m-2")],
+    ),
+    "4aca9f3": (  # message ids per stream
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
+        [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
+    ),
+}
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # make_store.py's start
+FIRED = ["tick@2026-01-05T08:05:00Z", "tick@2026-01-05T08:10:00Z"]
+
+
+def _copy(commit: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{commit}.db"
+    shutil.copyfile(STORES / f"schema-{commit}.db", path)
+    return path
+
+
+def _schema_of(path: Path) -> set[tuple[str, str]]:
+    """Each table's and index's statement, spaces and quotes aside (a renamed table is quoted)."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        found = {
+            (name, " ".join(sql.replace("IF NOT EXISTS ", "").replace('"', "").split()))
+            for name, sql in rows
+        }
+    conn.close()
+    return found
+
+
+async def _read(path: Path, *, read_only: bool) -> tuple[list[str], list[str], list[tuple]]:
+    async with reventless.local.provider(path, read_only=read_only) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        names = [s.schedule.name for s in (await ops.list_schedules()).schedules]
+        fired = [e.fire_id for e in await ops.history("tick") if e.kind is HistoryKind.FIRED]
+        events = await provider.event_log().read_all()
+        assert await provider.reactions().statuses() == []
+        return names, fired, [(e.aggregate_id, e.version, e.message_id) for e in events]
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_older_store_reads_as_it_was_written_also_read_only(commit: str, tmp_path: Path) -> None:
+    path = _copy(commit, tmp_path)
+    before = _schema_of(path)
+    events = [] if ERAS[commit] is None else ERAS[commit][0]
+    assert anyio.run(lambda: _read(path, read_only=True)) == (["report", "tick"], FIRED, events)
+    assert _schema_of(path) == before  # a read-only open writes nothing
+    assert anyio.run(lambda: _read(path, read_only=False)) == (["report", "tick"], FIRED, events)
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_older_store_upgrades_to_the_schema_of_a_new_one(commit: str, tmp_path: Path) -> None:
+    path = _copy(commit, tmp_path)
+    anyio.run(lambda: _read(path, read_only=False))
+    new = tmp_path / "new.db"
+    anyio.run(lambda: _read(new, read_only=False))
+    assert _schema_of(path) == _schema_of(new)
+    assert {name for name, _ in _schema_of(new)} >= set(_TABLES)
+
+
+@pytest.mark.parametrize("commit", [c for c in sorted(ERAS) if ERAS[c] is not None])
+def test_message_ids_handled_before_the_upgrade_stay_handled_for_their_streams(
+    commit: str, tmp_path: Path
+) -> None:
+    path = _copy(commit, tmp_path)
+
+    async def handled() -> list[tuple[str, str]]:
+        async with reventless.local.provider(path) as provider:
+            log = provider.event_log()
+            return [
+                (stream, message)
+                for stream in ("c-1", "c-2", "c-3")
+                for message in ("m-1", "m-2", "m-3")
+                if await log.was_handled("counters", stream, message)
+            ]
+
+    assert anyio.run(handled) == ERAS[commit][1]
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_upgraded_store_fires_on_where_it_stopped(commit: str, tmp_path: Path) -> None:
+    path = _copy(commit, tmp_path)
+
+    async def run_on() -> list[str]:
+        clock = VirtualClock(T0 + timedelta(minutes=11))
+        target = RecordingTarget()
+        async with reventless.local.provider(path, clock=clock) as provider:
+            ops = (await Scheduler.make(provider, target=target)).operations
+            async with anyio.create_task_group() as group:
+                await group.start(provider.run)
+                await clock.advance(timedelta(minutes=10))
+                group.cancel_scope.cancel()
+            fired = [e.fire_id for e in await ops.history("tick") if e.kind is HistoryKind.FIRED]
+        assert [e.fire_id for e in target.deliveries] == fired[2:]
+        return fired
+
+    assert anyio.run(run_on) == [*FIRED, "tick@2026-01-05T08:15:00Z", "tick@2026-01-05T08:20:00Z"]
