@@ -7,7 +7,8 @@ stop signals' handlers are in place) and then a random 0-5 s (start-up, deliveri
 idle after them), and sends SIGINT or SIGTERM 2, 3 or 12 times at random gaps of 0-0.3 s. A try
 passes when the process exits within 10 s of the second signal, prints no traceback, and exits
 with 128 + the signal's number, or with 0 after a graceful stop ("stopped", nothing on stderr)
-that was over before the second signal came (counted apart). Prints one line per try and a summary; exit status 1 if any try failed.
+that was over before the second signal came (counted apart). Prints one line per try and a
+summary; exit status 1 if any try failed.
 """
 
 from __future__ import annotations
