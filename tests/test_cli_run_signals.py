@@ -22,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # After a second signal the stop has 5 s (FORCE_S); the process must be gone well within this.
 BOUND_S = 10.0
+SLOW, IDS = pytest.mark.slow, ["SIGINT", "SIGTERM"]  # the quick suite runs one of each kind
 
 
 def start(tmp_path: Path, *, delivery: float = 3, start_s: float = 0) -> subprocess.Popen[str]:
@@ -72,7 +73,9 @@ def signal_and_wait(
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("count", [2, 3, 12])
+@pytest.mark.parametrize(
+    "count", [2, pytest.param(3, marks=pytest.mark.slow), pytest.param(12, marks=pytest.mark.slow)]
+)
 def test_repeated_signals_while_deliveries_are_under_way(
     tmp_path: Path, sig: int, count: int
 ) -> None:
@@ -90,7 +93,7 @@ def test_repeated_signals_while_deliveries_are_under_way(
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=SLOW)], ids=IDS)
 def test_a_second_signal_ends_a_stop_held_up_by_a_thread_that_does_not_return(
     tmp_path: Path, sig: int
 ) -> None:
@@ -107,7 +110,7 @@ def test_a_second_signal_ends_a_stop_held_up_by_a_thread_that_does_not_return(
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=SLOW), signal.SIGTERM], ids=IDS)
 def test_signals_during_start_up(tmp_path: Path, sig: int) -> None:
     """Signals while the plugin is still starting (its start-up work is shielded for 3 s)."""
     process = start(tmp_path, start_s=3)
