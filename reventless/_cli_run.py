@@ -16,17 +16,32 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reventless._cli_common import PluginError, did_you_mean, duration, exception_site, whole
 from reventless.errors import ReventlessError, ValidationError
 
-__all__ = ("add_run_command", "load_plugin", "run_plugin")
+if TYPE_CHECKING:
+    from reventless._cli_signals import StopSignals
+
+__all__ = ("Interrupted", "add_run_command", "load_plugin", "run_command", "run_plugin")
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _MISFIRE = ("latest", "all", "skip")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 logger = logging.getLogger("reventless.run")
+# A stop has the delivery timeout plus this long (the plugin's own stop, closing the store);
+# after a second signal, this long.
+GRACE_S = 15.0
+FORCE_S = 5.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """The stop was forced by a repeated signal: exit status 128 + that signal's number."""
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__("interrupted")
+        self.exit_status = exit_status
 
 
 def add_run_command(commands: Any) -> None:
@@ -236,13 +251,29 @@ def load_plugin(text: str) -> Any:
     return value
 
 
-async def run_plugin(args: argparse.Namespace, out: TextIO) -> int:
+def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``reventless run``: the event loop inside the stop signals' handlers (see
+    ``_cli_signals``); 0 after a graceful stop, 128 + the signal's number after a forced one."""
+    import anyio
+
+    from reventless._cli_signals import StopSignals
+
+    options = provider_options(args)
+    grace = options["delivery_timeout"] + GRACE_S
+    with StopSignals(grace=grace, force=FORCE_S, as_json=args.json) as stop:
+        status: int = anyio.run(run_plugin, args, out, stop)
+        if stop.forced:
+            raise Interrupted(stop.exit_status)
+    return status
+
+
+async def run_plugin(args: argparse.Namespace, out: TextIO, stop: StopSignals) -> int:
     options = provider_options(args)
     configure_logging(args.log_level)
     plugin = load_plugin(args.plugin)
     say = _json_lines(out) if args.json else _text_lines(out)
     try:
-        return await _serve(plugin, args.db, options, say)
+        return await _serve(plugin, args.db, options, say, stop)
     except ReventlessError:
         raise
     except Exception as exc:
@@ -288,9 +319,7 @@ def _json_lines(out: TextIO) -> Say:
     return say
 
 
-async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say) -> int:
-    import signal
-
+async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: StopSignals) -> int:
     import anyio
 
     import reventless.local
@@ -311,28 +340,39 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say) -> int
     def wrap(scheduler: str, target: Target) -> Target:
         return ObservedTarget(scheduler, target, log_fire)
 
-    async with (
-        reventless.local.provider(db, **options) as local,
-        plugin.start(local, wrap_target=wrap) as running,
-    ):
-        say(
-            {
-                "event": "running",
-                "plugin": plugin.name,
-                "db": db,
-                "schedulers": list(running.schedulers),
-            }
-        )
-        async with anyio.create_task_group() as group:
-            await group.start(local.run, name="reventless-engine")
-            if local.is_leading:
-                logger.info("this process leads: it fires the schedules of %s", db)
-            else:
-                logger.info("standing by: another process fires the schedules of %s", db)
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for received in signals:
-                    say({"event": "stopping", "signal": signal.Signals(received).name})
-                    group.cancel_scope.cancel()
-                    break
+    requested = anyio.Event()
+    serving = False
+
+    def on_stop() -> None:  # on the event loop's thread, at the first signal
+        requested.set()
+        if not serving:  # still starting: give up starting
+            serve_scope.cancel()
+
+    with anyio.CancelScope() as serve_scope:
+        stop.attach(on_stop)
+        async with (
+            reventless.local.provider(db, **options) as local,
+            plugin.start(local, wrap_target=wrap) as running,
+        ):
+            say(
+                {
+                    "event": "running",
+                    "plugin": plugin.name,
+                    "db": db,
+                    "schedulers": list(running.schedulers),
+                }
+            )
+            async with anyio.create_task_group() as group:
+                await group.start(local.run, name="reventless-engine")
+                serving = True
+                if local.is_leading:
+                    logger.info("this process leads: it fires the schedules of %s", db)
+                else:
+                    logger.info("standing by: another process fires the schedules of %s", db)
+                await requested.wait()
+                say({"event": "stopping", "signal": stop.signal_name()})
+                group.cancel_scope.cancel()
+    if requested.is_set() and not serving:
+        say({"event": "stopping", "signal": stop.signal_name()})
     say({"event": "stopped"})
     return 0

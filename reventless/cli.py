@@ -40,7 +40,7 @@ from reventless._cli_common import (
     whole,
 )
 from reventless._cli_reactions import add_reactions_command, reactions
-from reventless._cli_run import add_run_command, run_plugin
+from reventless._cli_run import add_run_command, run_command
 from reventless._cli_store import (
     add_schedulers_command,
     add_schedules_command,
@@ -156,7 +156,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 def _status(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
+        status: int = getattr(exc, "exit_status", EXIT_INTERRUPTED)  # 143: by SIGTERM
+        return status
     if isinstance(exc, (ValidationError, UsageError, ArgumentError)):
         return EXIT_USAGE
     return EXIT_FAILED
@@ -365,7 +366,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "schedulers": _in_event_loop(schedulers),
     "reactions": _in_event_loop(reactions),
     "demo": _in_event_loop(_demo),
-    "run": _in_event_loop(run_plugin),
+    "run": run_command,
 }
 
 

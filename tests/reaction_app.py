@@ -9,6 +9,7 @@ can count independently (schedule history entries; audit events, one per source)
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import msgspec
@@ -86,7 +87,17 @@ def renewal(account: str, timezone: str) -> Schedule:
     )
 
 
+# The failover test's record of when each handler call began: "pid time position" lines.
+STARTS = os.environ.get("REACTION_STARTS")
+
+
 async def keep_renewals(event: ReactionEvent, context: ReactionContext) -> None:
+    if STARTS:
+        fd = os.open(STARTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{os.getpid()} {time.time():.6f} {event.position}\n".encode())
+        finally:
+            os.close(fd)
     if isinstance(event.event, Opened):
         await context.ensure_schedule("renewals", renewal(event.aggregate_id, event.event.timezone))
     elif isinstance(event.event, Cancelled):

@@ -209,3 +209,104 @@ async def check_effects(db: Path, caused: Counter[str]) -> int:
         # The independent count: what the web process itself saw happen.
         assert Counter(f"{e.type}:{e.aggregate_id}" for e in account_events) == caused
         return checked
+
+
+# docs/aggregates.md: a standby takes over within lease_ttl + timeout + 1 s after the runner
+# dies, and starts on the events waiting for it within a poll interval (50 ms) more.
+FAILOVER_TTL_S, FAILOVER_TIMEOUT_S, POLL_S = 1.0, 1.5, 0.05
+FAILOVER_BOUND_S = FAILOVER_TTL_S + FAILOVER_TIMEOUT_S + 1.0 + POLL_S
+
+
+def start_watched_runner(db: Path, starts: Path) -> subprocess.Popen[str]:
+    """A runner that records when each handler call begins; returns once it has started."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REACTION_TIMEOUT": str(FAILOVER_TIMEOUT_S),
+        "REACTION_STARTS": str(starts),
+    }
+    command = [sys.executable, "-m", "reventless", "run", "tests.reaction_app:plugin"]
+    process = subprocess.Popen(
+        [*command, "--db", str(db), "--lease-ttl", f"{FAILOVER_TTL_S:g}s"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("running plugin"), "the runner did not start"
+    return process
+
+
+def lease_holder(db: Path) -> str | None:
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'reactions'").fetchone() is None:
+            return None
+        row = conn.execute(
+            "SELECT owner FROM reactions WHERE name = 'renewals' AND lease_until > ?",
+            (time.time(),),
+        ).fetchone()
+        return None if row is None else row[0]
+
+
+def handler_started(starts: Path, pid: int, position: int) -> float | None:
+    for line in starts.read_text().splitlines() if starts.exists() else []:
+        who, at, where = line.split()
+        if int(who) == pid and int(where) >= position:
+            return float(at)
+    return None
+
+
+async def append_open(db: Path, account: str) -> int:
+    async with reventless.local.provider(db) as provider:
+        accounts = await Aggregate.make(provider, ACCOUNTS)
+        await accounts.handle(account, Open())
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        row = conn.execute(
+            "SELECT MAX(position) FROM events WHERE aggregate = 'accounts' AND aggregate_id = ?",
+            (account,),
+        ).fetchone()
+        return int(row[0])
+
+
+def failover_times(db: Path, starts: Path, kills: int, seed: int) -> list[float]:
+    """Kill the runner holding the lease ``kills`` times, each time at a random point of its
+    renewal cycle with a standby running, and append an event right after the kill; each figure
+    is from the kill to the standby's handler beginning on that event."""
+    rng = random.Random(seed)
+    leader = start_watched_runner(db, starts)
+    deadline = time.monotonic() + 30
+    while lease_holder(db) is None:
+        assert time.monotonic() < deadline, "no runner took the lease"
+        time.sleep(0.05)
+    times = []
+    try:
+        for n in range(kills):
+            standby = start_watched_runner(db, starts)
+            time.sleep(rng.uniform(0.5, 1.5))  # the standby has tried; any phase of renewals
+            killed_at = time.time()
+            leader.send_signal(signal.SIGKILL)
+            leader.communicate()
+            position = anyio.run(append_open, db, f"failover-{n}")
+            deadline = time.monotonic() + 30
+            while (began := handler_started(starts, standby.pid, position)) is None:
+                assert time.monotonic() < deadline, "the standby never handled the event"
+                time.sleep(0.01)
+            times.append(began - killed_at)
+            leader = standby
+    finally:
+        leader.send_signal(signal.SIGKILL)
+        leader.communicate()
+    return times
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_standby_takes_over_a_killed_runner_within_the_documented_bound(
+    tmp_path: Path,
+) -> None:
+    kills = int(os.environ.get("REVENTLESS_FAILOVER_KILLS", "8"))
+    times = failover_times(tmp_path / "app.db", tmp_path / "starts.txt", kills, seed=6)
+    print(f"failover after SIGKILL, {kills} kills: " + " ".join(f"{t:.3f}" for t in times))
+    assert max(times) <= FAILOVER_BOUND_S, (FAILOVER_BOUND_S, sorted(times))

@@ -15,12 +15,20 @@ import uuid
 
 import anyio
 
-from reventless.local._store import LeaseLostError
+from reventless.local._store import LeaseLostError, SqliteStore
 from reventless.local._store_runner import StoreRunner
 
 __all__ = ("Lease",)
 
 _MARGIN_S = 1.0
+# How long after the holder's lease lapses a standby tries to take it (clock ticks).
+_AFTER_S = 0.01
+
+
+def _lapses_at(store: SqliteStore) -> float:
+    """When the lease in the store lapses (``time.time()``); 0 when there is none."""
+    row = store.conn.execute("SELECT expires_at FROM lease WHERE id = 1").fetchone()
+    return 0.0 if row is None else float(row[0])
 
 
 class Lease:
@@ -61,9 +69,13 @@ class Lease:
             )
 
     async def wait_until_held(self) -> None:
-        """Poll until this process takes the lease (the holder is another process: no event)."""
-        while not await self.try_acquire():  # noqa: ASYNC110
-            await anyio.sleep(self.ttl / 3)
+        """Poll until this process takes the lease (the holder is another process: no event):
+        right after the holder's lease lapses (a holder that died is replaced as soon as the
+        fence allows), and at least every third of the ttl (a holder that stopped releases its
+        lease at once)."""
+        while not await self.try_acquire():
+            lapses_at = await self._runner.call(_lapses_at, self._runner.store)
+            await anyio.sleep(min(self.ttl / 3, max(lapses_at - time.time(), 0.0) + _AFTER_S))
 
     async def keep(self) -> None:
         """Renew every third of the ttl until cancelled; raise LeaseLostError if taken."""

@@ -16,7 +16,10 @@ moves when another connection commits) every ``poll_interval``, and at once for 
 through the plugin's own aggregates (their event topics). The lease is the scheduler engine's
 idea, one row per reaction: the row says it lapses ``ttl + timeout + 1 s`` after a renewal began,
 while the holder starts no handler later than ``ttl`` after it; so a standby that takes over
-never runs a handler at the same time as the old holder.
+never runs a handler at the same time as the old holder. A standby tries again right after the
+lease it saw lapses (and at least every third of ``ttl``, for a lease released early): a runner
+that died is replaced ``ttl + timeout + 1 s`` after its last renewal at most, not a third of
+``ttl`` later.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ __all__ = ("LocalReactions",)
 
 _BATCH = 100
 _MARGIN_S = 1.0
+# How long after the other holder's lease lapses a standby tries to take it (clock ticks).
+_AFTER_LAPSE_S = 0.01
 _RUNNING, _STOPPED = "running", "stopped"
 
 
@@ -75,14 +80,22 @@ def _register(store: SqliteStore, name: str, follows: list[str], at_end: bool, n
         )
 
 
-def _try_lease(store: SqliteStore, name: str, owner: str, now: float, hold_s: float) -> bool:
+def _try_lease(
+    store: SqliteStore, name: str, owner: str, now: float, hold_s: float
+) -> tuple[bool, float]:
+    """(whether ``owner`` holds the lease now, when the lease it does not hold lapses)."""
     with store.transaction():
         cursor = store.conn.execute(
             "UPDATE reactions SET owner = ?, lease_until = ? WHERE name = ?"
             " AND (owner IS NULL OR owner = ? OR lease_until < ?)",
             (owner, now + hold_s, name, owner, now),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount == 1:
+            return True, 0.0
+        row = store.conn.execute(
+            "SELECT lease_until FROM reactions WHERE name = ?", (name,)
+        ).fetchone()
+        return False, 0.0 if row is None else float(row[0])
 
 
 def _release(store: SqliteStore, name: str, owner: str) -> None:
@@ -307,16 +320,23 @@ class _Lease:
         self.ttl = ttl
         self._hold_s = ttl + timeout + _MARGIN_S
         self._until = float("inf") if owner is None else 0.0
+        self._lapses_at = 0.0  # the other holder's lease, as last read (time.time())
 
     async def try_acquire(self) -> bool:
         if self.owner is None:
             return True
         started = time.monotonic()
-        held = await self._runner.call(
+        held, self._lapses_at = await self._runner.call(
             _try_lease, self._runner.store, self._name, self.owner, time.time(), self._hold_s
         )
         self._until = started + self.ttl if held else 0.0
         return held
+
+    def retry_in(self) -> float:
+        """After a failed ``try_acquire``: how long to wait before the next. Right after the
+        holder's lease lapses (a holder that died is replaced as soon as the fence allows), and
+        at least every third of the ttl (a holder that stopped releases its lease at once)."""
+        return min(self.ttl / 3, max(self._lapses_at - time.time(), 0.0) + _AFTER_LAPSE_S)
 
     def fence(self) -> None:
         if time.monotonic() >= self._until:
@@ -382,7 +402,7 @@ class _Runner:
                 while True:
                     if not await self.lease.try_acquire():
                         self._let_go()  # another process handles the events
-                        await anyio.sleep(self.lease.ttl / 3)
+                        await anyio.sleep(self.lease.retry_in())
                         continue
                     try:
                         async with anyio.create_task_group() as group:

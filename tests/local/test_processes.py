@@ -165,6 +165,7 @@ def test_two_processes_never_both_fire_and_the_standby_takes_over(tmp_path: Path
     leaders = {pid for _, pid in before}
     assert leaders == {first.pid}, "only the lease holder fires"
     assert any(fire.startswith("extra@") for fire, _ in before)
+    time.sleep(random.uniform(0, 2 / 3))  # any phase of the leader's renewals
     killed_at = time.time()
     stop(first, signal.SIGKILL)
     deadline = killed_at + 10
@@ -172,13 +173,15 @@ def test_two_processes_never_both_fire_and_the_standby_takes_over(tmp_path: Path
         if any(pid == second.pid for _, pid in read_log(log)):
             break
         time.sleep(0.05)
-    takeover = time.time() - killed_at
     status, errors = stop(second, signal.SIGTERM)
     assert status == 0, errors
     after = read_log(log)
     assert any(pid == second.pid for _, pid in after), "the standby never took over"
-    # The fence: lease_ttl + delivery_timeout + 1 s after the last renewal, plus one poll.
-    assert takeover < (2 + 0.5 + 1) + 2 / 3 + 1.5, f"takeover took {takeover:.1f} s"
+    # docs/local-engine.md: a standby takes over within lease_ttl + delivery_timeout + 1 s, and
+    # delivers what is due within a poll interval (50 ms) more; the fires here are always due.
+    takeover = min(at for _, pid, at in read_timed_log(log) if pid == second.pid) - killed_at
+    print(f"takeover after SIGKILL: {takeover:.3f} s")
+    assert takeover <= (2 + 0.5 + 1) + 0.05, f"takeover took {takeover:.3f} s"
     # While the first one led, the second fired nothing.
     first_lines = [i for i, (_, pid) in enumerate(after) if pid == first.pid]
     second_lines = [i for i, (_, pid) in enumerate(after) if pid == second.pid]
