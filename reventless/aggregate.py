@@ -412,7 +412,9 @@ class Aggregate(Generic[State]):
                     )
                 raise
             encoded = [self.spec.encode_event(event) for event in events]
-            self.event_topic.check_publishable(self.name, aggregate_id, encoded)
+            self.event_topic.check_publishable(
+                self.name, aggregate_id, encoded, version=version, message_id=message_id
+            )
             try:
                 result = await self._log.append(
                     self.name,

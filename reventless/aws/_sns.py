@@ -38,8 +38,6 @@ MAX_SNS_MESSAGE = 262_144  # bytes in one SNS message
 _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
 # SNS FIFO group and deduplication ids: 1-128 of letters, digits and punctuation.
 _SNS_ID = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
-# The room an event's JSON leaves for the rest of the body: names, ids, numbers.
-_BODY_OVERHEAD = 512
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -86,20 +84,43 @@ class SnsEventTopic(EventTopic):
         await self.fan_out(message)
 
     def check_publishable(
-        self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        events: Sequence[NewEvent],
+        *,
+        version: int = 0,
+        message_id: str | None = None,
     ) -> None:
-        for event in events:
-            size = len(event.data) + len(aggregate) * 2 + len(aggregate_id) * 2 + _BODY_OVERHEAD
+        """Refuse, before the append, an event whose SNS message would be too big: counted as
+        SNS counts it, the UTF-8 bytes of the body as ``publish`` encodes it plus every message
+        attribute's name, data type and value. The event log on DynamoDB gives an event the
+        position ``version`` (its version), as counted here."""
+        source = f"{aggregate}/{aggregate_id}"
+        for offset, event in enumerate(events, start=1):
+            number = version + offset
+            body = _event_body_bytes(
+                topic=self.name,
+                kind=event.type,
+                source=source,
+                message_id=message_id,
+                event_id=event_id(aggregate, aggregate_id, number),
+                version=number,
+                position=number,
+                event=msgspec.Raw(event.data),
+            )
+            size = len(body) + _attributes_size(_attributes(event.type))
             if size > MAX_SNS_MESSAGE:
                 raise ValidationError(
                     f"{aggregate} event",
                     event.type,
-                    f"an event whose message fits one SNS message ({MAX_SNS_MESSAGE} bytes)",
+                    f"an event whose SNS message (body and attributes) fits {MAX_SNS_MESSAGE} "
+                    "bytes",
                     message=(
-                        f"event {event.type} of {aggregate}/{aggregate_id} is {len(event.data)} "
-                        f"bytes of JSON; with its envelope it would not fit one SNS message "
-                        f"({MAX_SNS_MESSAGE} bytes), so it could never be published: nothing "
-                        "was appended"
+                        f"event {event.type} of {source} would make an SNS message of {size} "
+                        f"bytes ({len(body)} of body, {size - len(body)} of attributes; "
+                        f"{len(event.data)} of them the event's JSON); SNS takes at most "
+                        f"{MAX_SNS_MESSAGE}, so it could never be published: nothing was appended"
                     ),
                 )
 
@@ -121,7 +142,7 @@ class SnsEventTopic(EventTopic):
             Message=body,
             MessageGroupId=group_id(group),
             MessageDeduplicationId=group_id(dedup),
-            MessageAttributes={"type": {"DataType": "String", "StringValue": message.type}},
+            MessageAttributes=_attributes(message.type),
             table=SNS_ERRORS,
         )
         self.published += 1
@@ -153,18 +174,55 @@ class SnsEventTopic(EventTopic):
             )
 
 
-def _event_body(message: TopicMessage) -> str:
+def _attributes(kind: str) -> dict[str, dict[str, str]]:
+    """The message attributes of a published message: its type, for subscription filters."""
+    return {"type": {"DataType": "String", "StringValue": kind}}
+
+
+def _attributes_size(attributes: dict[str, dict[str, str]]) -> int:
+    """What message attributes add to an SNS message's size: each one's name, data type and
+    value, in UTF-8 bytes (SNS counts all three against its limit)."""
+    return sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def _event_body_bytes(
+    *,
+    topic: str,
+    kind: str,
+    source: str,
+    message_id: str | None,
+    event_id: str | None,
+    version: int | None,
+    position: int | None,
+    event: Any,
+) -> bytes:
     return _ENCODER.encode(
         {
-            "topic": message.topic,
-            "type": message.type,
-            "source": message.source,
-            "messageId": message.message_id,
-            "eventId": message.event_id,
-            "version": message.version,
-            "position": message.position,
-            "event": message.event,
+            "topic": topic,
+            "type": kind,
+            "source": source,
+            "messageId": message_id,
+            "eventId": event_id,
+            "version": version,
+            "position": position,
+            "event": event,
         }
+    )
+
+
+def _event_body(message: TopicMessage) -> str:
+    return _event_body_bytes(
+        topic=message.topic,
+        kind=message.type,
+        source=message.source,
+        message_id=message.message_id,
+        event_id=message.event_id,
+        version=message.version,
+        position=message.position,
+        event=message.event,
     ).decode()
 
 
