@@ -249,7 +249,8 @@ class AggregateInfrastructure(pulumi.ComponentResource):
 
 class SchedulerInfrastructure(pulumi.ComponentResource):
     """What EventBridge Scheduler needs for the reventless ``schedulers`` on provider group
-    ``group``: a schedule group each (``schedule_group_name``), the standard dead-letter queue
+    ``group``: a schedule group each (``schedule_group_name``) and ``group`` itself (which the
+    provider ensures when it starts), the standard dead-letter queue
     ``<group>-dead-letters`` (14 days' retention), the execution role ``<group>-scheduler``
     (``execution_role_trust_policy`` for those groups, ``execution_role_policy`` for the targets
     and the dead-letter queue) and the caller policy, attached to ``caller_role`` (a role name)
@@ -289,6 +290,14 @@ class SchedulerInfrastructure(pulumi.ComponentResource):
             )
             for scheduler, group_name in zip(schedulers, groups, strict=True)
         }
+        if group not in groups:
+            # The provider ensures its own group whenever it starts: made here, the runtime
+            # finds it (and never creates a group that `pulumi destroy` would not remove).
+            self.provider_group: aws.scheduler.ScheduleGroup | None = aws.scheduler.ScheduleGroup(
+                f"{name}-provider", name=group, opts=_child(self)
+            )
+        else:
+            self.provider_group = None
         self.dead_letters = aws.sqs.Queue(
             f"{name}-dead-letters",
             name=dead_letter_name,

@@ -192,7 +192,8 @@ def test_plugin_outputs_are_the_providers_arguments(mocks: AwsMocks) -> None:
     }
     assert json.loads(resolve(infra.environment)["REVENTLESS_AWS"]) == arguments
     groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
-    assert sorted(v["name"] for v in groups.values()) == ["shop.health", "shop.orders"]
+    # the schedulers' groups, and the provider's own, which it ensures when it starts
+    assert sorted(v["name"] for v in groups.values()) == ["shop", "shop.health", "shop.orders"]
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
     assert len(mappings) == 6
     groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
     assert sorted(g["name"] for g in groups.values()) == sorted(
-        f"shop.{name}" for name in [*AGGREGATES, "health"]
+        ["shop", *(f"shop.{name}" for name in [*AGGREGATES, "health"])]
     )
     handlers = json.loads(mocks.of_type("aws:iam/rolePolicy:RolePolicy")["shop-handlers"]["policy"])
     consumed = next(s for s in handlers["Statement"] if s["Sid"] == "ConsumeTheQueues")
