@@ -47,7 +47,12 @@ from reventless.aws._scheduler import (
     AwsScheduledPublisher,
     SqsQueueTarget,
 )
-from reventless.aws._sns import SnsEventTopic, SqsTopicSubscriber, decode_topic_message
+from reventless.aws._sns import (
+    SnsEventTopic,
+    SqsTopicSubscriber,
+    UnpublishableEventError,
+    decode_topic_message,
+)
 from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
 from reventless.aws.iam import (
     caller_policy,
@@ -73,6 +78,7 @@ __all__ = (
     "SqsCommandPublisher",
     "SqsQueueTarget",
     "SqsTopicSubscriber",
+    "UnpublishableEventError",
     "caller_policy",
     "create_event_table",
     "decode_topic_message",
@@ -188,6 +194,7 @@ class AwsProvider:
                 "to reventless.aws.provider; an aggregate's topic is named after the aggregate"
             )
         topic = self._topics[name] = SnsEventTopic(name, arn, self._sns)
+        topic.command_dead_letters = self._command_dead_letters
         return topic
 
     def command_dead_letters(self) -> CommandDeadLetters:

@@ -20,7 +20,7 @@ import msgspec
 from reventless.aggregate import AggregateSpec
 from reventless.aggregate_adapter import AppendResult, NewEvent
 from reventless.aws._errors import SNS_ERRORS, call_aws
-from reventless.errors import ValidationError
+from reventless.errors import DeliveryRefusedError, ValidationError
 from reventless.event_topic import EventTopic, TopicMessage, event_id
 from reventless.target import FireEnvelope
 
@@ -28,6 +28,7 @@ __all__ = (
     "MAX_SNS_MESSAGE",
     "SnsEventTopic",
     "SqsTopicSubscriber",
+    "UnpublishableEventError",
     "decode_topic_message",
     "group_id",
 )
@@ -39,6 +40,13 @@ _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,2
 # SNS FIFO group and deduplication ids: 1-128 of letters, digits and punctuation.
 _SNS_ID = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
 _ENCODER = msgspec.json.Encoder()
+
+
+class UnpublishableEventError(DeliveryRefusedError):
+    """An appended event that SNS can never take: its message is too big (an event stored by
+    an older release, whose check counted less than SNS does), or SNS refused it as invalid.
+    Retrying cannot help; the command queue's handler moves the command to the queue's dead
+    letters with this message, so the message group goes on (``CommandDeadLetters``)."""
 
 
 def group_id(value: str) -> str:
@@ -75,6 +83,9 @@ class SnsEventTopic(EventTopic):
             )
         self.arn = topic_arn
         self._client = client
+        # Set by the provider: where the command queue's handler puts a command whose events
+        # can never be published (reventless.aws._command_dead_letters.CommandDeadLetters).
+        self.command_dead_letters: Any = None
 
     async def receive(self, message: TopicMessage) -> None:
         """Hand a message that arrived from the topic (through a subscriber queue) to the
@@ -156,22 +167,35 @@ class SnsEventTopic(EventTopic):
         message_id: str | None,
     ) -> None:
         """Publish events that were appended, in order; unlike in process, a failure is raised:
-        the command's repeat publishes them again."""
+        the command's repeat publishes them again. An event SNS can never take raises
+        UnpublishableEventError (and the events after it are not published)."""
         first_version = result.version - len(events) + 1
         for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
             version = first_version + offset
-            await self.publish(
-                TopicMessage(
-                    topic=self.name,
-                    type=type(event).__struct_config__.tag,
-                    source=f"{aggregate}/{aggregate_id}",
-                    message_id=message_id,
-                    event=event,
-                    position=position,
-                    version=version,
-                    event_id=event_id(aggregate, aggregate_id, version),
-                )
+            message = TopicMessage(
+                topic=self.name,
+                type=type(event).__struct_config__.tag,
+                source=f"{aggregate}/{aggregate_id}",
+                message_id=message_id,
+                event=event,
+                position=position,
+                version=version,
+                event_id=event_id(aggregate, aggregate_id, version),
             )
+            size = len(_event_body(message).encode()) + _attributes_size(_attributes(message.type))
+            if size > MAX_SNS_MESSAGE:
+                raise UnpublishableEventError(
+                    f"event {message.event_id} ({message.type}, log position {position}) makes "
+                    f"an SNS message of {size} bytes; SNS takes at most {MAX_SNS_MESSAGE}, so it "
+                    "can never be published (it is kept in the event log)"
+                )
+            try:
+                await self.publish(message)
+            except ValidationError as exc:  # SNS refused it as invalid: no retry will help
+                raise UnpublishableEventError(
+                    f"event {message.event_id} ({message.type}, log position {position}) was "
+                    f"refused by SNS: {exc} (it is kept in the event log)"
+                ) from exc
 
 
 def _attributes(kind: str) -> dict[str, dict[str, str]]:

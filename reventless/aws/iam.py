@@ -218,13 +218,17 @@ def handler_policy(
     table_arn: str,
     topic_arns: Sequence[str] = (),
     queue_arns: Sequence[str] = (),
+    dead_letter_queue_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Permissions of the Lambda handlers of command and subscriber queues.
 
     The event log reads with ``GetItem`` and ``Query`` and appends with ``TransactWriteItems``,
     which IAM authorises per item action (``PutItem``, ``UpdateItem``, ``ConditionCheckItem``);
     nothing is ever deleted or scanned. Events are published to ``topic_arns``; ``queue_arns``
-    are the queues the handlers consume (what Lambda's event source mapping calls).
+    are the queues the handlers consume (what Lambda's event source mapping calls);
+    ``dead_letter_queue_arns`` the command queues' dead-letter queues, where a handler moves a
+    command whose events SNS can never take (``sqs:GetQueueUrl`` and ``sqs:SendMessage``
+    only).
     """
     table = _check("table_arn", table_arn, _TABLE_ARN, "a DynamoDB table ARN")
     statements: list[dict[str, Any]] = [
@@ -259,6 +263,20 @@ def handler_policy(
                     "sqs:GetQueueAttributes",
                 ],
                 "Resource": queues,
+            }
+        )
+    dead = [
+        _check("dead_letter_queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN")
+        for arn in dead_letter_queue_arns
+    ]
+    if dead:
+        statements.append(
+            {
+                "Sid": "DeadLetterCommands",
+                "Effect": "Allow",
+                # The handler finds the queue by name, then sends the command there.
+                "Action": ["sqs:GetQueueUrl", "sqs:SendMessage"],
+                "Resource": dead,
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -504,19 +504,21 @@ class PluginInfrastructure(pulumi.ComponentResource):
     def handler_policy(self) -> pulumi.Output[str]:
         """The handlers' policy (``reventless.aws.iam.handler_policy``, JSON): the event table,
         publishing to every topic, consuming the command queues and the subscriber queues made
-        so far."""
+        so far, and moving a command to its queue's dead letters."""
         topics = [topic.arn for topic in self._topics()]
         queues = [
             *(infra.queue_arn for infra in self.aggregates.values()),
             *(queue.arn for topic in self._topics() for queue in topic.subscriber_queues.values()),
         ]
+        dead = [infra.dead_letter_arn for infra in self.aggregates.values()]
         return _json(
             (
                 lambda table_arn, *arns: iam.handler_policy(
                     table_arn=table_arn,
                     topic_arns=arns[: len(topics)],
-                    queue_arns=arns[len(topics) :],
+                    queue_arns=arns[len(topics) : len(topics) + len(queues)],
+                    dead_letter_queue_arns=arns[len(topics) + len(queues) :],
                 ),
-                [self.table.arn, *topics, *queues],
+                [self.table.arn, *topics, *queues, *dead],
             )
         )

@@ -4,6 +4,10 @@ A poison command (or fire) fails on every receive; the command queue's redrive p
 to the queue's FIFO dead-letter queue after ``maxReceiveCount`` receives, so its message group
 goes on. It is listed (``provider.command_dead_letters()``, and a fire among its scheduler's
 dead letters), redriven, and handled once the handler is fixed.
+
+An event that is stored but can never be published (written by an older release whose size
+check counted less than SNS does, or refused by SNS) makes its command a dead letter at once,
+with the reason, instead of failing at every redelivery and holding its message group.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import msgspec
 import pytest
 
 import reventless.aws
+import reventless.aws._sns
 from reventless import AggregateSpec, Minutes, Plugin, Schedule
-from reventless.aws import SqsCommandPublisher, create_event_table
+from reventless.aggregate_adapter import NewEvent
+from reventless.aws import DynamoDbEventLog, SqsCommandPublisher, create_event_table
 from reventless.aws import handle_sqs_batch as handle
 from reventless.target import fire_id
 from reventless.testing.aws import fire_as_eventbridge
@@ -234,3 +240,59 @@ async def test_a_poison_command_ends_in_the_dead_letters_is_listed_redriven_and_
             assert (await jobs.load("j-2"))[1] == 1
     finally:
         Broken.on = False
+
+
+async def append_as_an_older_release(stack: Stack, size: int) -> None:
+    """What a release whose size check counted less than SNS does left in the table: a command
+    handled, its event appended, its publish refused ever since."""
+    log = DynamoDbEventLog(stack.dynamodb, TABLE)
+    data = msgspec.json.encode(Ran(blob="x" * size))
+    await log.append(
+        "jobs",
+        "j-1",
+        expected_version=0,
+        events=[NewEvent(type="Ran", data=data)],
+        message_id="big-1",
+        recorded_at=T1,
+    )
+
+
+@pytest.mark.parametrize("refused_by", ["our check before publishing", "SNS"])
+async def test_a_stored_event_that_can_never_be_published_ends_in_the_dead_letters(
+    session: Any, moto: CountingMotoServer, monkeypatch: pytest.MonkeyPatch, refused_by: str
+) -> None:
+    if refused_by == "SNS":
+        # Let it through to moto, which refuses a message over 262,144 characters itself.
+        monkeypatch.setattr(reventless.aws._sns, "MAX_SNS_MESSAGE", 10**9)
+    async with (
+        jobs_stack(session, moto) as stack,
+        jobs_provider(session, moto, stack) as provider,
+        jobs_plugin().start(provider) as running,
+    ):
+        jobs = running.aggregates["jobs"]
+        await append_as_an_older_release(stack, 270_000)
+        publisher = SqsCommandPublisher(stack.sqs, stack.commands_url, jobs)
+        # The redelivery of the handled command, then the next command of the same group.
+        await publisher.publish("j-1", Run(size=270_000), message_id="big-1")
+        assert await lambda_round(stack, jobs) == (1, 0)  # acknowledged: in the dead letters
+        await publisher.publish("j-1", Run(size=5), message_id="small-2")
+        assert await lambda_round(stack, jobs) == (1, 0)
+        assert await queue_length(stack.sqs, stack.commands_url) == 0
+
+        [letter] = await provider.command_dead_letters().dead_letters("jobs")
+        assert (letter.message_id, letter.aggregate_id) == ("big-1", "j-1")
+        assert letter.reason.startswith("UnpublishableEventError: event jobs/j-1/1 (Ran")
+        if refused_by == "SNS":
+            assert "refused by SNS" in letter.reason and "InvalidParameter" in letter.reason
+        else:
+            assert "SNS takes at most 262144" in letter.reason
+        assert "kept in the event log" in letter.reason
+        # The group went on: the next event was published and delivered.
+        received = await stack.sqs.receive_message(
+            QueueUrl=stack.subscriber_url, MaxNumberOfMessages=10
+        )
+        bodies = [msgspec.json.decode(m["Body"]) for m in received["Messages"]]
+        assert [(b["eventId"], b["messageId"]) for b in bodies] == [("jobs/j-1/2", "small-2")]
+        # Nothing dropped: the stored event is still in the log.
+        stored = await DynamoDbEventLog(stack.dynamodb, TABLE).load("jobs", "j-1")
+        assert [(e.version, e.message_id) for e in stored] == [(1, "big-1"), (2, "small-2")]

@@ -33,6 +33,7 @@ pulumi = require_pulumi()
 import aioboto3  # noqa: E402
 import msgspec  # noqa: E402
 
+import reventless.aws._sns  # noqa: E402
 from reventless.aws import create_event_table  # noqa: E402
 from reventless.testing.aws import fire_as_eventbridge, receive_lambda_event  # noqa: E402
 from tests.aws.conftest import CountingMotoServer  # noqa: E402
@@ -319,6 +320,27 @@ async def test_every_call_the_handlers_make_is_allowed_by_the_policies_the_deplo
         assert handled >= 2
         assert await drain("shop-health-events-monitor.fifo", handler.handle_health) >= 1
         assert await drain("shop-users-events-user-reminders.fifo", handler.handle_reminders) == 1
+
+        # A command handled, then delivered again when its event can no longer be published
+        # (here: SNS's limit made tiny): the handler moves it to the command dead letters.
+        monkeypatch.setenv("AGGREGATE", "orders")
+        command = {
+            "aggregate": "orders",
+            "aggregateId": "order-processor",
+            "messageId": "again-1",
+            "command": {"type": "ProcessPendingOrders"},
+        }
+        for limit in (reventless.aws._sns.MAX_SNS_MESSAGE, 10):
+            monkeypatch.setattr(reventless.aws._sns, "MAX_SNS_MESSAGE", limit)
+            await sqs.send_message(
+                QueueUrl=queue_urls["shop-orders.fifo"],
+                MessageBody=json.dumps(command),
+                MessageGroupId="order-processor",
+                MessageDeduplicationId=f"again-{limit}",
+            )
+            assert await drain("shop-orders.fifo", handler.handle_commands) == 1
+        dead = await sqs.receive_message(QueueUrl=queue_urls["shop-orders-dead-letters.fifo"])
+        assert len(dead["Messages"]) == 1
 
     services = {service for service, _, _ in recorder.calls}
     assert {"scheduler", "dynamodb", "sns"} <= services, services
