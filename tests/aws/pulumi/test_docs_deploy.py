@@ -118,9 +118,7 @@ def test_what_the_page_says_pulumi_up_creates_is_what_the_program_creates(
         "FIFO command queues": len([q for q in fifo if q["name"] in _command_queue_names()]),
         "FIFO dead-letter queues": len([q for q in fifo if "-dead-letters" in q["name"]]),
         "SNS FIFO topics": len(mocks.of_type("aws:sns/topic:Topic")),
-        "FIFO subscriber queues": len(
-            mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
-        ),
+        "FIFO subscriber queues": len(mocks.of_type("aws:sns/topicSubscription:TopicSubscription")),
         "queue policies": len(mocks.of_type("aws:sqs/queuePolicy:QueuePolicy")),
         "subscriptions": len(mocks.of_type("aws:sns/topicSubscription:TopicSubscription")),
         "schedule groups": len(mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")),
