@@ -403,16 +403,20 @@ class Aggregate(Generic[State]):
             )
             try:
                 events = list(self.spec.decide(state, command, context))
+                encoded = [self.spec.encode_event(event) for event in events]
+                self.event_topic.check_publishable(
+                    self.name, aggregate_id, encoded, version=version, message_id=message_id
+                )
             except Exception:
-                # A repeat of a handled command may be refused by the newer state; it is a
-                # repeat all the same, and must not be retried or dead-lettered.
+                # A repeat of a handled command may be refused by the newer state, or give
+                # events a release before this one let through and this one refuses; it is a
+                # repeat all the same (its stored events are published again), and must not
+                # be retried or dead-lettered.
                 if message_id is not None and await self._repeated(aggregate_id, message_id):
                     return HandleResult(
                         aggregate_id=aggregate_id, events=(), version=version, duplicate=True
                     )
                 raise
-            encoded = [self.spec.encode_event(event) for event in events]
-            self.event_topic.check_publishable(self.name, aggregate_id, encoded)
             try:
                 result = await self._log.append(
                     self.name,

@@ -161,10 +161,17 @@ class EventTopic:
         )
 
     def check_publishable(
-        self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        events: Sequence[NewEvent],
+        *,
+        version: int = 0,
+        message_id: str | None = None,
     ) -> None:
         """Refuse, before they are appended, events this topic could never publish (too big
-        for a message); in process, every event can be."""
+        for a message); ``version`` is the stream's version before them, ``message_id`` the
+        command's. In process, every event can be."""
 
     async def publish_events(
         self,

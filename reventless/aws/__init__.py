@@ -33,6 +33,7 @@ import anyio
 import anyio.abc
 
 from reventless._provider_context import ProviderContext, provider_context
+from reventless.aws._command_dead_letters import CommandDeadLetter, CommandDeadLetters
 from reventless.aws._dynamodb import DynamoDbEventLog, create_event_table
 from reventless.aws._outputs import (
     ENVIRONMENT_VARIABLE,
@@ -46,7 +47,12 @@ from reventless.aws._scheduler import (
     AwsScheduledPublisher,
     SqsQueueTarget,
 )
-from reventless.aws._sns import SnsEventTopic, SqsTopicSubscriber, decode_topic_message
+from reventless.aws._sns import (
+    SnsEventTopic,
+    SqsTopicSubscriber,
+    UnpublishableEventError,
+    decode_topic_message,
+)
 from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
 from reventless.aws.iam import (
     caller_policy,
@@ -63,6 +69,8 @@ __all__ = (
     "SCHEDULED_TIME",
     "SNS_PUBLISH",
     "AwsProvider",
+    "CommandDeadLetter",
+    "CommandDeadLetters",
     "DynamoDbEventLog",
     "ProviderContext",
     "SnsEventTopic",
@@ -70,6 +78,7 @@ __all__ = (
     "SqsCommandPublisher",
     "SqsQueueTarget",
     "SqsTopicSubscriber",
+    "UnpublishableEventError",
     "caller_policy",
     "create_event_table",
     "decode_topic_message",
@@ -127,8 +136,10 @@ class AwsProvider:
         event_log: DynamoDbEventLog | None = None,
         event_topics: Mapping[str, str] | None = None,
         sns_client: Any = None,
+        command_dead_letters: CommandDeadLetters | None = None,
     ) -> None:
         self.clock = clock
+        self._command_dead_letters = command_dead_letters
         self._publisher = publisher
         self._clients = clients
         self._closed = False
@@ -183,7 +194,23 @@ class AwsProvider:
                 "to reventless.aws.provider; an aggregate's topic is named after the aggregate"
             )
         topic = self._topics[name] = SnsEventTopic(name, arn, self._sns)
+        topic.command_dead_letters = self._command_dead_letters
         return topic
+
+    def command_dead_letters(self) -> CommandDeadLetters:
+        """The dead letters of the aggregates' command queues (``command_dead_letters``):
+        ``await .dead_letters(aggregate)``, ``await .redrive(aggregate, message_ids=...)``. A fire's
+        dead letters are also among its scheduler's (``operations.dead_letters()``).
+        :raises UsageError: the provider was given none."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if self._command_dead_letters is None:
+            raise UsageError(
+                "this AWS provider has no command dead-letter queues: pass "
+                "command_dead_letters={AGGREGATE: FIFO_QUEUE_ARN} (and a session or sqs_client) "
+                "to reventless.aws.provider; a deployment's outputs name them"
+            )
+        return self._command_dead_letters
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -226,6 +253,7 @@ async def provider(
     event_table: str | None = None,
     event_topics: Mapping[str, str] | None = None,
     command_queues: Mapping[str, str] | None = None,
+    command_dead_letters: Mapping[str, str] | None = None,
     dynamodb_client: Any = None,
     sns_client: Any = None,
 ) -> AsyncIterator[AwsProvider]:
@@ -239,9 +267,11 @@ async def provider(
     For aggregates: ``event_table`` names the DynamoDB table of the event log
     (``create_event_table``), ``event_topics`` maps topic names to SNS FIFO topic ARNs (an
     aggregate's topic is named after the aggregate) and ``command_queues`` maps aggregate names
-    to their FIFO command queue ARNs, the target of a scheduler made on a command topic. With a
-    session the provider opens the DynamoDB and SNS clients they need; ``dynamodb_client`` and
-    ``sns_client`` are clients of yours instead.
+    to their FIFO command queue ARNs, the target of a scheduler made on a command topic;
+    ``command_dead_letters`` maps aggregate names to the FIFO dead-letter queues of those
+    queues (``command_dead_letters()``; a scheduler's dead letters include its fires found
+    there). With a session the provider opens the DynamoDB, SNS and SQS clients they need;
+    ``dynamodb_client``, ``sns_client`` and ``sqs_client`` are clients of yours instead.
 
     Use it as ``async with reventless.aws.provider(...) as provider:``; the returned
     ``ProviderContext`` raises UsageError with that fix when used without ``async with``.
@@ -252,7 +282,7 @@ async def provider(
         raise ValidationError(
             "session/client", (session, client), "exactly one of session= and client="
         )
-    _check_wiring(event_table, event_topics, command_queues)
+    _check_wiring(event_table, event_topics, command_queues, command_dead_letters)
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
 
@@ -271,12 +301,19 @@ async def provider(
             dynamodb_client = await opened_client("dynamodb")
         if event_topics and sns_client is None:
             sns_client = await opened_client("sns")
+        if command_dead_letters and sqs_client is None:
+            sqs_client = await opened_client("sqs")
         wrapped = [
             None if c is None else _ClientWhileOpen(c)
             for c in (client, sqs_client, dynamodb_client, sns_client)
         ]
         scheduler_client, sqs, dynamodb, sns = wrapped
         assert scheduler_client is not None
+        dead_commands = (
+            CommandDeadLetters(sqs, dict(command_queues or {}), dict(command_dead_letters))
+            if command_dead_letters
+            else None
+        )
         publisher = AwsScheduledPublisher(
             scheduler_client,
             group=group,
@@ -286,6 +323,7 @@ async def provider(
             clock=clock,
             sqs_client=sqs,
             command_queues=dict(command_queues or {}),
+            command_dead_letters=dead_commands,
         )
         await publisher.ensure_group(group)
         opened = AwsProvider(
@@ -295,6 +333,7 @@ async def provider(
             event_log=None if event_table is None else DynamoDbEventLog(dynamodb, event_table),
             event_topics=event_topics,
             sns_client=sns,
+            command_dead_letters=dead_commands,
         )
         try:
             yield opened
@@ -321,9 +360,11 @@ def provider_from_environment(
     return provider(**{**arguments_from_environment(environ), **arguments})
 
 
-def _check_wiring(event_table: object, event_topics: object, command_queues: object) -> None:
+def _check_wiring(
+    event_table: object, event_topics: object, command_queues: object, dead_letters: object
+) -> None:
     """Refuse, on entering the block, a table name, topic ARN or queue ARN that AWS never
-    could accept."""
+    could accept, and a command dead-letter queue of an aggregate without a command queue."""
     if event_table is not None and (
         not isinstance(event_table, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", event_table)
     ):
@@ -331,6 +372,7 @@ def _check_wiring(event_table: object, event_topics: object, command_queues: obj
     for field, mapping, check in (
         ("event_topics", event_topics, _TOPIC_ARN),
         ("command_queues", command_queues, _FIFO_QUEUE_ARN),
+        ("command_dead_letters", dead_letters, _FIFO_QUEUE_ARN),
     ):
         if mapping is None:
             continue
@@ -340,6 +382,15 @@ def _check_wiring(event_table: object, event_topics: object, command_queues: obj
             if not isinstance(arn, str) or not check.fullmatch(arn):
                 kind = "an SNS FIFO topic ARN" if check is _TOPIC_ARN else "an SQS FIFO queue ARN"
                 raise ValidationError(f"{field}[{name!r}]", arn, kind + " (its name ends in .fifo)")
+    if isinstance(dead_letters, Mapping):
+        queues = command_queues if isinstance(command_queues, Mapping) else {}
+        for name in dead_letters:
+            if name not in queues:
+                raise ValidationError(
+                    "command_dead_letters",
+                    name,
+                    f"aggregates with a command queue in command_queues: {sorted(queues)}",
+                )
 
 
 def _check_arguments(

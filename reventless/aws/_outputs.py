@@ -28,6 +28,7 @@ OUTPUT_ARGUMENTS = frozenset(
         "event_table",
         "event_topics",
         "command_queues",
+        "command_dead_letters",
     }
 )
 

@@ -15,6 +15,7 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
+from reventless.aws._command_dead_letters import CommandDeadLetters, reason_of
 from reventless.aws._errors import call_aws
 from reventless.aws._groups import schedule_group_name
 from reventless.aws._sns import MAX_SNS_MESSAGE, SnsEventTopic
@@ -189,8 +190,10 @@ class AwsScheduledPublisher:
         clock: Clock,
         sqs_client: Any = None,
         command_queues: dict[str, str] | None = None,
+        command_dead_letters: CommandDeadLetters | None = None,
     ) -> None:
         self._client = client
+        self._command_dead = command_dead_letters
         self._command_queues = dict(command_queues or {})
         self._group = group
         self._role_arn = role_arn
@@ -624,12 +627,41 @@ class AwsScheduledPublisher:
             "calls and the consumer of the target queue sees each fire"
         )
 
+    def _target_dead_letters(self, scheduler: str) -> str | None:
+        """The aggregate whose command dead-letter queue holds this scheduler's fires that
+        its target's handler gave up on (the target is that aggregate's command queue)."""
+        target = self._targets.get(scheduler)
+        if not isinstance(target, SqsQueueTarget) or self._command_dead is None:
+            return None
+        aggregate = self._command_dead.aggregate_of_queue(target.arn)
+        if aggregate is None or self._command_dead.dead_letter_arn(aggregate) is None:
+            return None
+        return aggregate
+
     async def dead_letters(self, scheduler: str, *, limit: int = 100) -> list[DeadLetter]:
-        if self._dead_letter_arn is None or self._sqs is None:
+        """The fires EventBridge could not deliver (the dead-letter queue, ``dead_letter_arn``)
+        and, when the target is a command queue with a dead-letter queue, the fires its
+        handler gave up on (found there, with the reason the handler gave)."""
+        aggregate = self._target_dead_letters(scheduler)
+        if (self._dead_letter_arn is None or self._sqs is None) and aggregate is None:
             raise UsageError(
                 "dead letters on AWS are read from the dead-letter queue: pass dead_letter_arn "
                 "and sqs_client to reventless.aws.provider"
             )
+        letters: list[DeadLetter] = []
+        if self._dead_letter_arn is not None and self._sqs is not None:
+            letters = await self._undelivered(limit)
+        if aggregate is not None and self._command_dead is not None:
+            for _, message in await self._command_dead.messages(aggregate):
+                letter = _dead_letter(message)
+                if letter is None:  # a command, not a fire: command_dead_letters() has it
+                    continue
+                reason, receives = reason_of(message)
+                letters.append(msgspec.structs.replace(letter, reason=reason, attempts=receives))
+        return letters[:limit]
+
+    async def _undelivered(self, limit: int) -> list[DeadLetter]:
+        assert self._dead_letter_arn is not None
         url = await _queue_url(self._sqs, self._dead_letter_arn)
         letters: list[DeadLetter] = []
         while len(letters) < limit:
@@ -703,16 +735,40 @@ class AwsScheduledPublisher:
         fire_ids: Sequence[str] | None = None,
         at: datetime,
     ) -> list[str]:
-        """Move matching messages of the dead-letter queue back to the scheduler's target."""
+        """Move matching messages of the dead-letter queue back to the scheduler's target,
+        and the matching fires of the target command queue's dead letters back to it."""
         target = self._target(scheduler)
-        if self._dead_letter_arn is None or self._sqs is None:
+        aggregate = self._target_dead_letters(scheduler)
+        if (self._dead_letter_arn is None or self._sqs is None) and aggregate is None:
             raise UsageError(
                 "redrive on AWS reads the dead-letter queue: pass dead_letter_arn and sqs_client "
                 "to reventless.aws.provider"
             )
-        url = await _queue_url(self._sqs, self._dead_letter_arn)
         wanted = None if fire_ids is None else set(fire_ids)
         sent: list[str] = []
+        if aggregate is not None and self._command_dead is not None:
+
+            def choose(message: Any) -> str | None:
+                letter = _dead_letter(message)
+                if letter is None or not _wanted(letter, schedule, wanted):
+                    return None
+                return letter.fire_id
+
+            sent += await self._command_dead.redrive_matching(aggregate, choose)
+        if self._dead_letter_arn is None or self._sqs is None:
+            return sent
+        return await self._redrive_undelivered(target, schedule, wanted, sent)
+
+    async def _redrive_undelivered(
+        self,
+        target: SqsQueueTarget | SnsEventTopic,
+        schedule: str | None,
+        wanted: set[str] | None,
+        sent: list[str],
+    ) -> list[str]:
+        """Send the matching fires EventBridge could not deliver to ``target`` again."""
+        assert self._dead_letter_arn is not None
+        url = await _queue_url(self._sqs, self._dead_letter_arn)
         skipped: list[str] = []  # receipt handles to make visible again
         for _ in range(_MAX_REDRIVE // 10):
             response = await call_aws(

@@ -20,7 +20,7 @@ import msgspec
 from reventless.aggregate import AggregateSpec
 from reventless.aggregate_adapter import AppendResult, NewEvent
 from reventless.aws._errors import SNS_ERRORS, call_aws
-from reventless.errors import ValidationError
+from reventless.errors import DeliveryRefusedError, ValidationError
 from reventless.event_topic import EventTopic, TopicMessage, event_id
 from reventless.target import FireEnvelope
 
@@ -28,6 +28,7 @@ __all__ = (
     "MAX_SNS_MESSAGE",
     "SnsEventTopic",
     "SqsTopicSubscriber",
+    "UnpublishableEventError",
     "decode_topic_message",
     "group_id",
 )
@@ -38,9 +39,14 @@ MAX_SNS_MESSAGE = 262_144  # bytes in one SNS message
 _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
 # SNS FIFO group and deduplication ids: 1-128 of letters, digits and punctuation.
 _SNS_ID = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
-# The room an event's JSON leaves for the rest of the body: names, ids, numbers.
-_BODY_OVERHEAD = 512
 _ENCODER = msgspec.json.Encoder()
+
+
+class UnpublishableEventError(DeliveryRefusedError):
+    """An appended event that SNS can never take: its message is too big (an event stored by
+    an older release, whose check counted less than SNS does), or SNS refused it as invalid.
+    Retrying cannot help; the command queue's handler moves the command to the queue's dead
+    letters with this message, so the message group goes on (``CommandDeadLetters``)."""
 
 
 def group_id(value: str) -> str:
@@ -77,6 +83,9 @@ class SnsEventTopic(EventTopic):
             )
         self.arn = topic_arn
         self._client = client
+        # Set by the provider: where the command queue's handler puts a command whose events
+        # can never be published (reventless.aws._command_dead_letters.CommandDeadLetters).
+        self.command_dead_letters: Any = None
 
     async def receive(self, message: TopicMessage) -> None:
         """Hand a message that arrived from the topic (through a subscriber queue) to the
@@ -86,20 +95,43 @@ class SnsEventTopic(EventTopic):
         await self.fan_out(message)
 
     def check_publishable(
-        self, aggregate: str, aggregate_id: str, events: Sequence[NewEvent]
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        events: Sequence[NewEvent],
+        *,
+        version: int = 0,
+        message_id: str | None = None,
     ) -> None:
-        for event in events:
-            size = len(event.data) + len(aggregate) * 2 + len(aggregate_id) * 2 + _BODY_OVERHEAD
+        """Refuse, before the append, an event whose SNS message would be too big: counted as
+        SNS counts it, the UTF-8 bytes of the body as ``publish`` encodes it plus every message
+        attribute's name, data type and value. The event log on DynamoDB gives an event the
+        position ``version`` (its version), as counted here."""
+        source = f"{aggregate}/{aggregate_id}"
+        for offset, event in enumerate(events, start=1):
+            number = version + offset
+            body = _event_body_bytes(
+                topic=self.name,
+                kind=event.type,
+                source=source,
+                message_id=message_id,
+                event_id=event_id(aggregate, aggregate_id, number),
+                version=number,
+                position=number,
+                event=msgspec.Raw(event.data),
+            )
+            size = len(body) + _attributes_size(_attributes(event.type))
             if size > MAX_SNS_MESSAGE:
                 raise ValidationError(
                     f"{aggregate} event",
                     event.type,
-                    f"an event whose message fits one SNS message ({MAX_SNS_MESSAGE} bytes)",
+                    f"an event whose SNS message (body and attributes) fits {MAX_SNS_MESSAGE} "
+                    "bytes",
                     message=(
-                        f"event {event.type} of {aggregate}/{aggregate_id} is {len(event.data)} "
-                        f"bytes of JSON; with its envelope it would not fit one SNS message "
-                        f"({MAX_SNS_MESSAGE} bytes), so it could never be published: nothing "
-                        "was appended"
+                        f"event {event.type} of {source} would make an SNS message of {size} "
+                        f"bytes ({len(body)} of body, {size - len(body)} of attributes; "
+                        f"{len(event.data)} of them the event's JSON); SNS takes at most "
+                        f"{MAX_SNS_MESSAGE}, so it could never be published: nothing was appended"
                     ),
                 )
 
@@ -121,7 +153,7 @@ class SnsEventTopic(EventTopic):
             Message=body,
             MessageGroupId=group_id(group),
             MessageDeduplicationId=group_id(dedup),
-            MessageAttributes={"type": {"DataType": "String", "StringValue": message.type}},
+            MessageAttributes=_attributes(message.type),
             table=SNS_ERRORS,
         )
         self.published += 1
@@ -135,36 +167,86 @@ class SnsEventTopic(EventTopic):
         message_id: str | None,
     ) -> None:
         """Publish events that were appended, in order; unlike in process, a failure is raised:
-        the command's repeat publishes them again."""
+        the command's repeat publishes them again. An event SNS can never take raises
+        UnpublishableEventError (and the events after it are not published)."""
         first_version = result.version - len(events) + 1
         for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
             version = first_version + offset
-            await self.publish(
-                TopicMessage(
-                    topic=self.name,
-                    type=type(event).__struct_config__.tag,
-                    source=f"{aggregate}/{aggregate_id}",
-                    message_id=message_id,
-                    event=event,
-                    position=position,
-                    version=version,
-                    event_id=event_id(aggregate, aggregate_id, version),
-                )
+            message = TopicMessage(
+                topic=self.name,
+                type=type(event).__struct_config__.tag,
+                source=f"{aggregate}/{aggregate_id}",
+                message_id=message_id,
+                event=event,
+                position=position,
+                version=version,
+                event_id=event_id(aggregate, aggregate_id, version),
             )
+            size = len(_event_body(message).encode()) + _attributes_size(_attributes(message.type))
+            if size > MAX_SNS_MESSAGE:
+                raise UnpublishableEventError(
+                    f"event {message.event_id} ({message.type}, log position {position}) makes "
+                    f"an SNS message of {size} bytes; SNS takes at most {MAX_SNS_MESSAGE}, so it "
+                    "can never be published (it is kept in the event log)"
+                )
+            try:
+                await self.publish(message)
+            except ValidationError as exc:  # SNS refused it as invalid: no retry will help
+                raise UnpublishableEventError(
+                    f"event {message.event_id} ({message.type}, log position {position}) was "
+                    f"refused by SNS: {exc} (it is kept in the event log)"
+                ) from exc
+
+
+def _attributes(kind: str) -> dict[str, dict[str, str]]:
+    """The message attributes of a published message: its type, for subscription filters."""
+    return {"type": {"DataType": "String", "StringValue": kind}}
+
+
+def _attributes_size(attributes: dict[str, dict[str, str]]) -> int:
+    """What message attributes add to an SNS message's size: each one's name, data type and
+    value, in UTF-8 bytes (SNS counts all three against its limit)."""
+    return sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def _event_body_bytes(
+    *,
+    topic: str,
+    kind: str,
+    source: str,
+    message_id: str | None,
+    event_id: str | None,
+    version: int | None,
+    position: int | None,
+    event: Any,
+) -> bytes:
+    return _ENCODER.encode(
+        {
+            "topic": topic,
+            "type": kind,
+            "source": source,
+            "messageId": message_id,
+            "eventId": event_id,
+            "version": version,
+            "position": position,
+            "event": event,
+        }
+    )
 
 
 def _event_body(message: TopicMessage) -> str:
-    return _ENCODER.encode(
-        {
-            "topic": message.topic,
-            "type": message.type,
-            "source": message.source,
-            "messageId": message.message_id,
-            "eventId": message.event_id,
-            "version": message.version,
-            "position": message.position,
-            "event": message.event,
-        }
+    return _event_body_bytes(
+        topic=message.topic,
+        kind=message.type,
+        source=message.source,
+        message_id=message.message_id,
+        event_id=message.event_id,
+        version=message.version,
+        position=message.position,
+        event=message.event,
     ).decode()
 
 

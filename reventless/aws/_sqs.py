@@ -13,6 +13,7 @@ import msgspec
 from reventless._observe import Observer
 from reventless.aggregate import Aggregate
 from reventless.aws._errors import call_aws
+from reventless.aws._sns import UnpublishableEventError
 from reventless.errors import ValidationError
 from reventless.target import FireEnvelope
 
@@ -79,10 +80,21 @@ class SqsCommandConsumer:
     ``{"batchItemFailures": [...]}``: only failed records are retried. After a failure, later
     records of the same message group are reported failed too, untouched, so that FIFO order per
     aggregate survives the retry. A record delivered twice changes the aggregate once.
+
+    A record whose events can never be published (``UnpublishableEventError``) is moved at
+    once to the command queue's dead-letter queue with the reason and acknowledged, so its
+    message group goes on: ``dead_letters`` (a ``CommandDeadLetters``; by default the one the
+    AWS provider gave the aggregate's event topic). Without a dead-letter queue it is reported
+    failed, as any failure.
     """
 
-    def __init__(self, aggregate: Aggregate[Any]) -> None:
+    def __init__(self, aggregate: Aggregate[Any], *, dead_letters: Any = None) -> None:
         self.aggregate = aggregate
+        self.dead_letters = (
+            dead_letters
+            if dead_letters is not None
+            else getattr(aggregate.event_topic, "command_dead_letters", None)
+        )
         commands = tuple(aggregate.spec.commands.values())
         self._command_type: Any = Union[commands] if len(commands) > 1 else commands[0]  # noqa: UP007
 
@@ -135,9 +147,42 @@ class SqsCommandConsumer:
                         scheduled_time=scheduled,
                         now=self.aggregate.clock.now(),
                     )
+            except UnpublishableEventError as exc:
+                if await self._dead_letter(record, exc):
+                    continue
+                failures.append({"itemIdentifier": record_id})
+                if group:
+                    failed_groups.add(group)
             except Exception as exc:
                 logger.error("record %s failed: %s: %s", record_id, type(exc).__name__, exc)
                 failures.append({"itemIdentifier": record_id})
                 if group:
                     failed_groups.add(group)
         return {"batchItemFailures": failures}
+
+    async def _dead_letter(self, record: dict[str, Any], exc: UnpublishableEventError) -> bool:
+        """Move ``record`` to the dead letters with ``exc`` as the reason; False when there
+        is nowhere to move it (or moving failed): the record is then reported failed."""
+        record_id = str(record.get("messageId"))
+        name = self.aggregate.name
+        if self.dead_letters is None or self.dead_letters.dead_letter_arn(name) is None:
+            logger.error(
+                "record %s failed: %s (no dead-letter queue for %r's command queue: it is "
+                "retried until the queue's redrive policy or retention ends it)",
+                record_id,
+                exc,
+                name,
+            )
+            return False
+        try:
+            await self.dead_letters.put(name, record, type(exc).__name__, str(exc))
+        except Exception as error:
+            logger.error(
+                "record %s failed: %s; moving it to the dead letters failed too: %s",
+                record_id,
+                exc,
+                error,
+            )
+            return False
+        logger.error("record %s moved to %r's command dead letters: %s", record_id, name, exc)
+        return True

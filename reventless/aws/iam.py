@@ -6,7 +6,8 @@
   the dead-letter queue, ``sns:Publish`` to target topics (the universal ``sns:Publish`` target
   of a schedule on an event topic), nothing else.
 - ``caller_policy``: what the application needs: the schedule actions on the group's schedules
-  only, the group itself, listing, and passing the execution role to EventBridge Scheduler only.
+  only, ensuring the provider's group and the schedulers' groups, listing, and passing the
+  execution role to EventBridge Scheduler only.
 - ``handler_policy``: what the Lambda handlers need: the event log's item actions on its table,
   ``sns:Publish`` to the event topics, and consuming their queues.
 - ``lambda_trust_policy``: who may assume the handlers' role: Lambda.
@@ -162,14 +163,18 @@ def caller_policy(
     partition: str = "aws",
 ) -> dict[str, Any]:
     """Permissions of the application that manages schedules through reventless: in ``group``,
-    or in the groups of the reventless ``schedulers`` named (as for the trust policy)."""
+    or in the groups of the reventless ``schedulers`` named (as for the trust policy). The
+    provider ensures its own ``group`` whenever it starts (``GetScheduleGroup``, and
+    ``CreateScheduleGroup`` when it is missing), so that group is always among those it may
+    ensure, even when no scheduler named ``default`` writes to it."""
     _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
     _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
     _check("execution_role_arn", execution_role_arn, _ROLE_ARN, "an IAM role ARN")
     groups = _groups(group, schedulers)
     prefix = f"arn:{partition}:scheduler:{region}:{account_id}"
     schedules = _one_or_many([f"{prefix}:schedule/{g}/*" for g in groups])
-    group_arns = _one_or_many([_group_arn(partition, region, account_id, g) for g in groups])
+    ensured = dict.fromkeys([group, *groups])
+    group_arns = _one_or_many([_group_arn(partition, region, account_id, g) for g in ensured])
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -213,13 +218,17 @@ def handler_policy(
     table_arn: str,
     topic_arns: Sequence[str] = (),
     queue_arns: Sequence[str] = (),
+    dead_letter_queue_arns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Permissions of the Lambda handlers of command and subscriber queues.
 
     The event log reads with ``GetItem`` and ``Query`` and appends with ``TransactWriteItems``,
     which IAM authorises per item action (``PutItem``, ``UpdateItem``, ``ConditionCheckItem``);
     nothing is ever deleted or scanned. Events are published to ``topic_arns``; ``queue_arns``
-    are the queues the handlers consume (what Lambda's event source mapping calls).
+    are the queues the handlers consume (what Lambda's event source mapping calls);
+    ``dead_letter_queue_arns`` the command queues' dead-letter queues, where a handler moves a
+    command whose events SNS can never take (``sqs:GetQueueUrl`` and ``sqs:SendMessage``
+    only).
     """
     table = _check("table_arn", table_arn, _TABLE_ARN, "a DynamoDB table ARN")
     statements: list[dict[str, Any]] = [
@@ -254,6 +263,20 @@ def handler_policy(
                     "sqs:GetQueueAttributes",
                 ],
                 "Resource": queues,
+            }
+        )
+    dead = [
+        _check("dead_letter_queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN")
+        for arn in dead_letter_queue_arns
+    ]
+    if dead:
+        statements.append(
+            {
+                "Sid": "DeadLetterCommands",
+                "Effect": "Allow",
+                # The handler finds the queue by name, then sends the command there.
+                "Action": ["sqs:GetQueueUrl", "sqs:SendMessage"],
+                "Resource": dead,
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

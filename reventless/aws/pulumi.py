@@ -11,7 +11,8 @@ from a handler. Each component mirrors a reventless component and creates what i
 - ``EventTopicInfrastructure``: an SNS FIFO topic; ``subscribe`` adds a FIFO queue subscribed
   with raw delivery and its mapping to a Lambda function;
 - ``AggregateInfrastructure``: an aggregate's FIFO command queue (content-based deduplication)
-  and its event topic; ``handle_with`` maps the queue to a Lambda function;
+  with its FIFO dead-letter queue, and its event topic; ``handle_with`` maps the queue to a
+  Lambda function;
 - ``PluginInfrastructure``: all of these for a plugin's aggregates, topics and schedulers, and
   ``provider_arguments``: the keyword arguments of ``reventless.aws.provider``.
 
@@ -56,6 +57,11 @@ def _check(field: str, value: object, pattern: re.Pattern[str], allowed: str) ->
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValidationError(field, value, allowed)
     return value
+
+
+def _check_receive_count(count: object) -> None:
+    if type(count) is not int or not 1 <= count <= 1000:
+        raise ValidationError("max_receive_count", count, "a whole number from 1 to 1000")
 
 
 def _child(parent: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -145,10 +151,7 @@ class EventTopicInfrastructure(pulumi.ComponentResource):
         key = f"{self._name}-{subscriber}"
         redrive: pulumi.Input[str] | None = None
         if max_receive_count is not None:
-            if type(max_receive_count) is not int or not 1 <= max_receive_count <= 1000:
-                raise ValidationError(
-                    "max_receive_count", max_receive_count, "a whole number from 1 to 1000"
-                )
+            _check_receive_count(max_receive_count)
             _check("subscriber", f"{base}-dead-letters", _QUEUE_BASE, "names within 75 characters")
             dead_letters = aws.sqs.Queue(
                 f"{key}-dead-letters",
@@ -198,9 +201,13 @@ class EventTopicInfrastructure(pulumi.ComponentResource):
 
 class AggregateInfrastructure(pulumi.ComponentResource):
     """An aggregate's command queue, the SQS FIFO queue ``<prefix>-<aggregate>.fifo`` with
-    content-based deduplication, and its event topic ``<prefix>-<aggregate>-events.fifo``.
-    Outputs ``queue_arn`` and ``topic_arn``. ``handler``, or ``handle_with`` later (when the
-    function's settings need these outputs), maps the queue to a Lambda function."""
+    content-based deduplication, its FIFO dead-letter queue
+    ``<prefix>-<aggregate>-dead-letters.fifo`` (14 days' retention) and its event topic
+    ``<prefix>-<aggregate>-events.fifo``. A command the handler failed ``max_receive_count``
+    times (1-1000, default 5) moves to the dead-letter queue, so its message group goes on.
+    Outputs ``queue_arn``, ``dead_letter_arn`` and ``topic_arn``. ``handler``, or
+    ``handle_with`` later (when the function's settings need these outputs), maps the queue to
+    a Lambda function."""
 
     def __init__(
         self,
@@ -209,26 +216,51 @@ class AggregateInfrastructure(pulumi.ComponentResource):
         aggregate: str,
         prefix: str,
         handler: Function | None = None,
+        max_receive_count: int = 5,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         base = f"{prefix}-{aggregate}"
         _check("aggregate", base, _QUEUE_BASE, "prefix and aggregate: letters, digits, '_', '-'")
+        _check(
+            "aggregate",
+            f"{base}-dead-letters",
+            _QUEUE_BASE,
+            "prefix and aggregate within 62 characters (the dead-letter queue's name)",
+        )
+        _check_receive_count(max_receive_count)
         super().__init__("reventless:aws:AggregateInfrastructure", name, None, opts)
         self._name = name
         self.aggregate = aggregate
+        self.dead_letters = aws.sqs.Queue(
+            f"{name}-dead-letters",
+            name=f"{base}-dead-letters.fifo",
+            fifo_queue=True,
+            message_retention_seconds=14 * 24 * 3600,
+            opts=_child(self),
+        )
         self.queue = aws.sqs.Queue(
             f"{name}-commands",
             name=f"{base}.fifo",
             fifo_queue=True,
             content_based_deduplication=True,
+            redrive_policy=pulumi.Output.json_dumps(
+                {"deadLetterTargetArn": self.dead_letters.arn, "maxReceiveCount": max_receive_count}
+            ),
             opts=_child(self),
         )
+        self.dead_letter_arn: pulumi.Output[str] = self.dead_letters.arn
         self.event_topic = EventTopicInfrastructure(
             f"{name}-events", topic_name=f"{base}-events", opts=_child(self)
         )
         self.queue_arn: pulumi.Output[str] = self.queue.arn
         self.topic_arn: pulumi.Output[str] = self.event_topic.arn
-        self.register_outputs({"queue_arn": self.queue_arn, "topic_arn": self.topic_arn})
+        self.register_outputs(
+            {
+                "queue_arn": self.queue_arn,
+                "dead_letter_arn": self.dead_letter_arn,
+                "topic_arn": self.topic_arn,
+            }
+        )
         if handler is not None:
             self.handle_with(handler)
 
@@ -249,7 +281,8 @@ class AggregateInfrastructure(pulumi.ComponentResource):
 
 class SchedulerInfrastructure(pulumi.ComponentResource):
     """What EventBridge Scheduler needs for the reventless ``schedulers`` on provider group
-    ``group``: a schedule group each (``schedule_group_name``), the standard dead-letter queue
+    ``group``: a schedule group each (``schedule_group_name``) and ``group`` itself (which the
+    provider ensures when it starts), the standard dead-letter queue
     ``<group>-dead-letters`` (14 days' retention), the execution role ``<group>-scheduler``
     (``execution_role_trust_policy`` for those groups, ``execution_role_policy`` for the targets
     and the dead-letter queue) and the caller policy, attached to ``caller_role`` (a role name)
@@ -289,6 +322,14 @@ class SchedulerInfrastructure(pulumi.ComponentResource):
             )
             for scheduler, group_name in zip(schedulers, groups, strict=True)
         }
+        if group not in groups:
+            # The provider ensures its own group whenever it starts: made here, the runtime
+            # finds it (and never creates a group that `pulumi destroy` would not remove).
+            self.provider_group: aws.scheduler.ScheduleGroup | None = aws.scheduler.ScheduleGroup(
+                f"{name}-provider", name=group, opts=_child(self)
+            )
+        else:
+            self.provider_group = None
         self.dead_letters = aws.sqs.Queue(
             f"{name}-dead-letters",
             name=dead_letter_name,
@@ -390,6 +431,7 @@ class PluginInfrastructure(pulumi.ComponentResource):
         prefix: str | None = None,
         caller_role: pulumi.Input[str] | None = None,
         kms_key_arn: str | None = None,
+        max_receive_count: int = 5,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         prefix = name if prefix is None else prefix
@@ -405,7 +447,11 @@ class PluginInfrastructure(pulumi.ComponentResource):
         )
         self.aggregates = {
             aggregate: AggregateInfrastructure(
-                f"{name}-{aggregate}", aggregate=aggregate, prefix=prefix, opts=_child(self)
+                f"{name}-{aggregate}",
+                aggregate=aggregate,
+                prefix=prefix,
+                max_receive_count=max_receive_count,
+                opts=_child(self),
             )
             for aggregate in aggregates
         }
@@ -440,6 +486,9 @@ class PluginInfrastructure(pulumi.ComponentResource):
             command_queues=pulumi.Output.all(
                 **{a: infra.queue_arn for a, infra in self.aggregates.items()}
             ),
+            command_dead_letters=pulumi.Output.all(
+                **{a: infra.dead_letter_arn for a, infra in self.aggregates.items()}
+            ),
         )
         self.environment: pulumi.Output[dict[str, str]] = self.provider_arguments.apply(
             lambda arguments: {ENVIRONMENT_VARIABLE: json.dumps(arguments, sort_keys=True)}
@@ -455,19 +504,21 @@ class PluginInfrastructure(pulumi.ComponentResource):
     def handler_policy(self) -> pulumi.Output[str]:
         """The handlers' policy (``reventless.aws.iam.handler_policy``, JSON): the event table,
         publishing to every topic, consuming the command queues and the subscriber queues made
-        so far."""
+        so far, and moving a command to its queue's dead letters."""
         topics = [topic.arn for topic in self._topics()]
         queues = [
             *(infra.queue_arn for infra in self.aggregates.values()),
             *(queue.arn for topic in self._topics() for queue in topic.subscriber_queues.values()),
         ]
+        dead = [infra.dead_letter_arn for infra in self.aggregates.values()]
         return _json(
             (
                 lambda table_arn, *arns: iam.handler_policy(
                     table_arn=table_arn,
                     topic_arns=arns[: len(topics)],
-                    queue_arns=arns[len(topics) :],
+                    queue_arns=arns[len(topics) : len(topics) + len(queues)],
+                    dead_letter_queue_arns=arns[len(topics) + len(queues) :],
                 ),
-                [self.table.arn, *topics, *queues],
+                [self.table.arn, *topics, *queues, *dead],
             )
         )

@@ -132,15 +132,45 @@ def test_aggregate_infrastructure(mocks: AwsMocks) -> None:
         arn("sqs", "shop-orders.fifo"),
         arn("sns", "shop-orders-events.fifo"),
     ]
-    (queue,) = mocks.of_type("aws:sqs/queue:Queue").values()
+    queues = mocks.of_type("aws:sqs/queue:Queue")
+    assert set(queues) == {"orders-commands", "orders-dead-letters"}
+    queue, dead = queues["orders-commands"], queues["orders-dead-letters"]
     assert queue["name"] == "shop-orders.fifo"
     assert queue["fifoQueue"] is True and queue["contentBasedDeduplication"] is True
+    # a poison command moves to the FIFO dead-letter queue after 5 receives (the default)
+    assert json.loads(queue["redrivePolicy"]) == {
+        "deadLetterTargetArn": arn("sqs", "shop-orders-dead-letters.fifo"),
+        "maxReceiveCount": 5,
+    }
+    assert dead["name"] == "shop-orders-dead-letters.fifo" and dead["fifoQueue"] is True
+    assert dead["messageRetentionSeconds"] == 14 * 24 * 3600
+    assert resolve(infra.dead_letter_arn) == arn("sqs", "shop-orders-dead-letters.fifo")
     (topic,) = mocks.of_type("aws:sns/topic:Topic").values()
     assert topic["name"] == "shop-orders-events.fifo" and topic["fifoTopic"] is True
     (mapping,) = mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping").values()
     assert mapping["eventSourceArn"] == arn("sqs", "shop-orders.fifo")
     assert mapping["functionName"] == "orders-handler"
     assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_command_queues_receive_count_is_configurable_and_checked(mocks: AwsMocks) -> None:
+    infra = rp.PluginInfrastructure(
+        "shop",
+        group="shop",
+        aggregates=["orders"],
+        schedulers={"orders": "orders"},
+        max_receive_count=3,
+    )
+    resolve(infra.provider_arguments)  # every resource registered
+    queue = mocks.of_type("aws:sqs/queue:Queue")["shop-orders-commands"]
+    assert json.loads(queue["redrivePolicy"])["maxReceiveCount"] == 3
+    for count in (0, 1001, 2.5, True):
+        with pytest.raises(ValidationError, match="max_receive_count"):
+            rp.AggregateInfrastructure(
+                f"bad-{count}", aggregate="orders", prefix="x", max_receive_count=count
+            )
+    with pytest.raises(ValidationError, match="62 characters"):
+        rp.AggregateInfrastructure("long", aggregate="a" * 61, prefix="x")
 
 
 def test_event_log_table_has_the_key_schema_of_create_event_table(mocks: AwsMocks) -> None:
@@ -189,10 +219,12 @@ def test_plugin_outputs_are_the_providers_arguments(mocks: AwsMocks) -> None:
             "health": arn("sns", "shop-health-events.fifo"),
         },
         "command_queues": {"orders": arn("sqs", "shop-orders.fifo")},
+        "command_dead_letters": {"orders": arn("sqs", "shop-orders-dead-letters.fifo")},
     }
     assert json.loads(resolve(infra.environment)["REVENTLESS_AWS"]) == arguments
     groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
-    assert sorted(v["name"] for v in groups.values()) == ["shop.health", "shop.orders"]
+    # the schedulers' groups, and the provider's own, which it ensures when it starts
+    assert sorted(v["name"] for v in groups.values()) == ["shop", "shop.health", "shop.orders"]
 
 
 @pytest.mark.parametrize(

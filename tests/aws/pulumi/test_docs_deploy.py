@@ -65,7 +65,7 @@ def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
     assert len(mappings) == 6
     groups = mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
     assert sorted(g["name"] for g in groups.values()) == sorted(
-        f"shop.{name}" for name in [*AGGREGATES, "health"]
+        ["shop", *(f"shop.{name}" for name in [*AGGREGATES, "health"])]
     )
     handlers = json.loads(mocks.of_type("aws:iam/rolePolicy:RolePolicy")["shop-handlers"]["policy"])
     consumed = next(s for s in handlers["Statement"] if s["Sid"] == "ConsumeTheQueues")
@@ -89,3 +89,59 @@ def test_the_deploy_program_runs_under_mocks(page_directory: Path) -> None:
     (page_directory / "outputs.json").write_text(json.dumps(arguments))
     namespace = runpy.run_path(str(program))
     assert type(namespace["shop_provider"]).__name__ == "ProviderContext"
+
+
+NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def test_what_the_page_says_pulumi_up_creates_is_what_the_program_creates(
+    page_directory: Path,
+) -> None:
+    """Each count in "What `pulumi up` creates" is the count in the program's run."""
+    mocks = AwsMocks()
+    pulumi.runtime.set_mocks(mocks, project="shop", stack="test", preview=False)
+    lay_out(PAGE, page_directory)
+
+    @pulumi.runtime.test
+    def deploy() -> object:
+        namespace = runpy.run_path(str(page_directory / "__main__.py"))
+        return namespace["shop"].provider_arguments
+
+    deploy()
+    text = PAGE.read_text()
+    start = text.index("For the demo's plugin:")
+    paragraph = " ".join(text[start : text.index("\n\n", start)].split())
+    queues = list(mocks.of_type("aws:sqs/queue:Queue").values())
+    fifo = [q for q in queues if q.get("fifoQueue")]
+    counts = {
+        "DynamoDB table": len(mocks.of_type("aws:dynamodb/table:Table")),
+        "FIFO command queues": len([q for q in fifo if q["name"] in _command_queue_names()]),
+        "FIFO dead-letter queues": len([q for q in fifo if "-dead-letters" in q["name"]]),
+        "SNS FIFO topics": len(mocks.of_type("aws:sns/topic:Topic")),
+        "FIFO subscriber queues": len(mocks.of_type("aws:sns/topicSubscription:TopicSubscription")),
+        "queue policies": len(mocks.of_type("aws:sqs/queuePolicy:QueuePolicy")),
+        "subscriptions": len(mocks.of_type("aws:sns/topicSubscription:TopicSubscription")),
+        "schedule groups": len(mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")),
+        "standard dead-letter queue": len([q for q in queues if not q.get("fifoQueue")]),
+        "Lambda functions": len(mocks.of_type("aws:lambda/function:Function")),
+        "event-source mappings": len(
+            mocks.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+        ),
+    }
+    # Every queue is one of those counted.
+    assert len(queues) == sum(
+        counts[k]
+        for k in (
+            "FIFO command queues",
+            "FIFO dead-letter queues",
+            "FIFO subscriber queues",
+            "standard dead-letter queue",
+        )
+    )
+    for phrase, count in counts.items():
+        claim = f"{NUMBERS[count]} {phrase}"
+        assert claim in paragraph, f"the page should say {claim!r}: {paragraph}"
+
+
+def _command_queue_names() -> set[str]:
+    return {f"shop-{name}.fifo" for name in AGGREGATES}
