@@ -27,7 +27,7 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
-from reventless.local._schema import check, upgrade
+from reventless.local._schema import check, is_ours, upgrade
 from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
@@ -455,6 +455,9 @@ class SqliteStore:
         return conn
 
     def _prepare(self, lock_timeout: float) -> None:
+        # Another application's database is refused before anything is written to it, the
+        # switch to WAL (a change of the file's header) included.
+        is_ours(self.conn, self.path)
         if self.path != ":memory:":
             mode = self._switch_to_wal(lock_timeout)
             if mode != "wal":
@@ -464,7 +467,7 @@ class SqliteStore:
         # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
         # can take back the last few.
         self.conn.execute("PRAGMA synchronous = NORMAL")
-        upgrade(self.conn)
+        upgrade(self.conn, self.path)
 
     def _switch_to_wal(self, lock_timeout: float) -> str:
         """Switch a new file to WAL. SQLite answers BUSY at once, without its busy handler,
