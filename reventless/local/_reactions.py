@@ -271,6 +271,15 @@ def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
+        # Past the head, the events appended up to that position would never be handled.
+        head = int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
+        if position > head:
+            raise ValidationError(
+                "position",
+                position,
+                f"a log position from 0 to the log's head, {head} (past it, the events "
+                "appended until then would be skipped)",
+            )
         cursor = store.conn.execute(
             "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
             " updated_at = ? WHERE name = ?",
@@ -600,8 +609,10 @@ class LocalReactions:
 
     async def reset(self, name: str, position: int) -> None:
         """Set the checkpoint to ``position``: events after it are handled (again), from a stop
-        too. Commands sent again carry the message ids of the first time, so aggregates that
-        handled them ignore them; schedules are ensured by name.
+        too; ``position`` goes from 0 to the log's head (a ValidationError past it, where the
+        events appended until then would be skipped). Commands sent again carry the message ids
+        of the first time, so aggregates that handled them ignore them; schedules are ensured
+        by name.
         :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
         check_reaction_name(name)
         if type(position) is not int or position < 0:
