@@ -281,7 +281,12 @@ def _aware_minute(moment: object, field: str) -> datetime:
                 f"pass {field}.replace(second=0, microsecond=0), or the next minute"
             ),
         )
-    instant = moment.astimezone(UTC)
+    try:
+        instant = moment.astimezone(UTC)
+    except OverflowError as exc:  # the first or last hours of the datetime range
+        raise ValidationError(
+            field, moment, "an instant whose date is in the years 1970 to 2199"
+        ) from exc
     if instant.second or instant.microsecond:
         # A zone whose offset had seconds (local mean time, before about 1900).
         raise ValidationError(

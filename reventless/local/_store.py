@@ -356,6 +356,9 @@ def _instants(
 ) -> list[int]:
     """The schedule's fire instants in [start, stop] as microseconds; at most ``most``."""
     found: list[int] = []
+    # No fire is before the schedule's creation (1970 at the earliest): starting there also
+    # keeps a start such as datetime.min inside the datetime range.
+    start = max(start, created_at)
     if stop < start:
         return found
     for instant in fire_times(
