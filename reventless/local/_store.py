@@ -994,19 +994,20 @@ class SqliteStore:
 
     # -- the lease ------------------------------------------------------------------------------
 
-    def try_lease(self, owner: str, now: float, ttl: float) -> bool:
-        """Take or renew the lease when it is free, expired or already ours."""
+    def try_lease(self, owner: str, now: float, ttl: float) -> tuple[bool, float]:
+        """Take or renew the engine's lease when it is free, expired or already ours: (held,
+        when the lease it did not get lapses)."""
         with self.transaction():
             row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
             if row is not None and row[0] != owner and row[1] > now:
-                return False
+                return False, float(row[1])
             self.conn.execute(
                 "INSERT INTO lease (id, owner, expires_at) VALUES (1, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
                 " expires_at = excluded.expires_at",
                 (owner, now + ttl),
             )
-        return True
+        return True, 0.0
 
     def release_lease(self, owner: str) -> None:
         with self.transaction():
