@@ -15,7 +15,7 @@ from reventless._cli_common import Parser, add_store_action, dump, say, table, u
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
-    from reventless.local._reactions import LocalReactions
+    from reventless.reaction_adapter import Reactions
 
 __all__ = ("add_reactions_command", "reactions")
 
@@ -103,7 +103,7 @@ def _name(text: str) -> str:
         raise ValidationError("NAME", text, exc.allowed) from exc
 
 
-async def _list(ops: LocalReactions, args: argparse.Namespace, out: TextIO) -> int:
+async def _list(ops: Reactions, args: argparse.Namespace, out: TextIO) -> int:
     statuses = await ops.statuses()
     if args.json:
         return dump(out, statuses)

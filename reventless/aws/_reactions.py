@@ -17,14 +17,19 @@ import msgspec
 
 from reventless.aggregate_adapter import StoredEvent
 from reventless.errors import UsageError, ValidationError
+from reventless.provider import ProvidesReactions
+from reventless.reaction import Components, Reaction, ReactionDeadLetter, ReactionStatus
 
 if TYPE_CHECKING:
     from reventless.plugin import RunningPlugin
-    from reventless.reaction import Reaction
 
 __all__ = ("AwsReactions", "handle_reaction_batch")
 
 logger = logging.getLogger("reventless.aws.reactions")
+_QUEUE_KEEPS = (
+    "on AWS a reaction's SQS queue keeps its {what}: see the queue in the SQS console or "
+    "with the AWS CLI"
+)
 
 
 class AwsReactions:
@@ -34,9 +39,9 @@ class AwsReactions:
     batch of the queue of one of them."""
 
     def __init__(self) -> None:
-        self._registered: dict[str, tuple[Reaction, RunningPlugin]] = {}
+        self._registered: dict[str, tuple[Reaction, Components]] = {}
 
-    def register(self, reaction: Reaction, running: RunningPlugin) -> None:
+    def register(self, reaction: Reaction, running: Components) -> None:
         if reaction.name in self._registered:
             raise UsageError(
                 f"reaction {reaction.name!r} is already registered on this provider; a name is "
@@ -46,6 +51,25 @@ class AwsReactions:
 
     def unregister(self, name: str) -> None:
         self._registered.pop(name, None)
+
+    # Each reaction's position, retries and dead letters are its SQS queue's (see the module's
+    # docstring): what the port asks of them is told by the queue, not here.
+
+    async def statuses(self) -> list[ReactionStatus]:
+        raise UsageError(_QUEUE_KEEPS.format(what="position and lag"))
+
+    async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
+        raise UsageError(_QUEUE_KEEPS.format(what="dead letters (its dead-letter queue)"))
+
+    async def reset(self, name: str, position: int) -> None:
+        raise UsageError(_QUEUE_KEEPS.format(what="position, which cannot be moved back"))
+
+    async def resume(self, name: str, *, skip: bool = False) -> int:
+        raise UsageError(
+            _QUEUE_KEEPS.format(
+                what="failures: it never stops, a failed event goes to its dead-letter queue"
+            )
+        )
 
     def registered(self, name: str) -> Reaction:
         """The reaction registered as ``name``.
@@ -112,13 +136,15 @@ async def handle_reaction_batch(
     FIFO queue cannot stop the other streams). Records of aggregates the reaction does not
     follow, and scheduled fires, are acknowledged without a call.
     """
-    reactions = getattr(running.provider, "reactions", None)
-    if not callable(reactions) or not isinstance(reactions(), AwsReactions):
+    reactions = (
+        running.provider.reactions() if isinstance(running.provider, ProvidesReactions) else None
+    )
+    if not isinstance(reactions, AwsReactions):
         raise UsageError(
             "handle_reaction_batch takes a plugin running on reventless.aws.provider; on the "
             "embedded provider, provider.run() runs the reactions"
         )
-    reaction = reactions().registered(name)
+    reaction = reactions.registered(name)
     failures: list[dict[str, str]] = []
     failed_groups: set[str] = set()
     for record in event.get("Records", []):

@@ -41,6 +41,7 @@ from reventless.local._lease import Lease, reaction_row
 from reventless.local._store import LeaseLostError, SqliteStore, from_us
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
+    Components,
     OnFailure,
     Reaction,
     ReactionDeadLetter,
@@ -50,7 +51,6 @@ from reventless.reaction import (
 
 if TYPE_CHECKING:
     from reventless.event_topic import TopicMessage
-    from reventless.plugin import RunningPlugin
 
 __all__ = ("LocalReactions",)
 
@@ -292,7 +292,7 @@ def _now_us() -> int:
 class _Runner:
     """Runs one reaction of one started plugin until cancelled."""
 
-    def __init__(self, host: LocalReactions, reaction: Reaction, running: RunningPlugin) -> None:
+    def __init__(self, host: LocalReactions, reaction: Reaction, running: Components) -> None:
         self.host = host
         self.reaction = reaction
         self.running = running
@@ -457,7 +457,7 @@ class LocalReactions:
 
     # -- running ---------------------------------------------------------------------------
 
-    def register(self, reaction: Reaction, running: RunningPlugin) -> None:
+    def register(self, reaction: Reaction, running: Components) -> None:
         """Run ``reaction`` for ``running`` (now if ``run`` is under way, else when it starts)."""
         if reaction.name in self._runners:
             raise UsageError(
