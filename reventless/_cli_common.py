@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TextIO
 
+from reventless._timefmt import strftime
 from reventless.errors import ReventlessError, ValidationError
 
 __all__ = (
@@ -166,7 +167,7 @@ def instant(flag: str, text: str) -> datetime:
 
 
 def utc(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if value is None else strftime(value, "%Y-%m-%d %H:%M:%S")
 
 
 def table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -323,6 +323,7 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
     import anyio
 
     import reventless.local
+    from reventless._timefmt import strftime
     from reventless.plugin import ObservedTarget
     from reventless.target import FireEnvelope, Target
 
@@ -330,7 +331,7 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
         say(
             {
                 "event": "fire",
-                "scheduled_time": f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ}",
+                "scheduled_time": strftime(envelope.scheduled_time, "%Y-%m-%dT%H:%M:%SZ"),
                 "scheduler": scheduler,
                 "fire_id": envelope.fire_id,
                 "error": None if error is None else str(error),

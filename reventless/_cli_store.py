@@ -27,7 +27,8 @@ from reventless._cli_common import (
     utc,
     whole,
 )
-from reventless.errors import ValidationError
+from reventless._timefmt import strftime
+from reventless.errors import ScheduleExistsError, ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
     Schedule,
@@ -373,7 +374,8 @@ async def _show(call: _Call) -> int:
     if state.next_fire is not None and state.next_fire < call.now - _OVERDUE:
         write(f"overdue:    the next fire was due {_late(call.now - state.next_fire)} ago\n")
     for row in fires:
-        write(f"next fire:  {utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
+        local = strftime(row.local, "%a %Y-%m-%d %H:%M %Z")
+        write(f"next fire:  {utc(row.at)} UTC  ({local})\n")
     return 0
 
 
@@ -388,6 +390,13 @@ async def _create(call: _Call) -> int:
     )
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
+    except ScheduleExistsError as exc:
+        raise ScheduleExistsError(
+            exc.names,
+            message=f"schedule {args.name!r} already exists (--if-exists error); nothing was "
+            "written. Use --if-exists replace to replace it, --if-exists keep to leave it, or "
+            "`reventless schedules delete` it first",
+        ) from None
     except ValidationError as exc:
         if exc.field == "if_exists":
             raise ValidationError("--if-exists", exc.value, "replace, keep or error") from None
@@ -475,6 +484,14 @@ async def _trigger(call: _Call) -> int:
 async def _backfill(call: _Call) -> int:
     start = instant("--start", call.args.start)
     end = instant("--end", call.args.end)
+    if end < start:
+        raise ValidationError(
+            "--end",
+            call.args.end,
+            f"an instant at or after --start ({call.args.start})",
+            message=f"--end {call.args.end} is before --start {call.args.start}; expected an "
+            "instant at or after it",
+        )
     fires = await call.ops.backfill(call.args.name, start, end)
     if call.args.json:
         return dump(call.out, {"fire_ids": fires})
@@ -485,7 +502,24 @@ async def _backfill(call: _Call) -> int:
 
 
 async def _redrive(call: _Call) -> int:
-    fires = await call.ops.redrive(schedule=call.args.schedule, fire_ids=call.args.fire_ids)
+    args = call.args
+    if args.schedule is not None and args.fire_ids is not None:
+        raise ValidationError(
+            "--schedule",
+            args.schedule,
+            "--schedule or --fire-id, not both",
+            message="--schedule and --fire-id cannot be given together; give one or the other",
+        )
+    if args.schedule is not None:
+        _option_name("--schedule", args.schedule)
+    try:
+        fires = await call.ops.redrive(schedule=args.schedule, fire_ids=args.fire_ids)
+    except ValidationError as exc:
+        if not exc.field.startswith("fire_ids"):
+            raise
+        # Said in the command's terms: the option, not the API's list and index.
+        value = exc.value if isinstance(exc.value, str) else f"{len(args.fire_ids)} times"
+        raise ValidationError("--fire-id", value, exc.allowed) from None
     if call.args.json:
         return dump(call.out, {"fire_ids": fires})
     say(call.out, f"queued {len(fires)} dead letter(s) again{_delivery_note(call)}")

@@ -47,6 +47,7 @@ from reventless._cli_store import (
     schedulers,
     schedules,
 )
+from reventless._timefmt import strftime
 from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,
@@ -293,15 +294,15 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     write(f"{rate_text(schedule.rate)} in {schedule.timezone}, ")
     if not schedule.dst.is_default:
         write(f"dst {dst_text(schedule.dst)}, ")
-    write(f"after {after.strftime('%Y-%m-%d %H:%M:%S')} UTC\n\n")
+    write(f"after {strftime(after, '%Y-%m-%d %H:%M:%S')} UTC\n\n")
     header = ("#", "UTC", f"local ({schedule.timezone})", "note")
     table = [header]
     for number, row in enumerate(rows, 1):
         table.append(
             (
                 str(number),
-                row.at.strftime("%Y-%m-%d %H:%M"),
-                row.local.strftime("%a %Y-%m-%d %H:%M %Z"),
+                strftime(row.at, "%Y-%m-%d %H:%M"),
+                strftime(row.local, "%a %Y-%m-%d %H:%M %Z"),
                 "; ".join(row.notes),
             )
         )

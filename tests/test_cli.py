@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -508,3 +509,98 @@ def test_preview_refuses_a_bad_dst(argv: list[str], field: str) -> None:
         status, _ = run("preview", *argv, "--json")
     assert status == 2
     assert json.loads(err.getvalue())["field"] == field
+
+
+@pytest.fixture
+def one_schedule(tmp_path: Path) -> str:
+    """A store with schedule 'tick' in scheduler 'default'."""
+    db = str(tmp_path / "m.db")
+    create = ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--db", db]
+    assert run(*create, "--new-scheduler")[0] == 0
+    return db
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (
+            ["schedules", "show", "n" * 1000],
+            2,
+            "schedule name '" + "n" * 59 + "... (1000 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "show", "n" * 65],
+            2,
+            "schedule name '" + "n" * 65 + "' (65 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            [
+                "schedules",
+                "backfill",
+                "tick",
+                "--start",
+                "2026-01-02T00:00Z",
+                "--end",
+                "2026-01-01T00:00Z",
+            ],
+            2,
+            "--end 2026-01-01T00:00Z is before --start 2026-01-02T00:00Z; expected an instant at "
+            "or after it",
+        ),
+        (
+            ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--if-exists", "error"],
+            1,
+            "schedule 'tick' already exists (--if-exists error); nothing was written. Use "
+            "--if-exists replace to replace it, --if-exists keep to leave it, or `reventless "
+            "schedules delete` it first",
+        ),
+        (
+            [
+                "schedules",
+                "redrive",
+                "--fire-id",
+                "tick@2026-01-01T00:00:00Z",
+                "--fire-id",
+                "bad id!",
+            ],
+            2,
+            "--fire-id 'bad id!' is not allowed; expected a fire id such as "
+            "'daily-report@2026-11-27T09:00:00Z'",
+        ),
+        (
+            ["schedules", "redrive", "--schedule", "bad id!"],
+            2,
+            "--schedule 'bad id!' is not allowed; expected 1 to 64 characters of letters, "
+            "digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "redrive", "--schedule", "tick", "--fire-id", "tick@2026-01-01T00:00Z"],
+            2,
+            "--schedule and --fire-id cannot be given together; give one or the other",
+        ),
+    ],
+)
+def test_refusals_speak_the_command_lines_terms(
+    argv: list[str],
+    status: int,
+    message: str,
+    one_schedule: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No Python spelling (if_exists='replace', fire_ids[0], datetime.datetime(...)), one
+    wording for a name at every length, its own length counted (not its repr's)."""
+    capsys.readouterr()
+    assert run(*argv, "--db", one_schedule) == (status, "")
+    assert capsys.readouterr().err == f"reventless: error: {message}\n"
+
+
+def test_years_before_1000_are_printed_with_four_digits(one_schedule: str) -> None:
+    status, text = run("preview", "Daily(9, 0)", "--after", "0001-01-01T00:00:00Z", "--count", "1")
+    assert status == 0
+    assert "after 0001-01-01 00:00:00 UTC" in text
+    assert "1  0001-01-01 09:00  Mon 0001-01-01 09:00 UTC" in text
+    from reventless._cli_common import utc
+
+    assert utc(datetime(999, 3, 4, 5, 6, 7)) == "0999-03-04 05:06:07"
