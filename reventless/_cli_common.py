@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import traceback
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ __all__ = (
     "exception_site",
     "instant",
     "say",
+    "store_file",
     "table",
     "utc",
     "whole",
@@ -95,6 +97,52 @@ def add_store_action(
     sub.add_argument("--db", required=True, help="the store file")
     sub.add_argument("--json", action="store_true", help="print JSON")
     return sub
+
+
+def store_file(text: str, *, existing: bool) -> str:
+    """``--db``, checked before anything opens it, the same way by every command: an empty path,
+    a folder, a path whose folder is missing and a file that is not a regular one (a device such
+    as /dev/null, a pipe) are each refused in one line, status 2. ``existing``: the command needs
+    a store that is already there (only ``run``, ``demo`` and ``create --new-scheduler`` make
+    one)."""
+    if not text.strip():
+        raise ValidationError(
+            "--db",
+            text,
+            "the path of a store file",
+            message=f"--db {text!r} is empty; expected the path of a store file, e.g. --db app.db",
+        )
+    if os.path.isdir(text):
+        raise ValidationError(
+            "--db", text, "a store file", message=f"--db {text!r} is a folder, not a store file"
+        )
+    if os.path.exists(text):
+        if not os.path.isfile(text):
+            raise ValidationError(
+                "--db",
+                text,
+                "a store file",
+                message=f"--db {text!r} is not a regular file (a device, a pipe or a socket); "
+                "expected a store file",
+            )
+        return text
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise ValidationError(
+            "--db",
+            text,
+            "a store file in an existing folder",
+            message=f"--db {text!r}: there is no folder {folder!r} to hold it",
+        )
+    if existing:
+        raise ValidationError(
+            "--db",
+            text,
+            "an existing store file",
+            message=f"--db {text!r}: no such file; a store is made by `reventless run`, by an "
+            "application, or by `reventless schedules create ... --new-scheduler`",
+        )
+    return text
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reventless._cli_common import PluginError, did_you_mean, duration, exception_site, whole
+from reventless._cli_common import (
+    PluginError,
+    did_you_mean,
+    duration,
+    exception_site,
+    store_file,
+    whole,
+)
 from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
@@ -258,6 +265,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
     from reventless._cli_signals import StopSignals
 
+    store_file(args.db, existing=False)
     options = provider_options(args)
     grace = options["delivery_timeout"] + GRACE_S
     with StopSignals(grace=grace, force=FORCE_S, as_json=args.json) as stop:

@@ -10,7 +10,6 @@ of a typed target, which it applies before it stores a payload.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
@@ -23,6 +22,7 @@ from reventless._cli_common import (
     duration,
     instant,
     say,
+    store_file,
     table,
     utc,
     whole,
@@ -152,22 +152,7 @@ class _Call(NamedTuple):
 
 def _need_store(args: argparse.Namespace) -> None:
     """Only ``create --new-scheduler`` may make a store file; the rest need one."""
-    if os.path.isdir(args.db):
-        raise ValidationError(
-            "--db",
-            args.db,
-            "a store file",
-            message=f"--db {args.db!r} is a folder, not a store file",
-        )
-    if os.path.exists(args.db) or getattr(args, "new_scheduler", False):
-        return
-    raise ValidationError(
-        "--db",
-        args.db,
-        "an existing store file",
-        message=f"--db {args.db!r}: no such file; a store is made by `reventless run`, by an "
-        "application, or by `reventless schedules create ... --new-scheduler`",
-    )
+    store_file(args.db, existing=not getattr(args, "new_scheduler", False))
 
 
 async def schedules(args: argparse.Namespace, out: TextIO) -> int:

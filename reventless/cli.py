@@ -37,6 +37,7 @@ from reventless._cli_common import (
     PluginError,
     exception_site,
     instant,
+    store_file,
     whole,
 )
 from reventless._cli_reactions import add_reactions_command, reactions
@@ -335,6 +336,8 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
     check_start(start, days, "--start")
+    if args.db is not None:
+        store_file(args.db, existing=False)
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
 

@@ -604,3 +604,75 @@ def test_years_before_1000_are_printed_with_four_digits(one_schedule: str) -> No
     from reventless._cli_common import utc
 
     assert utc(datetime(999, 3, 4, 5, 6, 7)) == "0999-03-04 05:06:07"
+
+
+_DB_COMMANDS = [
+    ["run", "tests.test_cli_run:plugin"],
+    ["schedules", "list"],
+    ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--new-scheduler"],
+    ["schedules", "prune"],
+    ["schedulers"],
+    ["reactions", "list"],
+    ["demo", "--days", "1"],
+]
+_BAD_DBS = [
+    ("folder", "--db '{db}' is a folder, not a store file"),
+    ("no-such-folder/app.db", "--db '{db}': there is no folder 'no-such-folder' to hold it"),
+    ("", "--db '' is empty; expected the path of a store file, e.g. --db app.db"),
+    (
+        "/dev/null",
+        "--db '/dev/null' is not a regular file (a device, a pipe or a socket); expected a store "
+        "file",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv", _DB_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+@pytest.mark.parametrize(("db", "says"), _BAD_DBS, ids=[db or "empty" for db, _ in _BAD_DBS])
+def test_every_command_refuses_a_db_that_cannot_be_a_store_the_same_way(
+    argv: list[str],
+    db: str,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: `run --db FOLDER` was SQLITE_CANTOPEN and status 1 where `schedules` said "is a
+    folder" and 2; `--db ''` "could not switch to WAL mode"; `/dev/null` "read_only=True"."""
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    assert run(*argv, "--db", db) == (2, "")
+    assert capsys.readouterr().err == f"reventless: error: {says.format(db=db)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing was made
+    assert not any((tmp_path / "folder").iterdir())
+
+
+def test_a_bad_db_as_a_real_process_has_the_status_and_json_of_bad_input(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless", "run", "tests.test_cli_run:plugin", "--db", "."],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "reventless: error: --db '.' is a folder, not a store file\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless", "schedulers", "--db", "", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert json.loads(done.stderr) | {"message": "-"} == {
+        "error": "ValidationError",
+        "message": "-",
+        "field": "--db",
+        "value": "",
+        "allowed": "the path of a store file",
+        "exit_status": 2,
+    }
