@@ -166,6 +166,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _show_seconds(seconds: float) -> str:
+    if 0 < seconds < 1:  # 10ms, not 0.01s: the way the option is written
+        return f"{seconds * 1000:g}ms"
     for unit in ("d", "h", "m", "s"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
             return f"{seconds / _UNITS[unit]:g}{unit}"

@@ -129,12 +129,69 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     arguments = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in arguments
     try:
-        args = _build_parser().parse_args(arguments)
+        parser = _build_parser()
+        group = _group_alone(parser, arguments)
+        if group is not None:  # `reventless`, `reventless schedules`: what is there to do
+            out.write(group.format_help())
+            return 0
+        args = parser.parse_args(_values_given_to_options(parser, arguments))
         return _COMMANDS[args.command](args, out)
     except SystemExit as exc:  # --help and --version print and exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except BaseException as exc:  # the one place where every error becomes an exit status
         return _report(exc, as_json)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            choices: dict[str, argparse.ArgumentParser] = action.choices
+            return choices
+    return {}
+
+
+def _group_alone(
+    parser: argparse.ArgumentParser, arguments: list[str]
+) -> argparse.ArgumentParser | None:
+    """The parser of a command line that names a group of commands and nothing else."""
+    for word in arguments:
+        parser = _subcommands(parser).get(word)  # type: ignore[assignment]
+        if parser is None:
+            return None
+    return parser if _subcommands(parser) else None
+
+
+def _values_given_to_options(parser: argparse.ArgumentParser, arguments: list[str]) -> list[str]:
+    """``--misfire-grace -5s`` as ``--misfire-grace=-5s``: argparse takes a value that starts
+    with '-' for an option and answers "expected one argument"; given to the option, it is
+    checked and refused with what is allowed. A word that is an option itself stays one."""
+    takes_value: set[str] = set()
+    every: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        parsers.extend(_subcommands(current).values())
+        for action in current._actions:
+            every.update(action.option_strings)
+            if action.nargs != 0:
+                takes_value.update(action.option_strings)
+    joined: list[str] = []
+    words = iter(arguments)
+    for word in words:
+        if word == "--":
+            joined += [word, *words]
+            break
+        if word in takes_value:
+            value = next(words, None)
+            if value is None:
+                joined.append(word)
+            elif value.startswith("-") and value != "-" and value not in every:
+                joined.append(f"{word}={value}")
+            else:
+                joined += [word, value]
+            continue
+        joined.append(word)
+    return joined
 
 
 def _in_event_loop(

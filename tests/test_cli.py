@@ -338,6 +338,10 @@ _VALUES = [
     "9999-12-31T23:59:59+00:00",
     "0001-01-01T00:00:00-01:00",
     "Single(2026, 2, 30, 0, 0)",
+    "-5s",
+    "-",
+    "--json",
+    "tick@2026-01-01T00:00:00Z",
 ]
 _COMMANDS = [
     ["preview", "V", "--timezone", "V", "--count", "V", "--after", "V"],
@@ -350,8 +354,14 @@ _COMMANDS = [
     ["schedules", "V", "V", "--db", "V", "--scheduler", "V"],
     ["schedules", "history", "V", "--db", "V", "--limit", "V"],
     ["schedules", "dead-letters", "--db", "V", "--limit", "V"],
+    ["schedules", "backfill", "V", "--db", "V", "--start", "V", "--end", "V"],
+    ["schedules", "redrive", "--db", "V", "--schedule", "V", "--fire-id", "V", "--fire-id", "V"],
+    ["schedules", "prune", "--db", "V", "--history-age", "V", "--handled-age", "V"],
     ["schedulers", "--db", "V"],
+    ["reactions", "V", "V", "--db", "V", "--position", "V", "--limit", "V"],
     ["run", "V", "--db", "V", "--workers", "V", "--misfire", "V", "--max-event-age", "V"],
+    ["run", "V", "--db", "V", "--misfire-grace", "V", "--delivery-timeout", "V"],
+    ["run", "V", "--db", "V", "--lease-ttl", "V", "--max-attempts", "V", "--log-level", "V"],
     ["demo", "--days", "V", "--timezone", "V", "--start", "V", "--speed", "V"],
 ]
 
@@ -676,3 +686,58 @@ def test_a_bad_db_as_a_real_process_has_the_status_and_json_of_bad_input(tmp_pat
         "allowed": "the path of a store file",
         "exit_status": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--misfire-grace", "-5s", "a duration from 0s to 30d"),
+        ("--delivery-timeout", "-1.5h", "a duration from 10ms to 15m"),
+        ("--lease-ttl", "-20", "a duration from 1s to 1h"),
+        ("--max-event-age", "-1m", "a duration from 1m to 1d"),
+    ],
+)
+def test_a_negative_duration_is_taken_as_the_options_value_and_refused_with_its_range(
+    option: str, value: str, allowed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: argparse took -5s for an option ("expected one argument")."""
+    argv = ["run", "tests.test_cli_run:plugin", "--db", "never-made.db", option, value]
+    assert run(*argv) == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"reventless: error: {option} {value!r} is not allowed; expected {allowed}"
+    )
+    assert not Path("never-made.db").exists()
+    # A missing value is still a missing value, even when an option follows.
+    assert run("run", "tests.test_cli_run:plugin", "--db", "x.db", option, "--json")[0] == 2
+    assert "expected one argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        ([], "usage: reventless [-h] [--version]"),
+        (["schedules"], "usage: reventless schedules [-h]"),
+        (["reactions"], "usage: reventless reactions [-h]"),
+    ],
+)
+def test_a_bare_command_group_prints_its_help(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `reventless` alone said "the following arguments are required: command"."""
+    status, text = run(*argv)
+    assert status == 0 and text.startswith(usage)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bare_reventless_prints_its_help_as_a_real_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("usage: reventless")
+    assert "preview" in done.stdout and "schedules" in done.stdout and "run" in done.stdout
