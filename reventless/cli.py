@@ -321,6 +321,21 @@ def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
     return aws
 
 
+# preview's JSON keys were camelCase up to 0.1.0; snake_case like every other command now. The
+# old keys are written too, as deprecated aliases, until the next release (see CHANGELOG.md).
+_OLD_KEYS = {
+    "repeated_wall_time": "repeatedWallTime",
+    "skipped_days": "skippedDays",
+    "second_occurrence": "secondOccurrence",
+    "eventbridge_scheduler": "eventBridgeScheduler",
+}
+
+
+def _with_old_keys(document: dict[str, Any]) -> dict[str, Any]:
+    old = {_OLD_KEYS[key]: value for key, value in document.items() if key in _OLD_KEYS}
+    return {**document, **old}
+
+
 def _preview(args: argparse.Namespace, out: TextIO) -> int:
     schedule = _parse_schedule(args.schedule, args.timezone, args.dst)
     after = datetime.now(UTC) if args.after is None else instant("--after", args.after)
@@ -328,24 +343,27 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     rows = preview(schedule, created_at=after, after=after, count=count)
     aws = _aws_fields(schedule, after)
     if args.json:
-        document = {
-            "schedule": json.loads(schedule.to_json()),
-            "after": after.isoformat().replace("+00:00", "Z"),
-            "fires": [
+        fires = [
+            _with_old_keys(
                 {
                     "utc": row.at.isoformat().replace("+00:00", "Z"),
                     "local": row.local.isoformat(),
-                    "repeatedWallTime": row.repeated_wall_time,
-                    "skippedDays": [day.isoformat() for day in row.skipped_days],
-                    "secondOccurrence": row.second_occurrence,
+                    "repeated_wall_time": row.repeated_wall_time,
+                    "skipped_days": [day.isoformat() for day in row.skipped_days],
+                    "second_occurrence": row.second_occurrence,
                     "shifted": row.shifted,
                     "notes": list(row.notes),
                 }
-                for row in rows
-            ],
-            "eventBridgeScheduler": aws,
+            )
+            for row in rows
+        ]
+        document = {
+            "schedule": json.loads(schedule.to_json()),
+            "after": after.isoformat().replace("+00:00", "Z"),
+            "fires": fires,
+            "eventbridge_scheduler": aws,
         }
-        out.write(json.dumps(document, indent=2) + "\n")
+        out.write(json.dumps(_with_old_keys(document), indent=2) + "\n")
         return 0
 
     write = out.write

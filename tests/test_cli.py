@@ -77,8 +77,8 @@ def test_preview_json_schedule_and_json_output() -> None:
         "2026-11-27T16:01:00Z",
         "2026-11-27T22:01:00Z",
     ]
-    assert document["eventBridgeScheduler"]["StartDate"] == "2026-11-27T16:01:00Z"
-    assert document["eventBridgeScheduler"]["ScheduleExpression"] == "rate(6 hours)"
+    assert document["eventbridge_scheduler"]["StartDate"] == "2026-11-27T16:01:00Z"
+    assert document["eventbridge_scheduler"]["ScheduleExpression"] == "rate(6 hours)"
 
 
 def test_preview_single_has_action_after_completion_delete() -> None:
@@ -493,7 +493,7 @@ def test_preview_dst_shows_what_the_policy_does_and_that_aws_cannot() -> None:
     assert fire["utc"] == "2026-03-29T01:30:00Z"
     assert fire["shifted"] is True
     assert fire["notes"] == ["2026-03-29 02:30 is in a DST gap; shifted to 03:30 (gap=shift)"]
-    assert "dst gap=shift,overlap=first" in document["eventBridgeScheduler"]["refused"]
+    assert "dst gap=shift,overlap=first" in document["eventbridge_scheduler"]["refused"]
 
 
 @pytest.mark.parametrize(
@@ -741,3 +741,36 @@ def test_a_bare_reventless_prints_its_help_as_a_real_process() -> None:
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("usage: reventless")
     assert "preview" in done.stdout and "schedules" in done.stdout and "run" in done.stdout
+
+
+def test_preview_json_keys_are_snake_case_with_the_old_camel_case_as_aliases() -> None:
+    """Like `schedules --json`; the camelCase keys of 0.1.0 stay, deprecated, for a release."""
+    argv = ["preview", "Daily(2, 30)", "--timezone", "Europe/Berlin", "--count", "1"]
+    status, text = run(*argv, "--after", "2026-03-28T12:00:00Z", "--json")
+    assert status == 0
+    document = json.loads(text)
+    assert list(document) == [
+        "schedule",
+        "after",
+        "fires",
+        "eventbridge_scheduler",
+        "eventBridgeScheduler",
+    ]
+    fire = document["fires"][0]
+    assert list(fire) == [
+        "utc",
+        "local",
+        "repeated_wall_time",
+        "skipped_days",
+        "second_occurrence",
+        "shifted",
+        "notes",
+        "repeatedWallTime",
+        "skippedDays",
+        "secondOccurrence",
+    ]
+    assert fire["skipped_days"] == fire["skippedDays"] == ["2026-03-29"]
+    assert fire["repeated_wall_time"] is fire["repeatedWallTime"] is False
+    assert fire["second_occurrence"] is fire["secondOccurrence"] is False
+    assert document["eventbridge_scheduler"] == document["eventBridgeScheduler"]
+    assert document["eventbridge_scheduler"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
