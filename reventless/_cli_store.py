@@ -10,6 +10,8 @@ of a typed target, which it applies before it stores a payload.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
@@ -31,6 +33,7 @@ from reventless._timefmt import strftime
 from reventless.errors import ScheduleExistsError, ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
+    MAX_PAYLOAD_BYTES,
     Schedule,
     check_name,
     dst_text,
@@ -76,7 +79,14 @@ def add_schedules_command(commands: Any) -> None:
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
     create = action("create", "create a schedule (see --if-exists for a taken name)")
     create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
-    create.add_argument("--payload", required=True, help="what each fire delivers")
+    payload = create.add_mutually_exclusive_group(required=True)
+    payload.add_argument("--payload", help="what each fire delivers (1 byte to 256 KiB of UTF-8)")
+    payload.add_argument(
+        "--payload-file",
+        metavar="PATH",
+        help="read the payload from this file, as it is (a final newline included); "
+        "'-' reads standard input",
+    )
     create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
     create.add_argument(
         "--dst",
@@ -160,6 +170,10 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import SchedulerOperations
 
     _need_store(args)
+    if args.action == "create":  # read and checked before the store is opened (or made)
+        args.schedule = _schedule(args, _payload(args))
+        if args.if_exists not in ("replace", "keep", "error"):
+            raise ValidationError("--if-exists", args.if_exists, "replace, keep or error")
     if args.action == "prune":
         return await _prune(args, out)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
@@ -174,6 +188,56 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
         target = "target" if check is None else check.target
         call = _Call(ops, args, out, status, scheduler, local.clock.now(), notes, target)
         return await _ACTIONS[args.action](call)
+
+
+def _payload(args: argparse.Namespace) -> str:
+    """``--payload``, or what ``--payload-file`` holds: a file, or standard input for '-'. Read
+    at most one byte over the limit, so that a huge file or an endless pipe is refused, not
+    read."""
+    path: str | None = args.payload_file
+    if path is None:
+        return str(args.payload)
+    limit = MAX_PAYLOAD_BYTES
+    allowed = f"a file of 1 byte to {limit:,} bytes (256 KiB) of UTF-8 text, or '-' for stdin"
+    shown = "'-' (standard input)" if path == "-" else repr(path)
+
+    def refuse(why: str) -> ValidationError:
+        return ValidationError(
+            "--payload-file", path, allowed, message=f"--payload-file {shown}: {why}"
+        )
+
+    data = _read_at_most(path, limit + 1, refuse, allowed)
+    if not data:
+        raise refuse(f"is empty; expected {allowed}")
+    if len(data) > limit:
+        raise refuse(
+            f"holds more than {limit:,} bytes; a payload is 1 byte to {limit:,} bytes (256 KiB)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); "
+            f"expected {allowed}"
+        ) from None
+
+
+def _read_at_most(
+    path: str, size: int, refuse: Callable[[str], ValidationError], allowed: str
+) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read(size)
+    if os.path.isdir(path):
+        raise refuse(f"is a folder; expected {allowed}")
+    try:
+        with open(path, "rb") as file:
+            return file.read(size)
+    except FileNotFoundError:
+        raise refuse(f"no such file; expected {allowed}") from None
+    except PermissionError:
+        raise refuse("cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or exc})") from None
 
 
 def _option_name(flag: str, text: str) -> str:
@@ -364,15 +428,31 @@ async def _show(call: _Call) -> int:
     return 0
 
 
+def _schedule(args: argparse.Namespace, payload: str) -> Schedule:
+    """The schedule ``create`` stores, its fields refused under their options' names."""
+    flag = "--payload" if args.payload_file is None else "--payload-file"
+    try:
+        return Schedule(
+            name=args.name,
+            rate=parse_rate(args.rate),
+            payload=payload,
+            timezone=args.timezone,
+            dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
+        )
+    except ValidationError as exc:
+        # The API calls these fields payload and timezone.
+        if exc.field == "payload":
+            message = str(exc).replace("payload", flag, 1)
+            raise ValidationError(flag, exc.value, exc.allowed, message=message) from None
+        if exc.field == "timezone":
+            raise ValidationError("--timezone", exc.value, exc.allowed) from None
+        raise
+
+
 async def _create(call: _Call) -> int:
     args = call.args
-    schedule = Schedule(
-        name=args.name,
-        rate=parse_rate(args.rate),
-        payload=args.payload,
-        timezone=args.timezone,
-        dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
-    )
+    schedule: Schedule = args.schedule
+    payload_flag = "--payload" if args.payload_file is None else "--payload-file"
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
     except ScheduleExistsError as exc:
@@ -389,10 +469,10 @@ async def _create(call: _Call) -> int:
             raise
         # Said in the command's terms: the option, and the target that refused it.
         raise ValidationError(
-            "--payload",
+            payload_flag,
             exc.value,
             exc.allowed,
-            message=f"--payload is refused by the {call.target}: {exc.__cause__}",
+            message=f"{payload_flag} is refused by the {call.target}: {exc.__cause__}",
         ) from exc
     if args.json:
         return dump(
@@ -404,8 +484,6 @@ async def _create(call: _Call) -> int:
                 "notes": call.notes,
             },
         )
-    import sys
-
     for note in call.notes:
         print(f"reventless: note: {note}", file=sys.stderr)
     return say(call.out, f"{outcome}")

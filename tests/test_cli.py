@@ -351,6 +351,7 @@ _COMMANDS = [
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--scheduler", "V"],
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--timezone", "V"],
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--new-scheduler"],
+    ["schedules", "create", "V", "V", "--payload-file", "V", "--db", "V", "--new-scheduler"],
     ["schedules", "V", "V", "--db", "V", "--scheduler", "V"],
     ["schedules", "history", "V", "--db", "V", "--limit", "V"],
     ["schedules", "dead-letters", "--db", "V", "--limit", "V"],
