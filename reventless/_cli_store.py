@@ -225,11 +225,13 @@ def _payload(args: argparse.Namespace) -> str:
 def _read_at_most(
     path: str, size: int, refuse: Callable[[str], ValidationError], allowed: str
 ) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read(size)
-    if os.path.isdir(path):
+    if path != "-" and os.path.isdir(path):
         raise refuse(f"is a folder; expected {allowed}")
     try:
+        if path == "-":
+            if sys.stdin is None:  # started with standard input closed
+                raise refuse("standard input is closed")
+            return sys.stdin.buffer.read(size)
         with open(path, "rb") as file:
             return file.read(size)
     except FileNotFoundError:
@@ -358,9 +360,13 @@ async def _list(call: _Call) -> int:
     args = call.args
     if args.after is not None:
         _option_name("--after", args.after)
-    page = await call.ops.list_schedules(
-        prefix=args.prefix, limit=whole("--limit", args.limit, 1, 1000), after=args.after
-    )
+    limit = whole("--limit", args.limit, 1, 1000)
+    try:
+        page = await call.ops.list_schedules(prefix=args.prefix, limit=limit, after=args.after)
+    except ValidationError as exc:
+        if exc.field != "prefix":
+            raise
+        raise ValidationError("--prefix", exc.value, exc.allowed) from None
     served, serving = _serving(call.status, call.scheduler)
     if args.json:
         import msgspec

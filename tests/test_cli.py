@@ -581,6 +581,18 @@ def one_schedule(tmp_path: Path) -> str:
             "'daily-report@2026-11-27T09:00:00Z'",
         ),
         (
+            ["reactions", "reset", "r" * 300, "--position", "0"],
+            2,
+            "reaction name '" + "r" * 59 + "... (300 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "list", "--prefix", "a b"],
+            2,
+            "--prefix 'a b' is not allowed; expected up to 64 characters of letters, digits, "
+            "'.', '_' or '-'",
+        ),
+        (
             ["schedules", "redrive", "--schedule", "bad id!"],
             2,
             "--schedule 'bad id!' is not allowed; expected 1 to 64 characters of letters, "

@@ -601,3 +601,27 @@ def test_a_payload_file_the_typed_target_refuses_is_named_as_such(
     err = capsys.readouterr().err
     assert err.startswith("reventless: error: --payload-file is refused by the command topic")
     assert snapshot(db) == before
+
+
+def test_a_closed_standard_input_is_refused_as_a_real_process(tmp_path: Path) -> None:
+    """Started with stdin closed (`<&-`), Python has no sys.stdin: a refusal, not a bug."""
+    db = tmp_path / "s.db"
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            '"$0" -m reventless schedules create x "Hours(6)" --payload-file - --db "$1" '
+            "--new-scheduler <&-",
+            sys.executable,
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "reventless: error: --payload-file '-' (standard input): standard input is closed\n"
+    )
+    assert not db.exists()
