@@ -561,7 +561,15 @@ async def _backfill(call: _Call) -> int:
             message=f"--end {call.args.end} is before --start {call.args.start}; expected an "
             "instant at or after it",
         )
-    fires = await call.ops.backfill(call.args.name, start, end)
+    try:
+        fires = await call.ops.backfill(call.args.name, start, end)
+    except ValidationError as exc:
+        if exc.field not in ("start", "end"):
+            raise
+        # The option, and the text given for it, in the JSON error too.
+        flag = f"--{exc.field}"
+        text = call.args.start if exc.field == "start" else call.args.end
+        raise ValidationError(flag, text, exc.allowed, message=str(exc)) from None
     if call.args.json:
         return dump(call.out, {"fire_ids": fires})
     say(call.out, f"queued {len(fires)} fire(s){_delivery_note(call)}")

@@ -625,3 +625,23 @@ def test_a_closed_standard_input_is_refused_as_a_real_process(tmp_path: Path) ->
         "reventless: error: --payload-file '-' (standard input): standard input is closed\n"
     )
     assert not db.exists()
+
+
+def test_a_backfill_range_too_long_names_the_option_in_its_json_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store refuses more than 10,000 fires under the API's field "end"; the command
+    line's JSON error names --end and the text given for it."""
+    db = tmp_path / "app.db"
+    # real clock: the command compares with now; only the 40 days count, never the hour
+    now = datetime.now(UTC)
+    app_store(db, clock=VirtualClock(now - timedelta(days=40)))
+    start = (now - timedelta(days=39)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    where = ["--scheduler", "health", "--db", str(db)]
+    assert run("schedules", "pause", "ping", *where)[0] == 0  # its next fire no longer bounds it
+    argv = ["schedules", "backfill", "ping", *where, "--start", start, "--end", end, "--json"]
+    assert run(*argv) == (2, "")
+    error = json.loads(capsys.readouterr().err)
+    assert (error["field"], error["value"]) == ("--end", end)
+    assert "backfill it in smaller ranges" in error["message"]
