@@ -471,6 +471,9 @@ async def _create(call: _Call) -> int:
     except ValidationError as exc:
         if exc.field == "if_exists":
             raise ValidationError("--if-exists", exc.value, "replace, keep or error") from None
+        if exc.field == "schedule.rate":  # a Single in the past: RATE, as `preview` says it
+            message = str(exc).replace("schedule.rate", "rate", 1)
+            raise ValidationError("rate", exc.value, exc.allowed, message=message) from None
         if exc.field != "schedule.payload" or exc.__cause__ is None:
             raise
         # Said in the command's terms: the option, and the target that refused it.
