@@ -134,6 +134,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         if group is not None:  # `reventless`, `reventless schedules`: what is there to do
             out.write(group.format_help())
             return 0
+        _check_options_follow_their_command(parser, arguments)
         args = parser.parse_args(_values_given_to_options(parser, arguments))
         return _COMMANDS[args.command](args, out)
     except SystemExit as exc:  # --help and --version print and exit
@@ -159,6 +160,29 @@ def _group_alone(
         if parser is None:
             return None
     return parser if _subcommands(parser) else None
+
+
+def _check_options_follow_their_command(
+    parser: argparse.ArgumentParser, arguments: list[str]
+) -> None:
+    """``reventless schedules --db app.db list`` is refused saying where ``--db`` goes; argparse
+    took ``app.db`` for the action ("invalid choice: 'app.db'")."""
+    for word in arguments:
+        commands = _subcommands(parser)
+        if not commands:
+            return
+        if word in commands:
+            parser = commands[word]
+            continue
+        own = {flag for action in parser._actions for flag in action.option_strings}
+        if word.startswith("-") and word.split("=", 1)[0] not in own:
+            what = "command" if parser.prog == "reventless" else "action"
+            raise ArgumentError(
+                f"{word.split('=', 1)[0]} is given before the {what}; it goes after it: "
+                f"{parser.prog} {what.upper()} ... {word.split('=', 1)[0]} ... ({what}s: "
+                f"{', '.join(commands)}; see {parser.prog} --help)"
+            )
+        return
 
 
 def _values_given_to_options(parser: argparse.ArgumentParser, arguments: list[str]) -> list[str]:

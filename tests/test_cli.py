@@ -796,3 +796,33 @@ def test_preview_json_keys_are_snake_case_with_the_old_camel_case_as_aliases() -
     assert fire["second_occurrence"] is fire["secondOccurrence"] is False
     assert document["eventbridge_scheduler"] == document["eventBridgeScheduler"]
     assert document["eventbridge_scheduler"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["schedules", "--db", "app.db", "list"],
+            "--db is given before the action; it goes after it: reventless schedules ACTION ... "
+            "--db ... (actions: list, show, create,",
+        ),
+        (
+            ["reactions", "--db=app.db", "list"],
+            "--db is given before the action; it goes after it: reventless reactions ACTION ... "
+            "--db ... (actions: list, dead-letters, reset, resume; see reventless reactions "
+            "--help)",
+        ),
+        (
+            ["--db", "app.db", "schedulers"],
+            "--db is given before the command; it goes after it: reventless COMMAND ... --db ... "
+            "(commands: preview, schedules,",
+        ),
+    ],
+)
+def test_an_option_before_its_command_is_refused_saying_where_it_goes(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: argparse took the option's value for the action ("invalid choice: 'app.db'")."""
+    assert run(*argv) == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(f"reventless: error: {says}") and err.count("\n") == 1
