@@ -27,6 +27,7 @@ import msgspec.structs
 from reventless._suggest import did_you_mean
 from reventless._zones import fixed_offset_key, load_zone, resolve_wall_time, zone_key
 from reventless.errors import ArgumentError, ReventlessError, ValidationError
+from reventless.errors import _show as _show_refused
 
 __all__ = (
     "MAX_INTERVAL_MINUTES",
@@ -625,19 +626,16 @@ def _first_repeat(keys: list[bytes]) -> bytes | None:
 def check_name(name: Any) -> str:
     """Validate a schedule name (the EventBridge Scheduler rule) and return it."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        detail = ""
-        if isinstance(name, str) and len(name) > 64:
-            detail = f" ({len(name)} characters)"
+        allowed = "1 to 64 characters of letters, digits, '.', '_' or '-'"
+        shown = _show_refused(name)
+        if isinstance(name, str) and len(name) > 64 and "characters)" not in shown:
+            shown += f" ({len(name)} characters)"
         raise ValidationError(
             "name",
             name,
-            "1 to 64 characters of letters, digits, '.', '_' or '-'",
-            message=(
-                f"schedule name {name!r}{detail} is not allowed; expected 1 to 64 characters of "
-                "letters, digits, '.', '_' or '-'"
-                if isinstance(name, str) and len(name) <= 200
-                else None
-            ),
+            allowed,
+            # One wording at every length (a long name is cut, its own length counted).
+            message=f"schedule name {shown} is not allowed; expected {allowed}",
         )
     return name
 
