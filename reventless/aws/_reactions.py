@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reventless.aggregate_adapter import StoredEvent
+from reventless.aws._batch import BatchResponse, handle_records, record_group, record_id
 from reventless.errors import UsageError, ValidationError
 from reventless.provider import ProvidesReactions
 from reventless.reaction import Components, Reaction, ReactionDeadLetter, ReactionStatus
@@ -83,10 +84,6 @@ class AwsReactions:
         return self._registered[name][0]
 
 
-def _record_group(record: dict[str, Any]) -> str:
-    return str(record.get("attributes", {}).get("MessageGroupId", ""))
-
-
 def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
     """The event a subscriber-queue record carries (raw or wrapped in SNS's notification), or
     None for a record that is no aggregate event (a scheduled fire published on the topic).
@@ -123,7 +120,7 @@ def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
 
 async def handle_reaction_batch(
     event: dict[str, Any], running: RunningPlugin, name: str
-) -> dict[str, list[dict[str, str]]]:
+) -> BatchResponse:
     """The body of the Lambda function of reaction ``name``'s queue (an SQS FIFO queue subscribed
     to the SNS FIFO topics of the aggregates it follows): ``reaction.handle`` per record, in
     order, with the record's receive count as the attempt; returns the partial-batch response.
@@ -145,30 +142,25 @@ async def handle_reaction_batch(
             "embedded provider, provider.run() runs the reactions"
         )
     reaction = reactions.registered(name)
-    failures: list[dict[str, str]] = []
-    failed_groups: set[str] = set()
-    for record in event.get("Records", []):
-        record_id, group = str(record.get("messageId")), _record_group(record)
-        if group in failed_groups:
-            failures.append({"itemIdentifier": record_id})
-            continue
-        try:
-            stored = _stored_event(record)
-            if stored is not None and stored.aggregate in reaction.follows:
-                attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-                await reaction.handle(stored, running, attempt=attempt)
-        except Exception as exc:
-            # Reported to SQS, which retries it and then dead-letters it; the reason goes to
-            # the function's log, the one place AWS keeps it.
-            logger.warning(
-                "reaction %r failed on record %s (group %r): %s: %s",
-                name,
-                record_id,
-                group,
-                type(exc).__name__,
-                exc,
-                extra={"reaction": name, "record": record_id},
-            )
-            failures.append({"itemIdentifier": record_id})
-            failed_groups.add(group)
-    return {"batchItemFailures": failures}
+
+    async def handle(record: dict[str, Any]) -> None:
+        stored = _stored_event(record)
+        if stored is not None and stored.aggregate in reaction.follows:
+            attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+            await reaction.handle(stored, running, attempt=attempt)
+
+    async def failed(record: dict[str, Any], exc: Exception) -> bool:
+        # Reported to SQS, which retries it and then dead-letters it; the reason goes to the
+        # function's log, the one place AWS keeps it.
+        logger.warning(
+            "reaction %r failed on record %s (group %r): %s: %s",
+            name,
+            record_id(record),
+            record_group(record),
+            type(exc).__name__,
+            exc,
+            extra={"reaction": name, "record": record_id(record)},
+        )
+        return False
+
+    return await handle_records(event, handle, failed)
