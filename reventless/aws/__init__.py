@@ -33,6 +33,8 @@ import anyio
 import anyio.abc
 
 from reventless._provider_context import ProviderContext, provider_context
+from reventless.aws._arn import GROUP, REGION, queue_arn, topic_arn
+from reventless.aws._arn import role_arn as is_role_arn
 from reventless.aws._command_dead_letters import CommandDeadLetter, CommandDeadLetters
 from reventless.aws._dynamodb import DynamoDbEventLog, create_event_table
 from reventless.aws._outputs import (
@@ -93,14 +95,6 @@ __all__ = (
     "provider_from_environment",
     "provider_from_outputs",
 )
-
-_GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
-_FIFO_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,75}\.fifo")
-
 
 _CLOSED = (
     "this AWS provider is closed (its 'async with' block has ended); use it, and the schedulers "
@@ -370,18 +364,18 @@ def _check_wiring(
         not isinstance(event_table, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", event_table)
     ):
         raise ValidationError("event_table", event_table, "a DynamoDB table name (3-255 chars)")
-    for field, mapping, check in (
-        ("event_topics", event_topics, _TOPIC_ARN),
-        ("command_queues", command_queues, _FIFO_QUEUE_ARN),
-        ("command_dead_letters", dead_letters, _FIFO_QUEUE_ARN),
+    for field, mapping, kind in (
+        ("event_topics", event_topics, "an SNS FIFO topic ARN"),
+        ("command_queues", command_queues, "an SQS FIFO queue ARN"),
+        ("command_dead_letters", dead_letters, "an SQS FIFO queue ARN"),
     ):
         if mapping is None:
             continue
         if not isinstance(mapping, Mapping):
             raise ValidationError(field, mapping, "a mapping of names to ARNs")
         for name, arn in mapping.items():
-            if not isinstance(arn, str) or not check.fullmatch(arn):
-                kind = "an SNS FIFO topic ARN" if check is _TOPIC_ARN else "an SQS FIFO queue ARN"
+            valid = topic_arn(arn, fifo=True) if "SNS" in kind else queue_arn(arn, fifo=True)
+            if not valid:
                 raise ValidationError(f"{field}[{name!r}]", arn, kind + " (its name ends in .fifo)")
     if isinstance(dead_letters, Mapping):
         queues = command_queues if isinstance(command_queues, Mapping) else {}
@@ -397,21 +391,17 @@ def _check_wiring(
 def _check_arguments(
     group: object, role_arn: object, dead_letter_arn: object, region: object, retry_policy: object
 ) -> None:
-    if not isinstance(group, str) or not _GROUP.fullmatch(group):
+    if not isinstance(group, str) or not GROUP.fullmatch(group):
         raise ValidationError("group", group, "1-64 letters, digits, '.', '_' or '-'")
-    if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
+    if not is_role_arn(role_arn):
         raise ValidationError(
             "role_arn", role_arn, "an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME"
         )
-    if dead_letter_arn is not None and (
-        not isinstance(dead_letter_arn, str)
-        or not _QUEUE_ARN.fullmatch(dead_letter_arn)
-        or dead_letter_arn.endswith(".fifo")
-    ):
+    if dead_letter_arn is not None and not queue_arn(dead_letter_arn, fifo=False):
         raise ValidationError(
             "dead_letter_arn", dead_letter_arn, "a standard (not FIFO) SQS queue ARN"
         )
-    if region is not None and (not isinstance(region, str) or not _REGION.fullmatch(region)):
+    if region is not None and (not isinstance(region, str) or not REGION.fullmatch(region)):
         raise ValidationError("region", region, "an AWS region name such as 'eu-west-1'")
     if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
         raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
+from reventless.aws._arn import queue_arn as is_queue_arn
 from reventless.aws._command_dead_letters import CommandDeadLetters, reason_of
 from reventless.aws._errors import call_aws
 from reventless.aws._groups import schedule_group_name
@@ -70,7 +70,6 @@ _MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 _TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
-_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
 # keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
@@ -97,7 +96,7 @@ class SqsQueueTarget:
         message_group_id: str | None = None,
         command_topic: Any = None,
     ) -> None:
-        if not isinstance(queue_arn, str) or not _QUEUE_ARN.fullmatch(queue_arn):
+        if not is_queue_arn(queue_arn):
             raise ValidationError(
                 "queue_arn", queue_arn, "an SQS queue ARN, arn:aws:sqs:REGION:ACCOUNT:NAME"
             )

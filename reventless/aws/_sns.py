@@ -19,6 +19,7 @@ import msgspec
 
 from reventless.aggregate import AggregateSpec
 from reventless.aggregate_adapter import AppendResult, NewEvent
+from reventless.aws._arn import topic_arn as is_topic_arn
 from reventless.aws._batch import BatchResponse, handle_records, record_id
 from reventless.aws._errors import SNS_ERRORS, call_aws
 from reventless.errors import DeliveryRefusedError, ValidationError
@@ -37,7 +38,6 @@ __all__ = (
 logger = logging.getLogger("reventless.aws")
 
 MAX_SNS_MESSAGE = 262_144  # bytes in one SNS message
-_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,251}\.fifo")
 # SNS FIFO group and deduplication ids: 1-128 of letters, digits and punctuation.
 _SNS_ID = re.compile(r"[0-9A-Za-z!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
 _ENCODER = msgspec.json.Encoder()
@@ -75,7 +75,7 @@ class SnsEventTopic(EventTopic):
 
     def __init__(self, name: str, topic_arn: str, client: Any) -> None:
         super().__init__(name)
-        if not isinstance(topic_arn, str) or not _TOPIC_ARN.fullmatch(topic_arn):
+        if not is_topic_arn(topic_arn, fifo=True):
             raise ValidationError(
                 f"event topic {name!r}",
                 topic_arn,

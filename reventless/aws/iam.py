@@ -21,9 +21,15 @@ A plugin's schedulers each write to a schedule group of their own (``schedulers=
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from reventless.aws._arn import GROUP, REGION, check
+from reventless.aws._arn import kms_key_arn as is_kms_key_arn
+from reventless.aws._arn import queue_arn as is_queue_arn
+from reventless.aws._arn import role_arn as is_role_arn
+from reventless.aws._arn import table_arn as is_table_arn
+from reventless.aws._arn import topic_arn as is_topic_arn
 from reventless.aws._groups import schedule_group_name
 from reventless.errors import ValidationError
 
@@ -37,20 +43,21 @@ __all__ = (
     "subscriber_queue_policy",
 )
 
-_ACCOUNT = re.compile(r"\d{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
-_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
-_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}")
-_KMS_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}")
+
+def _account(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"\d{12}", value) is not None
 
 
-def _check(field: str, value: object, pattern: re.Pattern[str], allowed: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValidationError(field, value, allowed)
-    return value
+def _region(value: object) -> bool:
+    return isinstance(value, str) and REGION.fullmatch(value) is not None
+
+
+def _group(value: object) -> bool:
+    return isinstance(value, str) and GROUP.fullmatch(value) is not None
+
+
+def _check(field: str, value: object, valid: Callable[[object], bool], allowed: str) -> str:
+    return check(field, value, valid(value), allowed)
 
 
 def _group_arn(partition: str, region: str, account_id: str, group: str) -> str:
@@ -60,11 +67,11 @@ def _group_arn(partition: str, region: str, account_id: str, group: str) -> str:
 def _groups(group: str, schedulers: Sequence[str]) -> list[str]:
     """The schedule groups of ``schedulers`` (the provider's group alone when none is named),
     in order, each once."""
-    _check("group", group, _GROUP, "a schedule group name")
+    _check("group", group, _group, "a schedule group name")
     if isinstance(schedulers, str):
         raise ValidationError("schedulers", schedulers, "a sequence of scheduler names")
     names = [
-        _check("schedulers", name, _GROUP, "scheduler names (letters, digits, '.', '_', '-')")
+        _check("schedulers", name, _group, "scheduler names (letters, digits, '.', '_', '-')")
         for name in schedulers
     ]
     return list(dict.fromkeys(schedule_group_name(group, name) for name in names or ["default"]))
@@ -85,8 +92,8 @@ def execution_role_trust_policy(
     """Trust policy of the execution role: scheduler.amazonaws.com, for schedules of this
     account's groups only: ``group``, or the groups of the reventless ``schedulers`` named (a
     plugin's schedulers other than "default" each have a group of their own)."""
-    _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
-    _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
+    _check("account_id", account_id, _account, "a 12-digit AWS account id")
+    _check("region", region, _region, "an AWS region such as 'eu-west-1'")
     groups = [_group_arn(partition, region, account_id, g) for g in _groups(group, schedulers)]
     return {
         "Version": "2012-10-17",
@@ -122,13 +129,15 @@ def execution_role_policy(
     """
     queues = []
     if target_queue_arn is not None:
-        queues.append(_check("target_queue_arn", target_queue_arn, _QUEUE_ARN, "an SQS queue ARN"))
+        queues.append(
+            _check("target_queue_arn", target_queue_arn, is_queue_arn, "an SQS queue ARN")
+        )
     queues += [
-        _check("target_queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN")
+        _check("target_queue_arns", arn, is_queue_arn, "an SQS queue ARN")
         for arn in target_queue_arns
     ]
     topics = [
-        _check("target_topic_arns", arn, _TOPIC_ARN, "an SNS topic ARN")
+        _check("target_topic_arns", arn, is_topic_arn, "an SNS topic ARN")
         for arn in target_topic_arns
     ]
     if not queues and not topics:
@@ -136,7 +145,7 @@ def execution_role_policy(
             "target_queue_arn/target_topic_arns", None, "at least one target queue or topic"
         )
     if dead_letter_arn is not None:
-        queues.append(_check("dead_letter_arn", dead_letter_arn, _QUEUE_ARN, "an SQS queue ARN"))
+        queues.append(_check("dead_letter_arn", dead_letter_arn, is_queue_arn, "an SQS queue ARN"))
     statements: list[dict[str, Any]] = []
     if queues:
         statements.append({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues})
@@ -147,7 +156,7 @@ def execution_role_policy(
             {
                 "Effect": "Allow",
                 "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": _check("kms_key_arn", kms_key_arn, _KMS_ARN, "a KMS key ARN"),
+                "Resource": _check("kms_key_arn", kms_key_arn, is_kms_key_arn, "a KMS key ARN"),
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
@@ -167,9 +176,9 @@ def caller_policy(
     provider ensures its own ``group`` whenever it starts (``GetScheduleGroup``, and
     ``CreateScheduleGroup`` when it is missing), so that group is always among those it may
     ensure, even when no scheduler named ``default`` writes to it."""
-    _check("account_id", account_id, _ACCOUNT, "a 12-digit AWS account id")
-    _check("region", region, _REGION, "an AWS region such as 'eu-west-1'")
-    _check("execution_role_arn", execution_role_arn, _ROLE_ARN, "an IAM role ARN")
+    _check("account_id", account_id, _account, "a 12-digit AWS account id")
+    _check("region", region, _region, "an AWS region such as 'eu-west-1'")
+    _check("execution_role_arn", execution_role_arn, is_role_arn, "an IAM role ARN")
     groups = _groups(group, schedulers)
     prefix = f"arn:{partition}:scheduler:{region}:{account_id}"
     schedules = _one_or_many([f"{prefix}:schedule/{g}/*" for g in groups])
@@ -230,7 +239,7 @@ def handler_policy(
     command whose events SNS can never take (``sqs:GetQueueUrl`` and ``sqs:SendMessage``
     only).
     """
-    table = _check("table_arn", table_arn, _TABLE_ARN, "a DynamoDB table ARN")
+    table = _check("table_arn", table_arn, is_table_arn, "a DynamoDB table ARN")
     statements: list[dict[str, Any]] = [
         {
             "Sid": "EventLogOnItsTableOnly",
@@ -245,12 +254,12 @@ def handler_policy(
             "Resource": table,
         }
     ]
-    topics = [_check("topic_arns", arn, _TOPIC_ARN, "an SNS topic ARN") for arn in topic_arns]
+    topics = [_check("topic_arns", arn, is_topic_arn, "an SNS topic ARN") for arn in topic_arns]
     if topics:
         statements.append(
             {"Sid": "PublishEvents", "Effect": "Allow", "Action": "sns:Publish", "Resource": topics}
         )
-    queues = [_check("queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN") for arn in queue_arns]
+    queues = [_check("queue_arns", arn, is_queue_arn, "an SQS queue ARN") for arn in queue_arns]
     if queues:
         statements.append(
             {
@@ -266,7 +275,7 @@ def handler_policy(
             }
         )
     dead = [
-        _check("dead_letter_queue_arns", arn, _QUEUE_ARN, "an SQS queue ARN")
+        _check("dead_letter_queue_arns", arn, is_queue_arn, "an SQS queue ARN")
         for arn in dead_letter_queue_arns
     ]
     if dead:
@@ -299,8 +308,8 @@ def lambda_trust_policy() -> dict[str, Any]:
 def subscriber_queue_policy(*, queue_arn: str, topic_arn: str) -> dict[str, Any]:
     """Resource policy of a queue subscribed to an event topic: SNS may send to it for that
     topic only (``aws:SourceArn``), nothing else."""
-    queue = _check("queue_arn", queue_arn, _QUEUE_ARN, "an SQS queue ARN")
-    topic = _check("topic_arn", topic_arn, _TOPIC_ARN, "an SNS topic ARN")
+    queue = _check("queue_arn", queue_arn, is_queue_arn, "an SQS queue ARN")
+    topic = _check("topic_arn", topic_arn, is_topic_arn, "an SNS topic ARN")
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -32,6 +32,7 @@ import pulumi
 import pulumi_aws as aws
 
 from reventless.aws import iam
+from reventless.aws._arn import GROUP
 from reventless.aws._groups import schedule_group_name
 from reventless.aws._outputs import ENVIRONMENT_VARIABLE
 from reventless.errors import ValidationError
@@ -44,7 +45,6 @@ __all__ = (
     "SchedulerInfrastructure",
 )
 
-_GROUP = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _QUEUE_BASE = re.compile(r"[A-Za-z0-9_-]{1,75}")  # SQS: 80 characters with ".fifo"
 _TOPIC_BASE = re.compile(r"[A-Za-z0-9_-]{1,251}")  # SNS: 256 characters with ".fifo"
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -301,14 +301,14 @@ class SchedulerInfrastructure(pulumi.ComponentResource):
         kms_key_arn: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        _check("group", group, _GROUP, "1-64 letters, digits, '.', '_' or '-'")
+        _check("group", group, GROUP, "1-64 letters, digits, '.', '_' or '-'")
         dead_letter_name = f"{group}-dead-letters".replace(".", "-")
         _check("group", dead_letter_name, _QUEUE_BASE, "a group within 63 characters")
         if isinstance(schedulers, str) or not schedulers:
             raise ValidationError("schedulers", schedulers, "a non-empty sequence of names")
         for scheduler in schedulers:
             _check(
-                "schedulers", scheduler, _GROUP, "scheduler names (letters, digits, '.', '_', '-')"
+                "schedulers", scheduler, GROUP, "scheduler names (letters, digits, '.', '_', '-')"
             )
         groups = [schedule_group_name(group, scheduler) for scheduler in schedulers]
         super().__init__("reventless:aws:SchedulerInfrastructure", name, None, opts)
