@@ -17,6 +17,7 @@ import msgspec
 
 from reventless.aggregate_adapter import StoredEvent
 from reventless.aws._batch import BatchResponse, handle_records, record_group, record_id
+from reventless.aws._sns import unwrap_notification
 from reventless.errors import UsageError, ValidationError
 from reventless.provider import ProvidesReactions
 from reventless.reaction import Components, Reaction, ReactionDeadLetter, ReactionStatus
@@ -90,14 +91,12 @@ def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
     :raises ValidationError: the body is not a message an SNS event topic publishes."""
     body = str(record.get("body", ""))
     try:
-        document = msgspec.json.decode(body)
-        sent = datetime.fromtimestamp(
-            int(record.get("attributes", {}).get("SentTimestamp", "0")) / 1000, UTC
-        )
-        if isinstance(document, dict) and document.get("Type") == "Notification":
-            sent = datetime.fromisoformat(str(document["Timestamp"]).replace("Z", "+00:00"))
-            document = msgspec.json.decode(str(document["Message"]))
-        if not isinstance(document, dict) or "scheduledTime" in document:
+        _, document, sent = unwrap_notification(body)
+        if sent is None:
+            sent = datetime.fromtimestamp(
+                int(record.get("attributes", {}).get("SentTimestamp", "0")) / 1000, UTC
+            )
+        if "scheduledTime" in document:
             return None
         aggregate, aggregate_id = str(document["source"]).split("/", 1)
         version = int(document["version"])
@@ -112,7 +111,7 @@ def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
             # The event's own time is not in the message: the time SNS took it (or SQS did).
             recorded_at=sent,
         )
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
         raise ValidationError(
             "record body", body, "an event message of an SNS event topic"
         ) from exc

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -260,20 +261,35 @@ def _fire_body(message: TopicMessage) -> str:
     return envelope.to_json().decode()
 
 
+def unwrap_notification(body: str) -> tuple[str, dict[str, Any], datetime | None]:
+    """The message a subscriber queue's record body carries: the body itself (raw message
+    delivery) or the ``Message`` of SNS's notification JSON around it. Returns the message's
+    text, its JSON object, and the time SNS took it (None when raw: the record's own
+    ``SentTimestamp`` tells then).
+    :raises ValidationError: the body, or the message in it, is not a JSON object."""
+    try:
+        document = msgspec.json.decode(body)
+        sent = None
+        if isinstance(document, dict) and document.get("Type") == "Notification":
+            if "Timestamp" in document:
+                stamp = str(document["Timestamp"]).replace("Z", "+00:00")
+                sent = datetime.fromisoformat(stamp)
+            body = str(document["Message"])
+            document = msgspec.json.decode(body)
+    except (msgspec.DecodeError, KeyError, ValueError) as exc:
+        raise ValidationError("record body", body, "JSON") from exc
+    if not isinstance(document, dict):
+        raise ValidationError("record body", body, "a JSON object")
+    return body, document, sent
+
+
 def decode_topic_message(
     body: str, topic: str, aggregates: Sequence[AggregateSpec[Any]] = ()
 ) -> TopicMessage:
     """The ``TopicMessage`` of a subscriber queue's record body (raw, or wrapped in SNS's
     notification JSON). An event of one of ``aggregates`` is decoded into its Struct; any
     other stays plain JSON data."""
-    try:
-        document = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ValidationError("record body", body, "JSON") from exc
-    if isinstance(document, dict) and document.get("Type") == "Notification":
-        return decode_topic_message(str(document.get("Message", "")), topic, aggregates)
-    if not isinstance(document, dict):
-        raise ValidationError("record body", body, "a JSON object")
+    body, document, _ = unwrap_notification(body)
     if "scheduledTime" in document:
         envelope = FireEnvelope.from_json(body)
         return TopicMessage(
