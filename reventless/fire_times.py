@@ -28,6 +28,7 @@ cannot show. An input instant with no UTC equivalent in the range is refused wit
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -36,6 +37,7 @@ import msgspec
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import (
+    CalendarRate,
     Daily,
     Days,
     DstPolicy,
@@ -142,6 +144,13 @@ def next_fire_after(
             if fire is not _NOT_FOUND:
                 return fire
         return _next_wall_fire(zone, wall, dst, after)
+    return _next_calendar_or_single(schedule, after)
+
+
+def _next_calendar_or_single(schedule: Schedule, after: datetime) -> datetime | None:
+    rate = schedule.rate
+    if isinstance(rate, CalendarRate):
+        return _next_calendar_fire(load_zone(schedule.timezone), rate, schedule.dst, after)
     return next((fire for fire in single_fires(schedule) if fire > after), None)
 
 
@@ -496,6 +505,8 @@ def _preview_row(
     skipped: tuple[date, ...] = ()
     if isinstance(rate, WallClockRate) and schedule.dst.gap == "skip":
         skipped = _gap_days(zone, rate, since, local.date())
+    elif isinstance(rate, CalendarRate) and schedule.dst.gap == "skip":
+        skipped = _calendar_gap_days(zone, rate, since, instant)
     notes = [f"skipped {', '.join(map(str, skipped))}: wall time in a DST gap"] if skipped else []
     shifted_from = _shifted_from(schedule, zone, instant, local.date())
     if shifted_from is not None:
@@ -534,6 +545,8 @@ def _shifted_from(
 ) -> datetime | None:
     """The wall time (naive, local) in a gap that ``gap="shift"`` moved to ``instant``."""
     rate = schedule.rate
+    if schedule.dst.gap == "shift" and isinstance(rate, CalendarRate):
+        return _calendar_shifted_from(zone, rate, instant, day)
     if schedule.dst.gap != "shift" or not isinstance(rate, (WallClockRate, Single)):
         return None
     for wall_day in _wall_days(rate, day):
@@ -574,3 +587,273 @@ def _in_gap_after(zone: tzinfo, rate: WallClockRate, day: date, since: datetime)
         return False
     instant, _ = resolve_wall_time(zone, day.year, day.month, day.day, rate.hour, rate.minute)
     return instant is None
+
+
+# --- calendar rates (Monthly, NthWeekday, Cron) ------------------------------------------------
+#
+# A calendar rate fires at one or more wall times on the local dates its ``month_days`` picks.
+# The days are found month by month (a month's days at once), so a rate that fires once in years
+# costs a few hundred month look-ups, not a walk over every day. The fires of one day come from
+# ``wall_fires_on`` for each wall time, the same rule the wall-clock rates follow, except on a
+# day whose UTC offset is the same at its first and last minute, read either way (a plain day):
+# there every wall time is its fold=0 reading and the fires keep the wall times' order.
+
+# A gap or an overlap lasts less than a day, so the fires of a local date lie before those of the
+# date two days later: the search looks at the day after the first day with a fire, no further.
+# It gives up after this many dates with fires all skipped (a wall time that a zone's clocks
+# jump over again and again), and the month walk after 400 years (the calendar's cycle).
+_MAX_SKIPPED_DAYS = 64
+_CYCLE_MONTHS = 400 * 12
+_LAST_MINUTE = time(23, 59)
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def next_calendar_day(rate: CalendarRate, day: date) -> date | None:
+    """The first local date on or after ``day`` on which ``rate`` fires; None: none before
+    9999-12-31 (or after the rate's last year)."""
+    index = _month_index(day)
+    years = rate.year_range
+    end = _month_index(date.max)
+    if years is not None:
+        if day.year > years[1]:
+            return None
+        index = max(index, years[0] * 12)
+        end = min(end, years[1] * 12 + 11)
+    end = min(end, index + _CYCLE_MONTHS)
+    first = day.day if index == _month_index(day) else 1
+    while index <= end:
+        year, month = divmod(index, 12)
+        for found in rate.month_days(year, month + 1):
+            if found >= first:
+                return date(year, month + 1, found)
+        index += 1
+        first = 1
+    return None
+
+
+def previous_calendar_day(rate: CalendarRate, day: date) -> date | None:
+    """The last local date on or before ``day`` on which ``rate`` fires; None: none."""
+    index = _month_index(day)
+    years = rate.year_range
+    end = _month_index(date.min)
+    if years is not None:
+        if day.year < years[0]:
+            return None
+        index = min(index, years[1] * 12 + 11)
+        end = max(end, years[0] * 12)
+    end = max(end, index - _CYCLE_MONTHS)
+    last = day.day if index == _month_index(day) else 31
+    while index >= end:
+        year, month = divmod(index, 12)
+        for found in reversed(rate.month_days(year, month + 1)):
+            if found <= last:
+                return date(year, month + 1, found)
+        index -= 1
+        last = 31
+    return None
+
+
+def _plain_offset(zone: tzinfo, day: date) -> timedelta | None:
+    """The UTC offset of local date ``day`` when it is the same at its first and last minute
+    under either reading (no transition that day); None otherwise."""
+    if zone is UTC:
+        return timedelta(0)
+    start = datetime.combine(day, time(0, 0))
+    end = datetime.combine(day, _LAST_MINUTE)
+    offset = zone.utcoffset(start)
+    if (
+        offset != zone.utcoffset(start.replace(fold=1))
+        or offset != zone.utcoffset(end)
+        or offset != zone.utcoffset(end.replace(fold=1))
+    ):
+        return None
+    return offset
+
+
+def calendar_fires_on(
+    zone: tzinfo, day: date, times: tuple[tuple[int, int], ...], dst: DstPolicy
+) -> list[datetime]:
+    """The fire instants of the wall times ``times`` on local date ``day``, in order, one per
+    instant (a day's fires may repeat an instant only across a gap or an overlap)."""
+    offset = _plain_offset(zone, day) if date.min < day < date.max else None
+    if offset is not None:
+        base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
+        fires = [base + timedelta(hours=hour, minutes=minute) for hour, minute in times]
+        if base.second:  # a local mean time offset
+            fires = [ceil_minute(fire) for fire in fires]
+        return fires
+    found: set[datetime] = set()
+    for hour, minute in times:
+        found.update(wall_fires_on(zone, day, hour, minute, dst))
+    return sorted(found)
+
+
+def _first_calendar_fire_on(
+    zone: tzinfo, day: date, times: tuple[tuple[int, int], ...], dst: DstPolicy, after: datetime
+) -> datetime | None:
+    """The first fire of local date ``day`` strictly after ``after``."""
+    offset = _plain_offset(zone, day) if date.min < day < date.max else None
+    if offset is None:
+        return next(
+            (fire for fire in calendar_fires_on(zone, day, times, dst) if fire > after), None
+        )
+    base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
+    # The wall minute of `after` that day: the first wall time past it is the candidate.
+    since = (after - base) // _MINUTE
+    index = bisect_right(_minutes_of(times), since) if since >= 0 else 0
+    for hour, minute in times[max(index - 1, 0) :]:
+        fire = ceil_minute(base + timedelta(hours=hour, minutes=minute))
+        if fire > after:
+            return fire
+    return None
+
+
+_MINUTE_LISTS: dict[tuple[tuple[int, int], ...], list[int]] = {}
+
+
+def _minutes_of(times: tuple[tuple[int, int], ...]) -> list[int]:
+    minutes = _MINUTE_LISTS.get(times)
+    if minutes is None:
+        if len(_MINUTE_LISTS) >= _MAX_GRIDS:
+            _MINUTE_LISTS.clear()
+        minutes = _MINUTE_LISTS[times] = [hour * 60 + minute for hour, minute in times]
+    return minutes
+
+
+def _next_calendar_fire(
+    zone: tzinfo, rate: CalendarRate, dst: DstPolicy, after: datetime
+) -> datetime | None:
+    times = rate.wall_times
+    start = local_date(after, zone)
+    day = next_calendar_day(rate, start - _ONE_DAY if start > date.min else start)
+    best: datetime | None = None
+    best_day: date | None = None
+    skipped = 0
+    while day is not None:
+        if best_day is not None and day > best_day + _ONE_DAY:
+            break
+        fire = _first_calendar_fire_on(zone, day, times, dst, after)
+        if fire is not None and (best is None or fire < best):
+            best = fire
+            best_day = best_day or day
+        elif best is None and day > start:
+            skipped += 1
+            if skipped > _MAX_SKIPPED_DAYS:
+                return None
+        if day == date.max:
+            break
+        day = next_calendar_day(rate, day + _ONE_DAY)
+    return best
+
+
+def calendar_fire_at_or_before(
+    schedule: Schedule, rate: CalendarRate, instant: datetime
+) -> datetime | None:
+    """The last fire of a calendar rate at or before ``instant``; None: none."""
+    zone, dst, times = load_zone(schedule.timezone), schedule.dst, rate.wall_times
+    start = local_date(instant, zone)
+    day = previous_calendar_day(rate, start + _ONE_DAY if start < date.max else start)
+    best: datetime | None = None
+    best_day: date | None = None
+    skipped = 0
+    while day is not None:
+        if best_day is not None and day < best_day - _ONE_DAY:
+            break
+        fires = [fire for fire in calendar_fires_on(zone, day, times, dst) if fire <= instant]
+        if fires and (best is None or fires[-1] > best):
+            best = fires[-1]
+            best_day = best_day or day
+        elif best is None and day < start:
+            skipped += 1
+            if skipped > _MAX_SKIPPED_DAYS:
+                return None
+        if day == date.min:
+            break
+        day = previous_calendar_day(rate, day - _ONE_DAY)
+    return best
+
+
+def count_calendar_fires(
+    schedule: Schedule, rate: CalendarRate, first: datetime, last: datetime
+) -> int:
+    """The number of fire instants of a calendar rate from ``first`` to ``last`` (included).
+
+    A fire of one date can fall on the instant of a fire of the next only when one of the two
+    has a transition (a shifted fire landing on the next day's own): only there are the two
+    days' fires compared.
+    """
+    zone, dst, times = load_zone(schedule.timezone), schedule.dst, rate.wall_times
+    start = local_date(first, zone)
+    end = local_date(last, zone)
+    day = next_calendar_day(rate, start - _ONE_DAY if start > date.min else start)
+    end = min(end + _ONE_DAY, date.max) if end < date.max else end
+    count = 0
+    previous: tuple[date, list[datetime], bool] | None = None
+    while day is not None and day <= end:
+        fires = [f for f in calendar_fires_on(zone, day, times, dst) if first <= f <= last]
+        plain = _plain_offset(zone, day) is not None
+        count += len(fires)
+        if previous is not None and previous[0] == day - _ONE_DAY and not (plain and previous[2]):
+            count -= len(set(fires).intersection(previous[1]))
+        previous = (day, fires, plain)
+        if day == date.max:
+            break
+        day = next_calendar_day(rate, day + _ONE_DAY)
+    return count
+
+
+def _fires_on_date(rate: CalendarRate, day: date) -> bool:
+    return day.day in rate.month_days(day.year, day.month)
+
+
+def _gap_walls(zone: tzinfo, rate: CalendarRate, day: date) -> list[tuple[datetime, datetime]]:
+    """The wall times (naive) of local date ``day`` that fall into a gap, each with the instant
+    that ``gap="shift"`` gives it; none on a plain day or a day the rate does not fire."""
+    if not _fires_on_date(rate, day) or not date.min < day < date.max:
+        return []
+    if _plain_offset(zone, day) is not None:
+        return []
+    found = []
+    for hour, minute in rate.wall_times:
+        pair = wall_instants(zone, day.year, day.month, day.day, hour, minute)
+        if pair is not None and pair[0] > pair[1]:
+            found.append((datetime(day.year, day.month, day.day, hour, minute), pair[0]))
+    return found
+
+
+def _calendar_gap_days(
+    zone: tzinfo, rate: CalendarRate, since: datetime, fire: datetime
+) -> tuple[date, ...]:
+    """Local dates with a wall time in a gap that would have fired after ``since`` and before
+    ``fire`` (read with the offset after the gap, where the clocks resume)."""
+    days = []
+    day = local_date(since, zone)
+    end = local_date(fire, zone)
+    found = next_calendar_day(rate, day)
+    while found is not None and found <= end:
+        walls = _gap_walls(zone, rate, found)
+        if any(since < ceil_minute(shifted) <= fire for _, shifted in walls):
+            days.append(found)
+        if found == date.max:
+            break
+        found = next_calendar_day(rate, found + _ONE_DAY)
+    return tuple(days)
+
+
+def _calendar_shifted_from(
+    zone: tzinfo, rate: CalendarRate, instant: datetime, day: date
+) -> datetime | None:
+    """The wall time in a gap that ``gap="shift"`` moved to ``instant`` (none: the instant is a
+    wall time of its own, which a shifted one may coincide with)."""
+    days = (day - _ONE_DAY, day) if day > date.min else (day,)
+    own = instant.astimezone(zone)
+    if _fires_on_date(rate, own.date()) and (own.hour, own.minute) in rate.wall_times:
+        return None
+    for wall_day in days:
+        for wall, shifted in _gap_walls(zone, rate, wall_day):
+            if ceil_minute(shifted) == instant:
+                return wall
+    return None

@@ -1,11 +1,13 @@
-"""Schedules and their seven rate variants: frozen value objects that validate themselves.
+"""Schedules and their rate variants: frozen value objects that validate themselves.
 
 Every variant takes the original framework's positional arguments (``Daily(9, 0)``,
 ``Single(2024, 12, 25, 14, 30)``) and checks its ranges on construction and on decoding, so an
 invalid schedule never exists. A call with missing, extra or unknown arguments raises
 ``ArgumentError`` (a ValidationError and a TypeError) naming the class and its call form. JSON
 carries a stable ``"kind"`` tag per variant; the tags are part of the storage format and never
-change.
+change. Beside the seven rates of the original framework there are three calendar rates:
+``Monthly`` (a day of the month, or the last), ``NthWeekday`` (the first to fifth, or last, given
+weekday of the month) and ``Cron`` (EventBridge's six-field cron, or Unix's five fields).
 
 A one-off reminder at an aware datetime is one line: ``Schedule.once("remind-42", at=when,
 payload=...)``; ``Single.at(when)`` gives just the rate.
@@ -19,18 +21,23 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import msgspec.structs
 
+from reventless._cron import compile_cron, spec_month_days
 from reventless._suggest import did_you_mean
 from reventless._zones import fixed_offset_key, load_zone, resolve_wall_time, zone_key
 from reventless.errors import ArgumentError, ReventlessError, ValidationError
 
 __all__ = (
+    "LAST",
     "MAX_INTERVAL_MINUTES",
     "MAX_PAYLOAD_BYTES",
+    "CalendarRate",
+    "Cron",
     "Daily",
     "Days",
     "DstGap",
@@ -39,6 +46,8 @@ __all__ = (
     "Hours",
     "IntervalRate",
     "Minutes",
+    "Monthly",
+    "NthWeekday",
     "Rate",
     "Schedule",
     "Single",
@@ -70,6 +79,9 @@ _EXAMPLES = {
     "Daily": "Daily(9, 0)",
     "Weekdays": "Weekdays(17, 0)",
     "WeekdaysAndSaturday": "WeekdaysAndSaturday(8, 30)",
+    "Monthly": "Monthly(-1, 18, 0)",
+    "NthWeekday": "NthWeekday(2, 1, 9, 0)",
+    "Cron": "Cron('0 9 ? * MON-FRI *')",
     "Schedule": "Schedule(name='daily-report', rate=Daily(9, 0), payload='...')",
     "DstPolicy": "DstPolicy(gap='shift', overlap='both')",
 }
@@ -257,6 +269,145 @@ class WeekdaysAndSaturday(WallClockRate, frozen=True, tag="weekdays_and_saturday
     weekdays: ClassVar[frozenset[int]] = frozenset(range(6))
 
 
+LAST = -1
+"""``Monthly(LAST, ...)`` fires on the last day of the month, ``NthWeekday(LAST, ...)`` on the
+last such weekday."""
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class CalendarRate(_RateBase, frozen=True):
+    """The base of the calendar rates (Monthly, NthWeekday, Cron): wall times in the schedule's
+    zone on the local dates that ``month_days`` picks, under the DST policy like ``Daily``."""
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        """The days of ``month`` in ``year`` on which the rate fires, in order (none: skipped)."""
+        raise NotImplementedError
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        """The (hour, minute) wall times of a day on which the rate fires, in order."""
+        raise NotImplementedError
+
+    @property
+    def year_range(self) -> tuple[int, int] | None:
+        """The first and last year in which the rate can fire; None: no limit."""
+        return None
+
+
+class Monthly(CalendarRate, frozen=True, tag="monthly"):
+    """Fire on day ``day`` of every month (1-31, or ``LAST`` = -1 for the last day) at this wall
+    time. A month without that day (31 in April, 30 in February) is skipped, as EventBridge's
+    cron skips it; use ``LAST`` for the end of every month."""
+
+    day: int
+    hour: int
+    minute: int
+
+    def __post_init__(self) -> None:
+        if type(self.day) is not int or not (1 <= self.day <= 31 or self.day == LAST):
+            raise ValidationError(
+                "rate.day", self.day, "a day of the month from 1 to 31, or -1 (LAST) for the last"
+            )
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        length = calendar.monthrange(year, month)[1]
+        if self.day == LAST:
+            return (length,)
+        return (self.day,) if self.day <= length else ()
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return ((self.hour, self.minute),)
+
+
+class NthWeekday(CalendarRate, frozen=True, tag="nth_weekday"):
+    """Fire on the ``nth`` (1-5, or ``LAST`` = -1) ``weekday`` (Monday = 0 ... Sunday = 6, as
+    Python's ``calendar`` numbers them) of every month at this wall time: ``NthWeekday(2, 1, 9,
+    0)`` is the second Tuesday at 09:00. A month without a fifth such weekday is skipped."""
+
+    nth: int
+    weekday: int
+    hour: int
+    minute: int
+
+    def __post_init__(self) -> None:
+        if type(self.nth) is not int or not (1 <= self.nth <= 5 or self.nth == LAST):
+            raise ValidationError("rate.nth", self.nth, "1 to 5, or -1 (LAST) for the last")
+        if type(self.weekday) is not int or not 0 <= self.weekday <= 6:
+            raise ValidationError(
+                "rate.weekday", self.weekday, "a weekday from 0 (Monday) to 6 (Sunday)"
+            )
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        first_weekday, length = calendar.monthrange(year, month)
+        first = 1 + (self.weekday - first_weekday) % 7
+        if self.nth == LAST:
+            return (first + 7 * ((length - first) // 7),)
+        day = first + 7 * (self.nth - 1)
+        return (day,) if day <= length else ()
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return ((self.hour, self.minute),)
+
+
+class Cron(CalendarRate, frozen=True, tag="cron"):
+    """Fire at the minutes a cron expression picks, read as wall times in the schedule's zone.
+
+    Six fields are EventBridge's dialect, ``'minutes hours day-of-month month day-of-week
+    year'`` (``Cron('0 9 ? * MON-FRI *')``, ``Cron('0 18 L * ? *')``, ``Cron('0 9 ? * 3#2 *')``);
+    five are Unix's, ``'minute hour day-of-month month day-of-week'`` (``Cron('*/15 9-17 * *
+    1-5')``), with Unix's rule that when both day fields are restricted a day matching either
+    fires. ``reventless._cron`` has the whole grammar. The text is kept with single spaces
+    between the fields.
+    """
+
+    expression: str
+
+    def __post_init__(self) -> None:
+        spec = compile_cron(self.expression)  # raises CronSyntaxError naming the field
+        del spec
+        normal = " ".join(self.expression.split())
+        if normal != self.expression:
+            msgspec.structs.force_setattr(self, "expression", normal)
+
+    @property
+    def five_fields(self) -> bool:
+        """Whether this is a Unix (five-field) expression."""
+        return compile_cron(self.expression).unix
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        return _cron_month_days(self.expression, year, month)
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return _cron_times(self.expression)
+
+    @property
+    def year_range(self) -> tuple[int, int] | None:
+        return compile_cron(self.expression).years
+
+
+@lru_cache(maxsize=1024)
+def _cron_times(expression: str) -> tuple[tuple[int, int], ...]:
+    spec = compile_cron(expression)
+    return tuple((hour, minute) for hour in spec.hours for minute in spec.minutes)
+
+
+@lru_cache(maxsize=16384)
+def _cron_month_days(expression: str, year: int, month: int) -> tuple[int, ...]:
+    return spec_month_days(compile_cron(expression), year, month)
+
+
+def weekday_name(weekday: int) -> str:
+    """``'Tuesday'`` for 1 (Monday = 0)."""
+    return _WEEKDAY_NAMES[weekday]
+
+
 def _aware_minute(moment: object, field: str) -> datetime:
     """``moment`` in UTC, refused unless it is an aware datetime on a whole UTC minute."""
     if not isinstance(moment, datetime):
@@ -314,7 +465,18 @@ def _single_at(moment: object, key: str, field: str) -> Single | None:
     return single if resolved == instant else None
 
 
-Rate: TypeAlias = Single | Minutes | Hours | Days | Daily | Weekdays | WeekdaysAndSaturday
+Rate: TypeAlias = (
+    Single
+    | Minutes
+    | Hours
+    | Days
+    | Daily
+    | Weekdays
+    | WeekdaysAndSaturday
+    | Monthly
+    | NthWeekday
+    | Cron
+)
 RATE_TYPES: tuple[type[Rate], ...] = (
     Single,
     Minutes,
@@ -323,6 +485,9 @@ RATE_TYPES: tuple[type[Rate], ...] = (
     Daily,
     Weekdays,
     WeekdaysAndSaturday,
+    Monthly,
+    NthWeekday,
+    Cron,
 )
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
@@ -417,7 +582,8 @@ class Schedule(
     """A named schedule: when to fire (``rate``), what to deliver (``payload``), in which zone.
 
     - ``name``: 1-64 characters of ``[0-9A-Za-z._-]``, unique within one scheduler.
-    - ``rate``: one of the seven rate variants.
+    - ``rate``: one of the rate variants (the seven of the original framework, Monthly,
+      NthWeekday, Cron).
     - ``payload``: 1 byte to 256 KiB of UTF-8, opaque to the scheduler.
     - ``timezone``: an IANA zone name; wall-clock variants and Single are read in it. A
       ``zoneinfo.ZoneInfo`` is accepted and stored as its key; a fixed offset of whole hours
@@ -489,7 +655,8 @@ class Schedule(
                 message=(
                     f"dst {dst_text(dst)} does not apply to {rate_text(self.rate)}: an interval "
                     "fires at fixed durations, which DST never moves; leave dst out. A policy "
-                    "applies to wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday) and Single"
+                    "applies to wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday), calendar "
+                    "rates (Monthly, NthWeekday, Cron) and Single"
                 ),
             )
 
@@ -669,14 +836,17 @@ def rate_text(rate: Rate) -> str:
 _RATE_CALL = re.compile(r"\s*+([A-Za-z]++)\s*+\(([^()]*+)\)\s*+", re.ASCII)
 _RATE_ARG = re.compile(r"\s*+([+-]?[0-9]{1,12})\s*+", re.ASCII)
 _RATE_ALLOWED = (
-    "a rate such as 'Daily(9, 0)', 'Minutes(5)' or 'Single(2030, 12, 25, 14, 30)': a kind ("
+    "a rate such as 'Daily(9, 0)', 'Minutes(5)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)':"
+    " a kind ("
     + ", ".join(_RATE_BY_NAME)
-    + ") and its whole numbers (ASCII digits, at most 12 each) separated by commas"
+    + ") and its whole numbers (ASCII digits, at most 12 each) separated by commas, or for Cron "
+    "the expression"
 )
 
 
 def parse_rate(text: str) -> Rate:
-    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``.
+    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``,
+    ``'Cron(0 9 ? * MON-FRI *)'`` (the expression may be quoted).
 
     The grammar is strict and parsed in linear time; anything else raises ValidationError.
     """
@@ -684,6 +854,11 @@ def parse_rate(text: str) -> Rate:
     if match is None or match.group(1) not in _RATE_BY_NAME:
         raise ValidationError("rate", text, _RATE_ALLOWED)
     cls = _RATE_BY_NAME[match.group(1)]
+    if cls is Cron:
+        inner = match.group(2).strip()
+        if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
+            inner = inner[1:-1]
+        return Cron(inner)
     expected = len(cls.__struct_fields__)
     if match.group(2).count(",") != expected - 1:
         raise ValidationError(
@@ -694,7 +869,9 @@ def parse_rate(text: str) -> Rate:
     args = [_RATE_ARG.fullmatch(part) for part in match.group(2).split(",")]
     if None in args:
         raise ValidationError("rate", text, _RATE_ALLOWED)
-    return cls(*(int(arg.group(1)) for arg in args if arg is not None))
+    build: Any = cls  # the numeric rates: Cron returned above
+    rate: Rate = build(*(int(arg.group(1)) for arg in args if arg is not None))
+    return rate
 
 
 _ENCODER = msgspec.json.Encoder()
