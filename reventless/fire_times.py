@@ -674,59 +674,71 @@ def _plain_offset(zone: tzinfo, day: date) -> timedelta | None:
 
 
 def calendar_fires_on(
-    zone: tzinfo, day: date, times: tuple[tuple[int, int], ...], dst: DstPolicy
+    zone: tzinfo, day: date, rate: CalendarRate, dst: DstPolicy
 ) -> list[datetime]:
-    """The fire instants of the wall times ``times`` on local date ``day``, in order, one per
-    instant (a day's fires may repeat an instant only across a gap or an overlap)."""
+    """The fire instants of the wall times of ``rate`` on local date ``day`` (whether the rate
+    fires that day is not checked here), in order, one per instant (a day's wall times may
+    share an instant only across a gap or an overlap)."""
     offset = _plain_offset(zone, day) if date.min < day < date.max else None
     if offset is not None:
         base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
-        fires = [base + timedelta(hours=hour, minutes=minute) for hour, minute in times]
+        fires = [base + timedelta(minutes=minute) for minute in _minutes_of(rate)]
         if base.second:  # a local mean time offset
             fires = [ceil_minute(fire) for fire in fires]
         return fires
-    found: set[datetime] = set()
-    for hour, minute in times:
-        found.update(wall_fires_on(zone, day, hour, minute, dst))
-    return sorted(found)
+    key = (zone, day, rate, dst)
+    cached = _TRANSITION_DAYS.get(key)
+    if cached is None:
+        found: set[datetime] = set()
+        for hour, minute in rate.wall_times:
+            found.update(wall_fires_on(zone, day, hour, minute, dst))
+        if len(_TRANSITION_DAYS) >= 256:
+            _TRANSITION_DAYS.clear()
+        cached = _TRANSITION_DAYS[key] = sorted(found)
+    return cached
+
+
+# The fires of recent days with a transition, which take a round trip per wall time: the
+# search asks for the same day again at each of its fires.
+_TRANSITION_DAYS: dict[tuple[tzinfo, date, CalendarRate, DstPolicy], list[datetime]] = {}
 
 
 def _first_calendar_fire_on(
-    zone: tzinfo, day: date, times: tuple[tuple[int, int], ...], dst: DstPolicy, after: datetime
+    zone: tzinfo, day: date, rate: CalendarRate, dst: DstPolicy, after: datetime
 ) -> datetime | None:
     """The first fire of local date ``day`` strictly after ``after``."""
     offset = _plain_offset(zone, day) if date.min < day < date.max else None
     if offset is None:
-        return next(
-            (fire for fire in calendar_fires_on(zone, day, times, dst) if fire > after), None
-        )
+        fires = calendar_fires_on(zone, day, rate, dst)
+        return next((fire for fire in fires if fire > after), None)
     base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
     # The wall minute of `after` that day: the first wall time past it is the candidate.
     since = (after - base) // _MINUTE
-    index = bisect_right(_minutes_of(times), since) if since >= 0 else 0
-    for hour, minute in times[max(index - 1, 0) :]:
-        fire = ceil_minute(base + timedelta(hours=hour, minutes=minute))
+    minutes = _minutes_of(rate)
+    index = bisect_right(minutes, since) if since >= 0 else 0
+    for minute in minutes[max(index - 1, 0) :]:
+        fire = ceil_minute(base + timedelta(minutes=minute))
         if fire > after:
             return fire
     return None
 
 
-_MINUTE_LISTS: dict[tuple[tuple[int, int], ...], list[int]] = {}
+_MINUTE_LISTS: dict[CalendarRate, list[int]] = {}
 
 
-def _minutes_of(times: tuple[tuple[int, int], ...]) -> list[int]:
-    minutes = _MINUTE_LISTS.get(times)
+def _minutes_of(rate: CalendarRate) -> list[int]:
+    """The rate's wall times as minutes of the day, in order."""
+    minutes = _MINUTE_LISTS.get(rate)
     if minutes is None:
         if len(_MINUTE_LISTS) >= _MAX_GRIDS:
             _MINUTE_LISTS.clear()
-        minutes = _MINUTE_LISTS[times] = [hour * 60 + minute for hour, minute in times]
+        minutes = _MINUTE_LISTS[rate] = [hour * 60 + minute for hour, minute in rate.wall_times]
     return minutes
 
 
 def _next_calendar_fire(
     zone: tzinfo, rate: CalendarRate, dst: DstPolicy, after: datetime
 ) -> datetime | None:
-    times = rate.wall_times
     start = local_date(after, zone)
     day = next_calendar_day(rate, start - _ONE_DAY if start > date.min else start)
     best: datetime | None = None
@@ -735,7 +747,7 @@ def _next_calendar_fire(
     while day is not None:
         if best_day is not None and day > best_day + _ONE_DAY:
             break
-        fire = _first_calendar_fire_on(zone, day, times, dst, after)
+        fire = _first_calendar_fire_on(zone, day, rate, dst, after)
         if fire is not None and (best is None or fire < best):
             best = fire
             best_day = best_day or day
@@ -753,7 +765,7 @@ def calendar_fire_at_or_before(
     schedule: Schedule, rate: CalendarRate, instant: datetime
 ) -> datetime | None:
     """The last fire of a calendar rate at or before ``instant``; None: none."""
-    zone, dst, times = load_zone(schedule.timezone), schedule.dst, rate.wall_times
+    zone, dst = load_zone(schedule.timezone), schedule.dst
     start = local_date(instant, zone)
     day = previous_calendar_day(rate, start + _ONE_DAY if start < date.max else start)
     best: datetime | None = None
@@ -762,7 +774,7 @@ def calendar_fire_at_or_before(
     while day is not None:
         if best_day is not None and day < best_day - _ONE_DAY:
             break
-        fires = [fire for fire in calendar_fires_on(zone, day, times, dst) if fire <= instant]
+        fires = [fire for fire in calendar_fires_on(zone, day, rate, dst) if fire <= instant]
         if fires and (best is None or fires[-1] > best):
             best = fires[-1]
             best_day = best_day or day
@@ -785,7 +797,7 @@ def count_calendar_fires(
     has a transition (a shifted fire landing on the next day's own): only there are the two
     days' fires compared.
     """
-    zone, dst, times = load_zone(schedule.timezone), schedule.dst, rate.wall_times
+    zone, dst = load_zone(schedule.timezone), schedule.dst
     start = local_date(first, zone)
     end = local_date(last, zone)
     day = next_calendar_day(rate, start - _ONE_DAY if start > date.min else start)
@@ -793,7 +805,7 @@ def count_calendar_fires(
     count = 0
     previous: tuple[date, list[datetime], bool] | None = None
     while day is not None and day <= end:
-        fires = [f for f in calendar_fires_on(zone, day, times, dst) if first <= f <= last]
+        fires = [f for f in calendar_fires_on(zone, day, rate, dst) if first <= f <= last]
         plain = _plain_offset(zone, day) is not None
         count += len(fires)
         if previous is not None and previous[0] == day - _ONE_DAY and not (plain and previous[2]):
