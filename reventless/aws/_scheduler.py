@@ -42,8 +42,9 @@ from reventless.rate_translation import (
     aws_schedule_fields,
     created_at_from_start_date,
     from_expression,
+    rate_from_description,
 )
-from reventless.schedule import IntervalRate, Schedule, Single
+from reventless.schedule import IntervalRate, Rate, Schedule, Single
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
@@ -69,6 +70,7 @@ _MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 _TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
+_RATE_MARK = " rate="
 _QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
@@ -302,7 +304,8 @@ class AwsScheduledPublisher:
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
-            "Description": f"{_MARK}{_iso(created_at)}",
+            "Description": f"{_MARK}{_iso(created_at)}"
+            + ("" if fields.rate_text is None else f"{_RATE_MARK}{fields.rate_text}"),
             "Target": aws_target,
         }
         start_date = _start_date(schedule, created_at, now)
@@ -501,15 +504,9 @@ class AwsScheduledPublisher:
 
     def _state(self, raw: dict[str, Any]) -> ScheduleState:
         name = str(raw.get("Name"))
+        rate, stamp = _rate_and_stamp(name, raw)
         try:
-            rate = from_expression(str(raw.get("ScheduleExpression")))
-        except ValidationError as exc:
-            raise ForeignScheduleError(name, str(exc)) from None
-        description = str(raw.get("Description") or "")
-        if not description.startswith(_MARK):
-            raise ForeignScheduleError(name, "its Description carries no reventless mark")
-        try:
-            created_at = as_utc(datetime.fromisoformat(description[len(_MARK) :]), "created_at")
+            created_at = as_utc(datetime.fromisoformat(stamp), "created_at")
             envelope = _envelope_of(raw.get("Target", {}))
             if (
                 not isinstance(envelope, dict)
@@ -833,6 +830,24 @@ def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> date
     if first is None or first > now:
         return first
     return next_fire_after(schedule, now, created_at=created_at)
+
+
+def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
+    """The rate of a schedule read with GetSchedule and the creation instant its Description
+    carries (still to be parsed). :raises ForeignScheduleError: not written by reventless."""
+    expression = str(raw.get("ScheduleExpression"))
+    try:
+        rate = from_expression(expression)
+    except ValidationError as exc:
+        raise ForeignScheduleError(name, str(exc)) from None
+    description = str(raw.get("Description") or "")
+    if not description.startswith(_MARK):
+        raise ForeignScheduleError(name, "its Description carries no reventless mark")
+    stamp, _, written = description[len(_MARK) :].partition(_RATE_MARK)
+    if written:
+        # The rate as written, where the expression reads back as another with its fires.
+        rate = rate_from_description(expression, written) or rate
+    return rate, stamp
 
 
 def _on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:
