@@ -74,7 +74,10 @@ def add_schedules_command(commands: Any) -> None:
     show = action("show", "show one schedule and its next fires")
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
     create = action("create", "create a schedule (see --if-exists for a taken name)")
-    create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
+    create.add_argument(
+        "rate",
+        help="a rate such as 'Daily(9, 0)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)'",
+    )
     create.add_argument("--payload", required=True, help="what each fire delivers")
     create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
     create.add_argument(

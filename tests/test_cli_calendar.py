@@ -1,0 +1,79 @@
+"""The command line with calendar rates: ``preview`` and ``schedules create``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from reventless.cli import main
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+AFTER = "2026-12-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("rate", "first", "expression"),
+    [
+        ("Monthly(-1, 18, 0)", "2026-12-31 17:00", "cron(0 18 L * ? *)"),
+        ("NthWeekday(2, 1, 9, 0)", "2026-12-08 08:00", "cron(0 9 ? * 3#2 *)"),
+        ("Cron(0 9 ? * 3#2 *)", "2026-12-08 08:00", "cron(0 9 ? * 3#2 *)"),
+        ("Cron('*/15 9-17 * * 1-5')", "2026-12-01 08:00", "cron(*/15 9-17 ? * 2-6 *)"),
+    ],
+)
+def test_preview_shows_calendar_rates_and_their_aws_expression(
+    rate: str, first: str, expression: str
+) -> None:
+    status, text = run("preview", rate, "--timezone", "Europe/Berlin", "--after", AFTER)
+    assert status == 0
+    lines = text.splitlines()
+    assert lines[3].split()[1:3] == first.split()
+    assert f"ScheduleExpression: {expression}" in text
+    status, text = run("preview", rate, "--timezone", "Europe/Berlin", "--after", AFTER, "--json")
+    document = json.loads(text)
+    assert document["eventBridgeScheduler"]["ScheduleExpression"] == expression
+
+
+def test_preview_of_a_cron_aws_cannot_express_says_why_and_still_previews() -> None:
+    status, text = run("preview", "Cron(0 0 1,15 * MON)", "--after", AFTER, "--count", "3")
+    assert status == 0
+    assert "2026-12-07 00:00" in text
+    assert "EventBridge Scheduler: not available: rate.expression '0 0 1,15 * MON'" in text
+    status, text = run("preview", "Cron(0 0 1,15 * MON)", "--after", AFTER, "--json")
+    aws = json.loads(text)["eventBridgeScheduler"]
+    assert aws["refusedField"] == "rate.expression"
+    assert "matching either" in aws["refused"]
+
+
+def test_a_bad_cron_is_one_line_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("preview", "Cron(0 9 ? * 3#6 *)")[0] == 2
+    error = capsys.readouterr().err
+    assert error.startswith("reventless: error: rate.expression '0 9 ? * 3#6 *': day-of-week")
+    assert "Traceback" not in error
+    assert error.count("\n") == 1
+
+
+def test_schedules_create_stores_calendar_rates(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    for name, rate in (
+        ("month-end", "Monthly(-1, 18, 0)"),
+        ("second-tue", "NthWeekday(2, 1, 9, 0)"),
+        ("office", "Cron(*/15 9-17 * * 1-5)"),
+    ):
+        argv = ["schedules", "create", name, rate, "--payload", "p", "--db", db]
+        argv += ["--timezone", "Europe/Berlin", "--new-scheduler"]
+        assert run(*argv) == (0, "created\n")
+    status, text = run("schedules", "list", "--db", db)
+    assert status == 0
+    assert "Monthly(-1, 18, 0)" in text
+    assert "Cron(*/15 9-17 * * 1-5)" in text
+    _, text = run("schedules", "show", "second-tue", "--db", db, "--json")
+    rate = json.loads(text)["state"]["schedule"]["rate"]
+    assert rate == {"kind": "nth_weekday", "nth": 2, "weekday": 1, "hour": 9, "minute": 0}
