@@ -86,6 +86,11 @@ def add_schedules_command(commands: Any) -> None:
         "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
     )
     create.add_argument(
+        "--misfire",
+        help="this schedule's misfire policy on the embedded engine: latest, all or skip "
+        "(default: the engine's, reventless run --misfire)",
+    )
+    create.add_argument(
         "--if-exists",
         default="replace",
         help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
@@ -369,6 +374,8 @@ async def _show(call: _Call) -> int:
     write(f"timezone:   {schedule.timezone}\n")
     if not schedule.dst.is_default:
         write(f"dst:        {dst_text(schedule.dst)}\n")
+    if schedule.misfire is not None:
+        write(f"misfire:    {schedule.misfire}\n")
     write(f"state:      {text}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
@@ -388,6 +395,7 @@ async def _create(call: _Call) -> int:
         payload=args.payload,
         timezone=args.timezone,
         dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
+        misfire=args.misfire,
     )
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)

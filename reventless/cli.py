@@ -252,7 +252,7 @@ def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
     try:
         fields = aws_schedule_fields(schedule, created_at=after)
     except ValidationError as exc:
-        if exc.field not in ("dst", "rate.expression"):
+        if exc.field not in ("dst", "rate.expression", "misfire"):
             raise
         return {"refused": str(exc), "refusedField": exc.field}
     aws: dict[str, Any] = {

@@ -312,9 +312,20 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
     """The EventBridge Scheduler fields for ``schedule`` created at ``created_at``.
 
     :raises ValidationError: ``schedule.dst`` is not the default policy (skip/first), the only
-        one EventBridge Scheduler has.
+        one EventBridge Scheduler has; ``schedule.misfire`` is set (EventBridge has none).
     """
     check_aws_dst(schedule)
+    if schedule.misfire is not None:
+        raise ValidationError(
+            "misfire",
+            schedule.misfire,
+            "None (left out) on AWS",
+            message=(
+                f"misfire {schedule.misfire!r} of {schedule.name!r} cannot be kept by EventBridge "
+                "Scheduler, which has no misfire policy (it does not stop, and retries a failed "
+                "delivery by the retry policy); leave misfire out, or use the embedded engine"
+            ),
+        )
     created = as_utc(created_at, "created_at")
     rate = schedule.rate
     start_date = None

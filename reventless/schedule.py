@@ -491,6 +491,8 @@ RATE_TYPES: tuple[type[Rate], ...] = (
 )
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
+MisfireChoice: TypeAlias = Literal["latest", "all", "skip"]
+_MISFIRE_CHOICES = ("latest", "all", "skip")
 DstGap: TypeAlias = Literal["skip", "shift"]
 DstOverlap: TypeAlias = Literal["first", "last", "both"]
 _GAPS: tuple[DstGap, ...] = ("skip", "shift")
@@ -592,6 +594,10 @@ class Schedule(
     - ``dst``: a ``DstPolicy``, what a wall-clock rate or Single does in a DST gap or overlap;
       default skip/first (EventBridge Scheduler's rule). Left out of the JSON when default.
       Refused for intervals, whose fires the clocks never move.
+    - ``misfire``: ``"latest"``, ``"all"`` or ``"skip"``, what the embedded engine does with
+      this schedule's fires that it missed (down or stalled), overriding the engine's
+      ``misfire_policy``; None (default, left out of the JSON): the engine's. The AWS provider
+      refuses it: EventBridge Scheduler keeps no such policy.
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused unless
     ``dst.gap`` is ``"shift"``.
@@ -602,6 +608,11 @@ class Schedule(
     payload: str
     timezone: str = "UTC"
     dst: DstPolicy = DEFAULT_DST
+    if TYPE_CHECKING:
+        misfire: MisfireChoice | None = None
+    else:
+        # Checked in __post_init__, which names the field and the choices (also when decoding).
+        misfire: str | None = None
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
@@ -613,6 +624,7 @@ class Schedule(
             payload: str,
             timezone: str | tzinfo = "UTC",
             dst: DstPolicy = DEFAULT_DST,
+            misfire: MisfireChoice | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -626,6 +638,10 @@ class Schedule(
             msgspec.structs.force_setattr(self, "timezone", zone_key(self.timezone))
         zone = load_zone(self.timezone)
         self._check_dst()
+        if self.misfire is not None and (
+            not isinstance(self.misfire, str) or self.misfire not in _MISFIRE_CHOICES
+        ):
+            raise ValidationError("misfire", self.misfire, "'latest', 'all' or 'skip', or None")
         rate = self.rate
         if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
@@ -691,10 +707,16 @@ class Schedule(
         """Encode as JSON; ``Schedule.from_json`` reads it back equal. The default ``dst`` is
         left out, so such a schedule has the JSON it had before the field existed."""
         raw = _ENCODER.encode(self)
+        # dst and misfire are the last fields, so their encodings end the document.
+        end = b"}"
+        if self.misfire is None:
+            raw = raw[: -len(_NO_MISFIRE_JSON)]
+        else:
+            end = b',"misfire":"' + self.misfire.encode() + b'"}'
+            raw = raw[: -len(end)]
         if self.dst == DEFAULT_DST:
-            # dst is the last field, so its encoding is the end of the document.
-            return raw[: -len(_DEFAULT_DST_JSON)] + b"}"
-        return raw
+            raw = raw[: -len(_DEFAULT_DST_JSON)]
+        return raw + end
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Schedule:
@@ -875,6 +897,7 @@ def parse_rate(text: str) -> Rate:
 
 
 _ENCODER = msgspec.json.Encoder()
-_DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST) + b"}"
+_DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST)
+_NO_MISFIRE_JSON = b',"misfire":null}'
 _DECODER = msgspec.json.Decoder(Schedule)
 _KEY_DECODER = msgspec.json.Decoder(str)

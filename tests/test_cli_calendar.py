@@ -77,3 +77,16 @@ def test_schedules_create_stores_calendar_rates(tmp_path: Path) -> None:
     _, text = run("schedules", "show", "second-tue", "--db", db, "--json")
     rate = json.loads(text)["state"]["schedule"]["rate"]
     assert rate == {"kind": "nth_weekday", "nth": 2, "weekday": 1, "hour": 9, "minute": 0}
+
+
+def test_schedules_create_with_its_own_misfire_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "m.db")
+    argv = ["schedules", "create", "billing", "Hours(1)", "--payload", "p", "--db", db]
+    assert run(*argv, "--misfire", "all", "--new-scheduler") == (0, "created\n")
+    _, text = run("schedules", "show", "billing", "--db", db)
+    assert "misfire:    all" in text
+    capsys.readouterr()
+    assert run(*argv, "--misfire", "sometimes")[0] == 2
+    assert "misfire 'sometimes' is not allowed" in capsys.readouterr().err

@@ -461,7 +461,7 @@ class Engine:
             )
             return None
         try:
-            timing, payload = decode_stored(row.spec, row.scheduler, row.name)
+            timing, payload, misfire = decode_stored(row.spec, row.scheduler, row.name)
         except ReventlessError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
@@ -472,7 +472,7 @@ class Engine:
             created_at=self._instant(row.created_at),
             now=now,
             grace=self._grace,
-            policy=self._misfire_policy,
+            policy=misfire or self._misfire_policy,
             late_after=_LATE_AFTER,
             limit=_ALL_CHUNK,
         )
@@ -489,7 +489,7 @@ class Engine:
             target,
             row.version,
             deliver,
-            self._note_missed(row.name, plan.missed),
+            self._note_missed(row.name, plan.missed, misfire or self._misfire_policy),
             self._note_expired(row.name, plan.expired),
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
@@ -710,11 +710,13 @@ class Engine:
         else:
             outcome.advance.append((job.next_us, job.row_id, job.version))
 
-    def _note_missed(self, name: str, fires: FireRange | None) -> tuple[int, str, int] | None:
+    @staticmethod
+    def _note_missed(
+        name: str, fires: FireRange | None, policy: MisfirePolicy
+    ) -> tuple[int, str, int] | None:
         if fires is None:
             return None
-        policy = self._misfire_policy.value
-        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy}"
+        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy.value}"
         return to_us(fires.last), detail, fires.size
 
     @staticmethod

@@ -28,7 +28,7 @@ from reventless.errors import (
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
 from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
-from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
+from reventless.scheduler_adapter import HistoryKind, IfExists, MisfirePolicy, PutOutcome
 
 __all__ = (
     "FIRED_AND_COMPLETED",
@@ -172,6 +172,7 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     payload: str
     timezone: str = "UTC"
     dst: msgspec.Raw = msgspec.Raw(b"")  # absent: the default policy
+    misfire: str | None = None  # absent: the engine's policy
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
@@ -183,11 +184,13 @@ class StoredSchedule(NamedTuple):
     """A stored row's schedule as the engine fires it.
 
     ``timing`` has the row's rate and zone, all that fire times depend on; its name and payload
-    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own.
+    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own,
+    and so is ``misfire``, the schedule's misfire policy (None: the engine's).
     """
 
     timing: Schedule
     payload: str
+    misfire: MisfirePolicy | None = None
 
 
 # Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
@@ -214,11 +217,12 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
             timing = _timing(*key)
         if stored.name != name or not stored.payload:
             raise ValueError(f"its name {stored.name!r} or its payload does not fit the row")
+        misfire = None if stored.misfire is None else MisfirePolicy(stored.misfire)
     except (msgspec.MsgspecError, ReventlessError, ValueError, TypeError) as exc:
         raise CorruptDataError(
             f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
         ) from exc
-    return StoredSchedule(timing, stored.payload)
+    return StoredSchedule(timing, stored.payload, misfire)
 
 
 def _timing(raw: bytes, timezone: str, dst: bytes) -> Schedule:

@@ -109,6 +109,10 @@ async def test_a_description_changed_outside_is_not_trusted_over_the_expression(
             ),
             "cannot be kept by EventBridge Scheduler",
         ),
+        (
+            Schedule(name="own-misfire", rate=Monthly(5, 2, 30), payload="p", misfire="all"),
+            "no misfire policy",
+        ),
     ],
 )
 async def test_what_eventbridge_cannot_express_is_refused_before_any_request(

@@ -133,12 +133,14 @@ def test_a_stored_schedule_decodes_to_the_schedule_that_was_stored() -> None:
         Schedule(name="a", rate=Minutes(5), payload='{"x": 1}'),
         Schedule(name="b", rate=Weekdays(17, 0), payload="p", timezone="Europe/Berlin"),
         Schedule(name="c", rate=NINE, payload="é", timezone="America/New_York"),
+        Schedule(name="d", rate=Minutes(5), payload="p", misfire="all"),
     ]:
-        timing, payload = decode_stored(schedule.to_json(), "default", schedule.name)
-        assert (timing.rate, timing.timezone, payload) == (
+        timing, payload, misfire = decode_stored(schedule.to_json(), "default", schedule.name)
+        assert (timing.rate, timing.timezone, payload, misfire) == (
             schedule.rate,
             schedule.timezone,
             schedule.payload,
+            schedule.misfire,
         )
 
 
