@@ -38,12 +38,15 @@ from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import (
     CalendarRate,
+    Cron,
     Daily,
     Days,
     DstPolicy,
     Hours,
     IntervalRate,
     Minutes,
+    Monthly,
+    NthWeekday,
     Schedule,
     Single,
     WallClockRate,
@@ -135,16 +138,24 @@ def next_fire_after(
             return after + ((anchor - after) % step or step)
         except OverflowError:  # the next fire lies after 9999-12-31 23:59 UTC
             return None
+    if kind in _CALENDARS:
+        calendar: CalendarRate = rate  # type: ignore[assignment]  # narrowed by the class test
+        return _next_calendar_fire(load_zone(schedule.timezone), calendar, schedule.dst, after)
     if kind in _WALL_CLOCKS or isinstance(rate, WallClockRate):
-        wall: WallClockRate = rate  # type: ignore[assignment]  # narrowed by the class test
-        zone, dst = load_zone(schedule.timezone), schedule.dst
-        if zone is not UTC and dst.gap == "skip" and dst.overlap == "first":
-            # The usual case, one call deep.
-            fire = _next_default_wall_fire(zone, wall.hour, wall.minute, wall.weekdays, after)
-            if fire is not _NOT_FOUND:
-                return fire
-        return _next_wall_fire(zone, wall, dst, after)
+        return _next_wall_clock_fire(schedule, rate, after)  # type: ignore[arg-type]  # narrowed by the class test
     return _next_calendar_or_single(schedule, after)
+
+
+def _next_wall_clock_fire(
+    schedule: Schedule, wall: WallClockRate, after: datetime
+) -> datetime | None:
+    zone, dst = load_zone(schedule.timezone), schedule.dst
+    if zone is not UTC and dst.gap == "skip" and dst.overlap == "first":
+        # The usual case, one call deep.
+        fire = _next_default_wall_fire(zone, wall.hour, wall.minute, wall.weekdays, after)
+        if fire is not _NOT_FOUND:
+            return fire
+    return _next_wall_fire(zone, wall, dst, after)
 
 
 def _next_calendar_or_single(schedule: Schedule, after: datetime) -> datetime | None:
@@ -158,6 +169,7 @@ def _next_calendar_or_single(schedule: Schedule, after: datetime) -> datetime | 
 # isinstance with the rates' metaclass.
 _INTERVALS = frozenset({Minutes, Hours, Days})
 _WALL_CLOCKS = frozenset({Daily, Weekdays, WeekdaysAndSaturday})
+_CALENDARS = frozenset({Monthly, NthWeekday, Cron})
 
 _Grid = tuple[IntervalRate, datetime, timedelta, datetime | None]
 # The grid of an interval by its creation instant: one per schedule, asked for again at each of
@@ -614,6 +626,9 @@ def _month_index(day: date) -> int:
 def next_calendar_day(rate: CalendarRate, day: date) -> date | None:
     """The first local date on or after ``day`` on which ``rate`` fires; None: none before
     9999-12-31 (or after the rate's last year)."""
+    for found in rate.month_days(day.year, day.month):  # the usual case: in the same month
+        if found >= day.day:
+            return day.replace(day=found)
     index = _month_index(day)
     years = rate.year_range
     end = _month_index(date.max)
@@ -660,7 +675,25 @@ def _plain_offset(zone: tzinfo, day: date) -> timedelta | None:
     """The UTC offset of local date ``day`` when it is the same at its first and last minute
     under either reading (no transition that day); None otherwise."""
     if zone is UTC:
-        return timedelta(0)
+        return _NO_OFFSET
+    key = (zone, day)
+    found = _PLAIN_OFFSETS.get(key, _UNKNOWN)
+    if found is _UNKNOWN:
+        if len(_PLAIN_OFFSETS) >= _MAX_PLAIN_OFFSETS:
+            _PLAIN_OFFSETS.clear()
+        found = _PLAIN_OFFSETS[key] = _day_offset(zone, day)
+    return found
+
+
+# The offsets of recent local dates by zone: the next fire of a calendar rate asks for the same
+# date again and again (the dates a rate fires on are few). Bounded: emptied when full.
+_PLAIN_OFFSETS: dict[tuple[tzinfo, date], timedelta | None] = {}
+_MAX_PLAIN_OFFSETS = 65_536
+_UNKNOWN = timedelta(days=-99)  # not a UTC offset: absent from the cache
+_NO_OFFSET = timedelta(0)
+
+
+def _day_offset(zone: tzinfo, day: date) -> timedelta | None:
     start = datetime.combine(day, time(0, 0))
     end = datetime.combine(day, _LAST_MINUTE)
     offset = zone.utcoffset(start)
@@ -682,7 +715,7 @@ def calendar_fires_on(
     offset = _plain_offset(zone, day) if date.min < day < date.max else None
     if offset is not None:
         base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
-        fires = [base + timedelta(minutes=minute) for minute in _minutes_of(rate)]
+        fires = [base + _DAY_MINUTES[minute] for minute in rate.day_minutes]
         if base.second:  # a local mean time offset
             fires = [ceil_minute(fire) for fire in fires]
         return fires
@@ -711,34 +744,41 @@ def _first_calendar_fire_on(
     if offset is None:
         fires = calendar_fires_on(zone, day, rate, dst)
         return next((fire for fire in fires if fire > after), None)
-    base = datetime(day.year, day.month, day.day, tzinfo=UTC) - offset
-    # The wall minute of `after` that day: the first wall time past it is the candidate.
-    since = (after - base) // _MINUTE
-    minutes = _minutes_of(rate)
-    index = bisect_right(minutes, since) if since >= 0 else 0
+    return _first_plain_fire(day, offset, rate, after)
+
+
+def _first_plain_fire(
+    day: date, offset: timedelta, rate: CalendarRate, after: datetime
+) -> datetime | None:
+    """The first fire after ``after`` of plain local date ``day`` whose UTC offset is ``offset``."""
+    base = datetime.combine(day, _MIDNIGHT_UTC) - offset
+    minutes = rate.day_minutes
+    if base > after:
+        fire = base + _DAY_MINUTES[minutes[0]]
+        return ceil_minute(fire) if fire.second else fire
+    # The wall minute of `after` that day: the first wall time past it is the candidate (or the
+    # one before, where an offset with seconds puts a fire late in its minute).
+    index = bisect_right(minutes, (after - base) // _MINUTE)
     for minute in minutes[max(index - 1, 0) :]:
-        fire = ceil_minute(base + timedelta(minutes=minute))
+        fire = base + _DAY_MINUTES[minute]
+        if fire.second:
+            fire = ceil_minute(fire)
         if fire > after:
             return fire
     return None
 
 
-_MINUTE_LISTS: dict[CalendarRate, list[int]] = {}
-
-
-def _minutes_of(rate: CalendarRate) -> list[int]:
-    """The rate's wall times as minutes of the day, in order."""
-    minutes = _MINUTE_LISTS.get(rate)
-    if minutes is None:
-        if len(_MINUTE_LISTS) >= _MAX_GRIDS:
-            _MINUTE_LISTS.clear()
-        minutes = _MINUTE_LISTS[rate] = [hour * 60 + minute for hour, minute in rate.wall_times]
-    return minutes
+_MIDNIGHT_UTC = time(0, 0, tzinfo=UTC)
+_DAY_MINUTES = [timedelta(minutes=minute) for minute in range(1440)]
 
 
 def _next_calendar_fire(
     zone: tzinfo, rate: CalendarRate, dst: DstPolicy, after: datetime
 ) -> datetime | None:
+    if dst.gap == "skip" and dst.overlap == "first":
+        fire = _next_default_calendar_fire(zone, rate, after)
+        if fire is not _NOT_FOUND:
+            return fire
     start = local_date(after, zone)
     day = next_calendar_day(rate, start - _ONE_DAY if start > date.min else start)
     best: datetime | None = None
@@ -759,6 +799,38 @@ def _next_calendar_fire(
             break
         day = next_calendar_day(rate, day + _ONE_DAY)
     return best
+
+
+def _next_default_calendar_fire(
+    zone: tzinfo, rate: CalendarRate, after: datetime
+) -> datetime | None:
+    """The next fire under the default policy while the dates it looks at are plain, as
+    ``_next_calendar_fire`` finds it, with less work; ``_NOT_FOUND`` at a date with a transition,
+    near the ends of the datetime range, or after ``_FAST_DAYS`` dates without a fire.
+
+    Under the default policy no fire of an earlier local date lies after ``after`` (each is the
+    first reading of its wall time, before the clocks first showed the later date), and on a
+    plain date every fire lies within the date: so the first plain date with a fire after
+    ``after`` has the next fire.
+    """
+    try:
+        day = after.astimezone(zone).date()
+    except OverflowError:
+        return _NOT_FOUND
+    if day.year == 1 or day.year >= 9999:
+        return _NOT_FOUND
+    for _ in range(_FAST_DAYS):
+        found = next_calendar_day(rate, day)
+        if found is None or found.year >= 9999:
+            return _NOT_FOUND
+        offset = _plain_offset(zone, found)
+        if offset is None:
+            return _NOT_FOUND
+        fire = _first_plain_fire(found, offset, rate, after)
+        if fire is not None:
+            return fire
+        day = found + _ONE_DAY
+    return _NOT_FOUND
 
 
 def calendar_fire_at_or_before(

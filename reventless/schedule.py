@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
@@ -293,6 +293,11 @@ class CalendarRate(_RateBase, frozen=True):
         """The first and last year in which the rate can fire; None: no limit."""
         return None
 
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        """The wall times as minutes of the day (hour * 60 + minute), in order."""
+        return tuple(hour * 60 + minute for hour, minute in self.wall_times)
+
 
 class Monthly(CalendarRate, frozen=True, tag="monthly"):
     """Fire on day ``day`` of every month (1-31, or ``LAST`` = -1 for the last day) at this wall
@@ -312,14 +317,21 @@ class Monthly(CalendarRate, frozen=True, tag="monthly"):
         _check_int("rate.minute", self.minute, 0, 59)
 
     def month_days(self, year: int, month: int) -> tuple[int, ...]:
-        length = calendar.monthrange(year, month)[1]
-        if self.day == LAST:
+        day = self.day
+        if 1 <= day <= 28:
+            return (day,)  # every month has it
+        length = _month_length(year, month)
+        if day == LAST:
             return (length,)
-        return (self.day,) if self.day <= length else ()
+        return (day,) if day <= length else ()
 
     @property
     def wall_times(self) -> tuple[tuple[int, int], ...]:
         return ((self.hour, self.minute),)
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return (self.hour * 60 + self.minute,)
 
 
 class NthWeekday(CalendarRate, frozen=True, tag="nth_weekday"):
@@ -343,16 +355,20 @@ class NthWeekday(CalendarRate, frozen=True, tag="nth_weekday"):
         _check_int("rate.minute", self.minute, 0, 59)
 
     def month_days(self, year: int, month: int) -> tuple[int, ...]:
-        first_weekday, length = calendar.monthrange(year, month)
-        first = 1 + (self.weekday - first_weekday) % 7
+        first = 1 + (self.weekday - _weekday(year, month, 1)) % 7
         if self.nth == LAST:
+            length = _month_length(year, month)
             return (first + 7 * ((length - first) // 7),)
         day = first + 7 * (self.nth - 1)
-        return (day,) if day <= length else ()
+        return (day,) if day <= 28 or day <= _month_length(year, month) else ()
 
     @property
     def wall_times(self) -> tuple[tuple[int, int], ...]:
         return ((self.hour, self.minute),)
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return (self.hour * 60 + self.minute,)
 
 
 class Cron(CalendarRate, frozen=True, tag="cron"):
@@ -391,11 +407,33 @@ class Cron(CalendarRate, frozen=True, tag="cron"):
     def year_range(self) -> tuple[int, int] | None:
         return compile_cron(self.expression).years
 
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return _cron_minutes(self.expression)
+
 
 @lru_cache(maxsize=1024)
 def _cron_times(expression: str) -> tuple[tuple[int, int], ...]:
     spec = compile_cron(expression)
     return tuple((hour, minute) for hour in spec.hours for minute in spec.minutes)
+
+
+@lru_cache(maxsize=1024)
+def _cron_minutes(expression: str) -> tuple[int, ...]:
+    return tuple(hour * 60 + minute for hour, minute in _cron_times(expression))
+
+
+_MONTH_LENGTHS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2 and calendar.isleap(year):
+        return 29
+    return _MONTH_LENGTHS[month]
+
+
+def _weekday(year: int, month: int, day: int) -> int:
+    return date(year, month, day).weekday()
 
 
 @lru_cache(maxsize=16384)
