@@ -100,6 +100,24 @@ def add_schedules_command(commands: Any) -> None:
         action="store_true",
         help="create the scheduler namespace (and the store file) when it does not exist yet",
     )
+    importing = action(
+        "import",
+        "create the schedules of a crontab or of `schedules list --json` output, all or none",
+        needs_name=False,
+    )
+    importing.add_argument("file", help="a crontab, or the JSON of `schedules list --json`")
+    importing.add_argument("--timezone", default="UTC", help="the crontab's zone (default UTC)")
+    importing.add_argument(
+        "--dry-run", action="store_true", help="show what would be created and its next fires"
+    )
+    importing.add_argument(
+        "--if-exists", default="replace", help="replace (default), keep or error, as for create"
+    )
+    importing.add_argument(
+        "--new-scheduler",
+        action="store_true",
+        help="create the scheduler namespace (and the store file) when it does not exist yet",
+    )
     action("delete", "delete a schedule (succeeds when there is none)")
     action("pause", "stop a schedule firing")
     action("resume", "let a paused schedule fire again")
@@ -181,6 +199,8 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
     from reventless.scheduler import SchedulerOperations
 
+    if args.action == "import" and args.dry_run:
+        return await _import_dry_run(args, out)  # reads no store and writes nothing
     _need_store(args)
     if args.action == "prune":
         return await _prune(args, out)
@@ -190,7 +210,7 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
         scheduler = _resolve(args, status)
         check: PayloadCheck | None = None
         notes: list[str] = []
-        if args.action == "create":
+        if args.action in ("create", "import"):
             check, notes = _payload_check(status.scheduler(scheduler), scheduler)
         ops = SchedulerOperations(scheduler, publisher, local.clock, check)
         target = "target" if check is None else check.target
@@ -209,7 +229,7 @@ def _option_name(flag: str, text: str) -> str:
 def _resolve(args: argparse.Namespace, status: StoreStatus) -> str:
     """The scheduler the action works on: the one named, else the store's only one."""
     known = [info.name for info in status.schedulers]
-    creating = args.action == "create"
+    creating = args.action in ("create", "import")
     if args.scheduler is not None:
         _option_name("--scheduler", args.scheduler)
         if args.scheduler in known or (creating and args.new_scheduler):
@@ -428,6 +448,73 @@ async def _create(call: _Call) -> int:
     return say(call.out, f"{outcome}")
 
 
+async def _import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] | None:
+    """The schedules of the file, or None after listing what was refused."""
+    import sys
+
+    import anyio
+
+    from reventless._cli_import import read_import
+
+    try:
+        text = await anyio.Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("FILE", args.file, "a readable UTF-8 file") from exc
+    progress = _progress if sys.stderr.isatty() else None
+    plan = read_import(text, timezone=args.timezone, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\r\033[K")
+    for note in plan.notes:
+        out.write(f"note: {note}\n")
+    if not plan.refused:
+        return plan.schedules
+    for refused in plan.refused:
+        out.write(f"line {refused.line}: {refused.text}\n  refused: {refused.reason}\n")
+    out.write(f"{len(plan.refused)} refused; nothing was imported\n")
+    return None
+
+
+async def _import_dry_run(args: argparse.Namespace, out: TextIO) -> int:
+    from reventless.clock import SystemClock
+    from reventless.fire_times import fire_times
+
+    schedules = await _import_plan(args, out)
+    if schedules is None:
+        return 1
+    now = SystemClock().now()
+    rows: list[tuple[str, ...]] = []
+    for schedule in schedules:
+        fires = fire_times(schedule, created_at=now)
+        upcoming = ", ".join(utc(fire) for _, fire in zip(range(3), fires, strict=False))
+        rows.append((schedule.name, rate_text(schedule.rate), schedule.timezone, upcoming))
+    table(out, ("name", "rate", "timezone", "next fires (UTC)"), rows)
+    return say(out, f"{len(schedules)} schedules would be imported (dry run; nothing was written)")
+
+
+async def _import(call: _Call) -> int:
+    args = call.args
+    schedules = await _import_plan(args, call.out)
+    if schedules is None:
+        return 1
+    if not schedules:
+        return say(call.out, "no schedules in the file; nothing was imported")
+    outcomes = await call.ops.create_schedules(schedules, if_exists=args.if_exists)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return say(call.out, f"imported {len(outcomes)} schedules: {summary}")
+
+
+def _progress(done: int, total: int) -> None:
+    import sys
+
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\rreading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} lines")
+    sys.stderr.flush()
+
+
 async def _delete(call: _Call) -> int:
     deleted = await call.ops.delete_schedule(call.args.name)
     if call.args.json:
@@ -532,6 +619,7 @@ def _delivery_note(call: _Call) -> str:
 
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "list": _list,
+    "import": _import,
     "show": _show,
     "create": _create,
     "delete": _delete,
