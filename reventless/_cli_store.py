@@ -85,6 +85,10 @@ def add_schedules_command(commands: Any) -> None:
         help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
         "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
     )
+    for flag, which in (("--not-before", "first"), ("--not-after", "last")):
+        create.add_argument(
+            flag, help=f"the {which} instant it may fire at, ISO 8601 with an offset (included)"
+        )
     create.add_argument(
         "--misfire",
         help="this schedule's misfire policy on the embedded engine: latest, all or skip "
@@ -396,6 +400,10 @@ async def _show(call: _Call) -> int:
         write(f"dst:        {dst_text(schedule.dst)}\n")
     if schedule.misfire is not None:
         write(f"misfire:    {schedule.misfire}\n")
+    if schedule.not_before is not None or schedule.not_after is not None:
+        low = "-" if schedule.not_before is None else utc(schedule.not_before)
+        high = "-" if schedule.not_after is None else utc(schedule.not_after)
+        write(f"window:     {low} to {high} (UTC, both included)\n")
     write(f"state:      {text}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
@@ -416,6 +424,8 @@ async def _create(call: _Call) -> int:
         timezone=args.timezone,
         dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
         misfire=args.misfire,
+        not_before=None if args.not_before is None else instant("--not-before", args.not_before),
+        not_after=None if args.not_after is None else instant("--not-after", args.not_after),
     )
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)

@@ -116,7 +116,33 @@ def next_fire_after(
     """The first fire instant strictly later than ``after``, or None when there is none.
 
     ``created_at`` (default: ``after``) anchors interval variants. Both must be aware datetimes.
+    A schedule's window (``not_before``, ``not_after``) leaves out the fires outside it.
     """
+    if schedule.not_before is None and schedule.not_after is None:
+        return _next_fire(schedule, after, created_at)
+    return _next_fire_in_window(schedule, after, created_at)
+
+
+def _next_fire_in_window(
+    schedule: Schedule, after: datetime, created_at: datetime | None
+) -> datetime | None:
+    after = as_utc(after, "after")
+    created = after if created_at is None else created_at
+    low, high = schedule.not_before, schedule.not_after
+    if low is not None and after < low and low > _EARLIEST:
+        after = low - _TICK  # fires from `low` on, `low` included
+    fire = _next_fire(schedule, after, created)
+    if fire is None or (high is not None and fire > high):
+        return None
+    return fire
+
+
+_TICK = timedelta(microseconds=1)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _next_fire(schedule: Schedule, after: datetime, created_at: datetime | None) -> datetime | None:
+    """``next_fire_after`` without the window."""
     if after.__class__ is not datetime or after.tzinfo is not UTC:
         after = as_utc(after, "after")  # (the usual UTC datetime skips the call)
     rate = schedule.rate
@@ -441,7 +467,8 @@ def fire_times(
         # After the first, an interval's fires are its grid: one addition each.
         instant = next_fire_after(schedule, cursor, created_at=created)
         step = timedelta(minutes=rate.minutes)
-        while instant is not None:
+        high = schedule.not_after
+        while instant is not None and (high is None or instant <= high):
             yield instant
             try:
                 instant = instant + step

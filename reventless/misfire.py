@@ -144,6 +144,10 @@ def _range(
     schedule: Schedule, low: datetime, high: datetime, created: datetime
 ) -> FireRange | None:
     """The fire instants in ``[low, high]`` as a range, or None when there are none."""
+    if schedule.not_before is not None and low < schedule.not_before:
+        low = schedule.not_before
+    if schedule.not_after is not None and high > schedule.not_after:
+        high = schedule.not_after
     if high < low:
         return None
     first = _at_or_after(schedule, low, created)
@@ -161,6 +165,17 @@ def _at_or_after(schedule: Schedule, instant: datetime, created: datetime) -> da
 
 
 def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
+    if schedule.not_after is not None and instant > schedule.not_after:
+        instant = schedule.not_after
+    fire = _unbounded_at_or_before(schedule, instant, created)
+    if fire is None or (schedule.not_before is not None and fire < schedule.not_before):
+        return None
+    return fire
+
+
+def _unbounded_at_or_before(
+    schedule: Schedule, instant: datetime, created: datetime
+) -> datetime | None:
     rate = schedule.rate
     if isinstance(rate, Single):
         return max((fire for fire in single_fires(schedule) if fire <= instant), default=None)

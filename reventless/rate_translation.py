@@ -296,6 +296,11 @@ class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
 
     ``start_date`` (UTC) is set for intervals only: the first fire instant, which anchors
     ``rate(...)``. ``action_after_completion`` is ``"DELETE"`` for a Single, ``"NONE"`` otherwise.
+    A window sets ``start_date`` to ``not_before`` (for an interval: its first fire in the
+    window), and ``end_date`` to half a minute after ``not_after``, so that a fire at
+    ``not_after`` happens whether EventBridge reads its end date inclusively or not (no whole
+    minute lies between); a schedule with ``not_after`` is deleted after it, as on the embedded
+    engine (``action_after_completion="DELETE"``).
     ``rate_text`` is the rate as ``rate_text`` writes it when the expression reads back as
     another rate with the same fires (a five-field ``Cron``, or a ``Cron`` spelled like a fixed
     form such as ``Cron('0 9 * * ? *')``, which reads back as ``Daily(9, 0)``); None otherwise.
@@ -306,6 +311,7 @@ class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
     start_date: datetime | None
     action_after_completion: Literal["DELETE", "NONE"]
     rate_text: str | None = None
+    end_date: datetime | None = None
 
 
 def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsScheduleFields:
@@ -328,9 +334,10 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
         )
     created = as_utc(created_at, "created_at")
     rate = schedule.rate
-    start_date = None
+    start_date = schedule.not_before
     if isinstance(rate, IntervalRate):
         start_date = first_fire(schedule, created)
+    end_date = None if schedule.not_after is None else schedule.not_after + _HALF_MINUTE
     expression = to_expression(rate)
     written = None
     if isinstance(rate, Cron) and from_expression(expression) != rate:
@@ -339,9 +346,15 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
         expression=expression,
         timezone=schedule.timezone,
         start_date=start_date,
-        action_after_completion="DELETE" if isinstance(rate, Single) else "NONE",
+        action_after_completion=(
+            "DELETE" if isinstance(rate, Single) or end_date is not None else "NONE"
+        ),
         rate_text=written,
+        end_date=end_date,
     )
+
+
+_HALF_MINUTE = timedelta(seconds=30)
 
 
 def rate_from_description(expression: str, text: str) -> Rate | None:

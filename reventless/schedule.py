@@ -636,6 +636,11 @@ class Schedule(
       this schedule's fires that it missed (down or stalled), overriding the engine's
       ``misfire_policy``; None (default, left out of the JSON): the engine's. The AWS provider
       refuses it: EventBridge Scheduler keeps no such policy.
+    - ``not_before`` / ``not_after``: aware datetimes (kept in UTC) bounding the fires,
+      inclusively: a fire exactly at a bound happens. An interval keeps its grid from its
+      creation; the window only leaves out the fires outside it. After its last fire a schedule
+      with ``not_after`` completes and is removed, like a Single. None (default, left out of the
+      JSON): no bound. A Single takes none (it fires once, at its own instant).
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused unless
     ``dst.gap`` is ``"shift"``.
@@ -651,6 +656,8 @@ class Schedule(
     else:
         # Checked in __post_init__, which names the field and the choices (also when decoding).
         misfire: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
@@ -663,6 +670,8 @@ class Schedule(
             timezone: str | tzinfo = "UTC",
             dst: DstPolicy = DEFAULT_DST,
             misfire: MisfireChoice | None = None,
+            not_before: datetime | None = None,
+            not_after: datetime | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -680,6 +689,8 @@ class Schedule(
             not isinstance(self.misfire, str) or self.misfire not in _MISFIRE_CHOICES
         ):
             raise ValidationError("misfire", self.misfire, "'latest', 'all' or 'skip', or None")
+        if self.not_before is not None or self.not_after is not None:
+            self._check_window()
         rate = self.rate
         if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
@@ -714,6 +725,47 @@ class Schedule(
                 ),
             )
 
+    def _check_window(self) -> None:
+        for field in ("not_before", "not_after"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                raise ValidationError(
+                    field,
+                    value,
+                    "an aware datetime (e.g. datetime(2027, 1, 1, tzinfo=timezone.utc)) or None",
+                )
+            if value.tzinfo is not UTC:
+                try:
+                    msgspec.structs.force_setattr(self, field, value.astimezone(UTC))
+                except OverflowError as exc:
+                    raise ValidationError(
+                        field, value, "an instant within years 1-9999 UTC"
+                    ) from exc
+        lo, hi = self.not_before, self.not_after
+        if isinstance(self.rate, Single):
+            field = "not_before" if lo is not None else "not_after"
+            raise ValidationError(
+                field,
+                getattr(self, field),
+                "None for a Single",
+                message=(
+                    f"{field} does not apply to {rate_text(self.rate)}: a Single fires once, at "
+                    "its own instant; leave the window out"
+                ),
+            )
+        if lo is not None and hi is not None and hi < lo:
+            raise ValidationError(
+                "not_after",
+                hi,
+                f"an instant not before not_before ({lo.isoformat()})",
+                message=(
+                    f"not_after {hi.isoformat()} is before not_before {lo.isoformat()}; "
+                    "the window would hold no fire"
+                ),
+            )
+
     @classmethod
     def once(cls, name: str, *, at: datetime, payload: str) -> Schedule:
         """A schedule that fires once, at ``at``: a reminder in one line.
@@ -745,16 +797,24 @@ class Schedule(
         """Encode as JSON; ``Schedule.from_json`` reads it back equal. The default ``dst`` is
         left out, so such a schedule has the JSON it had before the field existed."""
         raw = _ENCODER.encode(self)
-        # dst and misfire are the last fields, so their encodings end the document.
-        end = b"}"
-        if self.misfire is None:
-            raw = raw[: -len(_NO_MISFIRE_JSON)]
-        else:
-            end = b',"misfire":"' + self.misfire.encode() + b'"}'
-            raw = raw[: -len(end)]
-        if self.dst == DEFAULT_DST:
-            raw = raw[: -len(_DEFAULT_DST_JSON)]
-        return raw + end
+        defaults = [
+            encoded
+            for encoded, is_default in (
+                (_DEFAULT_DST_JSON, self.dst == DEFAULT_DST),
+                (b',"misfire":null', self.misfire is None),
+                (b',"not_before":null', self.not_before is None),
+                (b',"not_after":null', self.not_after is None),
+            )
+            if is_default
+        ]
+        if not defaults:
+            return raw
+        # These fields end the document, so their encodings lie in its last bytes; and none can
+        # occur inside a string, where every quote is escaped.
+        tail = raw[-_TAIL:]
+        for encoded in defaults:
+            tail = tail.replace(encoded, b"", 1)
+        return raw[:-_TAIL] + tail if len(raw) > _TAIL else tail
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Schedule:
@@ -936,6 +996,7 @@ def parse_rate(text: str) -> Rate:
 
 _ENCODER = msgspec.json.Encoder()
 _DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST)
-_NO_MISFIRE_JSON = b',"misfire":null}'
+# Enough for the optional fields at the end of a schedule's JSON, whatever their values.
+_TAIL = 512
 _DECODER = msgspec.json.Decoder(Schedule)
 _KEY_DECODER = msgspec.json.Decoder(str)

@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
-from reventless.fire_times import MAX_PREVIEW, FirePreview, as_utc, preview, single_is_past
+from reventless.fire_times import (
+    MAX_PREVIEW,
+    FirePreview,
+    as_utc,
+    first_fire,
+    preview,
+    single_is_past,
+)
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
@@ -273,6 +280,17 @@ class SchedulerOperations:
     def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:
         if not isinstance(schedule, Schedule):
             raise ValidationError(field, schedule, "a reventless.Schedule")
+        if schedule.not_after is not None and first_fire(schedule, now) is None:
+            raise ValidationError(
+                f"{field}.not_after",
+                schedule.not_after,
+                "an instant at or after the schedule's next fire",
+                message=(
+                    f"{field}.not_after {schedule.not_after.isoformat()} of {schedule.name!r} "
+                    f"leaves no fire after now ({now:%Y-%m-%d %H:%M} UTC); the schedule would "
+                    "never fire"
+                ),
+            )
         if self._check_payload is not None:
             try:
                 self._check_payload(schedule.payload)

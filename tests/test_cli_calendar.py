@@ -90,3 +90,15 @@ def test_schedules_create_with_its_own_misfire_policy(
     capsys.readouterr()
     assert run(*argv, "--misfire", "sometimes")[0] == 2
     assert "misfire 'sometimes' is not allowed" in capsys.readouterr().err
+
+
+def test_schedules_create_with_a_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "w.db")
+    argv = ["schedules", "create", "campaign", "Daily(9, 0)", "--payload", "p", "--db", db]
+    window = ["--not-before", "2099-12-01T00:00:00+01:00", "--not-after", "2099-12-24T09:00:00Z"]
+    assert run(*argv, *window, "--new-scheduler") == (0, "created\n")
+    _, text = run("schedules", "show", "campaign", "--db", db)
+    assert "window:     2099-11-30 23:00:00 to 2099-12-24 09:00:00 (UTC, both included)" in text
+    capsys.readouterr()
+    assert run(*argv, "--not-before", "2099-12-01")[0] == 2  # no offset
+    assert "--not-before" in capsys.readouterr().err

@@ -304,13 +304,14 @@ class AwsScheduledPublisher:
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
-            "Description": f"{_MARK}{_iso(created_at)}"
-            + ("" if fields.rate_text is None else f"{_RATE_MARK}{fields.rate_text}"),
+            "Description": _description(schedule, created_at, fields.rate_text),
             "Target": aws_target,
         }
         start_date = _start_date(schedule, created_at, now)
         if start_date is not None:
             request["StartDate"] = start_date
+        if fields.end_date is not None:
+            request["EndDate"] = fields.end_date
         return request
 
     async def _write(self, request: dict[str, Any], if_exists: IfExists) -> PutOutcome:
@@ -506,6 +507,12 @@ class AwsScheduledPublisher:
         name = str(raw.get("Name"))
         rate, stamp = _rate_and_stamp(name, raw)
         try:
+            stamp, *bounds = stamp.split(" ")
+            window: dict[str, Any] = {
+                key: as_utc(datetime.fromisoformat(value), key)
+                for key, _, value in (bound.partition("=") for bound in bounds)
+                if key in ("not_before", "not_after")
+            }
             created_at = as_utc(datetime.fromisoformat(stamp), "created_at")
             envelope = _envelope_of(raw.get("Target", {}))
             if (
@@ -520,6 +527,7 @@ class AwsScheduledPublisher:
                 rate=rate,
                 payload=envelope["payload"],
                 timezone=str(raw.get("ScheduleExpressionTimezone") or "UTC"),
+                **window,
             )
         except (ValueError, msgspec.DecodeError) as exc:
             raise ForeignScheduleError(name, str(exc)) from None
@@ -820,12 +828,25 @@ def _token(operation: str) -> str:
     return f"{operation}-{uuid.uuid4().hex}"
 
 
+def _description(schedule: Schedule, created_at: datetime, rate_text: str | None) -> str:
+    """The mark, the creation instant, the window and the rate as written where needed: what
+    AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed)."""
+    parts = [f"{_MARK}{_iso(created_at)}"]
+    if schedule.not_before is not None:
+        parts.append(f"not_before={_iso(schedule.not_before)}")
+    if schedule.not_after is not None:
+        parts.append(f"not_after={_iso(schedule.not_after)}")
+    text = " ".join(parts)
+    return text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
+
+
 def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
     """An interval's StartDate: its first fire while that is ahead, else its next fire after
-    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). None for
-    the other rates."""
+    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). For the
+    other rates, ``not_before`` while it is ahead; else None."""
     if not isinstance(schedule.rate, IntervalRate):
-        return None
+        low = schedule.not_before
+        return low if low is not None and low > now else None
     first = first_fire(schedule, created_at)
     if first is None or first > now:
         return first

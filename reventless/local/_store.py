@@ -173,6 +173,8 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     timezone: str = "UTC"
     dst: msgspec.Raw = msgspec.Raw(b"")  # absent: the default policy
     misfire: str | None = None  # absent: the engine's policy
+    not_before: datetime | None = None  # absent: no window
+    not_after: datetime | None = None
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
@@ -195,7 +197,7 @@ class StoredSchedule(NamedTuple):
 
 # Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
 # ones serve most rows, each validated once by Schedule itself. Bounded: emptied when full.
-_TIMINGS: dict[tuple[bytes, str, bytes], Schedule] = {}
+_TIMINGS: dict[tuple[bytes, str, bytes, datetime | None, datetime | None], Schedule] = {}
 _MAX_TIMINGS = 4096
 
 
@@ -211,7 +213,13 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
     """
     try:
         stored = _STORED.decode(spec)
-        key = (bytes(stored.rate), stored.timezone, bytes(stored.dst))
+        key = (
+            bytes(stored.rate),
+            stored.timezone,
+            bytes(stored.dst),
+            stored.not_before,
+            stored.not_after,
+        )
         timing = _TIMINGS.get(key)
         if timing is None:
             timing = _timing(*key)
@@ -225,19 +233,28 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
     return StoredSchedule(timing, stored.payload, misfire)
 
 
-def _timing(raw: bytes, timezone: str, dst: bytes) -> Schedule:
-    """A schedule of this rate, zone and DST policy, validated by Schedule (a Single in a DST gap
-    under "skip", a zone that does not load and a rate out of range are all refused here)."""
+def _timing(
+    raw: bytes,
+    timezone: str,
+    dst: bytes,
+    not_before: datetime | None,
+    not_after: datetime | None,
+) -> Schedule:
+    """A schedule of this rate, zone, DST policy and window, validated by Schedule (a Single in
+    a DST gap under "skip", a zone that does not load and a rate out of range are all refused
+    here)."""
     timing = Schedule(
         name="stored",
         rate=_RATE.decode(raw),
         payload="-",
         timezone=timezone,
         dst=_DST.decode(dst) if dst else DEFAULT_DST,
+        not_before=not_before,
+        not_after=not_after,
     )
     if len(_TIMINGS) >= _MAX_TIMINGS:
         _TIMINGS.clear()
-    _TIMINGS[raw, timezone, dst] = timing
+    _TIMINGS[raw, timezone, dst, not_before, not_after] = timing
     return timing
 
 

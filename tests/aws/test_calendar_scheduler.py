@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -124,3 +125,29 @@ async def test_what_eventbridge_cannot_express_is_refused_before_any_request(
         with pytest.raises(ValidationError, match=reason):
             await ops.create_schedule(schedule)
         assert moto.requests[before:] == []
+
+
+async def test_a_window_becomes_start_and_end_dates_and_reads_back(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    # Far ahead: moto checks a cron's StartDate against the machine's clock.
+    low = datetime(2099, 4, 1, 8, 30, tzinfo=UTC)
+    high = datetime(2099, 6, 30, 18, tzinfo=UTC)
+    windowed = Schedule(
+        name="spring",
+        rate=Monthly(LAST, 18, 0),
+        payload="p",
+        timezone="Europe/Berlin",
+        not_before=low,
+        not_after=high,
+    )
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(windowed)
+        raw = await scheduler_client.get_schedule(Name="spring", GroupName="shop")
+        state = await ops.get_schedule("spring")
+    assert raw["StartDate"] == low
+    assert raw["EndDate"] == high + timedelta(seconds=30)
+    assert raw["ActionAfterCompletion"] == "DELETE"
+    assert state.schedule == windowed
+    assert state.next_fire == datetime(2099, 4, 30, 16, tzinfo=UTC)

@@ -21,6 +21,7 @@ from reventless import (
     NthWeekday,
     Schedule,
     Scheduler,
+    ValidationError,
     fire_times,
 )
 from reventless.testing import RecordingTarget, VirtualClock
@@ -98,3 +99,40 @@ async def test_missed_calendar_fires_follow_the_misfire_policy(tmp_path: Path) -
     )
     # Older: 09:15 (the first after the engine stopped at 09:00:30) to 12:00.
     assert expired.detail is not None and expired.detail.startswith("12 fires")
+
+
+async def test_a_window_bounds_the_fires_and_the_schedule_completes_after_it(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    schedule = Schedule(
+        name="window",
+        rate=Cron("0 12 * * *"),
+        payload="p",
+        not_before=datetime(2026, 1, 29, 12, tzinfo=UTC),
+        not_after=datetime(2026, 1, 31, 12, tzinfo=UTC),
+    )
+    async with running(tmp_path / "w.db", clock, target) as ops:
+        await ops.create_schedule(schedule)
+        await clock.advance(timedelta(days=7))
+        page = await ops.list_schedules()
+        history = [e.kind for e in await ops.history("window")]
+    assert [d.fire_id for d in target.deliveries] == [
+        "window@2026-01-29T12:00:00Z",
+        "window@2026-01-30T12:00:00Z",
+        "window@2026-01-31T12:00:00Z",
+    ]
+    assert page.schedules == []  # completed after the last fire in its window
+    assert history[-1] is HistoryKind.COMPLETED
+
+
+async def test_a_window_already_over_is_refused_at_create(tmp_path: Path) -> None:
+    over = Schedule(
+        name="over", rate=Cron("0 12 * * *"), payload="p", not_after=START - timedelta(days=1)
+    )
+    async with running(tmp_path / "o.db", VirtualClock(START), RecordingTarget()) as ops:
+        with pytest.raises(ValidationError, match="never fire") as caught:
+            await ops.create_schedule(over)
+        assert caught.value.field == "schedule.not_after"
+        assert (await ops.list_schedules()).schedules == []
