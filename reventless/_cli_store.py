@@ -90,6 +90,9 @@ def add_schedules_command(commands: Any) -> None:
             flag, help=f"the {which} instant it may fire at, ISO 8601 with an offset (included)"
         )
     create.add_argument(
+        "--jitter", help="deliver each fire within this many minutes after it (1-1440)"
+    )
+    create.add_argument(
         "--misfire",
         help="this schedule's misfire policy on the embedded engine: latest, all or skip "
         "(default: the engine's, reventless run --misfire)",
@@ -404,6 +407,8 @@ async def _show(call: _Call) -> int:
         low = "-" if schedule.not_before is None else utc(schedule.not_before)
         high = "-" if schedule.not_after is None else utc(schedule.not_after)
         write(f"window:     {low} to {high} (UTC, both included)\n")
+    if schedule.jitter_minutes is not None:
+        write(f"jitter:     up to {schedule.jitter_minutes} minutes after each fire\n")
     write(f"state:      {text}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
@@ -426,6 +431,7 @@ async def _create(call: _Call) -> int:
         misfire=args.misfire,
         not_before=None if args.not_before is None else instant("--not-before", args.not_before),
         not_after=None if args.not_after is None else instant("--not-after", args.not_after),
+        jitter_minutes=None if args.jitter is None else whole("--jitter", args.jitter, 1, 1440),
     )
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)

@@ -258,7 +258,7 @@ def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
     aws: dict[str, Any] = {
         "ScheduleExpression": fields.expression,
         "ScheduleExpressionTimezone": fields.timezone,
-        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "FlexibleTimeWindow": fields.flexible_time_window,
         "ActionAfterCompletion": fields.action_after_completion,
     }
     if fields.start_date is not None:

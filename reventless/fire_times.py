@@ -28,6 +28,7 @@ cannot show. An input instant with no UTC equivalent in the range is refused wit
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -56,8 +57,10 @@ from reventless.schedule import (
 
 __all__ = (
     "FirePreview",
+    "fire_jitter",
     "fire_times",
     "first_fire",
+    "jitter_of",
     "next_fire_after",
     "preview",
     "single_fires",
@@ -101,6 +104,22 @@ def as_utc(value: object, field: str) -> datetime:
                 "0001-01-01 00:00 to 9999-12-31 23:59:59.999999 UTC"
             ),
         ) from exc
+
+
+def jitter_of(schedule: Schedule, instant: datetime) -> timedelta:
+    """How long after its nominal ``instant`` the embedded engine delivers a fire of
+    ``schedule``: whole seconds from 0 to ``jitter_minutes`` minutes (excluded), derived from the
+    fire id by SHA-256, so that every process and every restart agrees; zero without jitter."""
+    minutes = schedule.jitter_minutes
+    return fire_jitter(schedule.name, instant, minutes) if minutes else timedelta(0)
+
+
+def fire_jitter(name: str, instant: datetime, minutes: int) -> timedelta:
+    """``jitter_of`` from the schedule's name and jitter window: the first 8 bytes of the SHA-256
+    of the fire id (``name@YYYY-MM-DDTHH:MM:SSZ``), modulo the window's seconds."""
+    text = f"{name}@{instant.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z".encode()
+    digest = int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
+    return timedelta(seconds=digest % (minutes * 60))
 
 
 def ceil_minute(instant: datetime) -> datetime:

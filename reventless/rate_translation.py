@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -301,6 +301,9 @@ class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
     ``not_after`` happens whether EventBridge reads its end date inclusively or not (no whole
     minute lies between); a schedule with ``not_after`` is deleted after it, as on the embedded
     engine (``action_after_completion="DELETE"``).
+    ``flexible_time_window`` is ``{"Mode": "OFF"}``, or for ``jitter_minutes`` N
+    ``{"Mode": "FLEXIBLE", "MaximumWindowInMinutes": N}`` (AWS picks the delay; the embedded
+    engine derives it from the fire id).
     ``rate_text`` is the rate as ``rate_text`` writes it when the expression reads back as
     another rate with the same fires (a five-field ``Cron``, or a ``Cron`` spelled like a fixed
     form such as ``Cron('0 9 * * ? *')``, which reads back as ``Daily(9, 0)``); None otherwise.
@@ -312,6 +315,7 @@ class AwsScheduleFields(msgspec.Struct, frozen=True, kw_only=True):
     action_after_completion: Literal["DELETE", "NONE"]
     rate_text: str | None = None
     end_date: datetime | None = None
+    flexible_time_window: dict[str, Any] = msgspec.field(default_factory=lambda: {"Mode": "OFF"})
 
 
 def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsScheduleFields:
@@ -351,6 +355,11 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
         ),
         rate_text=written,
         end_date=end_date,
+        flexible_time_window=(
+            {"Mode": "OFF"}
+            if schedule.jitter_minutes is None
+            else {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": schedule.jitter_minutes}
+        ),
     )
 
 

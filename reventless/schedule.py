@@ -60,6 +60,7 @@ __all__ = (
 )
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_JITTER_MINUTES = 1440  # EventBridge's MaximumWindowInMinutes
 MAX_INTERVAL_MINUTES = 3650 * 24 * 60
 _NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
@@ -641,6 +642,12 @@ class Schedule(
       creation; the window only leaves out the fires outside it. After its last fire a schedule
       with ``not_after`` completes and is removed, like a Single. None (default, left out of the
       JSON): no bound. A Single takes none (it fires once, at its own instant).
+    - ``jitter_minutes``: 1 to 1440, a window after each fire's instant in which it is
+      delivered, to spread many schedules of one instant (EventBridge's flexible time window).
+      On the embedded engine the delay of a fire is derived from its fire id
+      (``fire_times.jitter_of``), so a restart or another engine delivers it at the same moment;
+      the fire id and ``scheduledTime`` stay the nominal instant. None (default, left out of the
+      JSON): on time.
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused unless
     ``dst.gap`` is ``"shift"``.
@@ -658,6 +665,7 @@ class Schedule(
         misfire: str | None = None
     not_before: datetime | None = None
     not_after: datetime | None = None
+    jitter_minutes: int | None = None
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
@@ -672,6 +680,7 @@ class Schedule(
             misfire: MisfireChoice | None = None,
             not_before: datetime | None = None,
             not_after: datetime | None = None,
+            jitter_minutes: int | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -691,6 +700,8 @@ class Schedule(
             raise ValidationError("misfire", self.misfire, "'latest', 'all' or 'skip', or None")
         if self.not_before is not None or self.not_after is not None:
             self._check_window()
+        if self.jitter_minutes is not None:
+            _check_int("jitter_minutes", self.jitter_minutes, 1, MAX_JITTER_MINUTES)
         rate = self.rate
         if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
@@ -804,6 +815,7 @@ class Schedule(
                 (b',"misfire":null', self.misfire is None),
                 (b',"not_before":null', self.not_before is None),
                 (b',"not_after":null', self.not_after is None),
+                (b',"jitter_minutes":null', self.jitter_minutes is None),
             )
             if is_default
         ]

@@ -102,3 +102,14 @@ def test_schedules_create_with_a_window(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert run(*argv, "--not-before", "2099-12-01")[0] == 2  # no offset
     assert "--not-before" in capsys.readouterr().err
+
+
+def test_schedules_create_with_jitter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "j.db")
+    argv = ["schedules", "create", "nightly", "Daily(0, 0)", "--payload", "p", "--db", db]
+    assert run(*argv, "--jitter", "30", "--new-scheduler") == (0, "created\n")
+    _, text = run("schedules", "show", "nightly", "--db", db)
+    assert "jitter:     up to 30 minutes after each fire" in text
+    capsys.readouterr()
+    assert run(*argv, "--jitter", "0")[0] == 2
+    assert "--jitter" in capsys.readouterr().err

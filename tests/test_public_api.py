@@ -48,6 +48,7 @@ CORE = (
 ALLOWED_IN_CORE = {
     "__future__",
     "bisect",
+    "hashlib",
     "calendar",
     "collections",
     "datetime",

@@ -301,7 +301,7 @@ class AwsScheduledPublisher:
             "GroupName": self.group_name(scheduler),
             "ScheduleExpression": fields.expression,
             "ScheduleExpressionTimezone": fields.timezone,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "FlexibleTimeWindow": fields.flexible_time_window,
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
             "Description": _description(schedule, created_at, fields.rate_text),
@@ -527,6 +527,7 @@ class AwsScheduledPublisher:
                 rate=rate,
                 payload=envelope["payload"],
                 timezone=str(raw.get("ScheduleExpressionTimezone") or "UTC"),
+                jitter_minutes=_jitter(raw.get("FlexibleTimeWindow")),
                 **window,
             )
         except (ValueError, msgspec.DecodeError) as exc:
@@ -826,6 +827,16 @@ def _token(operation: str) -> str:
     writes (pause, resume, pause) are not taken for a replay; the retries of one write reuse it,
     so that a retried call cannot apply twice."""
     return f"{operation}-{uuid.uuid4().hex}"
+
+
+def _jitter(window: object) -> int | None:
+    """``jitter_minutes`` from a FlexibleTimeWindow read back: None when it is off."""
+    if not isinstance(window, dict) or window.get("Mode") != "FLEXIBLE":
+        return None
+    minutes = window.get("MaximumWindowInMinutes")
+    if type(minutes) is not int:
+        raise ValueError(f"its FlexibleTimeWindow {window!r} has no MaximumWindowInMinutes")
+    return minutes
 
 
 def _description(schedule: Schedule, created_at: datetime, rate_text: str | None) -> str:

@@ -35,6 +35,7 @@ from reventless.errors import (
     ReventlessError,
     UsageError,
 )
+from reventless.fire_times import fire_jitter
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
@@ -76,6 +77,7 @@ _STEPS_PER_CHECKPOINT = 16  # deliveries, or jobs recorded, between yields of a 
 _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
+_MICROSECOND = timedelta(microseconds=1)
 _BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
 _MAX_INSTANTS = 4096
@@ -466,6 +468,15 @@ class Engine:
             self._damaged.append((row.id, str(exc)))
             return None
         first_due = self._instant(row.next_fire)
+        late_after = _LATE_AFTER
+        if timing.jitter_minutes:
+            # Delivered within its jitter window, at a delay derived from its fire id.
+            delay = fire_jitter(row.name, first_due, timing.jitter_minutes)
+            due_us = row.next_fire + delay // _MICROSECOND
+            if due_us > now_us:
+                self._push(ceil_s(due_us), row.id, EntryKind.FIRE)
+                return None
+            late_after += timedelta(minutes=timing.jitter_minutes)
         plan = plan_misfire(
             timing,
             first_due,
@@ -473,7 +484,7 @@ class Engine:
             now=now,
             grace=self._grace,
             policy=misfire or self._misfire_policy,
-            late_after=_LATE_AFTER,
+            late_after=late_after,
             limit=_ALL_CHUNK,
         )
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:

@@ -175,6 +175,7 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     misfire: str | None = None  # absent: the engine's policy
     not_before: datetime | None = None  # absent: no window
     not_after: datetime | None = None
+    jitter_minutes: int | None = None  # absent: on time
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
@@ -197,7 +198,9 @@ class StoredSchedule(NamedTuple):
 
 # Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
 # ones serve most rows, each validated once by Schedule itself. Bounded: emptied when full.
-_TIMINGS: dict[tuple[bytes, str, bytes, datetime | None, datetime | None], Schedule] = {}
+_TIMINGS: dict[
+    tuple[bytes, str, bytes, datetime | None, datetime | None, int | None], Schedule
+] = {}
 _MAX_TIMINGS = 4096
 
 
@@ -219,6 +222,7 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
             bytes(stored.dst),
             stored.not_before,
             stored.not_after,
+            stored.jitter_minutes,
         )
         timing = _TIMINGS.get(key)
         if timing is None:
@@ -239,6 +243,7 @@ def _timing(
     dst: bytes,
     not_before: datetime | None,
     not_after: datetime | None,
+    jitter_minutes: int | None,
 ) -> Schedule:
     """A schedule of this rate, zone, DST policy and window, validated by Schedule (a Single in
     a DST gap under "skip", a zone that does not load and a rate out of range are all refused
@@ -251,10 +256,11 @@ def _timing(
         dst=_DST.decode(dst) if dst else DEFAULT_DST,
         not_before=not_before,
         not_after=not_after,
+        jitter_minutes=jitter_minutes,
     )
     if len(_TIMINGS) >= _MAX_TIMINGS:
         _TIMINGS.clear()
-    _TIMINGS[raw, timezone, dst, not_before, not_after] = timing
+    _TIMINGS[raw, timezone, dst, not_before, not_after, jitter_minutes] = timing
     return timing
 
 

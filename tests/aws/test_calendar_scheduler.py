@@ -151,3 +151,16 @@ async def test_a_window_becomes_start_and_end_dates_and_reads_back(
     assert raw["ActionAfterCompletion"] == "DELETE"
     assert state.schedule == windowed
     assert state.next_fire == datetime(2099, 4, 30, 16, tzinfo=UTC)
+
+
+async def test_jitter_becomes_a_flexible_time_window_and_reads_back(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    jittered = Schedule(name="spread", rate=Cron("0 0 * * *"), payload="p", jitter_minutes=45)
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(jittered)
+        raw = await scheduler_client.get_schedule(Name="spread", GroupName="shop")
+        state = await ops.get_schedule("spread")
+    assert raw["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 45}
+    assert state.schedule == jittered
