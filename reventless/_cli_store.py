@@ -73,40 +73,49 @@ def add_schedules_command(commands: Any) -> None:
     listing.add_argument("--after", help="start after this name (a previous next_token)")
     show = action("show", "show one schedule and its next fires")
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
-    create = action("create", "create a schedule (see --if-exists for a taken name)")
-    create.add_argument(
-        "rate",
-        help="a rate such as 'Daily(9, 0)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)'",
-    )
-    create.add_argument("--payload", required=True, help="what each fire delivers")
-    create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
-    create.add_argument(
-        "--dst",
-        help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
-        "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
-    )
-    for flag, which in (("--not-before", "first"), ("--not-after", "last")):
+    for verb, help_text in (
+        ("create", "create a schedule (see --if-exists for a taken name)"),
+        (
+            "update",
+            "change a stored schedule in place, keeping its interval's anchor, pause and history",
+        ),
+    ):
+        create = action(verb, help_text)
         create.add_argument(
-            flag, help=f"the {which} instant it may fire at, ISO 8601 with an offset (included)"
+            "rate",
+            help="a rate such as 'Daily(9, 0)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)'",
         )
-    create.add_argument(
-        "--jitter", help="deliver each fire within this many minutes after it (1-1440)"
-    )
-    create.add_argument(
-        "--misfire",
-        help="this schedule's misfire policy on the embedded engine: latest, all or skip "
-        "(default: the engine's, reventless run --misfire)",
-    )
-    create.add_argument(
-        "--if-exists",
-        default="replace",
-        help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
-    )
-    create.add_argument(
-        "--new-scheduler",
-        action="store_true",
-        help="create the scheduler namespace (and the store file) when it does not exist yet",
-    )
+        create.add_argument("--payload", required=True, help="what each fire delivers")
+        create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+        create.add_argument(
+            "--dst",
+            help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
+            "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
+        )
+        for flag, which in (("--not-before", "first"), ("--not-after", "last")):
+            create.add_argument(
+                flag, help=f"the {which} instant it may fire at, ISO 8601 with an offset (included)"
+            )
+        create.add_argument(
+            "--jitter", help="deliver each fire within this many minutes after it (1-1440)"
+        )
+        create.add_argument(
+            "--misfire",
+            help="this schedule's misfire policy on the embedded engine: latest, all or skip "
+            "(default: the engine's, reventless run --misfire)",
+        )
+        if verb == "update":
+            continue
+        create.add_argument(
+            "--if-exists",
+            default="replace",
+            help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
+        )
+        create.add_argument(
+            "--new-scheduler",
+            action="store_true",
+            help="create the scheduler namespace (and the store file) when it does not exist yet",
+        )
     importing = action(
         "import",
         "create the schedules of a crontab or of `schedules list --json` output, all or none",
@@ -217,7 +226,7 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
         scheduler = _resolve(args, status)
         check: PayloadCheck | None = None
         notes: list[str] = []
-        if args.action in ("create", "import"):
+        if args.action in ("create", "update", "import"):
             check, notes = _payload_check(status.scheduler(scheduler), scheduler)
         ops = SchedulerOperations(scheduler, publisher, local.clock, check)
         target = "target" if check is None else check.target
@@ -434,7 +443,10 @@ async def _create(call: _Call) -> int:
         jitter_minutes=None if args.jitter is None else whole("--jitter", args.jitter, 1, 1440),
     )
     try:
-        outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
+        if args.action == "update":
+            outcome = await call.ops.update_schedule(schedule)
+        else:
+            outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
     except ValidationError as exc:
         if exc.field == "if_exists":
             raise ValidationError("--if-exists", exc.value, "replace, keep or error") from None
@@ -636,6 +648,7 @@ def _delivery_note(call: _Call) -> str:
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "list": _list,
     "import": _import,
+    "update": _create,
     "show": _show,
     "create": _create,
     "delete": _delete,

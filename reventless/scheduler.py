@@ -82,6 +82,18 @@ class SchedulerOperations:
             self._scheduler, schedule, created_at=now, if_exists=policy
         )
 
+    async def update_schedule(self, schedule: Schedule) -> PutOutcome:
+        """Change a stored schedule in place (UPDATED): its creation instant, so an interval's
+        anchor and grid, its paused state and its history are kept; its next fire is the first
+        after now under the new schedule. Where ``create_schedule`` replaces and re-anchors.
+        :raises ScheduleNotFoundError: no schedule of that name is stored; nothing was written.
+        :raises ValidationError: the schedule is not valid now; nothing was stored.
+        """
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "a reventless.Schedule")
+        await self.get_schedule(schedule.name)
+        return await self.create_schedule(schedule, if_exists=IfExists.UPDATE)
+
     async def ensure_schedule(self, schedule: Schedule) -> PutOutcome:
         """Create the schedule unless the very same one is stored; then leave it (UNCHANGED).
 
@@ -338,7 +350,9 @@ def parse_fire_id(value: object, field: str = "fire_id") -> tuple[str, str, date
 def _if_exists(value: object) -> IfExists:
     if isinstance(value, str) and value in IfExists.__members__.values():
         return IfExists(value)
-    raise ValidationError("if_exists", value, "'replace', 'keep' or 'error' (reventless.IfExists)")
+    raise ValidationError(
+        "if_exists", value, "'replace', 'keep', 'error' or 'update' (reventless.IfExists)"
+    )
 
 
 def _check_scheduler_target(target: object) -> Target:

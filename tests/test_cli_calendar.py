@@ -113,3 +113,26 @@ def test_schedules_create_with_jitter(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert run(*argv, "--jitter", "0")[0] == 2
     assert "--jitter" in capsys.readouterr().err
+
+
+def test_schedules_update_keeps_the_anchor_and_the_pause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "u.db")
+    create = ["schedules", "create", "tick", "Minutes(30)", "--payload", "one", "--db", db]
+    assert run(*create, "--new-scheduler") == (0, "created\n")
+    _, before = run("schedules", "show", "tick", "--db", db, "--json")
+    run("schedules", "pause", "tick", "--db", db)
+    update = ["schedules", "update", "tick", "Minutes(20)", "--payload", "two", "--db", db]
+    assert run(*update) == (0, "updated\n")
+    _, after = run("schedules", "show", "tick", "--db", db, "--json")
+    old, new = json.loads(before)["state"], json.loads(after)["state"]
+    assert new["created_at"] == old["created_at"]
+    assert new["paused"] is True
+    assert new["schedule"]["payload"] == "two"
+    _, history = run("schedules", "history", "tick", "--db", db, "--json")
+    assert "updated" in history
+    capsys.readouterr()
+    missing = ["schedules", "update", "other", "Minutes(20)", "--payload", "x", "--db", db]
+    assert run(*missing)[0] == 1
+    assert "no schedule named 'other'" in capsys.readouterr().err

@@ -347,8 +347,35 @@ class AwsScheduledPublisher:
         created_at: datetime,
         if_exists: IfExists = IfExists.REPLACE,
     ) -> PutOutcome:
+        if if_exists is IfExists.UPDATE:
+            previous = await self._raw_or_none(scheduler, schedule.name)
+            return await self._update(scheduler, schedule, created_at, previous)
         request = self._request(scheduler, schedule, created_at, "ENABLED", created_at)
         return await self._write(request, if_exists)
+
+    async def _update(
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        now: datetime,
+        previous: dict[str, Any] | None,
+    ) -> PutOutcome:
+        """``IfExists.UPDATE``: the stored schedule's creation instant (its Description) and
+        state are kept in the request; with none stored, a create as REPLACE writes it."""
+        if previous is None:
+            request = self._request(scheduler, schedule, now, "ENABLED", now)
+            return await self._write(request, IfExists.REPLACE)
+        state = self._state(previous)
+        request = self._request(
+            scheduler, schedule, state.created_at, "DISABLED" if state.paused else "ENABLED", now
+        )
+        await call_aws(
+            f"updating schedule {schedule.name!r} in group {request['GroupName']!r}",
+            self._client.update_schedule,
+            ClientToken=_token("update"),
+            **request,
+        )
+        return PutOutcome.UPDATED
 
     async def put_many(
         self,
@@ -375,7 +402,11 @@ class AwsScheduledPublisher:
                     else await self._raw_or_none(scheduler, request["Name"])
                 )
                 try:
-                    outcome = await self._write(request, if_exists)
+                    if if_exists is IfExists.UPDATE:
+                        schedule = schedules[len(outcomes)]
+                        outcome = await self._update(scheduler, schedule, created_at, previous)
+                    else:
+                        outcome = await self._write(request, if_exists)
                 except BaseException as exc:
                     if _may_have_landed(exc):
                         written.append(_Written(request["Name"], previous, certain=False))
@@ -383,7 +414,9 @@ class AwsScheduledPublisher:
                 outcomes.append(outcome)
                 if outcome is PutOutcome.KEPT:
                     continue  # this call wrote nothing there: nothing to undo
-                replaced = previous if outcome is PutOutcome.REPLACED else None
+                replaced = (
+                    previous if outcome in (PutOutcome.REPLACED, PutOutcome.UPDATED) else None
+                )
                 written.append(_Written(request["Name"], replaced, certain=True))
         except BaseException as exc:
             await self._undo_or_report(scheduler, written, exc)

@@ -27,7 +27,7 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
-from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
+from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, Single, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, MisfirePolicy, PutOutcome
 
 __all__ = (
@@ -428,6 +428,15 @@ def _describe_rate(rate: Rate, timezone: str) -> str:
     return f"{rate_text(rate)} in {timezone}"
 
 
+def _updated_next(schedule: Schedule, at: datetime, created_at: datetime) -> int | None:
+    """The next fire of a schedule updated at ``at`` that was created at ``created_at``."""
+    if isinstance(schedule.rate, Single):
+        nxt = first_fire(schedule, at)
+    else:
+        nxt = next_fire_after(schedule, at, created_at=created_at)
+    return None if nxt is None else to_us(nxt)
+
+
 def _put_results(
     groups: Sequence[PutGroup],
     rows: list[tuple[Any, ...]],
@@ -661,6 +670,8 @@ class SqliteStore:
         A kept schedule's id and next fire are its stored ones (the engine already knows them).
         REPLACE is ``put_groups``'s one-statement upsert.
         """
+        if if_exists is IfExists.UPDATE:
+            return self._update_many(scheduler, schedules, created_at)
         if if_exists is IfExists.REPLACE:
             (upserted,) = self.put_groups([PutGroup(scheduler, schedules, created_at)])
             return [
@@ -704,6 +715,51 @@ class SqliteStore:
                         None,
                         f"{rate_text(schedule.rate)} in {schedule.timezone}",
                     )
+                )
+            self._history(history)
+        return results
+
+    def _update_many(
+        self, scheduler: str, schedules: Sequence[Schedule], at: datetime
+    ) -> list[tuple[int, int | None, PutOutcome]]:
+        """``IfExists.UPDATE``: each stored schedule changed in place, keeping its creation
+        instant and paused state; one not stored is created. One transaction."""
+        at_us = to_us(at)
+        results: list[tuple[int, int | None, PutOutcome]] = []
+        history = []
+        with self.transaction():
+            seq = self._bump_seq()
+            for schedule in schedules:
+                row = self.conn.execute(
+                    "SELECT id, created_at, paused FROM schedules WHERE scheduler = ? AND name = ?",
+                    (scheduler, schedule.name),
+                ).fetchone()
+                detail = f"{rate_text(schedule.rate)} in {schedule.timezone}"
+                if row is None:
+                    nxt = first_fire(schedule, at)
+                    next_us = None if nxt is None else to_us(nxt)
+                    (row_id,) = self.conn.execute(
+                        "INSERT INTO schedules (scheduler, name, spec, created_at, paused,"
+                        " next_fire, version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?) RETURNING id",
+                        (scheduler, schedule.name, schedule.to_json(), at_us, next_us, seq),
+                    ).fetchone()
+                    results.append((row_id, next_us, PutOutcome.CREATED))
+                    history.append(
+                        HistoryRow(
+                            scheduler, schedule.name, HistoryKind.CREATED, at_us, None, detail
+                        )
+                    )
+                    continue
+                row_id, created_us, paused = row
+                next_us = None if paused else _updated_next(schedule, at, from_us(created_us))
+                self.conn.execute(
+                    "UPDATE schedules SET spec = ?, next_fire = ?, version = version + 1, seq = ?"
+                    " WHERE id = ?",
+                    (schedule.to_json(), next_us, seq, row_id),
+                )
+                results.append((row_id, next_us, PutOutcome.UPDATED))
+                history.append(
+                    HistoryRow(scheduler, schedule.name, HistoryKind.UPDATED, at_us, None, detail)
                 )
             self._history(history)
         return results
