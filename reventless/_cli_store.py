@@ -100,6 +100,9 @@ def add_schedules_command(commands: Any) -> None:
             "--jitter", help="deliver each fire within this many minutes after it (1-1440)"
         )
         create.add_argument(
+            "--max-fires", help="complete after this many fires from creation (1-100,000)"
+        )
+        create.add_argument(
             "--misfire",
             help="this schedule's misfire policy on the embedded engine: latest, all or skip "
             "(default: the engine's, reventless run --misfire)",
@@ -416,6 +419,8 @@ async def _show(call: _Call) -> int:
         low = "-" if schedule.not_before is None else utc(schedule.not_before)
         high = "-" if schedule.not_after is None else utc(schedule.not_after)
         write(f"window:     {low} to {high} (UTC, both included)\n")
+    if schedule.max_fires is not None:
+        write(f"max fires:  {schedule.max_fires} (from its creation)\n")
     if schedule.jitter_minutes is not None:
         write(f"jitter:     up to {schedule.jitter_minutes} minutes after each fire\n")
     write(f"state:      {text}\n")
@@ -441,6 +446,9 @@ async def _create(call: _Call) -> int:
         not_before=None if args.not_before is None else instant("--not-before", args.not_before),
         not_after=None if args.not_after is None else instant("--not-after", args.not_after),
         jitter_minutes=None if args.jitter is None else whole("--jitter", args.jitter, 1, 1440),
+        max_fires=None
+        if args.max_fires is None
+        else whole("--max-fires", args.max_fires, 1, 100_000),
     )
     try:
         if args.action == "update":

@@ -61,6 +61,7 @@ __all__ = (
     "fire_times",
     "first_fire",
     "jitter_of",
+    "last_fire",
     "next_fire_after",
     "preview",
     "single_fires",
@@ -137,7 +138,7 @@ def next_fire_after(
     ``created_at`` (default: ``after``) anchors interval variants. Both must be aware datetimes.
     A schedule's window (``not_before``, ``not_after``) leaves out the fires outside it.
     """
-    if schedule.not_before is None and schedule.not_after is None:
+    if schedule.not_before is None and schedule.not_after is None and schedule.max_fires is None:
         return _next_fire(schedule, after, created_at)
     return _next_fire_in_window(schedule, after, created_at)
 
@@ -146,7 +147,16 @@ def _next_fire_in_window(
     schedule: Schedule, after: datetime, created_at: datetime | None
 ) -> datetime | None:
     after = as_utc(after, "after")
-    created = after if created_at is None else created_at
+    created = after if created_at is None else as_utc(created_at, "created_at")
+    fire = _next_fire_between(schedule, after, created)
+    high = last_fire(schedule, created)
+    if fire is None or (high is not None and fire > high):
+        return None
+    return fire
+
+
+def _next_fire_between(schedule: Schedule, after: datetime, created: datetime) -> datetime | None:
+    """The next fire after ``after`` within ``not_before`` / ``not_after``."""
     low, high = schedule.not_before, schedule.not_after
     if low is not None and after < low and low > _EARLIEST:
         after = low - _TICK  # fires from `low` on, `low` included
@@ -154,6 +164,36 @@ def _next_fire_in_window(
     if fire is None or (high is not None and fire > high):
         return None
     return fire
+
+
+def last_fire(schedule: Schedule, created_at: datetime) -> datetime | None:
+    """The latest instant a schedule created at ``created_at`` may fire at: ``not_after``, or
+    its ``max_fires``-th fire from its creation when that comes first; None: no such bound
+    (or fewer fires than ``max_fires`` before the end of its window)."""
+    count = schedule.max_fires
+    if count is None:
+        return schedule.not_after
+    created = as_utc(created_at, "created_at")
+    key = (schedule, created)
+    found = _LAST_FIRES.get(key, _EARLIEST)
+    if found is _EARLIEST:
+        found = None
+        cursor = created
+        for _ in range(count):
+            nxt = _next_fire_between(schedule, cursor, created)
+            if nxt is None:
+                found = schedule.not_after
+                break
+            cursor = found = nxt
+        if len(_LAST_FIRES) >= 1024:
+            _LAST_FIRES.clear()
+        _LAST_FIRES[key] = found
+    return found
+
+
+# The last fire under max_fires by (schedule, creation instant): the engine asks again at each
+# fire. Bounded: emptied when full.
+_LAST_FIRES: dict[tuple[Schedule, datetime], datetime | None] = {}
 
 
 _TICK = timedelta(microseconds=1)
@@ -486,7 +526,7 @@ def fire_times(
         # After the first, an interval's fires are its grid: one addition each.
         instant = next_fire_after(schedule, cursor, created_at=created)
         step = timedelta(minutes=rate.minutes)
-        high = schedule.not_after
+        high = last_fire(schedule, created)
         while instant is not None and (high is None or instant <= high):
             yield instant
             try:

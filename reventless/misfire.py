@@ -21,6 +21,7 @@ from reventless.fire_times import (
     calendar_fire_at_or_before,
     ceil_minute,
     count_calendar_fires,
+    last_fire,
     next_fire_after,
     single_fires,
     wall_fires_on,
@@ -146,8 +147,9 @@ def _range(
     """The fire instants in ``[low, high]`` as a range, or None when there are none."""
     if schedule.not_before is not None and low < schedule.not_before:
         low = schedule.not_before
-    if schedule.not_after is not None and high > schedule.not_after:
-        high = schedule.not_after
+    end = last_fire(schedule, created)
+    if end is not None and high > end:
+        high = end
     if high < low:
         return None
     first = _at_or_after(schedule, low, created)
@@ -165,8 +167,9 @@ def _at_or_after(schedule: Schedule, instant: datetime, created: datetime) -> da
 
 
 def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
-    if schedule.not_after is not None and instant > schedule.not_after:
-        instant = schedule.not_after
+    end = last_fire(schedule, created)
+    if end is not None and instant > end:
+        instant = end
     fire = _unbounded_at_or_before(schedule, instant, created)
     if fire is None or (schedule.not_before is not None and fire < schedule.not_before):
         return None

@@ -325,6 +325,17 @@ def aws_schedule_fields(schedule: Schedule, *, created_at: datetime) -> AwsSched
         one EventBridge Scheduler has; ``schedule.misfire`` is set (EventBridge has none).
     """
     check_aws_dst(schedule)
+    if schedule.max_fires is not None:
+        raise ValidationError(
+            "max_fires",
+            schedule.max_fires,
+            "None (left out) on AWS",
+            message=(
+                f"max_fires {schedule.max_fires} of {schedule.name!r} cannot be kept by "
+                "EventBridge Scheduler, which does not count fires; leave max_fires out (a "
+                "not_after bound ends a schedule on AWS too), or use the embedded engine"
+            ),
+        )
     if schedule.misfire is not None:
         raise ValidationError(
             "misfire",

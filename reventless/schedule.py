@@ -61,6 +61,7 @@ __all__ = (
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_JITTER_MINUTES = 1440  # EventBridge's MaximumWindowInMinutes
+MAX_FIRES = 100_000
 MAX_INTERVAL_MINUTES = 3650 * 24 * 60
 _NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
@@ -648,6 +649,11 @@ class Schedule(
       (``fire_times.jitter_of``), so a restart or another engine delivers it at the same moment;
       the fire id and ``scheduledTime`` stay the nominal instant. None (default, left out of the
       JSON): on time.
+    - ``max_fires``: 1 to 100,000, the number of fire instants after which the schedule
+      completes and is removed: its first ``max_fires`` fire instants from its creation (inside
+      its window), each counted whether delivered or recorded missed, so the count is the same
+      on every engine and after any downtime. An update in place keeps counting from the
+      creation; a replace starts again. The embedded engine only (the AWS provider refuses it).
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused unless
     ``dst.gap`` is ``"shift"``.
@@ -666,6 +672,7 @@ class Schedule(
     not_before: datetime | None = None
     not_after: datetime | None = None
     jitter_minutes: int | None = None
+    max_fires: int | None = None
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
@@ -681,6 +688,7 @@ class Schedule(
             not_before: datetime | None = None,
             not_after: datetime | None = None,
             jitter_minutes: int | None = None,
+            max_fires: int | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -702,6 +710,18 @@ class Schedule(
             self._check_window()
         if self.jitter_minutes is not None:
             _check_int("jitter_minutes", self.jitter_minutes, 1, MAX_JITTER_MINUTES)
+        if self.max_fires is not None:
+            _check_int("max_fires", self.max_fires, 1, MAX_FIRES)
+            if isinstance(self.rate, Single):
+                raise ValidationError(
+                    "max_fires",
+                    self.max_fires,
+                    "None for a Single",
+                    message=(
+                        f"max_fires does not apply to {rate_text(self.rate)}: a Single fires "
+                        "once; leave max_fires out"
+                    ),
+                )
         rate = self.rate
         if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
@@ -816,6 +836,7 @@ class Schedule(
                 (b',"not_before":null', self.not_before is None),
                 (b',"not_after":null', self.not_after is None),
                 (b',"jitter_minutes":null', self.jitter_minutes is None),
+                (b',"max_fires":null', self.max_fires is None),
             )
             if is_default
         ]

@@ -136,3 +136,12 @@ def test_schedules_update_keeps_the_anchor_and_the_pause(
     missing = ["schedules", "update", "other", "Minutes(20)", "--payload", "x", "--db", db]
     assert run(*missing)[0] == 1
     assert "no schedule named 'other'" in capsys.readouterr().err
+
+
+def test_schedules_create_with_max_fires(tmp_path: Path) -> None:
+    db = str(tmp_path / "m.db")
+    argv = ["schedules", "create", "thrice", "Hours(1)", "--payload", "p", "--db", db]
+    assert run(*argv, "--max-fires", "3", "--new-scheduler") == (0, "created\n")
+    _, text = run("schedules", "show", "thrice", "--db", db)
+    assert "max fires:  3 (from its creation)" in text
+    assert run(*argv, "--max-fires", "0")[0] == 2

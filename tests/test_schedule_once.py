@@ -236,7 +236,7 @@ def test_other_timezone_values_are_refused_as_validation_errors(bad: Any) -> Non
 
 SCHEDULE_FORM = (
     "Schedule(name=..., rate=..., payload=..., timezone=..., dst=..., misfire=..., "
-    "not_before=..., not_after=..., jitter_minutes=...)"
+    "not_before=..., not_after=..., jitter_minutes=..., max_fires=...)"
 )
 
 

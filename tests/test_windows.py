@@ -158,3 +158,59 @@ def test_aws_gets_start_and_end_dates_and_deletes_after_the_end() -> None:
     fields = aws_schedule_fields(interval, created_at=at(2026, 12, 1, 1, 0, 30))
     assert fields.start_date == at(2027, 1, 1, 1, 1)  # the first fire on the grid in the window
     assert fields.end_date is None and fields.action_after_completion == "NONE"
+
+
+# --- max_fires ---------------------------------------------------------------------------------
+
+
+@given(
+    st.one_of(calendar_rates, wall_rates, st.builds(Minutes, st.integers(1, 3000))),
+    st.sampled_from(["UTC", "Europe/Berlin"]),
+    st.integers(1, 40),
+    st.integers(0, 10 * 1440),
+)
+def test_max_fires_keeps_the_first_n_fires_from_creation(
+    rate: Rate, zone: str, count: int, start_minutes: int
+) -> None:
+    created = at(2026, 1, 1, 0, 0, 30)
+    low = created + timedelta(minutes=start_minutes)
+    free = Schedule(name="w", rate=rate, payload="p", timezone=zone, not_before=low)
+    counted = Schedule(
+        name="w", rate=rate, payload="p", timezone=zone, not_before=low, max_fires=count
+    )
+    expected = list(itertools.islice(fire_times(free, created_at=created), count))
+    assert list(fire_times(counted, created_at=created)) == expected
+    # Asked from any later instant, the count still runs from the creation.
+    middle = expected[len(expected) // 2]
+    assert list(fire_times(counted, created_at=created, after=middle)) == [
+        fire for fire in expected if fire > middle
+    ]
+
+
+@given(st.integers(1, 30), st.integers(0, 3 * 1440), st.sampled_from(list(MisfirePolicy)))
+def test_misfire_plans_stop_at_the_last_counted_fire(
+    count: int, down: int, policy: MisfirePolicy
+) -> None:
+    schedule = Schedule(name="w", rate=Hours(1), payload="p", max_fires=count)
+    first_due = next(iter(fire_times(schedule, created_at=CREATED)))
+    now = first_due + timedelta(minutes=down)
+    grace = timedelta(hours=10)
+    plan = plan_misfire(
+        schedule, first_due, created_at=CREATED, now=now, grace=grace, policy=policy, limit=5
+    )
+    assert plan == enumerate_plan(schedule, first_due, now, grace, policy, 5)
+
+
+def test_max_fires_is_checked_and_refused_on_aws() -> None:
+    for bad in (0, 100_001, True):
+        with pytest.raises(ValidationError) as caught:
+            Schedule(name="w", rate=Hours(1), payload="p", max_fires=bad)  # type: ignore[arg-type]
+        assert caught.value.field == "max_fires"
+    with pytest.raises(ValidationError, match="a Single fires once"):
+        Schedule(name="w", rate=Single(2030, 1, 1, 9, 0), payload="p", max_fires=1)
+    counted = Schedule(name="w", rate=Hours(1), payload="p", max_fires=3)
+    assert counted.to_json().endswith(b',"max_fires":3}')
+    assert Schedule.from_json(counted.to_json()) == counted
+    with pytest.raises(ValidationError, match="does not count fires") as refused:
+        aws_schedule_fields(counted, created_at=CREATED)
+    assert refused.value.field == "max_fires"

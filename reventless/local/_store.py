@@ -176,6 +176,7 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     not_before: datetime | None = None  # absent: no window
     not_after: datetime | None = None
     jitter_minutes: int | None = None  # absent: on time
+    max_fires: int | None = None  # absent: no count
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
@@ -199,7 +200,7 @@ class StoredSchedule(NamedTuple):
 # Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
 # ones serve most rows, each validated once by Schedule itself. Bounded: emptied when full.
 _TIMINGS: dict[
-    tuple[bytes, str, bytes, datetime | None, datetime | None, int | None], Schedule
+    tuple[bytes, str, bytes, datetime | None, datetime | None, int | None, int | None], Schedule
 ] = {}
 _MAX_TIMINGS = 4096
 
@@ -223,6 +224,7 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
             stored.not_before,
             stored.not_after,
             stored.jitter_minutes,
+            stored.max_fires,
         )
         timing = _TIMINGS.get(key)
         if timing is None:
@@ -244,6 +246,7 @@ def _timing(
     not_before: datetime | None,
     not_after: datetime | None,
     jitter_minutes: int | None,
+    max_fires: int | None,
 ) -> Schedule:
     """A schedule of this rate, zone, DST policy and window, validated by Schedule (a Single in
     a DST gap under "skip", a zone that does not load and a rate out of range are all refused
@@ -257,10 +260,11 @@ def _timing(
         not_before=not_before,
         not_after=not_after,
         jitter_minutes=jitter_minutes,
+        max_fires=max_fires,
     )
     if len(_TIMINGS) >= _MAX_TIMINGS:
         _TIMINGS.clear()
-    _TIMINGS[raw, timezone, dst, not_before, not_after, jitter_minutes] = timing
+    _TIMINGS[raw, timezone, dst, not_before, not_after, jitter_minutes, max_fires] = timing
     return timing
 
 

@@ -136,3 +136,19 @@ async def test_a_window_already_over_is_refused_at_create(tmp_path: Path) -> Non
             await ops.create_schedule(over)
         assert caught.value.field == "schedule.not_after"
         assert (await ops.list_schedules()).schedules == []
+
+
+async def test_max_fires_completes_the_schedule_after_its_last_fire(tmp_path: Path) -> None:
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    schedule = Schedule(name="thrice", rate=Cron("*/10 * * * *"), payload="p", max_fires=3)
+    async with running(tmp_path / "m.db", clock, target) as ops:
+        await ops.create_schedule(schedule)
+        await clock.advance(timedelta(hours=2))
+        page = await ops.list_schedules()
+    assert [d.fire_id for d in target.deliveries] == [
+        "thrice@2026-01-27T08:10:00Z",
+        "thrice@2026-01-27T08:20:00Z",
+        "thrice@2026-01-27T08:30:00Z",
+    ]
+    assert page.schedules == []
