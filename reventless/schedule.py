@@ -387,8 +387,7 @@ class Cron(CalendarRate, frozen=True, tag="cron"):
     expression: str
 
     def __post_init__(self) -> None:
-        spec = compile_cron(self.expression)  # raises CronSyntaxError naming the field
-        del spec
+        compile_cron(self.expression)  # raises CronSyntaxError naming the field
         normal = " ".join(self.expression.split())
         if normal != self.expression:
             msgspec.structs.force_setattr(self, "expression", normal)
