@@ -30,6 +30,38 @@ CASES: list[tuple[str, str, str, str, dict[str, str]]] = [
     ),
     ("Minutes(5)", "Minutes(5)", "UTC", "*/5 * * * *", {}),
 ]
+# Calendar rates (issue 25), each with the same schedule in croniter's and cronsim's five fields and
+# in APScheduler's CronTrigger fields.
+CALENDAR_CASES: list[tuple[str, str, str, str, dict[str, str]]] = [
+    (
+        "Monthly(-1, 18, 0)",
+        "Monthly(-1, 18, 0)",
+        "Europe/Berlin",
+        "0 18 L * *",
+        {"day": "last", "hour": "18", "minute": "0"},
+    ),
+    (
+        "NthWeekday(2, 1, 9, 0)",
+        "NthWeekday(2, 1, 9, 0)",
+        "Europe/Berlin",
+        "0 9 * * 2#2",
+        {"day": "2nd tue", "hour": "9", "minute": "0"},
+    ),
+    (
+        "Cron(0 9 ? * 3#2 *)",
+        "Cron(0 9 ? * 3#2 *)",
+        "Europe/Berlin",
+        "0 9 * * 2#2",
+        {"day": "2nd tue", "hour": "9", "minute": "0"},
+    ),
+    (
+        "Cron(*/15 9-17 * * 1-5)",
+        "Cron(*/15 9-17 * * 1-5)",
+        "Europe/Berlin",
+        "*/15 9-17 * * 1-5",
+        {"day_of_week": "mon-fri", "hour": "9-17", "minute": "*/15"},
+    ),
+]
 INTERVAL_MINUTES = 5
 # Interval schedules (ours and APScheduler's) are anchored here.
 CREATED = datetime(1999, 1, 1, 0, 0, 17, tzinfo=UTC)

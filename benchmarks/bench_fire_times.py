@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from _common import CASES, CREATED, calls_per_second, case_key, fires_per_second, random_starts
+from _common import (
+    CALENDAR_CASES,
+    CASES,
+    CREATED,
+    calls_per_second,
+    case_key,
+    fires_per_second,
+    random_starts,
+)
 
 from reventless import Schedule, fire_times, next_fire_after, parse_rate
 
@@ -24,10 +32,10 @@ def _schedule(rate: str, zone: str) -> Schedule:
     return Schedule(name="bench", rate=parse_rate(rate), payload="p", timezone=zone)
 
 
-def single(count: int, repeats: int) -> dict[str, float]:
+def single(count: int, repeats: int, calendar: bool = False) -> dict[str, float]:
     starts = random_starts(count)
     rates = {}
-    for label, rate, zone, _, _ in CASES:
+    for label, rate, zone, _, _ in CALENDAR_CASES if calendar else CASES:
         schedule = _schedule(rate, zone)
 
         def call(start: datetime, schedule: Schedule = schedule) -> object:
@@ -35,6 +43,11 @@ def single(count: int, repeats: int) -> dict[str, float]:
 
         rates[case_key(label, zone)] = calls_per_second(call, starts, repeats)
     return rates
+
+
+def calendar(count: int, repeats: int) -> dict[str, float]:
+    """``single`` for the calendar rates: Monthly, NthWeekday, Cron."""
+    return single(count, repeats, calendar=True)
 
 
 def batch(count: int, length: int, repeats: int) -> dict[str, float]:

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from _common import (
+    CALENDAR_CASES,
     CASES,
     CREATED,
     INTERVAL_MINUTES,
@@ -42,11 +43,11 @@ def _aps3_trigger(zone: str, fields: dict[str, str]) -> Any:
     return CronTrigger(timezone=ZoneInfo(zone), **fields)
 
 
-def aps3_single(count: int, repeats: int) -> dict[str, float]:
+def aps3_single(count: int, repeats: int, calendar: bool = False) -> dict[str, float]:
     """``get_next_fire_time(None, start)``: the next fire at or after ``start``."""
     starts = random_starts(count)
     rates = {}
-    for label, _, zone, _, fields in CASES:
+    for label, _, zone, _, fields in CALENDAR_CASES if calendar else CASES:
         trigger = _aps3_trigger(zone, fields)
         local = [start.astimezone(trigger.timezone) for start in starts]
         rates[case_key(label, zone)] = calls_per_second(
@@ -74,13 +75,13 @@ def aps3_batch(count: int, length: int, repeats: int) -> dict[str, float]:
     return rates
 
 
-def croniter_single(count: int, repeats: int) -> dict[str, float]:
+def croniter_single(count: int, repeats: int, calendar: bool = False) -> dict[str, float]:
     """croniter's fast form: one iterator, moved to each start with ``set_current``."""
     from croniter import croniter
 
     starts = random_starts(count)
     rates = {}
-    for label, _, zone, cron, _ in CASES:
+    for label, _, zone, cron, _ in CALENDAR_CASES if calendar else CASES:
         tz = ZoneInfo(zone)
         local = [start.astimezone(tz) for start in starts]
         reused = croniter(cron, datetime(2000, 1, 1, tzinfo=tz))
@@ -110,13 +111,13 @@ def croniter_batch(count: int, length: int, repeats: int) -> dict[str, float]:
     return rates
 
 
-def cronsim_single(count: int, repeats: int) -> dict[str, float]:
+def cronsim_single(count: int, repeats: int, calendar: bool = False) -> dict[str, float]:
     """cronsim has no way to move an iterator: one ``CronSim(expr, start)`` per start."""
     from cronsim import CronSim
 
     starts = random_starts(count)
     rates = {}
-    for label, _, zone, cron, _ in CASES:
+    for label, _, zone, cron, _ in CALENDAR_CASES if calendar else CASES:
         tz = ZoneInfo(zone)
         local = [start.astimezone(tz) for start in starts]
         rates[case_key(label, zone)] = calls_per_second(
@@ -281,3 +282,16 @@ def aps3_burst(count: int) -> dict[str, float]:
         return burst_figures(count, elapsed, cpu, meter, collector)
 
     return asyncio.run(measure())
+
+
+def aps3_calendar(count: int, repeats: int) -> dict[str, float]:
+    """``aps3_single`` for the calendar rates (CronTrigger with day='last', '2nd tue')."""
+    return aps3_single(count, repeats, calendar=True)
+
+
+def croniter_calendar(count: int, repeats: int) -> dict[str, float]:
+    return croniter_single(count, repeats, calendar=True)
+
+
+def cronsim_calendar(count: int, repeats: int) -> dict[str, float]:
+    return cronsim_single(count, repeats, calendar=True)

@@ -22,6 +22,12 @@ SIDES = {
 }
 WALL_CASES = ("Daily(9, 0) UTC", "Daily(9, 0) Europe/Berlin", "Weekdays(17, 0) Europe/Berlin")
 INTERVAL_CASES = ("Minutes(5) UTC",)
+CALENDAR_CASES = (
+    "Monthly(-1, 18, 0) Europe/Berlin",
+    "NthWeekday(2, 1, 9, 0) Europe/Berlin",
+    "Cron(0 9 ? * 3#2 *) Europe/Berlin",
+    "Cron(*/15 9-17 * * 1-5) Europe/Berlin",
+)
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,6 +101,22 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     (case,),
                     peers,
                     vs_aps3(benchmark, (case,), factor, True),
+                )
+            )
+    for case in CALENDAR_CASES:
+        # Issue 25: at least 4x both APScheduler 3's CronTrigger and croniter.
+        for peer, label, peers in (
+            ("aps3", f"next fire after an instant: {case}", ("aps3", "croniter", "cronsim")),
+            ("croniter", "  the same, against croniter", ("croniter",)),
+        ):
+            table.append(
+                Row(
+                    label,
+                    "calls/s",
+                    "next_fire_calendar",
+                    (case,),
+                    peers,
+                    Target(True, 4.0, ("next_fire_calendar", peer, (case,))),
                 )
             )
     table += [

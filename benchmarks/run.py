@@ -131,6 +131,17 @@ BENCHMARKS: list[Benchmark] = [
         rounds=NEXT_FIRE_ROUNDS,
     ),
     Benchmark(
+        "next_fire_calendar",
+        {
+            "ours": ("bench_fire_times", "calendar"),
+            "aps3": ("peers_aps3", "aps3_calendar"),
+            "croniter": ("peers_aps3", "croniter_calendar"),
+            "cronsim": ("peers_aps3", "cronsim_calendar"),
+        },
+        _path(lambda s: {"count": s["starts"], "repeats": PASSES}),
+        rounds=NEXT_FIRE_ROUNDS,
+    ),
+    Benchmark(
         "next_fire_batch",
         {
             "ours": ("bench_fire_times", "batch"),

@@ -77,28 +77,75 @@ def add_schedules_command(commands: Any) -> None:
     listing.add_argument("--after", help="start after this name (a previous next_token)")
     show = action("show", "show one schedule and its next fires")
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
-    create = action("create", "create a schedule (see --if-exists for a taken name)")
-    create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
-    payload = create.add_mutually_exclusive_group(required=True)
-    payload.add_argument("--payload", help="what each fire delivers (1 byte to 256 KiB of UTF-8)")
-    payload.add_argument(
-        "--payload-file",
-        metavar="PATH",
-        help="read the payload from this file, as it is (a final newline included); "
-        "'-' reads standard input",
+    for verb, help_text in (
+        ("create", "create a schedule (see --if-exists for a taken name)"),
+        (
+            "update",
+            "change a stored schedule in place, keeping its interval's anchor, pause and history",
+        ),
+    ):
+        create = action(verb, help_text)
+        create.add_argument(
+            "rate",
+            help="a rate such as 'Daily(9, 0)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)'",
+        )
+        payload = create.add_mutually_exclusive_group(required=True)
+        payload.add_argument(
+            "--payload", help="what each fire delivers (1 byte to 256 KiB of UTF-8)"
+        )
+        payload.add_argument(
+            "--payload-file",
+            metavar="PATH",
+            help="read the payload from this file, as it is (a final newline included); "
+            "'-' reads standard input",
+        )
+        create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
+        create.add_argument(
+            "--dst",
+            help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
+            "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
+        )
+        for flag, which in (("--not-before", "first"), ("--not-after", "last")):
+            create.add_argument(
+                flag, help=f"the {which} instant it may fire at, ISO 8601 with an offset (included)"
+            )
+        create.add_argument(
+            "--jitter", help="deliver each fire within this many minutes after it (1-1440)"
+        )
+        create.add_argument(
+            "--max-fires", help="complete after this many fires from creation (1-100,000)"
+        )
+        create.add_argument(
+            "--misfire",
+            help="this schedule's misfire policy on the embedded engine: latest, all or skip "
+            "(default: the engine's, reventless run --misfire)",
+        )
+        if verb == "update":
+            continue
+        create.add_argument(
+            "--if-exists",
+            default="replace",
+            help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
+        )
+        create.add_argument(
+            "--new-scheduler",
+            action="store_true",
+            help="create the scheduler namespace (and the store file) when it does not exist yet",
+        )
+    importing = action(
+        "import",
+        "create the schedules of a crontab or of `schedules list --json` output, all or none",
+        needs_name=False,
     )
-    create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
-    create.add_argument(
-        "--dst",
-        help="what a wall time does when the clocks change, e.g. gap=shift,overlap=both "
-        "(gap: skip|shift, overlap: first|last|both; default gap=skip,overlap=first)",
+    importing.add_argument("file", help="a crontab, or the JSON of `schedules list --json`")
+    importing.add_argument("--timezone", default="UTC", help="the crontab's zone (default UTC)")
+    importing.add_argument(
+        "--dry-run", action="store_true", help="show what would be created and its next fires"
     )
-    create.add_argument(
-        "--if-exists",
-        default="replace",
-        help="when the name is taken: replace (default), keep it as it is, or error (exit 1)",
+    importing.add_argument(
+        "--if-exists", default="replace", help="replace (default), keep or error, as for create"
     )
-    create.add_argument(
+    importing.add_argument(
         "--new-scheduler",
         action="store_true",
         help="create the scheduler namespace (and the store file) when it does not exist yet",
@@ -169,10 +216,12 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
     from reventless.scheduler import SchedulerOperations
 
+    if args.action == "import" and args.dry_run:
+        return await _import_dry_run(args, out)  # reads no store and writes nothing
     _need_store(args)
-    if args.action == "create":  # read and checked before the store is opened (or made)
+    if args.action in ("create", "update"):  # read and checked before the store is opened
         args.schedule = _schedule(args, _payload(args))
-        if args.if_exists not in ("replace", "keep", "error"):
+        if args.action == "create" and args.if_exists not in ("replace", "keep", "error"):
             raise ValidationError("--if-exists", args.if_exists, "replace, keep or error")
     if args.action == "prune":
         return await _prune(args, out)
@@ -182,7 +231,7 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
         scheduler = _resolve(args, status)
         check: PayloadCheck | None = None
         notes: list[str] = []
-        if args.action == "create":
+        if args.action in ("create", "update", "import"):
             check, notes = _payload_check(status.scheduler(scheduler), scheduler)
         ops = SchedulerOperations(scheduler, publisher, local.clock, check)
         target = "target" if check is None else check.target
@@ -253,7 +302,7 @@ def _option_name(flag: str, text: str) -> str:
 def _resolve(args: argparse.Namespace, status: StoreStatus) -> str:
     """The scheduler the action works on: the one named, else the store's only one."""
     known = [info.name for info in status.schedulers]
-    creating = args.action == "create"
+    creating = args.action in ("create", "import")
     if args.scheduler is not None:
         _option_name("--scheduler", args.scheduler)
         if args.scheduler in known or (creating and args.new_scheduler):
@@ -422,6 +471,16 @@ async def _show(call: _Call) -> int:
     write(f"timezone:   {schedule.timezone}\n")
     if not schedule.dst.is_default:
         write(f"dst:        {dst_text(schedule.dst)}\n")
+    if schedule.misfire is not None:
+        write(f"misfire:    {schedule.misfire}\n")
+    if schedule.not_before is not None or schedule.not_after is not None:
+        low = "-" if schedule.not_before is None else utc(schedule.not_before)
+        high = "-" if schedule.not_after is None else utc(schedule.not_after)
+        write(f"window:     {low} to {high} (UTC, both included)\n")
+    if schedule.max_fires is not None:
+        write(f"max fires:  {schedule.max_fires} (from its creation)\n")
+    if schedule.jitter_minutes is not None:
+        write(f"jitter:     up to {schedule.jitter_minutes} minutes after each fire\n")
     write(f"state:      {text}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
@@ -444,6 +503,15 @@ def _schedule(args: argparse.Namespace, payload: str) -> Schedule:
             payload=payload,
             timezone=args.timezone,
             dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
+            misfire=args.misfire,
+            not_before=None
+            if args.not_before is None
+            else instant("--not-before", args.not_before),
+            not_after=None if args.not_after is None else instant("--not-after", args.not_after),
+            jitter_minutes=None if args.jitter is None else whole("--jitter", args.jitter, 1, 1440),
+            max_fires=None
+            if args.max_fires is None
+            else whole("--max-fires", args.max_fires, 1, 100_000),
         )
     except ValidationError as exc:
         # The API calls these fields payload and timezone.
@@ -460,7 +528,10 @@ async def _create(call: _Call) -> int:
     schedule: Schedule = args.schedule
     payload_flag = "--payload" if args.payload_file is None else "--payload-file"
     try:
-        outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
+        if args.action == "update":
+            outcome = await call.ops.update_schedule(schedule)
+        else:
+            outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
     except ScheduleExistsError as exc:
         raise ScheduleExistsError(
             exc.names,
@@ -496,6 +567,73 @@ async def _create(call: _Call) -> int:
     for note in call.notes:
         print(f"reventless: note: {note}", file=sys.stderr)
     return say(call.out, f"{outcome}")
+
+
+async def _import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] | None:
+    """The schedules of the file, or None after listing what was refused."""
+    import sys
+
+    import anyio
+
+    from reventless._cli_import import read_import
+
+    try:
+        text = await anyio.Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("FILE", args.file, "a readable UTF-8 file") from exc
+    progress = _progress if sys.stderr.isatty() else None
+    plan = read_import(text, timezone=args.timezone, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\r\033[K")
+    for note in plan.notes:
+        out.write(f"note: {note}\n")
+    if not plan.refused:
+        return plan.schedules
+    for refused in plan.refused:
+        out.write(f"line {refused.line}: {refused.text}\n  refused: {refused.reason}\n")
+    out.write(f"{len(plan.refused)} refused; nothing was imported\n")
+    return None
+
+
+async def _import_dry_run(args: argparse.Namespace, out: TextIO) -> int:
+    from reventless.clock import SystemClock
+    from reventless.fire_times import fire_times
+
+    schedules = await _import_plan(args, out)
+    if schedules is None:
+        return 1
+    now = SystemClock().now()
+    rows: list[tuple[str, ...]] = []
+    for schedule in schedules:
+        fires = fire_times(schedule, created_at=now)
+        upcoming = ", ".join(utc(fire) for _, fire in zip(range(3), fires, strict=False))
+        rows.append((schedule.name, rate_text(schedule.rate), schedule.timezone, upcoming))
+    table(out, ("name", "rate", "timezone", "next fires (UTC)"), rows)
+    return say(out, f"{len(schedules)} schedules would be imported (dry run; nothing was written)")
+
+
+async def _import(call: _Call) -> int:
+    args = call.args
+    schedules = await _import_plan(args, call.out)
+    if schedules is None:
+        return 1
+    if not schedules:
+        return say(call.out, "no schedules in the file; nothing was imported")
+    outcomes = await call.ops.create_schedules(schedules, if_exists=args.if_exists)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return say(call.out, f"imported {len(outcomes)} schedules: {summary}")
+
+
+def _progress(done: int, total: int) -> None:
+    import sys
+
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\rreading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} lines")
+    sys.stderr.flush()
 
 
 async def _delete(call: _Call) -> int:
@@ -635,6 +773,8 @@ def _delivery_note(call: _Call) -> str:
 
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "list": _list,
+    "import": _import,
+    "update": _create,
     "show": _show,
     "create": _create,
     "delete": _delete,

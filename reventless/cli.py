@@ -87,7 +87,11 @@ def _build_parser() -> argparse.ArgumentParser:
             '\'{"name": "r", "rate": {"kind": "daily", "hour": 9, "minute": 0}, "payload": "x"}\'.'
         ),
     )
-    show.add_argument("schedule", metavar="SCHEDULE", help="a rate like 'Daily(9, 0)' or JSON")
+    show.add_argument(
+        "schedule",
+        metavar="SCHEDULE",
+        help="a rate like 'Daily(9, 0)', 'NthWeekday(2, 1, 9, 0)', 'Cron(0 9 L * ? *)', or JSON",
+    )
     show.add_argument("--timezone", help="IANA zone for a rate (default UTC)")
     show.add_argument(
         "--dst",
@@ -331,13 +335,13 @@ def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
     try:
         fields = aws_schedule_fields(schedule, created_at=after)
     except ValidationError as exc:
-        if exc.field != "dst":
+        if exc.field not in ("dst", "rate.expression", "misfire"):
             raise
-        return {"refused": str(exc)}
+        return {"refused": str(exc), "refusedField": exc.field}
     aws: dict[str, Any] = {
         "ScheduleExpression": fields.expression,
         "ScheduleExpressionTimezone": fields.timezone,
-        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "FlexibleTimeWindow": fields.flexible_time_window,
         "ActionAfterCompletion": fields.action_after_completion,
     }
     if fields.start_date is not None:
@@ -412,11 +416,14 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
         write("  ".join(cells).rstrip() + "\n")
     if not rows:
         write("(no fires after this instant)\n")
-    if "refused" in aws:
+    if aws.get("refusedField") == "dst":
         write(
             f"\nEventBridge Scheduler: not available with dst {dst_text(schedule.dst)} (it has "
             "only gap=skip,overlap=first); the embedded engine keeps this policy\n"
         )
+        return 0
+    if "refused" in aws:
+        write(f"\nEventBridge Scheduler: not available: {aws['refused']}\n")
         return 0
     write("\nEventBridge Scheduler:\n")
     for key, value in aws.items():

@@ -4,7 +4,8 @@
 
     ReventlessError
     ├── ValidationError           (also ValueError)      bad input; nothing was written
-    │   └── ArgumentError         (also TypeError)       a constructor called with wrong arguments
+    │   ├── ArgumentError         (also TypeError)       a constructor called with wrong arguments
+    │   └── CronSyntaxError                              a cron expression that does not parse
     ├── ScheduleNotFoundError     (also LookupError)     no schedule by that name
     ├── ScheduleExistsError                              create with if_exists="error" found one
     ├── ConflictError                                    a concurrent change won the race
@@ -29,6 +30,7 @@ __all__ = (
     "BackendUnavailableError",
     "ConflictError",
     "CorruptDataError",
+    "CronSyntaxError",
     "DeliveryRefusedError",
     "ForeignScheduleError",
     "PermissionDeniedError",
@@ -68,6 +70,20 @@ class ArgumentError(ValidationError, TypeError):
     'minute'; expected Daily(hour, minute), e.g. Daily(9, 0)``. It is a TypeError too, which is
     what such a call raised before it was named.
     """
+
+
+class CronSyntaxError(ValidationError):
+    """A cron expression was refused. ``field`` is ``"rate.expression"``; ``cron_field`` names the
+    cron field at fault (``"day-of-week"``), ``item`` the part of it refused, and the message says
+    what that field allows."""
+
+    def __init__(
+        self, expression: Any, cron_field: str, item: Any, allowed: str, *, message: str
+    ) -> None:
+        self.expression = expression
+        self.cron_field = cron_field
+        self.item = item
+        super().__init__("rate.expression", expression, allowed, message=message)
 
 
 class ScheduleNotFoundError(ReventlessError, LookupError):

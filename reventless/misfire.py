@@ -4,7 +4,7 @@ Pure and synchronous, like ``fire_times``. An engine that was down or stalled fi
 next fire lies in the past; ``plan_misfire`` says which of the missed instants to deliver now, which
 to record as missed, which expired (older than the grace window), and where the schedule stands
 afterwards. The cost does not grow with the number of missed instants for intervals (arithmetic) and
-grows with the number of missed *days* for wall-clock rates (at most two fires a day), so a long
+grows with the number of missed *days* for wall-clock and calendar rates, so a long
 downtime is planned in one short step; ``MisfirePolicy.ALL`` hands out at most ``limit`` deliveries
 per plan and says where to continue.
 """
@@ -18,12 +18,15 @@ from typing import NamedTuple
 from reventless._zones import load_zone
 from reventless.fire_times import (
     as_utc,
+    calendar_fire_at_or_before,
     ceil_minute,
+    count_calendar_fires,
+    last_fire,
     next_fire_after,
     single_fires,
     wall_fires_on,
 )
-from reventless.schedule import IntervalRate, Schedule, Single, WallClockRate
+from reventless.schedule import CalendarRate, IntervalRate, Schedule, Single, WallClockRate
 
 __all__ = ("FireRange", "MisfirePlan", "MisfirePolicy", "plan_misfire")
 
@@ -142,6 +145,11 @@ def _range(
     schedule: Schedule, low: datetime, high: datetime, created: datetime
 ) -> FireRange | None:
     """The fire instants in ``[low, high]`` as a range, or None when there are none."""
+    if schedule.not_before is not None and low < schedule.not_before:
+        low = schedule.not_before
+    end = last_fire(schedule, created)
+    if end is not None and high > end:
+        high = end
     if high < low:
         return None
     first = _at_or_after(schedule, low, created)
@@ -159,6 +167,18 @@ def _at_or_after(schedule: Schedule, instant: datetime, created: datetime) -> da
 
 
 def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
+    end = last_fire(schedule, created)
+    if end is not None and instant > end:
+        instant = end
+    fire = _unbounded_at_or_before(schedule, instant, created)
+    if fire is None or (schedule.not_before is not None and fire < schedule.not_before):
+        return None
+    return fire
+
+
+def _unbounded_at_or_before(
+    schedule: Schedule, instant: datetime, created: datetime
+) -> datetime | None:
     rate = schedule.rate
     if isinstance(rate, Single):
         return max((fire for fire in single_fires(schedule) if fire <= instant), default=None)
@@ -168,6 +188,8 @@ def _at_or_before(schedule: Schedule, instant: datetime, created: datetime) -> d
         if instant < anchor + step:
             return None
         return anchor + ((instant - anchor) // step) * step
+    if isinstance(rate, CalendarRate):
+        return calendar_fire_at_or_before(schedule, rate, instant)
     assert isinstance(rate, WallClockRate)
     return _wall_at_or_before(schedule, rate, instant)
 
@@ -205,6 +227,8 @@ def _count(schedule: Schedule, first: datetime, last: datetime, created: datetim
         return (last - first) // timedelta(minutes=rate.minutes) + 1
     if isinstance(rate, Single):
         return sum(1 for fire in single_fires(schedule) if first <= fire <= last)
+    if isinstance(rate, CalendarRate):
+        return count_calendar_fires(schedule, rate, first, last)
     assert isinstance(rate, WallClockRate)
     zone = load_zone(schedule.timezone)
     day, end = first.astimezone(zone).date(), last.astimezone(zone).date()

@@ -1,11 +1,13 @@
-"""Schedules and their seven rate variants: frozen value objects that validate themselves.
+"""Schedules and their rate variants: frozen value objects that validate themselves.
 
 Every variant takes the original framework's positional arguments (``Daily(9, 0)``,
 ``Single(2024, 12, 25, 14, 30)``) and checks its ranges on construction and on decoding, so an
 invalid schedule never exists. A call with missing, extra or unknown arguments raises
 ``ArgumentError`` (a ValidationError and a TypeError) naming the class and its call form. JSON
 carries a stable ``"kind"`` tag per variant; the tags are part of the storage format and never
-change.
+change. Beside the seven rates of the original framework there are three calendar rates:
+``Monthly`` (a day of the month, or the last), ``NthWeekday`` (the first to fifth, or last, given
+weekday of the month) and ``Cron`` (EventBridge's six-field cron, or Unix's five fields).
 
 A one-off reminder at an aware datetime is one line: ``Schedule.once("remind-42", at=when,
 payload=...)``; ``Single.at(when)`` gives just the rate.
@@ -18,20 +20,25 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import msgspec.structs
 
+from reventless._cron import compile_cron, spec_month_days
 from reventless._suggest import did_you_mean
 from reventless._zones import fixed_offset_key, load_zone, resolve_wall_time, zone_key
 from reventless.errors import ArgumentError, ReventlessError, ValidationError
 from reventless.errors import _show as _show_refused
 
 __all__ = (
+    "LAST",
     "MAX_INTERVAL_MINUTES",
     "MAX_PAYLOAD_BYTES",
+    "CalendarRate",
+    "Cron",
     "Daily",
     "Days",
     "DstGap",
@@ -40,6 +47,8 @@ __all__ = (
     "Hours",
     "IntervalRate",
     "Minutes",
+    "Monthly",
+    "NthWeekday",
     "Rate",
     "Schedule",
     "Single",
@@ -52,6 +61,8 @@ __all__ = (
 )
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_JITTER_MINUTES = 1440  # EventBridge's MaximumWindowInMinutes
+MAX_FIRES = 100_000
 MAX_INTERVAL_MINUTES = 3650 * 24 * 60
 _NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
@@ -71,6 +82,9 @@ _EXAMPLES = {
     "Daily": "Daily(9, 0)",
     "Weekdays": "Weekdays(17, 0)",
     "WeekdaysAndSaturday": "WeekdaysAndSaturday(8, 30)",
+    "Monthly": "Monthly(-1, 18, 0)",
+    "NthWeekday": "NthWeekday(2, 1, 9, 0)",
+    "Cron": "Cron('0 9 ? * MON-FRI *')",
     "Schedule": "Schedule(name='daily-report', rate=Daily(9, 0), payload='...')",
     "DstPolicy": "DstPolicy(gap='shift', overlap='both')",
 }
@@ -258,6 +272,182 @@ class WeekdaysAndSaturday(WallClockRate, frozen=True, tag="weekdays_and_saturday
     weekdays: ClassVar[frozenset[int]] = frozenset(range(6))
 
 
+LAST = -1
+"""``Monthly(LAST, ...)`` fires on the last day of the month, ``NthWeekday(LAST, ...)`` on the
+last such weekday."""
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class CalendarRate(_RateBase, frozen=True):
+    """The base of the calendar rates (Monthly, NthWeekday, Cron): wall times in the schedule's
+    zone on the local dates that ``month_days`` picks, under the DST policy like ``Daily``."""
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        """The days of ``month`` in ``year`` on which the rate fires, in order (none: skipped)."""
+        raise NotImplementedError
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        """The (hour, minute) wall times of a day on which the rate fires, in order."""
+        raise NotImplementedError
+
+    @property
+    def year_range(self) -> tuple[int, int] | None:
+        """The first and last year in which the rate can fire; None: no limit."""
+        return None
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        """The wall times as minutes of the day (hour * 60 + minute), in order."""
+        return tuple(hour * 60 + minute for hour, minute in self.wall_times)
+
+
+class Monthly(CalendarRate, frozen=True, tag="monthly"):
+    """Fire on day ``day`` of every month (1-31, or ``LAST`` = -1 for the last day) at this wall
+    time. A month without that day (31 in April, 30 in February) is skipped, as EventBridge's
+    cron skips it; use ``LAST`` for the end of every month."""
+
+    day: int
+    hour: int
+    minute: int
+
+    def __post_init__(self) -> None:
+        if type(self.day) is not int or not (1 <= self.day <= 31 or self.day == LAST):
+            raise ValidationError(
+                "rate.day", self.day, "a day of the month from 1 to 31, or -1 (LAST) for the last"
+            )
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        day = self.day
+        if 1 <= day <= 28:
+            return (day,)  # every month has it
+        length = _month_length(year, month)
+        if day == LAST:
+            return (length,)
+        return (day,) if day <= length else ()
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return ((self.hour, self.minute),)
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return (self.hour * 60 + self.minute,)
+
+
+class NthWeekday(CalendarRate, frozen=True, tag="nth_weekday"):
+    """Fire on the ``nth`` (1-5, or ``LAST`` = -1) ``weekday`` (Monday = 0 ... Sunday = 6, as
+    Python's ``calendar`` numbers them) of every month at this wall time: ``NthWeekday(2, 1, 9,
+    0)`` is the second Tuesday at 09:00. A month without a fifth such weekday is skipped."""
+
+    nth: int
+    weekday: int
+    hour: int
+    minute: int
+
+    def __post_init__(self) -> None:
+        if type(self.nth) is not int or not (1 <= self.nth <= 5 or self.nth == LAST):
+            raise ValidationError("rate.nth", self.nth, "1 to 5, or -1 (LAST) for the last")
+        if type(self.weekday) is not int or not 0 <= self.weekday <= 6:
+            raise ValidationError(
+                "rate.weekday", self.weekday, "a weekday from 0 (Monday) to 6 (Sunday)"
+            )
+        _check_int("rate.hour", self.hour, 0, 23)
+        _check_int("rate.minute", self.minute, 0, 59)
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        first = 1 + (self.weekday - _weekday(year, month, 1)) % 7
+        if self.nth == LAST:
+            length = _month_length(year, month)
+            return (first + 7 * ((length - first) // 7),)
+        day = first + 7 * (self.nth - 1)
+        return (day,) if day <= 28 or day <= _month_length(year, month) else ()
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return ((self.hour, self.minute),)
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return (self.hour * 60 + self.minute,)
+
+
+class Cron(CalendarRate, frozen=True, tag="cron"):
+    """Fire at the minutes a cron expression picks, read as wall times in the schedule's zone.
+
+    Six fields are EventBridge's dialect, ``'minutes hours day-of-month month day-of-week
+    year'`` (``Cron('0 9 ? * MON-FRI *')``, ``Cron('0 18 L * ? *')``, ``Cron('0 9 ? * 3#2 *')``);
+    five are Unix's, ``'minute hour day-of-month month day-of-week'`` (``Cron('*/15 9-17 * *
+    1-5')``), with Unix's rule that when both day fields are restricted a day matching either
+    fires. ``reventless._cron`` has the whole grammar. The text is kept with single spaces
+    between the fields.
+    """
+
+    expression: str
+
+    def __post_init__(self) -> None:
+        compile_cron(self.expression)  # raises CronSyntaxError naming the field
+        normal = " ".join(self.expression.split())
+        if normal != self.expression:
+            msgspec.structs.force_setattr(self, "expression", normal)
+
+    @property
+    def five_fields(self) -> bool:
+        """Whether this is a Unix (five-field) expression."""
+        return compile_cron(self.expression).unix
+
+    def month_days(self, year: int, month: int) -> tuple[int, ...]:
+        return _cron_month_days(self.expression, year, month)
+
+    @property
+    def wall_times(self) -> tuple[tuple[int, int], ...]:
+        return _cron_times(self.expression)
+
+    @property
+    def year_range(self) -> tuple[int, int] | None:
+        return compile_cron(self.expression).years
+
+    @property
+    def day_minutes(self) -> tuple[int, ...]:
+        return _cron_minutes(self.expression)
+
+
+@lru_cache(maxsize=1024)
+def _cron_times(expression: str) -> tuple[tuple[int, int], ...]:
+    spec = compile_cron(expression)
+    return tuple((hour, minute) for hour in spec.hours for minute in spec.minutes)
+
+
+@lru_cache(maxsize=1024)
+def _cron_minutes(expression: str) -> tuple[int, ...]:
+    return tuple(hour * 60 + minute for hour, minute in _cron_times(expression))
+
+
+_MONTH_LENGTHS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2 and calendar.isleap(year):
+        return 29
+    return _MONTH_LENGTHS[month]
+
+
+def _weekday(year: int, month: int, day: int) -> int:
+    return date(year, month, day).weekday()
+
+
+@lru_cache(maxsize=16384)
+def _cron_month_days(expression: str, year: int, month: int) -> tuple[int, ...]:
+    return spec_month_days(compile_cron(expression), year, month)
+
+
+def weekday_name(weekday: int) -> str:
+    """``'Tuesday'`` for 1 (Monday = 0)."""
+    return _WEEKDAY_NAMES[weekday]
+
+
 def _aware_minute(moment: object, field: str) -> datetime:
     """``moment`` in UTC, refused unless it is an aware datetime on a whole UTC minute."""
     if not isinstance(moment, datetime):
@@ -320,7 +510,18 @@ def _single_at(moment: object, key: str, field: str) -> Single | None:
     return single if resolved == instant else None
 
 
-Rate: TypeAlias = Single | Minutes | Hours | Days | Daily | Weekdays | WeekdaysAndSaturday
+Rate: TypeAlias = (
+    Single
+    | Minutes
+    | Hours
+    | Days
+    | Daily
+    | Weekdays
+    | WeekdaysAndSaturday
+    | Monthly
+    | NthWeekday
+    | Cron
+)
 RATE_TYPES: tuple[type[Rate], ...] = (
     Single,
     Minutes,
@@ -329,9 +530,14 @@ RATE_TYPES: tuple[type[Rate], ...] = (
     Daily,
     Weekdays,
     WeekdaysAndSaturday,
+    Monthly,
+    NthWeekday,
+    Cron,
 )
 _RATE_BY_NAME: dict[str, type[Rate]] = {cls.__name__: cls for cls in RATE_TYPES}
 
+MisfireChoice: TypeAlias = Literal["latest", "all", "skip"]
+_MISFIRE_CHOICES = ("latest", "all", "skip")
 DstGap: TypeAlias = Literal["skip", "shift"]
 DstOverlap: TypeAlias = Literal["first", "last", "both"]
 _GAPS: tuple[DstGap, ...] = ("skip", "shift")
@@ -423,7 +629,8 @@ class Schedule(
     """A named schedule: when to fire (``rate``), what to deliver (``payload``), in which zone.
 
     - ``name``: 1-64 characters of ``[0-9A-Za-z._-]``, unique within one scheduler.
-    - ``rate``: one of the seven rate variants.
+    - ``rate``: one of the rate variants (the seven of the original framework, Monthly,
+      NthWeekday, Cron).
     - ``payload``: 1 byte to 256 KiB of UTF-8, opaque to the scheduler.
     - ``timezone``: an IANA zone name; wall-clock variants and Single are read in it. A
       ``zoneinfo.ZoneInfo`` is accepted and stored as its key; a fixed offset of whole hours
@@ -432,6 +639,26 @@ class Schedule(
     - ``dst``: a ``DstPolicy``, what a wall-clock rate or Single does in a DST gap or overlap;
       default skip/first (EventBridge Scheduler's rule). Left out of the JSON when default.
       Refused for intervals, whose fires the clocks never move.
+    - ``misfire``: ``"latest"``, ``"all"`` or ``"skip"``, what the embedded engine does with
+      this schedule's fires that it missed (down or stalled), overriding the engine's
+      ``misfire_policy``; None (default, left out of the JSON): the engine's. The AWS provider
+      refuses it: EventBridge Scheduler keeps no such policy.
+    - ``not_before`` / ``not_after``: aware datetimes (kept in UTC) bounding the fires,
+      inclusively: a fire exactly at a bound happens. An interval keeps its grid from its
+      creation; the window only leaves out the fires outside it. After its last fire a schedule
+      with ``not_after`` completes and is removed, like a Single. None (default, left out of the
+      JSON): no bound. A Single takes none (it fires once, at its own instant).
+    - ``jitter_minutes``: 1 to 1440, a window after each fire's instant in which it is
+      delivered, to spread many schedules of one instant (EventBridge's flexible time window).
+      On the embedded engine the delay of a fire is derived from its fire id
+      (``fire_times.jitter_of``), so a restart or another engine delivers it at the same moment;
+      the fire id and ``scheduledTime`` stay the nominal instant. None (default, left out of the
+      JSON): on time.
+    - ``max_fires``: 1 to 100,000, the number of fire instants after which the schedule
+      completes and is removed: its first ``max_fires`` fire instants from its creation (inside
+      its window), each counted whether delivered or recorded missed, so the count is the same
+      on every engine and after any downtime. An update in place keeps counting from the
+      creation; a replace starts again. The embedded engine only (the AWS provider refuses it).
 
     A Single whose wall time does not exist in the zone (a DST gap) is refused unless
     ``dst.gap`` is ``"shift"``.
@@ -442,6 +669,15 @@ class Schedule(
     payload: str
     timezone: str = "UTC"
     dst: DstPolicy = DEFAULT_DST
+    if TYPE_CHECKING:
+        misfire: MisfireChoice | None = None
+    else:
+        # Checked in __post_init__, which names the field and the choices (also when decoding).
+        misfire: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    jitter_minutes: int | None = None
+    max_fires: int | None = None
 
     if TYPE_CHECKING:
         # What the constructor accepts; ``timezone`` is a str once constructed.
@@ -453,6 +689,11 @@ class Schedule(
             payload: str,
             timezone: str | tzinfo = "UTC",
             dst: DstPolicy = DEFAULT_DST,
+            misfire: MisfireChoice | None = None,
+            not_before: datetime | None = None,
+            not_after: datetime | None = None,
+            jitter_minutes: int | None = None,
+            max_fires: int | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -466,6 +707,26 @@ class Schedule(
             msgspec.structs.force_setattr(self, "timezone", zone_key(self.timezone))
         zone = load_zone(self.timezone)
         self._check_dst()
+        if self.misfire is not None and (
+            not isinstance(self.misfire, str) or self.misfire not in _MISFIRE_CHOICES
+        ):
+            raise ValidationError("misfire", self.misfire, "'latest', 'all' or 'skip', or None")
+        if self.not_before is not None or self.not_after is not None:
+            self._check_window()
+        if self.jitter_minutes is not None:
+            _check_int("jitter_minutes", self.jitter_minutes, 1, MAX_JITTER_MINUTES)
+        if self.max_fires is not None:
+            _check_int("max_fires", self.max_fires, 1, MAX_FIRES)
+            if isinstance(self.rate, Single):
+                raise ValidationError(
+                    "max_fires",
+                    self.max_fires,
+                    "None for a Single",
+                    message=(
+                        f"max_fires does not apply to {rate_text(self.rate)}: a Single fires "
+                        "once; leave max_fires out"
+                    ),
+                )
         rate = self.rate
         if isinstance(rate, Single) and self.dst.gap == "skip":
             instant, _ = resolve_wall_time(
@@ -495,7 +756,49 @@ class Schedule(
                 message=(
                     f"dst {dst_text(dst)} does not apply to {rate_text(self.rate)}: an interval "
                     "fires at fixed durations, which DST never moves; leave dst out. A policy "
-                    "applies to wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday) and Single"
+                    "applies to wall-clock rates (Daily, Weekdays, WeekdaysAndSaturday), calendar "
+                    "rates (Monthly, NthWeekday, Cron) and Single"
+                ),
+            )
+
+    def _check_window(self) -> None:
+        for field in ("not_before", "not_after"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                raise ValidationError(
+                    field,
+                    value,
+                    "an aware datetime (e.g. datetime(2027, 1, 1, tzinfo=timezone.utc)) or None",
+                )
+            if value.tzinfo is not UTC:
+                try:
+                    msgspec.structs.force_setattr(self, field, value.astimezone(UTC))
+                except OverflowError as exc:
+                    raise ValidationError(
+                        field, value, "an instant within years 1-9999 UTC"
+                    ) from exc
+        lo, hi = self.not_before, self.not_after
+        if isinstance(self.rate, Single):
+            field = "not_before" if lo is not None else "not_after"
+            raise ValidationError(
+                field,
+                getattr(self, field),
+                "None for a Single",
+                message=(
+                    f"{field} does not apply to {rate_text(self.rate)}: a Single fires once, at "
+                    "its own instant; leave the window out"
+                ),
+            )
+        if lo is not None and hi is not None and hi < lo:
+            raise ValidationError(
+                "not_after",
+                hi,
+                f"an instant not before not_before ({lo.isoformat()})",
+                message=(
+                    f"not_after {hi.isoformat()} is before not_before {lo.isoformat()}; "
+                    "the window would hold no fire"
                 ),
             )
 
@@ -530,10 +833,26 @@ class Schedule(
         """Encode as JSON; ``Schedule.from_json`` reads it back equal. The default ``dst`` is
         left out, so such a schedule has the JSON it had before the field existed."""
         raw = _ENCODER.encode(self)
-        if self.dst == DEFAULT_DST:
-            # dst is the last field, so its encoding is the end of the document.
-            return raw[: -len(_DEFAULT_DST_JSON)] + b"}"
-        return raw
+        defaults = [
+            encoded
+            for encoded, is_default in (
+                (_DEFAULT_DST_JSON, self.dst == DEFAULT_DST),
+                (b',"misfire":null', self.misfire is None),
+                (b',"not_before":null', self.not_before is None),
+                (b',"not_after":null', self.not_after is None),
+                (b',"jitter_minutes":null', self.jitter_minutes is None),
+                (b',"max_fires":null', self.max_fires is None),
+            )
+            if is_default
+        ]
+        if not defaults:
+            return raw
+        # These fields end the document, so their encodings lie in its last bytes; and none can
+        # occur inside a string, where every quote is escaped.
+        tail = raw[-_TAIL:]
+        for encoded in defaults:
+            tail = tail.replace(encoded, b"", 1)
+        return raw[:-_TAIL] + tail if len(raw) > _TAIL else tail
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Schedule:
@@ -672,14 +991,17 @@ def rate_text(rate: Rate) -> str:
 _RATE_CALL = re.compile(r"\s*+([A-Za-z]++)\s*+\(([^()]*+)\)\s*+", re.ASCII)
 _RATE_ARG = re.compile(r"\s*+([+-]?[0-9]{1,12})\s*+", re.ASCII)
 _RATE_ALLOWED = (
-    "a rate such as 'Daily(9, 0)', 'Minutes(5)' or 'Single(2030, 12, 25, 14, 30)': a kind ("
+    "a rate such as 'Daily(9, 0)', 'Minutes(5)', 'Monthly(-1, 18, 0)' or 'Cron(0 9 ? * MON-FRI *)':"
+    " a kind ("
     + ", ".join(_RATE_BY_NAME)
-    + ") and its whole numbers (ASCII digits, at most 12 each) separated by commas"
+    + ") and its whole numbers (ASCII digits, at most 12 each) separated by commas, or for Cron "
+    "the expression"
 )
 
 
 def parse_rate(text: str) -> Rate:
-    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``.
+    """Parse a rate written as its constructor call: ``'Daily(9, 0)'``, ``'Minutes(5)'``,
+    ``'Cron(0 9 ? * MON-FRI *)'`` (the expression may be quoted).
 
     The grammar is strict and parsed in linear time; anything else raises ValidationError.
     """
@@ -687,6 +1009,11 @@ def parse_rate(text: str) -> Rate:
     if match is None or match.group(1) not in _RATE_BY_NAME:
         raise ValidationError("rate", text, _RATE_ALLOWED)
     cls = _RATE_BY_NAME[match.group(1)]
+    if cls is Cron:
+        inner = match.group(2).strip()
+        if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
+            inner = inner[1:-1]
+        return Cron(inner)
     expected = len(cls.__struct_fields__)
     if match.group(2).count(",") != expected - 1:
         raise ValidationError(
@@ -697,10 +1024,14 @@ def parse_rate(text: str) -> Rate:
     args = [_RATE_ARG.fullmatch(part) for part in match.group(2).split(",")]
     if None in args:
         raise ValidationError("rate", text, _RATE_ALLOWED)
-    return cls(*(int(arg.group(1)) for arg in args if arg is not None))
+    build: Any = cls  # the numeric rates: Cron returned above
+    rate: Rate = build(*(int(arg.group(1)) for arg in args if arg is not None))
+    return rate
 
 
 _ENCODER = msgspec.json.Encoder()
-_DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST) + b"}"
+_DEFAULT_DST_JSON = b',"dst":' + _ENCODER.encode(DEFAULT_DST)
+# Enough for the optional fields at the end of a schedule's JSON, whatever their values.
+_TAIL = 512
 _DECODER = msgspec.json.Decoder(Schedule)
 _KEY_DECODER = msgspec.json.Decoder(str)

@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.clock import Clock
 from reventless.errors import ScheduleNotFoundError, UsageError, ValidationError
-from reventless.fire_times import MAX_PREVIEW, FirePreview, as_utc, preview, single_is_past
+from reventless.fire_times import (
+    MAX_PREVIEW,
+    FirePreview,
+    as_utc,
+    first_fire,
+    preview,
+    single_is_past,
+)
 from reventless.schedule import Schedule, Single, check_name, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
@@ -74,6 +81,18 @@ class SchedulerOperations:
         return await self._publisher.put(
             self._scheduler, schedule, created_at=now, if_exists=policy
         )
+
+    async def update_schedule(self, schedule: Schedule) -> PutOutcome:
+        """Change a stored schedule in place (UPDATED): its creation instant, so an interval's
+        anchor and grid, its paused state and its history are kept; its next fire is the first
+        after now under the new schedule. Where ``create_schedule`` replaces and re-anchors.
+        :raises ScheduleNotFoundError: no schedule of that name is stored; nothing was written.
+        :raises ValidationError: the schedule is not valid now; nothing was stored.
+        """
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "a reventless.Schedule")
+        await self.get_schedule(schedule.name)
+        return await self.create_schedule(schedule, if_exists=IfExists.UPDATE)
 
     async def ensure_schedule(self, schedule: Schedule) -> PutOutcome:
         """Create the schedule unless the very same one is stored; then leave it (UNCHANGED).
@@ -273,6 +292,17 @@ class SchedulerOperations:
     def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:
         if not isinstance(schedule, Schedule):
             raise ValidationError(field, schedule, "a reventless.Schedule")
+        if schedule.not_after is not None and first_fire(schedule, now) is None:
+            raise ValidationError(
+                f"{field}.not_after",
+                schedule.not_after,
+                "an instant at or after the schedule's next fire",
+                message=(
+                    f"{field}.not_after {schedule.not_after.isoformat()} of {schedule.name!r} "
+                    f"leaves no fire after now ({now:%Y-%m-%d %H:%M} UTC); the schedule would "
+                    "never fire"
+                ),
+            )
         if self._check_payload is not None:
             try:
                 self._check_payload(schedule.payload)
@@ -320,7 +350,9 @@ def parse_fire_id(value: object, field: str = "fire_id") -> tuple[str, str, date
 def _if_exists(value: object) -> IfExists:
     if isinstance(value, str) and value in IfExists.__members__.values():
         return IfExists(value)
-    raise ValidationError("if_exists", value, "'replace', 'keep' or 'error' (reventless.IfExists)")
+    raise ValidationError(
+        "if_exists", value, "'replace', 'keep', 'error' or 'update' (reventless.IfExists)"
+    )
 
 
 def _check_scheduler_target(target: object) -> Target:

@@ -51,18 +51,24 @@ class PutOutcome(enum.StrEnum):
     UNCHANGED = "unchanged"  # ensure_schedule found the very same schedule stored
     KEPT = "kept"  # if_exists="keep" found a schedule of that name stored: left as it was
     COMPLETED = "completed"  # ensure_schedule found a past Single that completed: left alone
+    UPDATED = "updated"  # if_exists="update" changed a stored schedule in place
 
 
 class IfExists(enum.StrEnum):
     """What a create does when a schedule with the same name is stored already.
 
     ``REPLACE`` (the default) replaces it whole, re-anchoring intervals; ``KEEP`` leaves it exactly
-    as it is (outcome ``KEPT``); ``ERROR`` writes nothing and raises ``ScheduleExistsError``.
+    as it is (outcome ``KEPT``); ``ERROR`` writes nothing and raises ``ScheduleExistsError``;
+    ``UPDATE`` changes it in place (outcome ``UPDATED``): its creation instant (an interval's
+    anchor), its paused state and its history are kept, and its next fire is its first one after
+    the update under the new schedule. With none stored, ``UPDATE`` creates it as ``REPLACE``
+    does.
     """
 
     REPLACE = "replace"
     KEEP = "keep"
     ERROR = "error"
+    UPDATE = "update"
 
 
 class HistoryKind(enum.StrEnum):
@@ -79,6 +85,7 @@ class HistoryKind(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     COMPLETED = "completed"
     DELETED = "deleted"
+    UPDATED = "updated"  # changed in place (if_exists="update"), anchor and history kept
     TRIGGERED = "triggered"  # an operator fired it now (trigger_schedule)
     BACKFILLED = "backfilled"  # an operator queued a missed instant again (backfill)
     REDRIVEN = "redriven"  # an operator sent a dead letter again (redrive)

@@ -10,14 +10,18 @@ from zoneinfo import ZoneInfo
 from hypothesis import strategies as st
 
 from reventless import (
+    Cron,
     Daily,
     Days,
     DstPolicy,
     Hours,
     Minutes,
+    Monthly,
+    NthWeekday,
     Rate,
     Schedule,
     Single,
+    ValidationError,
     Weekdays,
     WeekdaysAndSaturday,
 )
@@ -201,3 +205,102 @@ def reminder_moments(draw: st.DrawFn) -> datetime:
     if draw(st.booleans()):
         return local.replace(second=0, fold=draw(st.integers(0, 1)))
     return local.replace(second=0)
+
+
+# --- calendar rates ------------------------------------------------------------------------------
+
+days_of_month = st.one_of(st.integers(1, 31), st.just(-1))
+monthly_rates = st.builds(Monthly, days_of_month, hours, minutes)
+nth_weekday_rates = st.builds(
+    NthWeekday, st.one_of(st.integers(1, 5), st.just(-1)), st.integers(0, 6), hours, minutes
+)
+_AWS_DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+@st.composite
+def _numeric_item(
+    draw: st.DrawFn, low: int, high: int, names: tuple[str, ...] = (), first_name: int = 0
+) -> str:
+    """One list item of a numeric cron field: a value, a range, a step."""
+
+    def value(v: int) -> str:
+        if names and draw(st.booleans()):
+            name = names[v - first_name] if 0 <= v - first_name < len(names) else None
+            if name is not None:
+                return draw(st.sampled_from([name, name.lower(), name.title()]))
+        return str(v)
+
+    a = draw(st.integers(low, high))
+    b = draw(st.integers(a, high))
+    step = draw(st.integers(1, max(1, high)))
+    return draw(
+        st.sampled_from(
+            [
+                value(a),
+                f"{value(a)}-{value(b)}",
+                f"*/{step}",
+                f"{a}/{step}",
+                f"{value(a)}-{value(b)}/{step}",
+            ]
+        )
+    )
+
+
+def _numeric_field(
+    low: int, high: int, names: tuple[str, ...] = (), first_name: int = 0
+) -> st.SearchStrategy[str]:
+    items = st.lists(_numeric_item(low, high, names, first_name), min_size=1, max_size=3)
+    return st.one_of(st.just("*"), items.map(",".join))
+
+
+@st.composite
+def aws_cron_texts(draw: st.DrawFn) -> str:
+    """Six-field EventBridge expressions, a few minutes a day at most (the oracle scans them)."""
+    minute = draw(st.one_of(_numeric_field(0, 59), st.integers(0, 59).map(str)))
+    hour = draw(_numeric_field(0, 23))
+    month = draw(st.one_of(st.just("*"), _numeric_field(1, 12, _MONTH_NAMES, 1)))
+    weekday = st.integers(1, 7)
+    dom_side = draw(
+        st.one_of(
+            _numeric_field(1, 31),
+            st.just("L"),
+            st.integers(1, 31).map(lambda d: f"{d}W"),
+        )
+    )
+    dow_side = draw(
+        st.one_of(
+            _numeric_field(1, 7, _AWS_DAY_NAMES, 1),
+            st.just("L"),
+            weekday.map(lambda d: f"{d}L"),
+            st.tuples(weekday, st.integers(1, 5)).map(lambda p: f"{p[0]}#{p[1]}"),
+        )
+    )
+    year = draw(st.one_of(st.just("*"), st.just("*/2"), st.just("1990-2040")))
+    if draw(st.booleans()):
+        text = f"{minute} {hour} {dom_side} {month} ? {year}"
+    else:
+        text = f"{minute} {hour} ? {month} {dow_side} {year}"
+    return text
+
+
+@st.composite
+def unix_cron_texts(draw: st.DrawFn) -> str:
+    minute = draw(st.one_of(_numeric_field(0, 59), st.integers(0, 59).map(str)))
+    hour = draw(_numeric_field(0, 23))
+    dom = draw(_numeric_field(1, 31))
+    month = draw(_numeric_field(1, 12, _MONTH_NAMES, 1))
+    dow = draw(_numeric_field(0, 7, _AWS_DAY_NAMES, 0))
+    return f"{minute} {hour} {dom} {month} {dow}"
+
+
+def _valid_cron(text: str) -> bool:
+    try:
+        Cron(text)
+    except ValidationError:
+        return False  # e.g. a day that no month has
+    return True
+
+
+cron_rates = st.one_of(aws_cron_texts(), unix_cron_texts()).filter(_valid_cron).map(Cron)
+calendar_rates = st.one_of(monthly_rates, nth_weekday_rates, cron_rates)

@@ -43,10 +43,13 @@ CORE = (
     "_zones",
     "_suggest",
     "_timefmt",
+    "_cron",
     "errors",
 )
 ALLOWED_IN_CORE = {
     "__future__",
+    "bisect",
+    "hashlib",
     "calendar",
     "collections",
     "datetime",

@@ -43,8 +43,9 @@ from reventless.rate_translation import (
     aws_schedule_fields,
     created_at_from_start_date,
     from_expression,
+    rate_from_description,
 )
-from reventless.schedule import IntervalRate, Schedule, Single
+from reventless.schedule import IntervalRate, Rate, Schedule, Single
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
@@ -70,6 +71,7 @@ _MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 _TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
+_RATE_MARK = " rate="
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
 # keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
@@ -301,15 +303,17 @@ class AwsScheduledPublisher:
             "GroupName": self.group_name(scheduler),
             "ScheduleExpression": fields.expression,
             "ScheduleExpressionTimezone": fields.timezone,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "FlexibleTimeWindow": fields.flexible_time_window,
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
-            "Description": f"{_MARK}{_iso(created_at)}",
+            "Description": _description(schedule, created_at, fields.rate_text),
             "Target": aws_target,
         }
         start_date = _start_date(schedule, created_at, now)
         if start_date is not None:
             request["StartDate"] = start_date
+        if fields.end_date is not None:
+            request["EndDate"] = fields.end_date
         return request
 
     async def _write(self, request: dict[str, Any], if_exists: IfExists) -> PutOutcome:
@@ -345,8 +349,35 @@ class AwsScheduledPublisher:
         created_at: datetime,
         if_exists: IfExists = IfExists.REPLACE,
     ) -> PutOutcome:
+        if if_exists is IfExists.UPDATE:
+            previous = await self._raw_or_none(scheduler, schedule.name)
+            return await self._update(scheduler, schedule, created_at, previous)
         request = self._request(scheduler, schedule, created_at, "ENABLED", created_at)
         return await self._write(request, if_exists)
+
+    async def _update(
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        now: datetime,
+        previous: dict[str, Any] | None,
+    ) -> PutOutcome:
+        """``IfExists.UPDATE``: the stored schedule's creation instant (its Description) and
+        state are kept in the request; with none stored, a create as REPLACE writes it."""
+        if previous is None:
+            request = self._request(scheduler, schedule, now, "ENABLED", now)
+            return await self._write(request, IfExists.REPLACE)
+        state = self._state(previous)
+        request = self._request(
+            scheduler, schedule, state.created_at, "DISABLED" if state.paused else "ENABLED", now
+        )
+        await call_aws(
+            f"updating schedule {schedule.name!r} in group {request['GroupName']!r}",
+            self._client.update_schedule,
+            ClientToken=_token("update"),
+            **request,
+        )
+        return PutOutcome.UPDATED
 
     async def put_many(
         self,
@@ -373,7 +404,11 @@ class AwsScheduledPublisher:
                     else await self._raw_or_none(scheduler, request["Name"])
                 )
                 try:
-                    outcome = await self._write(request, if_exists)
+                    if if_exists is IfExists.UPDATE:
+                        schedule = schedules[len(outcomes)]
+                        outcome = await self._update(scheduler, schedule, created_at, previous)
+                    else:
+                        outcome = await self._write(request, if_exists)
                 except BaseException as exc:
                     if _may_have_landed(exc):
                         written.append(_Written(request["Name"], previous, certain=False))
@@ -381,7 +416,9 @@ class AwsScheduledPublisher:
                 outcomes.append(outcome)
                 if outcome is PutOutcome.KEPT:
                     continue  # this call wrote nothing there: nothing to undo
-                replaced = previous if outcome is PutOutcome.REPLACED else None
+                replaced = (
+                    previous if outcome in (PutOutcome.REPLACED, PutOutcome.UPDATED) else None
+                )
                 written.append(_Written(request["Name"], replaced, certain=True))
         except BaseException as exc:
             await self._undo_or_report(scheduler, written, exc)
@@ -503,15 +540,15 @@ class AwsScheduledPublisher:
 
     def _state(self, raw: dict[str, Any]) -> ScheduleState:
         name = str(raw.get("Name"))
+        rate, stamp = _rate_and_stamp(name, raw)
         try:
-            rate = from_expression(str(raw.get("ScheduleExpression")))
-        except ValidationError as exc:
-            raise ForeignScheduleError(name, str(exc)) from None
-        description = str(raw.get("Description") or "")
-        if not description.startswith(_MARK):
-            raise ForeignScheduleError(name, "its Description carries no reventless mark")
-        try:
-            created_at = as_utc(datetime.fromisoformat(description[len(_MARK) :]), "created_at")
+            stamp, *bounds = stamp.split(" ")
+            window: dict[str, Any] = {
+                key: as_utc(datetime.fromisoformat(value), key)
+                for key, _, value in (bound.partition("=") for bound in bounds)
+                if key in ("not_before", "not_after")
+            }
+            created_at = as_utc(datetime.fromisoformat(stamp), "created_at")
             envelope = _envelope_of(raw.get("Target", {}))
             if (
                 not isinstance(envelope, dict)
@@ -525,6 +562,8 @@ class AwsScheduledPublisher:
                 rate=rate,
                 payload=envelope["payload"],
                 timezone=str(raw.get("ScheduleExpressionTimezone") or "UTC"),
+                jitter_minutes=_jitter(raw.get("FlexibleTimeWindow")),
+                **window,
             )
         except (ValueError, msgspec.DecodeError) as exc:
             raise ForeignScheduleError(name, str(exc)) from None
@@ -878,16 +917,57 @@ def _token(operation: str) -> str:
     return f"{operation}-{uuid.uuid4().hex}"
 
 
+def _jitter(window: object) -> int | None:
+    """``jitter_minutes`` from a FlexibleTimeWindow read back: None when it is off."""
+    if not isinstance(window, dict) or window.get("Mode") != "FLEXIBLE":
+        return None
+    minutes = window.get("MaximumWindowInMinutes")
+    if type(minutes) is not int:
+        raise ValueError(f"its FlexibleTimeWindow {window!r} has no MaximumWindowInMinutes")
+    return minutes
+
+
+def _description(schedule: Schedule, created_at: datetime, rate_text: str | None) -> str:
+    """The mark, the creation instant, the window and the rate as written where needed: what
+    AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed)."""
+    parts = [f"{_MARK}{_iso(created_at)}"]
+    if schedule.not_before is not None:
+        parts.append(f"not_before={_iso(schedule.not_before)}")
+    if schedule.not_after is not None:
+        parts.append(f"not_after={_iso(schedule.not_after)}")
+    text = " ".join(parts)
+    return text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
+
+
 def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
     """An interval's StartDate: its first fire while that is ahead, else its next fire after
-    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). None for
-    the other rates."""
+    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). For the
+    other rates, ``not_before`` while it is ahead; else None."""
     if not isinstance(schedule.rate, IntervalRate):
-        return None
+        low = schedule.not_before
+        return low if low is not None and low > now else None
     first = first_fire(schedule, created_at)
     if first is None or first > now:
         return first
     return next_fire_after(schedule, now, created_at=created_at)
+
+
+def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
+    """The rate of a schedule read with GetSchedule and the creation instant its Description
+    carries (still to be parsed). :raises ForeignScheduleError: not written by reventless."""
+    expression = str(raw.get("ScheduleExpression"))
+    try:
+        rate = from_expression(expression)
+    except ValidationError as exc:
+        raise ForeignScheduleError(name, str(exc)) from None
+    description = str(raw.get("Description") or "")
+    if not description.startswith(_MARK):
+        raise ForeignScheduleError(name, "its Description carries no reventless mark")
+    stamp, _, written = description[len(_MARK) :].partition(_RATE_MARK)
+    if written:
+        # The rate as written, where the expression reads back as another with its fires.
+        rate = rate_from_description(expression, written) or rate
+    return rate, stamp
 
 
 def _on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:

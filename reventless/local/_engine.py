@@ -36,6 +36,7 @@ from reventless.errors import (
     ReventlessError,
     UsageError,
 )
+from reventless.fire_times import fire_jitter
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
@@ -77,6 +78,7 @@ _STEPS_PER_CHECKPOINT = 16  # deliveries, or jobs recorded, between yields of a 
 _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
+_MICROSECOND = timedelta(microseconds=1)
 _BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
 _MAX_INSTANTS = 4096
@@ -466,19 +468,28 @@ class Engine:
             )
             return None
         try:
-            timing, payload = decode_stored(row.spec, row.scheduler, row.name)
+            timing, payload, misfire = decode_stored(row.spec, row.scheduler, row.name)
         except ReventlessError as exc:
             self._damaged.append((row.id, str(exc)))
             return None
         first_due = self._instant(row.next_fire)
+        late_after = _LATE_AFTER
+        if timing.jitter_minutes:
+            # Delivered within its jitter window, at a delay derived from its fire id.
+            delay = fire_jitter(row.name, first_due, timing.jitter_minutes)
+            due_us = row.next_fire + delay // _MICROSECOND
+            if due_us > now_us:
+                self._push(ceil_s(due_us), row.id, EntryKind.FIRE)
+                return None
+            late_after += timedelta(minutes=timing.jitter_minutes)
         plan = plan_misfire(
             timing,
             first_due,
             created_at=self._instant(row.created_at),
             now=now,
             grace=self._grace,
-            policy=self._misfire_policy,
-            late_after=_LATE_AFTER,
+            policy=misfire or self._misfire_policy,
+            late_after=late_after,
             limit=_ALL_CHUNK,
         )
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
@@ -494,7 +505,7 @@ class Engine:
             target,
             row.version,
             deliver,
-            self._note_missed(row.name, plan.missed),
+            self._note_missed(row.name, plan.missed, misfire or self._misfire_policy),
             self._note_expired(row.name, plan.expired),
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
@@ -715,11 +726,13 @@ class Engine:
         else:
             outcome.advance.append((job.next_us, job.row_id, job.version))
 
-    def _note_missed(self, name: str, fires: FireRange | None) -> tuple[int, str, int] | None:
+    @staticmethod
+    def _note_missed(
+        name: str, fires: FireRange | None, policy: MisfirePolicy
+    ) -> tuple[int, str, int] | None:
         if fires is None:
             return None
-        policy = self._misfire_policy.value
-        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy}"
+        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy.value}"
         return to_us(fires.last), detail, fires.size
 
     @staticmethod

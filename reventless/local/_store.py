@@ -28,8 +28,8 @@ from reventless.errors import (
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
 from reventless.local._schema import check, is_ours, upgrade
-from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
-from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
+from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, Single, rate_text
+from reventless.scheduler_adapter import HistoryKind, IfExists, MisfirePolicy, PutOutcome
 
 __all__ = (
     "FIRED_AND_COMPLETED",
@@ -106,6 +106,11 @@ class _StoredSchedule(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     payload: str
     timezone: str = "UTC"
     dst: msgspec.Raw = msgspec.Raw(b"")  # absent: the default policy
+    misfire: str | None = None  # absent: the engine's policy
+    not_before: datetime | None = None  # absent: no window
+    not_after: datetime | None = None
+    jitter_minutes: int | None = None  # absent: on time
+    max_fires: int | None = None  # absent: no count
 
 
 _STORED = msgspec.json.Decoder(_StoredSchedule)
@@ -117,16 +122,20 @@ class StoredSchedule(NamedTuple):
     """A stored row's schedule as the engine fires it.
 
     ``timing`` has the row's rate and zone, all that fire times depend on; its name and payload
-    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own.
+    are placeholders, shared by every row of that rate and zone. ``payload`` is the row's own,
+    and so is ``misfire``, the schedule's misfire policy (None: the engine's).
     """
 
     timing: Schedule
     payload: str
+    misfire: MisfirePolicy | None = None
 
 
 # Timing schedules by (the stored rate's JSON, the zone, the DST policy's JSON): a few distinct
 # ones serve most rows, each validated once by Schedule itself. Bounded: emptied when full.
-_TIMINGS: dict[tuple[bytes, str, bytes], Schedule] = {}
+_TIMINGS: dict[
+    tuple[bytes, str, bytes, datetime | None, datetime | None, int | None, int | None], Schedule
+] = {}
 _MAX_TIMINGS = 4096
 
 
@@ -142,32 +151,54 @@ def decode_stored(spec: bytes | str, scheduler: str, name: str) -> StoredSchedul
     """
     try:
         stored = _STORED.decode(spec)
-        key = (bytes(stored.rate), stored.timezone, bytes(stored.dst))
+        key = (
+            bytes(stored.rate),
+            stored.timezone,
+            bytes(stored.dst),
+            stored.not_before,
+            stored.not_after,
+            stored.jitter_minutes,
+            stored.max_fires,
+        )
         timing = _TIMINGS.get(key)
         if timing is None:
             timing = _timing(*key)
         if stored.name != name or not stored.payload:
             raise ValueError(f"its name {stored.name!r} or its payload does not fit the row")
+        misfire = None if stored.misfire is None else MisfirePolicy(stored.misfire)
     except (msgspec.MsgspecError, ReventlessError, ValueError, TypeError) as exc:
         raise CorruptDataError(
             f"stored schedule {name!r} of scheduler {scheduler!r} cannot be decoded: {exc}"
         ) from exc
-    return StoredSchedule(timing, stored.payload)
+    return StoredSchedule(timing, stored.payload, misfire)
 
 
-def _timing(raw: bytes, timezone: str, dst: bytes) -> Schedule:
-    """A schedule of this rate, zone and DST policy, validated by Schedule (a Single in a DST gap
-    under "skip", a zone that does not load and a rate out of range are all refused here)."""
+def _timing(
+    raw: bytes,
+    timezone: str,
+    dst: bytes,
+    not_before: datetime | None,
+    not_after: datetime | None,
+    jitter_minutes: int | None,
+    max_fires: int | None,
+) -> Schedule:
+    """A schedule of this rate, zone, DST policy and window, validated by Schedule (a Single in
+    a DST gap under "skip", a zone that does not load and a rate out of range are all refused
+    here)."""
     timing = Schedule(
         name="stored",
         rate=_RATE.decode(raw),
         payload="-",
         timezone=timezone,
         dst=_DST.decode(dst) if dst else DEFAULT_DST,
+        not_before=not_before,
+        not_after=not_after,
+        jitter_minutes=jitter_minutes,
+        max_fires=max_fires,
     )
     if len(_TIMINGS) >= _MAX_TIMINGS:
         _TIMINGS.clear()
-    _TIMINGS[raw, timezone, dst] = timing
+    _TIMINGS[raw, timezone, dst, not_before, not_after, jitter_minutes, max_fires] = timing
     return timing
 
 
@@ -302,6 +333,15 @@ _CREATED, _REPLACED = HistoryKind.CREATED.value, HistoryKind.REPLACED.value
 def _describe_rate(rate: Rate, timezone: str) -> str:
     """The detail of a 'created' history entry (a batch mostly repeats a few)."""
     return f"{rate_text(rate)} in {timezone}"
+
+
+def _updated_next(schedule: Schedule, at: datetime, created_at: datetime) -> int | None:
+    """The next fire of a schedule updated at ``at`` that was created at ``created_at``."""
+    if isinstance(schedule.rate, Single):
+        nxt = first_fire(schedule, at)
+    else:
+        nxt = next_fire_after(schedule, at, created_at=created_at)
+    return None if nxt is None else to_us(nxt)
 
 
 def _put_results(
@@ -531,6 +571,8 @@ class SqliteStore:
         A kept schedule's id and next fire are its stored ones (the engine already knows them).
         REPLACE is ``put_groups``'s one-statement upsert.
         """
+        if if_exists is IfExists.UPDATE:
+            return self._update_many(scheduler, schedules, created_at)
         if if_exists is IfExists.REPLACE:
             (upserted,) = self.put_groups([PutGroup(scheduler, schedules, created_at)])
             return [
@@ -574,6 +616,51 @@ class SqliteStore:
                         None,
                         f"{rate_text(schedule.rate)} in {schedule.timezone}",
                     )
+                )
+            self._history(history)
+        return results
+
+    def _update_many(
+        self, scheduler: str, schedules: Sequence[Schedule], at: datetime
+    ) -> list[tuple[int, int | None, PutOutcome]]:
+        """``IfExists.UPDATE``: each stored schedule changed in place, keeping its creation
+        instant and paused state; one not stored is created. One transaction."""
+        at_us = to_us(at)
+        results: list[tuple[int, int | None, PutOutcome]] = []
+        history = []
+        with self.transaction():
+            seq = self._bump_seq()
+            for schedule in schedules:
+                row = self.conn.execute(
+                    "SELECT id, created_at, paused FROM schedules WHERE scheduler = ? AND name = ?",
+                    (scheduler, schedule.name),
+                ).fetchone()
+                detail = f"{rate_text(schedule.rate)} in {schedule.timezone}"
+                if row is None:
+                    nxt = first_fire(schedule, at)
+                    next_us = None if nxt is None else to_us(nxt)
+                    (row_id,) = self.conn.execute(
+                        "INSERT INTO schedules (scheduler, name, spec, created_at, paused,"
+                        " next_fire, version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?) RETURNING id",
+                        (scheduler, schedule.name, schedule.to_json(), at_us, next_us, seq),
+                    ).fetchone()
+                    results.append((row_id, next_us, PutOutcome.CREATED))
+                    history.append(
+                        HistoryRow(
+                            scheduler, schedule.name, HistoryKind.CREATED, at_us, None, detail
+                        )
+                    )
+                    continue
+                row_id, created_us, paused = row
+                next_us = None if paused else _updated_next(schedule, at, from_us(created_us))
+                self.conn.execute(
+                    "UPDATE schedules SET spec = ?, next_fire = ?, version = version + 1, seq = ?"
+                    " WHERE id = ?",
+                    (schedule.to_json(), next_us, seq, row_id),
+                )
+                results.append((row_id, next_us, PutOutcome.UPDATED))
+                history.append(
+                    HistoryRow(scheduler, schedule.name, HistoryKind.UPDATED, at_us, None, detail)
                 )
             self._history(history)
         return results

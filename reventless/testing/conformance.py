@@ -38,11 +38,15 @@ from reventless.errors import (
 )
 from reventless.fire_times import fire_times, next_fire_after
 from reventless.schedule import (
+    LAST,
+    Cron,
     Daily,
     Days,
     DstPolicy,
     Hours,
     Minutes,
+    Monthly,
+    NthWeekday,
     Schedule,
     Single,
     Weekdays,
@@ -103,7 +107,8 @@ async def harness(
 
 
 def _mixed_schedules() -> list[Schedule]:
-    """All seven variants, in zones whose clocks change in the test windows."""
+    """All seven variants and the calendar rates, in zones whose clocks change in the test
+    windows."""
     return [
         Schedule(name="daily-gap", rate=Daily(2, 30), payload="a", timezone="Europe/Berlin"),
         Schedule(
@@ -131,6 +136,21 @@ def _mixed_schedules() -> list[Schedule]:
             timezone="Europe/Berlin",
         ),
         Schedule(name="daily-apia", rate=Daily(0, 0), payload="i", timezone="Pacific/Apia"),
+        Schedule(
+            name="month-end", rate=Monthly(LAST, 2, 30), payload="j", timezone="Europe/Berlin"
+        ),
+        Schedule(
+            name="last-sunday",
+            rate=NthWeekday(LAST, 6, 2, 15),
+            payload="k",
+            timezone="Europe/Berlin",
+        ),
+        Schedule(
+            name="cron-night",
+            rate=Cron("*/20 1-3 ? * SUN *"),
+            payload="l",
+            timezone="Europe/Berlin",
+        ),
     ]
 
 
@@ -240,6 +260,38 @@ class ScheduledPublisherConformance:
             assert state.created_at == START + timedelta(minutes=2)
             assert state.version > before.version
             assert state.next_fire == datetime(2026, 3, 20, 8, 3, tzinfo=UTC)
+
+    @pytest.mark.anyio
+    async def test_update_keeps_the_anchor_the_pause_and_the_history(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            first = Schedule(name="job", rate=Minutes(30), payload="one")
+            await h.ops.create_schedule(first)
+            await h.clock.advance(timedelta(minutes=47))
+            second = Schedule(name="job", rate=Minutes(20), payload="two")
+            assert await h.ops.update_schedule(second) is PutOutcome.UPDATED
+            state = await h.ops.get_schedule("job")
+            assert state.schedule == second
+            assert state.created_at == START  # the anchor is kept: the grid goes on from it
+            assert state.next_fire == next_fire_after(second, h.clock.now(), created_at=START)
+            await h.ops.pause_schedule("job")
+            third = Schedule(name="job", rate=Hours(1), payload="three")
+            assert await h.ops.update_schedule(third) is PutOutcome.UPDATED
+            paused = await h.ops.get_schedule("job")
+            assert (paused.paused, paused.next_fire, paused.schedule) == (True, None, third)
+            if self.keeps_history:
+                kinds = [entry.kind for entry in await h.ops.history("job")]
+                assert kinds == [
+                    HistoryKind.CREATED,
+                    HistoryKind.UPDATED,
+                    HistoryKind.PAUSED,
+                    HistoryKind.UPDATED,
+                ]
+            with pytest.raises(ScheduleNotFoundError):
+                await h.ops.update_schedule(Schedule(name="missing", rate=Hours(1), payload="p"))
+            page = await h.ops.list_schedules()
+            assert [s.schedule.name for s in page.schedules] == ["job"]  # nothing was created
 
     @pytest.mark.anyio
     async def test_create_if_exists_keep_leaves_the_stored_one_untouched(

@@ -133,13 +133,23 @@ def test_a_stored_schedule_decodes_to_the_schedule_that_was_stored() -> None:
         Schedule(name="a", rate=Minutes(5), payload='{"x": 1}'),
         Schedule(name="b", rate=Weekdays(17, 0), payload="p", timezone="Europe/Berlin"),
         Schedule(name="c", rate=NINE, payload="é", timezone="America/New_York"),
+        Schedule(name="d", rate=Minutes(5), payload="p", misfire="all"),
+        Schedule(
+            name="e",
+            rate=Minutes(5),
+            payload="p",
+            not_before=datetime(2027, 1, 1, tzinfo=UTC),
+            not_after=datetime(2027, 2, 1, tzinfo=UTC),
+        ),
     ]:
-        timing, payload = decode_stored(schedule.to_json(), "default", schedule.name)
-        assert (timing.rate, timing.timezone, payload) == (
+        timing, payload, misfire = decode_stored(schedule.to_json(), "default", schedule.name)
+        assert (timing.rate, timing.timezone, payload, misfire) == (
             schedule.rate,
             schedule.timezone,
             schedule.payload,
+            schedule.misfire,
         )
+        assert (timing.not_before, timing.not_after) == (schedule.not_before, schedule.not_after)
 
 
 SPEC = b'{"name":"x","rate":{"kind":"minutes","n":5},"payload":"p","timezone":"UTC"}'
