@@ -350,28 +350,29 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
 
     with anyio.CancelScope() as serve_scope:
         stop.attach(on_stop)
-        async with (
-            reventless.local.provider(db, **options) as local,
-            plugin.start(local, wrap_target=wrap) as running,
-        ):
-            say(
-                {
-                    "event": "running",
-                    "plugin": plugin.name,
-                    "db": db,
-                    "schedulers": list(running.schedulers),
-                }
-            )
-            async with anyio.create_task_group() as group:
-                await group.start(local.run, name="reventless-engine")
-                serving = True
-                if local.is_leading:
-                    logger.info("this process leads: it fires the schedules of %s", db)
-                else:
-                    logger.info("standing by: another process fires the schedules of %s", db)
-                await requested.wait()
-                say({"event": "stopping", "signal": stop.signal_name()})
-                group.cancel_scope.cancel()
+        async with reventless.local.provider(db, **options) as local:
+            # A command-line process ends when blocking code holds its loop (a library only
+            # logs): see StopSignals.stalled.
+            local._on_stall = stop.stalled
+            async with plugin.start(local, wrap_target=wrap) as running:
+                say(
+                    {
+                        "event": "running",
+                        "plugin": plugin.name,
+                        "db": db,
+                        "schedulers": list(running.schedulers),
+                    }
+                )
+                async with anyio.create_task_group() as group:
+                    await group.start(local.run, name="reventless-engine")
+                    serving = True
+                    if local.is_leading:
+                        logger.info("this process leads: it fires the schedules of %s", db)
+                    else:
+                        logger.info("standing by: another process fires the schedules of %s", db)
+                    await requested.wait()
+                    say({"event": "stopping", "signal": stop.signal_name()})
+                    group.cancel_scope.cancel()
     if requested.is_set() and not serving:
         say({"event": "stopping", "signal": stop.signal_name()})
     say({"event": "stopped"})

@@ -161,6 +161,10 @@ class Engine:
         return self._lease.owner
 
     @property
+    def delivery_timeout(self) -> float:
+        return self._delivery_timeout
+
+    @property
     def store_path(self) -> str:
         return self._store.path
 
