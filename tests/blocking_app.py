@@ -44,10 +44,11 @@ def evolve(state: int, event: Any) -> int:
 worker = AggregateSpec(
     "worker", commands=[Work], events=[Worked], initial=0, decide=decide, evolve=evolve
 )
+# real clock: a fire due now, at whatever hour; the assertions do not look at the time
 now = datetime.now(UTC)
 if now.second >= 55:  # the Single below must still be in this minute when it is declared
     time.sleep(61 - now.second)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # real clock: as above
 plugin = Plugin("blocking")
 plugin.aggregate(worker)
 plugin.scheduler(
