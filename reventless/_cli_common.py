@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TextIO
 
+from reventless._timefmt import strftime
 from reventless.errors import ReventlessError, ValidationError
 
 __all__ = (
@@ -32,6 +34,7 @@ __all__ = (
     "exception_site",
     "instant",
     "say",
+    "store_file",
     "table",
     "utc",
     "whole",
@@ -96,6 +99,52 @@ def add_store_action(
     return sub
 
 
+def store_file(text: str, *, existing: bool) -> str:
+    """``--db``, checked before anything opens it, the same way by every command: an empty path,
+    a folder, a path whose folder is missing and a file that is not a regular one (a device such
+    as /dev/null, a pipe) are each refused in one line, status 2. ``existing``: the command needs
+    a store that is already there (only ``run``, ``demo`` and ``create --new-scheduler`` make
+    one)."""
+    if not text.strip():
+        raise ValidationError(
+            "--db",
+            text,
+            "the path of a store file",
+            message=f"--db {text!r} is empty; expected the path of a store file, e.g. --db app.db",
+        )
+    if os.path.isdir(text):
+        raise ValidationError(
+            "--db", text, "a store file", message=f"--db {text!r} is a folder, not a store file"
+        )
+    if os.path.exists(text):
+        if not os.path.isfile(text):
+            raise ValidationError(
+                "--db",
+                text,
+                "a store file",
+                message=f"--db {text!r} is not a regular file (a device, a pipe or a socket); "
+                "expected a store file",
+            )
+        return text
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise ValidationError(
+            "--db",
+            text,
+            "a store file in an existing folder",
+            message=f"--db {text!r}: there is no folder {folder!r} to hold it",
+        )
+    if existing:
+        raise ValidationError(
+            "--db",
+            text,
+            "an existing store file",
+            message=f"--db {text!r}: no such file; a store is made by `reventless run`, by an "
+            "application, or by `reventless schedules create ... --new-scheduler`",
+        )
+    return text
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for a near choice, else nothing."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -117,6 +166,8 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _show_seconds(seconds: float) -> str:
+    if 0 < seconds < 1:  # 10ms, not 0.01s: the way the option is written
+        return f"{seconds * 1000:g}ms"
     for unit in ("d", "h", "m", "s"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
             return f"{seconds / _UNITS[unit]:g}{unit}"
@@ -166,7 +217,7 @@ def instant(flag: str, text: str) -> datetime:
 
 
 def utc(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if value is None else strftime(value, "%Y-%m-%d %H:%M:%S")
 
 
 def table(out: TextIO, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

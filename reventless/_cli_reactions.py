@@ -15,7 +15,7 @@ from reventless._cli_common import Parser, add_store_action, dump, say, table, u
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
-    from reventless.local._reactions import LocalReactions
+    from reventless.reaction_adapter import Reactions
 
 __all__ = ("add_reactions_command", "reactions")
 
@@ -95,15 +95,25 @@ async def reactions(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _name(text: str) -> str:
-    from reventless.errors import ValidationError
+    """NAME, refused in the words `schedules` uses for a schedule's name."""
+    from reventless.errors import ValidationError, _show
 
     try:
         return check_reaction_name(text)
-    except ValidationError as exc:
-        raise ValidationError("NAME", text, exc.allowed) from exc
+    except ValidationError:
+        allowed = "1 to 64 characters of letters, digits, '.', '_' or '-'"
+        shown = _show(text)
+        if len(text) > 64 and "characters)" not in shown:
+            shown += f" ({len(text)} characters)"
+        raise ValidationError(
+            "name",
+            text,
+            allowed,
+            message=f"reaction name {shown} is not allowed; expected {allowed}",
+        ) from None
 
 
-async def _list(ops: LocalReactions, args: argparse.Namespace, out: TextIO) -> int:
+async def _list(ops: Reactions, args: argparse.Namespace, out: TextIO) -> int:
     statuses = await ops.statuses()
     if args.json:
         return dump(out, statuses)

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reventless._cli_common import PluginError, did_you_mean, duration, exception_site, whole
+from reventless._cli_common import (
+    PluginError,
+    did_you_mean,
+    duration,
+    exception_site,
+    store_file,
+    whole,
+)
 from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
@@ -259,6 +266,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
     from reventless._cli_signals import StopSignals
 
+    store_file(args.db, existing=False)
     options = provider_options(args)
     grace = options["delivery_timeout"] + GRACE_S
     with StopSignals(grace=grace, force=FORCE_S, as_json=args.json) as stop:
@@ -346,6 +354,7 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
     import anyio
 
     import reventless.local
+    from reventless._timefmt import strftime
     from reventless.plugin import ObservedTarget
     from reventless.target import FireEnvelope, Target
 
@@ -353,7 +362,7 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
         say(
             {
                 "event": "fire",
-                "scheduled_time": f"{envelope.scheduled_time:%Y-%m-%dT%H:%M:%SZ}",
+                "scheduled_time": strftime(envelope.scheduled_time, "%Y-%m-%dT%H:%M:%SZ"),
                 "scheduler": scheduler,
                 "fire_id": envelope.fire_id,
                 "error": None if error is None else str(error),

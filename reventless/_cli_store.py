@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
@@ -23,13 +24,16 @@ from reventless._cli_common import (
     duration,
     instant,
     say,
+    store_file,
     table,
     utc,
     whole,
 )
-from reventless.errors import ValidationError
+from reventless._timefmt import strftime
+from reventless.errors import ScheduleExistsError, ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
+    MAX_PAYLOAD_BYTES,
     Schedule,
     check_name,
     dst_text,
@@ -75,7 +79,14 @@ def add_schedules_command(commands: Any) -> None:
     show.add_argument("--count", default="5", help="how many next fires (1-10,000; default 5)")
     create = action("create", "create a schedule (see --if-exists for a taken name)")
     create.add_argument("rate", help="a rate such as 'Daily(9, 0)'")
-    create.add_argument("--payload", required=True, help="what each fire delivers")
+    payload = create.add_mutually_exclusive_group(required=True)
+    payload.add_argument("--payload", help="what each fire delivers (1 byte to 256 KiB of UTF-8)")
+    payload.add_argument(
+        "--payload-file",
+        metavar="PATH",
+        help="read the payload from this file, as it is (a final newline included); "
+        "'-' reads standard input",
+    )
     create.add_argument("--timezone", default="UTC", help="IANA zone (default UTC)")
     create.add_argument(
         "--dst",
@@ -151,22 +162,7 @@ class _Call(NamedTuple):
 
 def _need_store(args: argparse.Namespace) -> None:
     """Only ``create --new-scheduler`` may make a store file; the rest need one."""
-    if os.path.isdir(args.db):
-        raise ValidationError(
-            "--db",
-            args.db,
-            "a store file",
-            message=f"--db {args.db!r} is a folder, not a store file",
-        )
-    if os.path.exists(args.db) or getattr(args, "new_scheduler", False):
-        return
-    raise ValidationError(
-        "--db",
-        args.db,
-        "an existing store file",
-        message=f"--db {args.db!r}: no such file; a store is made by `reventless run`, by an "
-        "application, or by `reventless schedules create ... --new-scheduler`",
-    )
+    store_file(args.db, existing=not getattr(args, "new_scheduler", False))
 
 
 async def schedules(args: argparse.Namespace, out: TextIO) -> int:
@@ -174,6 +170,10 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.scheduler import SchedulerOperations
 
     _need_store(args)
+    if args.action == "create":  # read and checked before the store is opened (or made)
+        args.schedule = _schedule(args, _payload(args))
+        if args.if_exists not in ("replace", "keep", "error"):
+            raise ValidationError("--if-exists", args.if_exists, "replace, keep or error")
     if args.action == "prune":
         return await _prune(args, out)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
@@ -188,6 +188,58 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
         target = "target" if check is None else check.target
         call = _Call(ops, args, out, status, scheduler, local.clock.now(), notes, target)
         return await _ACTIONS[args.action](call)
+
+
+def _payload(args: argparse.Namespace) -> str:
+    """``--payload``, or what ``--payload-file`` holds: a file, or standard input for '-'. Read
+    at most one byte over the limit, so that a huge file or an endless pipe is refused, not
+    read."""
+    path: str | None = args.payload_file
+    if path is None:
+        return str(args.payload)
+    limit = MAX_PAYLOAD_BYTES
+    allowed = f"a file of 1 byte to {limit:,} bytes (256 KiB) of UTF-8 text, or '-' for stdin"
+    shown = "'-' (standard input)" if path == "-" else repr(path)
+
+    def refuse(why: str) -> ValidationError:
+        return ValidationError(
+            "--payload-file", path, allowed, message=f"--payload-file {shown}: {why}"
+        )
+
+    data = _read_at_most(path, limit + 1, refuse, allowed)
+    if not data:
+        raise refuse(f"is empty; expected {allowed}")
+    if len(data) > limit:
+        raise refuse(
+            f"holds more than {limit:,} bytes; a payload is 1 byte to {limit:,} bytes (256 KiB)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); "
+            f"expected {allowed}"
+        ) from None
+
+
+def _read_at_most(
+    path: str, size: int, refuse: Callable[[str], ValidationError], allowed: str
+) -> bytes:
+    if path != "-" and os.path.isdir(path):
+        raise refuse(f"is a folder; expected {allowed}")
+    try:
+        if path == "-":
+            if sys.stdin is None:  # started with standard input closed
+                raise refuse("standard input is closed")
+            return sys.stdin.buffer.read(size)
+        with open(path, "rb") as file:
+            return file.read(size)
+    except FileNotFoundError:
+        raise refuse(f"no such file; expected {allowed}") from None
+    except PermissionError:
+        raise refuse("cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise refuse(f"cannot be read ({exc.strerror or exc})") from None
 
 
 def _option_name(flag: str, text: str) -> str:
@@ -332,9 +384,13 @@ async def _list(call: _Call) -> int:
     args = call.args
     if args.after is not None:
         _option_name("--after", args.after)
-    page = await call.ops.list_schedules(
-        prefix=args.prefix, limit=whole("--limit", args.limit, 1, 1000), after=args.after
-    )
+    limit = whole("--limit", args.limit, 1, 1000)
+    try:
+        page = await call.ops.list_schedules(prefix=args.prefix, limit=limit, after=args.after)
+    except ValidationError as exc:
+        if exc.field != "prefix":
+            raise
+        raise ValidationError("--prefix", exc.value, exc.allowed) from None
     served, serving = _serving(call.status, call.scheduler)
     if args.json:
         import msgspec
@@ -397,32 +453,59 @@ async def _show(call: _Call) -> int:
     if state.next_fire is not None and state.next_fire < call.now - _OVERDUE:
         write(f"overdue:    the next fire was due {_late(call.now - state.next_fire)} ago\n")
     for row in fires:
-        write(f"next fire:  {utc(row.at)} UTC  ({row.local:%a %Y-%m-%d %H:%M %Z})\n")
+        local = strftime(row.local, "%a %Y-%m-%d %H:%M %Z")
+        write(f"next fire:  {utc(row.at)} UTC  ({local})\n")
     return 0
+
+
+def _schedule(args: argparse.Namespace, payload: str) -> Schedule:
+    """The schedule ``create`` stores, its fields refused under their options' names."""
+    flag = "--payload" if args.payload_file is None else "--payload-file"
+    try:
+        return Schedule(
+            name=args.name,
+            rate=parse_rate(args.rate),
+            payload=payload,
+            timezone=args.timezone,
+            dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
+        )
+    except ValidationError as exc:
+        # The API calls these fields payload and timezone.
+        if exc.field == "payload":
+            message = str(exc).replace("payload", flag, 1)
+            raise ValidationError(flag, exc.value, exc.allowed, message=message) from None
+        if exc.field == "timezone":
+            raise ValidationError("--timezone", exc.value, exc.allowed) from None
+        raise
 
 
 async def _create(call: _Call) -> int:
     args = call.args
-    schedule = Schedule(
-        name=args.name,
-        rate=parse_rate(args.rate),
-        payload=args.payload,
-        timezone=args.timezone,
-        dst=DEFAULT_DST if args.dst is None else parse_dst(args.dst, "--dst"),
-    )
+    schedule: Schedule = args.schedule
+    payload_flag = "--payload" if args.payload_file is None else "--payload-file"
     try:
         outcome = await call.ops.create_schedule(schedule, if_exists=args.if_exists)
+    except ScheduleExistsError as exc:
+        raise ScheduleExistsError(
+            exc.names,
+            message=f"schedule {args.name!r} already exists (--if-exists error); nothing was "
+            "written. Use --if-exists replace to replace it, --if-exists keep to leave it, or "
+            "`reventless schedules delete` it first",
+        ) from None
     except ValidationError as exc:
         if exc.field == "if_exists":
             raise ValidationError("--if-exists", exc.value, "replace, keep or error") from None
+        if exc.field == "schedule.rate":  # a Single in the past: RATE, as `preview` says it
+            message = str(exc).replace("schedule.rate", "rate", 1)
+            raise ValidationError("rate", exc.value, exc.allowed, message=message) from None
         if exc.field != "schedule.payload" or exc.__cause__ is None:
             raise
         # Said in the command's terms: the option, and the target that refused it.
         raise ValidationError(
-            "--payload",
+            payload_flag,
             exc.value,
             exc.allowed,
-            message=f"--payload is refused by the {call.target}: {exc.__cause__}",
+            message=f"{payload_flag} is refused by the {call.target}: {exc.__cause__}",
         ) from exc
     if args.json:
         return dump(
@@ -434,8 +517,6 @@ async def _create(call: _Call) -> int:
                 "notes": call.notes,
             },
         )
-    import sys
-
     for note in call.notes:
         print(f"reventless: note: {note}", file=sys.stderr)
     return say(call.out, f"{outcome}")
@@ -499,7 +580,23 @@ async def _trigger(call: _Call) -> int:
 async def _backfill(call: _Call) -> int:
     start = instant("--start", call.args.start)
     end = instant("--end", call.args.end)
-    fires = await call.ops.backfill(call.args.name, start, end)
+    if end < start:
+        raise ValidationError(
+            "--end",
+            call.args.end,
+            f"an instant at or after --start ({call.args.start})",
+            message=f"--end {call.args.end} is before --start {call.args.start}; expected an "
+            "instant at or after it",
+        )
+    try:
+        fires = await call.ops.backfill(call.args.name, start, end)
+    except ValidationError as exc:
+        if exc.field not in ("start", "end"):
+            raise
+        # The option, and the text given for it, in the JSON error too.
+        flag = f"--{exc.field}"
+        text = call.args.start if exc.field == "start" else call.args.end
+        raise ValidationError(flag, text, exc.allowed, message=str(exc)) from None
     if call.args.json:
         return dump(call.out, {"fire_ids": fires})
     say(call.out, f"queued {len(fires)} fire(s){_delivery_note(call)}")
@@ -509,7 +606,24 @@ async def _backfill(call: _Call) -> int:
 
 
 async def _redrive(call: _Call) -> int:
-    fires = await call.ops.redrive(schedule=call.args.schedule, fire_ids=call.args.fire_ids)
+    args = call.args
+    if args.schedule is not None and args.fire_ids is not None:
+        raise ValidationError(
+            "--schedule",
+            args.schedule,
+            "--schedule or --fire-id, not both",
+            message="--schedule and --fire-id cannot be given together; give one or the other",
+        )
+    if args.schedule is not None:
+        _option_name("--schedule", args.schedule)
+    try:
+        fires = await call.ops.redrive(schedule=args.schedule, fire_ids=args.fire_ids)
+    except ValidationError as exc:
+        if not exc.field.startswith("fire_ids"):
+            raise
+        # Said in the command's terms: the option, not the API's list and index.
+        value = exc.value if isinstance(exc.value, str) else f"{len(args.fire_ids)} times"
+        raise ValidationError("--fire-id", value, exc.allowed) from None
     if call.args.json:
         return dump(call.out, {"fire_ids": fires})
     say(call.out, f"queued {len(fires)} dead letter(s) again{_delivery_note(call)}")

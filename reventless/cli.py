@@ -37,6 +37,7 @@ from reventless._cli_common import (
     PluginError,
     exception_site,
     instant,
+    store_file,
     whole,
 )
 from reventless._cli_reactions import add_reactions_command, reactions
@@ -47,6 +48,7 @@ from reventless._cli_store import (
     schedulers,
     schedules,
 )
+from reventless._timefmt import strftime
 from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,
@@ -127,12 +129,93 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     arguments = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in arguments
     try:
-        args = _build_parser().parse_args(arguments)
+        parser = _build_parser()
+        group = _group_alone(parser, arguments)
+        if group is not None:  # `reventless`, `reventless schedules`: what is there to do
+            out.write(group.format_help())
+            return 0
+        _check_options_follow_their_command(parser, arguments)
+        args = parser.parse_args(_values_given_to_options(parser, arguments))
         return _COMMANDS[args.command](args, out)
     except SystemExit as exc:  # --help and --version print and exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except BaseException as exc:  # the one place where every error becomes an exit status
         return _report(exc, as_json)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            choices: dict[str, argparse.ArgumentParser] = action.choices
+            return choices
+    return {}
+
+
+def _group_alone(
+    parser: argparse.ArgumentParser, arguments: list[str]
+) -> argparse.ArgumentParser | None:
+    """The parser of a command line that names a group of commands and nothing else."""
+    for word in arguments:
+        parser = _subcommands(parser).get(word)  # type: ignore[assignment]
+        if parser is None:
+            return None
+    return parser if _subcommands(parser) else None
+
+
+def _check_options_follow_their_command(
+    parser: argparse.ArgumentParser, arguments: list[str]
+) -> None:
+    """``reventless schedules --db app.db list`` is refused saying where ``--db`` goes; argparse
+    took ``app.db`` for the action ("invalid choice: 'app.db'")."""
+    for word in arguments:
+        commands = _subcommands(parser)
+        if not commands:
+            return
+        if word in commands:
+            parser = commands[word]
+            continue
+        own = {flag for action in parser._actions for flag in action.option_strings}
+        if word.startswith("-") and word.split("=", 1)[0] not in own:
+            what = "command" if parser.prog == "reventless" else "action"
+            raise ArgumentError(
+                f"{word.split('=', 1)[0]} is given before the {what}; it goes after it: "
+                f"{parser.prog} {what.upper()} ... {word.split('=', 1)[0]} ... ({what}s: "
+                f"{', '.join(commands)}; see {parser.prog} --help)"
+            )
+        return
+
+
+def _values_given_to_options(parser: argparse.ArgumentParser, arguments: list[str]) -> list[str]:
+    """``--misfire-grace -5s`` as ``--misfire-grace=-5s``: argparse takes a value that starts
+    with '-' for an option and answers "expected one argument"; given to the option, it is
+    checked and refused with what is allowed. A word that is an option itself stays one."""
+    takes_value: set[str] = set()
+    every: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        parsers.extend(_subcommands(current).values())
+        for action in current._actions:
+            every.update(action.option_strings)
+            if action.nargs != 0:
+                takes_value.update(action.option_strings)
+    joined: list[str] = []
+    words = iter(arguments)
+    for word in words:
+        if word == "--":
+            joined += [word, *words]
+            break
+        if word in takes_value:
+            value = next(words, None)
+            if value is None:
+                joined.append(word)
+            elif value.startswith("-") and value != "-" and value not in every:
+                joined.append(f"{word}={value}")
+            else:
+                joined += [word, value]
+            continue
+        joined.append(word)
+    return joined
 
 
 def _in_event_loop(
@@ -262,6 +345,21 @@ def _aws_fields(schedule: Schedule, after: datetime) -> dict[str, Any]:
     return aws
 
 
+# preview's JSON keys were camelCase up to 0.1.0; snake_case like every other command now. The
+# old keys are written too, as deprecated aliases, until the next release (see CHANGELOG.md).
+_OLD_KEYS = {
+    "repeated_wall_time": "repeatedWallTime",
+    "skipped_days": "skippedDays",
+    "second_occurrence": "secondOccurrence",
+    "eventbridge_scheduler": "eventBridgeScheduler",
+}
+
+
+def _with_old_keys(document: dict[str, Any]) -> dict[str, Any]:
+    old = {_OLD_KEYS[key]: value for key, value in document.items() if key in _OLD_KEYS}
+    return {**document, **old}
+
+
 def _preview(args: argparse.Namespace, out: TextIO) -> int:
     schedule = _parse_schedule(args.schedule, args.timezone, args.dst)
     after = datetime.now(UTC) if args.after is None else instant("--after", args.after)
@@ -269,39 +367,42 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
     rows = preview(schedule, created_at=after, after=after, count=count)
     aws = _aws_fields(schedule, after)
     if args.json:
-        document = {
-            "schedule": json.loads(schedule.to_json()),
-            "after": after.isoformat().replace("+00:00", "Z"),
-            "fires": [
+        fires = [
+            _with_old_keys(
                 {
                     "utc": row.at.isoformat().replace("+00:00", "Z"),
                     "local": row.local.isoformat(),
-                    "repeatedWallTime": row.repeated_wall_time,
-                    "skippedDays": [day.isoformat() for day in row.skipped_days],
-                    "secondOccurrence": row.second_occurrence,
+                    "repeated_wall_time": row.repeated_wall_time,
+                    "skipped_days": [day.isoformat() for day in row.skipped_days],
+                    "second_occurrence": row.second_occurrence,
                     "shifted": row.shifted,
                     "notes": list(row.notes),
                 }
-                for row in rows
-            ],
-            "eventBridgeScheduler": aws,
+            )
+            for row in rows
+        ]
+        document = {
+            "schedule": json.loads(schedule.to_json()),
+            "after": after.isoformat().replace("+00:00", "Z"),
+            "fires": fires,
+            "eventbridge_scheduler": aws,
         }
-        out.write(json.dumps(document, indent=2) + "\n")
+        out.write(json.dumps(_with_old_keys(document), indent=2) + "\n")
         return 0
 
     write = out.write
     write(f"{rate_text(schedule.rate)} in {schedule.timezone}, ")
     if not schedule.dst.is_default:
         write(f"dst {dst_text(schedule.dst)}, ")
-    write(f"after {after.strftime('%Y-%m-%d %H:%M:%S')} UTC\n\n")
+    write(f"after {strftime(after, '%Y-%m-%d %H:%M:%S')} UTC\n\n")
     header = ("#", "UTC", f"local ({schedule.timezone})", "note")
     table = [header]
     for number, row in enumerate(rows, 1):
         table.append(
             (
                 str(number),
-                row.at.strftime("%Y-%m-%d %H:%M"),
-                row.local.strftime("%a %Y-%m-%d %H:%M %Z"),
+                strftime(row.at, "%Y-%m-%d %H:%M"),
+                strftime(row.local, "%a %Y-%m-%d %H:%M %Z"),
                 "; ".join(row.notes),
             )
         )
@@ -334,6 +435,8 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
     check_start(start, days, "--start")
+    if args.db is not None:
+        store_file(args.db, existing=False)
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
 

@@ -126,7 +126,18 @@ class ScaledClock(_RealClockBase):
 
     def now(self) -> datetime:
         elapsed = (time.monotonic() - self._real_start) * self.speed
-        return self._start + timedelta(seconds=elapsed)
+        try:
+            return self._start + timedelta(seconds=elapsed)
+        except OverflowError as exc:
+            raise ValidationError(
+                "start",
+                self._start,
+                "an instant that leaves the clock room to run",
+                message=(
+                    f"ScaledClock from {self._start.isoformat()} at {self.speed:g}x has run past "
+                    "9999-12-31, the last instant a datetime holds; start it earlier"
+                ),
+            ) from exc
 
     def _real_seconds_until(self, deadline: datetime) -> float:
         return (deadline - self.now()).total_seconds() / self.speed

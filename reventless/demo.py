@@ -30,6 +30,7 @@ from reventless.errors import ValidationError
 from reventless.event_topic import TopicMessage
 from reventless.fire_times import fire_times
 from reventless.plugin import ObservedTarget, Plugin, RunningPlugin
+from reventless.provider import ProvidesReactions
 from reventless.reaction import ReactionContext, ReactionEvent
 from reventless.schedule import Daily, Hours, Minutes, Schedule, Single, Weekdays, rate_text
 from reventless.target import FireEnvelope, Target
@@ -500,6 +501,7 @@ async def _drive(
 
 async def _settle(running: RunningPlugin) -> None:
     """Wait (real time) until the reactions have handled every event appended so far."""
+    assert isinstance(running.provider, ProvidesReactions)  # the demo runs on the embedded one
     reactions = running.provider.reactions()
     with anyio.fail_after(30):
         while any(status.pending for status in await reactions.statuses()):  # noqa: ASYNC110

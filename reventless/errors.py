@@ -21,6 +21,7 @@ chained with ``raise ... from``; none of them escapes the public API.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 __all__ = (
@@ -92,8 +93,11 @@ class ReactionNotFoundError(ReventlessError, LookupError):
 class ScheduleExistsError(ReventlessError):
     """A create with ``if_exists="error"`` found schedules with these names; nothing was written."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], *, message: str | None = None) -> None:
         self.names = names
+        if message is not None:  # the command line says it in its own terms
+            super().__init__(message)
+            return
         shown = ", ".join(repr(name) for name in names[:5])
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         subject = (
@@ -145,10 +149,14 @@ class UsageError(ReventlessError, RuntimeError):
 
 
 def _show(value: Any) -> str:
-    """Render a refused value briefly: long strings and containers are cut, types are named."""
+    """Render a refused value briefly: long strings and containers are cut (a string's length is
+    its own, not its repr's), instants are ISO 8601 text, other types are named."""
+    if isinstance(value, datetime):
+        return repr(value.isoformat())
     text = repr(value)
     if len(text) > 80:
-        text = text[:60] + f"... ({len(text)} characters)"
+        size = len(value) if isinstance(value, str) else len(text)
+        text = text[:60] + f"... ({size} characters)"
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return f"{text} (type {type(value).__name__})"
     return text

@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import msgspec
 
+from reventless._timefmt import strftime
 from reventless._zones import load_zone, resolve_wall_time
 from reventless.errors import ValidationError
 from reventless.schedule import (
@@ -500,11 +501,12 @@ def _preview_row(
     shifted_from = _shifted_from(schedule, zone, instant, local.date())
     if shifted_from is not None:
         moved = (
-            f"{local:%H:%M}" if shifted_from.date() == local.date() else f"{local:%Y-%m-%d %H:%M}"
+            f"{local:%H:%M}"
+            if shifted_from.date() == local.date()
+            else strftime(local, "%Y-%m-%d %H:%M")
         )
-        notes.append(
-            f"{shifted_from:%Y-%m-%d %H:%M} is in a DST gap; shifted to {moved} (gap=shift)"
-        )
+        gap = strftime(shifted_from, "%Y-%m-%d %H:%M")
+        notes.append(f"{gap} is in a DST gap; shifted to {moved} (gap=shift)")
     # astimezone marks the second pass of a repeated wall time with fold=1 (PEP 495).
     second = repeated and local.fold == 1
     if repeated:

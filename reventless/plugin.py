@@ -29,7 +29,9 @@ from reventless.aggregate import Aggregate, AggregateSpec
 from reventless.command_topic import CommandTopic
 from reventless.errors import UsageError, ValidationError
 from reventless.event_topic import EventTopic, topic_for
+from reventless.provider import Provider, ProvidesReactions
 from reventless.reaction import Handler, Reaction
+from reventless.reaction_adapter import Reactions
 from reventless.schedule import Schedule, check_name
 from reventless.scheduler import Scheduler
 from reventless.target import FireEnvelope, Target, check_target, is_async_callable
@@ -82,7 +84,7 @@ class RunningPlugin:
     topic's name to its ``EventTopic``. ``provider`` and ``plugin`` are what it was started with.
     """
 
-    def __init__(self, plugin: Plugin, provider: Any) -> None:
+    def __init__(self, plugin: Plugin, provider: Provider) -> None:
         self.plugin = plugin
         self.name = plugin.name
         self.provider = provider
@@ -183,7 +185,7 @@ class Plugin:
 
     @asynccontextmanager
     async def start(
-        self, provider: Any, *, wrap_target: TargetWrapper | None = None
+        self, provider: Provider, *, wrap_target: TargetWrapper | None = None
     ) -> AsyncIterator[RunningPlugin]:
         """Build every component on ``provider``, ensure the declared schedules, run the hooks.
 
@@ -221,14 +223,13 @@ class Plugin:
                 assert host is not None
                 host.unregister(name)
 
-    def _reaction_host(self, provider: Any) -> Any:
+    def _reaction_host(self, provider: Provider) -> Reactions | None:
         if not self._reactions:
             return None
-        reactions = getattr(provider, "reactions", None)
-        if not callable(reactions):
+        if not isinstance(provider, ProvidesReactions):
             raise UsageError(
                 f"plugin {self.name!r} declares reactions ({', '.join(self._reactions)}), and "
                 f"provider {type(provider).__name__} does not run reactions; run the plugin on "
                 "reventless.local.provider"
             )
-        return reactions()
+        return provider.reactions()

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import msgspec
@@ -48,15 +48,14 @@ from reventless._observe import reaction_span
 from reventless.aggregate import Aggregate, AggregateSpec, HandleResult
 from reventless.aggregate_adapter import StoredEvent
 from reventless.errors import UsageError, ValidationError
+from reventless.event_topic import EventTopic
 from reventless.schedule import Schedule, check_name
-from reventless.scheduler import SchedulerOperations
+from reventless.scheduler import Scheduler, SchedulerOperations
 from reventless.scheduler_adapter import IfExists, PutOutcome
 from reventless.target import is_async_callable
 
-if TYPE_CHECKING:
-    from reventless.plugin import RunningPlugin
-
 __all__ = (
+    "Components",
     "OnFailure",
     "Reaction",
     "ReactionContext",
@@ -66,6 +65,20 @@ __all__ = (
 )
 
 _NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
+
+
+class Components(Protocol):
+    """What a reaction reaches: the started plugin's components by name. A ``RunningPlugin``
+    is one; so is anything with these three mappings (a test's own, say)."""
+
+    @property
+    def aggregates(self) -> Mapping[str, Aggregate[Any]]: ...
+
+    @property
+    def schedulers(self) -> Mapping[str, Scheduler]: ...
+
+    @property
+    def event_topics(self) -> Mapping[str, EventTopic]: ...
 
 
 class OnFailure(enum.StrEnum):
@@ -221,7 +234,7 @@ class Reaction:
         )
 
     async def handle(
-        self, stored: StoredEvent, running: RunningPlugin, *, attempt: int = 1
+        self, stored: StoredEvent, running: Components, *, attempt: int = 1
     ) -> ReactionContext:
         """Decode ``stored`` and call the handler once, within ``timeout``; returns the context
         (``context.effects`` counts what it did). Whatever the handler raises propagates; a
@@ -246,7 +259,7 @@ class ReactionContext:
     """
 
     def __init__(
-        self, reaction: str, event: ReactionEvent, running: RunningPlugin, attempt: int
+        self, reaction: str, event: ReactionEvent, running: Components, attempt: int
     ) -> None:
         self.reaction = reaction
         self.event = event

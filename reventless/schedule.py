@@ -27,6 +27,7 @@ import msgspec.structs
 from reventless._suggest import did_you_mean
 from reventless._zones import fixed_offset_key, load_zone, resolve_wall_time, zone_key
 from reventless.errors import ArgumentError, ReventlessError, ValidationError
+from reventless.errors import _show as _show_refused
 
 __all__ = (
     "MAX_INTERVAL_MINUTES",
@@ -281,7 +282,12 @@ def _aware_minute(moment: object, field: str) -> datetime:
                 f"pass {field}.replace(second=0, microsecond=0), or the next minute"
             ),
         )
-    instant = moment.astimezone(UTC)
+    try:
+        instant = moment.astimezone(UTC)
+    except OverflowError as exc:  # the first or last hours of the datetime range
+        raise ValidationError(
+            field, moment, "an instant whose date is in the years 1970 to 2199"
+        ) from exc
     if instant.second or instant.microsecond:
         # A zone whose offset had seconds (local mean time, before about 1900).
         raise ValidationError(
@@ -620,19 +626,16 @@ def _first_repeat(keys: list[bytes]) -> bytes | None:
 def check_name(name: Any) -> str:
     """Validate a schedule name (the EventBridge Scheduler rule) and return it."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        detail = ""
-        if isinstance(name, str) and len(name) > 64:
-            detail = f" ({len(name)} characters)"
+        allowed = "1 to 64 characters of letters, digits, '.', '_' or '-'"
+        shown = _show_refused(name)
+        if isinstance(name, str) and len(name) > 64 and "characters)" not in shown:
+            shown += f" ({len(name)} characters)"
         raise ValidationError(
             "name",
             name,
-            "1 to 64 characters of letters, digits, '.', '_' or '-'",
-            message=(
-                f"schedule name {name!r}{detail} is not allowed; expected 1 to 64 characters of "
-                "letters, digits, '.', '_' or '-'"
-                if isinstance(name, str) and len(name) <= 200
-                else None
-            ),
+            allowed,
+            # One wording at every length (a long name is cut, its own length counted).
+            message=f"schedule name {shown} is not allowed; expected {allowed}",
         )
     return name
 

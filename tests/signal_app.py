@@ -26,10 +26,11 @@ START_S = float(os.environ.get("SIGNAL_APP_START", "0"))
 
 if MARK is not None:
     MARK.touch()
+# real clock: Singles due this minute, declared within it whatever the time of day
 now = datetime.now(UTC)
 if now.second >= 55:  # the Singles below must still be in this minute when they are declared
     time.sleep(61 - now.second)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # real clock: as above
 at = Single(now.year, now.month, now.day, now.hour, now.minute)
 plugin = Plugin("signals")
 plugin.event_topic("ticks")

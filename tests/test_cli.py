@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,8 @@ def test_preview_json_schedule_and_json_output() -> None:
         "2026-11-27T16:01:00Z",
         "2026-11-27T22:01:00Z",
     ]
-    assert document["eventBridgeScheduler"]["StartDate"] == "2026-11-27T16:01:00Z"
-    assert document["eventBridgeScheduler"]["ScheduleExpression"] == "rate(6 hours)"
+    assert document["eventbridge_scheduler"]["StartDate"] == "2026-11-27T16:01:00Z"
+    assert document["eventbridge_scheduler"]["ScheduleExpression"] == "rate(6 hours)"
 
 
 def test_preview_single_has_action_after_completion_delete() -> None:
@@ -337,6 +338,10 @@ _VALUES = [
     "9999-12-31T23:59:59+00:00",
     "0001-01-01T00:00:00-01:00",
     "Single(2026, 2, 30, 0, 0)",
+    "-5s",
+    "-",
+    "--json",
+    "tick@2026-01-01T00:00:00Z",
 ]
 _COMMANDS = [
     ["preview", "V", "--timezone", "V", "--count", "V", "--after", "V"],
@@ -346,11 +351,18 @@ _COMMANDS = [
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--scheduler", "V"],
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--timezone", "V"],
     ["schedules", "create", "V", "V", "--payload", "V", "--db", "V", "--new-scheduler"],
+    ["schedules", "create", "V", "V", "--payload-file", "V", "--db", "V", "--new-scheduler"],
     ["schedules", "V", "V", "--db", "V", "--scheduler", "V"],
     ["schedules", "history", "V", "--db", "V", "--limit", "V"],
     ["schedules", "dead-letters", "--db", "V", "--limit", "V"],
+    ["schedules", "backfill", "V", "--db", "V", "--start", "V", "--end", "V"],
+    ["schedules", "redrive", "--db", "V", "--schedule", "V", "--fire-id", "V", "--fire-id", "V"],
+    ["schedules", "prune", "--db", "V", "--history-age", "V", "--handled-age", "V"],
     ["schedulers", "--db", "V"],
+    ["reactions", "V", "V", "--db", "V", "--position", "V", "--limit", "V"],
     ["run", "V", "--db", "V", "--workers", "V", "--misfire", "V", "--max-event-age", "V"],
+    ["run", "V", "--db", "V", "--misfire-grace", "V", "--delivery-timeout", "V"],
+    ["run", "V", "--db", "V", "--lease-ttl", "V", "--max-attempts", "V", "--log-level", "V"],
     ["demo", "--days", "V", "--timezone", "V", "--start", "V", "--speed", "V"],
 ]
 
@@ -482,7 +494,7 @@ def test_preview_dst_shows_what_the_policy_does_and_that_aws_cannot() -> None:
     assert fire["utc"] == "2026-03-29T01:30:00Z"
     assert fire["shifted"] is True
     assert fire["notes"] == ["2026-03-29 02:30 is in a DST gap; shifted to 03:30 (gap=shift)"]
-    assert "dst gap=shift,overlap=first" in document["eventBridgeScheduler"]["refused"]
+    assert "dst gap=shift,overlap=first" in document["eventbridge_scheduler"]["refused"]
 
 
 @pytest.mark.parametrize(
@@ -508,3 +520,309 @@ def test_preview_refuses_a_bad_dst(argv: list[str], field: str) -> None:
         status, _ = run("preview", *argv, "--json")
     assert status == 2
     assert json.loads(err.getvalue())["field"] == field
+
+
+@pytest.fixture
+def one_schedule(tmp_path: Path) -> str:
+    """A store with schedule 'tick' in scheduler 'default'."""
+    db = str(tmp_path / "m.db")
+    create = ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--db", db]
+    assert run(*create, "--new-scheduler")[0] == 0
+    return db
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (
+            ["schedules", "show", "n" * 1000],
+            2,
+            "schedule name '" + "n" * 59 + "... (1000 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "show", "n" * 65],
+            2,
+            "schedule name '" + "n" * 65 + "' (65 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            [
+                "schedules",
+                "backfill",
+                "tick",
+                "--start",
+                "2026-01-02T00:00Z",
+                "--end",
+                "2026-01-01T00:00Z",
+            ],
+            2,
+            "--end 2026-01-01T00:00Z is before --start 2026-01-02T00:00Z; expected an instant at "
+            "or after it",
+        ),
+        (
+            ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--if-exists", "error"],
+            1,
+            "schedule 'tick' already exists (--if-exists error); nothing was written. Use "
+            "--if-exists replace to replace it, --if-exists keep to leave it, or `reventless "
+            "schedules delete` it first",
+        ),
+        (
+            [
+                "schedules",
+                "redrive",
+                "--fire-id",
+                "tick@2026-01-01T00:00:00Z",
+                "--fire-id",
+                "bad id!",
+            ],
+            2,
+            "--fire-id 'bad id!' is not allowed; expected a fire id such as "
+            "'daily-report@2026-11-27T09:00:00Z'",
+        ),
+        (
+            ["reactions", "reset", "r" * 300, "--position", "0"],
+            2,
+            "reaction name '" + "r" * 59 + "... (300 characters) is not allowed; expected 1 to "
+            "64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "list", "--prefix", "a b"],
+            2,
+            "--prefix 'a b' is not allowed; expected up to 64 characters of letters, digits, "
+            "'.', '_' or '-'",
+        ),
+        (
+            ["schedules", "create", "once", "Single(2020, 1, 1, 0, 0)", "--payload", "p"],
+            2,
+            "rate Single(2020, 1, 1, 0, 0) in UTC is in the past (now is ",
+        ),
+        (
+            ["schedules", "redrive", "--schedule", "bad id!"],
+            2,
+            "--schedule 'bad id!' is not allowed; expected 1 to 64 characters of letters, "
+            "digits, '.', '_' or '-'",
+        ),
+        (
+            ["schedules", "redrive", "--schedule", "tick", "--fire-id", "tick@2026-01-01T00:00Z"],
+            2,
+            "--schedule and --fire-id cannot be given together; give one or the other",
+        ),
+    ],
+)
+def test_refusals_speak_the_command_lines_terms(
+    argv: list[str],
+    status: int,
+    message: str,
+    one_schedule: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No Python spelling (if_exists='replace', fire_ids[0], datetime.datetime(...)), one
+    wording for a name at every length, its own length counted (not its repr's)."""
+    capsys.readouterr()
+    assert run(*argv, "--db", one_schedule) == (status, "")
+    err = capsys.readouterr().err
+    if message.endswith("(now is "):  # then the current minute
+        assert err.startswith(f"reventless: error: {message}") and err.count("\n") == 1
+    else:
+        assert err == f"reventless: error: {message}\n"
+
+
+def test_years_before_1000_are_printed_with_four_digits(one_schedule: str) -> None:
+    status, text = run("preview", "Daily(9, 0)", "--after", "0001-01-01T00:00:00Z", "--count", "1")
+    assert status == 0
+    assert "after 0001-01-01 00:00:00 UTC" in text
+    assert "1  0001-01-01 09:00  Mon 0001-01-01 09:00 UTC" in text
+    from reventless._cli_common import utc
+
+    assert utc(datetime(999, 3, 4, 5, 6, 7)) == "0999-03-04 05:06:07"
+
+
+_DB_COMMANDS = [
+    ["run", "tests.test_cli_run:plugin"],
+    ["schedules", "list"],
+    ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--new-scheduler"],
+    ["schedules", "prune"],
+    ["schedulers"],
+    ["reactions", "list"],
+    ["demo", "--days", "1"],
+]
+_BAD_DBS = [
+    ("folder", "--db '{db}' is a folder, not a store file"),
+    ("no-such-folder/app.db", "--db '{db}': there is no folder 'no-such-folder' to hold it"),
+    ("", "--db '' is empty; expected the path of a store file, e.g. --db app.db"),
+    (
+        "/dev/null",
+        "--db '/dev/null' is not a regular file (a device, a pipe or a socket); expected a store "
+        "file",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv", _DB_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+@pytest.mark.parametrize(("db", "says"), _BAD_DBS, ids=[db or "empty" for db, _ in _BAD_DBS])
+def test_every_command_refuses_a_db_that_cannot_be_a_store_the_same_way(
+    argv: list[str],
+    db: str,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: `run --db FOLDER` was SQLITE_CANTOPEN and status 1 where `schedules` said "is a
+    folder" and 2; `--db ''` "could not switch to WAL mode"; `/dev/null` "read_only=True"."""
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    assert run(*argv, "--db", db) == (2, "")
+    assert capsys.readouterr().err == f"reventless: error: {says.format(db=db)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing was made
+    assert not any((tmp_path / "folder").iterdir())
+
+
+def test_a_bad_db_as_a_real_process_has_the_status_and_json_of_bad_input(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless", "run", "tests.test_cli_run:plugin", "--db", "."],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "reventless: error: --db '.' is a folder, not a store file\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless", "schedulers", "--db", "", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert json.loads(done.stderr) | {"message": "-"} == {
+        "error": "ValidationError",
+        "message": "-",
+        "field": "--db",
+        "value": "",
+        "allowed": "the path of a store file",
+        "exit_status": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--misfire-grace", "-5s", "a duration from 0s to 30d"),
+        ("--delivery-timeout", "-1.5h", "a duration from 10ms to 15m"),
+        ("--lease-ttl", "-20", "a duration from 1s to 1h"),
+        ("--max-event-age", "-1m", "a duration from 1m to 1d"),
+    ],
+)
+def test_a_negative_duration_is_taken_as_the_options_value_and_refused_with_its_range(
+    option: str, value: str, allowed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: argparse took -5s for an option ("expected one argument")."""
+    argv = ["run", "tests.test_cli_run:plugin", "--db", "never-made.db", option, value]
+    assert run(*argv) == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"reventless: error: {option} {value!r} is not allowed; expected {allowed}"
+    )
+    assert not Path("never-made.db").exists()
+    # A missing value is still a missing value, even when an option follows.
+    assert run("run", "tests.test_cli_run:plugin", "--db", "x.db", option, "--json")[0] == 2
+    assert "expected one argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        ([], "usage: reventless [-h] [--version]"),
+        (["schedules"], "usage: reventless schedules [-h]"),
+        (["reactions"], "usage: reventless reactions [-h]"),
+    ],
+)
+def test_a_bare_command_group_prints_its_help(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `reventless` alone said "the following arguments are required: command"."""
+    status, text = run(*argv)
+    assert status == 0 and text.startswith(usage)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bare_reventless_prints_its_help_as_a_real_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reventless"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("usage: reventless")
+    assert "preview" in done.stdout and "schedules" in done.stdout and "run" in done.stdout
+
+
+def test_preview_json_keys_are_snake_case_with_the_old_camel_case_as_aliases() -> None:
+    """Like `schedules --json`; the camelCase keys of 0.1.0 stay, deprecated, for a release."""
+    argv = ["preview", "Daily(2, 30)", "--timezone", "Europe/Berlin", "--count", "1"]
+    status, text = run(*argv, "--after", "2026-03-28T12:00:00Z", "--json")
+    assert status == 0
+    document = json.loads(text)
+    assert list(document) == [
+        "schedule",
+        "after",
+        "fires",
+        "eventbridge_scheduler",
+        "eventBridgeScheduler",
+    ]
+    fire = document["fires"][0]
+    assert list(fire) == [
+        "utc",
+        "local",
+        "repeated_wall_time",
+        "skipped_days",
+        "second_occurrence",
+        "shifted",
+        "notes",
+        "repeatedWallTime",
+        "skippedDays",
+        "secondOccurrence",
+    ]
+    assert fire["skipped_days"] == fire["skippedDays"] == ["2026-03-29"]
+    assert fire["repeated_wall_time"] is fire["repeatedWallTime"] is False
+    assert fire["second_occurrence"] is fire["secondOccurrence"] is False
+    assert document["eventbridge_scheduler"] == document["eventBridgeScheduler"]
+    assert document["eventbridge_scheduler"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["schedules", "--db", "app.db", "list"],
+            "--db is given before the action; it goes after it: reventless schedules ACTION ... "
+            "--db ... (actions: list, show, create,",
+        ),
+        (
+            ["reactions", "--db=app.db", "list"],
+            "--db is given before the action; it goes after it: reventless reactions ACTION ... "
+            "--db ... (actions: list, dead-letters, reset, resume; see reventless reactions "
+            "--help)",
+        ),
+        (
+            ["--db", "app.db", "schedulers"],
+            "--db is given before the command; it goes after it: reventless COMMAND ... --db ... "
+            "(commands: preview, schedules,",
+        ),
+    ],
+)
+def test_an_option_before_its_command_is_refused_saying_where_it_goes(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: argparse took the option's value for the action ("invalid choice: 'app.db'")."""
+    assert run(*argv) == (2, "")
+    err = capsys.readouterr().err
+    assert err.startswith(f"reventless: error: {says}") and err.count("\n") == 1

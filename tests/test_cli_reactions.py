@@ -100,9 +100,19 @@ def test_reactions_commands_on_a_store(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert cli("reactions", "reset", "renewals", "--position", "-1", "--db", str(db))[0] == 2
     assert "--position -1 is not allowed" in capsys.readouterr().err
+    # Past the log's head (2), the events appended until then would be skipped: refused.
+    assert cli("reactions", "reset", "renewals", "--position", "3", "--db", str(db))[0] == 2
+    said = capsys.readouterr().err
+    assert "position 3 is not allowed; expected a log position from 0 to the log's head, 2" in said
+    status, text = cli("reactions", "list", "--db", str(db), "--json")
+    assert json.loads(text)[0]["position"] == 0  # unchanged
+    assert cli("reactions", "reset", "renewals", "--position", "2", "--db", str(db))[0] == 0
     assert cli("reactions", "list", "--db", str(tmp_path / "none.db"))[0] == 2
     assert cli("reactions", "reset", "bad name", "--position", "1", "--db", str(db))[0] == 2
-    assert "NAME 'bad name'" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "reventless: error: reaction name 'bad name' is not allowed; expected 1 to 64 characters "
+        "of letters, digits, '.', '_' or '-'\n"
+    )
 
 
 async def web_process(db: Path, steps: int, seed: int) -> Counter[str]:

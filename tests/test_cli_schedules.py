@@ -434,3 +434,214 @@ def test_create_with_a_dst_policy_stores_and_shows_it(tmp_path: Path) -> None:
     assert run(*argv, "--dst", "gap=")[0] == 2
     _, text = run("schedules", "list", "--db", db, "--json")
     assert [s["schedule"]["name"] for s in json.loads(text)["schedules"]] == ["meter"]
+
+
+# -- payloads from a file or standard input -------------------------------------------------------
+
+
+def _big_payload() -> str:
+    """200,000 bytes of UTF-8 JSON (some of it two-byte characters): under the 256 KiB limit,
+    over what Linux lets one command-line argument hold (128 KiB)."""
+    frame = json.dumps({"note": "ä" * 50_000, "pad": ""}, ensure_ascii=False)
+    text = json.dumps(
+        {"note": "ä" * 50_000, "pad": "x" * (200_000 - len(frame.encode()))}, ensure_ascii=False
+    )
+    assert len(text.encode()) == 200_000
+    return text
+
+
+def _created_payload(db: Path, name: str) -> str:
+    status, text = run("schedules", "show", name, "--db", str(db), "--json")
+    assert status == 0, text
+    payload: str = json.loads(text)["state"]["schedule"]["payload"]
+    return payload
+
+
+def test_a_200_kb_payload_from_a_file_and_from_stdin_as_a_real_process(tmp_path: Path) -> None:
+    """Before: only --payload, and 200 KB on the command line is "Argument list too long"."""
+    payload = _big_payload()
+    source = tmp_path / "payload.json"
+    source.write_text(payload, encoding="utf-8")
+    db = tmp_path / "big.db"
+    command = [sys.executable, "-m", "reventless", "schedules", "create", "--db", str(db)]
+    done = subprocess.run(
+        [*command, "from-file", "Hours(6)", "--payload-file", str(source), "--new-scheduler"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "created\n"), done.stderr
+    done = subprocess.run(
+        [*command, "from-stdin", "Hours(6)", "--payload-file", "-"],
+        input=payload.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, b"created\n"), done.stderr
+    assert _created_payload(db, "from-file") == payload
+    assert _created_payload(db, "from-stdin") == payload
+
+
+def test_standard_input_over_the_limit_is_refused_as_a_real_process(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    command = [sys.executable, "-m", "reventless", "schedules", "create", "x", "Hours(6)"]
+    done = subprocess.run(
+        [*command, "--payload-file", "-", "--db", str(db), "--new-scheduler", "--json"],
+        input=b"a" * (256 * 1024 + 1),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, b"")
+    error = json.loads(done.stderr)
+    assert error["field"] == "--payload-file" and error["value"] == "-"
+    assert error["message"] == (
+        "--payload-file '-' (standard input): holds more than 262,144 bytes; a payload is 1 "
+        "byte to 262,144 bytes (256 KiB)"
+    )
+    assert not db.exists()
+
+
+_ALLOWED_FILE = (
+    "expected a file of 1 byte to 262,144 bytes (256 KiB) of UTF-8 text, or '-' for stdin"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "path", "says"),
+    [
+        (None, "missing.json", f"--payload-file 'missing.json': no such file; {_ALLOWED_FILE}"),
+        (None, ".", f"--payload-file '.': is a folder; {_ALLOWED_FILE}"),
+        (b"", "p.json", f"--payload-file 'p.json': is empty; {_ALLOWED_FILE}"),
+        (
+            b'{"a": "\xff"}',
+            "p.json",
+            f"--payload-file 'p.json': is not UTF-8 text (byte 0xff at offset 7); {_ALLOWED_FILE}",
+        ),
+        (
+            b"a" * (256 * 1024 + 1),
+            "p.json",
+            "--payload-file 'p.json': holds more than 262,144 bytes; a payload is 1 byte to "
+            "262,144 bytes (256 KiB)",
+        ),
+    ],
+)
+def test_a_payload_file_that_cannot_be_a_payload_is_refused_and_nothing_is_made(
+    content: bytes | None,
+    path: str,
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        Path(path).write_bytes(content)
+    argv = ["schedules", "create", "x", "Hours(6)", "--payload-file", path, "--db", "s.db"]
+    assert run(*argv, "--new-scheduler") == (2, "")
+    assert capsys.readouterr().err == f"reventless: error: {says}\n"
+    assert not Path("s.db").exists()
+
+
+def test_exactly_the_limit_from_a_file_is_taken(tmp_path: Path) -> None:
+    source = tmp_path / "p.txt"
+    source.write_bytes(b"a" * (256 * 1024))
+    db = tmp_path / "s.db"
+    argv = ["schedules", "create", "x", "Hours(6)", "--payload-file", str(source)]
+    assert run(*argv, "--db", str(db), "--new-scheduler") == (0, "created\n")
+    assert _created_payload(db, "x") == "a" * (256 * 1024)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_payload_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "p.json"
+    source.write_text("{}")
+    source.chmod(0)
+    argv = ["schedules", "create", "x", "Hours(6)", "--payload-file", str(source)]
+    assert run(*argv, "--db", str(tmp_path / "s.db"), "--new-scheduler") == (2, "")
+    assert "cannot be read (permission denied)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--payload", "p", "--payload-file", "p.json"], "not allowed with argument"),
+        ([], "one of the arguments --payload --payload-file is required"),
+        (["--payload", ""], "--payload is 0 bytes of UTF-8; allowed are 1 to 262144 (256 KiB)"),
+        (["--payload", "p", "--if-exists", "overwrite"], "--if-exists 'overwrite' is not allowed"),
+        (["--payload", "p", "--timezone", "Mars/Base"], "--timezone 'Mars/Base' is not allowed"),
+    ],
+)
+def test_payload_and_payload_file_exclude_each_other_and_one_is_needed(
+    options: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused create makes no store file, whichever option is refused (an empty --payload,
+    a bad --if-exists or --timezone made one before)."""
+    db = tmp_path / "s.db"
+    argv = ["schedules", "create", "x", "Hours(6)", "--db", str(db), "--new-scheduler"]
+    assert run(*argv, *options) == (2, "")
+    assert says in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_a_payload_file_the_typed_target_refuses_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "app.db"
+    app_store(db)
+    source = tmp_path / "renew.json"
+    source.write_text('{"aggregateId": "c-1", "command": "Nope"}\n')
+    before = snapshot(db)
+    argv = ["schedules", "create", "t2", "Minutes(5)", "--scheduler", "counters"]
+    assert run(*argv, "--payload-file", str(source), "--db", str(db))[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reventless: error: --payload-file is refused by the command topic")
+    assert snapshot(db) == before
+
+
+def test_a_closed_standard_input_is_refused_as_a_real_process(tmp_path: Path) -> None:
+    """Started with stdin closed (`<&-`), Python has no sys.stdin: a refusal, not a bug."""
+    db = tmp_path / "s.db"
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            '"$0" -m reventless schedules create x "Hours(6)" --payload-file - --db "$1" '
+            "--new-scheduler <&-",
+            sys.executable,
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "reventless: error: --payload-file '-' (standard input): standard input is closed\n"
+    )
+    assert not db.exists()
+
+
+def test_a_backfill_range_too_long_names_the_option_in_its_json_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store refuses more than 10,000 fires under the API's field "end"; the command
+    line's JSON error names --end and the text given for it."""
+    db = tmp_path / "app.db"
+    # real clock: the command compares with now; only the 40 days count, never the hour
+    now = datetime.now(UTC)
+    app_store(db, clock=VirtualClock(now - timedelta(days=40)))
+    start = (now - timedelta(days=39)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    where = ["--scheduler", "health", "--db", str(db)]
+    assert run("schedules", "pause", "ping", *where)[0] == 0  # its next fire no longer bounds it
+    argv = ["schedules", "backfill", "ping", *where, "--start", start, "--end", end, "--json"]
+    assert run(*argv) == (2, "")
+    error = json.loads(capsys.readouterr().err)
+    assert (error["field"], error["value"]) == ("--end", end)
+    assert "backfill it in smaller ranges" in error["message"]

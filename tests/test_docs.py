@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -330,3 +331,14 @@ def test_the_readme_status_says_what_exists_today_and_what_does_not_yet() -> Non
     assert today and planned
     assert [name for name in today if not _exists(name)] == []
     assert [name for name in planned if _exists(name)] == [], "it exists now: move it up"
+
+
+def test_the_dependencies_the_readme_and_getting_started_name_are_the_packages() -> None:
+    root = Path(__file__).parent.parent
+    wanted = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = sorted(re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0] for requirement in wanted)
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"the package's own {words[len(names)]} dependencies" in readme
+    started = " ".join((root / "docs" / "getting-started.md").read_text().split())
+    assert f"its few dependencies ({', '.join(names)})" in started

@@ -35,7 +35,16 @@ def test_public_classes_and_functions_name_their_home_module() -> None:
             assert importlib.import_module(module) is not None
 
 
-CORE = ("schedule", "fire_times", "rate_translation", "misfire", "_zones", "_suggest", "errors")
+CORE = (
+    "schedule",
+    "fire_times",
+    "rate_translation",
+    "misfire",
+    "_zones",
+    "_suggest",
+    "_timefmt",
+    "errors",
+)
 ALLOWED_IN_CORE = {
     "__future__",
     "calendar",

@@ -195,3 +195,25 @@ async def test_repairs_refuse_bad_input_and_write_nothing(
         assert store.conn.execute("SELECT count(*) FROM retries").fetchone()[0] == 0
     finally:
         store.close()
+
+
+EDGES = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(("start", "end"), [(EDGES[0], EDGES[1]), (EDGES[0], EDGES[0])])
+async def test_a_backfill_from_the_first_instant_a_datetime_holds_is_a_range_like_any(
+    start: datetime, end: datetime
+) -> None:
+    """No fire is before the schedule's creation: such a start used to overflow."""
+    clock = VirtualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    async with reventless.local.provider(":memory:", clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Minutes(5), payload="p"))
+        assert await ops.backfill("tick", start, end) == []
+
+
+def test_the_command_line_backfills_from_year_1(tmp_path: Path) -> None:
+    db = str(tmp_path / "b.db")
+    assert _cli("create", "tick", "Minutes(5)", "--payload", "p", "--db", db, "--new-scheduler")
+    start, end = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
+    assert _cli("backfill", "tick", "--db", db, "--start", start, "--end", end) == {"fire_ids": []}

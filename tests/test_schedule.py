@@ -471,3 +471,25 @@ def test_garbage_constructor_arguments_only_ever_yield_validation_error(
 ) -> None:
     with contextlib.suppress(ValidationError):
         Schedule(name=name, rate=Daily(hour, 0), payload=payload, timezone=timezone)
+
+
+@pytest.mark.parametrize("length", [65, 201, 1000])
+def test_a_long_name_is_refused_in_one_wording_with_its_own_length(length: int) -> None:
+    """Before: over 200 characters the message became "name '...' (1002 characters)", the
+    repr's quotes counted."""
+    from reventless.schedule import check_name
+
+    with pytest.raises(ValidationError) as caught:
+        check_name("n" * length)
+    message = str(caught.value)
+    assert message.startswith("schedule name 'nnn")
+    assert f"({length} characters) is not allowed; expected 1 to 64 characters" in message
+
+
+def test_a_refused_instant_is_shown_as_iso_text_not_a_repr() -> None:
+    from datetime import UTC, datetime
+
+    error = ValidationError("end", datetime(2026, 1, 1, tzinfo=UTC), "an instant after start")
+    assert str(error) == (
+        "end '2026-01-01T00:00:00+00:00' is not allowed; expected an instant after start"
+    )

@@ -328,3 +328,17 @@ def test_no_guess_when_nothing_is_near(typed: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Schedule(name="r", rate=Daily(9, 0), payload="p", timezone=typed)
     assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),  # before 0001-01-01 in UTC
+        datetime.max.replace(second=0, microsecond=0, tzinfo=timezone(timedelta(hours=-12))),
+    ],
+)
+def test_a_moment_past_the_ends_of_the_datetime_range_in_utc_is_refused_by_name(
+    moment: datetime,
+) -> None:
+    with pytest.raises(ValidationError, match=r"^moment .* expected an instant whose date is in"):
+        Single.at(moment)

@@ -62,6 +62,7 @@ from reventless.aws.iam import (
 )
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
+from reventless.reaction_adapter import Reactions
 from reventless.scheduler_adapter import RetryPolicy
 
 __all__ = (
@@ -160,7 +161,7 @@ class AwsProvider:
         for client in self._clients:
             client.closed = True
 
-    def reactions(self) -> AwsReactions:
+    def reactions(self) -> Reactions:
         """The reactions of plugins started on this provider. On AWS none runs here: each is the
         handler of its own queue (``handle_reaction_batch``)."""
         if self._closed:

@@ -16,15 +16,21 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from reventless.aggregate_adapter import StoredEvent
+from reventless.aws._batch import BatchResponse, handle_records, record_group, record_id
 from reventless.errors import UsageError, ValidationError
+from reventless.provider import ProvidesReactions
+from reventless.reaction import Components, Reaction, ReactionDeadLetter, ReactionStatus
 
 if TYPE_CHECKING:
     from reventless.plugin import RunningPlugin
-    from reventless.reaction import Reaction
 
 __all__ = ("AwsReactions", "handle_reaction_batch")
 
 logger = logging.getLogger("reventless.aws.reactions")
+_QUEUE_KEEPS = (
+    "on AWS a reaction's SQS queue keeps its {what}: see the queue in the SQS console or "
+    "with the AWS CLI"
+)
 
 
 class AwsReactions:
@@ -34,9 +40,9 @@ class AwsReactions:
     batch of the queue of one of them."""
 
     def __init__(self) -> None:
-        self._registered: dict[str, tuple[Reaction, RunningPlugin]] = {}
+        self._registered: dict[str, tuple[Reaction, Components]] = {}
 
-    def register(self, reaction: Reaction, running: RunningPlugin) -> None:
+    def register(self, reaction: Reaction, running: Components) -> None:
         if reaction.name in self._registered:
             raise UsageError(
                 f"reaction {reaction.name!r} is already registered on this provider; a name is "
@@ -46,6 +52,25 @@ class AwsReactions:
 
     def unregister(self, name: str) -> None:
         self._registered.pop(name, None)
+
+    # Each reaction's position, retries and dead letters are its SQS queue's (see the module's
+    # docstring): what the port asks of them is told by the queue, not here.
+
+    async def statuses(self) -> list[ReactionStatus]:
+        raise UsageError(_QUEUE_KEEPS.format(what="position and lag"))
+
+    async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
+        raise UsageError(_QUEUE_KEEPS.format(what="dead letters (its dead-letter queue)"))
+
+    async def reset(self, name: str, position: int) -> None:
+        raise UsageError(_QUEUE_KEEPS.format(what="position, which cannot be moved back"))
+
+    async def resume(self, name: str, *, skip: bool = False) -> int:
+        raise UsageError(
+            _QUEUE_KEEPS.format(
+                what="failures: it never stops, a failed event goes to its dead-letter queue"
+            )
+        )
 
     def registered(self, name: str) -> Reaction:
         """The reaction registered as ``name``.
@@ -57,10 +82,6 @@ class AwsReactions:
                 "start the plugin that declares it with plugin.start(provider) first"
             )
         return self._registered[name][0]
-
-
-def _record_group(record: dict[str, Any]) -> str:
-    return str(record.get("attributes", {}).get("MessageGroupId", ""))
 
 
 def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
@@ -99,7 +120,7 @@ def _stored_event(record: dict[str, Any]) -> StoredEvent | None:
 
 async def handle_reaction_batch(
     event: dict[str, Any], running: RunningPlugin, name: str
-) -> dict[str, list[dict[str, str]]]:
+) -> BatchResponse:
     """The body of the Lambda function of reaction ``name``'s queue (an SQS FIFO queue subscribed
     to the SNS FIFO topics of the aggregates it follows): ``reaction.handle`` per record, in
     order, with the record's receive count as the attempt; returns the partial-batch response.
@@ -112,37 +133,34 @@ async def handle_reaction_batch(
     FIFO queue cannot stop the other streams). Records of aggregates the reaction does not
     follow, and scheduled fires, are acknowledged without a call.
     """
-    reactions = getattr(running.provider, "reactions", None)
-    if not callable(reactions) or not isinstance(reactions(), AwsReactions):
+    reactions = (
+        running.provider.reactions() if isinstance(running.provider, ProvidesReactions) else None
+    )
+    if not isinstance(reactions, AwsReactions):
         raise UsageError(
             "handle_reaction_batch takes a plugin running on reventless.aws.provider; on the "
             "embedded provider, provider.run() runs the reactions"
         )
-    reaction = reactions().registered(name)
-    failures: list[dict[str, str]] = []
-    failed_groups: set[str] = set()
-    for record in event.get("Records", []):
-        record_id, group = str(record.get("messageId")), _record_group(record)
-        if group in failed_groups:
-            failures.append({"itemIdentifier": record_id})
-            continue
-        try:
-            stored = _stored_event(record)
-            if stored is not None and stored.aggregate in reaction.follows:
-                attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-                await reaction.handle(stored, running, attempt=attempt)
-        except Exception as exc:
-            # Reported to SQS, which retries it and then dead-letters it; the reason goes to
-            # the function's log, the one place AWS keeps it.
-            logger.warning(
-                "reaction %r failed on record %s (group %r): %s: %s",
-                name,
-                record_id,
-                group,
-                type(exc).__name__,
-                exc,
-                extra={"reaction": name, "record": record_id},
-            )
-            failures.append({"itemIdentifier": record_id})
-            failed_groups.add(group)
-    return {"batchItemFailures": failures}
+    reaction = reactions.registered(name)
+
+    async def handle(record: dict[str, Any]) -> None:
+        stored = _stored_event(record)
+        if stored is not None and stored.aggregate in reaction.follows:
+            attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+            await reaction.handle(stored, running, attempt=attempt)
+
+    async def failed(record: dict[str, Any], exc: Exception) -> bool:
+        # Reported to SQS, which retries it and then dead-letters it; the reason goes to the
+        # function's log, the one place AWS keeps it.
+        logger.warning(
+            "reaction %r failed on record %s (group %r): %s: %s",
+            name,
+            record_id(record),
+            record_group(record),
+            type(exc).__name__,
+            exc,
+            extra={"reaction": name, "record": record_id(record)},
+        )
+        return False
+
+    return await handle_records(event, handle, failed)

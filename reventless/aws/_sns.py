@@ -19,6 +19,7 @@ import msgspec
 
 from reventless.aggregate import AggregateSpec
 from reventless.aggregate_adapter import AppendResult, NewEvent
+from reventless.aws._batch import BatchResponse, handle_records, record_id
 from reventless.aws._errors import SNS_ERRORS, call_aws
 from reventless.errors import DeliveryRefusedError, ValidationError
 from reventless.event_topic import EventTopic, TopicMessage, event_id
@@ -335,21 +336,14 @@ class SqsTopicSubscriber:
         self.topic = topic
         self.aggregates = tuple(aggregates)
 
-    async def handle_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        failures: list[dict[str, str]] = []
-        failed_groups: set[str] = set()
-        for record in event.get("Records", []):
-            record_id = str(record.get("messageId"))
-            group = str(record.get("attributes", {}).get("MessageGroupId", ""))
-            if group and group in failed_groups:
-                failures.append({"itemIdentifier": record_id})
-                continue
-            try:
-                message = decode_topic_message(record.get("body", ""), self.topic, self.aggregates)
-                await self.handler(message)
-            except Exception as exc:
-                logger.error("record %s failed: %s: %s", record_id, type(exc).__name__, exc)
-                failures.append({"itemIdentifier": record_id})
-                if group:
-                    failed_groups.add(group)
-        return {"batchItemFailures": failures}
+    async def handle_batch(self, event: dict[str, Any]) -> BatchResponse:
+        return await handle_records(event, self._handle_record, self._record_failed)
+
+    async def _handle_record(self, record: dict[str, Any]) -> None:
+        await self.handler(
+            decode_topic_message(record.get("body", ""), self.topic, self.aggregates)
+        )
+
+    async def _record_failed(self, record: dict[str, Any], exc: Exception) -> bool:
+        logger.error("record %s failed: %s: %s", record_id(record), type(exc).__name__, exc)
+        return False

@@ -12,6 +12,7 @@ import msgspec
 
 from reventless._observe import Observer
 from reventless.aggregate import Aggregate
+from reventless.aws._batch import BatchResponse, handle_records, record_id
 from reventless.aws._errors import call_aws
 from reventless.aws._sns import UnpublishableEventError
 from reventless.errors import ValidationError
@@ -124,41 +125,29 @@ class SqsCommandConsumer:
             raise ValidationError("record messageId", message_id, "a non-empty string")
         return aggregate_id, command, message_id, None
 
-    async def handle_batch(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        failures: list[dict[str, str]] = []
-        failed_groups: set[str] = set()
-        for record in event.get("Records", []):
-            record_id = str(record.get("messageId"))
-            group = str(record.get("attributes", {}).get("MessageGroupId", ""))
-            if group and group in failed_groups:
-                failures.append({"itemIdentifier": record_id})
-                continue
-            try:
-                aggregate_id, command, message_id, scheduled = self.decode(record.get("body", ""))
-                sending = self.aggregate.command_topic.send(
-                    aggregate_id, command, message_id=message_id, scheduled_time=scheduled
-                )
-                if scheduled is None:
-                    await sending
-                else:  # a fire: reported as the local engine reports its deliveries
-                    await _OBSERVER.received(
-                        sending,
-                        schedule=message_id.rpartition("@")[0],
-                        scheduled_time=scheduled,
-                        now=self.aggregate.clock.now(),
-                    )
-            except UnpublishableEventError as exc:
-                if await self._dead_letter(record, exc):
-                    continue
-                failures.append({"itemIdentifier": record_id})
-                if group:
-                    failed_groups.add(group)
-            except Exception as exc:
-                logger.error("record %s failed: %s: %s", record_id, type(exc).__name__, exc)
-                failures.append({"itemIdentifier": record_id})
-                if group:
-                    failed_groups.add(group)
-        return {"batchItemFailures": failures}
+    async def handle_batch(self, event: dict[str, Any]) -> BatchResponse:
+        return await handle_records(event, self._handle_record, self._record_failed)
+
+    async def _handle_record(self, record: dict[str, Any]) -> None:
+        aggregate_id, command, message_id, scheduled = self.decode(record.get("body", ""))
+        sending = self.aggregate.command_topic.send(
+            aggregate_id, command, message_id=message_id, scheduled_time=scheduled
+        )
+        if scheduled is None:
+            await sending
+        else:  # a fire: reported as the local engine reports its deliveries
+            await _OBSERVER.received(
+                sending,
+                schedule=message_id.rpartition("@")[0],
+                scheduled_time=scheduled,
+                now=self.aggregate.clock.now(),
+            )
+
+    async def _record_failed(self, record: dict[str, Any], exc: Exception) -> bool:
+        if isinstance(exc, UnpublishableEventError):
+            return await self._dead_letter(record, exc)
+        logger.error("record %s failed: %s: %s", record_id(record), type(exc).__name__, exc)
+        return False
 
     async def _dead_letter(self, record: dict[str, Any], exc: UnpublishableEventError) -> bool:
         """Move ``record`` to the dead letters with ``exc`` as the reason; False when there

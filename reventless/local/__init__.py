@@ -36,6 +36,7 @@ from reventless.local._retention import PruneReport, Retention, prune
 from reventless.local._stall import Stall, StallWatch
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
+from reventless.reaction_adapter import Reactions
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = ("LocalProvider", "ProviderContext", "PruneReport", "Retention", "provider")
@@ -98,7 +99,7 @@ class LocalProvider:
             self._event_log = SqliteEventLog(self._runner)
         return self._event_log
 
-    def reactions(self) -> LocalReactions:
+    def reactions(self) -> Reactions:
         """The reactions on this store: their operations (status and lag, dead letters, reset,
         resume), and the runner of those declared by started plugins, which ``run()`` runs."""
         if self._closed:

@@ -18,6 +18,7 @@ import contextlib
 import enum
 import math
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from reventless.errors import (
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
-from reventless.local._lease import Lease
+from reventless.local._lease import Lease, store_row
 from reventless.local._store import (
     FIRED_AND_COMPLETED,
     Advance,
@@ -148,7 +149,11 @@ class Engine:
         self._poll_interval = poll_interval
         self._workers = workers
         self._lease = Lease(
-            runner, ttl=lease_ttl, delivery_timeout=delivery_timeout, enabled=use_lease
+            runner,
+            store_row(runner.store),
+            owner=uuid.uuid4().hex if use_lease else None,
+            ttl=lease_ttl,
+            timeout=delivery_timeout,
         )
         self.targets: dict[str, Target] = {}
         self.state = EngineState.IDLE
@@ -395,7 +400,7 @@ class Engine:
                 if self._rebuild_requested:
                     await self._load()
                 await self._quarantine_damaged()
-                if not self._lease.may_deliver():
+                if not self._lease.may_work():
                     # Renewal is late (a slow disk, a busy thread): deliver nothing until it
                     # lands, or stand down when it fails.
                     await anyio.sleep(_FENCE_POLL_S)
@@ -617,7 +622,7 @@ class Engine:
         return (
             self.state is EngineState.LEADING
             and self._committer.failure is None
-            and self._lease.may_deliver(now)
+            and self._lease.may_work(now)
         )
 
     async def _deliver_all(

@@ -37,9 +37,11 @@ from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
 from reventless.local._event_log import _COLUMNS, _rows_to_events
+from reventless.local._lease import Lease, reaction_row
 from reventless.local._store import LeaseLostError, SqliteStore, from_us
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
+    Components,
     OnFailure,
     Reaction,
     ReactionDeadLetter,
@@ -49,14 +51,10 @@ from reventless.reaction import (
 
 if TYPE_CHECKING:
     from reventless.event_topic import TopicMessage
-    from reventless.plugin import RunningPlugin
 
 __all__ = ("LocalReactions",)
 
 _BATCH = 100
-_MARGIN_S = 1.0
-# How long after the other holder's lease lapses a standby tries to take it (clock ticks).
-_AFTER_LAPSE_S = 0.01
 _RUNNING, _STOPPED = "running", "stopped"
 
 
@@ -77,32 +75,6 @@ def _register(store: SqliteStore, name: str, follows: list[str], at_end: bool, n
             "INSERT INTO reactions (name, follows, position, state, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET follows = excluded.follows",
             (name, json.dumps(follows), start, _RUNNING, now),
-        )
-
-
-def _try_lease(
-    store: SqliteStore, name: str, owner: str, now: float, hold_s: float
-) -> tuple[bool, float]:
-    """(whether ``owner`` holds the lease now, when the lease it does not hold lapses)."""
-    with store.transaction():
-        cursor = store.conn.execute(
-            "UPDATE reactions SET owner = ?, lease_until = ? WHERE name = ?"
-            " AND (owner IS NULL OR owner = ? OR lease_until < ?)",
-            (owner, now + hold_s, name, owner, now),
-        )
-        if cursor.rowcount == 1:
-            return True, 0.0
-        row = store.conn.execute(
-            "SELECT lease_until FROM reactions WHERE name = ?", (name,)
-        ).fetchone()
-        return False, 0.0 if row is None else float(row[0])
-
-
-def _release(store: SqliteStore, name: str, owner: str) -> None:
-    with store.transaction():
-        store.conn.execute(
-            "UPDATE reactions SET owner = NULL, lease_until = 0 WHERE name = ? AND owner = ?",
-            (name, owner),
         )
 
 
@@ -271,6 +243,15 @@ def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
+        # Past the head, the events appended up to that position would never be handled.
+        head = int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
+        if position > head:
+            raise ValidationError(
+                "position",
+                position,
+                f"a log position from 0 to the log's head, {head} (past it, the events "
+                "appended until then would be skipped)",
+            )
         cursor = store.conn.execute(
             "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
             " updated_at = ? WHERE name = ?",
@@ -305,64 +286,13 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-# -- the lease -----------------------------------------------------------------------------------
-
-
-class _Lease:
-    """One runner's claim on one reaction's row; ``owner`` None: no lease (``:memory:``)."""
-
-    def __init__(
-        self, runner: StoreRunner, name: str, owner: str | None, ttl: float, timeout: float
-    ):
-        self._runner = runner
-        self._name = name
-        self.owner = owner
-        self.ttl = ttl
-        self._hold_s = ttl + timeout + _MARGIN_S
-        self._until = float("inf") if owner is None else 0.0
-        self._lapses_at = 0.0  # the other holder's lease, as last read (time.time())
-
-    async def try_acquire(self) -> bool:
-        if self.owner is None:
-            return True
-        started = time.monotonic()
-        held, self._lapses_at = await self._runner.call(
-            _try_lease, self._runner.store, self._name, self.owner, time.time(), self._hold_s
-        )
-        self._until = started + self.ttl if held else 0.0
-        return held
-
-    def retry_in(self) -> float:
-        """After a failed ``try_acquire``: how long to wait before the next. Right after the
-        holder's lease lapses (a holder that died is replaced as soon as the fence allows), and
-        at least every third of the ttl (a holder that stopped releases its lease at once)."""
-        return min(self.ttl / 3, max(self._lapses_at - time.time(), 0.0) + _AFTER_LAPSE_S)
-
-    def fence(self) -> None:
-        if time.monotonic() >= self._until:
-            raise LeaseLostError(
-                f"reaction {self._name!r}: the lease was not renewed in time; standing by"
-            )
-
-    async def keep(self) -> None:
-        while True:
-            await anyio.sleep(self.ttl / 3)
-            if not await self.try_acquire():
-                raise LeaseLostError(f"reaction {self._name!r}: another process took the lease")
-
-    async def release(self) -> None:
-        if self.owner is not None:
-            self._until = 0.0
-            await self._runner.call(_release, self._runner.store, self._name, self.owner)
-
-
 # -- running ---------------------------------------------------------------------------------------
 
 
 class _Runner:
     """Runs one reaction of one started plugin until cancelled."""
 
-    def __init__(self, host: LocalReactions, reaction: Reaction, running: RunningPlugin) -> None:
+    def __init__(self, host: LocalReactions, reaction: Reaction, running: Components) -> None:
         self.host = host
         self.reaction = reaction
         self.running = running
@@ -370,8 +300,12 @@ class _Runner:
         self.wake = anyio.Event()
         self._hold: Hold | None = None
         self._target = 0
-        self.lease = _Lease(
-            host.runner, reaction.name, host.owner, host.lease_ttl, reaction.timeout
+        self.lease = Lease(
+            host.runner,
+            reaction_row(reaction.name),
+            owner=host.owner,
+            ttl=host.lease_ttl,
+            timeout=reaction.timeout,
         )
 
     def notify(self, position: int) -> None:
@@ -523,7 +457,7 @@ class LocalReactions:
 
     # -- running ---------------------------------------------------------------------------
 
-    def register(self, reaction: Reaction, running: RunningPlugin) -> None:
+    def register(self, reaction: Reaction, running: Components) -> None:
         """Run ``reaction`` for ``running`` (now if ``run`` is under way, else when it starts)."""
         if reaction.name in self._runners:
             raise UsageError(
@@ -600,8 +534,10 @@ class LocalReactions:
 
     async def reset(self, name: str, position: int) -> None:
         """Set the checkpoint to ``position``: events after it are handled (again), from a stop
-        too. Commands sent again carry the message ids of the first time, so aggregates that
-        handled them ignore them; schedules are ensured by name.
+        too; ``position`` goes from 0 to the log's head (a ValidationError past it, where the
+        events appended until then would be skipped). Commands sent again carry the message ids
+        of the first time, so aggregates that handled them ignore them; schedules are ensured
+        by name.
         :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
         check_reaction_name(name)
         if type(position) is not int or position < 0:

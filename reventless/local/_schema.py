@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from reventless.errors import CorruptDataError
+from reventless.errors import CorruptDataError, ValidationError
 
-__all__ = ("SCHEMA_VERSION", "check", "upgrade")
+__all__ = ("SCHEMA_VERSION", "check", "is_ours", "upgrade")
 
 SCHEMA_VERSION = 1
 
@@ -162,11 +162,44 @@ _FIRST = ("meta", "schedules", "retries", "history", "dead_letters", "lease")
 ANY_STREAM = ""
 
 
-def upgrade(conn: sqlite3.Connection) -> None:
+def is_ours(conn: sqlite3.Connection, path: str) -> bool:
+    """Whether the file is a reventless store (False: a new, empty database).
+
+    Raises ValidationError for a database that holds something else (another application's
+    tables): a store is never made beside them, and nothing is written.
+    """
+    tables = [
+        str(row[0])
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name"
+        )
+    ]
+    if not tables:
+        return False
+    if "meta" in tables and {"key", "value"} <= _columns(conn, "meta"):
+        row = conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None:
+            return True
+    shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    raise ValidationError(
+        "path",
+        path,
+        "a reventless store, or a new or empty file",
+        message=(
+            f"{path!r} is not a reventless store: it is a SQLite database of something else "
+            f"(tables: {shown}); give the path of a new file or of a reventless store"
+        ),
+    )
+
+
+def upgrade(conn: sqlite3.Connection, path: str) -> None:
     """Bring a file opened for writing to the current schema, in one transaction: a crash
-    leaves it as it was. A new file gets every table; an older one, what it lacks."""
+    leaves it as it was. A new file gets every table; an older one, what it lacks; another
+    application's database is refused (ValidationError) and left as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        is_ours(conn, path)
         handled = _columns(conn, "handled_messages")
         if handled and "aggregate_id" not in handled:
             _rekey_handled_messages(conn)
@@ -215,10 +248,18 @@ _WANTED: dict[str, frozenset[str]] = {table: frozenset(_wanted_columns(table)) f
 def check(conn: sqlite3.Connection, path: str) -> frozenset[str]:
     """The tables the file has, after checking each has every column and the version is ours.
 
-    Raises CorruptDataError for a file of another schema version, one without the first
-    schema's tables, or a table missing a column (damaged, or written by something else). Only
-    a file opened read-only can lack the later tables; they are then read as empty.
+    Raises ValidationError for an empty database (opened read-only: no store to read) or one
+    that holds something else; CorruptDataError for a file of another schema version, one
+    without the first schema's tables, or a table missing a column (damaged). Only a file
+    opened read-only can lack the later tables; they are then read as empty.
     """
+    if not is_ours(conn, path):
+        raise ValidationError(
+            "path",
+            path,
+            "a reventless store",
+            message=f"{path!r} is an empty database: no reventless store was written there yet",
+        )
     present = set()
     for table, wanted in _WANTED.items():
         columns = _columns(conn, table)

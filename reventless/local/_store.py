@@ -27,7 +27,7 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.fire_times import fire_times, first_fire, next_fire_after
-from reventless.local._schema import check, upgrade
+from reventless.local._schema import check, is_ours, upgrade
 from reventless.schedule import DEFAULT_DST, DstPolicy, Rate, Schedule, rate_text
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 
@@ -356,6 +356,9 @@ def _instants(
 ) -> list[int]:
     """The schedule's fire instants in [start, stop] as microseconds; at most ``most``."""
     found: list[int] = []
+    # No fire is before the schedule's creation (1970 at the earliest): starting there also
+    # keeps a start such as datetime.min inside the datetime range.
+    start = max(start, created_at)
     if stop < start:
         return found
     for instant in fire_times(
@@ -455,6 +458,9 @@ class SqliteStore:
         return conn
 
     def _prepare(self, lock_timeout: float) -> None:
+        # Another application's database is refused before anything is written to it, the
+        # switch to WAL (a change of the file's header) included.
+        is_ours(self.conn, self.path)
         if self.path != ":memory:":
             mode = self._switch_to_wal(lock_timeout)
             if mode != "wal":
@@ -464,7 +470,7 @@ class SqliteStore:
         # WAL + NORMAL: a committed transaction survives a process crash; only a power loss
         # can take back the last few.
         self.conn.execute("PRAGMA synchronous = NORMAL")
-        upgrade(self.conn)
+        upgrade(self.conn, self.path)
 
     def _switch_to_wal(self, lock_timeout: float) -> str:
         """Switch a new file to WAL. SQLite answers BUSY at once, without its busy handler,
@@ -994,12 +1000,13 @@ class SqliteStore:
 
     # -- the lease ------------------------------------------------------------------------------
 
-    def try_lease(self, owner: str, now: float, ttl: float) -> bool:
-        """Take or renew the lease when it is free, expired or already ours."""
+    def try_lease(self, owner: str, now: float, ttl: float) -> tuple[bool, float]:
+        """Take or renew the engine's lease when it is free, expired or already ours: (held,
+        when the lease it did not get lapses)."""
         with self.transaction():
             row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
             if row is not None and row[0] != owner and row[1] > now:
-                return False
+                return False, float(row[1])
             self.conn.execute(
                 "INSERT INTO lease (id, owner, expires_at) VALUES (1, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
@@ -1012,7 +1019,7 @@ class SqliteStore:
                 " DO UPDATE SET value = excluded.value",
                 (int(now * 1_000_000),),
             )
-        return True
+        return True, 0.0
 
     def release_lease(self, owner: str) -> None:
         with self.transaction():

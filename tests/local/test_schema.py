@@ -7,8 +7,11 @@ interval one and, where the release had an event log, three commands with messag
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 
 import reventless.local
 from reventless import HistoryKind, Scheduler
+from reventless.errors import ValidationError
 from reventless.local._schema import _TABLES
 from reventless.testing import RecordingTarget, VirtualClock
 
@@ -126,3 +130,79 @@ def test_an_upgraded_store_fires_on_where_it_stopped(commit: str, tmp_path: Path
         return fired
 
     assert anyio.run(run_on) == [*FIRED, "tick@2026-01-05T08:15:00Z", "tick@2026-01-05T08:20:00Z"]
+
+
+# -- files that are not reventless stores ---------------------------------------------------
+
+
+def _foreign(path: Path, ddl: str) -> bytes:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(ddl)
+    conn.close()
+    return path.read_bytes()
+
+
+FOREIGN = {
+    "users": "CREATE TABLE users (id INTEGER PRIMARY KEY, x); INSERT INTO users VALUES (1, 2)",
+    "their meta": "CREATE TABLE meta (id INTEGER, blob BLOB); CREATE TABLE items (x);",
+    "meta, no version": "CREATE TABLE meta (key TEXT PRIMARY KEY, value INT); CREATE TABLE t (x);",
+}
+
+
+async def _open(path: Path, *, read_only: bool) -> None:
+    async with reventless.local.provider(path, read_only=read_only):
+        pass
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+@pytest.mark.parametrize("read_only", [False, True])
+def test_another_applications_database_is_refused_and_left_as_it_was(
+    kind: str, read_only: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "other.db"
+    before = _foreign(path, FOREIGN[kind])
+    with pytest.raises(ValidationError) as refused:
+        anyio.run(lambda: _open(path, read_only=read_only))
+    assert str(refused.value).startswith(f"{str(path)!r} is not a reventless store: it is a SQLite")
+    assert "tables: " in str(refused.value) and refused.value.field == "path"
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no WAL beside it
+
+
+def test_an_empty_file_becomes_a_store_and_reads_as_empty_only_once_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with pytest.raises(ValidationError, match="is an empty database: no reventless store"):
+        anyio.run(lambda: _open(path, read_only=True))
+    anyio.run(lambda: _open(path, read_only=False))
+    anyio.run(lambda: _open(path, read_only=True))
+
+
+def test_the_command_line_refuses_another_applications_database_in_one_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "other.db"
+    before = _foreign(path, FOREIGN["users"])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    commands = [
+        ["schedules", "create", "tick", "Minutes(5)", "--payload", "p", "--new-scheduler"],
+        ["schedules", "list"],
+        ["run", "tests.reaction_app:plugin"],
+    ]
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "reventless", *command, "--db", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert (done.returncode, done.stdout) == (2, ""), (command, done.stdout, done.stderr)
+        assert done.stderr == (
+            f"reventless: error: {str(path)!r} is not a reventless store: it is a SQLite database"
+            " of something else (tables: users); give the path of a new file or of a reventless"
+            " store\n"
+        ), command
+    assert path.read_bytes() == before

@@ -286,6 +286,7 @@ async def test_every_call_the_handlers_make_is_allowed_by_the_policies_the_deplo
             monkeypatch.setenv("AGGREGATE", aggregate)
             await handler.handle_commands({"Records": []})
         # ... then EventBridge fires every schedule once, and each queue's function runs.
+        # real clock: a fire's instant for the envelopes; any hour alike
         at = datetime.now(UTC).replace(second=0, microsecond=0)
         groups = [
             g["name"] for g in mocks.of_type("aws:scheduler/scheduleGroup:ScheduleGroup").values()
