@@ -9,6 +9,7 @@ different errors, each saying what was found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -311,9 +312,9 @@ def _text_lines(out: TextIO) -> Say:
             outcome = "ok" if event["error"] is None else f"failed: {event['error']}"
             line = f"{event['scheduled_time']} {event['scheduler']} {event['fire_id']} {outcome}"
         elif kind == "standing_by":
-            leader = event["leader"] or "one that just stopped"
+            leader = f" ({event['leader']})" if event["leader"] else ""
             line = (
-                f"standing by: another process ({leader}) is firing on this store; this one "
+                f"standing by: another process{leader} is firing on this store; this one "
                 "takes over if it stops"
             )
         elif kind == "missed_fires":
@@ -402,8 +403,10 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
                     if local.is_leading:
                         logger.info("this process leads: it fires the schedules of %s", db)
                     else:
-                        status = await local.scheduled_publisher().store_status()
-                        say({"event": "standing_by", "leader": status.engine})
+                        leader = None
+                        with contextlib.suppress(ReventlessError):  # only to name the leader
+                            leader = (await local.scheduled_publisher().store_status()).engine
+                        say({"event": "standing_by", "leader": leader})
                     await requested.wait()
                     say({"event": "stopping", "signal": stop.signal_name()})
                     group.cancel_scope.cancel()
