@@ -9,6 +9,7 @@ different errors, each saying what was found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -30,6 +31,7 @@ from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
     from reventless._cli_signals import StopSignals
+    from reventless.local._engine import CatchUp
 
 __all__ = ("Interrupted", "add_run_command", "load_plugin", "run_command", "run_plugin")
 
@@ -309,6 +311,14 @@ def _text_lines(out: TextIO) -> Say:
         elif kind == "fire":
             outcome = "ok" if event["error"] is None else f"failed: {event['error']}"
             line = f"{event['scheduled_time']} {event['scheduler']} {event['fire_id']} {outcome}"
+        elif kind == "standing_by":
+            leader = f" ({event['leader']})" if event["leader"] else ""
+            line = (
+                f"standing by: another process{leader} is firing on this store; this one "
+                "takes over if it stops"
+            )
+        elif kind == "missed_fires":
+            line = event["message"]
         elif kind == "stopping":
             line = f"stopping on {event['signal']}"
         else:
@@ -317,6 +327,20 @@ def _text_lines(out: TextIO) -> Say:
         out.flush()
 
     return say
+
+
+def _catch_up_event(catch_up: CatchUp) -> dict[str, Any]:
+    from reventless._observe import describe_catch_up
+
+    return {
+        "event": "missed_fires",
+        "found": catch_up.due,
+        "policy": catch_up.policy.value,
+        "delivered": catch_up.delivered,
+        "missed": catch_up.missed,
+        "expired": catch_up.expired,
+        "message": describe_catch_up(catch_up),
+    }
 
 
 def _json_lines(out: TextIO) -> Say:
@@ -359,28 +383,33 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
 
     with anyio.CancelScope() as serve_scope:
         stop.attach(on_stop)
-        async with (
-            reventless.local.provider(db, **options) as local,
-            plugin.start(local, wrap_target=wrap) as running,
-        ):
-            say(
-                {
-                    "event": "running",
-                    "plugin": plugin.name,
-                    "db": db,
-                    "schedulers": list(running.schedulers),
-                }
-            )
-            async with anyio.create_task_group() as group:
-                await group.start(local.run, name="reventless-engine")
-                serving = True
-                if local.is_leading:
-                    logger.info("this process leads: it fires the schedules of %s", db)
-                else:
-                    logger.info("standing by: another process fires the schedules of %s", db)
-                await requested.wait()
-                say({"event": "stopping", "signal": stop.signal_name()})
-                group.cancel_scope.cancel()
+        async with reventless.local.provider(db, **options) as local:
+            # A command-line process ends when blocking code holds its loop (a library only
+            # logs): see StopSignals.stalled.
+            local._on_stall = stop.stalled
+            local._engine.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
+            async with plugin.start(local, wrap_target=wrap) as running:
+                say(
+                    {
+                        "event": "running",
+                        "plugin": plugin.name,
+                        "db": db,
+                        "schedulers": list(running.schedulers),
+                    }
+                )
+                async with anyio.create_task_group() as group:
+                    await group.start(local.run, name="reventless-engine")
+                    serving = True
+                    if local.is_leading:
+                        logger.info("this process leads: it fires the schedules of %s", db)
+                    else:
+                        leader = None
+                        with contextlib.suppress(ReventlessError):  # only to name the leader
+                            leader = (await local.scheduled_publisher().store_status()).engine
+                        say({"event": "standing_by", "leader": leader})
+                    await requested.wait()
+                    say({"event": "stopping", "signal": stop.signal_name()})
+                    group.cancel_scope.cancel()
     if requested.is_set() and not serving:
         say({"event": "stopping", "signal": stop.signal_name()})
     say({"event": "stopped"})

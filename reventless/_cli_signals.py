@@ -28,11 +28,17 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reventless.local._stall import Stall
 
 __all__ = ("StopSignals",)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The exit status when synchronous code held the event loop past the delivery timeout (see
+# ``stalled``); distinct from 1 (an error reported) so that a supervisor can tell.
+STALLED_STATUS = 3
 # After the stop (or after the run ends with an error): how long the interpreter may take to exit.
 EXIT_S = 10.0
 
@@ -138,11 +144,26 @@ class StopSignals:
             if ready:
                 os.read(self._wake_r, 512)
 
+    def stalled(self, stall: Stall) -> None:
+        """End the process: synchronous code held the event loop past the delivery timeout.
+
+        Called on the stall watch's thread. Nothing on the loop can stop such code, and the
+        process cannot stop without the loop: it ends here, with ``STALLED_STATUS``, for a
+        supervisor to start it again; the fire under way was not recorded and is delivered again
+        then (at-least-once; the store is crash-safe)."""
+        message = (
+            f"{stall.describe()}; ended the process (exit status {STALLED_STATUS}): synchronous "
+            "code cannot be cut off; what was under way is delivered again at the next start"
+        )
+        self._write_and_exit("Stalled", message, STALLED_STATUS)
+
     def _end(self) -> None:
-        status = self.exit_status
         message = f"interrupted: {self._why}; ended without finishing the stop"
+        self._write_and_exit("Interrupted", message, self.exit_status)
+
+    def _write_and_exit(self, kind: str, message: str, status: int) -> None:
         if self.as_json:
-            line = json.dumps({"error": "Interrupted", "message": message, "exit_status": status})
+            line = json.dumps({"error": kind, "message": message, "exit_status": status})
         else:
             line = f"reventless: error: {message}"
         with contextlib.suppress(OSError):

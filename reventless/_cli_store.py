@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from reventless._cli_common import (
@@ -372,17 +372,41 @@ def _serving(status: StoreStatus, scheduler: str) -> tuple[bool, str]:
     """Whether the running engine serves ``scheduler``, and a sentence saying so."""
     info = status.scheduler(scheduler)
     if status.engine is None:
+        gone = f"{_ended(status)}; " if status.ended else ""
         return False, (
-            "no engine is running on this store: fires wait until one runs (`reventless run`, "
-            "or an application calling provider.run()); its misfire policy then decides about "
-            "missed ones"
+            f"no engine is running on this store: {gone}fires wait until one runs (`reventless "
+            "run`, or an application calling provider.run()); its misfire policy then decides "
+            "about missed ones"
         )
     if info is not None and info.served:
-        return True, f"served by the running engine ({status.engine})"
+        return True, f"served by {_engine(status)}"
     return False, (
         f"the running engine ({status.engine}) has no target attached to scheduler "
         f"{scheduler!r}: its fires wait until a process that makes this scheduler runs the engine"
     )
+
+
+def _engine(status: StoreStatus) -> str:
+    """The engine as far as this process can tell: alive (a process on this host), or as fresh
+    as its last lease renewal (another host's, which cannot be checked from here)."""
+    if status.engine_checked:
+        return f"the running engine ({status.engine})"
+    return f"the engine of {status.engine} ({_last_seen(status)})"
+
+
+def _ended(status: StoreStatus) -> str:
+    """An engine killed on this host, whose lease has not lapsed yet."""
+    return (
+        f"the engine of {status.ended} has ended without releasing its lease ("
+        f"{_last_seen(status)}); another can take over from {utc(status.lease_until)} UTC"
+    )
+
+
+def _last_seen(status: StoreStatus) -> str:
+    if status.last_seen is None:
+        return "not known when it was last seen"
+    ago = max(0.0, (datetime.now(UTC) - status.last_seen).total_seconds())
+    return f"last seen {ago:.0f} s ago"
 
 
 def _state(state: ScheduleState, served: bool, now: datetime) -> str:
@@ -810,9 +834,11 @@ async def schedulers(args: argparse.Namespace, out: TextIO) -> int:
     if not status.schedulers:
         out.write("(the store has no scheduler yet)\n")
     if status.engine is None:
-        out.write("engine: none is running on this store; fires wait until one runs\n")
+        gone = f" ({_ended(status)})" if status.ended else ""
+        out.write(f"engine: none is running on this store{gone}; fires wait until one runs\n")
     else:
-        out.write(f"engine: {status.engine}, lease until {utc(status.lease_until)} UTC\n")
+        seen = "" if status.engine_checked else f" ({_last_seen(status)})"
+        out.write(f"engine: {status.engine}{seen}, lease until {utc(status.lease_until)} UTC\n")
     return 0
 
 
@@ -820,6 +846,9 @@ def _schedulers_document(status: StoreStatus) -> dict[str, Any]:
     return {
         "engine": status.engine,
         "lease_until": status.lease_until,
+        "engine_checked": status.engine_checked,
+        "engine_ended": status.ended,
+        "last_seen": status.last_seen,
         "schedulers": [
             {
                 "name": info.name,

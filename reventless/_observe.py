@@ -191,6 +191,14 @@ class Observer:
     def standing_by(self, store: str) -> None:
         engine_log.info("standing by on %s: another process leads", store, extra={"store": store})
 
+    def caught_up(self, store: str, catch_up: Any) -> None:
+        """A new lead found fires that fell due while no engine ran (an ``_engine.CatchUp``)."""
+        engine_log.info(
+            "%s",
+            describe_catch_up(catch_up),
+            extra={"store": store, "missed_fires": catch_up.due},
+        )
+
     def lease_lost(self, store: str) -> None:
         engine_log.warning(
             "lost the lease on %s: another process fires now; standing by",
@@ -346,6 +354,28 @@ class Observer:
                     "reventless.engine": self.engine,
                 },
             )
+
+
+def describe_catch_up(catch_up: Any) -> str:
+    """One line: the fires a new lead found from while no engine ran, and what it does with
+    them (``reventless run`` prints it too)."""
+    policy = catch_up.policy.value
+    found = f"found {catch_up.due} missed fire(s) from while no engine ran"
+    parts = []
+    if catch_up.delivered:
+        parts.append(f"delivers {catch_up.delivered}")
+    if catch_up.missed:
+        parts.append(f"records {catch_up.missed} as missed")
+    how = {
+        "latest": "the most recent of each schedule",
+        "all": "each",
+        "skip": "none that is more than a minute late",
+    }[policy]
+    said = ", ".join(parts) if parts else "delivers none"
+    line = f"{found}: the misfire policy {policy!r} ({how}) {said}"
+    if catch_up.expired:
+        line += f"; {catch_up.expired} older than the misfire grace expired"
+    return line
 
 
 def _fire_span(

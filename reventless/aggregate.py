@@ -92,7 +92,9 @@ class AggregateSpec(Generic[State]):
     - ``initial``: the state of a new aggregate instance.
     - ``decide(state, command, context)``: returns the events a command causes (may be empty);
       raise to refuse the command.
-    - ``evolve(state, event)``: returns the state after an event. Both must be pure.
+    - ``evolve(state, event)``: returns the state after an event. Both must be pure and fast:
+      they run on the event loop's thread, where no timeout can cut off a blocking call (the
+      engine reports a loop held past the delivery timeout; see docs/aggregates.md).
     - ``route``: where a ``{"type": ...}`` payload without ``aggregateId`` goes: a mapping from
       command tag to aggregate id, or a function of the command.
     - ``accepts_id``: optionally, which aggregate ids exist (a set or a predicate); others are

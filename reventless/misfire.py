@@ -125,6 +125,17 @@ def plan_misfire(
     return MisfirePlan(deliver, None, expired, following)
 
 
+def count_due(schedule: Schedule, first: datetime, now: datetime, *, created_at: datetime) -> int:
+    """The number of fire instants of ``schedule`` from ``first`` to ``now``, both included."""
+    found = _range(
+        schedule,
+        as_utc(first, "first"),
+        as_utc(now, "now"),
+        as_utc(created_at, "created_at"),
+    )
+    return 0 if found is None else found.size
+
+
 def _after(schedule: Schedule, instant: datetime, created: datetime) -> datetime | None:
     return next_fire_after(schedule, instant, created_at=created)
 

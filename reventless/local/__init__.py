@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -33,6 +33,7 @@ from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import LocalScheduledPublisher
 from reventless.local._reactions import LocalReactions
 from reventless.local._retention import PruneReport, Retention, prune
+from reventless.local._stall import Stall, StallWatch
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction_adapter import Reactions
@@ -76,6 +77,8 @@ class LocalProvider:
         self._stopped = anyio.Event()
         self._closed = False
         self.retention = retention
+        # What to do when synchronous code holds the event loop (see _stall); None: log at ERROR.
+        self._on_stall: Callable[[Stall], None] | None = None
 
     @property
     def is_leading(self) -> bool:
@@ -141,6 +144,8 @@ class LocalProvider:
             async with anyio.create_task_group() as group:
                 if self.retention is not None:
                     group.start_soon(self._prune_loop, self.retention, name="reventless-prune")
+                watch = StallWatch(self._engine.delivery_timeout, self._on_stall)
+                group.start_soon(watch.run, name="reventless-stall-watch")
                 await self._reactions.run_beside(partial(self._engine.run, task_status))
                 group.cancel_scope.cancel()
         except BaseExceptionGroup as errors:

@@ -20,6 +20,7 @@ import math
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -61,11 +62,12 @@ from reventless.local._store import (
     valid_us,
 )
 from reventless.local._store_runner import StoreRunner
-from reventless.misfire import FireRange, plan_misfire
+from reventless.misfire import FireRange, MisfirePlan, count_due, plan_misfire
+from reventless.schedule import Schedule
 from reventless.scheduler_adapter import HistoryKind, MisfirePolicy, RetryPolicy
 from reventless.target import FireEnvelope, Target, fire_id
 
-__all__ = ("Engine", "EngineState")
+__all__ = ("CatchUp", "Engine", "EngineState")
 
 Job = FireJob | RetryJob
 
@@ -97,6 +99,28 @@ class EngineState(enum.Enum):
     STANDING_BY = "standing by"
     LEADING = "leading"
     STOPPING = "stopping"
+
+
+class CatchUp:
+    """The fires found due from before this engine took the lease (by more than ``_LATE_AFTER``:
+    they fell due while no engine ran), as the misfire policy planned them; one per lead, told
+    once its planning is done (the engine's first sleep)."""
+
+    __slots__ = ("before_us", "delivered", "due", "expired", "missed", "policy", "rows")
+
+    def __init__(self, before_us: int, policy: MisfirePolicy) -> None:
+        self.before_us = before_us
+        self.policy = policy
+        self.rows: set[int] = set()  # each schedule counted at its first plan only
+        self.due = self.delivered = self.missed = self.expired = 0
+
+    def add(self, deliver: int, missed: FireRange | None, expired: FireRange | None) -> None:
+        missed_n = 0 if missed is None else missed.size
+        expired_n = 0 if expired is None else expired.size
+        self.due += deliver + missed_n + expired_n
+        self.delivered += deliver
+        self.missed += missed_n
+        self.expired += expired_n
 
 
 class Engine:
@@ -157,6 +181,9 @@ class Engine:
         self._instants: dict[int, datetime] = {}  # see _instant
         # Keys pushed for this process's own writes since the change poller last looked.
         self._pushed_here: set[int] = set()
+        self._catch_up: CatchUp | None = None
+        # Told the catch-up of each lead that found missed fires (``reventless run`` prints it).
+        self.on_catch_up: Callable[[CatchUp], None] | None = None
 
     @property
     def is_leading(self) -> bool:
@@ -166,6 +193,10 @@ class Engine:
     def lease_owner(self) -> str | None:
         """The id of this engine's lease (None without one: ``:memory:``)."""
         return self._lease.owner
+
+    @property
+    def delivery_timeout(self) -> float:
+        return self._delivery_timeout
 
     @property
     def store_path(self) -> str:
@@ -300,6 +331,8 @@ class Engine:
         self._waiting_for_target.clear()
         self._committer = GroupCommit(self._flush, shield=False)  # one store call
         self.state = EngineState.LEADING
+        late_us = int(_LATE_AFTER.total_seconds() * 1_000_000)
+        self._catch_up = CatchUp(to_us(self._clock.now()) - late_us, self._misfire_policy)
         try:
             await self._load()
             self.observer.leading(self._store.path, self._index.live)
@@ -379,9 +412,18 @@ class Engine:
                 if due:
                     await self._dispatch(due, now, send)
                     continue
+                if self._catch_up is not None:
+                    self._tell_catch_up(self._catch_up)
                 await self._sleep(self._index.earliest_s())
         finally:
             self.state = EngineState.STOPPING
+
+    def _tell_catch_up(self, catch_up: CatchUp) -> None:
+        self._catch_up = None
+        if catch_up.due:
+            self.observer.caught_up(self._store.path, catch_up)
+            if self.on_catch_up is not None:
+                self.on_catch_up(catch_up)
 
     async def _sleep(self, deadline_s: int | None) -> None:
         deadline = None if deadline_s is None else datetime.fromtimestamp(deadline_s, UTC)
@@ -492,6 +534,9 @@ class Engine:
             late_after=late_after,
             limit=_ALL_CHUNK,
         )
+        catch_up = self._catch_up
+        if catch_up is not None and row.next_fire < catch_up.before_us:
+            self._count_catch_up(catch_up, row, timing, plan, now)
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
             deliver: tuple[int, ...] = (row.next_fire,)  # the usual plan: the stored instant
         else:
@@ -510,6 +555,25 @@ class Engine:
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
         )
+
+    def _count_catch_up(
+        self,
+        catch_up: CatchUp,
+        row: ScheduleRow,
+        timing: Schedule,
+        plan: MisfirePlan,
+        now: datetime,
+    ) -> None:
+        """Count a schedule found due from before the lead (its first plan: under ``all``, the
+        fires past this plan's chunk are counted now)."""
+        if row.id in catch_up.rows:
+            return
+        catch_up.rows.add(row.id)
+        later = 0
+        if plan.deliver and plan.next_fire is not None and plan.next_fire <= now:
+            created = self._instant(row.created_at)
+            later = count_due(timing, plan.next_fire, now, created_at=created)
+        catch_up.add(len(plan.deliver) + later, plan.missed, plan.expired)
 
     def _instant(self, us: int) -> datetime:
         """``from_us``, remembered: a burst or a batch created together shares its instants."""

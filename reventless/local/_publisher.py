@@ -9,6 +9,7 @@ API does. ``store_status`` reads that record.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import uuid
@@ -91,12 +92,19 @@ class StoreStatus(msgspec.Struct, frozen=True, kw_only=True):
 
     ``engine`` is the lease holder's process (``"pid 41 on host"``), ``"an unrecorded process"``
     when it attached nothing, None when no engine runs; ``lease_until`` is when its lease ends
-    unless renewed.
+    unless renewed. A lease's row outlives a holder that was killed until it lapses: a holder on
+    this host is checked by its pid, and one that is gone is no engine (``engine`` None) but
+    ``ended``, its process, until the lease lapses. ``engine_checked`` says whether the engine
+    was found alive here; a holder on another host (or unrecorded) cannot be, and
+    ``last_seen`` (its last renewal, None when not recorded) says how fresh it is.
     """
 
     engine: str | None
     lease_until: datetime | None
     schedulers: list[SchedulerInfo]
+    engine_checked: bool = False
+    ended: str | None = None
+    last_seen: datetime | None = None
 
     def scheduler(self, name: str) -> SchedulerInfo | None:
         return next((info for info in self.schedulers if info.name == name), None)
@@ -104,6 +112,27 @@ class StoreStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 def _process() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+_PROCESS = re.compile(r"pid (\d+) on (.*)")
+
+
+def process_alive(process: str) -> bool | None:
+    """Whether the process ``"pid N on HOST"`` (as ``_process`` writes it) runs: known only on
+    this host (None elsewhere, or for a text not of that form)."""
+    found = _PROCESS.fullmatch(process)
+    if found is None or found[2] != socket.gethostname():
+        return None
+    pid = int(found[1])
+    if not 0 < pid < 2**31:
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the pid exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True
 
 
 class LocalScheduledPublisher:
@@ -148,9 +177,14 @@ class LocalScheduledPublisher:
     async def store_status(self) -> StoreStatus:
         """Every scheduler of the store (from schedules, history and attachments), the targets
         attached to each, and whether the process running the engine serves it."""
-        counts, recorded, rows, holder = await self._runner.call(self._read_status)
+        counts, recorded, rows, holder, renewed_us = await self._runner.call(self._read_status)
         now = time.time()
         running = holder[0] if holder is not None and holder[1] > now else None
+        process = next((row.process for row in rows if row.owner == running), None)
+        alive = None if process is None else process_alive(process)
+        ended = process if alive is False else None
+        if ended is not None:
+            running = None  # killed (its lease lapses later): no engine serves the store
         attachments: dict[str, list[Attachment]] = {}
         for row in rows:
             attachments.setdefault(row.scheduler, []).append(_attachment(row, running))
@@ -168,16 +202,26 @@ class LocalScheduledPublisher:
         ]
         engine = None
         if running is not None:
-            engine = next(
-                (row.process for row in rows if row.owner == running), "an unrecorded process"
-            )
-        until = None if running is None or holder is None else _from_seconds(holder[1])
-        return StoreStatus(engine=engine, lease_until=until, schedulers=infos)
+            engine = process or "an unrecorded process"
+        held = running is not None or ended is not None
+        until = None if not held or holder is None else _from_seconds(holder[1])
+        return StoreStatus(
+            engine=engine,
+            lease_until=until,
+            schedulers=infos,
+            engine_checked=engine is not None and alive is True,
+            ended=ended,
+            last_seen=None if not held or renewed_us is None else from_us(renewed_us),
+        )
 
     def _read_status(
         self,
     ) -> tuple[
-        list[tuple[str, int, int]], list[str], list[AttachmentRow], tuple[str, float] | None
+        list[tuple[str, int, int]],
+        list[str],
+        list[AttachmentRow],
+        tuple[str, float] | None,
+        int | None,
     ]:
         store = self._store
         return (
@@ -185,6 +229,7 @@ class LocalScheduledPublisher:
             store.recorded_schedulers(),
             store.attachments(),
             store.lease_holder(),
+            store.lease_renewed_us(),
         )
 
     async def put(

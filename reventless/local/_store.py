@@ -893,6 +893,12 @@ class SqliteStore:
         row = self.conn.execute("SELECT owner, expires_at FROM lease WHERE id = 1").fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
 
+    def lease_renewed_us(self) -> int | None:
+        """When the lease was last taken or renewed (None: never, or by a release before it
+        recorded this)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'lease_renewed_us'").fetchone()
+        return None if row is None else int(row[0])
+
     # -- the engine's side ----------------------------------------------------------------------
 
     def current_seq(self) -> int:
@@ -1093,6 +1099,12 @@ class SqliteStore:
                 " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner,"
                 " expires_at = excluded.expires_at",
                 (owner, now + ttl),
+            )
+            # When the holder was last seen alive, for status readers (`reventless schedulers`).
+            self.conn.execute(
+                "INSERT INTO meta VALUES ('lease_renewed_us', ?) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value",
+                (int(now * 1_000_000),),
             )
         return True, 0.0
 
