@@ -633,7 +633,7 @@ def test_years_before_1000_are_printed_with_four_digits(one_schedule: str) -> No
     assert status == 0
     assert "after 0001-01-01 00:00:00 UTC" in text
     assert "1  0001-01-01 09:00  Mon 0001-01-01 09:00 UTC" in text
-    from reventless._cli_common import utc
+    from reventless.cli._common import utc
 
     assert utc(datetime(999, 3, 4, 5, 6, 7)) == "0999-03-04 05:06:07"
 

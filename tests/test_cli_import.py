@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from reventless import Cron, Daily, Schedule
-from reventless._cli_import import read_import
 from reventless.cli import main
+from reventless.cli._import import read_import
 
 CRONTAB = """\
 SHELL=/bin/sh

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from reventless import RetryPolicy
-from reventless._cli_run import provider_options
 from reventless.cli import main
+from reventless.cli._run import provider_options
 
 WORKTREE = Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,10 @@ import pytest
 
 import reventless.local
 from reventless import Minutes, RetryPolicy, Schedule, Scheduler
-from reventless._cli_run import ReadableFormatter
 from reventless._observe import look_for_sdk_now
 from reventless.aggregate import Aggregate
 from reventless.aws._sqs import SqsCommandConsumer
+from reventless.cli._run import ReadableFormatter
 from reventless.target import FireEnvelope
 from reventless.testing import FailingTarget, RecordingTarget, VirtualClock
 from tests.test_aggregate import counter_spec

@@ -211,7 +211,7 @@ def test_reventless_run_fires_a_plugin_and_stops_gracefully_on_sigterm(tmp_path:
 
 
 def test_reventless_run_refuses_what_is_not_a_plugin(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "reventless.demo:ORDERS", "--db", "x.db"]) == 2
+    assert main(["run", "reventless.cli.demo:ORDERS", "--db", "x.db"]) == 2
     assert "a reventless.Plugin object" in capsys.readouterr().err
     assert main(["run", "no_such_module:plugin", "--db", "x.db"]) == 2
     assert not Path("x.db").exists()

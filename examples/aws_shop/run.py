@@ -1,6 +1,6 @@
 """The seed's shop on the AWS stack, against a local moto server: ``python3 dev.py aws-shop``.
 
-The demo's plugin (``reventless.demo.build_plugin``: four aggregates, a health topic, the
+The demo's plugin (``reventless.cli.demo.build_plugin``: four aggregates, a health topic, the
 original documentation's schedules) runs unchanged on ``reventless.aws.provider``: schedules in
 EventBridge Scheduler, commands through SQS FIFO queues, the event log in DynamoDB, events on SNS
 FIFO topics with a subscriber queue each. moto keeps every resource but fires nothing and runs
@@ -30,7 +30,7 @@ from moto.server import ThreadedMotoServer
 
 import reventless.aws
 from reventless.aws import create_event_table, handle_sqs_batch, handle_topic_batch
-from reventless.demo import build_plugin
+from reventless.cli.demo import build_plugin
 from reventless.event_topic import TopicMessage
 from reventless.fire_times import fire_times
 from reventless.testing import VirtualClock

@@ -8,7 +8,7 @@ thread looks at the stamp: once it is older than the delivery timeout plus ``MAR
 loop is stalled. The thread then reads the loop thread's stack to say where it is held (the
 innermost frame, the fire being delivered, the aggregate and command being handled) and calls
 ``on_stall`` once per stall; by default that logs at ERROR (a library does not end its host's
-process; ``reventless run`` passes one that ends the process, see ``_cli_run``).
+process; ``reventless run`` passes one that ends the process, see ``reventless.cli._run``).
 """
 
 from __future__ import annotations

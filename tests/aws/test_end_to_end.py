@@ -31,7 +31,7 @@ from reventless.aws import (
     handle_sqs_batch,
     handle_topic_batch,
 )
-from reventless.demo import ORDERS, PendingOrdersProcessed
+from reventless.cli.demo import ORDERS, PendingOrdersProcessed
 from reventless.event_topic import TopicMessage
 from reventless.target import fire_id
 from reventless.testing.aws import fire_as_eventbridge, receive_lambda_event

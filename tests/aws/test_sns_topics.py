@@ -14,7 +14,7 @@ import reventless.local
 from reventless import Aggregate, AggregateSpec, ValidationError
 from reventless.aws import SnsEventTopic, SqsTopicSubscriber, decode_topic_message
 from reventless.aws.iam import execution_role_policy, handler_policy
-from reventless.demo import ORDERS, PendingOrdersProcessed
+from reventless.cli.demo import ORDERS, PendingOrdersProcessed
 from reventless.errors import BackendUnavailableError
 from reventless.event_topic import TopicMessage
 from reventless.testing import VirtualClock

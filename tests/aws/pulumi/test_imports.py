@@ -13,8 +13,8 @@ require_pulumi()
 
 CHECK = """
 import asyncio, io, sys
-import reventless, reventless.local, reventless.aws, reventless.demo
-from reventless.demo import DemoOptions, run_demo
+import reventless, reventless.local, reventless.aws, reventless.cli.demo
+from reventless.cli.demo import DemoOptions, run_demo
 status = asyncio.run(run_demo(DemoOptions(days=1), io.StringIO()))
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_aws'))
 print(status, loaded)

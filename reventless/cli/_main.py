@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from reventless._cli_common import (
+from reventless._timefmt import strftime
+from reventless.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -40,15 +41,14 @@ from reventless._cli_common import (
     store_file,
     whole,
 )
-from reventless._cli_reactions import add_reactions_command, reactions
-from reventless._cli_run import add_run_command, run_command
-from reventless._cli_store import (
+from reventless.cli._reactions import add_reactions_command, reactions
+from reventless.cli._run import add_run_command, run_command
+from reventless.cli._store import (
     add_schedulers_command,
     add_schedules_command,
     schedulers,
     schedules,
 )
-from reventless._timefmt import strftime
 from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,
@@ -434,7 +434,7 @@ def _preview(args: argparse.Namespace, out: TextIO) -> int:
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
-    from reventless.demo import DemoOptions, check_start, run_demo
+    from reventless.cli.demo import DemoOptions, check_start, run_demo
 
     days = whole("--days", args.days, 1, 366)
     try:

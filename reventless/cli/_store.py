@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from reventless._cli_common import (
+from reventless._timefmt import strftime
+from reventless.cli._common import (
     Parser,
     add_store_action,
     did_you_mean,
@@ -29,7 +30,6 @@ from reventless._cli_common import (
     utc,
     whole,
 )
-from reventless._timefmt import strftime
 from reventless.errors import ScheduleExistsError, ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
@@ -599,7 +599,7 @@ async def _import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] 
 
     import anyio
 
-    from reventless._cli_import import read_import
+    from reventless.cli._import import read_import
 
     try:
         text = await anyio.Path(args.file).read_text(encoding="utf-8")

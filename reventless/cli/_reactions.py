@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reventless._cli_common import Parser, add_store_action, dump, say, table, utc, whole
+from reventless.cli._common import Parser, add_store_action, dump, say, table, utc, whole
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def add_reactions_command(commands: Any) -> None:
 
 async def reactions(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
-    from reventless._cli_store import _need_store
+    from reventless.cli._store import _need_store
 
     _need_store(args)
     name = None if args.action == "list" else _name(args.name)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reventless._cli_common import (
+from reventless.cli._common import (
     PluginError,
     did_you_mean,
     duration,
@@ -30,7 +30,7 @@ from reventless._cli_common import (
 from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
-    from reventless._cli_signals import StopSignals
+    from reventless.cli._signals import StopSignals
     from reventless.local._engine import CatchUp
 
 __all__ = ("Interrupted", "add_run_command", "load_plugin", "run_command", "run_plugin")
@@ -262,10 +262,11 @@ def load_plugin(text: str) -> Any:
 
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     """``reventless run``: the event loop inside the stop signals' handlers (see
-    ``_cli_signals``); 0 after a graceful stop, 128 + the signal's number after a forced one."""
+    ``reventless.cli._signals``); 0 after a graceful stop, 128 + the signal's number after a
+    forced one."""
     import anyio
 
-    from reventless._cli_signals import StopSignals
+    from reventless.cli._signals import StopSignals
 
     store_file(args.db, existing=False)
     options = provider_options(args)
