@@ -13,8 +13,8 @@ import pytest
 import reventless.local
 from reventless import Minutes, Schedule, Scheduler, UsageError
 from reventless.event_topic import EventTopic
+from reventless.local._processes import _KEEP_ATTACHMENTS
 from reventless.local._schema import _FIRST, _TABLES
-from reventless.local._store import _KEEP_ATTACHMENTS
 from reventless.testing import RecordingTarget, VirtualClock
 from tests.test_aggregate import counter_spec
 

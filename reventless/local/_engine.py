@@ -38,17 +38,17 @@ from reventless.errors import (
     UsageError,
 )
 from reventless.fire_times import fire_jitter
+from reventless.local._connection import LeaseLostError
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease, store_row
-from reventless.local._store import (
+from reventless.local._rows import (
     FIRED_AND_COMPLETED,
     Advance,
     Complete,
     DeadLetterRow,
     HistoryRow,
-    LeaseLostError,
     NewRetry,
     Outcome,
     RetryDelete,

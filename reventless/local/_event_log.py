@@ -14,8 +14,9 @@ from datetime import datetime
 from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
 from reventless.errors import ConflictError, ValidationError
 from reventless.local._group_commit import GroupCommit
+from reventless.local._rows import from_us, to_us
 from reventless.local._schema import ANY_STREAM
-from reventless.local._store import SqliteStore, from_us, to_us
+from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 
 __all__ = ("SqliteEventLog",)

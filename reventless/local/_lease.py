@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from reventless.local._store import LeaseLostError, SqliteStore
+from reventless.local._connection import LeaseLostError
+from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 
 __all__ = ("Lease", "LeaseRow", "reaction_row", "store_row")

@@ -23,7 +23,7 @@ from reventless._payload_types import describe_payload
 from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
 from reventless.local._group_commit import GroupCommit
-from reventless.local._store import (
+from reventless.local._rows import (
     AttachmentRow,
     PutGroup,
     ScheduleRow,

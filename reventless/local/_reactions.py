@@ -36,9 +36,11 @@ import anyio.abc
 from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
+from reventless.local._connection import LeaseLostError
 from reventless.local._event_log import _COLUMNS, _rows_to_events
 from reventless.local._lease import Lease, reaction_row
-from reventless.local._store import LeaseLostError, SqliteStore, from_us
+from reventless.local._rows import from_us
+from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
     Components,

@@ -15,7 +15,7 @@ import anyio.lowlevel
 import msgspec
 
 from reventless.errors import ValidationError
-from reventless.local._store import to_us
+from reventless.local._rows import to_us
 from reventless.local._store_runner import StoreRunner
 
 __all__ = ("PruneReport", "Retention", "prune")

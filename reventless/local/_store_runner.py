@@ -15,7 +15,8 @@ import anyio
 import sniffio
 
 from reventless.errors import UsageError
-from reventless.local._store import SqliteStore, translate_sqlite_error
+from reventless.local._connection import translate_sqlite_error
+from reventless.local._store import SqliteStore
 
 __all__ = ("StoreRunner",)
 

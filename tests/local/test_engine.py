@@ -33,7 +33,7 @@ from reventless import (
     ValidationError,
     fire_times,
 )
-from reventless.local._store import ERROR_TABLE, translate_sqlite_error
+from reventless.local._connection import ERROR_TABLE, translate_sqlite_error
 from reventless.target import FireEnvelope
 from reventless.testing import FailingTarget, HangingTarget, RecordingTarget, VirtualClock
 

@@ -32,7 +32,8 @@ from reventless import (
 from reventless.clock import Clock
 from reventless.local import LocalProvider
 from reventless.local._engine import Engine
-from reventless.local._store import Outcome, SqliteStore
+from reventless.local._rows import Outcome
+from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 from reventless.target import FireEnvelope

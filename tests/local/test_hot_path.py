@@ -32,7 +32,8 @@ from reventless import (
 )
 from reventless.clock import ScaledClock
 from reventless.local._group_commit import GroupCommit
-from reventless.local._store import Advance, Complete, Outcome, SqliteStore, decode_stored
+from reventless.local._rows import Advance, Complete, Outcome, decode_stored
+from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.target import FireEnvelope
 from reventless.testing import HangingTarget, RecordingTarget, VirtualClock

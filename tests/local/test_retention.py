@@ -14,7 +14,8 @@ import reventless.local
 from reventless import Minutes, RetryPolicy, Schedule, Scheduler, ValidationError
 from reventless.aggregate import Aggregate
 from reventless.local import PruneReport, Retention
-from reventless.local._store import HistoryRow, SqliteStore
+from reventless.local._rows import HistoryRow
+from reventless.local._store import SqliteStore
 from reventless.scheduler_adapter import HistoryKind
 from reventless.testing import FailingTarget, VirtualClock
 from tests.test_aggregate import Tick, counter_spec
