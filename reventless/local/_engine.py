@@ -19,7 +19,6 @@ import enum
 import math
 import time
 import uuid
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -38,22 +37,15 @@ from reventless.errors import (
     UsageError,
 )
 from reventless.fire_times import fire_jitter
+from reventless.local._bookkeeping import Bookkeeper, note_expired, note_missed
 from reventless.local._connection import LeaseLostError
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease, store_row
 from reventless.local._rows import (
-    FIRED_AND_COMPLETED,
-    Advance,
-    Complete,
-    DeadLetterRow,
-    HistoryRow,
-    NewRetry,
     Outcome,
-    RetryDelete,
     RetryRow,
-    RetryUpdate,
     ScheduleRow,
     check_row,
     decode_stored,
@@ -64,8 +56,8 @@ from reventless.local._rows import (
 from reventless.local._store_runner import StoreRunner
 from reventless.misfire import FireRange, MisfirePlan, count_due, plan_misfire
 from reventless.schedule import Schedule
-from reventless.scheduler_adapter import HistoryKind, MisfirePolicy, RetryPolicy
-from reventless.target import FireEnvelope, Target, fire_id
+from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
+from reventless.target import FireEnvelope, Target
 
 __all__ = ("CatchUp", "Engine", "EngineState")
 
@@ -81,15 +73,9 @@ _MAX_JOBS_PER_CHUNK = 256
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
 _MICROSECOND = timedelta(microseconds=1)
-_BACKOFF_CAP_S = 300.0
 _FENCE_POLL_S = 0.05
 _MAX_INSTANTS = 4096
 _LOAD_CHUNK = 5000  # rows per read while loading the due index: one step of the loop
-# History kinds as plain str: SQLite binds an exact str faster than a str subclass.
-_FIRED = HistoryKind.FIRED.value
-_COMPLETED = HistoryKind.COMPLETED.value
-_MISSED = HistoryKind.MISSED.value
-_EXPIRED = HistoryKind.EXPIRED.value
 
 
 class EngineState(enum.Enum):
@@ -145,8 +131,6 @@ class Engine:
         self._clock = clock
         self._misfire_policy = misfire_policy
         self._grace = misfire_grace
-        self._retry_policy = retry_policy
-        self._max_age_us = int(retry_policy.max_event_age.total_seconds() * 1_000_000)
         self._delivery_timeout = delivery_timeout
         self._poll_interval = poll_interval
         self._workers = workers
@@ -177,6 +161,7 @@ class Engine:
         self._task_status: anyio.abc.TaskStatus[None] | None = None
         self._repairs_seen: set[tuple[int, int]] = set()  # (retry id, due) of repairs pushed
         self.observer = Observer("local")
+        self._books = Bookkeeper(retry_policy, self.observer)
         watch_engine(self)
         self._instants: dict[int, datetime] = {}  # see _instant
         # Keys pushed for this process's own writes since the change poller last looked.
@@ -550,8 +535,8 @@ class Engine:
             target,
             row.version,
             deliver,
-            self._note_missed(row.name, plan.missed, misfire or self._misfire_policy),
-            self._note_expired(row.name, plan.expired),
+            note_missed(row.name, plan.missed, misfire or self._misfire_policy),
+            note_expired(row.name, plan.expired),
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
         )
@@ -735,97 +720,14 @@ class Engine:
             got = results[position : position + count]
             position += count
             if isinstance(job, RetryJob):
-                recorded = self._record_retry(job, got, outcome, at_us)
+                recorded = self._books.record_retry(job, got, outcome, at_us)
             else:
-                recorded = self._record_fire(job, got, outcome, at_us)
+                recorded = self._books.record_fire(job, got, outcome, at_us)
             if recorded:
                 done.append(job)
             else:
                 self._give_back(job)
         return done
-
-    def _record_fire(
-        self, job: FireJob, results: list[DeliveryFailure | None], outcome: Outcome, at_us: int
-    ) -> bool:
-        """Record a job's deliveries; False when none was started (the job is left to run
-        again)."""
-        if job.deliver and not results:
-            return False
-        if len(results) == 1 and results[0] is None and len(job.deliver) == 1:
-            self._record_one_fire(job, outcome, at_us)
-            return True
-        # The usual last fire (a Single's) and its completion are one row.
-        merge = job.completed and job.missed is None and job.expired is None
-        last = len(job.deliver) - 1
-        for index, (scheduled_us, failure) in enumerate(zip(job.deliver, results, strict=False)):
-            if failure is None:
-                kind = FIRED_AND_COMPLETED if merge and index == last else _FIRED
-                outcome.history.append(
-                    HistoryRow(job.scheduler, job.name, kind, at_us, scheduled_us, None)
-                )
-            else:
-                merge = False
-                self._record_failure(outcome, job, scheduled_us, 0, failure, at_us)
-        if not (merge and len(results) == len(job.deliver) and job.deliver):
-            self._record_plan(job, outcome, at_us)
-        if len(results) < len(job.deliver):
-            # Stopped midway: the row moves to the first fire not delivered.
-            job.next_us, job.completed = job.deliver[len(results)], False
-        if job.completed:
-            outcome.complete.append(Complete(job.row_id, job.version))
-        else:
-            outcome.advance.append(Advance(job.next_us, job.row_id, job.version))
-        return True
-
-    def _record_one_fire(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
-        """The usual job: one fire, delivered. Its rows are plain tuples (see Outcome): cheaper
-        to make than NamedTuples, and soon untracked by the garbage collector."""
-        usual = job.missed is None and job.expired is None
-        kind = FIRED_AND_COMPLETED if job.completed and usual else _FIRED
-        outcome.history.append((job.scheduler, job.name, kind, at_us, job.deliver[0], None))
-        if not usual:
-            self._record_plan(job, outcome, at_us)
-        if job.completed:
-            outcome.complete.append((job.row_id, job.version))
-        else:
-            outcome.advance.append((job.next_us, job.row_id, job.version))
-
-    @staticmethod
-    def _note_missed(
-        name: str, fires: FireRange | None, policy: MisfirePolicy
-    ) -> tuple[int, str, int] | None:
-        if fires is None:
-            return None
-        detail = f"{_describe(name, fires)} not delivered under misfire policy {policy.value}"
-        return to_us(fires.last), detail, fires.size
-
-    @staticmethod
-    def _note_expired(name: str, fires: FireRange | None) -> tuple[int, str, int] | None:
-        if fires is None:
-            return None
-        detail = f"{_describe(name, fires)} older than the misfire grace window"
-        return to_us(fires.last), detail, fires.size
-
-    def _record_plan(self, job: FireJob, outcome: Outcome, at_us: int) -> None:
-        if job.missed is None and job.expired is None and not job.completed:
-            return  # the usual fire: nothing more to record
-        history = outcome.history
-        for kind, outcome_name, note in (
-            (_MISSED, "skipped", job.missed),
-            (_EXPIRED, "missed", job.expired),
-        ):
-            if note is not None:
-                last_us, detail, count = note
-                self.observer.not_delivered(
-                    scheduler=job.scheduler,
-                    schedule=job.name,
-                    outcome=outcome_name,
-                    count=count,
-                    detail=detail,
-                )
-                history.append((job.scheduler, job.name, kind, at_us, last_us, detail))
-        if job.completed:
-            history.append((job.scheduler, job.name, _COMPLETED, at_us, None, None))
 
     def _give_back(self, job: Job) -> None:
         """A job that was not started: its row is untouched; look at it again later."""
@@ -855,104 +757,6 @@ class Engine:
         if self._deferred:
             for key in self._deferred.pop(job.row_id, ()):
                 self._push(*unpack(key))
-
-    def _backoff_us(self, fire: str, attempts: int) -> int:
-        base = min(2.0 ** (attempts - 1), _BACKOFF_CAP_S)
-        # Deterministic jitter in [0.5, 1.0) so that retries of a burst spread out.
-        jitter = 0.5 + (zlib.crc32(f"{fire}#{attempts}".encode()) % 1000) / 2000
-        return int(base * jitter * 1_000_000)
-
-    def _give_up_reason(
-        self, failure: DeliveryFailure, attempts: int, next_at: int, scheduled_us: int
-    ) -> str | None:
-        if failure.permanent:
-            return "refused by the target; not retried"
-        if attempts - 1 >= self._retry_policy.max_attempts:
-            return f"gave up after {attempts} attempt(s)"
-        if next_at - scheduled_us > self._max_age_us:
-            return "the next retry would pass max_event_age"
-        return None
-
-    def _record_failure(
-        self,
-        outcome: Outcome,
-        job: Job,
-        scheduled_us: int,
-        attempts: int,
-        failure: DeliveryFailure,
-        at_us: int,
-    ) -> None:
-        """A delivery failed after ``attempts`` earlier tries: retry it or dead-letter it."""
-        attempts += 1
-        error = failure.reason
-        outcome.history.append(
-            HistoryRow(
-                job.scheduler,
-                job.name,
-                HistoryKind.FAILED,
-                at_us,
-                scheduled_us,
-                f"attempt {attempts}: {error}",
-            )
-        )
-        next_at = at_us + self._backoff_us(fire_id(job.name, from_us(scheduled_us)), attempts)
-        why = self._give_up_reason(failure, attempts, next_at, scheduled_us)
-        self.observer.failed(
-            scheduler=job.scheduler,
-            schedule=job.name,
-            scheduled_us=scheduled_us,
-            attempt=attempts,
-            now_us=at_us,
-            reason=error if why is None else f"{error}; {why}",
-            dead_lettered=why is not None,
-        )
-        if why is not None:
-            reason = f"{error}; {why}"
-            outcome.dead_letters.append(
-                DeadLetterRow(
-                    job.scheduler, job.name, scheduled_us, job.payload, attempts, reason, at_us
-                )
-            )
-            outcome.history.append(
-                HistoryRow(
-                    job.scheduler, job.name, HistoryKind.DEAD_LETTERED, at_us, scheduled_us, reason
-                )
-            )
-            if isinstance(job, RetryJob):
-                outcome.retry_deletes.append(RetryDelete(job.row_id))
-                job.next_us = None
-        elif isinstance(job, RetryJob):
-            outcome.retry_updates.append(RetryUpdate(attempts, next_at, error, job.row_id))
-            job.next_us = next_at
-        else:
-            outcome.new_retries.append(
-                NewRetry(
-                    job.scheduler, job.name, scheduled_us, job.payload, attempts, next_at, error
-                )
-            )
-
-    def _record_retry(
-        self, job: RetryJob, results: list[DeliveryFailure | None], outcome: Outcome, at_us: int
-    ) -> bool:
-        if not results:
-            return False
-        failure = results[0]
-        if failure is not None:
-            self._record_failure(outcome, job, job.scheduled_us, job.attempts, failure, at_us)
-            return True
-        outcome.retry_deletes.append(RetryDelete(job.row_id))
-        outcome.history.append(
-            HistoryRow(
-                job.scheduler,
-                job.name,
-                HistoryKind.FIRED,
-                at_us,
-                job.scheduled_us,
-                f"delivered on attempt {job.attempts + 1}",
-            )
-        )
-        job.next_us = None
-        return True
 
     async def _flush(self, outcomes: list[Outcome]) -> list[list[int]]:
         merged = outcomes[0]
@@ -1013,13 +817,6 @@ def _cut_overdue(watches: list[_Watch], now: float, timeout: float) -> float:
 
 def _key(time_us: int, row_id: int, kind: EntryKind) -> int:
     return pack(ceil_s(time_us), row_id, kind)
-
-
-def _describe(name: str, fires: FireRange) -> str:
-    first = fire_id(name, fires.first)
-    if fires.size == 1:
-        return f"1 fire ({first})"
-    return f"{fires.size} fires from {first} to {fire_id(name, fires.last)}"
 
 
 def _cancelled_by_caller() -> bool:
