@@ -138,7 +138,7 @@ class ReactionsConformance:
         plugin = _plugin(follower)
         async with _running(provider_under_test, plugin) as (provider, running):
             reactions = provider.reactions()
-            reaction = plugin._reactions[REACTION]
+            reaction = running.reactions[REACTION]
             with pytest.raises(UsageError, match=f"'{REACTION}'"):
                 reactions.register(reaction, running)
             with pytest.raises(UsageError, match=f"'{REACTION}'"):
