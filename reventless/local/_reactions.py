@@ -300,6 +300,11 @@ class _Runner:
         self.running = running
         self.scope = anyio.CancelScope()
         self.wake = anyio.Event()
+        # The runner this one replaces (the same name, unregistered): it shares this process's
+        # lease owner, so its release must land before this runner takes the lease.
+        self.previous: _Runner | None = None
+        self.started = False  # run() was scheduled: it sets done when it has ended
+        self.done = anyio.Event()
         self._hold: Hold | None = None
         self._target = 0
         self.lease = Lease(
@@ -326,8 +331,17 @@ class _Runner:
         return await self.host.runner.call(func, self.host.runner.store, *args)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.done.set()
+
+    async def _run(self) -> None:
         with self.scope:
             try:
+                if self.previous is not None:
+                    await self.previous.done.wait()
+                    self.previous = None
                 await self._call(
                     _register,
                     self.reaction.name,
@@ -454,6 +468,7 @@ class LocalReactions:
         self.owner = uuid.uuid4().hex if use_lease else None
         self.poll_interval = poll_interval
         self._runners: dict[str, _Runner] = {}
+        self._stopping: dict[str, _Runner] = {}  # unregistered, perhaps still releasing
         self._group: anyio.abc.TaskGroup | None = None
         self._watching = False
 
@@ -467,6 +482,7 @@ class LocalReactions:
                 "declared once (a second plugin with it would share its checkpoint)"
             )
         runner = _Runner(self, reaction, running)
+        runner.previous = self._stopping.pop(reaction.name, None)
 
         async def on_event(message: TopicMessage) -> None:
             runner.notify(message.position or 0)
@@ -483,6 +499,8 @@ class LocalReactions:
         runner = self._runners.pop(name, None)
         if runner is not None:
             runner.scope.cancel()
+            if runner.started:
+                self._stopping[name] = runner
 
     async def run_beside(self, main: Callable[[], Awaitable[None]]) -> None:
         """``await main()`` (the engine) while running every registered reaction, and those
@@ -501,9 +519,11 @@ class LocalReactions:
         finally:
             self._group = None
             self._watching = False
+            self._stopping.clear()  # the group has ended: every runner of it has released
 
     def _start(self, runner: _Runner) -> None:
         assert self._group is not None
+        runner.started, runner.done = True, anyio.Event()
         self._group.start_soon(runner.run, name=f"reaction:{runner.reaction.name}")
         if not self._watching:
             self._watching = True

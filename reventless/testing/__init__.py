@@ -4,8 +4,10 @@
   every fire due up to the new instant has been delivered and recorded.
 - ``RecordingTarget``: a target that records every envelope it receives, in order.
 - ``FailingTarget`` and ``HangingTarget``: targets for fault injection.
-- ``reventless.testing.conformance``: the ScheduledPublisher conformance suite (needs pytest).
-- ``reventless.testing.event_log_conformance``: the EventLog conformance suite (needs pytest).
+- The conformance suites, one per port, all run on one ``provider_under_test`` fixture
+  (``reventless.testing.ports``: ``ProviderUnderTest``, ``Capabilities``); they need pytest:
+  ``conformance`` (ScheduledPublisher), ``event_log_conformance``, ``event_topic_conformance``,
+  ``command_topic_conformance`` and ``reactions_conformance``.
 - ``reventless.testing.aws``: fire schedules as EventBridge would and shape Lambda SQS events,
   against a local emulator (moto).
 """

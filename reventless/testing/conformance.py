@@ -1,20 +1,17 @@
 """The ScheduledPublisher conformance suite: one set of tests for every adapter.
 
-Use it from a pytest module of your own (it needs pytest and anyio's pytest plugin)::
+Use it from a pytest module of your own (it needs pytest and anyio's pytest plugin) with a
+``provider_under_test`` fixture returning a ``reventless.testing.ports.ProviderUnderTest``::
 
-    import pytest
     from reventless.testing.conformance import ScheduledPublisherConformance
 
-    class TestMyAdapter(ScheduledPublisherConformance):
-        fires = True            # False when fires cannot be observed (a remote control plane)
+    class TestScheduledPublisher(ScheduledPublisherConformance):
+        pass
 
-        @pytest.fixture
-        def provider_factory(self):
-            return lambda clock: my_provider(clock=clock)   # an async context manager
-
-The factory takes a ``VirtualClock`` and returns an async context manager yielding a provider: an
-object with ``clock``, ``scheduled_publisher()`` and, when ``fires`` is true, ``run()``. Every test
-drives the adapter through the Scheduler component and checks what it stores, and, with ``fires``,
+``provider_under_test.open(clock)`` takes a ``VirtualClock`` and yields a provider: an object
+with ``clock``, ``scheduled_publisher()`` and, when it ``fires``, ``run()``. Its capabilities
+(``fires``, ``keeps_history``, ``dst_policies``) say what the adapter can show. Every test drives
+the adapter through the Scheduler component and checks what it stores, and, with ``fires``,
 every fire it delivers against ``fire_times`` of the core.
 """
 
@@ -24,7 +21,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import pytest
@@ -56,6 +53,7 @@ from reventless.scheduler import Scheduler
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 from reventless.target import FireEnvelope
 from reventless.testing import RecordingTarget, VirtualClock
+from reventless.testing.ports import ProviderUnderTest
 
 __all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
 
@@ -201,25 +199,31 @@ def _dst_schedules() -> list[Schedule]:
 class ScheduledPublisherConformance:
     """The contract of ``reventless.scheduler_adapter.ScheduledPublisher``, as tests.
 
-    Class attributes say what an adapter can show: ``fires`` (fires observable in-process),
-    ``keeps_history`` (``history()`` is supported) and ``dst_policies`` (it keeps every
-    ``DstPolicy``; when false it must refuse all but the default with a ValidationError naming
-    ``dst``, writing nothing). Override the ``target_factory`` fixture when the adapter needs
-    targets of its own kind (a queue on AWS); with ``fires`` the target must be a
-    ``RecordingTarget``.
+    The ``provider_under_test`` fixture's capabilities say what an adapter can show: ``fires``
+    (fires observable in-process), ``keeps_history`` (``history()`` is supported) and
+    ``dst_policies`` (it keeps every ``DstPolicy``; when false it must refuse all but the
+    default with a ValidationError naming ``dst``, writing nothing). Its ``scheduler_target()``
+    makes the targets (a queue on AWS); with ``fires`` the target must be a ``RecordingTarget``.
     """
 
-    fires: ClassVar[bool] = True
-    keeps_history: ClassVar[bool] = True
-    dst_policies: ClassVar[bool] = True
+    fires: bool = True
+    keeps_history: bool = True
+    dst_policies: bool = True
+
+    @pytest.fixture(autouse=True)
+    def _capabilities(self, provider_under_test: ProviderUnderTest) -> None:
+        capabilities = provider_under_test.capabilities
+        self.fires = capabilities.fires
+        self.keeps_history = capabilities.keeps_history
+        self.dst_policies = capabilities.dst_policies
 
     @pytest.fixture
-    def provider_factory(self) -> ProviderFactory:
-        raise NotImplementedError("override the provider_factory fixture in your subclass")
+    def provider_factory(self, provider_under_test: ProviderUnderTest) -> ProviderFactory:
+        return provider_under_test.open
 
     @pytest.fixture
-    def target_factory(self) -> Callable[[], Any]:
-        return RecordingTarget
+    def target_factory(self, provider_under_test: ProviderUnderTest) -> Callable[[], Any]:
+        return provider_under_test.scheduler_target
 
     def _needs_fires(self) -> None:
         if not self.fires:

@@ -1,42 +1,47 @@
 """The EventLog conformance suite: one set of tests for every event log adapter.
 
-Use it from a pytest module of your own (it needs pytest and anyio's pytest plugin)::
+Use it from a pytest module of your own (it needs pytest and anyio's pytest plugin) with a
+``provider_under_test`` fixture returning a ``reventless.testing.ports.ProviderUnderTest``::
 
-    import pytest
     from reventless.testing.event_log_conformance import EventLogConformance
 
-    class TestMyLog(EventLogConformance):
-        global_order = True             # False when read_all is not offered (DynamoDB)
-        max_events_per_append = None    # the most events one append takes, if limited
-        max_event_bytes = None          # the largest event body, if limited
+    class TestEventLog(EventLogConformance):
+        pass
 
-        @pytest.fixture
-        def event_log_factory(self):
-            return lambda: my_event_log()   # an async context manager yielding a fresh log
-
-Every test gets a fresh, empty log and checks the contract of
-``reventless.aggregate_adapter.EventLog``: versions, optimistic concurrency, message ids per
-stream (a repeat wins over a conflict), empty appends, loading from a version, the events of a
-handled message, limits refused with nothing written, and ``read_all``.
+Every test opens a fresh provider and takes its ``event_log()``; the capabilities say what the
+log can show (``global_order``: ``read_all`` is offered, else it raises UsageError;
+``max_events_per_append``, ``max_event_bytes``; ``serialises_concurrent_writers``). The tests
+check the contract of ``reventless.aggregate_adapter.EventLog``: versions, optimistic
+concurrency, message ids per stream (a repeat wins over a conflict), empty appends, loading from
+a version, the events of a handled message, limits refused with nothing written, and
+``read_all``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import pytest
 
 from reventless.aggregate_adapter import EventLog, NewEvent
+from reventless.clock import VirtualClock
 from reventless.errors import ConflictError, UsageError, ValidationError
+from reventless.testing.ports import ProviderUnderTest
 
 __all__ = ("EventLogConformance", "EventLogFactory")
 
 EventLogFactory = Callable[[], AbstractAsyncContextManager[EventLog]]
 AT = datetime(2026, 3, 20, 6, 0, 30, 123456, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def _event_log(provider_under_test: ProviderUnderTest) -> AsyncIterator[EventLog]:
+    async with provider_under_test.open(VirtualClock(AT)) as provider:
+        yield provider.event_log()
 
 
 def events(*bodies: str) -> list[NewEvent]:
@@ -46,17 +51,25 @@ def events(*bodies: str) -> list[NewEvent]:
 class EventLogConformance:
     """The contract of ``reventless.aggregate_adapter.EventLog``, as tests."""
 
-    global_order: ClassVar[bool] = True
-    max_events_per_append: ClassVar[int | None] = None
-    max_event_bytes: ClassVar[int | None] = None
+    global_order: bool = True
+    max_events_per_append: int | None = None
+    max_event_bytes: int | None = None
     # False where the backend under test does not serialise concurrent conditional writes
     # itself (moto's DynamoDB, which checks a transaction's conditions and writes in separate
     # steps); the adapter's guarantee then rests on the real service's.
-    serialises_concurrent_writers: ClassVar[bool] = True
+    serialises_concurrent_writers: bool = True
+
+    @pytest.fixture(autouse=True)
+    def _capabilities(self, provider_under_test: ProviderUnderTest) -> None:
+        capabilities = provider_under_test.capabilities
+        self.global_order = capabilities.global_order
+        self.max_events_per_append = capabilities.max_events_per_append
+        self.max_event_bytes = capabilities.max_event_bytes
+        self.serialises_concurrent_writers = capabilities.serialises_concurrent_writers
 
     @pytest.fixture
-    def event_log_factory(self) -> EventLogFactory:
-        raise NotImplementedError("override the event_log_factory fixture")
+    def event_log_factory(self, provider_under_test: ProviderUnderTest) -> EventLogFactory:
+        return lambda: _event_log(provider_under_test)
 
     # -- appending and loading -------------------------------------------------------------------
 

@@ -1,18 +1,17 @@
-"""The DynamoDB event log: the EventLog conformance suite on moto, and what is DynamoDB's own:
-its limits refused before any call, cancellation reasons and errors mapped through one table,
-temporary faults retried."""
+"""The DynamoDB event log beyond the EventLog conformance suite (``tests/conformance``): what
+is DynamoDB's own, its limits refused before any call, cancellation reasons and errors mapped
+through one table, temporary faults retried."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from reventless.aggregate_adapter import EventLog, NewEvent
+from reventless.aggregate_adapter import NewEvent
 from reventless.aws._dynamodb import (
     CANCELLATION_REASONS,
     MAX_ITEM_BYTES,
@@ -26,7 +25,6 @@ from reventless.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from reventless.testing.event_log_conformance import EventLogConformance, EventLogFactory
 from tests.aws.conftest import CountingMotoServer
 
 pytestmark = pytest.mark.anyio
@@ -39,26 +37,6 @@ async def dynamodb(session: Any, moto: CountingMotoServer) -> AsyncIterator[Any]
     async with session.client("dynamodb", endpoint_url=moto.url) as client:
         await create_event_table(client, TABLE)
         yield client
-
-
-@asynccontextmanager
-async def fresh(client: Any) -> AsyncIterator[EventLog]:
-    yield DynamoDbEventLog(client, TABLE, base_delay=0.001)
-
-
-class TestDynamoDbConformance(EventLogConformance):
-    global_order = False
-    max_events_per_append = 98  # 100 items: the head and the message id take two
-    max_event_bytes = MAX_ITEM_BYTES
-    # moto applies a TransactWriteItems' condition checks and writes in separate steps, so
-    # concurrent appends at one version can both win there (seen: 1 run in 3, up to
-    # three writers at version 1); DynamoDB itself
-    # serialises them. The single-writer conflict tests still run.
-    serialises_concurrent_writers = False
-
-    @pytest.fixture
-    def event_log_factory(self, dynamodb: Any) -> EventLogFactory:
-        return lambda: fresh(dynamodb)
 
 
 def client_error(code: str, status: int = 400, **extra: Any) -> ClientError:

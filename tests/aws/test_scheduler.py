@@ -34,7 +34,6 @@ from reventless import (
 )
 from reventless.aws import SCHEDULED_TIME, SqsQueueTarget
 from reventless.testing import RecordingTarget, VirtualClock
-from reventless.testing.conformance import ScheduledPublisherConformance
 from tests.aws.conftest import ROLE_ARN, CountingMotoServer
 
 pytestmark = pytest.mark.anyio
@@ -59,22 +58,6 @@ async def aws(
         **options,
     ) as provider:
         yield provider
-
-
-class TestAwsConformance(ScheduledPublisherConformance):
-    """The port's contract, for everything moto can show: the control plane."""
-
-    fires = False
-    keeps_history = False
-    dst_policies = False  # EventBridge Scheduler has one fixed DST rule
-
-    @pytest.fixture
-    def provider_factory(self, session: Any, moto: CountingMotoServer) -> Callable[..., Any]:
-        return lambda clock: aws(session, moto, clock)
-
-    @pytest.fixture
-    def target_factory(self) -> Callable[[], Any]:
-        return lambda: SqsQueueTarget(QUEUE_ARN)
 
 
 VARIANTS = [

@@ -1,4 +1,5 @@
-"""The ScheduledPublisher conformance suite on the local adapter: in memory and on a file."""
+"""The local ScheduledPublisher beyond the conformance suite (``tests/conformance``): racing
+providers on one file."""
 
 from __future__ import annotations
 
@@ -10,19 +11,6 @@ import pytest
 import reventless.local
 from reventless import HistoryKind, Hours, PutOutcome, Schedule, ScheduleExistsError, Scheduler
 from reventless.testing import RecordingTarget
-from reventless.testing.conformance import ProviderFactory, ScheduledPublisherConformance
-
-
-class TestLocalInMemory(ScheduledPublisherConformance):
-    @pytest.fixture
-    def provider_factory(self) -> ProviderFactory:
-        return lambda clock: reventless.local.provider(":memory:", clock=clock)
-
-
-class TestLocalFile(ScheduledPublisherConformance):
-    @pytest.fixture
-    def provider_factory(self, tmp_path: Path) -> ProviderFactory:
-        return lambda clock: reventless.local.provider(tmp_path / "state.db", clock=clock)
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ from reventless import (
     ValidationError,
 )
 from reventless.local import LocalProvider
+from reventless.local._lease import Lease
 from reventless.plugin import RunningPlugin
 from reventless.testing import VirtualClock
 from tests.reaction_app import ACCOUNTS, AUDIT, Cancel, Open, keep_renewals, make_plugin
@@ -377,3 +378,38 @@ async def test_a_reaction_that_starts_at_the_end_skips_the_history(tmp_path: Pat
         await running.aggregates["accounts"].handle("new", Open())
         await settled(provider)
         assert await audit_sources(running) == ["accounts/new@1"]
+
+
+async def test_a_reaction_registered_again_at_once_handles_each_event_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unregistered and registered again while the provider runs (a plugin restarted in the
+    process): the old runner's lease release must not land after the new runner took the lease
+    (both are this process's), or the new runner's checkpoint writes fail and it handles the
+    same event over and over. A slow release (the store thread busy) makes the order certain."""
+    release = Lease.release
+
+    async def slow_release(self: Lease) -> None:
+        await anyio.sleep(0.3)
+        await release(self)
+
+    monkeypatch.setattr(Lease, "release", slow_release)
+    calls: Counter[str] = Counter()
+
+    async def counting(event: ReactionEvent, context: ReactionContext) -> None:
+        calls[f"{event.aggregate_id}@{event.version}"] += 1
+
+    made = Plugin("app")
+    made.aggregate(ACCOUNTS)
+    reaction = made.reaction("renewals", follows=[ACCOUNTS], handler=counting)
+    async with running_app(tmp_path / "r.db", made) as (provider, running):
+        await running.aggregates["accounts"].handle("a0", Open())
+        await settled(provider)
+        reactions = provider.reactions()
+        reactions.unregister("renewals")
+        reactions.register(reaction, running)
+        await anyio.sleep(0.5)  # the old runner's release has landed by now
+        await running.aggregates["accounts"].handle("a1", Open())
+        await settled(provider)
+        await anyio.sleep(0.2)  # a runner whose checkpoint writes fail repeats by now
+        assert calls == {"a0@1": 1, "a1@1": 1}

@@ -1,0 +1,7 @@
+"""The EventTopic conformance suite on every provider (``conftest.PROVIDERS``)."""
+
+from reventless.testing.event_topic_conformance import EventTopicConformance
+
+
+class TestEventTopic(EventTopicConformance):
+    pass

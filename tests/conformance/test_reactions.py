@@ -1,0 +1,7 @@
+"""The Reactions conformance suite on every provider (``conftest.PROVIDERS``)."""
+
+from reventless.testing.reactions_conformance import ReactionsConformance
+
+
+class TestReactions(ReactionsConformance):
+    pass
