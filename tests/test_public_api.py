@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
+import inspect
 import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import reventless
 
@@ -113,3 +118,79 @@ def test_the_dst_policy_is_public_with_its_default() -> None:
     assert reventless.Schedule(name="s", rate=reventless.Daily(9, 0), payload="p").dst == (
         DEFAULT_DST
     )
+
+
+# Modules whose __all__ is public; a type their signatures name must be exported by one of them.
+SIGNATURE_MODULES = [
+    "reventless",
+    "reventless.aggregate",
+    "reventless.aggregate_adapter",
+    "reventless.clock",
+    "reventless.errors",
+    "reventless.event_topic",
+    "reventless.local",
+    "reventless.plugin",
+    "reventless.provider",
+    "reventless.reaction",
+    "reventless.reaction_adapter",
+    "reventless.schedule",
+    "reventless.scheduler",
+    "reventless.scheduler_adapter",
+    "reventless.target",
+    "reventless.testing",
+]
+# Providers are made by their module's provider(), and their adapters by the provider: these
+# constructors are the wiring, not API.
+WIRING = {
+    "LocalProvider.__init__",
+    "AwsProvider.__init__",
+    "LocalScheduledPublisher.__init__",
+    "SqliteEventLog.__init__",
+    "AwsScheduledPublisher.__init__",
+}
+
+
+def _named_classes(hint: object) -> Iterator[type]:
+    origin = typing.get_origin(hint)
+    if origin is not None:
+        for argument in typing.get_args(hint):
+            yield from _named_classes(argument)
+        if isinstance(origin, type):
+            yield origin
+    elif isinstance(hint, type):
+        yield hint
+
+
+def _signatures(value: object, name: str) -> Iterator[tuple[str, Any]]:
+    if inspect.isfunction(value):
+        yield name, value
+    elif inspect.isclass(value):
+        for attribute, member in vars(value).items():
+            if attribute.startswith("_") and attribute != "__init__":
+                continue
+            function = member.fget if isinstance(member, property) else member
+            if inspect.isfunction(function):
+                yield f"{name}.{attribute}", function
+
+
+def test_no_public_signature_names_a_private_type() -> None:
+    modules = list(SIGNATURE_MODULES)
+    if importlib.util.find_spec("aioboto3") is not None:
+        modules.append("reventless.aws")
+    public: list[tuple[str, object]] = []
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        public += [(name, getattr(module, name)) for name in module.__all__]
+    exported = {id(value) for _, value in public}
+    # Names a module imports only for type checking resolve among the public ones.
+    names = {name: value for name, value in public if isinstance(value, type)}
+    found = set()
+    for name, value in public:
+        for label, function in _signatures(value, name):
+            if label in WIRING:
+                continue
+            for field, hint in typing.get_type_hints(function, localns=names).items():
+                for cls in _named_classes(hint):
+                    if cls.__module__.startswith("reventless") and id(cls) not in exported:
+                        found.add(f"{label} ({field}): {cls.__module__}.{cls.__qualname__}")
+    assert sorted(found) == []

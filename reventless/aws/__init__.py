@@ -72,6 +72,7 @@ __all__ = (
     "SCHEDULED_TIME",
     "SNS_PUBLISH",
     "AwsProvider",
+    "AwsScheduledPublisher",
     "CommandDeadLetter",
     "CommandDeadLetters",
     "DynamoDbEventLog",

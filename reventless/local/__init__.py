@@ -30,7 +30,12 @@ from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
 from reventless.local._engine import Engine
 from reventless.local._event_log import SqliteEventLog
-from reventless.local._publisher import LocalScheduledPublisher
+from reventless.local._publisher import (
+    Attachment,
+    LocalScheduledPublisher,
+    SchedulerInfo,
+    StoreStatus,
+)
 from reventless.local._reactions import LocalReactions
 from reventless.local._retention import PruneReport, Retention, prune
 from reventless.local._stall import Stall, StallWatch
@@ -39,7 +44,18 @@ from reventless.local._store_runner import StoreRunner
 from reventless.reaction_adapter import Reactions
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
-__all__ = ("LocalProvider", "ProviderContext", "PruneReport", "Retention", "provider")
+__all__ = (
+    "Attachment",
+    "LocalProvider",
+    "LocalScheduledPublisher",
+    "ProviderContext",
+    "PruneReport",
+    "Retention",
+    "SchedulerInfo",
+    "SqliteEventLog",
+    "StoreStatus",
+    "provider",
+)
 
 _log = logging.getLogger("reventless.local.retention")
 
