@@ -93,3 +93,20 @@ def test_only_the_command_line_imports_the_command_line() -> None:
         if not name.startswith("reventless.cli") and name != "reventless.__main__"
     }
     assert {name: found for name, found in outside.items() if found} == {}
+
+
+def test_the_command_line_reaches_the_providers_through_their_public_modules_only() -> None:
+    """A client of the providers, like any application: ``reventless.local``, ``reventless.aws``,
+    not their private modules (the core's own helpers, ``reventless._zones`` and the like, are
+    shared by every layer)."""
+    graph = import_graph()
+    private = {
+        name: sorted(
+            target
+            for target in targets
+            if target.startswith(("reventless.local._", "reventless.aws._"))
+        )
+        for name, targets in graph.items()
+        if name.startswith("reventless.cli")
+    }
+    assert {name: found for name, found in private.items() if found} == {}

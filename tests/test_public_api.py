@@ -129,6 +129,7 @@ SIGNATURE_MODULES = [
     "reventless.errors",
     "reventless.event_topic",
     "reventless.local",
+    "reventless.misfire",
     "reventless.plugin",
     "reventless.provider",
     "reventless.reaction",

@@ -31,7 +31,7 @@ from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
     from reventless.cli._signals import StopSignals
-    from reventless.local._engine import CatchUp
+    from reventless.local import CatchUp
 
 __all__ = ("Interrupted", "add_run_command", "load_plugin", "run_command", "run_plugin")
 
@@ -387,8 +387,8 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
         async with reventless.local.provider(db, **options) as local:
             # A command-line process ends when blocking code holds its loop (a library only
             # logs): see StopSignals.stalled.
-            local._on_stall = stop.stalled
-            local._engine.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
+            local.on_stall = stop.stalled
+            local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
             async with plugin.start(local, wrap_target=wrap) as running:
                 say(
                     {

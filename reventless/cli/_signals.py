@@ -31,7 +31,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reventless.local._stall import Stall
+    from reventless.local import Stall
 
 __all__ = ("StopSignals",)
 

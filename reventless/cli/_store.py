@@ -44,7 +44,7 @@ from reventless.schedule import (
 
 if TYPE_CHECKING:
     from reventless._payload_types import PayloadCheck
-    from reventless.local._publisher import SchedulerInfo, StoreStatus
+    from reventless.local import SchedulerInfo, StoreStatus
     from reventless.scheduler import SchedulerOperations
     from reventless.scheduler_adapter import ScheduleState
 

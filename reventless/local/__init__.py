@@ -28,7 +28,7 @@ from reventless._observe import engine_log
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.local._engine import Engine
+from reventless.local._engine import CatchUp, Engine
 from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import (
     Attachment,
@@ -46,6 +46,7 @@ from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = (
     "Attachment",
+    "CatchUp",
     "LocalProvider",
     "LocalScheduledPublisher",
     "ProviderContext",
@@ -53,6 +54,7 @@ __all__ = (
     "Retention",
     "SchedulerInfo",
     "SqliteEventLog",
+    "Stall",
     "StoreStatus",
     "provider",
 )
@@ -93,8 +95,20 @@ class LocalProvider:
         self._stopped = anyio.Event()
         self._closed = False
         self.retention = retention
-        # What to do when synchronous code holds the event loop (see _stall); None: log at ERROR.
-        self._on_stall: Callable[[Stall], None] | None = None
+        # Told when synchronous code holds the event loop past the delivery timeout (a ``Stall``:
+        # how long, and where); None logs it at ERROR. ``reventless run`` ends the process.
+        self.on_stall: Callable[[Stall], None] | None = None
+
+    @property
+    def on_catch_up(self) -> Callable[[CatchUp], None] | None:
+        """Told, once per lead, the fires found due from before this process took the lease
+        (``CatchUp``: how many, and what the misfire policy made of them); ``reventless run``
+        prints it. None (the default): only the history and the logs say it."""
+        return self._engine.on_catch_up
+
+    @on_catch_up.setter
+    def on_catch_up(self, hook: Callable[[CatchUp], None] | None) -> None:
+        self._engine.on_catch_up = hook
 
     @property
     def is_leading(self) -> bool:
@@ -160,7 +174,7 @@ class LocalProvider:
             async with anyio.create_task_group() as group:
                 if self.retention is not None:
                     group.start_soon(self._prune_loop, self.retention, name="reventless-prune")
-                watch = StallWatch(self._engine.delivery_timeout, self._on_stall)
+                watch = StallWatch(self._engine.delivery_timeout, self.on_stall)
                 group.start_soon(watch.run, name="reventless-stall-watch")
                 await self._reactions.run_beside(partial(self._engine.run, task_status))
                 group.cancel_scope.cancel()
