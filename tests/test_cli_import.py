@@ -6,6 +6,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from reventless import Cron, Daily, Schedule
 from reventless.cli import main
 from reventless.cli._import import read_import
@@ -174,3 +176,14 @@ def test_the_json_of_schedules_list_imports_back_the_same_schedules(tmp_path: Pa
 def test_a_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     status, _ = run("schedules", "import", str(tmp_path / "missing"), "--db", str(tmp_path / "x"))
     assert status == 2
+
+
+def test_a_file_name_no_file_can_have_is_refused_like_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.db")
+    for extra in ([], ["--dry-run"]):
+        assert main(["schedules", "import", "a\x00b", "--db", db, "--new-scheduler", *extra]) == 2
+        assert "FILE 'a\\x00b' is not allowed; expected a readable UTF-8 file" in (
+            capsys.readouterr().err
+        )

@@ -514,6 +514,7 @@ _ALLOWED_FILE = (
     [
         (None, "missing.json", f"--payload-file 'missing.json': no such file; {_ALLOWED_FILE}"),
         (None, ".", f"--payload-file '.': is a folder; {_ALLOWED_FILE}"),
+        (None, "\x00", f"--payload-file '\\x00': has a NUL character; {_ALLOWED_FILE}"),
         (b"", "p.json", f"--payload-file 'p.json': is empty; {_ALLOWED_FILE}"),
         (
             b'{"a": "\xff"}',

@@ -274,6 +274,8 @@ def _payload(args: argparse.Namespace) -> str:
 def _read_at_most(
     path: str, size: int, refuse: Callable[[str], ValidationError], allowed: str
 ) -> bytes:
+    if "\x00" in path:  # open() would raise a bare ValueError
+        raise refuse(f"has a NUL character; expected {allowed}")
     if path != "-" and os.path.isdir(path):
         raise refuse(f"is a folder; expected {allowed}")
     try:
@@ -603,7 +605,7 @@ async def _import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] 
 
     try:
         text = await anyio.Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ValidationError("FILE", args.file, "a readable UTF-8 file") from exc
     progress = _progress if sys.stderr.isatty() else None
     plan = read_import(text, timezone=args.timezone, progress=progress)
