@@ -40,7 +40,12 @@ ERAS = {
         [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
         [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
     ),
+    "073af3a": (  # with the reactions' tables; schedules without the pause's columns
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
+        [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
+    ),
 }
+PAUSE_COLUMNS = {"paused_at", "paused_by", "pause_reason"}
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # make_store.py's start
 FIRED = ["tick@2026-01-05T08:05:00Z", "tick@2026-01-05T08:10:00Z"]
 
@@ -130,6 +135,51 @@ def test_an_upgraded_store_fires_on_where_it_stopped(commit: str, tmp_path: Path
         return fired
 
     assert anyio.run(run_on) == [*FIRED, "tick@2026-01-05T08:15:00Z", "tick@2026-01-05T08:20:00Z"]
+
+
+def _columns(path: Path, table: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+    conn.close()
+    return found
+
+
+async def _pause_of(path: Path, *, read_only: bool) -> tuple[object, ...]:
+    """The stored pause of ``report`` (paused by make_store.py), read and listed."""
+    async with reventless.local.provider(path, read_only=read_only) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        state = await ops.get_schedule("report")
+        listed = {s.schedule.name: s for s in (await ops.list_schedules()).schedules}
+        assert listed["report"] == state
+        return state.paused, state.paused_at, state.paused_by, state.pause_reason
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_a_schedule_paused_before_pauses_kept_a_reason_reads_paused_with_none_known(
+    commit: str, tmp_path: Path
+) -> None:
+    path = _copy(commit, tmp_path)
+    assert not PAUSE_COLUMNS & _columns(path, "schedules")
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == (True, None, None, None)
+    assert not PAUSE_COLUMNS & _columns(path, "schedules")  # a read-only open adds nothing
+    assert anyio.run(lambda: _pause_of(path, read_only=False)) == (True, None, None, None)
+    assert PAUSE_COLUMNS <= _columns(path, "schedules")  # opened for writing: upgraded
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_upgraded_store_keeps_who_paused_when_and_why(commit: str, tmp_path: Path) -> None:
+    path = _copy(commit, tmp_path)
+    clock = VirtualClock(T0 + timedelta(minutes=11))
+
+    async def pause_again() -> None:
+        async with reventless.local.provider(path, clock=clock) as provider:
+            ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+            await ops.resume_schedule("report")
+            await ops.pause_schedule("report", reason="audit of <the> report", by="ana")
+
+    anyio.run(pause_again)
+    expected = (True, clock.now(), "ana", "audit of <the> report")
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == expected
 
 
 # -- files that are not reventless stores ---------------------------------------------------
