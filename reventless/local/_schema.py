@@ -10,7 +10,8 @@ every earlier schema open and upgrade (fixtures of each live in ``tests/local/st
 - ``attachments`` recorded the schedulers' targets; the reactions added ``reactions`` and
   ``reaction_dead_letters``;
 - ``schedules`` gained ``paused_at``, ``paused_by`` and ``pause_reason`` (who paused a schedule,
-  when and why), added to an older file's table by ``ALTER TABLE`` (``_ADDED_COLUMNS``).
+  when and why), added to an older file's table by ``ALTER TABLE`` (``_ADDED_COLUMNS``), and a
+  trigger that clears them when the schedule becomes active (``_TRIGGERS``).
 
 Each of those came as tables made on first use, with ``schema_version`` staying 1: every change
 so far only adds, so a process of an older release still reads and writes an upgraded file. The
@@ -167,6 +168,19 @@ _TABLES: dict[str, tuple[str, ...]] = {
 _ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "schedules": ("paused_at INTEGER", "paused_by TEXT", "pause_reason TEXT"),
 }
+# Made after the tables and their added columns. A schedule made active (resumed, replaced)
+# forgets its pause's when, who and why: also when a release that does not know these columns
+# writes the file, so that its next pause is not shown with an earlier one's reason.
+_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS schedules_pause_forgotten
+AFTER UPDATE OF paused ON schedules
+WHEN NEW.paused = 0 AND (OLD.paused_at IS NOT NULL OR OLD.paused_by IS NOT NULL
+    OR OLD.pause_reason IS NOT NULL)
+BEGIN
+    UPDATE schedules SET paused_at = NULL, paused_by = NULL, pause_reason = NULL
+    WHERE id = NEW.id;
+END""",
+)
 # Tables the first schema had: a file without one of them is not a store of ours.
 _FIRST = ("meta", "schedules", "retries", "history", "dead_letters", "lease")
 # Marks a handled message recorded before the re-keying (see ``handled_messages`` above).
@@ -222,6 +236,8 @@ def upgrade(conn: sqlite3.Connection, path: str) -> None:
             for column in added:
                 if column.split()[0] not in have:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        for trigger in _TRIGGERS:
+            conn.execute(trigger)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('seq', 0)", (1,))
     except BaseException:
         conn.execute("ROLLBACK")

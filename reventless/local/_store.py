@@ -47,8 +47,7 @@ _UPSERT_SCHEDULE = (
     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire, version, seq)"
     f" VALUES {_ONE_ROW}"
     " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-    " created_at = excluded.created_at, paused = 0, paused_at = NULL, paused_by = NULL,"
-    " pause_reason = NULL,"
+    " created_at = excluded.created_at, paused = 0,"  # the schema's trigger forgets a pause
     " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
 )
 
@@ -387,8 +386,9 @@ class SqliteStore(HistoryTables, ProcessTables):
                 )
                 return None
             self.conn.execute(
-                "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1, seq = ?,"
-                " paused_at = NULL, paused_by = NULL, pause_reason = NULL WHERE id = ?",
+                # The schema's trigger forgets the pause's when, who and why.
+                "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1, seq = ?"
+                " WHERE id = ?",
                 (to_us(nxt), seq, row_id),
             )
             self._history([HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, detail)])

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 import reventless.local
-from reventless import HistoryKind, Scheduler
+from reventless import Daily, HistoryKind, Schedule, Scheduler
 from reventless.errors import ValidationError
 from reventless.local._schema import _TABLES
 from reventless.testing import RecordingTarget, VirtualClock
@@ -180,6 +180,30 @@ def test_an_upgraded_store_keeps_who_paused_when_and_why(commit: str, tmp_path: 
     anyio.run(pause_again)
     expected = (True, clock.now(), "ana", "audit of <the> report")
     assert anyio.run(lambda: _pause_of(path, read_only=True)) == expected
+
+
+def test_a_release_without_the_pause_columns_does_not_leave_a_stale_reason(
+    tmp_path: Path,
+) -> None:
+    """An older release writes an upgraded file without naming the pause's columns: its resume
+    (or replace) and then its pause must not show the earlier pause's reason."""
+    path = tmp_path / "mixed.db"
+    clock = VirtualClock(T0)
+
+    async def pause_with_reason() -> None:
+        async with reventless.local.provider(path, clock=clock) as provider:
+            ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+            await ops.create_schedule(Schedule(name="report", rate=Daily(9, 0), payload="r"))
+            await ops.pause_schedule("report", reason="first", by="ana")
+
+    anyio.run(pause_with_reason)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        # The statements of the release before these columns: resume, then pause.
+        where = " WHERE scheduler = 'default' AND name = 'report'"
+        conn.execute("UPDATE schedules SET paused = 0, version = version + 1" + where)
+        conn.execute("UPDATE schedules SET paused = 1, version = version + 1" + where)
+    conn.close()
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == (True, None, None, None)
 
 
 # -- files that are not reventless stores ---------------------------------------------------
