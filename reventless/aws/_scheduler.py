@@ -1023,8 +1023,8 @@ class _Pause(NamedTuple):
 
 def _pause_of(name: str, description: str) -> _Pause | None:
     """The pause a Description carries; None where it carries none (paused before reventless
-    kept one, or outside reventless). :raises ForeignScheduleError: a pause mark that does not
-    read back."""
+    kept one, or outside reventless) or one that does not read back (edited outside
+    reventless): the schedule itself is still read, and can be resumed."""
     _, found, text = description.partition(_PAUSE_MARK)
     if not found:
         return None
@@ -1043,7 +1043,8 @@ def _pause_of(name: str, description: str) -> _Pause | None:
         if rest:
             raise ValueError(f"its pause mark ends in {rest[:40]!r}")
     except ValueError as exc:
-        raise ForeignScheduleError(name, f"its Description's pause: {exc}") from None
+        logger.warning("schedule %r: its Description's pause is not read: %s", name, exc)
+        return None
     return _Pause(at=at, by=by, reason=reason)
 
 

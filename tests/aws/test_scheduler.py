@@ -390,3 +390,26 @@ async def test_a_pause_reason_that_does_not_fit_the_description_is_refused_befor
         assert state.pause_reason == "r" * 253
     raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
     assert len(raw["Description"]) == 512
+
+
+async def test_a_pause_mark_edited_outside_reventless_reads_as_not_known_and_resumes(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Hours(1), payload="p"))
+        await ops.pause_schedule("tick", reason="why", by="ana")
+        raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
+        keys = ("Name", "GroupName", "ScheduleExpression", "FlexibleTimeWindow", "State", "Target")
+        edited = raw["Description"].replace(" by=3:ana", " by=ana")  # no length: not ours
+        await scheduler_client.update_schedule(
+            **{key: raw[key] for key in keys},
+            ScheduleExpressionTimezone=raw["ScheduleExpressionTimezone"],
+            StartDate=raw["StartDate"],
+            Description=edited,
+        )
+        state = await ops.get_schedule("tick")
+        assert state.paused is True and state.schedule.rate == Hours(1)
+        assert (state.paused_at, state.paused_by, state.pause_reason) == (None, None, None)
+        resumed = await ops.resume_schedule("tick")
+        assert resumed is not None and resumed.paused is False
