@@ -32,6 +32,7 @@ from reventless.scheduler_adapter import (
     SchedulePage,
     SchedulerProvider,
     ScheduleState,
+    check_pause_note,
 )
 from reventless.target import Target, check_target
 
@@ -184,20 +185,43 @@ class SchedulerOperations:
             self._scheduler, prefix=prefix, limit=limit, after=after
         )
 
-    async def pause_schedule(self, name: str) -> ScheduleState:
-        """Stop a schedule from firing until resumed.
+    async def pause_schedule(
+        self, name: str, *, reason: str | None = None, by: str | None = None
+    ) -> ScheduleState:
+        """Stop a schedule from firing until resumed, saying why and who.
 
+        ``reason`` (up to 256 characters) and ``by`` (who paused it, up to 100 characters) are
+        printable text on one line, or None: not given, nothing is assumed (the CLI passes the
+        login name of its user as ``by``). They are stored with the schedule, so ``get_schedule``
+        and ``list_schedules`` show them (``paused_at``, ``paused_by``, ``pause_reason``) until it
+        is resumed, and the history's ``paused`` entry records them. Pausing a paused schedule
+        changes nothing, its first reason included.
+        :raises ValidationError: a bad ``reason`` or ``by``, or (AWS) one too long to fit with
+            the schedule; nothing was written.
         :raises ScheduleNotFoundError: there is none by that name.
         """
-        return await self._publisher.pause(self._scheduler, check_name(name), at=self._clock.now())
+        checked = check_name(name)
+        reason, by = check_pause_note(reason, by)
+        return await self._publisher.pause(
+            self._scheduler, checked, at=self._clock.now(), reason=reason, by=by
+        )
 
-    async def resume_schedule(self, name: str) -> ScheduleState | None:
+    async def resume_schedule(
+        self, name: str, *, reason: str | None = None, by: str | None = None
+    ) -> ScheduleState | None:
         """Fire again from the first fire after now; nothing missed while paused is caught up.
 
+        ``reason`` and ``by`` are checked as for ``pause_schedule`` and recorded in the history's
+        ``resumed`` entry (where the provider keeps a history); the pause's own are cleared.
         Returns None when the schedule completed instead (a Single whose minute passed).
+        :raises ValidationError: a bad ``reason`` or ``by``; nothing was written.
         :raises ScheduleNotFoundError: there is none by that name.
         """
-        return await self._publisher.resume(self._scheduler, check_name(name), at=self._clock.now())
+        checked = check_name(name)
+        reason, by = check_pause_note(reason, by)
+        return await self._publisher.resume(
+            self._scheduler, checked, at=self._clock.now(), reason=reason, by=by
+        )
 
     async def preview(self, name: str, count: int = 10) -> list[FirePreview]:
         """The next ``count`` (1-10,000) fires of a stored schedule; none while it is paused."""

@@ -40,7 +40,13 @@ __all__ = (
     "ScheduleState",
     "ScheduledPublisher",
     "SchedulerProvider",
+    "check_pause_note",
+    "pause_detail",
 )
+
+# The longest pause or resume reason, and the longest name of who paused, in characters.
+MAX_REASON = 256
+MAX_BY = 100
 
 
 class PutOutcome(enum.StrEnum):
@@ -119,6 +125,11 @@ class ScheduleState(msgspec.Struct, frozen=True, kw_only=True):
     ``created_at`` is the instant of the last create (it anchors intervals). ``next_fire`` is the
     next instant it will fire, or None when paused or when nothing is left. ``version`` grows with
     every change (replace, pause, resume).
+
+    While paused, ``paused_at`` is the instant of the pause, ``paused_by`` who paused it and
+    ``pause_reason`` why, as given to ``pause`` (None where not given); all three are None while
+    the schedule is active. A schedule stored before these fields existed reads with all three
+    None, also while paused.
     """
 
     schedule: Schedule
@@ -126,6 +137,9 @@ class ScheduleState(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     next_fire: datetime | None
     version: int
+    paused_at: datetime | None = None
+    paused_by: str | None = None
+    pause_reason: str | None = None
 
 
 class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +165,33 @@ class DamagedSchedule(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     reason: str
+
+
+def check_pause_note(reason: object, by: object) -> tuple[str | None, str | None]:
+    """``reason`` and ``by`` of a pause or resume, checked: each None, or printable text (no
+    control characters, no line breaks) of 1 to ``MAX_REASON`` / ``MAX_BY`` characters.
+
+    :raises ValidationError: naming the field, the value and what is allowed.
+    """
+    return _note("reason", reason, MAX_REASON), _note("by", by, MAX_BY)
+
+
+def _note(field: str, value: object, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable():
+        raise ValidationError(
+            field, value, f"None, or 1 to {limit} printable characters on one line"
+        )
+    return value
+
+
+def pause_detail(reason: str | None, by: str | None) -> str | None:
+    """The history detail of a ``paused`` or ``resumed`` entry: ``"by NAME: REASON"``, ``"by
+    NAME"`` or ``"REASON"``; None when neither was given."""
+    if by is None:
+        return reason
+    return f"by {by}" if reason is None else f"by {by}: {reason}"
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -263,19 +304,45 @@ class ScheduledPublisher(Protocol):
         """
         ...
 
-    async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
-        """Stop a schedule from firing; pausing a paused schedule changes nothing.
+    async def pause(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState:
+        """Stop a schedule from firing; pausing a paused schedule changes nothing (its first
+        pause's instant, ``by`` and ``reason`` stay).
 
+        The returned state, and every read until it is resumed or replaced, carries
+        ``paused_at=at``, ``paused_by=by`` and ``pause_reason=reason``: they are stored with the
+        schedule itself, not only in the history. Records ``paused`` with ``pause_detail(reason,
+        by)`` as its detail. ``reason`` and ``by`` arrive checked (``check_pause_note``); an
+        adapter whose backend has less room than that refuses what does not fit with
+        ValidationError naming ``reason`` or ``by``, before writing anything.
         :raises ScheduleNotFoundError: there is none by that name.
+        :raises ValidationError: the backend cannot hold this reason and name with the schedule.
         """
         ...
 
-    async def resume(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState | None:
+    async def resume(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState | None:
         """Let a paused schedule fire again from the first fire strictly after ``at``.
 
         Nothing missed while paused is delivered. A Single whose instant passed while paused
         completes without firing (recorded as ``completed``) and None is returned. Resuming an
-        active schedule changes nothing.
+        active schedule changes nothing. The pause's instant, ``by`` and reason are cleared; the
+        resume records ``resumed`` with ``pause_detail(reason, by)`` as its detail where the
+        backend keeps a history (elsewhere they are not kept).
         :raises ScheduleNotFoundError: there is none by that name.
         """
         ...

@@ -159,13 +159,13 @@ def test_the_json_of_schedules_list_imports_back_the_same_schedules(tmp_path: Pa
         "--misfire",
         "all",
     )
-    run("schedules", "pause", "m", "--db", first)
+    run("schedules", "pause", "m", "--db", first, "--reason", "vendor down")
     _, listing = run("schedules", "list", "--db", first, "--json")
     exported = tmp_path / "schedules.json"
     exported.write_text(listing)
     status, text = run("schedules", "import", str(exported), "--db", second, "--new-scheduler")
     assert status == 0
-    assert "note: entry 2: m was paused; it is imported active" in text
+    assert "note: entry 2: m was paused (vendor down); it is imported active" in text
     _, again = run("schedules", "list", "--db", second, "--json")
     before = [e["schedule"] for e in json.loads(listing)["schedules"]]
     after = [e["schedule"] for e in json.loads(again)["schedules"]]

@@ -60,7 +60,8 @@ def test_create_list_show_pause_resume_delete(tmp_path: Path) -> None:
     assert lines[3].startswith("scheduler 'default': no engine is running on this store")
     status, text = run("schedules", "show", "daily-report", "--db", db, "--count", "2")
     assert "rate:       Daily(9, 0)" in text and text.count("next fire:") == 2
-    assert run("schedules", "pause", "tick", "--db", db) == (0, "paused; next fire -\n")
+    status, text = run("schedules", "pause", "tick", "--db", db, "--by", "ana")
+    assert status == 0 and re.fullmatch(r"paused since 20\S+ \S+ UTC by ana\n", text), text
     status, text = run("schedules", "resume", "tick", "--db", db)
     assert text.startswith("active; next fire 20")
     status, text = run("schedules", "history", "tick", "--db", db, "--json")
@@ -75,6 +76,48 @@ def test_create_list_show_pause_resume_delete(tmp_path: Path) -> None:
     status, text = run("schedules", "list", "--db", db, "--json")
     names = [s["schedule"]["name"] for s in json.loads(text)["schedules"]]
     assert names == ["daily-report"]
+
+
+def test_pause_and_resume_say_who_and_why_in_show_list_and_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+
+    db = str(tmp_path / "p.db")
+    run(
+        "schedules", "create", "tick", "Minutes(5)", "--payload", "x", "--db", db, "--new-scheduler"
+    )
+    capsys.readouterr()
+    for bad, flag in (("two\nlines", "--reason"), ("x" * 257, "--reason")):
+        assert run("schedules", "pause", "tick", "--db", db, "--reason", bad)[0] == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"reventless: error: {flag} ") and error.count("\n") == 1, error
+    assert run("schedules", "pause", "tick", "--db", db, "--by", "b" * 101)[0] == 2
+    assert capsys.readouterr().err.startswith("reventless: error: --by ")
+    status, text = run("schedules", "show", "tick", "--db", db, "--json")
+    assert json.loads(text)["state"]["paused"] is False  # nothing was written
+
+    status, text = run("schedules", "pause", "tick", "--db", db, "--reason", "db <migration>")
+    assert status == 0 and text.endswith(f" by {getpass.getuser()}: db <migration>\n"), text
+    status, text = run("schedules", "show", "tick", "--db", db)
+    line = next(line for line in text.splitlines() if line.startswith("paused:"))
+    assert re.fullmatch(
+        rf"paused: +since 20\S+ \S+ UTC by {getpass.getuser()}: db <migration>", line
+    )
+    status, text = run("schedules", "list", "--db", db, "--json")
+    (listed,) = json.loads(text)["schedules"]
+    assert (listed["paused_by"], listed["pause_reason"]) == (getpass.getuser(), "db <migration>")
+    assert datetime.fromisoformat(listed["paused_at"]).tzinfo is not None
+    status, text = run("schedules", "resume", "tick", "--db", db, "--reason", "done", "--by", "bo")
+    assert status == 0 and text.startswith("active; next fire 20")
+    status, text = run("schedules", "show", "tick", "--db", db, "--json")
+    assert json.loads(text)["state"]["pause_reason"] is None
+    status, text = run("schedules", "history", "tick", "--db", db, "--json")
+    details = [(e["kind"], e.get("detail")) for e in json.loads(text)][1:]
+    assert details == [
+        ("paused", f"by {getpass.getuser()}: db <migration>"),
+        ("resumed", "by bo: done"),
+    ]
 
 
 def test_errors_are_one_line_with_an_exit_status(

@@ -72,6 +72,10 @@ _MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 _TIME_WIDTH = len("2026-11-27T09:00:00Z")
 _MARK = "reventless:created_at="
 _RATE_MARK = " rate="
+# The pause, last in the Description: " paused_at=TIME[ by=LENGTH:BY][ reason=REASON]". Nothing
+# before it can hold this mark; the reason runs to the end, so neither it nor BY is escaped.
+_PAUSE_MARK = " paused_at="
+_MAX_DESCRIPTION = 512  # characters in a schedule's Description
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
 # keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
@@ -274,8 +278,16 @@ class AwsScheduledPublisher:
         return target
 
     def _request(
-        self, scheduler: str, schedule: Schedule, created_at: datetime, state: str, now: datetime
+        self,
+        scheduler: str,
+        schedule: Schedule,
+        created_at: datetime,
+        state: str,
+        now: datetime,
+        pause: _Pause | None = None,
     ) -> dict[str, Any]:
+        """The request that writes ``schedule``; ``pause`` (when paused) rides in its
+        Description. :raises ValidationError: the pause does not fit in the Description."""
         target = self._target(scheduler)
         _check_envelope_size(schedule, target)
         fields = aws_schedule_fields(schedule, created_at=created_at)
@@ -306,7 +318,7 @@ class AwsScheduledPublisher:
             "FlexibleTimeWindow": fields.flexible_time_window,
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
-            "Description": _description(schedule, created_at, fields.rate_text),
+            "Description": _description(schedule, created_at, fields.rate_text, pause),
             "Target": aws_target,
         }
         start_date = _start_date(schedule, created_at, now)
@@ -369,7 +381,12 @@ class AwsScheduledPublisher:
             return await self._write(request, IfExists.REPLACE)
         state = self._state(previous)
         request = self._request(
-            scheduler, schedule, state.created_at, "DISABLED" if state.paused else "ENABLED", now
+            scheduler,
+            schedule,
+            state.created_at,
+            "DISABLED" if state.paused else "ENABLED",
+            now,
+            _Pause.of(state),
         )
         await call_aws(
             f"updating schedule {schedule.name!r} in group {request['GroupName']!r}",
@@ -575,6 +592,7 @@ class AwsScheduledPublisher:
                 # Changed outside reventless: the StartDate is what AWS fires by.
                 created_at = created_at_from_start_date(rate, start_date)
         paused = raw.get("State") == "DISABLED"
+        pause = _pause_of(name, str(raw.get("Description") or "")) if paused else None
         modified = raw.get("LastModificationDate") or raw.get("CreationDate")
         version = int(modified.timestamp() * 1_000_000) if isinstance(modified, datetime) else 0
         next_fire = None
@@ -590,6 +608,9 @@ class AwsScheduledPublisher:
             paused=paused,
             next_fire=next_fire,
             version=version,
+            paused_at=None if pause is None else pause.at,
+            paused_by=None if pause is None else pause.by,
+            pause_reason=None if pause is None else pause.reason,
         )
 
     async def get(self, scheduler: str, name: str) -> ScheduleState:
@@ -631,7 +652,7 @@ class AwsScheduledPublisher:
         return SchedulePage(schedules=states, next_token=next_token, foreign=foreign)
 
     async def _set_state(
-        self, scheduler: str, name: str, state: str, at: datetime
+        self, scheduler: str, name: str, state: str, at: datetime, pause: _Pause | None = None
     ) -> ScheduleState | None:
         current = self._state(await self._raw(scheduler, name))
         wanted_paused = state == "DISABLED"
@@ -642,7 +663,7 @@ class AwsScheduledPublisher:
             # Its minute passed while paused: it completes without firing.
             await self.delete(scheduler, name, at=at)
             return None
-        request = self._request(scheduler, schedule, current.created_at, state, at)
+        request = self._request(scheduler, schedule, current.created_at, state, at, pause)
         await call_aws(
             f"{'pausing' if wanted_paused else 'resuming'} schedule {name!r}",
             self._client.update_schedule,
@@ -651,12 +672,31 @@ class AwsScheduledPublisher:
         )
         return await self.get(scheduler, name)
 
-    async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
-        state = await self._set_state(scheduler, name, "DISABLED", at)
+    async def pause(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState:
+        pause = _Pause(at=at, by=by, reason=reason)
+        state = await self._set_state(scheduler, name, "DISABLED", at, pause)
         assert state is not None  # pausing never completes a schedule
         return state
 
-    async def resume(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState | None:
+    async def resume(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState | None:
+        # EventBridge keeps no history: the resume's reason has nowhere to go. The pause's
+        # goes with the Description rewritten without it.
         return await self._set_state(scheduler, name, "ENABLED", at)
 
     async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
@@ -927,16 +967,88 @@ def _jitter(window: object) -> int | None:
     return minutes
 
 
-def _description(schedule: Schedule, created_at: datetime, rate_text: str | None) -> str:
+def _description(
+    schedule: Schedule, created_at: datetime, rate_text: str | None, pause: _Pause | None = None
+) -> str:
     """The mark, the creation instant, the window and the rate as written where needed: what
-    AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed)."""
+    AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed);
+    then, while paused, when, by whom and why (AWS has no field for them).
+
+    :raises ValidationError: the pause's ``reason`` (or ``by``) does not fit in the 512
+        characters of a Description with the rest.
+    """
     parts = [f"{_MARK}{_iso(created_at)}"]
     if schedule.not_before is not None:
         parts.append(f"not_before={_iso(schedule.not_before)}")
     if schedule.not_after is not None:
         parts.append(f"not_after={_iso(schedule.not_after)}")
     text = " ".join(parts)
-    return text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
+    text = text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
+    if pause is None:
+        return text
+    full = text + pause.mark()
+    if len(full) > _MAX_DESCRIPTION:
+        field, value = ("reason", pause.reason) if pause.reason is not None else ("by", pause.by)
+        room = _MAX_DESCRIPTION - (len(full) - len(value or ""))
+        raise ValidationError(
+            field,
+            value,
+            f"at most {max(room, 0)} characters for schedule {schedule.name!r} on AWS, where "
+            f"the {field} is kept in the schedule's Description ({_MAX_DESCRIPTION} characters"
+            ", shared with what reventless keeps there)",
+        )
+    return full
+
+
+class _Pause(NamedTuple):
+    """When a schedule was paused, by whom and why, as kept in its Description."""
+
+    at: datetime
+    by: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, state: ScheduleState) -> _Pause | None:
+        """The pause of a state read back (None: active, or paused with nothing kept)."""
+        if not state.paused or state.paused_at is None:
+            return None
+        return cls(at=state.paused_at, by=state.paused_by, reason=state.pause_reason)
+
+    def mark(self) -> str:
+        at = self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        by = "" if self.by is None else f" by={len(self.by)}:{self.by}"
+        reason = "" if self.reason is None else f" reason={self.reason}"
+        return f"{_PAUSE_MARK}{at}{by}{reason}"
+
+
+def _pause_of(name: str, description: str) -> _Pause | None:
+    """The pause a Description carries; None where it carries none (paused before reventless
+    kept one, or outside reventless) or one that does not read back (edited outside
+    reventless): the schedule itself is still read, and can be resumed."""
+    _, found, text = description.partition(_PAUSE_MARK)
+    if not found:
+        return None
+    try:
+        stamp, rest = text[:_PAUSE_WIDTH], text[_PAUSE_WIDTH:]
+        at = as_utc(datetime.fromisoformat(stamp), "paused_at")
+        by = None
+        if rest.startswith(" by="):
+            size, colon, rest = rest[len(" by=") :].partition(":")
+            if not colon or not size.isdigit():
+                raise ValueError("its pause's by= has no length")
+            by, rest = rest[: int(size)], rest[int(size) :]
+        reason = None
+        if rest.startswith(" reason="):
+            reason, rest = rest[len(" reason=") :], ""
+        if rest:
+            raise ValueError(f"its pause mark ends in {rest[:40]!r}")
+    except ValueError as exc:
+        logger.warning("schedule %r: its Description's pause is not read: %s", name, exc)
+        return None
+    return _Pause(at=at, by=by, reason=reason)
+
+
+_PAUSE_WIDTH = len("2026-11-27T09:00:00.000000Z")
 
 
 def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
@@ -960,7 +1072,7 @@ def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
         rate = from_expression(expression)
     except ValidationError as exc:
         raise ForeignScheduleError(name, str(exc)) from None
-    description = str(raw.get("Description") or "")
+    description = str(raw.get("Description") or "").partition(_PAUSE_MARK)[0]
     if not description.startswith(_MARK):
         raise ForeignScheduleError(name, "its Description carries no reventless mark")
     stamp, _, written = description[len(_MARK) :].partition(_RATE_MARK)

@@ -204,5 +204,7 @@ def _entry(entry: Any, number: int, plan: ImportPlan) -> Schedule | None:
         plan.refused.append(Refused(number, shown, str(exc)))
         return None
     if entry.get("paused"):
-        plan.notes.append(f"entry {number}: {schedule.name} was paused; it is imported active")
+        reason = entry.get("pause_reason")
+        why = f" ({reason})" if isinstance(reason, str) else ""
+        plan.notes.append(f"entry {number}: {schedule.name} was paused{why}; it is imported active")
     return schedule

@@ -151,8 +151,17 @@ def add_schedules_command(commands: Any) -> None:
         help="create the scheduler namespace (and the store file) when it does not exist yet",
     )
     action("delete", "delete a schedule (succeeds when there is none)")
-    action("pause", "stop a schedule firing")
-    action("resume", "let a paused schedule fire again")
+    for verb, help_text in (
+        ("pause", "stop a schedule firing; --reason says why, kept with it until resumed"),
+        ("resume", "let a paused schedule fire again"),
+    ):
+        flip = action(verb, help_text)
+        flip.add_argument(
+            "--reason", help="why (up to 256 printable characters), recorded in the history"
+        )
+        flip.add_argument(
+            "--by", help="who (up to 100 characters; default: the login name of this user)"
+        )
     history = action("history", "the recorded facts of one schedule")
     history.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
     letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
@@ -508,6 +517,8 @@ async def _show(call: _Call) -> int:
     if schedule.jitter_minutes is not None:
         write(f"jitter:     up to {schedule.jitter_minutes} minutes after each fire\n")
     write(f"state:      {text}\n")
+    if state.paused:
+        write(f"paused:     {_pause_text(state)}\n")
     write(f"engine:     {serving}\n")
     write(f"created:    {utc(state.created_at)} UTC\n")
     write(f"payload:    {schedule.payload}\n")
@@ -671,17 +682,44 @@ async def _delete(call: _Call) -> int:
 
 async def _pause_or_resume(call: _Call) -> int:
     state: ScheduleState | None
-    if call.args.action == "pause":
-        state = await call.ops.pause_schedule(call.args.name)
-    else:
-        state = await call.ops.resume_schedule(call.args.name)
+    args = call.args
+    by = args.by if args.by is not None else _login_name()
+    flip = call.ops.pause_schedule if args.action == "pause" else call.ops.resume_schedule
+    try:
+        state = await flip(args.name, reason=args.reason, by=by)
+    except ValidationError as exc:
+        if exc.field not in ("reason", "by"):
+            raise
+        raise ValidationError(f"--{exc.field}", exc.value, exc.allowed) from None
     if state is None:
         return say(call.out, "completed: its one fire passed while paused")
     if call.args.json:
         return dump(call.out, state)
-    return say(
-        call.out, f"{'paused' if state.paused else 'active'}; next fire {utc(state.next_fire)}"
-    )
+    if state.paused:
+        return say(call.out, f"paused {_pause_text(state)}")
+    return say(call.out, f"active; next fire {utc(state.next_fire)}")
+
+
+def _login_name() -> str | None:
+    """Who runs this command, as the OS says (None where it cannot: no user of that id)."""
+    import getpass
+
+    try:
+        return getpass.getuser()[:100] or None
+    except (OSError, KeyError, ImportError):
+        return None
+
+
+def _pause_text(state: ScheduleState) -> str:
+    """When, by whom and why a paused schedule was paused, as far as it was said."""
+    if state.paused_at is None:
+        return "(when, by whom and why not recorded)"
+    text = f"since {utc(state.paused_at)} UTC"
+    if state.paused_by is not None:
+        text += f" by {state.paused_by}"
+    if state.pause_reason is not None:
+        text += f": {state.pause_reason}"
+    return text
 
 
 async def _history(call: _Call) -> int:

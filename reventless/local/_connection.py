@@ -170,6 +170,12 @@ class StoreConnection:
             self.tables = check(self.conn, self.path)
         return table in self.tables
 
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether the file has a column added to ``table`` after it was first made
+        (``_schema._ADDED_COLUMNS``): always, once opened for writing; a file opened read-only
+        may lack it, and then reads it as NULL."""
+        return f"{table}.{column}" in self.tables
+
     def close(self) -> None:
         self.conn.close()
 

@@ -31,6 +31,7 @@ from reventless.local._rows import (
     decode_spec,
     from_us,
     to_us,
+    valid_us,
 )
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
@@ -279,10 +280,8 @@ class LocalScheduledPublisher:
         return await self._runner.call_brief(self._store.delete, scheduler, name, at)
 
     async def get(self, scheduler: str, name: str) -> ScheduleState:
-        _, spec, created_us, paused, next_us, version = await self._runner.call_brief(
-            self._store.get, scheduler, name
-        )
-        return _state(scheduler, name, spec, created_us, paused, next_us, version)
+        _, *row = await self._runner.call_brief(self._store.get, scheduler, name)
+        return _state(scheduler, name, *row)
 
     async def list_schedules(
         self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
@@ -297,12 +296,28 @@ class LocalScheduledPublisher:
         next_token = str(rows[limit - 1][0]) if len(rows) > limit else None
         return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
 
-    async def pause(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState:
-        await self._runner.call(self._store.pause, scheduler, name, at)
+    async def pause(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState:
+        await self._runner.call(self._store.pause, scheduler, name, at, reason, by)
         return await self.get(scheduler, name)
 
-    async def resume(self, scheduler: str, name: str, *, at: datetime) -> ScheduleState | None:
-        resumed = await self._runner.call(self._store.resume, scheduler, name, at)
+    async def resume(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> ScheduleState | None:
+        resumed = await self._runner.call(self._store.resume, scheduler, name, at, reason, by)
         if resumed is None:
             return None  # a Single whose instant passed while paused: completed
         self._engine.schedule_changed(*resumed)
@@ -400,8 +415,15 @@ def _state(
     paused: int,
     next_us: int | None,
     version: int,
+    paused_at: object = None,
+    paused_by: object = None,
+    pause_reason: object = None,
 ) -> ScheduleState:
-    """The state of a stored row; CorruptDataError naming the row when a column is damaged."""
+    """The state of a stored row; CorruptDataError naming the row when a column is damaged.
+
+    The pause's columns are read only while paused (a release without them leaves them as they
+    were when it resumes or replaces); a damaged one reads as not known rather than failing the
+    schedule, whose firing does not depend on it."""
     check_row(ScheduleRow(0, scheduler, name, spec, created_us, paused, next_us, version))
     return ScheduleState(
         schedule=decode_spec(spec, scheduler, name),
@@ -409,4 +431,9 @@ def _state(
         paused=bool(paused),
         next_fire=None if paused or next_us is None else from_us(next_us),
         version=version,
+        paused_at=from_us(paused_at)
+        if paused and isinstance(paused_at, int) and valid_us(paused_at)
+        else None,
+        paused_by=paused_by if paused and isinstance(paused_by, str) else None,
+        pause_reason=pause_reason if paused and isinstance(pause_reason, str) else None,
     )

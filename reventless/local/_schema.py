@@ -8,14 +8,18 @@ every earlier schema open and upgrade (fixtures of each live in ``tests/local/st
 - the event log added ``events`` and ``handled_messages``, keyed first by (aggregate, message
   id), then by stream (``_rekey_handled_messages``);
 - ``attachments`` recorded the schedulers' targets; the reactions added ``reactions`` and
-  ``reaction_dead_letters``.
+  ``reaction_dead_letters``;
+- ``schedules`` gained ``paused_at``, ``paused_by`` and ``pause_reason`` (who paused a schedule,
+  when and why), added to an older file's table by ``ALTER TABLE`` (``_ADDED_COLUMNS``), and a
+  trigger that clears them when the schedule becomes active (``_TRIGGERS``).
 
 Each of those came as tables made on first use, with ``schema_version`` staying 1: every change
 so far only adds, so a process of an older release still reads and writes an upgraded file. The
 version moves only with a change an older release could not read, and then refuses such a file.
 
 A file opened read-only is not upgraded: the tables it lacks are reported by ``check`` and read
-as empty.
+as empty, and the added columns it lacks read as NULL (``check`` reports those it has as
+``"table.column"``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ _TABLES: dict[str, tuple[str, ...]] = {
     next_fire INTEGER,
     version INTEGER NOT NULL DEFAULT 1,
     seq INTEGER NOT NULL,
+    paused_at INTEGER,
+    paused_by TEXT,
+    pause_reason TEXT,
     UNIQUE (scheduler, name)
 )""",
         "CREATE INDEX IF NOT EXISTS schedules_by_seq ON schedules (seq)",
@@ -156,6 +163,24 @@ _TABLES: dict[str, tuple[str, ...]] = {
         " ON reaction_dead_letters (reaction, id)",
     ),
 }
+# Columns added to a table after it was first made, as ``ALTER TABLE ... ADD COLUMN`` takes them
+# (each nullable, so that an older release's inserts, which do not name them, still work).
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "schedules": ("paused_at INTEGER", "paused_by TEXT", "pause_reason TEXT"),
+}
+# Made after the tables and their added columns. A schedule made active (resumed, replaced)
+# forgets its pause's when, who and why: also when a release that does not know these columns
+# writes the file, so that its next pause is not shown with an earlier one's reason.
+_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS schedules_pause_forgotten
+AFTER UPDATE OF paused ON schedules
+WHEN NEW.paused = 0 AND (OLD.paused_at IS NOT NULL OR OLD.paused_by IS NOT NULL
+    OR OLD.pause_reason IS NOT NULL)
+BEGIN
+    UPDATE schedules SET paused_at = NULL, paused_by = NULL, pause_reason = NULL
+    WHERE id = NEW.id;
+END""",
+)
 # Tables the first schema had: a file without one of them is not a store of ours.
 _FIRST = ("meta", "schedules", "retries", "history", "dead_letters", "lease")
 # Marks a handled message recorded before the re-keying (see ``handled_messages`` above).
@@ -206,6 +231,13 @@ def upgrade(conn: sqlite3.Connection, path: str) -> None:
         for statements in _TABLES.values():
             for statement in statements:
                 conn.execute(statement)
+        for table, added in _ADDED_COLUMNS.items():
+            have = _columns(conn, table)
+            for column in added:
+                if column.split()[0] not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        for trigger in _TRIGGERS:
+            conn.execute(trigger)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('seq', 0)", (1,))
     except BaseException:
         conn.execute("ROLLBACK")
@@ -246,7 +278,8 @@ _WANTED: dict[str, frozenset[str]] = {table: frozenset(_wanted_columns(table)) f
 
 
 def check(conn: sqlite3.Connection, path: str) -> frozenset[str]:
-    """The tables the file has, after checking each has every column and the version is ours.
+    """The tables the file has, after checking each has every column and the version is ours;
+    with them, ``"table.column"`` for each column of ``_ADDED_COLUMNS`` the file has.
 
     Raises ValidationError for an empty database (opened read-only: no store to read) or one
     that holds something else; CorruptDataError for a file of another schema version, one
@@ -260,14 +293,17 @@ def check(conn: sqlite3.Connection, path: str) -> frozenset[str]:
             "a reventless store",
             message=f"{path!r} is an empty database: no reventless store was written there yet",
         )
-    present = set()
+    present: set[str] = set()
     for table, wanted in _WANTED.items():
         columns = _columns(conn, table)
         if not columns and table not in _FIRST:
             continue
         if table == "handled_messages" and "aggregate_id" not in columns:
             continue  # keyed per aggregate (read-only, not re-keyed): read as absent
-        missing = sorted(wanted - columns)
+        added = {column.split()[0] for column in _ADDED_COLUMNS.get(table, ())}
+        present.update(f"{table}.{column}" for column in added & columns)
+        # Only a file opened read-only can lack an added column: it is read as NULL.
+        missing = sorted(wanted - columns - added)
         if missing:
             raise CorruptDataError(
                 f"store {path!r}: table {table!r} lacks column(s) {', '.join(missing)}; "

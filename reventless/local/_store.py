@@ -36,7 +36,7 @@ from reventless.local._rows import (
     valid_us,
 )
 from reventless.schedule import Rate, Schedule, Single, rate_text
-from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
+from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome, pause_detail
 
 __all__ = ("SqliteStore",)
 
@@ -47,7 +47,7 @@ _UPSERT_SCHEDULE = (
     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire, version, seq)"
     f" VALUES {_ONE_ROW}"
     " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
-    " created_at = excluded.created_at, paused = 0,"
+    " created_at = excluded.created_at, paused = 0,"  # the schema's trigger forgets a pause
     " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
 )
 
@@ -298,15 +298,28 @@ class SqliteStore(HistoryTables, ProcessTables):
             self._history([HistoryRow(scheduler, name, HistoryKind.DELETED, to_us(at), None, None)])
         return True
 
+    def _pause_columns(self) -> str:
+        """The pause's columns, or NULLs in a file (opened read-only) of a schema without them."""
+        if self.has_column("schedules", "pause_reason"):
+            return "paused_at, paused_by, pause_reason"
+        return "NULL, NULL, NULL"
+
     def get(self, scheduler: str, name: str) -> Row:
-        """(id, spec, created_at, paused, next_fire, version) or ScheduleNotFoundError."""
-        return self._by_name("id, spec, created_at, paused, next_fire, version", scheduler, name)
+        """(id, spec, created_at, paused, next_fire, version, paused_at, paused_by,
+        pause_reason) or ScheduleNotFoundError."""
+        return self._by_name(
+            f"id, spec, created_at, paused, next_fire, version, {self._pause_columns()}",
+            scheduler,
+            name,
+        )
 
     def list_rows(self, scheduler: str, prefix: str, limit: int, after: str | None) -> list[Row]:
-        """Rows (name, spec, created_at, paused, next_fire, version), name order, limit + 1."""
+        """Rows (name, spec, created_at, paused, next_fire, version, paused_at, paused_by,
+        pause_reason), name order, limit + 1."""
         low = prefix if after is None or after < prefix else after
         rows = self.conn.execute(
-            "SELECT name, spec, created_at, paused, next_fire, version FROM schedules"
+            "SELECT name, spec, created_at, paused, next_fire, version,"
+            f" {self._pause_columns()} FROM schedules"
             " WHERE scheduler = ? AND name >= ? AND name < ? AND name != ?"
             " ORDER BY name LIMIT ?",
             # Names are ASCII below DEL, so prefix + DEL bounds every name with that prefix.
@@ -314,19 +327,36 @@ class SqliteStore(HistoryTables, ProcessTables):
         ).fetchall()
         return [tuple(row) for row in rows]
 
-    def pause(self, scheduler: str, name: str, at: datetime) -> None:
+    def pause(
+        self,
+        scheduler: str,
+        name: str,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> None:
+        """Pause, keeping when, who and why with the schedule and in the history."""
         with self.transaction():
             if self._by_name("paused", scheduler, name)[0]:
                 return
             seq = self._bump_seq()
+            at_us = to_us(at)
             self.conn.execute(
-                "UPDATE schedules SET paused = 1, version = version + 1, seq = ?"
-                " WHERE scheduler = ? AND name = ?",
-                (seq, scheduler, name),
+                "UPDATE schedules SET paused = 1, version = version + 1, seq = ?, paused_at = ?,"
+                " paused_by = ?, pause_reason = ? WHERE scheduler = ? AND name = ?",
+                (seq, at_us, by, reason, scheduler, name),
             )
-            self._history([HistoryRow(scheduler, name, HistoryKind.PAUSED, to_us(at), None, None)])
+            detail = pause_detail(reason, by)
+            self._history([HistoryRow(scheduler, name, HistoryKind.PAUSED, at_us, None, detail)])
 
-    def resume(self, scheduler: str, name: str, at: datetime) -> tuple[int, int | None] | None:
+    def resume(
+        self,
+        scheduler: str,
+        name: str,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> tuple[int, int | None] | None:
         """Resume; returns (row id, next fire) or None when the schedule completed instead."""
         with self.transaction():
             row_id, spec, created_us, paused = self._by_name(
@@ -338,11 +368,12 @@ class SqliteStore(HistoryTables, ProcessTables):
             nxt = next_fire_after(schedule, at, created_at=from_us(created_us))
             at_us = to_us(at)
             seq = self._bump_seq()
+            detail = pause_detail(reason, by)
             if nxt is None:
                 self.conn.execute("DELETE FROM schedules WHERE id = ?", (row_id,))
                 self._history(
                     [
-                        HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, None),
+                        HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, detail),
                         HistoryRow(
                             scheduler,
                             name,
@@ -355,11 +386,12 @@ class SqliteStore(HistoryTables, ProcessTables):
                 )
                 return None
             self.conn.execute(
+                # The schema's trigger forgets the pause's when, who and why.
                 "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1, seq = ?"
                 " WHERE id = ?",
                 (to_us(nxt), seq, row_id),
             )
-            self._history([HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, None)])
+            self._history([HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, detail)])
             return int(row_id), to_us(nxt)
 
     def current_seq(self) -> int:

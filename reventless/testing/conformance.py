@@ -59,6 +59,9 @@ __all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
 
 ProviderFactory = Callable[[VirtualClock], AbstractAsyncContextManager[Any]]
 START = datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC)
+# A reason with what a stored form could trip on: quotes, marks of its own, text that is not
+# ASCII, markup.
+PAUSE_REASON = 'deploy "v2" <b>freeze</b> rate=Minutes(5) paused_at=x by=3:abc reason= é ✓'
 
 
 class Harness:
@@ -422,6 +425,101 @@ class ScheduledPublisherConformance:
                 await h.ops.pause_schedule("missing")
             with pytest.raises(ScheduleNotFoundError):
                 await h.ops.resume_schedule("missing")
+
+    @pytest.mark.anyio
+    async def test_a_pause_keeps_who_when_and_why_with_the_schedule(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            await h.ops.create_schedule(Schedule(name="tick", rate=Minutes(10), payload="p"))
+            await h.ops.create_schedule(Schedule(name="tock", rate=Daily(9, 0), payload="p"))
+            active = await h.ops.get_schedule("tick")
+            assert (active.paused_at, active.paused_by, active.pause_reason) == (None, None, None)
+            await h.clock.advance(timedelta(minutes=3, seconds=7))
+            paused = await h.ops.pause_schedule("tick", reason=PAUSE_REASON, by="ops: ana")
+            expected = (h.clock.now(), "ops: ana", PAUSE_REASON)
+            assert (paused.paused_at, paused.paused_by, paused.pause_reason) == expected
+            stored = await h.ops.get_schedule("tick")
+            assert (stored.paused_at, stored.paused_by, stored.pause_reason) == expected
+            listed = {s.schedule.name: s for s in (await h.ops.list_schedules()).schedules}
+            tick = listed["tick"]
+            assert (tick.paused_at, tick.paused_by, tick.pause_reason) == expected
+            assert listed["tock"].pause_reason is None and listed["tock"].paused_at is None
+            # Pausing again changes nothing, its first reason included.
+            again = await h.ops.pause_schedule("tick", reason="another", by="bo")
+            assert (again.paused_at, again.paused_by, again.pause_reason) == expected
+            # An update in place keeps the pause, and why.
+            await h.ops.update_schedule(Schedule(name="tick", rate=Minutes(15), payload="p"))
+            updated = await h.ops.get_schedule("tick")
+            assert updated.paused is True
+            assert (updated.paused_at, updated.paused_by, updated.pause_reason) == expected
+            resumed = await h.ops.resume_schedule("tick", reason="fixed", by="bo")
+            assert resumed is not None and resumed.paused is False
+            assert (resumed.paused_at, resumed.paused_by, resumed.pause_reason) == (
+                None,
+                None,
+                None,
+            )
+            # Neither is required; a replace makes the schedule active, its pause gone.
+            bare = await h.ops.pause_schedule("tock")
+            assert (bare.paused_at, bare.paused_by, bare.pause_reason) == (
+                h.clock.now(),
+                None,
+                None,
+            )
+            await h.ops.resume_schedule("tock")
+            only_reason = await h.ops.pause_schedule("tock", reason="only why")
+            assert (only_reason.paused_by, only_reason.pause_reason) == (None, "only why")
+            await h.ops.create_schedule(Schedule(name="tock", rate=Daily(10, 0), payload="p"))
+            replaced = await h.ops.get_schedule("tock")
+            assert replaced.paused is False and replaced.pause_reason is None
+
+    @pytest.mark.anyio
+    async def test_a_bad_pause_reason_or_name_is_refused_and_nothing_is_written(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            await h.ops.create_schedule(Schedule(name="tick", rate=Minutes(10), payload="p"))
+            before = await h.ops.get_schedule("tick")
+            bad: list[tuple[str, dict[str, Any]]] = [
+                ("reason", {"reason": "two\nlines"}),
+                ("reason", {"reason": ""}),
+                ("reason", {"reason": "x" * 257}),
+                ("reason", {"reason": 42}),
+                ("by", {"by": "tab\there"}),
+                ("by", {"by": "y" * 101}),
+            ]
+            for field, note in bad:
+                with pytest.raises(ValidationError) as refused:
+                    await h.ops.pause_schedule("tick", **note)
+                assert refused.value.field == field
+                assert refused.value.value == note[field]
+                with pytest.raises(ValidationError):
+                    await h.ops.resume_schedule("tick", **note)
+            assert await h.ops.get_schedule("tick") == before
+            if self.keeps_history:
+                kinds = [entry.kind for entry in await h.ops.history("tick")]
+                assert kinds == [HistoryKind.CREATED]
+
+    @pytest.mark.anyio
+    async def test_history_records_the_reasons_of_pause_and_resume(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        if not self.keeps_history:
+            pytest.skip("this adapter keeps no history")
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            await h.ops.create_schedule(Schedule(name="h", rate=Daily(9, 0), payload="p"))
+            await h.ops.pause_schedule("h", reason=PAUSE_REASON, by="ana")
+            await h.ops.resume_schedule("h", reason="fixed")
+            await h.ops.pause_schedule("h", by="bo")
+            await h.ops.resume_schedule("h")
+            entries = [(e.kind, e.detail) for e in await h.ops.history("h")][1:]
+            assert entries == [
+                (HistoryKind.PAUSED, f"by ana: {PAUSE_REASON}"),
+                (HistoryKind.RESUMED, "fixed"),
+                (HistoryKind.PAUSED, "by bo"),
+                (HistoryKind.RESUMED, None),
+            ]
 
     @pytest.mark.anyio
     async def test_history_records_each_change(

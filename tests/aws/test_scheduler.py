@@ -347,3 +347,69 @@ async def test_firing_parity_between_the_stored_expression_and_the_embedded_engi
         )
         embedded = [d.scheduled_time for d in target.for_schedule(schedule.name)]
         assert from_aws == embedded, schedule.name
+
+
+async def test_a_pause_rides_in_the_description_and_reads_back_in_another_process(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    reason = "db migration 'v2' reason= by=9: rate=Hours(2) ✓"
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Hours(1), payload="p"))
+        await ops.pause_schedule("tick", reason=reason, by="ana")
+    raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
+    assert raw["State"] == "DISABLED"
+    assert raw["Description"].endswith(
+        f" paused_at=2026-03-20T06:00:30.000000Z by=3:ana reason={reason}"
+    )
+    async with aws(session, moto) as provider:  # another process: only AWS remembers
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        state = await ops.get_schedule("tick")
+        assert (state.paused_at, state.paused_by, state.pause_reason) == (START, "ana", reason)
+        assert state.schedule.rate == Hours(1) and state.created_at == START
+        resumed = await ops.resume_schedule("tick", reason="done")
+        assert resumed is not None and resumed.pause_reason is None
+    raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
+    assert "paused_at" not in raw["Description"] and raw["State"] == "ENABLED"
+
+
+async def test_a_pause_reason_that_does_not_fit_the_description_is_refused_before_any_write(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    window = {"not_before": START + timedelta(days=1), "not_after": START + timedelta(days=30)}
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Hours(1), payload="p", **window))
+        before = len(moto.requests)
+        with pytest.raises(ValidationError) as refused:
+            await ops.pause_schedule("tick", reason="r" * 256, by="b" * 100)
+        assert refused.value.field == "reason"
+        assert refused.value.allowed.startswith("at most 253 characters for schedule 'tick'")
+        assert [r for r in moto.requests[before:] if not r.startswith("GET ")] == []
+        state = await ops.pause_schedule("tick", reason="r" * 253, by="b" * 100)
+        assert state.pause_reason == "r" * 253
+    raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
+    assert len(raw["Description"]) == 512
+
+
+async def test_a_pause_mark_edited_outside_reventless_reads_as_not_known_and_resumes(
+    session: Any, moto: CountingMotoServer, scheduler_client: Any
+) -> None:
+    async with aws(session, moto) as provider:
+        ops = (await Scheduler.make(provider, target=SqsQueueTarget(QUEUE_ARN))).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Hours(1), payload="p"))
+        await ops.pause_schedule("tick", reason="why", by="ana")
+        raw = await scheduler_client.get_schedule(Name="tick", GroupName="shop")
+        keys = ("Name", "GroupName", "ScheduleExpression", "FlexibleTimeWindow", "State", "Target")
+        edited = raw["Description"].replace(" by=3:ana", " by=ana")  # no length: not ours
+        await scheduler_client.update_schedule(
+            **{key: raw[key] for key in keys},
+            ScheduleExpressionTimezone=raw["ScheduleExpressionTimezone"],
+            StartDate=raw["StartDate"],
+            Description=edited,
+        )
+        state = await ops.get_schedule("tick")
+        assert state.paused is True and state.schedule.rate == Hours(1)
+        assert (state.paused_at, state.paused_by, state.pause_reason) == (None, None, None)
+        resumed = await ops.resume_schedule("tick")
+        assert resumed is not None and resumed.paused is False

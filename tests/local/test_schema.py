@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 import reventless.local
-from reventless import HistoryKind, Scheduler
+from reventless import Daily, HistoryKind, Schedule, Scheduler
 from reventless.errors import ValidationError
 from reventless.local._schema import _TABLES
 from reventless.testing import RecordingTarget, VirtualClock
@@ -40,7 +40,12 @@ ERAS = {
         [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
         [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
     ),
+    "073af3a": (  # with the reactions' tables; schedules without the pause's columns
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
+        [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
+    ),
 }
+PAUSE_COLUMNS = {"paused_at", "paused_by", "pause_reason"}
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # make_store.py's start
 FIRED = ["tick@2026-01-05T08:05:00Z", "tick@2026-01-05T08:10:00Z"]
 
@@ -130,6 +135,75 @@ def test_an_upgraded_store_fires_on_where_it_stopped(commit: str, tmp_path: Path
         return fired
 
     assert anyio.run(run_on) == [*FIRED, "tick@2026-01-05T08:15:00Z", "tick@2026-01-05T08:20:00Z"]
+
+
+def _columns(path: Path, table: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+    conn.close()
+    return found
+
+
+async def _pause_of(path: Path, *, read_only: bool) -> tuple[object, ...]:
+    """The stored pause of ``report`` (paused by make_store.py), read and listed."""
+    async with reventless.local.provider(path, read_only=read_only) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        state = await ops.get_schedule("report")
+        listed = {s.schedule.name: s for s in (await ops.list_schedules()).schedules}
+        assert listed["report"] == state
+        return state.paused, state.paused_at, state.paused_by, state.pause_reason
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_a_schedule_paused_before_pauses_kept_a_reason_reads_paused_with_none_known(
+    commit: str, tmp_path: Path
+) -> None:
+    path = _copy(commit, tmp_path)
+    assert not PAUSE_COLUMNS & _columns(path, "schedules")
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == (True, None, None, None)
+    assert not PAUSE_COLUMNS & _columns(path, "schedules")  # a read-only open adds nothing
+    assert anyio.run(lambda: _pause_of(path, read_only=False)) == (True, None, None, None)
+    assert _columns(path, "schedules") >= PAUSE_COLUMNS  # opened for writing: upgraded
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_upgraded_store_keeps_who_paused_when_and_why(commit: str, tmp_path: Path) -> None:
+    path = _copy(commit, tmp_path)
+    clock = VirtualClock(T0 + timedelta(minutes=11))
+
+    async def pause_again() -> None:
+        async with reventless.local.provider(path, clock=clock) as provider:
+            ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+            await ops.resume_schedule("report")
+            await ops.pause_schedule("report", reason="audit of <the> report", by="ana")
+
+    anyio.run(pause_again)
+    expected = (True, clock.now(), "ana", "audit of <the> report")
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == expected
+
+
+def test_a_release_without_the_pause_columns_does_not_leave_a_stale_reason(
+    tmp_path: Path,
+) -> None:
+    """An older release writes an upgraded file without naming the pause's columns: its resume
+    (or replace) and then its pause must not show the earlier pause's reason."""
+    path = tmp_path / "mixed.db"
+    clock = VirtualClock(T0)
+
+    async def pause_with_reason() -> None:
+        async with reventless.local.provider(path, clock=clock) as provider:
+            ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+            await ops.create_schedule(Schedule(name="report", rate=Daily(9, 0), payload="r"))
+            await ops.pause_schedule("report", reason="first", by="ana")
+
+    anyio.run(pause_with_reason)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        # The statements of the release before these columns: resume, then pause.
+        where = " WHERE scheduler = 'default' AND name = 'report'"
+        conn.execute("UPDATE schedules SET paused = 0, version = version + 1" + where)
+        conn.execute("UPDATE schedules SET paused = 1, version = version + 1" + where)
+    conn.close()
+    assert anyio.run(lambda: _pause_of(path, read_only=True)) == (True, None, None, None)
 
 
 # -- files that are not reventless stores ---------------------------------------------------
