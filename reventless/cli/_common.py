@@ -238,3 +238,9 @@ def dump(out: TextIO, value: Any) -> int:
 def say(out: TextIO, text: str) -> int:
     out.write(text + "\n")
     return 0
+
+
+def need_store(args: argparse.Namespace) -> None:
+    """Only ``create --new-scheduler`` (and ``import --new-scheduler``) may make a store file;
+    every other command needs one."""
+    store_file(args.db, existing=not getattr(args, "new_scheduler", False))

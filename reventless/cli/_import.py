@@ -14,16 +14,18 @@ and are reported as skipped. ``@reboot`` has no time to fire at and is refused.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import msgspec
 
+from reventless.cli._common import say, table, utc
 from reventless.errors import ValidationError
-from reventless.schedule import Cron, Schedule
+from reventless.schedule import Cron, Schedule, rate_text
 
-__all__ = ("ImportPlan", "Refused", "read_import")
+__all__ = ("ImportPlan", "Refused", "import_dry_run", "import_plan", "read_import")
 
 MAX_IMPORT = 10_000  # one batch: all or none
 _SHORTHANDS = {
@@ -208,3 +210,55 @@ def _entry(entry: Any, number: int, plan: ImportPlan) -> Schedule | None:
         why = f" ({reason})" if isinstance(reason, str) else ""
         plan.notes.append(f"entry {number}: {schedule.name} was paused{why}; it is imported active")
     return schedule
+
+
+async def import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] | None:
+    """The schedules of the file, or None after listing what was refused."""
+    import sys
+
+    import anyio
+
+    from reventless.cli._import import read_import
+
+    try:
+        text = await anyio.Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ValidationError("FILE", args.file, "a readable UTF-8 file") from exc
+    progress = progress_bar if sys.stderr.isatty() else None
+    plan = read_import(text, timezone=args.timezone, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\r\033[K")
+    for note in plan.notes:
+        out.write(f"note: {note}\n")
+    if not plan.refused:
+        return plan.schedules
+    for refused in plan.refused:
+        out.write(f"line {refused.line}: {refused.text}\n  refused: {refused.reason}\n")
+    out.write(f"{len(plan.refused)} refused; nothing was imported\n")
+    return None
+
+
+async def import_dry_run(args: argparse.Namespace, out: TextIO) -> int:
+    from reventless.clock import SystemClock
+    from reventless.fire_times import fire_times
+
+    schedules = await import_plan(args, out)
+    if schedules is None:
+        return 1
+    now = SystemClock().now()
+    rows: list[tuple[str, ...]] = []
+    for schedule in schedules:
+        fires = fire_times(schedule, created_at=now)
+        upcoming = ", ".join(utc(fire) for _, fire in zip(range(3), fires, strict=False))
+        rows.append((schedule.name, rate_text(schedule.rate), schedule.timezone, upcoming))
+    table(out, ("name", "rate", "timezone", "next fires (UTC)"), rows)
+    return say(out, f"{len(schedules)} schedules would be imported (dry run; nothing was written)")
+
+
+def progress_bar(done: int, total: int) -> None:
+    import sys
+
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\rreading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} lines")
+    sys.stderr.flush()

@@ -43,12 +43,8 @@ from reventless.cli._common import (
 )
 from reventless.cli._reactions import add_reactions_command, reactions
 from reventless.cli._run import add_run_command, run_command
-from reventless.cli._store import (
-    add_schedulers_command,
-    add_schedules_command,
-    schedulers,
-    schedules,
-)
+from reventless.cli._schedulers import add_schedulers_command, schedulers
+from reventless.cli._store import add_schedules_command, schedules
 from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,

@@ -51,9 +51,9 @@ def add_reactions_command(commands: Any) -> None:
 
 async def reactions(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
-    from reventless.cli._store import _need_store
+    from reventless.cli._common import need_store
 
-    _need_store(args)
+    need_store(args)
     name = None if args.action == "list" else _name(args.name)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
         ops = local.reactions()

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from reventless._timefmt import strftime
@@ -24,12 +24,14 @@ from reventless.cli._common import (
     dump,
     duration,
     instant,
+    need_store,
     say,
-    store_file,
     table,
     utc,
     whole,
 )
+from reventless.cli._import import import_dry_run, import_plan
+from reventless.cli._schedulers import engine_serving
 from reventless.errors import ScheduleExistsError, ValidationError
 from reventless.schedule import (
     DEFAULT_DST,
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from reventless.scheduler import SchedulerOperations
     from reventless.scheduler_adapter import ScheduleState
 
-__all__ = ("add_schedulers_command", "add_schedules_command", "schedulers", "schedules")
+__all__ = ("add_schedules_command", "schedules")
 
 _READS = frozenset({"list", "show", "history", "dead-letters"})
 # A next fire this far in the past is overdue: a running engine would have delivered it.
@@ -190,19 +192,6 @@ def add_schedules_command(commands: Any) -> None:
         pruning.add_argument(flag, default=default, help=f"keep this long (default {default})")
 
 
-def add_schedulers_command(commands: Any) -> None:
-    command = commands.add_parser(
-        "schedulers",
-        help="list the scheduler namespaces of a local store file",
-        description="List every scheduler of a store (from its schedules, history and the "
-        "processes that attached targets), its schedules, its target and whether the running "
-        "engine serves it.",
-    )
-    command.add_argument("action", nargs="?", default="list", choices=["list"], help="list")
-    command.add_argument("--db", required=True, help="the store file")
-    command.add_argument("--json", action="store_true", help="print JSON")
-
-
 class _Call(NamedTuple):
     """What an action works with."""
 
@@ -216,18 +205,13 @@ class _Call(NamedTuple):
     target: str  # the target whose payload rules create applies
 
 
-def _need_store(args: argparse.Namespace) -> None:
-    """Only ``create --new-scheduler`` may make a store file; the rest need one."""
-    store_file(args.db, existing=not getattr(args, "new_scheduler", False))
-
-
 async def schedules(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
     from reventless.scheduler import SchedulerOperations
 
     if args.action == "import" and args.dry_run:
-        return await _import_dry_run(args, out)  # reads no store and writes nothing
-    _need_store(args)
+        return await import_dry_run(args, out)  # reads no store and writes nothing
+    need_store(args)
     if args.action in ("create", "update"):  # read and checked before the store is opened
         args.schedule = _schedule(args, _payload(args))
         if args.action == "create" and args.if_exists not in ("replace", "keep", "error"):
@@ -379,47 +363,6 @@ def _payload_check(
     return check, [f"payload checked against the {chosen.target}; {note}" for note in check.notes]
 
 
-def _serving(status: StoreStatus, scheduler: str) -> tuple[bool, str]:
-    """Whether the running engine serves ``scheduler``, and a sentence saying so."""
-    info = status.scheduler(scheduler)
-    if status.engine is None:
-        gone = f"{_ended(status)}; " if status.ended else ""
-        return False, (
-            f"no engine is running on this store: {gone}fires wait until one runs (`reventless "
-            "run`, or an application calling provider.run()); its misfire policy then decides "
-            "about missed ones"
-        )
-    if info is not None and info.served:
-        return True, f"served by {_engine(status)}"
-    return False, (
-        f"the running engine ({status.engine}) has no target attached to scheduler "
-        f"{scheduler!r}: its fires wait until a process that makes this scheduler runs the engine"
-    )
-
-
-def _engine(status: StoreStatus) -> str:
-    """The engine as far as this process can tell: alive (a process on this host), or as fresh
-    as its last lease renewal (another host's, which cannot be checked from here)."""
-    if status.engine_checked:
-        return f"the running engine ({status.engine})"
-    return f"the engine of {status.engine} ({_last_seen(status)})"
-
-
-def _ended(status: StoreStatus) -> str:
-    """An engine killed on this host, whose lease has not lapsed yet."""
-    return (
-        f"the engine of {status.ended} has ended without releasing its lease ("
-        f"{_last_seen(status)}); another can take over from {utc(status.lease_until)} UTC"
-    )
-
-
-def _last_seen(status: StoreStatus) -> str:
-    if status.last_seen is None:
-        return "not known when it was last seen"
-    ago = max(0.0, (datetime.now(UTC) - status.last_seen).total_seconds())
-    return f"last seen {ago:.0f} s ago"
-
-
 def _state(state: ScheduleState, served: bool, now: datetime) -> str:
     if state.paused:
         return "paused"
@@ -451,7 +394,7 @@ async def _list(call: _Call) -> int:
         if exc.field != "prefix":
             raise
         raise ValidationError("--prefix", exc.value, exc.allowed) from None
-    served, serving = _serving(call.status, call.scheduler)
+    served, serving = engine_serving(call.status, call.scheduler)
     if args.json:
         import msgspec
 
@@ -485,7 +428,7 @@ async def _show(call: _Call) -> int:
     fires = await call.ops.preview(
         call.args.name, count=whole("--count", call.args.count, 1, 10_000)
     )
-    served, serving = _serving(call.status, call.scheduler)
+    served, serving = engine_serving(call.status, call.scheduler)
     text = _state(state, served, call.now)
     if call.args.json:
         return dump(
@@ -604,73 +547,6 @@ async def _create(call: _Call) -> int:
     for note in call.notes:
         print(f"reventless: note: {note}", file=sys.stderr)
     return say(call.out, f"{outcome}")
-
-
-async def _import_plan(args: argparse.Namespace, out: TextIO) -> list[Schedule] | None:
-    """The schedules of the file, or None after listing what was refused."""
-    import sys
-
-    import anyio
-
-    from reventless.cli._import import read_import
-
-    try:
-        text = await anyio.Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ValidationError("FILE", args.file, "a readable UTF-8 file") from exc
-    progress = _progress if sys.stderr.isatty() else None
-    plan = read_import(text, timezone=args.timezone, progress=progress)
-    if progress is not None:
-        sys.stderr.write("\r\033[K")
-    for note in plan.notes:
-        out.write(f"note: {note}\n")
-    if not plan.refused:
-        return plan.schedules
-    for refused in plan.refused:
-        out.write(f"line {refused.line}: {refused.text}\n  refused: {refused.reason}\n")
-    out.write(f"{len(plan.refused)} refused; nothing was imported\n")
-    return None
-
-
-async def _import_dry_run(args: argparse.Namespace, out: TextIO) -> int:
-    from reventless.clock import SystemClock
-    from reventless.fire_times import fire_times
-
-    schedules = await _import_plan(args, out)
-    if schedules is None:
-        return 1
-    now = SystemClock().now()
-    rows: list[tuple[str, ...]] = []
-    for schedule in schedules:
-        fires = fire_times(schedule, created_at=now)
-        upcoming = ", ".join(utc(fire) for _, fire in zip(range(3), fires, strict=False))
-        rows.append((schedule.name, rate_text(schedule.rate), schedule.timezone, upcoming))
-    table(out, ("name", "rate", "timezone", "next fires (UTC)"), rows)
-    return say(out, f"{len(schedules)} schedules would be imported (dry run; nothing was written)")
-
-
-async def _import(call: _Call) -> int:
-    args = call.args
-    schedules = await _import_plan(args, call.out)
-    if schedules is None:
-        return 1
-    if not schedules:
-        return say(call.out, "no schedules in the file; nothing was imported")
-    outcomes = await call.ops.create_schedules(schedules, if_exists=args.if_exists)
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
-    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
-    return say(call.out, f"imported {len(outcomes)} schedules: {summary}")
-
-
-def _progress(done: int, total: int) -> None:
-    import sys
-
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\rreading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} lines")
-    sys.stderr.flush()
 
 
 async def _delete(call: _Call) -> int:
@@ -831,8 +707,23 @@ async def _prune(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _delivery_note(call: _Call) -> str:
-    served, _ = _serving(call.status, call.scheduler)
+    served, _ = engine_serving(call.status, call.scheduler)
     return "" if served else "; no running engine serves this scheduler: it waits for one"
+
+
+async def _import(call: _Call) -> int:
+    args = call.args
+    schedules = await import_plan(args, call.out)
+    if schedules is None:
+        return 1
+    if not schedules:
+        return say(call.out, "no schedules in the file; nothing was imported")
+    outcomes = await call.ops.create_schedules(schedules, if_exists=args.if_exists)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+    return say(call.out, f"imported {len(outcomes)} schedules: {summary}")
 
 
 _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
@@ -850,63 +741,3 @@ _ACTIONS: dict[str, Callable[[_Call], Awaitable[int]]] = {
     "backfill": _backfill,
     "redrive": _redrive,
 }
-
-
-async def schedulers(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
-
-    _need_store(args)
-    async with reventless.local.provider(args.db, read_only=True) as local:
-        status = await local.scheduled_publisher().store_status()
-    if args.json:
-        return dump(out, _schedulers_document(status))
-    rows: list[tuple[str, ...]] = [
-        (
-            info.name,
-            str(info.schedules),
-            str(info.paused),
-            info.attachments[0].target if info.attachments else "-",
-            "yes" if info.served else "no",
-        )
-        for info in status.schedulers
-    ]
-    table(out, ("scheduler", "schedules", "paused", "target", "served by the engine"), rows)
-    if not status.schedulers:
-        out.write("(the store has no scheduler yet)\n")
-    if status.engine is None:
-        gone = f" ({_ended(status)})" if status.ended else ""
-        out.write(f"engine: none is running on this store{gone}; fires wait until one runs\n")
-    else:
-        seen = "" if status.engine_checked else f" ({_last_seen(status)})"
-        out.write(f"engine: {status.engine}{seen}, lease until {utc(status.lease_until)} UTC\n")
-    return 0
-
-
-def _schedulers_document(status: StoreStatus) -> dict[str, Any]:
-    return {
-        "engine": status.engine,
-        "lease_until": status.lease_until,
-        "engine_checked": status.engine_checked,
-        "engine_ended": status.ended,
-        "last_seen": status.last_seen,
-        "schedulers": [
-            {
-                "name": info.name,
-                "schedules": info.schedules,
-                "paused": info.paused,
-                "served": info.served,
-                "target": info.attachments[0].target if info.attachments else None,
-                "attachments": [
-                    {
-                        "target": a.target,
-                        "process": a.process,
-                        "attached_at": a.attached_at,
-                        "engine_running": a.engine_running,
-                        "payload_rules": a.payload_types is not None,
-                    }
-                    for a in info.attachments
-                ],
-            }
-            for info in status.schedulers
-        ],
-    }
