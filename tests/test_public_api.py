@@ -42,6 +42,7 @@ def test_public_classes_and_functions_name_their_home_module() -> None:
 
 CORE = (
     "schedule",
+    "_rate_kinds",
     "fire_times",
     "rate_translation",
     "misfire",
