@@ -15,17 +15,10 @@ import enum
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
+from reventless._calendar_fires import calendar_fire_at_or_before, count_calendar_fires
+from reventless._wall_time import ceil_minute, wall_fires_on
 from reventless._zones import load_zone
-from reventless.fire_times import (
-    as_utc,
-    calendar_fire_at_or_before,
-    ceil_minute,
-    count_calendar_fires,
-    last_fire,
-    next_fire_after,
-    single_fires,
-    wall_fires_on,
-)
+from reventless.fire_times import as_utc, last_fire, next_fire_after, single_fires
 from reventless.schedule import CalendarRate, IntervalRate, Schedule, Single, WallClockRate
 
 __all__ = ("FireRange", "MisfirePlan", "MisfirePolicy", "plan_misfire")

@@ -27,7 +27,7 @@ from reventless import (
     preview,
     rate_text,
 )
-from reventless.fire_times import next_calendar_day, previous_calendar_day
+from reventless._calendar_fires import next_calendar_day, previous_calendar_day
 from tests.strategies import calendar_rates, cron_rates
 
 

@@ -43,6 +43,8 @@ def test_public_classes_and_functions_name_their_home_module() -> None:
 CORE = (
     "schedule",
     "_rate_kinds",
+    "_wall_time",
+    "_calendar_fires",
     "fire_times",
     "rate_translation",
     "misfire",

@@ -14,6 +14,7 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
+from reventless._wall_time import ceil_minute
 from reventless.aws._arn import queue_arn as is_queue_arn
 from reventless.aws._command_dead_letters import CommandDeadLetters, reason_of
 from reventless.aws._errors import call_aws
@@ -33,7 +34,6 @@ from reventless.errors import (
 )
 from reventless.fire_times import (
     as_utc,
-    ceil_minute,
     first_fire,
     next_fire_after,
     single_instant,
