@@ -28,7 +28,8 @@ from reventless._observe import engine_log
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.local._engine import CatchUp, Engine
+from reventless.local._engine import Engine
+from reventless.local._engine_parts import CatchUp
 from reventless.local._event_log import SqliteEventLog
 from reventless.local._publisher import (
     Attachment,

@@ -13,7 +13,6 @@ An orchestrator of small parts (``docs/internals.md`` tells the whole story):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import math
@@ -25,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from reventless._observe import Observer, watch_engine
@@ -40,6 +38,14 @@ from reventless.fire_times import fire_jitter
 from reventless.local._bookkeeping import Bookkeeper, note_expired, note_missed
 from reventless.local._connection import LeaseLostError
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
+from reventless.local._engine_parts import (
+    CatchUp,
+    Countdown,
+    Watch,
+    cancelled_by_caller,
+    cut_overdue,
+    raise_leaf,
+)
 from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease, store_row
@@ -54,7 +60,7 @@ from reventless.local._rows import (
     valid_us,
 )
 from reventless.local._store_runner import StoreRunner
-from reventless.misfire import FireRange, MisfirePlan, count_due, plan_misfire
+from reventless.misfire import MisfirePlan, count_due, plan_misfire
 from reventless.schedule import Schedule
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 from reventless.target import FireEnvelope, Target
@@ -85,28 +91,6 @@ class EngineState(enum.Enum):
     STANDING_BY = "standing by"
     LEADING = "leading"
     STOPPING = "stopping"
-
-
-class CatchUp:
-    """The fires found due from before this engine took the lease (by more than ``_LATE_AFTER``:
-    they fell due while no engine ran), as the misfire policy planned them; one per lead, told
-    once its planning is done (the engine's first sleep)."""
-
-    __slots__ = ("before_us", "delivered", "due", "expired", "missed", "policy", "rows")
-
-    def __init__(self, before_us: int, policy: MisfirePolicy) -> None:
-        self.before_us = before_us
-        self.policy = policy
-        self.rows: set[int] = set()  # each schedule counted at its first plan only
-        self.due = self.delivered = self.missed = self.expired = 0
-
-    def add(self, deliver: int, missed: FireRange | None, expired: FireRange | None) -> None:
-        missed_n = 0 if missed is None else missed.size
-        expired_n = 0 if expired is None else expired.size
-        self.due += deliver + missed_n + expired_n
-        self.delivered += deliver
-        self.missed += missed_n
-        self.expired += expired_n
 
 
 class Engine:
@@ -261,7 +245,7 @@ class Engine:
                     try:
                         await self._lead()
                     except BaseExceptionGroup as group:
-                        _raise_leaf(group)  # returns only when the lease moved: stand by
+                        raise_leaf(group)  # returns only when the lease moved: stand by
                         self.observer.lease_lost(self._store.path)
                     except LeaseLostError:
                         self.observer.lease_lost(self._store.path)
@@ -328,8 +312,8 @@ class Engine:
 
     async def _run_parts(self) -> None:
         send, receive = anyio.create_memory_object_stream[tuple[list[Job], Hold]](self._workers * 2)
-        watches = [_Watch() for _ in range(self._workers)]
-        stopped = _Countdown(self._workers)
+        watches = [Watch() for _ in range(self._workers)]
+        stopped = Countdown(self._workers)
         async with anyio.create_task_group() as group:
             group.start_soon(self._watchdog, watches, stopped, name="reventless-watchdog")
             for number, watch in enumerate(watches):
@@ -588,8 +572,8 @@ class Engine:
     async def _worker(
         self,
         receive: MemoryObjectReceiveStream[tuple[list[Job], Hold]],
-        watch: _Watch,
-        stopped: _Countdown,
+        watch: Watch,
+        stopped: Countdown,
     ) -> None:
         try:
             async with receive:
@@ -604,13 +588,13 @@ class Engine:
         finally:
             stopped.count_down()
 
-    async def _watchdog(self, watches: list[_Watch], stopped: _Countdown) -> None:
+    async def _watchdog(self, watches: list[Watch], stopped: Countdown) -> None:
         """Cut off deliveries that run past the delivery timeout: one task for all workers,
         instead of a timer per delivery. Lives until the last worker has stopped, so that a
         hung target is cut off during a graceful stop too."""
         with anyio.CancelScope(shield=True):
             while not stopped.done.is_set():
-                wait = _cut_overdue(watches, time.monotonic(), self._delivery_timeout)
+                wait = cut_overdue(watches, time.monotonic(), self._delivery_timeout)
                 with anyio.move_on_after(wait):
                     await stopped.done.wait()
 
@@ -622,7 +606,7 @@ class Engine:
         )
 
     async def _deliver_all(
-        self, watch: _Watch, owners: list[Job], instants: list[int]
+        self, watch: Watch, owners: list[Job], instants: list[int]
     ) -> list[DeliveryFailure | None]:
         """Deliver ``instants[i]`` of ``owners[i]`` in order while delivering is allowed; one
         result per delivery started (None: delivered). The watchdog cancels the scope of a
@@ -674,14 +658,14 @@ class Engine:
         except Exception as exc:
             return DeliveryFailure(f"{type(exc).__name__}: {exc}", False)
         except anyio.get_cancelled_exc_class() as exc:
-            if _cancelled_by_caller():
+            if cancelled_by_caller():
                 raise
             # The target let through a cancellation the engine did not ask for (it awaited a
             # future that someone else cancelled): a failed delivery like any other.
             return DeliveryFailure(f"{type(exc).__name__} raised by the target: {exc}", False)
         return None
 
-    async def _work(self, jobs: list[Job], watch: _Watch) -> None:
+    async def _work(self, jobs: list[Job], watch: Watch) -> None:
         owners: list[Job] = []
         instants: list[int] = []
         for job in jobs:
@@ -772,84 +756,5 @@ class Engine:
         return split
 
 
-class _Watch:
-    """One delivery worker as the watchdog sees it: the scope to cancel and when the delivery
-    under way started (``time.monotonic()``; None between deliveries)."""
-
-    __slots__ = ("scope", "started")
-
-    def __init__(self) -> None:
-        self.scope: anyio.CancelScope | None = None
-        self.started: float | None = None
-
-
-class _Countdown:
-    """Set ``done`` once ``count_down`` was called ``count`` times."""
-
-    __slots__ = ("done", "left")
-
-    def __init__(self, count: int) -> None:
-        self.left = count
-        self.done = anyio.Event()
-
-    def count_down(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.done.set()
-
-
-def _cut_overdue(watches: list[_Watch], now: float, timeout: float) -> float:
-    """Cancel every delivery older than ``timeout``; return the seconds until the next one
-    could be."""
-    wait = timeout
-    for watch in watches:
-        started = watch.started
-        if started is None:
-            continue
-        left = started + timeout - now
-        if left <= 0 and watch.scope is not None:
-            watch.started = None
-            watch.scope.cancel()
-        else:
-            wait = min(wait, left)
-    return max(wait, 0.001)
-
-
 def _key(time_us: int, row_id: int, kind: EntryKind) -> int:
     return pack(ceil_s(time_us), row_id, kind)
-
-
-def _cancelled_by_caller() -> bool:
-    """Whether a cancellation seen now was requested for this task (not merely let through)."""
-    if sniffio.current_async_library() != "asyncio":
-        return True  # trio's Cancelled cannot be raised by a target on its own
-    task = asyncio.current_task()
-    return task is None or task.cancelling() > 0
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        else:
-            leaves.append(exc)
-    return leaves
-
-
-def _raise_leaf(group: BaseExceptionGroup[BaseException]) -> None:
-    """Raise the one error a caller should see for a failed lead; return when the lease moved.
-
-    The same on asyncio and trio: KeyboardInterrupt and SystemExit come out bare, a typed error
-    comes out alone (the first, with the group as its cause), anything else as the group.
-    """
-    leaves = _leaves(group)
-    for leaf in leaves:
-        if isinstance(leaf, (KeyboardInterrupt, SystemExit)):
-            raise leaf
-    if all(isinstance(leaf, LeaseLostError) for leaf in leaves):
-        return
-    typed = [leaf for leaf in leaves if isinstance(leaf, ReventlessError)]
-    if typed and len(typed) == len(leaves):
-        raise typed[0] from group
-    raise group

@@ -1,0 +1,130 @@
+"""The engine's small parts: the catch-up it tells about once per lead, the watches its delivery
+workers share with the watchdog, and how it picks the one error a caller should see out of a
+task group's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import sniffio
+
+from reventless.errors import (
+    ReventlessError,
+)
+from reventless.local._connection import LeaseLostError
+from reventless.misfire import FireRange
+from reventless.scheduler_adapter import MisfirePolicy
+
+__all__ = (
+    "CatchUp",
+    "Countdown",
+    "Watch",
+    "cancelled_by_caller",
+    "cut_overdue",
+    "leaves",
+    "raise_leaf",
+)
+
+
+class CatchUp:
+    """The fires found due from before this engine took the lease (by more than ``_LATE_AFTER``:
+    they fell due while no engine ran), as the misfire policy planned them; one per lead, told
+    once its planning is done (the engine's first sleep)."""
+
+    __slots__ = ("before_us", "delivered", "due", "expired", "missed", "policy", "rows")
+
+    def __init__(self, before_us: int, policy: MisfirePolicy) -> None:
+        self.before_us = before_us
+        self.policy = policy
+        self.rows: set[int] = set()  # each schedule counted at its first plan only
+        self.due = self.delivered = self.missed = self.expired = 0
+
+    def add(self, deliver: int, missed: FireRange | None, expired: FireRange | None) -> None:
+        missed_n = 0 if missed is None else missed.size
+        expired_n = 0 if expired is None else expired.size
+        self.due += deliver + missed_n + expired_n
+        self.delivered += deliver
+        self.missed += missed_n
+        self.expired += expired_n
+
+
+class Watch:
+    """One delivery worker as the watchdog sees it: the scope to cancel and when the delivery
+    under way started (``time.monotonic()``; None between deliveries)."""
+
+    __slots__ = ("scope", "started")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.started: float | None = None
+
+
+class Countdown:
+    """Set ``done`` once ``count_down`` was called ``count`` times."""
+
+    __slots__ = ("done", "left")
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.done = anyio.Event()
+
+    def count_down(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+
+
+def cut_overdue(watches: list[Watch], now: float, timeout: float) -> float:
+    """Cancel every delivery older than ``timeout``; return the seconds until the next one
+    could be."""
+    wait = timeout
+    for watch in watches:
+        started = watch.started
+        if started is None:
+            continue
+        left = started + timeout - now
+        if left <= 0 and watch.scope is not None:
+            watch.started = None
+            watch.scope.cancel()
+        else:
+            wait = min(wait, left)
+    return max(wait, 0.001)
+
+
+def cancelled_by_caller() -> bool:
+    """Whether a cancellation seen now was requested for this task (not merely let through)."""
+    if sniffio.current_async_library() != "asyncio":
+        return True  # trio's Cancelled cannot be raised by a target on its own
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+def leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(leaves(exc))
+        else:
+            found.append(exc)
+    return found
+
+
+def raise_leaf(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the one error a caller should see for a failed lead; return when the lease moved.
+
+    The same on asyncio and trio: KeyboardInterrupt and SystemExit come out bare, a typed error
+    comes out alone (the first, with the group as its cause), anything else as the group.
+    """
+    found = leaves(group)
+    for leaf in found:
+        if isinstance(leaf, (KeyboardInterrupt, SystemExit)):
+            raise leaf
+    if all(isinstance(leaf, LeaseLostError) for leaf in found):
+        return
+    typed = [leaf for leaf in found if isinstance(leaf, ReventlessError)]
+    if typed and len(typed) == len(found):
+        raise typed[0] from group
+    raise group
