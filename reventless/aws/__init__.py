@@ -43,12 +43,7 @@ from reventless.aws._outputs import (
     provider_arguments,
 )
 from reventless.aws._reactions import AwsReactions, handle_reaction_batch
-from reventless.aws._scheduler import (
-    SCHEDULED_TIME,
-    SNS_PUBLISH,
-    AwsScheduledPublisher,
-    SqsQueueTarget,
-)
+from reventless.aws._scheduler import AwsScheduledPublisher
 from reventless.aws._sns import (
     SnsEventTopic,
     SqsTopicSubscriber,
@@ -56,6 +51,7 @@ from reventless.aws._sns import (
     decode_topic_message,
 )
 from reventless.aws._sqs import SqsCommandConsumer, SqsCommandPublisher
+from reventless.aws._targets import SCHEDULED_TIME, SNS_PUBLISH, SqsQueueTarget
 from reventless.aws.iam import (
     caller_policy,
     execution_role_policy,

@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
-from reventless._wall_time import ceil_minute
-from reventless.aws._arn import queue_arn as is_queue_arn
 from reventless.aws._command_dead_letters import CommandDeadLetters, reason_of
+from reventless.aws._description import (
+    _description,
+    _jitter,
+    _on_grid,
+    _Pause,
+    _pause_of,
+    _rate_and_stamp,
+    _start_date,
+)
 from reventless.aws._errors import call_aws
+from reventless.aws._fire_dead_letters import (
+    _MAX_REDRIVE,
+    _REDRIVE_VISIBILITY,
+    _dead_letter,
+    _dedup_id,
+    _envelope_of_letter,
+    _queue_url,
+    _wanted,
+    extra_fire_time,
+)
 from reventless.aws._groups import schedule_group_name
-from reventless.aws._sns import MAX_SNS_MESSAGE, SnsEventTopic
+from reventless.aws._sns import SnsEventTopic
+from reventless.aws._targets import (
+    SCHEDULED_TIME,
+    SNS_PUBLISH,
+    SqsQueueTarget,
+    _check_envelope_size,
+    _envelope_of,
+    envelope_template,
+    sns_publish_template,
+)
 from reventless.clock import Clock
 from reventless.command_topic import CommandTopic
 from reventless.errors import (
@@ -34,7 +59,6 @@ from reventless.errors import (
 )
 from reventless.fire_times import (
     as_utc,
-    first_fire,
     next_fire_after,
     single_instant,
     single_is_past,
@@ -42,10 +66,8 @@ from reventless.fire_times import (
 from reventless.rate_translation import (
     aws_schedule_fields,
     created_at_from_start_date,
-    from_expression,
-    rate_from_description,
 )
-from reventless.schedule import IntervalRate, Rate, Schedule, Single
+from reventless.schedule import IntervalRate, Schedule, Single
 from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
@@ -55,27 +77,12 @@ from reventless.scheduler_adapter import (
     SchedulePage,
     ScheduleState,
 )
-from reventless.target import FireEnvelope, Target, fire_id
+from reventless.target import FireEnvelope, Target
 
-__all__ = ("SCHEDULED_TIME", "SNS_PUBLISH", "AwsScheduledPublisher", "SqsQueueTarget")
+__all__ = ("AwsScheduledPublisher",)
 
 logger = logging.getLogger("reventless.aws")
 
-SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
-# EventBridge Scheduler's Target has no SnsParameters, and SqsParameters.MessageGroupId is for
-# FIFO queues: a templated SNS target cannot publish to a FIFO topic, which needs a group id.
-# The universal target calls sns:Publish with the request written in Input, where the context
-# attributes are replaced in string values: group and deduplication ids included.
-SNS_PUBLISH = "arn:aws:scheduler:::aws-sdk:sns:publish"
-_MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
-_MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
-_TIME_WIDTH = len("2026-11-27T09:00:00Z")
-_MARK = "reventless:created_at="
-_RATE_MARK = " rate="
-# The pause, last in the Description: " paused_at=TIME[ by=LENGTH:BY][ reason=REASON]". Nothing
-# before it can hold this mark; the reason runs to the end, so neither it nor BY is escaped.
-_PAUSE_MARK = " paused_at="
-_MAX_DESCRIPTION = 512  # characters in a schedule's Description
 _ENCODER = msgspec.json.Encoder()
 # EventBridge Scheduler: a group name is 1-64 of [0-9a-zA-Z-_.]. A joined name longer than that
 # keeps a prefix and ends in "-" and 16 hex digits of the SHA-256 of the whole name.
@@ -83,102 +90,6 @@ _ENCODER = msgspec.json.Encoder()
 _UNDO_ATTEMPTS = 8
 _UNDO_BASE_DELAY = 0.1
 _UNDO_MAX_DELAY = 1.0
-
-
-class SqsQueueTarget:
-    """An SQS queue as the target of an AWS scheduler.
-
-    For a FIFO queue (its name ends in ``.fifo``) each fire carries a ``MessageGroupId``:
-    ``message_group_id`` when given; with a ``command_topic``, the aggregate id the payload names
-    (so commands keep their order per aggregate); otherwise the schedule's name. With a
-    ``command_topic`` the scheduler also refuses, at create time, payloads the aggregate cannot
-    decode. Fires are delivered by EventBridge Scheduler, never by this process.
-    """
-
-    def __init__(
-        self,
-        queue_arn: str,
-        *,
-        message_group_id: str | None = None,
-        command_topic: Any = None,
-    ) -> None:
-        if not is_queue_arn(queue_arn):
-            raise ValidationError(
-                "queue_arn", queue_arn, "an SQS queue ARN, arn:aws:sqs:REGION:ACCOUNT:NAME"
-            )
-        if message_group_id is not None and (
-            not isinstance(message_group_id, str) or not 1 <= len(message_group_id) <= 128
-        ):
-            raise ValidationError("message_group_id", message_group_id, "1-128 characters")
-        self.arn = queue_arn
-        self.fifo = queue_arn.endswith(".fifo")
-        self.message_group_id = message_group_id
-        self.command_topic = command_topic
-
-    def check_payload(self, payload: str) -> None:
-        if self.command_topic is not None:
-            self.command_topic.check_payload(payload)
-
-    def group_id(self, schedule: Schedule) -> str | None:
-        return self.group_for(schedule.name, schedule.payload)
-
-    def group_for(self, name: str, payload: str) -> str | None:
-        """The MessageGroupId of a fire of schedule ``name`` with ``payload`` (None: standard)."""
-        if not self.fifo:
-            return None
-        if self.message_group_id is not None:
-            return self.message_group_id
-        if self.command_topic is not None:
-            aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(payload)
-            if len(aggregate_id) > _MAX_GROUP_ID:
-                raise ValidationError(
-                    f"{name} payload aggregateId",
-                    aggregate_id,
-                    f"at most {_MAX_GROUP_ID} characters: it becomes the SQS MessageGroupId",
-                )
-            return str(aggregate_id)
-        return name
-
-    async def deliver(self, envelope: Any) -> None:
-        raise UsageError(
-            "fires of an AWS scheduler are delivered by EventBridge Scheduler to the queue; "
-            "consume the queue (reventless.aws.SqsCommandConsumer) instead of calling deliver"
-        )
-
-
-def envelope_template(schedule: Schedule) -> str:
-    """The Target Input: the fire envelope with EventBridge's scheduled-time placeholder."""
-    return _ENCODER.encode(
-        {"schedule": schedule.name, "scheduledTime": SCHEDULED_TIME, "payload": schedule.payload}
-    ).decode()
-
-
-def sns_publish_template(topic: SnsEventTopic, schedule: Schedule) -> str:
-    """The Input of the universal ``sns:Publish`` target: the envelope as the message, the
-    schedule as the message group (fires in order), the fire id as the deduplication id."""
-    return _ENCODER.encode(
-        {
-            "TopicArn": topic.arn,
-            "Message": envelope_template(schedule),
-            "MessageGroupId": schedule.name,
-            "MessageDeduplicationId": f"{schedule.name}@{SCHEDULED_TIME}",
-        }
-    ).decode()
-
-
-def _envelope_of(target: dict[str, Any]) -> Any:
-    """The fire envelope a stored target carries: its Input, or, for the universal sns:Publish
-    target, the Input's Message."""
-    document = msgspec.json.decode(target.get("Input", ""))
-    if target.get("Arn") == SNS_PUBLISH:
-        if not isinstance(document, dict) or not isinstance(document.get("Message"), str):
-            raise ValueError("its sns:Publish Input has no Message")
-        return msgspec.json.decode(document["Message"])
-    return document
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class AwsScheduledPublisher:
@@ -887,54 +798,6 @@ class AwsScheduledPublisher:
         return sent
 
 
-_MAX_REDRIVE = 10_000  # dead-letter messages looked at by one redrive
-_REDRIVE_VISIBILITY = 60
-
-
-def extra_fire_time(at: datetime) -> datetime:
-    """The scheduled time of an extra fire at ``at``: to the second, never a whole minute, so
-    its fire id is none of a schedule's (they all fire on whole minutes)."""
-    instant = as_utc(at, "at").replace(microsecond=0)
-    return instant + timedelta(seconds=1) if instant.second == 0 else instant
-
-
-def _dedup_id(envelope: FireEnvelope) -> str:
-    # An SQS deduplication id is at most 128 of [!-~]; a fire id can be longer (a long name).
-    text = envelope.fire_id
-    return text if len(text) <= 128 else hashlib.sha256(text.encode()).hexdigest()
-
-
-def _wanted(letter: DeadLetter, schedule: str | None, fire_ids: set[str] | None) -> bool:
-    if schedule is not None and letter.schedule != schedule:
-        return False
-    return fire_ids is None or letter.fire_id in fire_ids
-
-
-def _envelope_of_letter(letter: DeadLetter) -> FireEnvelope:
-    return FireEnvelope(
-        schedule=letter.schedule, scheduled_time=letter.scheduled_time, payload=letter.payload
-    )
-
-
-def _check_envelope_size(schedule: Schedule, target: SqsQueueTarget | SnsEventTopic) -> None:
-    """Refuse a payload whose fire envelope could never be delivered: JSON escaping can make a
-    payload within 256 KiB too big for one SQS or SNS message."""
-    size = len(envelope_template(schedule).encode()) - len(SCHEDULED_TIME) + _TIME_WIDTH
-    kind, limit = (
-        ("SNS", MAX_SNS_MESSAGE) if isinstance(target, SnsEventTopic) else ("SQS", _MAX_SQS_MESSAGE)
-    )
-    if size > limit:
-        raise ValidationError(
-            "payload",
-            schedule.payload,
-            f"a payload whose fire envelope fits one {kind} message ({limit} bytes)",
-            message=(
-                f"payload of {schedule.name!r} makes a {size}-byte fire envelope; an {kind} "
-                f"message holds {limit} bytes, so EventBridge could never deliver it"
-            ),
-        )
-
-
 class _Written(NamedTuple):
     """One write of a batch, for undoing it: ``previous`` is what it replaced (None: nothing);
     ``certain`` is false for a write that failed in a way that may still have landed."""
@@ -957,138 +820,6 @@ def _token(operation: str) -> str:
     return f"{operation}-{uuid.uuid4().hex}"
 
 
-def _jitter(window: object) -> int | None:
-    """``jitter_minutes`` from a FlexibleTimeWindow read back: None when it is off."""
-    if not isinstance(window, dict) or window.get("Mode") != "FLEXIBLE":
-        return None
-    minutes = window.get("MaximumWindowInMinutes")
-    if type(minutes) is not int:
-        raise ValueError(f"its FlexibleTimeWindow {window!r} has no MaximumWindowInMinutes")
-    return minutes
-
-
-def _description(
-    schedule: Schedule, created_at: datetime, rate_text: str | None, pause: _Pause | None = None
-) -> str:
-    """The mark, the creation instant, the window and the rate as written where needed: what
-    AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed);
-    then, while paused, when, by whom and why (AWS has no field for them).
-
-    :raises ValidationError: the pause's ``reason`` (or ``by``) does not fit in the 512
-        characters of a Description with the rest.
-    """
-    parts = [f"{_MARK}{_iso(created_at)}"]
-    if schedule.not_before is not None:
-        parts.append(f"not_before={_iso(schedule.not_before)}")
-    if schedule.not_after is not None:
-        parts.append(f"not_after={_iso(schedule.not_after)}")
-    text = " ".join(parts)
-    text = text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
-    if pause is None:
-        return text
-    full = text + pause.mark()
-    if len(full) > _MAX_DESCRIPTION:
-        field, value = ("reason", pause.reason) if pause.reason is not None else ("by", pause.by)
-        room = _MAX_DESCRIPTION - (len(full) - len(value or ""))
-        raise ValidationError(
-            field,
-            value,
-            f"at most {max(room, 0)} characters for schedule {schedule.name!r} on AWS, where "
-            f"the {field} is kept in the schedule's Description ({_MAX_DESCRIPTION} characters"
-            ", shared with what reventless keeps there)",
-        )
-    return full
-
-
-class _Pause(NamedTuple):
-    """When a schedule was paused, by whom and why, as kept in its Description."""
-
-    at: datetime
-    by: str | None
-    reason: str | None
-
-    @classmethod
-    def of(cls, state: ScheduleState) -> _Pause | None:
-        """The pause of a state read back (None: active, or paused with nothing kept)."""
-        if not state.paused or state.paused_at is None:
-            return None
-        return cls(at=state.paused_at, by=state.paused_by, reason=state.pause_reason)
-
-    def mark(self) -> str:
-        at = self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        by = "" if self.by is None else f" by={len(self.by)}:{self.by}"
-        reason = "" if self.reason is None else f" reason={self.reason}"
-        return f"{_PAUSE_MARK}{at}{by}{reason}"
-
-
-def _pause_of(name: str, description: str) -> _Pause | None:
-    """The pause a Description carries; None where it carries none (paused before reventless
-    kept one, or outside reventless) or one that does not read back (edited outside
-    reventless): the schedule itself is still read, and can be resumed."""
-    _, found, text = description.partition(_PAUSE_MARK)
-    if not found:
-        return None
-    try:
-        stamp, rest = text[:_PAUSE_WIDTH], text[_PAUSE_WIDTH:]
-        at = as_utc(datetime.fromisoformat(stamp), "paused_at")
-        by = None
-        if rest.startswith(" by="):
-            size, colon, rest = rest[len(" by=") :].partition(":")
-            if not colon or not size.isdigit():
-                raise ValueError("its pause's by= has no length")
-            by, rest = rest[: int(size)], rest[int(size) :]
-        reason = None
-        if rest.startswith(" reason="):
-            reason, rest = rest[len(" reason=") :], ""
-        if rest:
-            raise ValueError(f"its pause mark ends in {rest[:40]!r}")
-    except ValueError as exc:
-        logger.warning("schedule %r: its Description's pause is not read: %s", name, exc)
-        return None
-    return _Pause(at=at, by=by, reason=reason)
-
-
-_PAUSE_WIDTH = len("2026-11-27T09:00:00.000000Z")
-
-
-def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
-    """An interval's StartDate: its first fire while that is ahead, else its next fire after
-    ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). For the
-    other rates, ``not_before`` while it is ahead; else None."""
-    if not isinstance(schedule.rate, IntervalRate):
-        low = schedule.not_before
-        return low if low is not None and low > now else None
-    first = first_fire(schedule, created_at)
-    if first is None or first > now:
-        return first
-    return next_fire_after(schedule, now, created_at=created_at)
-
-
-def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
-    """The rate of a schedule read with GetSchedule and the creation instant its Description
-    carries (still to be parsed). :raises ForeignScheduleError: not written by reventless."""
-    expression = str(raw.get("ScheduleExpression"))
-    try:
-        rate = from_expression(expression)
-    except ValidationError as exc:
-        raise ForeignScheduleError(name, str(exc)) from None
-    description = str(raw.get("Description") or "").partition(_PAUSE_MARK)[0]
-    if not description.startswith(_MARK):
-        raise ForeignScheduleError(name, "its Description carries no reventless mark")
-    stamp, _, written = description[len(_MARK) :].partition(_RATE_MARK)
-    if written:
-        # The rate as written, where the expression reads back as another with its fires.
-        rate = rate_from_description(expression, written) or rate
-    return rate, stamp
-
-
-def _on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:
-    """Whether ``start_date`` is one of the fires of an interval created at ``created_at``."""
-    since = as_utc(start_date, "start_date") - ceil_minute(created_at)
-    step = timedelta(minutes=rate.minutes)
-    return since >= step and since % step == timedelta(0)
-
-
 def _as_request(raw: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "Name",
@@ -1105,40 +836,3 @@ def _as_request(raw: dict[str, Any]) -> dict[str, Any]:
         "KmsKeyArn",
     )
     return {key: raw[key] for key in keys if key in raw}
-
-
-async def _queue_url(sqs: Any, arn: str) -> str:
-    _, _, _, _, account, name = arn.split(":", 5)
-    response = await call_aws(
-        f"queue {name!r}", sqs.get_queue_url, QueueName=name, QueueOwnerAWSAccountId=account
-    )
-    return str(response["QueueUrl"])
-
-
-def _dead_letter(message: dict[str, Any]) -> DeadLetter | None:
-    """A dead letter from EventBridge Scheduler's DLQ message: the envelope as the body, the
-    failure in message attributes (ERROR_CODE, ERROR_MESSAGE, RETRY_ATTEMPTS)."""
-    try:
-        envelope = msgspec.json.decode(message.get("Body", ""))
-        scheduled = datetime.fromisoformat(str(envelope["scheduledTime"]).replace("Z", "+00:00"))
-        name = str(envelope["schedule"])
-        payload = str(envelope["payload"])
-    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
-        return None
-    attributes = message.get("MessageAttributes", {})
-
-    def attribute(key: str) -> str:
-        return str(attributes.get(key, {}).get("StringValue", ""))
-
-    attempts = attribute("RETRY_ATTEMPTS")
-    sent = message.get("Attributes", {}).get("SentTimestamp")
-    at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else scheduled
-    return DeadLetter(
-        schedule=name,
-        fire_id=fire_id(name, scheduled),
-        scheduled_time=scheduled,
-        payload=payload,
-        attempts=int(attempts) + 1 if attempts.isdigit() else 0,
-        reason=f"{attribute('ERROR_CODE')}: {attribute('ERROR_MESSAGE')}".strip(": "),
-        at=at,
-    )

@@ -7,7 +7,7 @@ import pytest
 
 from reventless.aws import handler_policy
 from reventless.aws._arn import parse_arn, queue_arn, role_arn, table_arn, topic_arn
-from reventless.aws._scheduler import SqsQueueTarget
+from reventless.aws._targets import SqsQueueTarget
 from reventless.aws.iam import subscriber_queue_policy
 from reventless.errors import ValidationError
 
