@@ -53,7 +53,7 @@ from reventless.scheduler import Scheduler
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 from reventless.target import FireEnvelope
 from reventless.testing import RecordingTarget, VirtualClock
-from reventless.testing.ports import ProviderUnderTest
+from reventless.testing.ports import ProviderUnderTest, skip_unless_offered
 
 __all__ = ("Harness", "ProviderFactory", "ScheduledPublisherConformance")
 
@@ -205,6 +205,10 @@ class ScheduledPublisherConformance:
     default with a ValidationError naming ``dst``, writing nothing). Its ``scheduler_target()``
     makes the targets (a queue on AWS); with ``fires`` the target must be a ``RecordingTarget``.
     """
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "scheduled_publisher")
 
     fires: bool = True
     keeps_history: bool = True
