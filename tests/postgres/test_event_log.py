@@ -1,0 +1,181 @@
+"""The PostgreSQL event log beyond the conformance suite: ``read_all`` never passes over an
+event whose transaction commits after a later position became visible, and what the adapter
+refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+import anyio.lowlevel
+import asyncpg
+import pytest
+
+import reventless.postgres
+from reventless.aggregate_adapter import NewEvent
+from reventless.errors import ValidationError
+
+pytestmark = pytest.mark.anyio
+
+AT = datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC)
+
+
+def _events(*bodies: str) -> list[NewEvent]:
+    return [NewEvent(type="E", data=body.encode()) for body in bodies]
+
+
+async def _wait_for_a_blocked_backend(admin: asyncpg.Connection) -> None:
+    with anyio.fail_after(30):
+        # The server has no event to wait on: poll its lock table.
+        while not await admin.fetchval(  # noqa: ASYNC110
+            "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        ):
+            await anyio.sleep(0.01)
+
+
+async def test_read_all_does_not_pass_over_an_append_that_commits_late(postgres_dsn: str) -> None:
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        log = provider.event_log()
+        first = await log.append(
+            "orders",
+            "a",
+            expected_version=0,
+            events=_events("a1"),
+            message_id=None,
+            recorded_at=AT,
+        )
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            # Hold an append open between its INSERT of events and its commit: another
+            # transaction holds the key of its message id, so its insert of that waits.
+            blocker = admin.transaction()
+            await blocker.start()
+            await admin.execute(
+                "INSERT INTO app.handled_messages VALUES ('orders', 'held', 'm-held')"
+            )
+            watcher = await asyncpg.connect(postgres_dsn)
+            held: list[object] = []
+
+            async def append_held() -> None:
+                held.append(
+                    await log.append(
+                        "orders",
+                        "held",
+                        expected_version=0,
+                        events=_events("held"),
+                        message_id="m-held",
+                        recorded_at=AT,
+                    )
+                )
+
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(append_held)
+                    await _wait_for_a_blocked_backend(watcher)
+                    # Later appends commit while the held one is open: their positions are
+                    # higher, and they are visible first.
+                    later = await log.append(
+                        "orders",
+                        "b",
+                        expected_version=0,
+                        events=_events("b1", "b2"),
+                        message_id="m-b",
+                        recorded_at=AT,
+                    )
+                    visible = await watcher.fetch(
+                        "SELECT position FROM app.events WHERE position > $1 ORDER BY position",
+                        first.positions[-1],
+                    )
+                    # The hazard is real: a reader by position alone would see b1, b2 now and
+                    # move past the held event's position, below them.
+                    assert [row[0] for row in visible] == list(later.positions)
+                    assert min(later.positions) > first.positions[-1] + 1
+                    assert [e.data for e in await log.read_all()] == [b"a1"]
+                    assert await log.read_all(after_position=first.positions[-1]) == []
+                    await blocker.rollback()
+            finally:
+                await watcher.close()
+        finally:
+            await admin.close()
+        assert held and not held[0].duplicate  # type: ignore[attr-defined]
+        caught_up = await log.read_all(after_position=first.positions[-1])
+        assert [e.data for e in caught_up] == [b"held", b"b1", b"b2"]
+        positions = [e.position for e in caught_up]
+        assert positions == sorted(positions)
+
+
+async def test_concurrent_appenders_and_a_tailing_reader_miss_nothing(postgres_dsn: str) -> None:
+    """Many streams appended at once while a reader follows read_all: the reader ends with
+    every event exactly once, in position order."""
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        log = provider.event_log()
+        writers, rounds = 8, 15
+        done = anyio.Event()
+        seen: list[int] = []
+
+        async def write(stream: int) -> None:
+            for version in range(rounds):
+                await log.append(
+                    "orders",
+                    f"s{stream}",
+                    expected_version=version,
+                    events=_events(f"{stream}-{version}"),
+                    message_id=None,
+                    recorded_at=AT,
+                )
+
+        async def follow() -> None:
+            cursor = 0
+            while True:
+                finished = done.is_set()
+                batch = await log.read_all(after_position=cursor, limit=7)
+                seen.extend(e.position for e in batch)
+                if batch:
+                    cursor = batch[-1].position
+                elif finished:
+                    return
+                else:
+                    await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(follow)
+            async with anyio.create_task_group() as group:
+                for stream in range(writers):
+                    group.start_soon(write, stream)
+            done.set()
+        everything = await log.read_all(limit=10_000)
+        assert len(everything) == writers * rounds
+        assert seen == [e.position for e in everything]
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("aggregate", {"aggregate": "or\x00ders"}),
+        ("aggregate_id", {"aggregate_id": "\ud800"}),
+        ("message_id", {"message_id": "m\x00"}),
+        (
+            "events[1].type",
+            {"events": [NewEvent(type="ok", data=b""), NewEvent(type="\x00", data=b"")]},
+        ),
+        ("recorded_at", {"recorded_at": datetime(2026, 1, 1)}),
+    ],
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    postgres_dsn: str, field: str, kwargs: dict[str, object]
+) -> None:
+    arguments: dict[str, object] = {
+        "aggregate": "orders",
+        "aggregate_id": "o-1",
+        "expected_version": 0,
+        "events": _events("1"),
+        "message_id": "m1",
+        "recorded_at": AT,
+    }
+    arguments.update(kwargs)
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        log = provider.event_log()
+        with pytest.raises(ValidationError) as caught:
+            await log.append(**arguments)  # type: ignore[arg-type]
+        assert caught.value.field == field
+        assert await log.read_all() == []
