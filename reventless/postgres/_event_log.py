@@ -19,6 +19,7 @@ serialised; the commit is not.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -65,6 +66,15 @@ def _check_text(field: str, value: object) -> None:
         raise ValidationError(field, value, "text that encodes as UTF-8") from None
     if "\x00" in value:
         raise ValidationError(field, value, "text without NUL characters (PostgreSQL stores none)")
+
+
+async def _abandon(conn: Any) -> None:
+    """Roll back an append that failed or was cancelled; a connection that cannot even do that
+    is closed (the server then rolls back, and gives back any lock it held)."""
+    try:
+        await conn.execute("ROLLBACK")
+    except BaseException:  # the error on its way out is the one to report
+        conn.terminate()
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -147,30 +157,53 @@ class PostgresEventLog:
             _check_text(f"events[{index}].type", event.type)
         if recorded_at.tzinfo is None:
             raise ValidationError("recorded_at", recorded_at, "an aware datetime")
-        async with translating(self._where), self._pool.acquire() as conn, conn.transaction():
-            current, handled = await conn.fetchrow(
-                self._state, aggregate, aggregate_id, message_id or ""
-            )
-            if message_id is not None and handled:
-                return AppendResult(duplicate=True, version=current)
-            if current != expected_version:
-                raise ConflictError(
-                    f"stream {aggregate}/{aggregate_id} is at version {current}, "
-                    f"not {expected_version}: another writer came first"
-                )
-            positions: tuple[int, ...] = ()
-            if events:
-                positions = await self._insert_events(
+        async with translating(self._where), self._pool.acquire() as conn:
+            # BEGIN and COMMIT by hand: a transaction context manager would, after a
+            # cancellation closed the connection, raise over the cancellation.
+            await conn.execute("BEGIN")
+            try:
+                result = await self._append_in(
                     conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
                 )
-            if message_id is not None and not await conn.fetchval(
-                self._handled, aggregate, aggregate_id, message_id
-            ):
-                # A concurrent append with this id committed first; a retry finds it handled.
-                raise ConflictError(
-                    f"stream {aggregate}/{aggregate_id}: message {message_id!r} was recorded by "
-                    "a concurrent append"
-                )
+            except BaseException:
+                await _abandon(conn)
+                raise
+            await conn.execute("COMMIT")
+        return result
+
+    async def _append_in(
+        self,
+        conn: Any,
+        aggregate: str,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        current, handled = await conn.fetchrow(
+            self._state, aggregate, aggregate_id, message_id or ""
+        )
+        if message_id is not None and handled:
+            return AppendResult(duplicate=True, version=current)
+        if current != expected_version:
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id} is at version {current}, "
+                f"not {expected_version}: another writer came first"
+            )
+        positions: tuple[int, ...] = ()
+        if events:
+            positions = await self._insert_events(
+                conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+            )
+        if message_id is not None and not await conn.fetchval(
+            self._handled, aggregate, aggregate_id, message_id
+        ):
+            # A concurrent append with this id committed first; a retry finds it handled.
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id}: message {message_id!r} was recorded by "
+                "a concurrent append"
+            )
         return AppendResult(
             duplicate=False, version=expected_version + len(events), positions=positions
         )
@@ -189,7 +222,8 @@ class PostgresEventLog:
         and its positions drawn under the schema's append lock, given back before the commit.
         On any failure inside, the savepoint is rolled back and the lock given back in the same
         transaction (so a transaction-mode pooler sees it all on one server connection); when
-        even that fails, the connection is closed, which gives the lock back."""
+        even that fails (a cancellation), the append's rollback fails too and closes the
+        connection, which gives the lock back."""
         await conn.execute(f"SELECT pg_advisory_lock({self._lock}); SAVEPOINT reventless_append")
         try:
             rows = await conn.fetch(
@@ -203,13 +237,12 @@ class PostgresEventLog:
                 recorded_at,
             )
         except BaseException:
-            try:
+            # Should this fail too, the append's rollback fails and closes the connection.
+            with contextlib.suppress(BaseException):
                 await conn.execute(
                     "ROLLBACK TO SAVEPOINT reventless_append;"
                     f" SELECT pg_advisory_unlock({self._lock})"
                 )
-            except BaseException:
-                conn.terminate()
             raise
         await conn.execute(f"SELECT pg_advisory_unlock({self._lock})")
         if len(rows) != len(events):

@@ -13,7 +13,7 @@ import pytest
 
 import reventless.postgres
 from reventless.aggregate_adapter import NewEvent
-from reventless.errors import ValidationError
+from reventless.errors import BackendUnavailableError, ValidationError
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +179,113 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
             await log.append(**arguments)  # type: ignore[arg-type]
         assert caught.value.field == field
         assert await log.read_all() == []
+
+
+async def _advisory_locks(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+    finally:
+        await conn.close()
+
+
+async def test_an_insert_failing_inside_the_append_lock_gives_the_lock_back(
+    postgres_dsn: str,
+) -> None:
+    async with reventless.postgres.provider(postgres_dsn, schema="app", max_connections=1) as p:
+        log = p.event_log()
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            # The server refuses one event type, inside the append's critical section.
+            await conn.execute(
+                "CREATE FUNCTION app.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '22012'; END $$;"
+                " CREATE TRIGGER refuse BEFORE INSERT ON app.events FOR EACH ROW"
+                " WHEN (NEW.type = 'Bad') EXECUTE FUNCTION app.refuse()"
+            )
+        finally:
+            await conn.close()
+        with pytest.raises(BackendUnavailableError, match="refused"):
+            await log.append(
+                "orders",
+                "o-1",
+                expected_version=0,
+                events=[NewEvent(type="Bad", data=b"")],
+                message_id="m1",
+                recorded_at=AT,
+            )
+        assert await _advisory_locks(postgres_dsn) == 0
+        assert not await log.was_handled("orders", "o-1", "m1")
+        # The one pooled connection appends again: no lock held, nothing half-written.
+        with anyio.fail_after(10):
+            done = await log.append(
+                "orders",
+                "o-1",
+                expected_version=0,
+                events=_events("1"),
+                message_id="m1",
+                recorded_at=AT,
+            )
+        assert done.version == 1 and [e.data for e in await log.read_all()] == [b"1"]
+
+
+async def test_an_append_cancelled_while_it_waits_inside_the_lock_gives_the_lock_back(
+    postgres_dsn: str,
+) -> None:
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as p:
+        log = p.event_log()
+        await log.append(
+            "orders",
+            "o-1",
+            expected_version=0,
+            events=_events("1"),
+            message_id=None,
+            recorded_at=AT,
+        )
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            # Another transaction writes version 2 and stays open: the append's INSERT of
+            # version 2 waits for it, inside the append lock, until it is cancelled.
+            blocker = admin.transaction()
+            await blocker.start()
+            await admin.execute(
+                "INSERT INTO app.events (aggregate, aggregate_id, version, type, data,"
+                " recorded_at) VALUES ('orders', 'o-1', 2, 'E', '', now())"
+            )
+            watcher = await asyncpg.connect(postgres_dsn)
+            try:
+                with anyio.move_on_after(30) as scope:
+                    async with anyio.create_task_group() as group:
+
+                        async def append() -> None:
+                            await log.append(
+                                "orders",
+                                "o-1",
+                                expected_version=1,
+                                events=_events("2"),
+                                message_id=None,
+                                recorded_at=AT,
+                            )
+
+                        group.start_soon(append)
+                        await _wait_for_a_blocked_backend(watcher)
+                        group.cancel_scope.cancel()
+                assert not scope.cancelled_caught
+            finally:
+                await watcher.close()
+            await blocker.rollback()
+        finally:
+            await admin.close()
+        with anyio.fail_after(10):
+            while await _advisory_locks(postgres_dsn):  # noqa: ASYNC110  (a closed session's
+                await anyio.sleep(0.01)  # locks go when the server notices the close)
+            other = await log.append(
+                "orders",
+                "o-2",
+                expected_version=0,
+                events=_events("x"),
+                message_id=None,
+                recorded_at=AT,
+            )
+        assert other.version == 1
+        assert [e.version for e in await log.load("orders", "o-1")] == [1]
