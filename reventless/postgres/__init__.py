@@ -82,6 +82,12 @@ async def provider(
     of at most ``max_connections``) or an asyncpg pool of yours (left open). The store's tables
     are made in ``schema`` at the first open, or checked.
 
+    Behind a connection pooler in transaction mode (PgBouncer's ``pool_mode = transaction``),
+    pass a pool made with ``statement_cache_size=0`` (asyncpg's named prepared statements live
+    on one server connection; PgBouncer 1.21 or newer with ``max_prepared_statements`` set
+    keeps them itself). Every statement of an append, its lock included, runs inside one
+    transaction, so a transaction-mode pooler keeps them on one server connection.
+
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
     :raises ValidationError: a bad schema name, or a schema holding another application's tables.

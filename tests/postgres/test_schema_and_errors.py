@@ -153,3 +153,39 @@ def test_an_unlisted_sqlstate_is_backend_unavailable_and_a_listed_code_wins_its_
     assert type(translate_sqlstate(None, "no code", "s")) is BackendUnavailableError
     assert type(translate_sqlstate("23505", "duplicate key", "s")) is ConflictError
     assert type(translate_sqlstate("23503", "foreign key", "s")) is BackendUnavailableError
+
+
+async def test_a_pool_of_yours_without_prepared_statements_is_used_and_left_open(
+    postgres_dsn: str,
+) -> None:
+    """What a transaction-mode pooler needs: no named prepared statements kept."""
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1, statement_cache_size=0)
+    try:
+        async with reventless.postgres.provider(pool, schema="app") as provider:
+            log = provider.event_log()
+            done = await log.append(
+                "orders",
+                "o-1",
+                expected_version=0,
+                events=[NewEvent(type="E", data=b"x")],
+                message_id="m",
+                recorded_at=AT,
+            )
+            assert [e.position for e in await log.read_all()] == list(done.positions)
+        with pytest.raises(UsageError, match="closed"):
+            provider.event_log()
+        assert await pool.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+        assert await pool.fetchval("SELECT count(*) FROM app.events") == 1  # still open
+    finally:
+        await pool.close()
+
+
+async def test_what_is_not_a_url_or_a_pool_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        async with reventless.postgres.provider("mysql://app@db/app"):
+            pass
+    assert caught.value.field == "dsn"
+    with pytest.raises(ValidationError) as caught:
+        async with reventless.postgres.provider(42):  # type: ignore[arg-type]
+            pass
+    assert caught.value.field == "dsn_or_pool"
