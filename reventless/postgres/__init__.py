@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import sniffio
 
 from reventless.clock import Clock, SystemClock
 from reventless.errors import UsageError, ValidationError
@@ -91,9 +92,16 @@ async def provider(
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
     :raises ValidationError: a bad schema name, or a schema holding another application's tables.
+    :raises UsageError: not on asyncio (trio).
     :raises CorruptDataError: a schema written by a newer release, or a damaged one.
     """
     quote_schema(schema)
+    library = sniffio.current_async_library()
+    if library != "asyncio":
+        raise UsageError(
+            f"reventless.postgres runs on asyncio only (its driver, asyncpg, is built on it); "
+            f"this is {library}: run it with asyncio (anyio.run(..., backend='asyncio'))"
+        )
     if isinstance(dsn_or_pool, str):
         if not dsn_or_pool.startswith(("postgresql://", "postgres://")):
             raise ValidationError(

@@ -189,3 +189,10 @@ async def test_what_is_not_a_url_or_a_pool_is_refused() -> None:
         async with reventless.postgres.provider(42):  # type: ignore[arg-type]
             pass
     assert caught.value.field == "dsn_or_pool"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_the_provider_says_it_needs_asyncio(postgres_dsn: str) -> None:
+    with pytest.raises(UsageError, match="asyncio only"):
+        async with reventless.postgres.provider(postgres_dsn):
+            pass
