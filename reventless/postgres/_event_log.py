@@ -14,7 +14,8 @@ appending transactions the one with the smaller id has every position smaller to
 that returned position p2 (transaction T2 < xmin) can then never later find an event at
 p1 < p2: its transaction T1 < T2 < xmin had ended when the reader looked, so the event was
 either visible then, and returned before p2, or rolled back. Only the short INSERT is
-serialised; the commit is not.
+serialised; the commit is not. Before it, an append takes a transaction lock of its stream,
+so writers of one stream queue before reading its version and none waits for another inside.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def append_lock_key(schema: str) -> int:
     """The advisory lock (a signed 64-bit key) of the appends' critical section in ``schema``."""
     digest = hashlib.sha256(f"reventless.events:{schema}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _stream_lock_key(schema: str, aggregate: str, aggregate_id: str) -> tuple[int, int]:
+    """The advisory lock (two signed 32-bit keys: the schema's, the stream's) that writers of
+    one stream take for their transaction; two streams sharing a key only queue together."""
+    digest = hashlib.sha256(f"{schema}\x00{aggregate}\x00{aggregate_id}".encode()).digest()
+    space = hashlib.sha256(f"reventless.streams:{schema}".encode()).digest()
+    return (
+        int.from_bytes(space[:4], "big", signed=True),
+        int.from_bytes(digest[:4], "big", signed=True),
+    )
 
 
 @asynccontextmanager
@@ -96,6 +108,7 @@ class PostgresEventLog:
     def __init__(self, pool: asyncpg.Pool, schema: str, where: str) -> None:
         s = quote_schema(schema)
         self._pool = pool
+        self._schema = schema
         self._where = where
         self._lock = append_lock_key(schema)
         self._state = (
@@ -160,7 +173,10 @@ class PostgresEventLog:
         async with translating(self._where), self._pool.acquire() as conn:
             # BEGIN and COMMIT by hand: a transaction context manager would, after a
             # cancellation closed the connection, raise over the cancellation.
-            await conn.execute("BEGIN")
+            # Writers of one stream queue here, before reading its version, so that the
+            # critical section below never waits for another writer of the stream.
+            high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low})")
             try:
                 result = await self._append_in(
                     conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at

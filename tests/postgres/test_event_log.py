@@ -13,7 +13,7 @@ import pytest
 
 import reventless.postgres
 from reventless.aggregate_adapter import NewEvent
-from reventless.errors import BackendUnavailableError, ValidationError
+from reventless.errors import BackendUnavailableError, ConflictError, ValidationError
 
 pytestmark = pytest.mark.anyio
 
@@ -289,3 +289,57 @@ async def test_an_append_cancelled_while_it_waits_inside_the_lock_gives_the_lock
             )
         assert other.version == 1
         assert [e.version for e in await log.load("orders", "o-1")] == [1]
+
+
+async def test_a_writer_waiting_for_its_stream_holds_up_no_other_stream(postgres_dsn: str) -> None:
+    """Writers of one stream queue on the stream's lock, outside the append lock: while one
+    append of stream "x" is held open and a second waits behind it, stream "y" appends."""
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        log = provider.event_log()
+        admin = await asyncpg.connect(postgres_dsn)
+        watcher = await asyncpg.connect(postgres_dsn)
+        outcomes: dict[str, object] = {}
+
+        async def append_x(name: str) -> None:
+            try:
+                outcomes[name] = await log.append(
+                    "orders",
+                    "x",
+                    expected_version=0,
+                    events=_events(name),
+                    message_id=f"m-{name}",
+                    recorded_at=AT,
+                )
+            except ConflictError as exc:
+                outcomes[name] = exc
+
+        try:
+            blocker = admin.transaction()
+            await blocker.start()
+            await admin.execute("INSERT INTO app.handled_messages VALUES ('orders', 'x', 'm-held')")
+            async with anyio.create_task_group() as group:
+                group.start_soon(append_x, "held")
+                await _wait_for_a_blocked_backend(watcher)
+                group.start_soon(append_x, "second")
+                with anyio.fail_after(30):
+                    while (  # noqa: ASYNC110  (the server's lock table, polled)
+                        await watcher.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                        < 2
+                    ):
+                        await anyio.sleep(0.01)
+                with anyio.fail_after(10):
+                    other = await log.append(
+                        "orders",
+                        "y",
+                        expected_version=0,
+                        events=_events("y"),
+                        message_id=None,
+                        recorded_at=AT,
+                    )
+                assert other.version == 1
+                await blocker.rollback()
+        finally:
+            await watcher.close()
+            await admin.close()
+        assert isinstance(outcomes["second"], ConflictError)
+        assert [e.data for e in await log.load("orders", "x")] == [b"held"]
