@@ -119,3 +119,40 @@ def test_a_server_that_cannot_start_raises_with_its_log_and_leaves_nothing(
     with pytest.raises(PostgresUnavailable, match="could not bind"):
         PostgresServer(root=root, bin_dir=fake).start()
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("skip", "outcome"),
+    [("", "1 error"), ("1", "1 skipped")],
+    ids=["fails-without-a-server", "skips-only-when-asked"],
+)
+def test_the_fixture_fails_without_a_server_unless_told_to_skip(
+    tmp_path: Path, skip: str, outcome: str
+) -> None:
+    env = {**os.environ, "REVENTLESS_PG_BIN": str(tmp_path / "nowhere")}
+    env.pop("REVENTLESS_SKIP_POSTGRES", None)
+    if skip:
+        env["REVENTLESS_SKIP_POSTGRES"] = skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/postgres/test_schema_and_errors.py",
+            "-k",
+            "two_schemas",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert outcome in done.stdout, done.stdout[-2000:]
+    if not skip:
+        assert done.returncode != 0 and "did not start" in done.stdout
+        assert "REVENTLESS_SKIP_POSTGRES=1" in done.stdout
