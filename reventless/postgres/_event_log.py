@@ -176,8 +176,8 @@ class PostgresEventLog:
             # Writers of one stream queue here, before reading its version, so that the
             # critical section below never waits for another writer of the stream.
             high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
-            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low})")
             try:
+                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low})")
                 result = await self._append_in(
                     conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
                 )

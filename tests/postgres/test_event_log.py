@@ -14,6 +14,7 @@ import pytest
 import reventless.postgres
 from reventless.aggregate_adapter import NewEvent
 from reventless.errors import BackendUnavailableError, ConflictError, ValidationError
+from reventless.postgres._event_log import _stream_lock_key
 
 pytestmark = pytest.mark.anyio
 
@@ -343,3 +344,47 @@ async def test_a_writer_waiting_for_its_stream_holds_up_no_other_stream(postgres
             await admin.close()
         assert isinstance(outcomes["second"], ConflictError)
         assert [e.data for e in await log.load("orders", "x")] == [b"held"]
+
+
+async def test_an_append_cancelled_while_it_waits_for_its_stream_leaves_the_pool_usable(
+    postgres_dsn: str,
+) -> None:
+    async with reventless.postgres.provider(postgres_dsn, schema="app", max_connections=1) as p:
+        log = p.event_log()
+        high, low = _stream_lock_key("app", "orders", "x")
+        admin = await asyncpg.connect(postgres_dsn)
+        watcher = await asyncpg.connect(postgres_dsn)
+        try:
+            holder = admin.transaction()
+            await holder.start()
+            await admin.execute(f"SELECT pg_advisory_xact_lock({high}, {low})")
+            async with anyio.create_task_group() as group:
+
+                async def append() -> None:
+                    await log.append(
+                        "orders",
+                        "x",
+                        expected_version=0,
+                        events=_events("x"),
+                        message_id=None,
+                        recorded_at=AT,
+                    )
+
+                group.start_soon(append)
+                await _wait_for_a_blocked_backend(watcher)
+                group.cancel_scope.cancel()
+            await holder.rollback()
+        finally:
+            await watcher.close()
+            await admin.close()
+        with anyio.fail_after(10):  # the one pooled connection, or its replacement, appends
+            done = await log.append(
+                "orders",
+                "y",
+                expected_version=0,
+                events=_events("y"),
+                message_id="m",
+                recorded_at=AT,
+            )
+        assert done.version == 1
+        assert [e.data for e in await log.read_all()] == [b"y"]
