@@ -6,7 +6,8 @@ beside this file (again only when pyproject.toml changes):
 
 - ``core``: only the package's own dependencies, for the demo; the project runs from this
   directory, so no build step is needed and the first run takes seconds;
-- ``test``: the project installed with the extras the tests need (AWS adapter, pytest, moto...);
+- ``test``: the project installed with the extras the tests need (AWS adapter, PostgreSQL
+  driver, pytest, moto...);
 - ``dev``: ``test`` plus the linters, the type checker and the manual's builder;
 - ``bench``: the peers the benchmarks compare against;
 - ``pulumi``: ``test`` plus pulumi and pulumi-aws, for the deployment components.
@@ -34,8 +35,8 @@ VENVS = Path(os.environ.get("REVENTLESS_VENVS", ROOT / ".venvs"))
 # Environment name -> the pyproject extras it installs; None: the dependencies alone, no build.
 ENVIRONMENTS: dict[str, tuple[str, ...] | None] = {
     "core": None,
-    "test": ("aws", "test"),
-    "dev": ("aws", "test", "docs", "dev"),
+    "test": ("aws", "postgres", "test"),
+    "dev": ("aws", "postgres", "test", "docs", "dev"),
     "bench": ("bench",),
     "pulumi": ("pulumi", "test"),
 }

@@ -28,7 +28,7 @@ from reventless.schedule import (
 )
 from reventless.scheduler import Scheduler
 from reventless.testing import RecordingTarget, VirtualClock
-from reventless.testing.ports import ProviderUnderTest
+from reventless.testing.ports import ProviderUnderTest, skip_unless_offered
 
 __all__ = ("PAUSE_REASON", "START", "Harness", "ProviderFactory", "SuiteBase", "harness")
 
@@ -183,6 +183,10 @@ class SuiteBase:
     default with a ValidationError naming ``dst``, writing nothing). Its ``scheduler_target()``
     makes the targets (a queue on AWS); with ``fires`` the target must be a ``RecordingTarget``.
     """
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "scheduled_publisher")
 
     fires: bool = True
     keeps_history: bool = True

@@ -32,7 +32,14 @@ from reventless.clock import VirtualClock
 from reventless.errors import DeliveryRefusedError, ValidationError
 from reventless.event_topic import topic_for
 from reventless.target import FireEnvelope
-from reventless.testing.ports import NOTES, Note, Noted, ProviderUnderTest, Refuse
+from reventless.testing.ports import (
+    NOTES,
+    Note,
+    Noted,
+    ProviderUnderTest,
+    Refuse,
+    skip_unless_offered,
+)
 
 __all__ = ("CommandTopicConformance",)
 
@@ -95,6 +102,10 @@ async def _stored(provider: Any, aggregate_id: str) -> list[StoredEvent]:
 
 class CommandTopicConformance:
     """The contract of ``reventless.aggregate.CommandTopic``, as tests."""
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "command_topic")
 
     @pytest.mark.anyio
     async def test_commands_for_one_id_are_handled_in_arrival_order(

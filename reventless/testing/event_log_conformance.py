@@ -30,7 +30,7 @@ import pytest
 from reventless.aggregate_adapter import EventLog, NewEvent
 from reventless.clock import VirtualClock
 from reventless.errors import ConflictError, UsageError, ValidationError
-from reventless.testing.ports import ProviderUnderTest
+from reventless.testing.ports import ProviderUnderTest, skip_unless_offered
 
 __all__ = ("EventLogConformance", "EventLogFactory")
 
@@ -50,6 +50,10 @@ def events(*bodies: str) -> list[NewEvent]:
 
 class EventLogConformance:
     """The contract of ``reventless.aggregate_adapter.EventLog``, as tests."""
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "event_log")
 
     global_order: bool = True
     max_events_per_append: int | None = None

@@ -31,7 +31,7 @@ from reventless.clock import VirtualClock
 from reventless.errors import ValidationError
 from reventless.event_topic import EventTopic, PublishError, TopicMessage
 from reventless.target import FireEnvelope
-from reventless.testing.ports import NOTES, Note, Noted, ProviderUnderTest
+from reventless.testing.ports import NOTES, Note, Noted, ProviderUnderTest, skip_unless_offered
 
 __all__ = ("EventTopicConformance",)
 
@@ -63,6 +63,10 @@ async def _topic(
 
 class EventTopicConformance:
     """The contract of ``reventless.event_topic.EventTopic``, as tests."""
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "event_topic")
 
     @pytest.mark.anyio
     async def test_every_subscriber_gets_each_event_once_in_order(

@@ -30,12 +30,17 @@ from reventless.testing._targets import RecordingTarget
 
 __all__ = (
     "NOTES",
+    "PORTS",
     "Capabilities",
     "Note",
     "Noted",
     "ProviderUnderTest",
     "Refuse",
+    "skip_unless_offered",
 )
+
+# The ports a provider can offer, one conformance suite each.
+PORTS = frozenset({"scheduled_publisher", "event_log", "event_topic", "command_topic", "reactions"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,9 @@ class Capabilities:
     ``statuses``, ``dead_letters``, ``reset`` and ``resume`` raise UsageError).
 
     ``durable``: a provider opened again on the same store finds what it stored.
+
+    ``ports``: the ports the provider offers (of ``PORTS``); the suite of any other is skipped
+    for it, saying so (a provider being built, port by port).
     """
 
     fires: bool = True
@@ -71,6 +79,22 @@ class Capabilities:
     topics_in_process: bool = True
     reactions_in_process: bool = True
     durable: bool = False
+    ports: frozenset[str] = PORTS
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ports) - PORTS
+        if unknown:
+            raise UsageError(
+                f"Capabilities.ports: unknown ports {sorted(unknown)}; known: {sorted(PORTS)}"
+            )
+
+
+def skip_unless_offered(provider_under_test: ProviderUnderTest, port: str) -> None:
+    """Skip the calling test, saying why, when the provider does not offer ``port``."""
+    if port not in provider_under_test.capabilities.ports:
+        import pytest  # only the suites call this, and they run under pytest
+
+        pytest.skip(f"{provider_under_test.name} does not offer the {port} port (yet)")
 
 
 class Note(msgspec.Struct, tag=True, frozen=True, kw_only=True):

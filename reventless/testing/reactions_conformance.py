@@ -34,7 +34,7 @@ from reventless.clock import VirtualClock
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
 from reventless.plugin import Plugin, RunningPlugin
 from reventless.reaction import ReactionContext, ReactionEvent, ReactionStatus
-from reventless.testing.ports import NOTES, Note, ProviderUnderTest
+from reventless.testing.ports import NOTES, Note, ProviderUnderTest, skip_unless_offered
 
 __all__ = ("REACTION", "ReactionsConformance")
 
@@ -129,6 +129,10 @@ def _per_stream(handled: list[tuple[str, int]]) -> dict[str, list[int]]:
 
 class ReactionsConformance:
     """The contract of ``reventless.reaction_adapter.Reactions``, as tests."""
+
+    @pytest.fixture(autouse=True)
+    def _offered(self, provider_under_test: ProviderUnderTest) -> None:
+        skip_unless_offered(provider_under_test, "reactions")
 
     @pytest.mark.anyio
     async def test_a_name_is_registered_once_and_unregister_frees_it(

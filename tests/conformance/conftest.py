@@ -3,7 +3,9 @@
 one entry to ``PROVIDERS`` (and its ``ProviderUnderTest``).
 
 The embedded provider runs on asyncio and trio, in memory and on a file; the AWS provider on
-asyncio (aioboto3), against one moto server in server mode (``tests/aws/conftest.py``).
+asyncio (aioboto3), against one moto server in server mode (``tests/aws/conftest.py``); the
+PostgreSQL provider on asyncio (asyncpg), on a new database of the session's server
+(``tests/postgres_server.py``), offering only the ports built so far (``Capabilities.ports``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tests.aws.conftest import (  # noqa: F401  (fixtures, used by name)
     moto_server,
     session,
 )
+from tests.postgres_server import PostgresServer
 
 # (provider, anyio backend): the AWS adapter is asyncio-only.
 PROVIDERS = [
@@ -41,6 +44,7 @@ PROVIDERS = [
     ("local-file", "asyncio"),
     ("local-file", "trio"),
     ("aws", "asyncio"),
+    ("postgres", "asyncio"),
 ]
 REACTION = "follower"  # the reaction the Reactions suite declares (its queue on AWS)
 COMMAND_QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:commands.fifo"
@@ -168,6 +172,27 @@ class AwsUnderTest(ProviderUnderTest):
         return {"Records": await self._received(REACTION)}
 
 
+class PostgresUnderTest(ProviderUnderTest):
+    """The PostgreSQL provider so far (its event log), on a database of its own, made at the
+    first open (so the suites it does not offer yet skip without one)."""
+
+    name = "postgres"
+    capabilities = Capabilities(durable=True, ports=frozenset({"event_log"}))
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self.dsn: str | None = None
+
+    @asynccontextmanager
+    async def open(self, clock: VirtualClock) -> AsyncIterator[Any]:
+        import reventless.postgres
+
+        if self.dsn is None:
+            self.dsn = self.server.create_database()
+        async with reventless.postgres.provider(self.dsn, schema="conformance", clock=clock) as p:
+            yield p
+
+
 @pytest.fixture
 def provider_under_test(
     provider_case: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest
@@ -177,4 +202,6 @@ def provider_under_test(
         return LocalUnderTest(provider_name, ":memory:")
     if provider_name == "local-file":
         return LocalUnderTest(provider_name, tmp_path / "state.db")
+    if provider_name == "postgres":
+        return PostgresUnderTest(request.getfixturevalue("postgres_server"))
     return AwsUnderTest(request.getfixturevalue("session"), request.getfixturevalue("moto"))

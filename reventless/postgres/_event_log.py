@@ -1,0 +1,289 @@
+"""The EventLog adapter over PostgreSQL (contract: ``aggregate_adapter``).
+
+Positions are an identity column, handed out before the appending transaction commits, so a
+later position can become visible before an earlier one. ``read_all`` therefore reads by a
+transaction-id watermark: every event row records its transaction (``tx``,
+``pg_current_xact_id()``), and a read returns only rows whose transaction is older than the
+oldest one still running in the reader's snapshot (``pg_snapshot_xmin(pg_current_snapshot())``).
+
+That cut is a prefix of the position order because appends keep one rule: a transaction gets
+its transaction id and draws all its positions inside one critical section (a session advisory
+lock per schema, taken and given back within the append's transaction: the INSERT of the
+events is the transaction's first write). Critical sections do not overlap, so of two
+appending transactions the one with the smaller id has every position smaller too. A reader
+that returned position p2 (transaction T2 < xmin) can then never later find an event at
+p1 < p2: its transaction T1 < T2 < xmin had ended when the reader looked, so the event was
+either visible then, and returned before p2, or rolled back. Only the short INSERT is
+serialised; the commit is not. Before it, an append takes a transaction lock of its stream,
+so writers of one stream queue before reading its version and none waits for another inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
+from reventless.errors import ConflictError, ReventlessError, ValidationError
+from reventless.postgres._errors import translate_sqlstate
+from reventless.postgres._schema import quote_schema
+
+__all__ = ("PostgresEventLog", "append_lock_key", "translating")
+
+_COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, recorded_at"
+
+
+def append_lock_key(schema: str) -> int:
+    """The advisory lock (a signed 64-bit key) of the appends' critical section in ``schema``."""
+    digest = hashlib.sha256(f"reventless.events:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _stream_lock_key(schema: str, aggregate: str, aggregate_id: str) -> tuple[int, int]:
+    """The advisory lock (two signed 32-bit keys: the schema's, the stream's) that writers of
+    one stream take for their transaction; two streams sharing a key only queue together."""
+    digest = hashlib.sha256(f"{schema}\x00{aggregate}\x00{aggregate_id}".encode()).digest()
+    space = hashlib.sha256(f"reventless.streams:{schema}".encode()).digest()
+    return (
+        int.from_bytes(space[:4], "big", signed=True),
+        int.from_bytes(digest[:4], "big", signed=True),
+    )
+
+
+@asynccontextmanager
+async def translating(where: str) -> AsyncIterator[None]:
+    """Driver and network errors raised inside become ReventlessErrors, chained."""
+    try:
+        yield
+    except ReventlessError:
+        raise
+    except asyncpg.PostgresError as exc:
+        raise translate_sqlstate(getattr(exc, "sqlstate", None), str(exc), where) from exc
+    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise translate_sqlstate("08000", f"{type(exc).__name__}: {exc}", where) from exc
+
+
+def _check_text(field: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "a string")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(field, value, "text that encodes as UTF-8") from None
+    if "\x00" in value:
+        raise ValidationError(field, value, "text without NUL characters (PostgreSQL stores none)")
+
+
+async def _abandon(conn: Any) -> None:
+    """Roll back an append that failed or was cancelled; a connection that cannot even do that
+    is closed (the server then rolls back, and gives back any lock it held)."""
+    try:
+        await conn.execute("ROLLBACK")
+    except BaseException:  # the error on its way out is the one to report
+        conn.terminate()
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        position=row[0],
+        aggregate=row[1],
+        aggregate_id=row[2],
+        version=row[3],
+        type=row[4],
+        data=bytes(row[5]),
+        message_id=row[6],
+        recorded_at=row[7],
+    )
+
+
+class PostgresEventLog:
+    """Events in ``schema`` of the pool's database; one transaction per append."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, where: str) -> None:
+        s = quote_schema(schema)
+        self._pool = pool
+        self._schema = schema
+        self._where = where
+        self._lock = append_lock_key(schema)
+        self._state = (
+            f"SELECT (SELECT coalesce(max(version), 0) FROM {s}.events"
+            "  WHERE aggregate = $1 AND aggregate_id = $2),"
+            f" EXISTS (SELECT 1 FROM {s}.handled_messages"
+            "  WHERE aggregate = $1 AND aggregate_id = $2 AND message_id = $3)"
+        )
+        self._insert = (
+            f"INSERT INTO {s}.events (aggregate, aggregate_id, version, type, data, message_id,"
+            " recorded_at) SELECT $1, $2, u.version, u.type, u.data, $6, $7"
+            " FROM unnest($3::integer[], $4::text[], $5::bytea[]) WITH ORDINALITY"
+            " AS u(version, type, data, n) ORDER BY u.n"
+            " ON CONFLICT (aggregate, aggregate_id, version) DO NOTHING RETURNING position, version"
+        )
+        self._handled = (
+            f"INSERT INTO {s}.handled_messages (aggregate, aggregate_id, message_id)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true"
+        )
+        self._load = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE aggregate = $1 AND aggregate_id = $2"
+            " AND version > $3 ORDER BY version"
+        )
+        self._was_handled = (
+            f"SELECT EXISTS (SELECT 1 FROM {s}.handled_messages"
+            " WHERE aggregate = $1 AND aggregate_id = $2 AND message_id = $3)"
+        )
+        self._handled_events = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE aggregate = $1 AND aggregate_id = $2"
+            " AND message_id = $3 ORDER BY version"
+        )
+        self._read_all = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1"
+            " AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY position LIMIT $2"
+        )
+
+    async def load(
+        self, aggregate: str, aggregate_id: str, *, after_version: int = 0
+    ) -> list[StoredEvent]:
+        async with translating(self._where), self._pool.acquire() as conn:
+            rows = await conn.fetch(self._load, aggregate, aggregate_id, after_version)
+        return [_stored(row) for row in rows]
+
+    async def append(
+        self,
+        aggregate: str,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        _check_text("aggregate", aggregate)
+        _check_text("aggregate_id", aggregate_id)
+        if message_id is not None:
+            _check_text("message_id", message_id)
+        for index, event in enumerate(events):
+            _check_text(f"events[{index}].type", event.type)
+        if recorded_at.tzinfo is None:
+            raise ValidationError("recorded_at", recorded_at, "an aware datetime")
+        async with translating(self._where), self._pool.acquire() as conn:
+            # BEGIN and COMMIT by hand: a transaction context manager would, after a
+            # cancellation closed the connection, raise over the cancellation.
+            # Writers of one stream queue here, before reading its version, so that the
+            # critical section below never waits for another writer of the stream.
+            high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
+            try:
+                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low})")
+                result = await self._append_in(
+                    conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+                )
+            except BaseException:
+                await _abandon(conn)
+                raise
+            await conn.execute("COMMIT")
+        return result
+
+    async def _append_in(
+        self,
+        conn: Any,
+        aggregate: str,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        current, handled = await conn.fetchrow(
+            self._state, aggregate, aggregate_id, message_id or ""
+        )
+        if message_id is not None and handled:
+            return AppendResult(duplicate=True, version=current)
+        if current != expected_version:
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id} is at version {current}, "
+                f"not {expected_version}: another writer came first"
+            )
+        positions: tuple[int, ...] = ()
+        if events:
+            positions = await self._insert_events(
+                conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+            )
+        if message_id is not None and not await conn.fetchval(
+            self._handled, aggregate, aggregate_id, message_id
+        ):
+            # A concurrent append with this id committed first; a retry finds it handled.
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id}: message {message_id!r} was recorded by "
+                "a concurrent append"
+            )
+        return AppendResult(
+            duplicate=False, version=expected_version + len(events), positions=positions
+        )
+
+    async def _insert_events(
+        self,
+        conn: Any,
+        aggregate: str,
+        aggregate_id: str,
+        expected: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> tuple[int, ...]:
+        """The critical section (see the module's docstring): the transaction's id is assigned
+        and its positions drawn under the schema's append lock, given back before the commit.
+        On any failure inside, the savepoint is rolled back and the lock given back in the same
+        transaction (so a transaction-mode pooler sees it all on one server connection); when
+        even that fails (a cancellation), the append's rollback fails too and closes the
+        connection, which gives the lock back."""
+        await conn.execute(f"SELECT pg_advisory_lock({self._lock}); SAVEPOINT reventless_append")
+        try:
+            rows = await conn.fetch(
+                self._insert,
+                aggregate,
+                aggregate_id,
+                list(range(expected + 1, expected + len(events) + 1)),
+                [event.type for event in events],
+                [event.data for event in events],
+                message_id,
+                recorded_at,
+            )
+        except BaseException:
+            # Should this fail too, the append's rollback fails and closes the connection.
+            with contextlib.suppress(BaseException):
+                await conn.execute(
+                    "ROLLBACK TO SAVEPOINT reventless_append;"
+                    f" SELECT pg_advisory_unlock({self._lock})"
+                )
+            raise
+        await conn.execute(f"SELECT pg_advisory_unlock({self._lock})")
+        if len(rows) != len(events):
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id} moved past version {expected}: "
+                "another writer came first"
+            )
+        return tuple(position for position, _ in sorted(rows, key=lambda row: row[1]))
+
+    async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
+        async with translating(self._where), self._pool.acquire() as conn:
+            return bool(await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id))
+
+    async def handled_events(
+        self, aggregate: str, aggregate_id: str, message_id: str
+    ) -> list[StoredEvent] | None:
+        async with translating(self._where), self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id):
+                return None
+            rows = await conn.fetch(self._handled_events, aggregate, aggregate_id, message_id)
+        return [_stored(row) for row in rows]
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        async with translating(self._where), self._pool.acquire() as conn:
+            rows = await conn.fetch(self._read_all, after_position, limit)
+        return [_stored(row) for row in rows]

@@ -1,0 +1,86 @@
+"""Every table of the PostgreSQL store, in a schema the user names, its one schema version and
+its one upgrade path.
+
+The provider brings the schema to the current version when it opens, in one transaction under
+an advisory lock, so several processes opening one new database at once make it once. A schema
+that holds tables reventless did not make is refused (ValidationError), as is one written by a
+newer release (CorruptDataError); nothing is written to either.
+
+``events.tx`` is the id of the transaction that appended the row (``pg_current_xact_id()``);
+``read_all`` reads only rows of transactions older than every transaction still running (see
+``_event_log``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from reventless.errors import ValidationError
+
+__all__ = ("SCHEMA_VERSION", "ddl", "quote_schema", "upgrade_lock_key")
+
+SCHEMA_VERSION = 1
+APPLICATION = "reventless"
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Table name -> its statements; ``{s}`` is the quoted schema name. In creation order.
+_TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",),
+    "events": (
+        """CREATE TABLE {s}.events (
+    position bigint GENERATED ALWAYS AS IDENTITY (CACHE 1) PRIMARY KEY,
+    tx xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    aggregate text NOT NULL,
+    aggregate_id text NOT NULL,
+    version integer NOT NULL CHECK (version > 0),
+    type text NOT NULL,
+    data bytea NOT NULL,
+    message_id text,
+    recorded_at timestamptz NOT NULL,
+    UNIQUE (aggregate, aggregate_id, version)
+)""",
+        "CREATE INDEX events_by_message ON {s}.events (aggregate, aggregate_id, message_id)"
+        " WHERE message_id IS NOT NULL",
+    ),
+    "handled_messages": (
+        """CREATE TABLE {s}.handled_messages (
+    aggregate text NOT NULL,
+    aggregate_id text NOT NULL,
+    message_id text NOT NULL,
+    PRIMARY KEY (aggregate, aggregate_id, message_id)
+)""",
+    ),
+}
+
+TABLES = frozenset(_TABLES)
+
+
+def quote_schema(schema: object) -> str:
+    """The schema name, checked and quoted for SQL."""
+    if not isinstance(schema, str) or not _NAME.fullmatch(schema) or schema.startswith("pg_"):
+        raise ValidationError(
+            "schema",
+            schema,
+            "a PostgreSQL schema name of 1 to 63 lower-case letters, digits and underscores, "
+            "not starting with a digit or 'pg_'",
+        )
+    return f'"{schema}"'
+
+
+def ddl(schema: str) -> list[str]:
+    """The statements that make every table of the current version in ``schema``."""
+    quoted = quote_schema(schema)
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {quoted}"]
+    for table in _TABLES.values():
+        statements += [statement.format(s=quoted) for statement in table]
+    statements.append(
+        f"INSERT INTO {quoted}.meta (key, value) VALUES ('application', '{APPLICATION}'),"
+        f" ('schema_version', '{SCHEMA_VERSION}')"
+    )
+    return statements
+
+
+def upgrade_lock_key(schema: str) -> str:
+    """The text whose hash keys the advisory lock that serialises upgrades of ``schema``."""
+    return f"reventless.schema:{schema}"
