@@ -175,14 +175,9 @@ def _dst_schedules() -> list[Schedule]:
 
 
 class SuiteBase:
-    """The base of the suite's test classes: what the adapter can show, and the fixtures.
-
-    The ``provider_under_test`` fixture's capabilities say what an adapter can show: ``fires``
-    (fires observable in-process), ``keeps_history`` (``history()`` is supported) and
-    ``dst_policies`` (it keeps every ``DstPolicy``; when false it must refuse all but the
-    default with a ValidationError naming ``dst``, writing nothing). Its ``scheduler_target()``
-    makes the targets (a queue on AWS); with ``fires`` the target must be a ``RecordingTarget``.
-    """
+    """The base of the suite's test classes: what the adapter can show (read from the
+    ``provider_under_test`` fixture's capabilities, which ``ScheduledPublisherConformance``
+    describes), and the fixtures its tests take."""
 
     @pytest.fixture(autouse=True)
     def _offered(self, provider_under_test: ProviderUnderTest) -> None:
