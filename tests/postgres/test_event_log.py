@@ -5,6 +5,7 @@ refuses."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -182,6 +183,28 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
         assert await log.read_all() == []
 
 
+async def _cancel_once_blocked(
+    log: Any, watcher: asyncpg.Connection, aggregate_id: str, version: int, body: str
+) -> None:
+    """Append one event to ``orders/aggregate_id`` after ``version`` and cancel the append once
+    the server shows a backend waiting on a lock (the append's)."""
+    async with anyio.create_task_group() as group:
+
+        async def append() -> None:
+            await log.append(
+                "orders",
+                aggregate_id,
+                expected_version=version,
+                events=_events(body),
+                message_id=None,
+                recorded_at=AT,
+            )
+
+        group.start_soon(append)
+        await _wait_for_a_blocked_backend(watcher)
+        group.cancel_scope.cancel()
+
+
 async def _advisory_locks(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -256,21 +279,7 @@ async def test_an_append_cancelled_while_it_waits_inside_the_lock_gives_the_lock
             watcher = await asyncpg.connect(postgres_dsn)
             try:
                 with anyio.move_on_after(30) as scope:
-                    async with anyio.create_task_group() as group:
-
-                        async def append() -> None:
-                            await log.append(
-                                "orders",
-                                "o-1",
-                                expected_version=1,
-                                events=_events("2"),
-                                message_id=None,
-                                recorded_at=AT,
-                            )
-
-                        group.start_soon(append)
-                        await _wait_for_a_blocked_backend(watcher)
-                        group.cancel_scope.cancel()
+                    await _cancel_once_blocked(log, watcher, "o-1", 1, "2")
                 assert not scope.cancelled_caught
             finally:
                 await watcher.close()
@@ -358,21 +367,7 @@ async def test_an_append_cancelled_while_it_waits_for_its_stream_leaves_the_pool
             holder = admin.transaction()
             await holder.start()
             await admin.execute(f"SELECT pg_advisory_xact_lock({high}, {low})")
-            async with anyio.create_task_group() as group:
-
-                async def append() -> None:
-                    await log.append(
-                        "orders",
-                        "x",
-                        expected_version=0,
-                        events=_events("x"),
-                        message_id=None,
-                        recorded_at=AT,
-                    )
-
-                group.start_soon(append)
-                await _wait_for_a_blocked_backend(watcher)
-                group.cancel_scope.cancel()
+            await _cancel_once_blocked(log, watcher, "x", 0, "x")
             await holder.rollback()
         finally:
             await watcher.close()
