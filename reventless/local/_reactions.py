@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -36,6 +36,7 @@ import anyio.abc
 from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
+from reventless.event_topic import EventMessage, TopicMessage
 from reventless.local._connection import LeaseLostError
 from reventless.local._event_log import _COLUMNS, _rows_to_events
 from reventless.local._lease import Lease, reaction_row
@@ -50,9 +51,6 @@ from reventless.reaction import (
     ReactionStatus,
     check_reaction_name,
 )
-
-if TYPE_CHECKING:
-    from reventless.event_topic import TopicMessage
 
 __all__ = ("LocalReactions",)
 
@@ -485,7 +483,7 @@ class LocalReactions:
         runner.previous = self._stopping.pop(reaction.name, None)
 
         async def on_event(message: TopicMessage) -> None:
-            runner.notify(message.position or 0)
+            runner.notify(message.position if isinstance(message, EventMessage) else 0)
 
         for name in reaction.follows:
             running.aggregates[name].event_topic.subscribe(
