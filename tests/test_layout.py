@@ -1,5 +1,5 @@
 """The package's layout holds: no import cycles between its modules, type-only imports
-included, and the library's core never imports the command line."""
+included, the library's core never imports the command line, and no module is over 800 lines."""
 
 from __future__ import annotations
 
@@ -110,3 +110,16 @@ def test_the_command_line_reaches_the_providers_through_their_public_modules_onl
         if name.startswith("reventless.cli")
     }
     assert {name: found for name, found in private.items() if found} == {}
+
+
+MAX_MODULE_LINES = 800
+
+
+def test_no_module_is_over_800_lines() -> None:
+    """A module that grows past it is cut along a cohesive part (docs/internals.md)."""
+    long = {
+        name: lines
+        for name, path in _modules().items()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
