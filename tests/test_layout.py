@@ -4,6 +4,7 @@ included, the library's core never imports the command line, and no module is ov
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reventless"
@@ -123,3 +124,17 @@ def test_no_module_is_over_800_lines() -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert long == {}
+
+
+def test_the_embedded_reactions_read_the_events_through_the_event_log_port_only() -> None:
+    """Their SQL names their own tables, never ``events`` (the EventLog port reads those)."""
+    source = ast.parse((PACKAGE / "local" / "_reactions.py").read_text())
+    sql = [
+        node.value
+        for node in ast.walk(source)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM)\b", node.value)
+    ]
+    assert sql, "the check found no SQL at all: it no longer looks at the right strings"
+    assert [text for text in sql if re.search(r"\bevents\b", text)] == []
