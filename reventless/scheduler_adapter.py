@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 __all__ = (
     "DamagedSchedule",
     "DeadLetter",
+    "EngineStatus",
     "HistoryEntry",
     "HistoryKind",
     "IfExists",
     "MisfirePolicy",
+    "PublisherOverview",
     "PutOutcome",
     "RetryPolicy",
     "SchedulePage",
@@ -165,6 +167,27 @@ class DamagedSchedule(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     reason: str
+
+
+class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The engine that fires a backend's schedules, as far as the backend can tell.
+
+    ``holder`` names the process holding the engine's lease (``"pid 41 on host"``), None when no
+    engine runs (or the one that held it is known to have died). ``last_seen`` is its last
+    heartbeat (when it last took or renewed its lease; None where not recorded) and
+    ``lease_until`` when a standby may take over unless it renews.
+    """
+
+    holder: str | None
+    last_seen: datetime | None = None
+    lease_until: datetime | None = None
+
+
+class PublisherOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``overview`` answers: the schedulers a backend holds, in name order, and its engine."""
+
+    schedulers: list[str]
+    engine: EngineStatus
 
 
 def check_pause_note(reason: object, by: object) -> tuple[str | None, str | None]:
@@ -344,6 +367,17 @@ class ScheduledPublisher(Protocol):
         resume records ``resumed`` with ``pause_detail(reason, by)`` as its detail where the
         backend keeps a history (elsewhere they are not kept).
         :raises ScheduleNotFoundError: there is none by that name.
+        """
+        ...
+
+    async def overview(self) -> PublisherOverview:
+        """Every scheduler of the backend (one with a stored schedule, a recorded history entry
+        or an attached target), in name order, and the engine firing them (``EngineStatus``).
+
+        Reads only: it works on a store opened read-only, and it is cheap enough to poll (a
+        console, a health check).
+        :raises UsageError: the backend fires by itself and keeps no list of schedulers (AWS:
+            EventBridge Scheduler fires; a scheduler's schedule group is named by a hash).
         """
         ...
 

@@ -72,6 +72,7 @@ from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     RetryPolicy,
     SchedulePage,
@@ -609,6 +610,12 @@ class AwsScheduledPublisher:
         # EventBridge keeps no history: the resume's reason has nowhere to go. The pause's
         # goes with the Description rewritten without it.
         return await self._set_state(scheduler, name, "ENABLED", at)
+
+    async def overview(self) -> PublisherOverview:
+        raise UsageError(
+            "not available on AWS: EventBridge Scheduler fires the schedules (there is no engine "
+            "to watch) and names a long scheduler's schedule group by a hash; name the scheduler"
+        )
 
     async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
         raise UsageError(

@@ -39,9 +39,11 @@ from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import (
     DamagedSchedule,
     DeadLetter,
+    EngineStatus,
     HistoryEntry,
     HistoryKind,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     SchedulePage,
     ScheduleState,
@@ -213,6 +215,17 @@ class LocalScheduledPublisher:
             engine_checked=engine is not None and alive is True,
             ended=ended,
             last_seen=None if not held or renewed_us is None else from_us(renewed_us),
+        )
+
+    async def overview(self) -> PublisherOverview:
+        status = await self.store_status()
+        engine = EngineStatus(
+            holder=status.engine,
+            last_seen=status.last_seen if status.engine else None,
+            lease_until=status.lease_until if status.engine else None,
+        )
+        return PublisherOverview(
+            schedulers=[info.name for info in status.schedulers], engine=engine
         )
 
     def _read_status(
