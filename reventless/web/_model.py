@@ -1,0 +1,290 @@
+"""What the console shows, read through the provider's ports only (no store internals), so
+that every provider that implements them gets the console: the rows of the schedules page,
+the week-ahead timeline, a schedule's page and the reactions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import anyio
+
+from reventless.errors import ReventlessError, UsageError
+from reventless.fire_times import FirePreview, fire_times, preview
+from reventless.health import reaction_lag
+from reventless.provider import Provider, ProvidesReactions
+from reventless.reaction import ReactionDeadLetter, ReactionStatus
+from reventless.schedule import rate_text
+from reventless.scheduler_adapter import (
+    DeadLetter,
+    EngineStatus,
+    HistoryEntry,
+    HistoryKind,
+    ScheduledPublisher,
+    ScheduleState,
+)
+from reventless.web._words import rate_words
+
+__all__ = (
+    "STATES",
+    "ConsoleModel",
+    "ReactionView",
+    "ScheduleRow",
+    "SchedulesPage",
+    "Timeline",
+)
+
+STATES = ("any", "active", "paused", "late", "done")
+_SCAN_PAGE = 1000
+_MAX_SCAN = 100_000  # schedules one filtered page may look through
+_OUTCOMES = frozenset(
+    {
+        HistoryKind.FIRED,
+        HistoryKind.FAILED,
+        HistoryKind.MISSED,
+        HistoryKind.DEAD_LETTERED,
+        HistoryKind.EXPIRED,
+    }
+)
+_WEEK_HOURS = 7 * 24
+_MAX_FIRES_COUNTED = _WEEK_HOURS * 60  # a minutely schedule's week
+
+
+@dataclass
+class ScheduleRow:
+    """One schedule as the list shows it."""
+
+    scheduler: str
+    state: ScheduleState
+    status: str  # active, paused, late, done
+    rate: str  # in words
+    expression: str  # as written: Daily(9, 0)
+    next_fires: list[FirePreview] = field(default_factory=list)
+    last: HistoryEntry | None = None
+    lateness: timedelta | None = None
+
+
+@dataclass
+class SchedulesPage:
+    rows: list[ScheduleRow]
+    next_token: str | None
+    damaged: list[tuple[str, str]]
+    scanned: int
+
+
+@dataclass
+class Timeline:
+    """Fires per hour per scheduler for the week from ``start`` (a whole UTC hour)."""
+
+    start: datetime
+    counts: dict[str, list[int]]
+    capped: list[str]  # schedules whose fires were counted only up to the cap
+    computed_at: float
+
+
+@dataclass
+class ReactionView:
+    status: ReactionStatus
+    lag: timedelta | None
+    dead_letters: list[ReactionDeadLetter]
+
+
+def status_of(state: ScheduleState, now: datetime, late_after: timedelta) -> str:
+    if state.paused:
+        return "paused"
+    if state.next_fire is None:
+        return "done"
+    return "late" if state.next_fire < now - late_after else "active"
+
+
+class ConsoleModel:
+    """The console's reads and actions on one provider."""
+
+    def __init__(self, provider: Provider, *, late_after: timedelta = timedelta(seconds=60)):
+        self.provider = provider
+        self.late_after = late_after
+        self._timeline: Timeline | None = None
+
+    @property
+    def publisher(self) -> ScheduledPublisher:
+        return self.provider.scheduled_publisher()
+
+    def now(self) -> datetime:
+        return self.provider.clock.now()
+
+    async def schedulers(self) -> tuple[list[str], EngineStatus | None, str | None]:
+        """The schedulers, the engine, and why they are not available (AWS)."""
+        try:
+            overview = await self.publisher.overview()
+        except UsageError as exc:
+            return [], None, str(exc)
+        return overview.schedulers, overview.engine, None
+
+    async def schedules(
+        self,
+        schedulers: list[str],
+        *,
+        state: str = "any",
+        text: str = "",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> SchedulesPage:
+        """A page of rows in (scheduler, name) order from the cursor ``after``
+        (``"scheduler/name"``), filtered by state and by text in the name or the rate."""
+        now = self.now()
+        rows: list[ScheduleRow] = []
+        damaged: list[tuple[str, str]] = []
+        scanned = 0
+        start_scheduler, _, start_name = (after or "").partition("/")
+        needle = text.casefold()
+        last_seen: str | None = None
+        for scheduler in schedulers:
+            if scheduler < start_scheduler:
+                continue
+            cursor = (start_name or None) if scheduler == start_scheduler else None
+            while True:
+                page = await self.publisher.list_schedules(
+                    scheduler, limit=_SCAN_PAGE, after=cursor
+                )
+                damaged += [(scheduler, d.name) for d in page.damaged]
+                for item in page.schedules:
+                    scanned += 1
+                    last_seen = f"{scheduler}/{item.schedule.name}"
+                    row = self._row(scheduler, item, now)
+                    if state != "any" and row.status != state:
+                        continue
+                    if (
+                        needle
+                        and needle
+                        not in f"{item.schedule.name} {row.rate} {row.expression}".casefold()
+                    ):
+                        continue
+                    rows.append(row)
+                    if len(rows) == limit:
+                        await self._enrich(rows, now)
+                        return SchedulesPage(rows, last_seen, damaged, scanned)
+                cursor = page.next_token
+                if cursor is None or scanned >= _MAX_SCAN:
+                    break
+            if scanned >= _MAX_SCAN:
+                await self._enrich(rows, now)
+                return SchedulesPage(rows, last_seen, damaged, scanned)
+        await self._enrich(rows, now)
+        return SchedulesPage(rows, None, damaged, scanned)
+
+    def _row(self, scheduler: str, item: ScheduleState, now: datetime) -> ScheduleRow:
+        return ScheduleRow(
+            scheduler=scheduler,
+            state=item,
+            status=status_of(item, now, self.late_after),
+            rate=rate_words(item.schedule.rate),
+            expression=rate_text(item.schedule.rate),
+        )
+
+    async def _enrich(self, rows: list[ScheduleRow], now: datetime) -> None:
+        """The next fires (with DST notes) and the last outcome of the rows shown only."""
+        for row in rows:
+            state = row.state
+            if not state.paused and state.next_fire is not None:
+                row.next_fires = preview(
+                    state.schedule,
+                    created_at=state.created_at,
+                    after=min(now, state.next_fire - timedelta(seconds=1)),
+                    count=3,
+                )
+            row.last, row.lateness = await self.last_outcome(row.scheduler, state.schedule.name)
+
+    async def last_outcome(
+        self, scheduler: str, name: str
+    ) -> tuple[HistoryEntry | None, timedelta | None]:
+        try:
+            entries = await self.publisher.history(scheduler, name, limit=20)
+        except UsageError:
+            return None, None
+        for entry in reversed(entries):
+            if entry.kind in _OUTCOMES or entry.kind is HistoryKind.COMPLETED:
+                late = None
+                if entry.kind is HistoryKind.FIRED and entry.scheduled_time is not None:
+                    late = max(timedelta(0), entry.at - entry.scheduled_time)
+                return entry, late
+        return None, None
+
+    async def history(
+        self, scheduler: str, name: str, page: int, size: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Page ``page`` (1 = newest) of the history, newest first, and whether there is more."""
+        want = min(page * size + 1, 10_000)
+        entries = await self.publisher.history(scheduler, name, limit=want)
+        newest_first = list(reversed(entries))
+        chunk = newest_first[(page - 1) * size : page * size]
+        return chunk, len(newest_first) > page * size
+
+    async def dead_letters(self, scheduler: str, name: str | None = None) -> list[DeadLetter]:
+        letters = await self.publisher.dead_letters(scheduler, limit=1000)
+        mine = [letter for letter in letters if name is None or letter.schedule == name]
+        return list(reversed(mine))
+
+    async def timeline(self, schedulers: list[str]) -> Timeline:
+        """Fires per hour per scheduler for a week from this hour; computed at most once a
+        minute (in a worker thread: a store of many schedules takes a while)."""
+        cached = self._timeline
+        if cached is not None and time.monotonic() - cached.computed_at < 60:
+            return cached
+        now = self.now()
+        start = now.replace(minute=0, second=0, microsecond=0)
+        states: dict[str, list[ScheduleState]] = {}
+        for scheduler in schedulers:
+            found: list[ScheduleState] = []
+            after: str | None = None
+            while len(found) < _MAX_SCAN:
+                page = await self.publisher.list_schedules(scheduler, limit=_SCAN_PAGE, after=after)
+                found += [s for s in page.schedules if not s.paused and s.next_fire is not None]
+                after = page.next_token
+                if after is None:
+                    break
+            states[scheduler] = found
+        counted = await anyio.to_thread.run_sync(_count_week, states, start)
+        self._timeline = Timeline(start, counted[0], counted[1], time.monotonic())
+        return self._timeline
+
+    async def reactions(self) -> tuple[list[ReactionView], str | None]:
+        if not isinstance(self.provider, ProvidesReactions):
+            return [], "this provider runs no reactions"
+        ops = self.provider.reactions()
+        try:
+            statuses = await ops.statuses()
+        except UsageError as exc:
+            return [], str(exc)
+        now = self.now()
+        views = []
+        for status in statuses:
+            lag = await reaction_lag(self.provider.event_log(), status, now)
+            try:
+                letters = await ops.dead_letters(status.name, limit=20)
+            except ReventlessError:
+                letters = []
+            views.append(ReactionView(status, lag, letters))
+        return views, None
+
+
+def _count_week(
+    states: dict[str, list[ScheduleState]], start: datetime
+) -> tuple[dict[str, list[int]], list[str]]:
+    end = start + timedelta(hours=_WEEK_HOURS)
+    counts: dict[str, list[int]] = {}
+    capped: list[str] = []
+    for scheduler, found in states.items():
+        hours = [0] * _WEEK_HOURS
+        for state in found:
+            after = max(start - timedelta(microseconds=1), state.created_at)
+            fires = fire_times(state.schedule, created_at=state.created_at, after=after)
+            for seen, instant in enumerate(fires, 1):
+                if instant >= end:
+                    break
+                hours[int((instant - start).total_seconds() // 3600)] += 1
+                if seen >= _MAX_FIRES_COUNTED:
+                    capped.append(f"{scheduler}/{state.schedule.name}")
+                    break
+        counts[scheduler] = hours
+    return counts, capped
