@@ -189,12 +189,12 @@ async def _reactions(
     log = provider.event_log()
     for status in statuses:
         if status.state == "stopped":
-            why = f": {_short(status.last_error)}" if status.last_error else ""
+            why = _short(status.last_error) or f"stopped after position {status.position}"
             problems.append(
                 Problem(
                     kind="reaction_stopped",
                     subject=status.name,
-                    message=f"reaction {status.name} stopped at position {status.position}{why}",
+                    message=f"reaction {status.name} stopped: {why}",
                 )
             )
             continue

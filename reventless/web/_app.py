@@ -31,7 +31,7 @@ from reventless.errors import (
 )
 from reventless.health import check, words
 from reventless.provider import Provider, ProvidesReactions
-from reventless.schedule import check_name, dst_text
+from reventless.schedule import check_name, dst_text, rate_text
 from reventless.scheduler import SchedulerOperations
 from reventless.web._guard import SESSION_COOKIE, Guard, Refusal
 from reventless.web._model import STATES, ConsoleModel
@@ -257,6 +257,7 @@ class _Console:
             now=self.model.now(),
             status=_status(state, self.model),
             rate_words=rate_words(state.schedule.rate),
+            expression=rate_text(state.schedule.rate),
         )
 
     async def reactions_page(self, request: Request) -> Response:
