@@ -20,10 +20,10 @@ from reventless.provider import Provider, ProvidesReactions
 from reventless.reaction import ReactionStatus
 from reventless.scheduler_adapter import ScheduledPublisher
 
-__all__ = ("MAX_SCAN", "Health", "Problem", "check", "reaction_lag", "words")
+__all__ = ("Health", "Problem", "check", "reaction_lag", "words")
 
 # The most schedules one check reads per scheduler (ten pages of the port's largest).
-MAX_SCAN = 100_000
+_MAX_SCAN = 100_000
 _PAGE = 1000
 
 
@@ -133,7 +133,7 @@ async def _overdue(
     overdue: list[tuple[str, datetime]] = []
     active = 0
     after: str | None = None
-    for _ in range(MAX_SCAN // _PAGE):
+    for _ in range(_MAX_SCAN // _PAGE):
         page = await publisher.list_schedules(scheduler, limit=_PAGE, after=after)
         for state in page.schedules:
             if state.paused or state.next_fire is None:
