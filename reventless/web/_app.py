@@ -34,6 +34,7 @@ from reventless.provider import Provider, ProvidesReactions
 from reventless.schedule import check_name, dst_text, rate_text
 from reventless.scheduler import SchedulerOperations
 from reventless.web._guard import SESSION_COOKIE, Guard, Refusal
+from reventless.web._metrics import metrics_text
 from reventless.web._model import STATES, ConsoleModel
 from reventless.web._svg import timeline_svg
 from reventless.web._words import rate_words
@@ -90,6 +91,7 @@ def create_app(
         Route("/schedules/{scheduler}/{name}", console.guarded(console.schedule_page)),
         Route("/reactions", console.guarded(console.reactions_page)),
         Route("/healthz", console.healthz),
+        Route("/metrics", console.metrics),
         Route("/login", console.login_page),
         Route("/login", console.login, methods=["POST"]),
         Route("/logout", console.logout, methods=["POST"]),
@@ -273,6 +275,18 @@ class _Console:
         body = msgspec.to_builtins(health)
         body["summary"] = health.summary()
         return JSONResponse(body, 200 if health.ok else 503, headers={"cache-control": "no-store"})
+
+    async def metrics(self, request: Request) -> Response:
+        self.guard.check_read(request)
+        health = await check(
+            self.model.provider, max_late=self.model.late_after, max_lag=self.max_lag
+        )
+        views, _ = await self.model.reactions()
+        return Response(
+            metrics_text(health, views),
+            media_type="text/plain; version=0.0.4",
+            headers={"cache-control": "no-store"},
+        )
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -259,3 +259,16 @@ def test_check_without_an_engine_says_so(tmp_path: Path) -> None:
 def test_check_refuses_a_missing_store(tmp_path: Path) -> None:
     status, _ = _check(tmp_path / "none.db")
     assert status == 2
+
+
+def test_metrics_in_prometheus_text(console: ConsoleProcess) -> None:
+    answer = httpx.get(f"{console.url}/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    lines = set(answer.text.splitlines())
+    assert "reventless_health_ok 0" in lines
+    assert 'reventless_health_problems{kind="reaction_stopped"} 1' in lines
+    assert 'reventless_reaction_stopped{reaction="mirror"} 1' in lines
+    assert 'reventless_reaction_pending_events{reaction="mirror"} 2' in lines
+    lag = next(line for line in lines if line.startswith("reventless_reaction_lag_seconds{"))
+    assert float(lag.rsplit(" ", 1)[1]) > 0
