@@ -390,20 +390,38 @@ class ScheduledPublisher(Protocol):
         """The most recent dead letters of a scheduler, oldest first, at most ``limit``."""
         ...
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
         """Deliver one extra fire of a stored schedule now; returns its fire id.
 
         The extra fire's ``scheduledTime`` is ``at`` cut to the whole second, moved one second
         on when that is a whole minute: every scheduled fire is on a whole UTC minute, so the
         fire id never collides with one. The schedule itself is untouched (also when paused).
-        The fire is retried and dead-lettered like any other; records ``triggered``.
+        The fire is retried and dead-lettered like any other; records ``triggered``, with
+        ``pause_detail(reason, by)`` as its detail where the backend keeps a history (``reason``
+        and ``by`` arrive checked, as for ``pause``; elsewhere they are not kept).
         :raises ScheduleNotFoundError: there is none by that name.
         :raises UsageError: the backend cannot deliver an extra fire (the message says why).
         """
         ...
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Deliver the fires of ``start`` to ``end`` (inclusive) that were not delivered.
 
@@ -411,7 +429,8 @@ class ScheduledPublisher(Protocol):
         before the schedule's next fire (those ahead are the engine's) and no later than
         ``at``. An instant with a recorded delivery, or already queued, is left out, so a
         second call delivers nothing new (idempotent by fire id while the history holds the
-        deliveries). Returns the fire ids queued, in order; records ``backfilled`` for each.
+        deliveries). Returns the fire ids queued, in order; records ``backfilled`` for each,
+        with ``pause_detail(reason, by)`` as its detail.
         The caller limits the range to 10,000 instants.
         :raises ScheduleNotFoundError: there is none by that name.
         :raises UsageError: the backend cannot tell which fires were delivered.
@@ -425,13 +444,16 @@ class ScheduledPublisher(Protocol):
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Deliver dead letters again: all of the scheduler's, those of ``schedule``, or those
         whose fire id is in ``fire_ids``. Returns the fire ids sent again.
 
         Each is taken out of the dead letters and delivered with its stored payload and fire
-        id, retried and dead-lettered again like any fire; records ``redriven``. A dead letter
-        that was never a delivery (a damaged schedule quarantined) is not sent.
+        id, retried and dead-lettered again like any fire; records ``redriven`` (its detail
+        ``pause_detail(reason, by)``). A dead letter that was never a delivery (a damaged
+        schedule quarantined) is not sent.
         :raises UsageError: the backend keeps no dead letters it can send again.
         """
         ...

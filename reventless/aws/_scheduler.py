@@ -683,8 +683,17 @@ class AwsScheduledPublisher:
 
     # -- repair ----------------------------------------------------------------------------------
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
-        """Send the schedule's fire envelope to its target now, as EventBridge would."""
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
+        """Send the schedule's fire envelope to its target now, as EventBridge would (no
+        history keeps the reason)."""
         target = self._target(scheduler)
         state = await self.get(scheduler, name)
         envelope = FireEnvelope(
@@ -715,7 +724,15 @@ class AwsScheduledPublisher:
         )
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         raise UsageError(
             "EventBridge Scheduler keeps no record of which fires were delivered, so a backfill "
@@ -730,6 +747,8 @@ class AwsScheduledPublisher:
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Move matching messages of the dead-letter queue back to the scheduler's target,
         and the matching fires of the target command queue's dead letters back to it."""

@@ -353,10 +353,11 @@ class _Console:
                 done = await ops.resume_schedule(name, reason=reason, by=by)
                 return f"resumed {name}" if done is not None else f"{name} completed instead"
             if action == "trigger":
-                return f"triggered {name}: fire {await ops.trigger_schedule(name)}"
+                fire = await ops.trigger_schedule(name, reason=reason, by=by)
+                return f"triggered {name}: fire {fire}"
             start = _instant(form, "start")
             end = _instant(form, "end")
-            queued = await ops.backfill(name, start, end)
+            queued = await ops.backfill(name, start, end, reason=reason, by=by)
             return f"backfilled {name}: {len(queued)} fires queued"
 
         return await self._act(request, back, act)
@@ -369,7 +370,10 @@ class _Console:
             fire = form.get("fire_id") or None
             schedule = form.get("schedule") or None
             ids = await ops.redrive(
-                schedule=None if fire else schedule, fire_ids=[fire] if fire else None
+                schedule=None if fire else schedule,
+                fire_ids=[fire] if fire else None,
+                reason=form.get("reason", "").strip() or None,
+                by=form.get("by", "").strip() or "console",
             )
             return f"redriven: {len(ids)} dead letters sent again"
 

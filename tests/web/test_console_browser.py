@@ -104,9 +104,10 @@ def test_an_operator_clicks_through_the_console(page: tuple[Page, list[str]], sh
     expect(tab.locator("#history tr.kind-paused")).to_contain_text(f"by console: {reason}")
 
     # Trigger: the fire takes seconds to deliver and arrives in the history without a reload.
+    tab.get_by_label("Reason for the extra fire").fill("month-end rerun")
     tab.get_by_role("button", name="Trigger now").click()
     expect(tab.locator("#flash")).to_contain_text("triggered report")
-    expect(tab.locator("#history tr.kind-triggered")).to_have_count(1)
+    expect(tab.locator("#history tr.kind-triggered")).to_contain_text("by console: month-end")
     assert tab.locator("#history tr.kind-fired").count() == 0
     tab.evaluate("window.__samePage = 'yes'")
     expect(tab.locator("#history tr.kind-fired")).to_have_count(1, timeout=20_000)
@@ -124,9 +125,10 @@ def test_an_operator_clicks_through_the_console(page: tuple[Page, list[str]], sh
     letter = tab.locator("#dead-letters tbody tr", has_text="refused")
     expect(letter).to_have_count(1, timeout=20_000)
     expect(letter).to_contain_text("<script>window.__xss = 1</script>")
+    tab.get_by_label(re.compile(r"^Reason for redriving broken@")).fill("target fixed")
     tab.get_by_role("button", name=re.compile(r"^Redrive broken@")).click()
     expect(tab.locator("#flash")).to_contain_text("redriven: 1 dead letters sent again")
-    expect(tab.locator("#history tr.kind-redriven")).to_have_count(1)
+    expect(tab.locator("#history tr.kind-redriven")).to_contain_text("by console: target fixed")
 
     # The markup schedule runs none of its markup.
     tab.goto("/schedules/ops/markup")

@@ -8,6 +8,7 @@ import io
 import re
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import anyio
 import httpx
@@ -272,3 +273,25 @@ def test_metrics_in_prometheus_text(console: ConsoleProcess) -> None:
     assert 'reventless_reaction_pending_events{reaction="mirror"} 2' in lines
     lag = next(line for line in lines if line.startswith("reventless_reaction_lag_seconds{"))
     assert float(lag.rsplit(" ", 1)[1]) > 0
+
+
+def test_trigger_backfill_and_redrive_record_their_reasons(console: ConsoleProcess) -> None:
+    with httpx.Client(base_url=console.url, headers=BEARER) as client:
+        triggered = client.post(
+            "/schedules/ops/broken/trigger", data={"reason": "check the <target>", "by": "ana"}
+        )
+        assert triggered.status_code == 303
+        _wait(lambda: "refused &lt;script&gt;" in client.get("/schedules/ops/broken").text)
+        redriven = client.post(
+            "/redrive/ops", data={"schedule": "broken", "reason": "target fixed", "by": "bo"}
+        )
+        assert redriven.status_code == 303
+        page = client.get("/schedules/ops/broken").text
+        assert "by ana: check the &lt;target&gt;" in page
+        assert "by bo: target fixed" in page
+        backfilled = client.post(
+            "/schedules/ops/bulk-0000/backfill",
+            data={"start": "2000-01-01T00:00Z", "end": "2000-01-01T01:00Z", "reason": "old"},
+        )
+        assert backfilled.status_code == 303  # nothing before its creation: 0 queued
+        assert "0 fires queued" in unquote(backfilled.cookies["reventless_flash"])
