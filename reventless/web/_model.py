@@ -133,17 +133,17 @@ class ConsoleModel:
         """A page of rows in (scheduler, name) order from the cursor ``after``
         (``"scheduler/name"``), filtered by state and by text in the name or the rate."""
         now = self.now()
-        rows: list[ScheduleRow] = []
+        rows: list[ScheduleRow] = []  # up to limit + 1: one more says there is a next page
         damaged: list[tuple[str, str]] = []
         scanned = 0
         start_scheduler, _, start_name = (after or "").partition("/")
         needle = text.casefold()
         last_seen: str | None = None
         for scheduler in schedulers:
-            if scheduler < start_scheduler:
+            if scheduler < start_scheduler or len(rows) > limit or scanned >= _MAX_SCAN:
                 continue
             cursor = (start_name or None) if scheduler == start_scheduler else None
-            while True:
+            while cursor != "" and len(rows) <= limit and scanned < _MAX_SCAN:
                 page = await self.publisher.list_schedules(
                     scheduler, limit=_SCAN_PAGE, after=cursor
                 )
@@ -152,26 +152,26 @@ class ConsoleModel:
                     scanned += 1
                     last_seen = f"{scheduler}/{item.schedule.name}"
                     row = self._row(scheduler, item, now)
-                    if state != "any" and row.status != state:
-                        continue
-                    if (
-                        needle
-                        and needle
-                        not in f"{item.schedule.name} {row.rate} {row.expression}".casefold()
-                    ):
-                        continue
-                    rows.append(row)
-                    if len(rows) == limit:
-                        await self._enrich(rows, now)
-                        return SchedulesPage(rows, last_seen, damaged, scanned)
-                cursor = page.next_token
-                if cursor is None or scanned >= _MAX_SCAN:
-                    break
-            if scanned >= _MAX_SCAN:
-                await self._enrich(rows, now)
-                return SchedulesPage(rows, last_seen, damaged, scanned)
+                    if self._matches(row, state, needle):
+                        rows.append(row)
+                        if len(rows) > limit:
+                            break
+                cursor = page.next_token or ""
+        token = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token = f"{rows[-1].scheduler}/{rows[-1].state.schedule.name}"
+        elif scanned >= _MAX_SCAN:
+            token = last_seen  # looked far enough for one request: the next page goes on
         await self._enrich(rows, now)
-        return SchedulesPage(rows, None, damaged, scanned)
+        return SchedulesPage(rows, token, damaged, scanned)
+
+    @staticmethod
+    def _matches(row: ScheduleRow, state: str, needle: str) -> bool:
+        if state != "any" and row.status != state:
+            return False
+        haystack = f"{row.state.schedule.name} {row.rate} {row.expression}"
+        return not needle or needle in haystack.casefold()
 
     def _row(self, scheduler: str, item: ScheduleState, now: datetime) -> ScheduleRow:
         return ScheduleRow(
