@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 import anyio
 
 from reventless.errors import ReventlessError, UsageError
-from reventless.fire_times import FirePreview, fire_times, preview
+from reventless.fire_times import FirePreview, fire_times, last_fire, preview
 from reventless.health import reaction_lag
 from reventless.provider import Provider, ProvidesReactions
 from reventless.reaction import ReactionDeadLetter, ReactionStatus
-from reventless.schedule import rate_text
+from reventless.schedule import IntervalRate, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
     EngineStatus,
@@ -279,6 +279,9 @@ def _count_week(
         for state in found:
             after = max(start - timedelta(microseconds=1), state.created_at)
             fires = fire_times(state.schedule, created_at=state.created_at, after=after)
+            if isinstance(state.schedule.rate, IntervalRate):
+                _count_grid(state, next(fires, None), start, hours)
+                continue
             for seen, instant in enumerate(fires, 1):
                 if instant >= end:
                     break
@@ -288,3 +291,27 @@ def _count_week(
                     break
         counts[scheduler] = hours
     return counts, capped
+
+
+def _count_grid(
+    state: ScheduleState, first: datetime | None, start: datetime, hours: list[int]
+) -> None:
+    """An interval's fires per hour by arithmetic: after its first they are a fixed grid (up
+    to its last fire), so a minutely schedule costs what a daily one does."""
+    if first is None:
+        return
+    step = timedelta(minutes=state.schedule.rate.minutes)  # type: ignore[union-attr]
+    high = last_fire(state.schedule, state.created_at)
+    most = None if high is None else (high - first) // step + 1
+
+    def before(instant: datetime) -> int:
+        if instant <= first:
+            return 0
+        count = -((first - instant) // step)  # ceil((instant - first) / step)
+        return count if most is None else min(count, most)
+
+    previous = before(start)
+    for hour in range(_WEEK_HOURS):
+        now = before(start + timedelta(hours=hour + 1))
+        hours[hour] += now - previous
+        previous = now

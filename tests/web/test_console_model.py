@@ -25,6 +25,7 @@ from reventless import (
     Weekdays,
     WeekdaysAndSaturday,
 )
+from reventless.fire_times import fire_times
 from reventless.testing import RecordingTarget, VirtualClock
 from reventless.web._model import ConsoleModel
 from reventless.web._words import rate_words
@@ -125,6 +126,33 @@ async def test_the_week_ahead_counts_fires_per_hour_and_leaves_paused_ones_out(
             expected[3 + 24 * day] += 1
         assert hours == expected
         assert timeline.capped == []
+
+
+async def test_interval_counts_match_every_fire_counted_one_by_one(tmp_path: Path) -> None:
+    start = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+    clock = VirtualClock(start + timedelta(seconds=17))
+    schedules = [
+        Schedule(name="seven", rate=Minutes(7), payload="x", max_fires=500),
+        Schedule(name="five-h", rate=Hours(5), payload="x", not_after=start + timedelta(days=4)),
+        Schedule(name="two-d", rate=Days(2), payload="x", not_before=start + timedelta(days=1)),
+        Schedule(name="minute", rate=Minutes(1), payload="x"),
+    ]
+    async with reventless.local.provider(tmp_path / "a.db", clock=clock) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget(), name="ops")).operations
+        await ops.create_schedules(schedules)
+        await clock.advance(timedelta(hours=2, minutes=30))  # the week starts at 08:00
+        timeline = await ConsoleModel(provider).timeline(["ops"])
+        expected = [0] * 168
+        for schedule in schedules:
+            state = await ops.get_schedule(schedule.name)
+            for instant in fire_times(schedule, created_at=state.created_at):
+                offset = instant - timeline.start
+                if offset >= timedelta(hours=168):
+                    break
+                if offset >= timedelta(0):
+                    expected[int(offset.total_seconds() // 3600)] += 1
+        assert timeline.start == start + timedelta(hours=2)
+        assert timeline.counts["ops"] == expected
 
 
 async def test_reaction_lag_is_the_age_of_the_oldest_unhandled_event(tmp_path: Path) -> None:
