@@ -5,6 +5,7 @@ the week-ahead timeline, a schedule's page and the reactions."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,6 +50,7 @@ _OUTCOMES = frozenset(
 )
 _WEEK_HOURS = 7 * 24
 _MAX_FIRES_COUNTED = _WEEK_HOURS * 60  # a minutely schedule's week
+_HOUR_US = 3_600_000_000
 
 
 @dataclass
@@ -276,11 +278,15 @@ def _count_week(
     capped: list[str] = []
     for scheduler, found in states.items():
         hours = [0] * _WEEK_HOURS
+        grids: Counter[tuple[int, int, int | None]] = Counter()
         for state in found:
             after = max(start - timedelta(microseconds=1), state.created_at)
             fires = fire_times(state.schedule, created_at=state.created_at, after=after)
-            if isinstance(state.schedule.rate, IntervalRate):
-                _count_grid(state, next(fires, None), start, hours)
+            rate = state.schedule.rate
+            if isinstance(rate, IntervalRate):
+                first = next(fires, None)
+                if first is not None:
+                    grids[_grid(state, rate, first, start)] += 1
                 continue
             for seen, instant in enumerate(fires, 1):
                 if instant >= end:
@@ -289,29 +295,35 @@ def _count_week(
                 if seen >= _MAX_FIRES_COUNTED:
                     capped.append(f"{scheduler}/{state.schedule.name}")
                     break
+        for grid, times in grids.items():
+            for hour, count in enumerate(_grid_hours(*grid)):
+                hours[hour] += count * times
         counts[scheduler] = hours
     return counts, capped
 
 
-def _count_grid(
-    state: ScheduleState, first: datetime | None, start: datetime, hours: list[int]
-) -> None:
-    """An interval's fires per hour by arithmetic: after its first they are a fixed grid (up
-    to its last fire), so a minutely schedule costs what a daily one does."""
-    if first is None:
-        return
-    step = timedelta(minutes=state.schedule.rate.minutes)  # type: ignore[union-attr]
+def _grid(
+    state: ScheduleState, rate: IntervalRate, first: datetime, start: datetime
+) -> tuple[int, int, int | None]:
+    """An interval's fires from ``first`` as a grid: its first fire in whole microseconds from
+    the week's start, its step, and how many it has at most (None: unbounded in the week).
+    Schedules made together share one, and each grid is counted once."""
+    step = rate.minutes * 60_000_000
     high = last_fire(state.schedule, state.created_at)
-    most = None if high is None else (high - first) // step + 1
+    most = None if high is None else (high - first) // timedelta(microseconds=step) + 1
+    return (first - start) // timedelta(microseconds=1), step, most
 
-    def before(instant: datetime) -> int:
-        if instant <= first:
-            return 0
-        count = -((first - instant) // step)  # ceil((instant - first) / step)
-        return count if most is None else min(count, most)
 
-    previous = before(start)
+def _grid_hours(origin: int, step: int, most: int | None) -> list[int]:
+    """A grid's fires per hour of the week, by arithmetic (a minutely one costs what a daily
+    one does)."""
+    hours = []
+    previous = 0
     for hour in range(_WEEK_HOURS):
-        now = before(start + timedelta(hours=hour + 1))
-        hours[hour] += now - previous
-        previous = now
+        offset = (hour + 1) * _HOUR_US - origin
+        count = -(-offset // step) if offset > 0 else 0  # fires before the hour's end
+        if most is not None and count > most:
+            count = most
+        hours.append(count - previous)
+        previous = count
+    return hours
