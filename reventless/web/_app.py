@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -69,16 +69,22 @@ def create_app(
     late_after: timedelta = timedelta(seconds=60),
     max_lag: timedelta = timedelta(minutes=5),
     poll_seconds: float = 2.0,
+    schedulers: Sequence[str] | None = None,
 ) -> Starlette:
     """The console on ``provider`` (open for the application's lifetime).
 
     ``token``: the operator token every action needs (None: read-only). ``open_reads``: pages
     are shown without the token (only sensible on a loopback listener). ``loopback``: the
     listener is on a loopback address, so requests naming another host are refused.
-    ``late_after``/``max_lag``: the thresholds of "late" and of ``/healthz``.
+    ``late_after``/``max_lag``: the thresholds of "late" and of ``/healthz``. ``schedulers``:
+    the ones to show (default: every one the provider lists; name them where it cannot, AWS).
     """
     console = _Console(
-        ConsoleModel(provider, late_after=late_after),
+        ConsoleModel(
+            provider,
+            late_after=late_after,
+            schedulers=None if schedulers is None else list(schedulers),
+        ),
         Guard(token=token, open_reads=open_reads, loopback=loopback),
         max_lag,
         poll_seconds,
@@ -271,7 +277,9 @@ class _Console:
         query = _Query(request)
         max_late = query.seconds("max_late", self.model.late_after)
         max_lag = query.seconds("max_lag", self.max_lag)
-        health = await check(self.model.provider, max_late=max_late, max_lag=max_lag)
+        health = await check(
+            self.model.provider, max_late=max_late, max_lag=max_lag, schedulers=self.model.named
+        )
         body = msgspec.to_builtins(health)
         body["summary"] = health.summary()
         return JSONResponse(body, 200 if health.ok else 503, headers={"cache-control": "no-store"})
@@ -279,7 +287,10 @@ class _Console:
     async def metrics(self, request: Request) -> Response:
         self.guard.check_read(request)
         health = await check(
-            self.model.provider, max_late=self.model.late_after, max_lag=self.max_lag
+            self.model.provider,
+            max_late=self.model.late_after,
+            max_lag=self.max_lag,
+            schedulers=self.model.named,
         )
         views, _ = await self.model.reactions()
         return Response(

@@ -103,9 +103,16 @@ def status_of(state: ScheduleState, now: datetime, late_after: timedelta) -> str
 class ConsoleModel:
     """The console's reads and actions on one provider."""
 
-    def __init__(self, provider: Provider, *, late_after: timedelta = timedelta(seconds=60)):
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        late_after: timedelta = timedelta(seconds=60),
+        schedulers: list[str] | None = None,
+    ):
         self.provider = provider
         self.late_after = late_after
+        self.named = schedulers  # for a provider that cannot list its schedulers (AWS)
         self._timeline: Timeline | None = None
 
     @property
@@ -120,8 +127,8 @@ class ConsoleModel:
         try:
             overview = await self.publisher.overview()
         except UsageError as exc:
-            return [], None, str(exc)
-        return overview.schedulers, overview.engine, None
+            return list(self.named or []), None, str(exc)
+        return self.named or overview.schedulers, overview.engine, None
 
     async def schedules(
         self,
