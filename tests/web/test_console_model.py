@@ -160,6 +160,7 @@ async def test_reaction_lag_is_the_age_of_the_oldest_unhandled_event(tmp_path: P
 
     engine = Engine(tmp_path / "app.db").start()  # the reaction stops on its poison event
     engine.stop()
+    # real clock: the engine stamped the events with it; only the 10 minutes on top matter.
     later = datetime.now(UTC) + timedelta(minutes=10)
     async with reventless.local.provider(
         engine.db, clock=VirtualClock(later), read_only=True
