@@ -27,6 +27,7 @@ from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,
     ScheduleNotFoundError,
+    UsageError,
     ValidationError,
 )
 from reventless.health import check, words
@@ -242,7 +243,11 @@ class _Console:
         ops = self._ops(scheduler)
         state = await ops.get_schedule(name)
         fires = await ops.preview(name, count=10)
-        history, more = await self.model.history(scheduler, name, page, _HISTORY_PAGE)
+        try:
+            history, more = await self.model.history(scheduler, name, page, _HISTORY_PAGE)
+            history_missing = None
+        except UsageError as exc:  # a backend without a history (AWS)
+            history, more, history_missing = [], False, str(exc)
         try:
             letters = await self.model.dead_letters(scheduler, name)
             letters_missing = None
@@ -260,6 +265,7 @@ class _Console:
             more=more,
             letters=letters,
             letters_missing=letters_missing,
+            history_missing=history_missing,
             last=last,
             lateness=lateness,
             now=self.model.now(),
