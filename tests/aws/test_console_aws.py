@@ -38,7 +38,9 @@ async def test_the_console_shows_what_eventbridge_can_say(
         )
         async with anyio.create_task_group() as group:
             group.start_soon(server.serve)
-            while not server.started:
+            for _ in range(500):  # uvicorn says it started through a flag only
+                if server.started:
+                    break
                 await anyio.sleep(0.02)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 listing = (await client.get("/schedules")).text
