@@ -295,3 +295,27 @@ def test_trigger_backfill_and_redrive_record_their_reasons(console: ConsoleProce
         )
         assert backfilled.status_code == 303  # nothing before its creation: 0 queued
         assert "0 fires queued" in unquote(backfilled.cookies["reventless_flash"])
+
+
+def test_redrive_all_of_a_schedules_dead_letters(console: ConsoleProcess) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        csrf = _session(client)
+        for _ in range(2):
+            client.post("/schedules/ops/broken/trigger", data={"csrf": csrf})
+            time.sleep(1.1)  # the extra fires are a second apart: two fire ids
+        _wait(
+            lambda: (
+                "Redrive all 2 dead letters of broken" in client.get("/schedules/ops/broken").text
+            )
+        )
+        done = client.post(
+            "/redrive/ops?back=/schedules/ops/broken",
+            data={"csrf": csrf, "schedule": "broken", "reason": "all at once"},
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/schedules/ops/broken"
+        assert "2 dead letters sent again" in unquote(done.cookies["reventless_flash"])
+        page = client.get("/schedules/ops/broken").text
+        assert page.count("by console: all at once") == 2
+        for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+            away = client.post(f"/redrive/ops?back={elsewhere}", data={"csrf": csrf})
+            assert away.headers["location"] == "/schedules"  # never to another site
