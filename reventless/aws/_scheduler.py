@@ -63,6 +63,7 @@ from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     RetryPolicy,
     SchedulePage,
@@ -600,6 +601,12 @@ class AwsScheduledPublisher:
         # goes with the Description rewritten without it.
         return await self._set_state(scheduler, name, "ENABLED", at)
 
+    async def overview(self) -> PublisherOverview:
+        raise UsageError(
+            "not available on AWS: EventBridge Scheduler fires the schedules (there is no engine "
+            "to watch) and names a long scheduler's schedule group by a hash; name the scheduler"
+        )
+
     async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
         raise UsageError(
             "EventBridge Scheduler keeps no per-schedule history: CloudTrail records the API "
@@ -614,8 +621,17 @@ class AwsScheduledPublisher:
 
     # -- repair ----------------------------------------------------------------------------------
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
-        """Send the schedule's fire envelope to its target now, as EventBridge would."""
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
+        """Send the schedule's fire envelope to its target now, as EventBridge would (no
+        history keeps the reason)."""
         target = self._target(scheduler)
         state = await self.get(scheduler, name)
         envelope = FireEnvelope(
@@ -625,7 +641,15 @@ class AwsScheduledPublisher:
         return envelope.fire_id
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         raise UsageError(
             "EventBridge Scheduler keeps no record of which fires were delivered, so a backfill "
@@ -640,6 +664,8 @@ class AwsScheduledPublisher:
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Move matching messages of the dead-letter queue back to the scheduler's target,
         and the matching fires of the target command queue's dead letters back to it."""
