@@ -1,0 +1,295 @@
+"""Reactions on the PostgreSQL provider beyond the conformance suite, on the real server: the
+watermark (a reaction never passes an append that commits late), the checkpoint committed with
+the handler's appends (a failed attempt leaves no copy and publishes nothing; a runner killed
+mid-run leaves no event copied twice and none skipped), failover between two processes, the
+listening connection killed, and an operator's resume in another process.
+
+The handler (``copier_app``) copies each note with a command that has no message id, so only
+the reaction's transaction keeps a copy from being made twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+import reventless.postgres
+from reventless.aggregate import Aggregate
+from reventless.event_topic import TopicMessage
+from reventless.plugin import RunningPlugin
+from reventless.reaction import ReactionStatus
+from reventless.testing.ports import NOTES, Note
+from tests.postgres.copier_app import COPIES, Copier, plugin
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = "app"
+
+
+async def _until(condition: Callable[[], Any], limit: float = 20.0) -> None:
+    with anyio.fail_after(limit):
+        while not condition():  # noqa: ASYNC110 - the runner has no event to wait on here
+            await anyio.sleep(0.01)
+
+
+async def _until_status(
+    provider: Any, condition: Callable[[ReactionStatus], bool], limit: float = 20.0
+) -> ReactionStatus:
+    """The reaction's status once ``condition`` holds (polled: the database tells nobody)."""
+    with anyio.fail_after(limit):
+        while not condition(status := await _status(provider)):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    return status
+
+
+@asynccontextmanager
+async def _running(
+    dsn: str, copier: Copier, *, poll_interval: float = 0.1, **options: Any
+) -> AsyncIterator[tuple[Any, RunningPlugin]]:
+    async with (
+        reventless.postgres.provider(dsn, schema=SCHEMA, poll_interval=poll_interval) as p,
+        plugin(copier, **options).start(p) as running,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(p.run)
+        yield p, running
+        group.cancel_scope.cancel()
+
+
+async def _status(provider: Any) -> ReactionStatus:
+    [status] = await provider.reactions().statuses()
+    return status
+
+
+async def _copies(provider: Any) -> Counter[str]:
+    """How many copies of each note (by source) are in the log."""
+    log, after, found = provider.event_log(), 0, Counter[str]()
+    while batch := await log.read_all(after_position=after, limit=1000):
+        after = batch[-1].position
+        for stored in batch:
+            if stored.aggregate == COPIES.name:
+                found[COPIES.decode_event(stored).source] += 1
+    return found
+
+
+async def _wait_for_a_blocked_backend(admin: asyncpg.Connection) -> None:
+    with anyio.fail_after(30):
+        while not await admin.fetchval(  # noqa: ASYNC110 - the server has no event to wait on
+            "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        ):
+            await anyio.sleep(0.01)
+
+
+async def test_a_reaction_does_not_pass_an_append_that_commits_late(postgres_dsn: str) -> None:
+    copier = Copier()
+    async with _running(postgres_dsn, copier) as (provider, running):
+        notes = running.aggregates[NOTES.name]
+        await notes.handle("a", Note(text="a"))
+        await _until(lambda: len(copier.calls) == 1)
+        # Past the copy too (it follows no copies).
+        before = (await _until_status(provider, lambda s: s.position == 2)).position
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            # Hold an append open between its INSERT of events and its commit: another
+            # transaction holds the key of its message id (``test_event_log`` does the same).
+            blocker = admin.transaction()
+            await blocker.start()
+            await admin.execute(
+                f"INSERT INTO {SCHEMA}.handled_messages VALUES ('notes', 'held', 'm-held')"
+            )
+            watcher = await asyncpg.connect(postgres_dsn)
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(
+                        lambda: notes.handle("held", Note(text="held"), message_id="m-held")
+                    )
+                    await _wait_for_a_blocked_backend(watcher)
+                    await notes.handle("b", Note(text="b"))  # commits, and notifies
+                    await anyio.sleep(1.0)  # a notification and ten polls
+                    assert len(copier.calls) == 1  # not b, whose position is visible
+                    status = await _status(provider)
+                    assert (status.position, status.pending) == (before, 1)
+                    await blocker.rollback()
+            finally:
+                await watcher.close()
+        finally:
+            await admin.close()
+        await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 3)
+        notes_read = [e for e in await provider.event_log().read_all() if e.aggregate == "notes"]
+        assert [e.aggregate_id for e in notes_read] == ["a", "held", "b"]
+        assert [position for position, _ in copier.calls] == [e.position for e in notes_read]
+        assert sorted(await _copies(provider)) == ["notes/a/1", "notes/b/1", "notes/held/1"]
+
+
+async def test_a_failed_attempt_leaves_no_copy_and_publishes_nothing(postgres_dsn: str) -> None:
+    copier = Copier(failing=("n2",), fail_attempts=(1, 2))
+    published: list[TopicMessage] = []
+
+    async def subscriber(message: TopicMessage) -> None:
+        published.append(message)
+
+    async with _running(postgres_dsn, copier, backoff=0, max_attempts=3) as (provider, running):
+        running.aggregates[COPIES.name].event_topic.subscribe(subscriber)
+        for aggregate_id in ("n1", "n2", "n3"):
+            await running.aggregates[NOTES.name].handle(aggregate_id, Note(text=aggregate_id))
+        await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 5)
+        await _until(lambda: len(published) == 3)
+        status = await _status(provider)
+        assert status.last_error is None and status.state == "running"
+        # Two attempts on n2 appended a copy each and failed: both rolled back.
+        assert await _copies(provider) == Counter(
+            {"notes/n1/1": 1, "notes/n2/1": 1, "notes/n3/1": 1}
+        )
+        assert [attempt for position, attempt in copier.calls] == [1, 1, 2, 3, 1]
+        assert sorted(m.event.source for m in published) == [
+            "notes/n1/1",
+            "notes/n2/1",
+            "notes/n3/1",
+        ]
+        # The copy stream's cached state was dropped with the rollbacks: it appends on.
+        copies = running.aggregates[COPIES.name]
+        assert (await copies.load("of-n2"))[1] == 1
+
+
+async def test_a_dead_letter_stops_it_and_a_resume_elsewhere_wakes_it(postgres_dsn: str) -> None:
+    copier = Copier(failing=("bad",))
+    # Polling every 30 s: only a notification can wake the runner within the test's limits.
+    options = {"backoff": 0, "max_attempts": 3, "poll_interval": 30.0}
+    async with _running(postgres_dsn, copier, **options) as (provider, running):
+        await _until(lambda: provider.reactions().listener.connected == 1)
+        for aggregate_id in ("ok", "bad", "later"):
+            await running.aggregates[NOTES.name].handle(aggregate_id, Note(text=aggregate_id))
+        await _until(lambda: len(copier.calls) == 4)
+        status = await _until_status(provider, lambda s: s.state == "stopped", 5)
+        ok, bad, later = [
+            e.position for e in await provider.event_log().read_all() if e.aggregate == "notes"
+        ]
+        assert status.position >= ok and status.last_error is not None
+        [letter] = await provider.reactions().dead_letters("copier")
+        assert (letter.position, letter.attempts, letter.action) == (bad, 3, "stopped")
+        assert await _copies(provider) == Counter({"notes/ok/1": 1})
+        # An operator in another process lets it skip the event: the runner hears of it.
+        async with reventless.postgres.provider(postgres_dsn, schema=SCHEMA) as operator:
+            started = time.monotonic()
+            assert await operator.reactions().resume("copier", skip=True) == bad
+            await _until_status(provider, lambda s: s.position >= later, 5)
+            assert time.monotonic() - started < 5  # not the 30 s poll
+        assert await _copies(provider) == Counter({"notes/ok/1": 1, "notes/later/1": 1})
+
+
+async def test_a_killed_listening_connection_is_replaced_and_wakes_go_on(
+    postgres_dsn: str,
+) -> None:
+    copier = Copier()
+    async with _running(postgres_dsn, copier, poll_interval=30.0) as (provider, running):
+        listener = provider.reactions().listener
+        await _until(lambda: listener.connected == 1)
+        notes = running.aggregates[NOTES.name]
+        await notes.handle("n1", Note(text="one"))
+        await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 1, 5)
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            query = "SELECT pid FROM pg_stat_activity WHERE application_name = 'reventless-listen'"
+            [first] = [row[0] for row in await admin.fetch(query)]
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+            await _until(lambda: listener.connected == 2, 10)
+            [second] = [row[0] for row in await admin.fetch(query)]
+            assert second != first
+        finally:
+            await admin.close()
+        started = time.monotonic()
+        await notes.handle("n2", Note(text="two"))
+        await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 2, 5)
+        assert time.monotonic() - started < 5  # woken by a notification, not the 30 s poll
+        assert await _copies(provider) == Counter({"notes/n1/1": 1, "notes/n2/1": 1})
+
+
+# -- two runner processes --------------------------------------------------------------------
+
+LEASE_TTL = 1.0
+TIMEOUT = 1.0  # the copier's, in copier_app
+LEASE_HOLD = LEASE_TTL + TIMEOUT + 1.0  # how long a lease lasts after its last renewal
+
+
+def _start_runner(dsn: str, record: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "REVENTLESS_TEST_HANDLED": str(record), "PYTHONPATH": str(ROOT)}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "tests.postgres.copier_app", dsn, SCHEMA, str(LEASE_TTL)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stdout is not None
+    assert runner.stdout.readline().strip() == "ready"
+    return runner
+
+
+def _handled(record: Path) -> list[tuple[int, int, float]]:
+    """(pid, position, time) of every call of the handler in the runner processes."""
+    if not record.exists():
+        return []
+    lines = [line.split() for line in record.read_text().splitlines()]
+    return [(int(pid), int(position), float(at)) for pid, position, at in lines if at]
+
+
+async def test_a_killed_runner_is_replaced_within_the_lease_and_nothing_is_doubled_or_lost(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "handled"
+    async with reventless.postgres.provider(postgres_dsn, schema=SCHEMA) as provider:
+        notes = await Aggregate.make(provider, NOTES)
+        runners = [_start_runner(postgres_dsn, record)]
+        try:
+            await _until_status(provider, lambda s: s.holder is not None)
+            runners.append(_start_runner(postgres_dsn, record))
+            sent = 0
+
+            async def send(count: int) -> None:
+                nonlocal sent
+                for _ in range(count):
+                    await notes.handle(f"n{sent % 7}", Note(text=str(sent)))
+                    sent += 1
+                    await anyio.sleep(0.002)
+
+            await send(150)
+            # Kill the holder while it works (the notes keep coming).
+            holder = _handled(record)[-1][0]
+            [victim] = [r for r in runners if r.pid == holder]
+            async with anyio.create_task_group() as group:
+                group.start_soon(send, 150)
+                await anyio.sleep(0.1)
+                victim.send_signal(signal.SIGKILL)
+                killed_at = time.time()
+            victim.wait()
+            await _until_status(provider, lambda s: s.pending == 0, 30)
+        finally:
+            for runner in runners:
+                runner.kill()
+                runner.wait()
+                assert runner.stdout is not None
+                runner.stdout.close()
+        copies = await _copies(provider)
+        stored = await provider.event_log().read_all(limit=10_000)
+        sources = [f"notes/{e.aggregate_id}/{e.version}" for e in stored if e.aggregate == "notes"]
+        assert len(sources) == sent == 300
+        assert copies == Counter(sources)  # every note copied, and only once
+    handled = _handled(record)
+    survivor = [at for pid, _, at in handled if pid != holder]
+    takeover = min(survivor) - killed_at
+    assert takeover <= LEASE_HOLD + 1.0, takeover
+    # Outside the database a call may repeat: at most the one under way at the kill.
+    repeats = Counter(position for _, position, _ in handled)
+    assert sum(count - 1 for count in repeats.values()) <= 1
