@@ -71,6 +71,7 @@ class PostgresProvider:
         *,
         lease_ttl: float = 20.0,
         poll_interval: float = 1.0,
+        listen_dsn: str | None = None,
     ) -> None:
         self.pool = pool
         self.schema = schema
@@ -78,7 +79,7 @@ class PostgresProvider:
         self._where = where
         self._event_log: PostgresEventLog | None = None
         self._closed = False
-        self._init_topics_and_reactions(lease_ttl, poll_interval)
+        self._init_topics_and_reactions(lease_ttl, poll_interval, listen_dsn)
 
     def event_log(self) -> PostgresEventLog:
         """The EventLog adapter of this store."""
@@ -90,7 +91,9 @@ class PostgresProvider:
 
     # -- event topics and reactions (``_event_topics``, ``_reactions``) ------------------------
 
-    def _init_topics_and_reactions(self, lease_ttl: float, poll_interval: float) -> None:
+    def _init_topics_and_reactions(
+        self, lease_ttl: float, poll_interval: float, listen_dsn: str | None
+    ) -> None:
         self._event_topics: dict[str, PostgresEventTopic] = {}
         self._reactions = PostgresReactions(
             self.pool,
@@ -99,6 +102,7 @@ class PostgresProvider:
             self.event_log(),
             lease_ttl=lease_ttl,
             poll_interval=poll_interval,
+            listen_dsn=listen_dsn,
         )
 
     def event_topic(self, name: str) -> PostgresEventTopic:
@@ -170,7 +174,8 @@ async def provider(
     Reactions: one process at a time runs each, holding a lease of ``lease_ttl`` seconds
     (renewed every third of it); new events wake the runners through LISTEN/NOTIFY, and they
     also poll every ``poll_interval`` seconds (behind a transaction-mode pooler, which drops
-    LISTEN, polling is what remains).
+    LISTEN, polling is what remains). The listening connection is one of its own, outside the
+    pool, when the provider was given a URL, else one of your pool's, held while it runs.
 
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
@@ -211,6 +216,7 @@ async def provider(
         where,
         lease_ttl=float(lease_ttl),
         poll_interval=float(poll_interval),
+        listen_dsn=dsn_or_pool if owned else None,
     )
     try:
         await upgrade(pool, schema, where)

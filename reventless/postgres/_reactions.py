@@ -32,15 +32,17 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.abc
+import asyncpg
 
 from reventless.aggregate_adapter import StoredEvent
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.postgres._event_log import PostgresEventLog, events_channel
+from reventless.postgres._event_log import PostgresEventLog, events_channel, translating
 from reventless.postgres._reaction_rows import ReactionRows
 from reventless.postgres._reaction_tx import CURRENT, ReactionTransaction
 from reventless.reaction import (
@@ -237,30 +239,32 @@ class _Runner:
         )
 
     async def _attempts(self, stored: StoredEvent, persisted: int) -> _Handled:
+        """Call the handler until an attempt succeeds or ``max_attempts`` failed. An attempt
+        that met a busy stream is rolled back and repeated, not counted. Errors of the
+        bookkeeping (the database out of reach) propagate: the runner stands by, and the event
+        is not charged for them."""
         reaction = self.reaction
         attempt, busy, reason = 1, 0, ""
         while attempt <= reaction.max_attempts:
             self.lease.fence()
             tx = ReactionTransaction(self.host.pool, self.host.schema)
-            try:
-                outcome = await self._attempt(tx, stored, attempt, persisted)
-            except Exception as exc:
-                if tx.busy and busy < _BUSY_RETRIES:
-                    busy += 1  # another writer holds a stream it appends to: not a failure
-                    await anyio.sleep(random.uniform(0.001, 0.02))  # jitter
-                    continue
-                reason = f"{type(exc).__name__}: {exc}"
-                await self.rows.note_failure(
-                    reaction.name,
-                    self.lease.owner,
-                    f"attempt {attempt} of {reaction.max_attempts} at position "
-                    f"{stored.position} failed: {reason}",
-                )
-                if attempt < reaction.max_attempts:
-                    await anyio.sleep(reaction.retry_delay(attempt))
-                attempt += 1
+            outcome = await self._attempt(tx, stored, attempt, persisted)
+            if outcome.reason is None:
+                return outcome
+            if tx.busy and busy < _BUSY_RETRIES:
+                busy += 1  # another writer holds a stream it appends to: not a failure
+                await anyio.sleep(random.uniform(0.001, 0.02))  # jitter
                 continue
-            return outcome
+            reason = outcome.reason
+            await self.rows.note_failure(
+                reaction.name,
+                self.lease.owner,
+                f"attempt {attempt} of {reaction.max_attempts} at position "
+                f"{stored.position} failed: {reason}",
+            )
+            if attempt < reaction.max_attempts:
+                await anyio.sleep(reaction.retry_delay(attempt))
+            attempt += 1
         return _Handled(reason=reason, attempts=reaction.max_attempts)
 
     async def _attempt(
@@ -274,13 +278,15 @@ class _Runner:
             token = CURRENT.set(tx)
             try:
                 context = await self.reaction.handle(stored, self.running, attempt=attempt)
+            except Exception as exc:
+                return _Handled(reason=f"{type(exc).__name__}: {exc}")
             finally:
                 CURRENT.reset(token)
-            if tx.busy:
-                raise UsageError("the handler went on after a busy stream")  # retried, uncounted
+            if tx.busy:  # the handler caught the busy stream's error and went on
+                return _Handled(reason="a stream it appends to was busy")
             if tx.conn is None:
                 return _Handled(effects=context.effects)
-            async with tx.lock:
+            async with translating(self.host.where), tx.lock:
                 moved = await tx.conn.fetchval(
                     self.rows.advance,
                     self.reaction.name,
@@ -288,9 +294,9 @@ class _Runner:
                     stored.position,
                     self.lease.owner,
                 )
-            if not moved:
-                return _Handled(lost=True)
-            await tx.end(commit=True)
+                if not moved:
+                    return _Handled(lost=True)
+                await tx.end(commit=True)
             committed = True
         finally:
             if not committed:
@@ -331,9 +337,23 @@ class _Listener:
             await anyio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A connection of its own when the provider has the URL (the pool's are all left to
+        the work), else one of the user's pool, held while it listens."""
+        if self.host.listen_dsn is None:
+            async with self.host.pool.acquire() as conn:
+                yield conn
+            return
+        conn = await asyncpg.connect(self.host.listen_dsn)
+        try:
+            yield conn
+        finally:
+            conn.terminate()  # nothing to finish on it: the server drops its LISTEN
+
     async def _listen(self) -> None:
         lost = anyio.Event()
-        async with self.host.pool.acquire() as conn:
+        async with self._connection() as conn:
             conn.add_termination_listener(lambda _: lost.set())
             try:
                 await conn.execute(f"SET application_name = '{_LISTENER_NAME}'")
@@ -368,10 +388,13 @@ class PostgresReactions:
         *,
         lease_ttl: float,
         poll_interval: float,
+        listen_dsn: str | None = None,
         keepalive: float = 5.0,
     ) -> None:
         self.pool = pool
         self.schema = schema
+        self.where = where
+        self.listen_dsn = listen_dsn
         self.log = log
         self.rows = ReactionRows(pool, schema, where)
         self.lease_ttl = lease_ttl
