@@ -52,13 +52,19 @@ def source_of(event: ReactionEvent) -> str:
 
 
 class Copier:
-    """The handler: copies the note (to the copy stream named after the note's id), then fails
-    the attempts listed in ``fail_attempts`` for ids in ``failing`` (after its append, which
-    the rollback must undo)."""
+    """The handler: copies the note (to the copy stream named after the note's id, and to
+    ``also_to`` when given: two appends in one handling), then fails the attempts listed in
+    ``fail_attempts`` for ids in ``failing`` (after its appends, which the rollback must undo)."""
 
-    def __init__(self, failing: tuple[str, ...] = (), fail_attempts: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        failing: tuple[str, ...] = (),
+        fail_attempts: tuple[int, ...] = (),
+        also_to: str | None = None,
+    ):
         self.failing = failing
         self.fail_attempts = fail_attempts
+        self.also_to = also_to
         self.calls: list[tuple[int, int]] = []  # (position, attempt)
         self.record = os.environ.get("REVENTLESS_TEST_HANDLED")
 
@@ -69,9 +75,10 @@ class Copier:
             line = f"{os.getpid()} {event.position} {time.time()}\n"
             async with await anyio.open_file(self.record, "a") as file:
                 await file.write(line)
-        await context.aggregate(COPIES).handle(
-            f"of-{event.aggregate_id}", Copy(source=source_of(event))
-        )
+        copies = context.aggregate(COPIES)
+        await copies.handle(f"of-{event.aggregate_id}", Copy(source=source_of(event)))
+        if self.also_to is not None:
+            await copies.handle(self.also_to, Copy(source=source_of(event)))
         if event.aggregate_id in self.failing and (
             not self.fail_attempts or context.attempt in self.fail_attempts
         ):

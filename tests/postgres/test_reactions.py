@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import asyncpg
 import pytest
 
@@ -30,7 +31,7 @@ from reventless.event_topic import TopicMessage
 from reventless.plugin import RunningPlugin
 from reventless.reaction import ReactionStatus
 from reventless.testing.ports import NOTES, Note
-from tests.postgres.copier_app import COPIES, Copier, plugin
+from tests.postgres.copier_app import COPIES, Copier, Copy, plugin
 
 pytestmark = pytest.mark.anyio
 
@@ -131,6 +132,55 @@ async def test_a_reaction_does_not_pass_an_append_that_commits_late(postgres_dsn
         assert [e.aggregate_id for e in notes_read] == ["a", "held", "b"]
         assert [position for position, _ in copier.calls] == [e.position for e in notes_read]
         assert sorted(await _copies(provider)) == ["notes/a/1", "notes/b/1", "notes/held/1"]
+
+
+async def test_handlers_appending_twice_among_busy_writers_leave_read_all_gap_free(
+    postgres_dsn: str,
+) -> None:
+    """Each handling appends to two streams, one of them shared with writers outside the
+    reaction (so it meets busy streams and rolls back), while a reader tails ``read_all``: the
+    reader ends with every event once, in position order, and each note has its two copies."""
+    copier = Copier(also_to="shared")
+    async with _running(postgres_dsn, copier) as (provider, running):
+        log, notes = provider.event_log(), running.aggregates[NOTES.name]
+        copies = running.aggregates[COPIES.name]
+        done = anyio.Event()
+        seen: list[int] = []
+
+        async def write(writer: int) -> None:
+            for n in range(20):
+                await notes.handle(f"n{writer}", Note(text=str(n)))
+                await copies.handle("shared", Copy(source=f"direct/{writer}/{n}"))
+
+        async def follow() -> None:
+            cursor = 0
+            while True:
+                finished = done.is_set()
+                batch = await log.read_all(after_position=cursor, limit=7)
+                seen.extend(e.position for e in batch)
+                if batch:
+                    cursor = batch[-1].position
+                elif finished:
+                    return
+                else:
+                    await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(follow)
+            async with anyio.create_task_group() as group:
+                for writer in range(4):
+                    group.start_soon(write, writer)
+            await _until_status(provider, lambda s: s.pending == 0, 60)
+            done.set()
+        everything = await log.read_all(limit=10_000)
+        assert seen == [e.position for e in everything]
+        found = await _copies(provider)
+        notes_made = [e for e in everything if e.aggregate == NOTES.name]
+        assert len(notes_made) == 80
+        assert {source: found[source] for source in found if source.startswith("notes/")} == {
+            f"notes/{e.aggregate_id}/{e.version}": 2 for e in notes_made
+        }
+        assert sum(count for source, count in found.items() if source.startswith("direct/")) == 80
 
 
 async def test_a_failed_attempt_leaves_no_copy_and_publishes_nothing(postgres_dsn: str) -> None:
