@@ -249,13 +249,15 @@ class PostgresEventLog:
                         f"stream {aggregate}/{aggregate_id} is being written by another "
                         "transaction; the reaction rolls back and handles the event again"
                     )
+                await conn.execute("SAVEPOINT reventless_append")
             else:
+                # The transaction's first statements: it begins here.
                 await conn.execute(
-                    f"SELECT pg_advisory_xact_lock({high}, {low});"
-                    f" SELECT pg_advisory_xact_lock({self._lock}), {self._notify}"
+                    f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low});"
+                    f" SELECT pg_advisory_xact_lock({self._lock}), {self._notify};"
+                    " SAVEPOINT reventless_append"
                 )
                 tx.holds_append_lock = True
-            await conn.execute("SAVEPOINT reventless_append")
             try:
                 result = await self._append_in(
                     conn,
@@ -272,7 +274,7 @@ class PostgresEventLog:
                 with contextlib.suppress(BaseException):
                     await conn.execute("ROLLBACK TO SAVEPOINT reventless_append")
                 raise
-            await conn.execute("RELEASE SAVEPOINT reventless_append")
+            # The savepoint is not released (a round trip): it ends with the transaction.
             tx.appended.add((aggregate, aggregate_id))
         return result
 

@@ -46,15 +46,11 @@ class ReactionTransaction:
         self.after_commit: list[Callable[[], Awaitable[None]]] = []
 
     async def connection(self) -> Any:
-        """The transaction's connection, its transaction begun (call with ``lock`` held)."""
+        """The transaction's connection (call with ``lock`` held); its first statement begins
+        the transaction (``holds_append_lock`` false: the event log's first append sends BEGIN
+        with its locks, one round trip)."""
         if self.conn is None:
-            conn = await self.pool.acquire()
-            try:
-                await conn.execute("BEGIN")
-            except BaseException:
-                await self.pool.release(conn)
-                raise
-            self.conn = conn
+            self.conn = await self.pool.acquire()
         return self.conn
 
     async def end(self, commit: bool) -> None:
