@@ -81,7 +81,8 @@ async def translating(where: str) -> AsyncIterator[None]:
         raise
     except asyncpg.PostgresError as exc:
         raise translate_sqlstate(getattr(exc, "sqlstate", None), str(exc), where) from exc
-    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as exc:
+        # InternalClientError: asyncpg's state of a connection cut mid-operation.
         raise translate_sqlstate("08000", f"{type(exc).__name__}: {exc}", where) from exc
 
 

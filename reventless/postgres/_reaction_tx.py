@@ -63,7 +63,9 @@ class ReactionTransaction:
             try:
                 await conn.execute("COMMIT" if commit else "ROLLBACK")
             except BaseException:
-                conn.terminate()
+                # A lost connection may already have left the pool (asyncpg releases it).
+                with contextlib.suppress(Exception):
+                    conn.terminate()
                 if commit:
                     raise
             finally:

@@ -353,8 +353,12 @@ class _Listener:
 
     async def _listen(self) -> None:
         lost = anyio.Event()
+
+        def on_lost(_: object) -> None:
+            lost.set()
+
         async with self._connection() as conn:
-            conn.add_termination_listener(lambda _: lost.set())
+            conn.add_termination_listener(on_lost)
             try:
                 await conn.execute(f"SET application_name = '{_LISTENER_NAME}'")
                 await conn.add_listener(self.channel, self._wake)
@@ -366,12 +370,14 @@ class _Listener:
                     if not lost.is_set():
                         await conn.execute("SELECT 1")  # a dead connection raises here
             finally:
+                conn.remove_termination_listener(on_lost)
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     try:
                         await conn.remove_listener(self.channel, self._wake)
                         await conn.execute("RESET application_name")
                     except Exception:  # a broken connection: closed, not given back
-                        conn.terminate()
+                        with contextlib.suppress(Exception):  # asyncpg may have released it
+                            conn.terminate()
 
 
 class PostgresReactions:

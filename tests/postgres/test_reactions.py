@@ -27,6 +27,7 @@ import pytest
 
 import reventless.postgres
 from reventless.aggregate import Aggregate
+from reventless.errors import BackendUnavailableError
 from reventless.event_topic import TopicMessage
 from reventless.plugin import RunningPlugin
 from reventless.reaction import ReactionStatus
@@ -264,6 +265,49 @@ async def test_a_killed_listening_connection_is_replaced_and_wakes_go_on(
         await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 2, 5)
         assert time.monotonic() - started < 5  # woken by a notification, not the 30 s poll
         assert await _copies(provider) == Counter({"notes/n1/1": 1, "notes/n2/1": 1})
+
+
+async def test_every_connection_killed_mid_run_loses_and_doubles_nothing(
+    postgres_dsn: str,
+) -> None:
+    """Every connection to the database is cut twice while notes keep coming (the server
+    restarting looks the same to a client): the runner stands by, reconnects and goes on."""
+    copier = Copier()
+    async with _running(postgres_dsn, copier, backoff=0.05) as (provider, running):
+        notes = running.aggregates[NOTES.name]
+        sent = 0
+
+        async def send(count: int) -> None:
+            nonlocal sent
+            for _ in range(count):
+                for _attempt in range(50):  # a cut connection: send again (same message id)
+                    try:
+                        await notes.handle(
+                            f"n{sent % 5}", Note(text=str(sent)), message_id=f"m{sent}"
+                        )
+                        break
+                    except BackendUnavailableError:
+                        await anyio.sleep(0.05)
+                sent += 1
+
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(send, 120)
+                for calls in (30, 60):
+                    await _until(lambda calls=calls: len(copier.calls) >= calls)
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+        finally:
+            await admin.close()
+        status = await _until_status(provider, lambda s: s.pending == 0, 30)
+        assert status.state == "running"
+        stored = await provider.event_log().read_all(limit=10_000)
+        sources = [f"notes/{e.aggregate_id}/{e.version}" for e in stored if e.aggregate == "notes"]
+        assert len(sources) == sent == 120
+        assert await _copies(provider) == Counter(sources)
 
 
 # -- two runner processes --------------------------------------------------------------------
