@@ -184,6 +184,8 @@ async def provider(
     :raises CorruptDataError: a schema written by a newer release, or a damaged one.
     """
     quote_schema(schema)
+    _check_seconds("lease_ttl", lease_ttl, 0.3, 3600)
+    _check_seconds("poll_interval", poll_interval, 0.01, 60)
     library = sniffio.current_async_library()
     if library != "asyncio":
         raise UsageError(
@@ -207,8 +209,6 @@ async def provider(
         pool, owned, where = dsn_or_pool, False, _where(None, schema)
     else:
         raise ValidationError("dsn_or_pool", dsn_or_pool, "a postgresql:// URL or an asyncpg pool")
-    _check_seconds("lease_ttl", lease_ttl, 0.3, 3600)
-    _check_seconds("poll_interval", poll_interval, 0.01, 60)
     opened = PostgresProvider(
         pool,
         schema,

@@ -27,7 +27,7 @@ import pytest
 
 import reventless.postgres
 from reventless.aggregate import Aggregate
-from reventless.errors import BackendUnavailableError
+from reventless.errors import BackendUnavailableError, ValidationError
 from reventless.event_topic import TopicMessage
 from reventless.plugin import RunningPlugin
 from reventless.reaction import ReactionStatus
@@ -92,6 +92,19 @@ async def _wait_for_a_blocked_backend(admin: asyncpg.Connection) -> None:
             "SELECT count(*) FROM pg_locks WHERE NOT granted"
         ):
             await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lease_ttl", 0), ("lease_ttl", float("nan")), ("poll_interval", True), ("poll_interval", 61)],
+)
+async def test_bad_lease_and_poll_times_are_refused_before_connecting(
+    field: str, value: object
+) -> None:
+    nowhere = "postgresql://app@127.0.0.1:1/app"  # nothing listens: a connection would fail
+    with pytest.raises(ValidationError, match=f"^{field} .* expected a number of seconds"):
+        async with reventless.postgres.provider(nowhere, **{field: value}):  # type: ignore[arg-type]
+            pass
 
 
 async def test_a_reaction_does_not_pass_an_append_that_commits_late(postgres_dsn: str) -> None:
