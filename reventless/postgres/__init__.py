@@ -100,6 +100,7 @@ class PostgresProvider:
             self.schema,
             self._where,
             self.event_log(),
+            self.clock,
             lease_ttl=lease_ttl,
             poll_interval=poll_interval,
             listen_dsn=listen_dsn,

@@ -41,7 +41,9 @@ import anyio.abc
 import asyncpg
 
 from reventless.aggregate_adapter import StoredEvent
+from reventless.clock import Clock, Hold
 from reventless.errors import ReventlessError, UsageError, ValidationError
+from reventless.event_topic import Subscription, TopicMessage
 from reventless.postgres._event_log import PostgresEventLog, events_channel, translating
 from reventless.postgres._reaction_rows import ReactionRows
 from reventless.postgres._reaction_tx import CURRENT, ReactionTransaction
@@ -139,12 +141,29 @@ class _Runner:
         self.previous: _Runner | None = None  # the runner of this name it replaces
         self.started = False
         self.done = anyio.Event()
+        self.subscriptions: list[Subscription] = []
+        self._hold: Hold | None = None
+        self._target = 0
         self.lease = _Lease(host.rows, reaction.name, host.owner, host.lease_ttl, reaction.timeout)
+
+    def notify(self, position: int) -> None:
+        """An event was appended in this process: hold a virtual clock until it is handled
+        (so a test that moves time on sees the reaction's effects), and wake up."""
+        if self._hold is None:
+            self._hold = self.host.clock.hold()
+        self._target = max(self._target, position)
+        self.wake.set()
+
+    def _let_go(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
 
     async def run(self) -> None:
         try:
             await self._run()
         finally:
+            self._let_go()
             self.done.set()
 
     async def _run(self) -> None:
@@ -165,6 +184,7 @@ class _Runner:
         while True:
             try:
                 if not await self.lease.try_acquire():
+                    self._let_go()  # another process handles the events
                     await anyio.sleep(self.lease.retry_in())
                     continue
                 async with anyio.create_task_group() as group:
@@ -192,8 +212,12 @@ class _Runner:
                 else await self.host.log.read_all(after_position=position, limit=_BATCH)
             )
             if not events:
+                if state == "stopped" or position >= self._target:
+                    self._let_go()
                 await self._idle()
                 continue
+            if self._hold is None:
+                self._hold = self.host.clock.hold()
             await self._handle_batch(position, events)
 
     async def _handle_batch(self, position: int, events: list[StoredEvent]) -> None:
@@ -391,6 +415,7 @@ class PostgresReactions:
         schema: str,
         where: str,
         log: PostgresEventLog,
+        clock: Clock,
         *,
         lease_ttl: float,
         poll_interval: float,
@@ -402,6 +427,7 @@ class PostgresReactions:
         self.where = where
         self.listen_dsn = listen_dsn
         self.log = log
+        self.clock = clock
         self.rows = ReactionRows(pool, schema, where)
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
@@ -423,6 +449,16 @@ class PostgresReactions:
             )
         runner = _Runner(self, reaction, running)
         runner.previous = self._stopping.pop(reaction.name, None)
+
+        async def on_event(message: TopicMessage) -> None:
+            runner.notify(message.position or 0)
+
+        for name in reaction.follows:
+            aggregate = running.aggregates.get(name)
+            if aggregate is not None:
+                runner.subscriptions.append(
+                    aggregate.event_topic.subscribe(on_event, name=f"reaction:{reaction.name}")
+                )
         self._runners[reaction.name] = runner
         if self._group is not None:
             self._start(runner)
@@ -430,6 +466,8 @@ class PostgresReactions:
     def unregister(self, name: str) -> None:
         runner = self._runners.pop(name, None)
         if runner is not None:
+            for subscription in runner.subscriptions:
+                subscription.cancel()
             runner.scope.cancel()
             if runner.started:
                 self._stopping[name] = runner

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from reventless.errors import BackendUnavailableError, ValidationError
 from reventless.event_topic import TopicMessage
 from reventless.plugin import RunningPlugin
 from reventless.reaction import ReactionStatus
+from reventless.testing import VirtualClock
 from reventless.testing.ports import NOTES, Note
 from tests.postgres.copier_app import COPIES, Copier, Copy, plugin
 
@@ -195,6 +197,27 @@ async def test_handlers_appending_twice_among_busy_writers_leave_read_all_gap_fr
             f"notes/{e.aggregate_id}/{e.version}": 2 for e in notes_made
         }
         assert sum(count for source, count in found.items() if source.startswith("direct/")) == 80
+
+
+async def test_a_virtual_clock_waits_for_the_events_appended_in_process(
+    postgres_dsn: str,
+) -> None:
+    """A test that moves virtual time on after a command sees the reaction's effects: the
+    runner holds the clock from the append until it handled the event."""
+    clock = VirtualClock(datetime(2026, 3, 20, 6, 0, tzinfo=UTC))
+    copier = Copier()
+    async with (
+        reventless.postgres.provider(postgres_dsn, schema=SCHEMA, clock=clock) as provider,
+        plugin(copier).start(provider) as running,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(provider.run)
+        for n in range(3):
+            await running.aggregates[NOTES.name].handle(f"n{n}", Note(text=str(n)))
+            await clock.wait_idle()  # returns once the runner let go of the clock
+            assert len(copier.calls) == n + 1
+            assert (await _copies(provider))[f"notes/n{n}/1"] == 1
+        group.cancel_scope.cancel()
 
 
 async def test_a_failed_attempt_leaves_no_copy_and_publishes_nothing(postgres_dsn: str) -> None:
