@@ -64,6 +64,7 @@ _MARGIN_S = 1.0
 _AFTER_LAPSE_S = 0.01
 _BUSY_RETRIES = 1000  # a stream kept busy this often counts as one failed attempt
 _LISTENER_NAME = "reventless-listen"
+_MIN_POOL_TO_LISTEN = 3
 
 
 class _LeaseLost(Exception):
@@ -499,9 +500,23 @@ class PostgresReactions:
         assert self._group is not None
         runner.started, runner.done = True, anyio.Event()
         self._group.start_soon(runner.run, name=f"reaction:{runner.reaction.name}")
-        if not self._listening:
+        if not self._listening and self._may_listen():
             self._listening = True
             self._group.start_soon(self.listener.run, name="reventless-reactions-listen")
+
+    def _may_listen(self) -> bool:
+        """Whether a connection can listen: one of its own, or one of a pool of the user's
+        that keeps at least two others for the work (a pool of one or two held by the
+        listener would stall the runners; they then wake by polling only)."""
+        if self.listen_dsn is not None or self.pool.get_max_size() >= _MIN_POOL_TO_LISTEN:
+            return True
+        logger.info(
+            "reactions: the pool holds %d connection(s); no LISTEN (it would hold one), the "
+            "runners poll every %g s",
+            self.pool.get_max_size(),
+            self.poll_interval,
+        )
+        return False
 
     # -- operations --------------------------------------------------------------------------
 

@@ -346,6 +346,28 @@ async def test_every_connection_killed_mid_run_loses_and_doubles_nothing(
         assert await _copies(provider) == Counter(sources)
 
 
+async def test_on_a_pool_of_one_connection_nothing_stalls(postgres_dsn: str) -> None:
+    """A pool of the user's too small to lend the listener a connection: the runner works by
+    polling, its transaction, lease and checkpoints taking turns on the one connection."""
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
+    try:
+        copier = Copier()
+        async with (
+            reventless.postgres.provider(pool, schema=SCHEMA, poll_interval=0.05) as provider,
+            plugin(copier).start(provider) as running,
+            anyio.create_task_group() as group,
+        ):
+            await group.start(provider.run)
+            for n in range(5):
+                await running.aggregates[NOTES.name].handle(f"n{n}", Note(text=str(n)))
+            await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 5)
+            assert provider.reactions().listener.connected == 0
+            assert len(await _copies(provider)) == 5
+            group.cancel_scope.cancel()
+    finally:
+        await pool.close()
+
+
 # -- two runner processes --------------------------------------------------------------------
 
 LEASE_TTL = 1.0
