@@ -15,8 +15,12 @@ test server runs with fsync off, ``--durable`` turns fsync and synchronous commi
   intervals (10-50 ms), noting the wall time right after each append returned (the commit).
   The figure is handled - committed: median, 99th percentile and max. Wake-ups come by
   LISTEN/NOTIFY; the runners also poll every second.
+- **What NOTIFY costs appends** (``--notify-cost``): 8 writers append 2,000 events, with the
+  append's NOTIFY and with it replaced by nothing (the event log's statement, changed for the
+  measurement only); medians over ``--rounds``, alternating the order.
 
-    python benchmarks/bench_pg_reactions.py [--rounds 3] [--events 2000] [--latency 500] [--durable]
+    python benchmarks/bench_pg_reactions.py [--rounds 3] [--events 2000] [--latency 500]
+        [--durable] [--notify-cost]
 """
 
 from __future__ import annotations
@@ -166,12 +170,54 @@ def _latency(dsn: str, count: int) -> None:
     )
 
 
+async def _appends_per_second(dsn: str, schema: str, notify: bool) -> float:
+    from datetime import UTC, datetime
+
+    from reventless.aggregate_adapter import NewEvent
+
+    async with reventless.postgres.provider(dsn, schema=schema) as provider:
+        log = provider.event_log()
+        if not notify:
+            log._notify = "NULL"  # the measurement's only change: no NOTIFY
+
+        async def write(stream: int) -> None:
+            for version in range(250):
+                await log.append(
+                    "bench",
+                    f"s{stream}",
+                    expected_version=version,
+                    events=[NewEvent(type="E", data=b"x")],
+                    message_id=None,
+                    recorded_at=datetime.now(UTC),
+                )
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for stream in range(8):
+                group.start_soon(write, stream)
+        return 2000 / (time.perf_counter() - started)
+
+
+def _notify_cost(dsn: str, rounds: int) -> None:
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for round_ in range(rounds):
+        for notify in (True, False) if round_ % 2 == 0 else (False, True):
+            schema = f"n{round_}{int(notify)}"
+            rates[notify].append(anyio.run(_appends_per_second, dsn, schema, notify))
+    with_, without = statistics.median(rates[True]), statistics.median(rates[False])
+    print(
+        f"appends, 8 writers, medians of {rounds} rounds: with NOTIFY {with_:.0f}/s, "
+        f"without {without:.0f}/s (ratio {with_ / without:.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--latency", type=int, default=500, help="events of the latency run")
     parser.add_argument("--durable", action="store_true", help="fsync and synchronous commits")
+    parser.add_argument("--notify-cost", action="store_true", help="appends with/without NOTIFY")
     parser.add_argument("--runner", nargs=3, metavar=("DSN", "SCHEMA", "OUT"))
     args = parser.parse_args()
     if args.runner:
@@ -183,6 +229,9 @@ def main() -> None:
         if args.durable:
             _make_durable(dsn)
         print(f"PostgreSQL in {server.bin_dir}, {'durable' if args.durable else 'fsync off'}")
+        if args.notify_cost:
+            _notify_cost(dsn, args.rounds)
+            return
         _throughput_table(dsn, args.rounds, args.events)
         if args.latency:
             _latency(dsn, args.latency)
