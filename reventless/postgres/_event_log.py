@@ -254,7 +254,8 @@ class PostgresEventLog:
             else:
                 # The transaction's first statements: it begins here.
                 await conn.execute(
-                    f"BEGIN; SELECT pg_advisory_xact_lock({high}, {low});"
+                    "BEGIN; SET LOCAL idle_in_transaction_session_timeout ="
+                    f" {tx.idle_limit_ms}; SELECT pg_advisory_xact_lock({high}, {low});"
                     f" SELECT pg_advisory_xact_lock({self._lock}), {self._notify};"
                     " SAVEPOINT reventless_append"
                 )

@@ -14,6 +14,10 @@ holds that lock it never waits for a stream's lock (a writer holding one may be 
 append lock): when the stream is busy it marks itself ``busy``, and the runner rolls back and
 handles the event again, the attempt not counted.
 
+A process frozen inside such a transaction (stopped, swapped out) would hold the append lock, and
+every append of the schema with it: the transaction tells the server to end it once it has been
+idle for ``idle_limit`` seconds (the handler's timeout and a second: a live handler never is).
+
 Messages its appends would publish to in-process event topics wait for the commit
 (``after_commit``), and are dropped with a rollback, so that no subscriber sees an event that was
 rolled back.
@@ -35,9 +39,10 @@ class ReactionTransaction:
     """One attempt at one event: a connection of ``pool`` and its open transaction, made at
     the first use (``connection``); ``appended`` names the streams it appended to."""
 
-    def __init__(self, pool: Any, schema: str) -> None:
+    def __init__(self, pool: Any, schema: str, idle_limit: float) -> None:
         self.pool = pool
         self.schema = schema
+        self.idle_limit_ms = max(int(idle_limit * 1000), 1)
         self.conn: Any = None
         self.lock = anyio.Lock()  # one statement at a time on the connection
         self.holds_append_lock = False

@@ -272,7 +272,7 @@ class _Runner:
         attempt, busy, reason = 1, 0, ""
         while attempt <= reaction.max_attempts:
             self.lease.fence()
-            tx = ReactionTransaction(self.host.pool, self.host.schema)
+            tx = ReactionTransaction(self.host.pool, self.host.schema, reaction.timeout + _MARGIN_S)
             outcome = await self._attempt(tx, stored, attempt, persisted)
             if outcome.reason is None:
                 return outcome

@@ -6,7 +6,8 @@ each note.
 Run as a script, it is one reaction runner process (``DSN SCHEMA LEASE_TTL``): it runs the plugin
 until killed, printing ``ready`` once started, and appends a line ``<pid> <note position>
 <time>`` to the file named by ``REVENTLESS_TEST_HANDLED`` for every call of the handler (at least
-once, outside the database).
+once, outside the database). For the note id in ``REVENTLESS_TEST_LINGER``, the handler lingers
+0.6 s after its append (inside its transaction), and notes ``<pid> appended`` then.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Copier:
         self.also_to = also_to
         self.calls: list[tuple[int, int]] = []  # (position, attempt)
         self.record = os.environ.get("REVENTLESS_TEST_HANDLED")
+        self.linger = os.environ.get("REVENTLESS_TEST_LINGER")
 
     async def __call__(self, event: ReactionEvent, context: ReactionContext) -> None:
         assert isinstance(event.event, Noted)
@@ -79,6 +81,10 @@ class Copier:
         await copies.handle(f"of-{event.aggregate_id}", Copy(source=source_of(event)))
         if self.also_to is not None:
             await copies.handle(self.also_to, Copy(source=source_of(event)))
+        if self.record and event.aggregate_id == self.linger:
+            async with await anyio.open_file(self.record, "a") as file:
+                await file.write(f"{os.getpid()} appended\n")
+            await anyio.sleep(0.6)  # within the reaction's timeout (1 s)
         if event.aggregate_id in self.failing and (
             not self.fail_attempts or context.attempt in self.fail_attempts
         ):

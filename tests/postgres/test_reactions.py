@@ -375,8 +375,13 @@ TIMEOUT = 1.0  # the copier's, in copier_app
 LEASE_HOLD = LEASE_TTL + TIMEOUT + 1.0  # how long a lease lasts after its last renewal
 
 
-def _start_runner(dsn: str, record: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "REVENTLESS_TEST_HANDLED": str(record), "PYTHONPATH": str(ROOT)}
+def _start_runner(dsn: str, record: Path, linger: str = "") -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "REVENTLESS_TEST_HANDLED": str(record),
+        "REVENTLESS_TEST_LINGER": linger,
+        "PYTHONPATH": str(ROOT),
+    }
     runner = subprocess.Popen(
         [sys.executable, "-m", "tests.postgres.copier_app", dsn, SCHEMA, str(LEASE_TTL)],
         cwd=ROOT,
@@ -394,7 +399,7 @@ def _handled(record: Path) -> list[tuple[int, int, float]]:
     if not record.exists():
         return []
     lines = [line.split() for line in record.read_text().splitlines()]
-    return [(int(pid), int(position), float(at)) for pid, position, at in lines if at]
+    return [(int(pid), int(line[0]), float(line[1])) for pid, *line in lines if len(line) == 2]
 
 
 async def test_a_killed_runner_is_replaced_within_the_lease_and_nothing_is_doubled_or_lost(
@@ -445,3 +450,41 @@ async def test_a_killed_runner_is_replaced_within_the_lease_and_nothing_is_doubl
     # Outside the database a call may repeat: at most the one under way at the kill.
     repeats = Counter(position for _, position, _ in handled)
     assert sum(count - 1 for count in repeats.values()) <= 1
+
+
+async def test_a_holder_frozen_inside_its_transaction_holds_up_appends_only_briefly(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """The holder is stopped (SIGSTOP) while its handler's transaction holds the append lock:
+    the server ends that transaction once it idled for the handler's timeout + 1 s, appends go
+    on, the standby takes over; woken again (SIGCONT), the old holder doubles nothing."""
+    record = tmp_path / "handled"
+    async with reventless.postgres.provider(postgres_dsn, schema=SCHEMA) as provider:
+        notes = await Aggregate.make(provider, NOTES)
+        runners = [_start_runner(postgres_dsn, record, linger="slow")]
+        try:
+            await _until_status(provider, lambda s: s.holder is not None)
+            runners.append(_start_runner(postgres_dsn, record, linger="slow"))
+            await notes.handle("slow", Note(text="lingers inside its transaction"))
+            await _until(lambda: "appended" in record.read_text() if record.exists() else False)
+            [frozen] = [r for r in runners if f"{r.pid} appended" in record.read_text()]
+            frozen.send_signal(signal.SIGSTOP)
+            started = time.monotonic()
+            with anyio.fail_after(TIMEOUT + 1.0 + 1.0):  # the idle limit, and slack
+                await notes.handle("n1", Note(text="waits for the append lock"))
+            assert time.monotonic() - started > 0.5  # it did wait: the lock was held
+            await _until_status(provider, lambda s: s.pending == 0, 30)
+            frozen.send_signal(signal.SIGCONT)
+            await notes.handle("n2", Note(text="after the wake"))
+            await _until_status(provider, lambda s: s.pending == 0, 30)
+            await anyio.sleep(0.5)  # the woken holder's commit, had it one, would land now
+        finally:
+            for runner in runners:
+                runner.kill()
+                runner.wait()
+                assert runner.stdout is not None
+                runner.stdout.close()
+        stored = await provider.event_log().read_all(limit=10_000)
+        sources = [f"notes/{e.aggregate_id}/{e.version}" for e in stored if e.aggregate == "notes"]
+        assert sorted(sources) == ["notes/n1/1", "notes/n2/1", "notes/slow/1"]
+        assert await _copies(provider) == Counter(sources)
