@@ -30,7 +30,7 @@ from reventless.errors import (
     UsageError,
     ValidationError,
 )
-from reventless.event_topic import EventTopic, TopicMessage
+from reventless.event_topic import EventMessage, EventTopic, FireMessage, TopicMessage
 from reventless.fire_times import FirePreview, fire_times, next_fire_after, preview
 from reventless.plugin import Plugin
 from reventless.rate_translation import (
@@ -110,8 +110,10 @@ __all__ = (
     "DeadLetter",
     "DeliveryRefusedError",
     "DstPolicy",
+    "EventMessage",
     "EventTopic",
     "FireEnvelope",
+    "FireMessage",
     "FirePreview",
     "ForeignScheduleError",
     "HandleResult",

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
+from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent, check_read
 from reventless.errors import (
     BackendUnavailableError,
     ConflictError,
@@ -163,10 +163,18 @@ class PostgresEventLog:
             " AND e.aggregate = $1 AND e.aggregate_id = $2 AND e.message_id = $3"
             " ORDER BY e.version"
         )
+        visible = "tx < pg_snapshot_xmin(pg_current_snapshot())"  # the watermark
         self._read_all = (
-            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1"
-            " AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY position LIMIT $2"
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 AND {visible}"
+            " ORDER BY position LIMIT $2"
         )
+        self._read_of = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 AND {visible}"
+            " AND aggregate = ANY($3::text[]) ORDER BY position LIMIT $2"
+        )
+        self._head = f"SELECT coalesce(max(position), 0) FROM {s}.events WHERE {visible}"
+        self._count = f"SELECT count(*) FROM {s}.events WHERE position > $1 AND {visible}"
+        self._count_of = f"{self._count} AND aggregate = ANY($2::text[])"
 
     async def load(
         self, aggregate: str, aggregate_id: str, *, after_version: int = 0
@@ -424,9 +432,30 @@ class PostgresEventLog:
             return None
         return [_stored(row[1:]) for row in rows if row[1] is not None]
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        names = check_read(after_position, limit, aggregates)
         async with translating(self._where), self._pool.acquire() as conn:
-            rows = await conn.fetch(self._read_all, after_position, limit)
+            if names is None:
+                rows = await conn.fetch(self._read_all, after_position, limit)
+            else:
+                rows = await conn.fetch(self._read_of, after_position, limit, list(names))
         return [_stored(row) for row in rows]
+
+    async def head_position(self) -> int:
+        async with translating(self._where), self._pool.acquire() as conn:
+            return int(await conn.fetchval(self._head))
+
+    async def count(
+        self, *, after_position: int = 0, aggregates: Sequence[str] | None = None
+    ) -> int:
+        names = check_read(after_position, None, aggregates)
+        async with translating(self._where), self._pool.acquire() as conn:
+            if names is None:
+                return int(await conn.fetchval(self._count, after_position))
+            return int(await conn.fetchval(self._count_of, after_position, list(names)))

@@ -1,5 +1,7 @@
 """The reactions' rows on PostgreSQL (tables ``reactions`` and ``reaction_dead_letters`` of
-``_schema``): checkpoints, states, leases and dead letters, every statement in one place.
+``_schema``): checkpoints, states, leases and dead letters, every statement in one place. The
+events themselves are read through the EventLog port (``read_all``, ``head_position``,
+``count``), never here.
 
 A checkpoint moves by compare-and-set on (position, lease owner), so a reset by an operator or a
 lease taken over makes the write fail and the runner read again. Leases and times are the
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reventless.aggregate_adapter import StoredEvent
+from reventless.aggregate_adapter import EventLog, StoredEvent
 from reventless.errors import ReactionNotFoundError, ValidationError
 from reventless.postgres._event_log import events_channel, translating
 from reventless.postgres._schema import quote_schema
@@ -26,17 +28,15 @@ class ReactionRows:
     """The statements on one schema's reaction tables, run on the pool (or, for a checkpoint
     that commits with a reaction's effects, on the reaction transaction's connection)."""
 
-    def __init__(self, pool: Any, schema: str, where: str) -> None:
+    def __init__(self, pool: Any, schema: str, where: str, log: EventLog) -> None:
         s = quote_schema(schema)
         self.pool = pool
         self.where = where
+        self.log = log
         self._notify = f"pg_notify('{events_channel(schema)}', 'reactions')"
-        # The log's head as read_all sees it: every event after it is still to come.
         self._register = (
             f"INSERT INTO {s}.reactions (name, follows, position, state, updated_at)"
-            " VALUES ($1, $2, CASE WHEN $3 THEN (SELECT coalesce(max(position), 0)"
-            f" FROM {s}.events WHERE tx < pg_snapshot_xmin(pg_current_snapshot())) ELSE 0 END,"
-            " 'running', clock_timestamp())"
+            " VALUES ($1, $2, $3, 'running', clock_timestamp())"
             " ON CONFLICT (name) DO UPDATE SET follows = excluded.follows"
         )
         self._checkpoint = f"SELECT position, state FROM {s}.reactions WHERE name = $1"
@@ -72,19 +72,16 @@ class ReactionRows:
             " WHERE name = $1 AND owner = $2"
         )
         self._statuses = (
-            "SELECT r.name, r.follows, r.position, r.state, r.last_error,"
-            " CASE WHEN r.lease_until >= clock_timestamp() THEN r.owner END,"
-            " CASE WHEN r.lease_until >= clock_timestamp() THEN r.lease_until END,"
-            f" r.updated_at, (SELECT count(*) FROM {s}.events e WHERE e.position > r.position"
-            f" AND e.aggregate = ANY (r.follows)), (SELECT coalesce(max(position), 0)"
-            f" FROM {s}.events) FROM {s}.reactions r ORDER BY r.name"
+            "SELECT name, follows, position, state, last_error,"
+            " CASE WHEN lease_until >= clock_timestamp() THEN owner END,"
+            " CASE WHEN lease_until >= clock_timestamp() THEN lease_until END,"
+            f" updated_at FROM {s}.reactions ORDER BY name"
         )
         self._dead_letters = (
             "SELECT id, reaction, position, aggregate, aggregate_id, version, type, attempts,"
             f" reason, action, at FROM {s}.reaction_dead_letters WHERE reaction = $1"
             " ORDER BY id DESC LIMIT $2"
         )
-        self._head = f"SELECT coalesce(max(position), 0) FROM {s}.events"
         self._lock_row = f"SELECT position, state FROM {s}.reactions WHERE name = $1 FOR UPDATE"
         self._set = (
             f"UPDATE {s}.reactions SET position = $2, state = 'running', last_error = NULL,"
@@ -95,10 +92,11 @@ class ReactionRows:
             " AND action = 'stopped'"
         )
 
-    async def register(self, name: str, follows: list[str], at_end: bool) -> None:
-        """Make the reaction's row when it has none; record what it follows now."""
+    async def register(self, name: str, follows: list[str], start: int) -> None:
+        """Make the reaction's row, at ``start``, when it has none; record what it follows
+        now."""
         async with translating(self.where), self.pool.acquire() as conn:
-            await conn.execute(self._register, name, follows, at_end)
+            await conn.execute(self._register, name, follows, start)
 
     async def checkpoint(self, name: str) -> tuple[int, str]:
         async with translating(self.where), self.pool.acquire() as conn:
@@ -165,13 +163,14 @@ class ReactionRows:
     async def statuses(self) -> list[ReactionStatus]:
         async with translating(self.where), self.pool.acquire() as conn:
             rows = await conn.fetch(self._statuses)
+        head = await self.log.head_position()  # after the rows: never behind a checkpoint
         return [
             ReactionStatus(
                 name=row[0],
                 follows=tuple(row[1]),
                 position=row[2],
-                head=row[9],
-                pending=row[8],
+                head=head,
+                pending=await self.log.count(after_position=row[2], aggregates=row[1]),
                 state=row[3],
                 last_error=row[4],
                 holder=row[5],
@@ -204,10 +203,10 @@ class ReactionRows:
         ]
 
     async def reset(self, name: str, position: int) -> None:
+        head = await self.log.head_position()
         async with translating(self.where), self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchrow(self._lock_row, name) is None:
                 raise ReactionNotFoundError(name)
-            head = int(await conn.fetchval(self._head))
             if position > head:
                 raise ValidationError(
                     "position",

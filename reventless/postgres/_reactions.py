@@ -43,7 +43,7 @@ import asyncpg
 from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.event_topic import Subscription, TopicMessage
+from reventless.event_topic import EventMessage, Subscription, TopicMessage
 from reventless.postgres._event_log import PostgresEventLog, events_channel, translating
 from reventless.postgres._reaction_rows import ReactionRows
 from reventless.postgres._reaction_tx import CURRENT, ReactionTransaction
@@ -173,9 +173,8 @@ class _Runner:
                 if self.previous is not None:
                     await self.previous.done.wait()
                     self.previous = None
-                await self.rows.register(
-                    self.reaction.name, list(self.reaction.follows), self.reaction.start == "end"
-                )
+                start = await self.host.log.head_position() if self.reaction.start == "end" else 0
+                await self.rows.register(self.reaction.name, list(self.reaction.follows), start)
                 await self._lead_or_stand_by()
             finally:
                 with anyio.CancelScope(shield=True):
@@ -210,7 +209,9 @@ class _Runner:
             events = (
                 []
                 if state == "stopped"
-                else await self.host.log.read_all(after_position=position, limit=_BATCH)
+                else await self.host.log.read_all(
+                    after_position=position, limit=_BATCH, aggregates=list(self.reaction.follows)
+                )
             )
             if not events:
                 if state == "stopped" or position >= self._target:
@@ -225,9 +226,6 @@ class _Runner:
         name, owner = self.reaction.name, self.lease.owner
         persisted = handled = position
         for stored in events:
-            if stored.aggregate not in self.reaction.follows:
-                handled = stored.position
-                continue
             outcome = await self._attempts(stored, persisted)
             if outcome.lost:
                 return
@@ -429,7 +427,7 @@ class PostgresReactions:
         self.listen_dsn = listen_dsn
         self.log = log
         self.clock = clock
-        self.rows = ReactionRows(pool, schema, where)
+        self.rows = ReactionRows(pool, schema, where, log)
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.keepalive = keepalive
@@ -452,7 +450,7 @@ class PostgresReactions:
         runner.previous = self._stopping.pop(reaction.name, None)
 
         async def on_event(message: TopicMessage) -> None:
-            runner.notify(message.position or 0)
+            runner.notify(message.position if isinstance(message, EventMessage) else 0)
 
         for name in reaction.follows:
             aggregate = running.aggregates.get(name)

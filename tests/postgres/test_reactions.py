@@ -115,8 +115,7 @@ async def test_a_reaction_does_not_pass_an_append_that_commits_late(postgres_dsn
         notes = running.aggregates[NOTES.name]
         await notes.handle("a", Note(text="a"))
         await _until(lambda: len(copier.calls) == 1)
-        # Past the copy too (it follows no copies).
-        before = (await _until_status(provider, lambda s: s.position == 2)).position
+        before = (await _until_status(provider, lambda s: s.position > 0)).position
         admin = await asyncpg.connect(postgres_dsn)
         try:
             # Hold an append open between its INSERT of events and its commit: another
@@ -137,7 +136,8 @@ async def test_a_reaction_does_not_pass_an_append_that_commits_late(postgres_dsn
                     await anyio.sleep(1.0)  # a notification and ten polls
                     assert len(copier.calls) == 1  # not b, whose position is visible
                     status = await _status(provider)
-                    assert (status.position, status.pending) == (before, 1)
+                    # Neither is pending as read_all sees the log: b is behind the watermark.
+                    assert (status.position, status.pending) == (before, 0)
                     await blocker.rollback()
             finally:
                 await watcher.close()
