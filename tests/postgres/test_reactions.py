@@ -51,11 +51,14 @@ async def _until(condition: Callable[[], Any], limit: float = 20.0) -> None:
 async def _until_status(
     provider: Any, condition: Callable[[ReactionStatus], bool], limit: float = 20.0
 ) -> ReactionStatus:
-    """The reaction's status once ``condition`` holds (polled: the database tells nobody)."""
+    """The reaction's status once ``condition`` holds (polled: the database tells nobody); a
+    runner just started may not have made the reaction's row yet."""
     with anyio.fail_after(limit):
-        while not condition(status := await _status(provider)):  # noqa: ASYNC110
+        while True:
+            statuses = await provider.reactions().statuses()
+            if statuses and condition(statuses[0]):
+                return statuses[0]
             await anyio.sleep(0.01)
-    return status
 
 
 @asynccontextmanager
