@@ -352,6 +352,11 @@ class Aggregate(Generic[State]):
         self._cache[aggregate_id] = (state, version)
         return state, version
 
+    def forget(self, aggregate_id: str) -> None:
+        """Drop the cached state of one instance, so that its next use reads the log again (a
+        provider calls it when a transaction its appends were part of rolled back)."""
+        self._cache.pop(aggregate_id, None)
+
     async def history(self, aggregate_id: str) -> list[Any]:
         """Every event of one aggregate instance, decoded, oldest first."""
         self.spec.check_id(aggregate_id)

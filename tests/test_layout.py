@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "reventless"
 
 
@@ -126,9 +128,12 @@ def test_no_module_is_over_800_lines() -> None:
     assert long == {}
 
 
-def test_the_embedded_reactions_read_the_events_through_the_event_log_port_only() -> None:
+@pytest.mark.parametrize(
+    "module", ["local/_reactions.py", "postgres/_reactions.py", "postgres/_reaction_rows.py"]
+)
+def test_the_reactions_read_the_events_through_the_event_log_port_only(module: str) -> None:
     """Their SQL names their own tables, never ``events`` (the EventLog port reads those)."""
-    source = ast.parse((PACKAGE / "local" / "_reactions.py").read_text())
+    source = ast.parse((PACKAGE / module).read_text())
     sql = [
         node.value
         for node in ast.walk(source)

@@ -16,6 +16,10 @@ p1 < p2: its transaction T1 < T2 < xmin had ended when the reader looked, so the
 either visible then, and returned before p2, or rolled back. Only the short INSERT is
 serialised; the commit is not. Before it, an append takes a transaction lock of its stream,
 so writers of one stream queue before reading its version and none waits for another inside.
+
+Every append notifies ``events_channel(schema)`` from its transaction (delivered at the commit),
+so reaction runners listening there wake at once (``_reactions``). Inside a reaction's handler,
+appends join the reaction's transaction instead (``_reaction_tx``).
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ from typing import Any
 import asyncpg
 
 from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent, check_read
-from reventless.errors import ConflictError, ReventlessError, ValidationError
+from reventless.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    ReventlessError,
+    ValidationError,
+)
 from reventless.postgres._errors import translate_sqlstate
+from reventless.postgres._reaction_tx import ReactionTransaction, current_for
 from reventless.postgres._schema import quote_schema
 
-__all__ = ("PostgresEventLog", "append_lock_key", "translating")
+__all__ = ("PostgresEventLog", "append_lock_key", "events_channel", "translating")
 
 _COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, recorded_at"
 
@@ -43,6 +53,12 @@ def append_lock_key(schema: str) -> int:
     """The advisory lock (a signed 64-bit key) of the appends' critical section in ``schema``."""
     digest = hashlib.sha256(f"reventless.events:{schema}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def events_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel told of every append in ``schema`` (a channel name is at most
+    63 bytes: the schema's is hashed)."""
+    return "reventless." + hashlib.sha256(f"events:{schema}".encode()).hexdigest()[:20]
 
 
 def _stream_lock_key(schema: str, aggregate: str, aggregate_id: str) -> tuple[int, int]:
@@ -65,7 +81,8 @@ async def translating(where: str) -> AsyncIterator[None]:
         raise
     except asyncpg.PostgresError as exc:
         raise translate_sqlstate(getattr(exc, "sqlstate", None), str(exc), where) from exc
-    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as exc:
+        # InternalClientError: asyncpg's state of a connection cut mid-operation.
         raise translate_sqlstate("08000", f"{type(exc).__name__}: {exc}", where) from exc
 
 
@@ -111,6 +128,7 @@ class PostgresEventLog:
         self._schema = schema
         self._where = where
         self._lock = append_lock_key(schema)
+        self._notify = f"pg_notify('{events_channel(schema)}', '')"
         self._state = (
             f"SELECT (SELECT coalesce(max(version), 0) FROM {s}.events"
             "  WHERE aggregate = $1 AND aggregate_id = $2),"
@@ -136,9 +154,14 @@ class PostgresEventLog:
             f"SELECT EXISTS (SELECT 1 FROM {s}.handled_messages"
             " WHERE aggregate = $1 AND aggregate_id = $2 AND message_id = $3)"
         )
+        # Whether the message was handled, and its events (one row of NULLs if none).
         self._handled_events = (
-            f"SELECT {_COLUMNS} FROM {s}.events WHERE aggregate = $1 AND aggregate_id = $2"
-            " AND message_id = $3 ORDER BY version"
+            "SELECT h.handled, e.position, e.aggregate, e.aggregate_id, e.version, e.type,"
+            " e.data, e.message_id, e.recorded_at FROM (SELECT EXISTS (SELECT 1 FROM"
+            f" {s}.handled_messages WHERE aggregate = $1 AND aggregate_id = $2"
+            f" AND message_id = $3) AS handled) h LEFT JOIN {s}.events e ON h.handled"
+            " AND e.aggregate = $1 AND e.aggregate_id = $2 AND e.message_id = $3"
+            " ORDER BY e.version"
         )
         visible = "tx < pg_snapshot_xmin(pg_current_snapshot())"  # the watermark
         self._read_all = (
@@ -156,9 +179,21 @@ class PostgresEventLog:
     async def load(
         self, aggregate: str, aggregate_id: str, *, after_version: int = 0
     ) -> list[StoredEvent]:
-        async with translating(self._where), self._pool.acquire() as conn:
+        async with self._reading() as conn:
             rows = await conn.fetch(self._load, aggregate, aggregate_id, after_version)
         return [_stored(row) for row in rows]
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Any]:
+        """A connection to read on: inside a reaction's transaction that has appended, its
+        own (it sees what it appended), else one of the pool."""
+        tx = current_for(self._pool, self._schema)
+        if tx is not None and tx.conn is not None:
+            async with translating(self._where), tx.lock:
+                yield tx.conn
+            return
+        async with translating(self._where), self._pool.acquire() as conn:
+            yield conn
 
     async def append(
         self,
@@ -178,6 +213,11 @@ class PostgresEventLog:
             _check_text(f"events[{index}].type", event.type)
         if recorded_at.tzinfo is None:
             raise ValidationError("recorded_at", recorded_at, "an aware datetime")
+        tx = current_for(self._pool, self._schema)
+        if tx is not None:
+            return await self._append_in_reaction(
+                tx, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+            )
         async with translating(self._where), self._pool.acquire() as conn:
             # BEGIN and COMMIT by hand: a transaction context manager would, after a
             # cancellation closed the connection, raise over the cancellation.
@@ -195,6 +235,59 @@ class PostgresEventLog:
             await conn.execute("COMMIT")
         return result
 
+    async def _append_in_reaction(
+        self,
+        tx: ReactionTransaction,
+        aggregate: str,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        """An append inside a reaction's transaction (``_reaction_tx``): the stream's lock, then
+        the append lock, both kept until the reaction's transaction ends; the append itself in a
+        savepoint, so a conflict leaves the transaction usable."""
+        high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
+        async with translating(self._where), tx.lock:
+            conn = await tx.connection()
+            if tx.holds_append_lock:
+                if not await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({high}, {low})"):
+                    tx.busy = True
+                    raise BackendUnavailableError(
+                        f"stream {aggregate}/{aggregate_id} is being written by another "
+                        "transaction; the reaction rolls back and handles the event again"
+                    )
+                await conn.execute("SAVEPOINT reventless_append")
+            else:
+                # The transaction's first statements: it begins here.
+                await conn.execute(
+                    "BEGIN; SET LOCAL idle_in_transaction_session_timeout ="
+                    f" {tx.idle_limit_ms}; SELECT pg_advisory_xact_lock({high}, {low});"
+                    f" SELECT pg_advisory_xact_lock({self._lock}), {self._notify};"
+                    " SAVEPOINT reventless_append"
+                )
+                tx.holds_append_lock = True
+            try:
+                result = await self._append_in(
+                    conn,
+                    aggregate,
+                    aggregate_id,
+                    expected_version,
+                    events,
+                    message_id,
+                    recorded_at,
+                    locked=True,
+                )
+            except BaseException:
+                # Should this fail too, the reaction's rollback closes the connection.
+                with contextlib.suppress(BaseException):
+                    await conn.execute("ROLLBACK TO SAVEPOINT reventless_append")
+                raise
+            # The savepoint is not released (a round trip): it ends with the transaction.
+            tx.appended.add((aggregate, aggregate_id))
+        return result
+
     async def _append_in(
         self,
         conn: Any,
@@ -204,6 +297,8 @@ class PostgresEventLog:
         events: Sequence[NewEvent],
         message_id: str | None,
         recorded_at: datetime,
+        *,
+        locked: bool = False,
     ) -> AppendResult:
         current, handled = await conn.fetchrow(
             self._state, aggregate, aggregate_id, message_id or ""
@@ -218,7 +313,14 @@ class PostgresEventLog:
         positions: tuple[int, ...] = ()
         if events:
             positions = await self._insert_events(
-                conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+                conn,
+                aggregate,
+                aggregate_id,
+                expected_version,
+                events,
+                message_id,
+                recorded_at,
+                locked=locked,
             )
         if message_id is not None and not await conn.fetchval(
             self._handled, aggregate, aggregate_id, message_id
@@ -241,24 +343,68 @@ class PostgresEventLog:
         events: Sequence[NewEvent],
         message_id: str | None,
         recorded_at: datetime,
+        *,
+        locked: bool = False,
     ) -> tuple[int, ...]:
         """The critical section (see the module's docstring): the transaction's id is assigned
-        and its positions drawn under the schema's append lock, given back before the commit.
+        and its positions drawn under the schema's append lock, given back before the commit
+        (``locked``: the caller holds it until its transaction ends, and has notified).
         On any failure inside, the savepoint is rolled back and the lock given back in the same
         transaction (so a transaction-mode pooler sees it all on one server connection); when
         even that fails (a cancellation), the append's rollback fails too and closes the
         connection, which gives the lock back."""
+        if locked:
+            rows = await self._insert_rows(
+                conn, aggregate, aggregate_id, expected, events, message_id, recorded_at
+            )
+        else:
+            rows = await self._insert_locked(
+                conn, aggregate, aggregate_id, expected, events, message_id, recorded_at
+            )
+        if len(rows) != len(events):
+            raise ConflictError(
+                f"stream {aggregate}/{aggregate_id} moved past version {expected}: "
+                "another writer came first"
+            )
+        return tuple(position for position, _ in sorted(rows, key=lambda row: row[1]))
+
+    async def _insert_rows(
+        self,
+        conn: Any,
+        aggregate: str,
+        aggregate_id: str,
+        expected: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> list[Any]:
+        rows: list[Any] = await conn.fetch(
+            self._insert,
+            aggregate,
+            aggregate_id,
+            list(range(expected + 1, expected + len(events) + 1)),
+            [event.type for event in events],
+            [event.data for event in events],
+            message_id,
+            recorded_at,
+        )
+        return rows
+
+    async def _insert_locked(
+        self,
+        conn: Any,
+        aggregate: str,
+        aggregate_id: str,
+        expected: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> list[Any]:
+        """The insert under the append lock, given back (and the append notified) after it."""
         await conn.execute(f"SELECT pg_advisory_lock({self._lock}); SAVEPOINT reventless_append")
         try:
-            rows = await conn.fetch(
-                self._insert,
-                aggregate,
-                aggregate_id,
-                list(range(expected + 1, expected + len(events) + 1)),
-                [event.type for event in events],
-                [event.data for event in events],
-                message_id,
-                recorded_at,
+            rows = await self._insert_rows(
+                conn, aggregate, aggregate_id, expected, events, message_id, recorded_at
             )
         except BaseException:
             # Should this fail too, the append's rollback fails and closes the connection.
@@ -268,26 +414,23 @@ class PostgresEventLog:
                     f" SELECT pg_advisory_unlock({self._lock})"
                 )
             raise
-        await conn.execute(f"SELECT pg_advisory_unlock({self._lock})")
-        if len(rows) != len(events):
-            raise ConflictError(
-                f"stream {aggregate}/{aggregate_id} moved past version {expected}: "
-                "another writer came first"
-            )
-        return tuple(position for position, _ in sorted(rows, key=lambda row: row[1]))
+        await conn.execute(f"SELECT pg_advisory_unlock({self._lock}), {self._notify}")
+        return rows
 
     async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
-        async with translating(self._where), self._pool.acquire() as conn:
+        async with self._reading() as conn:
             return bool(await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id))
 
     async def handled_events(
         self, aggregate: str, aggregate_id: str, message_id: str
     ) -> list[StoredEvent] | None:
-        async with translating(self._where), self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id):
-                return None
+        async with self._reading() as conn:
+            # One statement: a consistent answer without a transaction of its own (inside a
+            # reaction's transaction, asyncpg allows none).
             rows = await conn.fetch(self._handled_events, aggregate, aggregate_id, message_id)
-        return [_stored(row) for row in rows]
+        if not rows[0][0]:
+            return None
+        return [_stored(row[1:]) for row in rows if row[1] is not None]
 
     async def read_all(
         self,

@@ -43,6 +43,37 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "CREATE INDEX events_by_message ON {s}.events (aggregate, aggregate_id, message_id)"
         " WHERE message_id IS NOT NULL",
     ),
+    # One row per reaction: its checkpoint (the position of the last event handled), its state,
+    # its last error and its lease (judged by the database's clock). ``_reactions``.
+    "reactions": (
+        """CREATE TABLE {s}.reactions (
+    name text PRIMARY KEY,
+    follows text[] NOT NULL,
+    position bigint NOT NULL CHECK (position >= 0),
+    state text NOT NULL CHECK (state IN ('running', 'stopped')),
+    last_error text,
+    owner text,
+    lease_until timestamptz,
+    updated_at timestamptz NOT NULL
+)""",
+    ),
+    "reaction_dead_letters": (
+        """CREATE TABLE {s}.reaction_dead_letters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reaction text NOT NULL REFERENCES {s}.reactions (name),
+    position bigint NOT NULL,
+    aggregate text NOT NULL,
+    aggregate_id text NOT NULL,
+    version integer NOT NULL,
+    type text NOT NULL,
+    attempts integer NOT NULL,
+    reason text NOT NULL,
+    action text NOT NULL CHECK (action IN ('stopped', 'skipped')),
+    at timestamptz NOT NULL
+)""",
+        "CREATE INDEX reaction_dead_letters_by_reaction ON {s}.reaction_dead_letters"
+        " (reaction, id)",
+    ),
     "handled_messages": (
         """CREATE TABLE {s}.handled_messages (
     aggregate text NOT NULL,

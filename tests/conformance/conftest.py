@@ -173,11 +173,15 @@ class AwsUnderTest(ProviderUnderTest):
 
 
 class PostgresUnderTest(ProviderUnderTest):
-    """The PostgreSQL provider so far (its event log), on a database of its own, made at the
-    first open (so the suites it does not offer yet skip without one)."""
+    """The PostgreSQL provider so far (its event log, its in-process event and command topics,
+    its reactions), on a database of its own, made at the first open (so the suites it does
+    not offer yet skip without one)."""
 
     name = "postgres"
-    capabilities = Capabilities(durable=True, ports=frozenset({"event_log"}))
+    capabilities = Capabilities(
+        durable=True,
+        ports=frozenset({"event_log", "event_topic", "command_topic", "reactions"}),
+    )
 
     def __init__(self, server: PostgresServer) -> None:
         self.server = server
