@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import zlib
 
-from reventless._observe import Observer
 from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
-from reventless.local._rows import (
+from reventless._fire_rows import (
     FIRED_AND_COMPLETED,
     Advance,
     Complete,
@@ -27,6 +26,7 @@ from reventless.local._rows import (
     from_us,
     to_us,
 )
+from reventless._observe import Observer
 from reventless.misfire import FireRange
 from reventless.scheduler_adapter import HistoryKind, MisfirePolicy, RetryPolicy
 from reventless.target import fire_id

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reventless._observe import Observer
 from reventless._fire_bookkeeping import Bookkeeper, note_missed
 from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
+from reventless._observe import Observer
 from reventless.local._rows import FIRED_AND_COMPLETED, Outcome, to_us
 from reventless.misfire import FireRange
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
