@@ -6,26 +6,47 @@ with a ``read_all`` that never skips an event (a transaction-id watermark, ``_ev
     async with reventless.postgres.provider("postgresql://app@db/app", schema="orders") as p:
         log = p.event_log()
 
-The schedules and their engine, topics and reactions are still to come (issue 23).
+Schedules and their engine: ``Scheduler.make(provider, target=...)`` and ``provider.run()``,
+in every process that should fire (no leader: ``_engine``). Topics and reactions are still
+to come (issue 23).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
+import anyio.abc
 import asyncpg
 import sniffio
 
 from reventless.clock import Clock, SystemClock
-from reventless.errors import UsageError, ValidationError
+from reventless.errors import ReventlessError, UsageError, ValidationError
+from reventless.local import PruneReport, Retention
+from reventless.postgres._engine import EngineSettings, PostgresEngine
 from reventless.postgres._event_log import PostgresEventLog, translating
+from reventless.postgres._publisher import PostgresScheduledPublisher
+from reventless.postgres._retention import prune_store
 from reventless.postgres._schema import SCHEMA_VERSION, quote_schema
 from reventless.postgres._store import upgrade
+from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
-__all__ = ("SCHEMA_VERSION", "PostgresEventLog", "PostgresProvider", "provider")
+__all__ = (
+    "SCHEMA_VERSION",
+    "PostgresEventLog",
+    "PostgresProvider",
+    "PostgresScheduledPublisher",
+    "provider",
+)
+
+_log = logging.getLogger("reventless.postgres")
+_DEFAULT_RETENTION = Retention()
 
 _CLOSED = (
     "this provider is closed (its 'async with' block has ended); use it inside "
@@ -43,18 +64,37 @@ async def _reset(connection: Any) -> None:
 
 
 class PostgresProvider:
-    """The PostgreSQL provider so far: its clock and its event log."""
+    """The PostgreSQL provider so far: its clock, its event log, its schedules and engine."""
 
     clock: Clock
     schema: str
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, clock: Clock, where: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        clock: Clock,
+        where: str,
+        settings: EngineSettings | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         self.pool = pool
         self.schema = schema
         self.clock = clock
         self._where = where
         self._event_log: PostgresEventLog | None = None
         self._closed = False
+        self.retention = retention
+        # Due times by the database's clock, unless the provider was given another clock.
+        self._engine = PostgresEngine(
+            pool,
+            schema,
+            where,
+            clock,
+            settings or EngineSettings(),
+            database_time=isinstance(clock, SystemClock),
+        )
+        self._publisher = PostgresScheduledPublisher(pool, schema, where, self._engine)
 
     def event_log(self) -> PostgresEventLog:
         """The EventLog adapter of this store."""
@@ -63,6 +103,55 @@ class PostgresProvider:
         if self._event_log is None:
             self._event_log = PostgresEventLog(self.pool, self.schema, self._where)
         return self._event_log
+
+    # -- the schedules and their engine ---------------------------------------------------------
+
+    def scheduled_publisher(self) -> PostgresScheduledPublisher:
+        """The ScheduledPublisher adapter that schedulers made on this provider use."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        return self._publisher
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Fire the schedules of the schedulers made on this provider until cancelled.
+
+        Run it in every process that should fire: all of them claim due fires, none leads
+        (a fire is delivered by one of them; see ``docs/postgres.md``). A lost server is
+        waited for (the engine retries with backoff, logging each failure). Cancel it for a
+        graceful stop: the batches under way are delivered and recorded.
+        """
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if self._engine.running:
+            raise UsageError("provider.run() is already running; run it once per provider")
+        async with anyio.create_task_group() as group:
+            if self.retention is not None:
+                group.start_soon(self._prune_loop, self.retention, name="reventless-pg-prune")
+            await group.start(self._engine.run)
+            task_status.started()
+
+    async def prune(self, retention: Retention | None = None) -> PruneReport:
+        """Delete now the history and dead letters that ``retention`` (default: the
+        provider's; ``Retention()`` when it has none) no longer keeps, in batches of
+        ``retention.batch`` rows, one short transaction each."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if retention is not None and not isinstance(retention, Retention):
+            raise ValidationError("retention", retention, "a reventless.local.Retention")
+        chosen = retention or self.retention or Retention()
+        return await prune_store(self.pool, self.schema, self._where, chosen, self.clock.now())
+
+    async def _prune_loop(self, retention: Retention) -> None:
+        """Every engine prunes every ``retention.every`` (deleting by age and count is
+        idempotent, so several engines pruning at once only share the work)."""
+        while True:
+            await anyio.sleep(retention.every.total_seconds())
+            try:
+                await self.prune(retention)
+            except ReventlessError as exc:
+                _log.warning("pruning the store failed: %s", exc, exc_info=exc)
 
 
 def _where(dsn: str | None, schema: str) -> str:
@@ -82,6 +171,14 @@ async def provider(
     schema: str = "reventless",
     clock: Clock | None = None,
     max_connections: int = 10,
+    misfire_policy: MisfirePolicy | str = MisfirePolicy.LATEST,
+    misfire_grace: timedelta = timedelta(hours=24),
+    retry_policy: RetryPolicy | None = None,
+    delivery_timeout: float = 30.0,
+    poll_interval: float = 1.0,
+    batch: int = 500,
+    claimers: int = 2,
+    retention: Retention | None = _DEFAULT_RETENTION,
 ) -> AsyncIterator[PostgresProvider]:
     """The provider on a database: a ``postgresql://`` URL (the provider makes and closes a pool
     of at most ``max_connections``) or an asyncpg pool of yours (left open). The store's tables
@@ -93,6 +190,13 @@ async def provider(
     keeps them itself). Every statement of an append, its lock included, runs inside one
     transaction, so a transaction-mode pooler keeps them on one server connection.
 
+    The engine (``run()``): ``misfire_policy``, ``misfire_grace``, ``retry_policy`` and
+    ``delivery_timeout`` as for ``reventless.local.provider``; ``poll_interval`` (0.05 to 60 s)
+    bounds how late a change that no NOTIFY announced is seen (and how soon the fires of a
+    process that died are taken over); ``batch`` (1 to 10,000) fires are claimed per
+    transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
+    while it delivers. ``retention`` as for the local provider; every engine prunes.
+
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
     :raises ValidationError: a bad schema name, or a schema holding another application's tables.
@@ -100,6 +204,17 @@ async def provider(
     :raises CorruptDataError: a schema written by a newer release, or a damaged one.
     """
     quote_schema(schema)
+    settings = _settings(
+        misfire_policy,
+        misfire_grace,
+        retry_policy,
+        delivery_timeout,
+        poll_interval,
+        batch,
+        claimers,
+    )
+    if retention is not None and not isinstance(retention, Retention):
+        raise ValidationError("retention", retention, "a reventless.local.Retention or None")
     library = sniffio.current_async_library()
     if library != "asyncio":
         raise UsageError(
@@ -123,7 +238,7 @@ async def provider(
         pool, owned, where = dsn_or_pool, False, _where(None, schema)
     else:
         raise ValidationError("dsn_or_pool", dsn_or_pool, "a postgresql:// URL or an asyncpg pool")
-    opened = PostgresProvider(pool, schema, clock or SystemClock(), where)
+    opened = PostgresProvider(pool, schema, clock or SystemClock(), where, settings, retention)
     try:
         await upgrade(pool, schema, where)
         yield opened
@@ -131,3 +246,56 @@ async def provider(
         opened._closed = True
         if owned:
             await pool.close()
+
+
+def _settings(
+    misfire_policy: object,
+    misfire_grace: object,
+    retry_policy: object,
+    delivery_timeout: object,
+    poll_interval: object,
+    batch: object,
+    claimers: object,
+) -> EngineSettings:
+    if not (
+        isinstance(misfire_policy, str)
+        and misfire_policy in {policy.value for policy in MisfirePolicy}
+    ):
+        raise ValidationError("misfire_policy", misfire_policy, "'latest', 'all' or 'skip'")
+    if not isinstance(misfire_grace, timedelta) or not (
+        timedelta(0) <= misfire_grace <= timedelta(days=30)
+    ):
+        raise ValidationError("misfire_grace", misfire_grace, "a timedelta from 0 to 30 days")
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    _check_seconds("delivery_timeout", delivery_timeout, 0.01, 900)
+    _check_seconds("poll_interval", poll_interval, 0.05, 60)
+    _check_whole("batch", batch, 1, 10_000)
+    _check_whole("claimers", claimers, 1, 64)
+    assert isinstance(delivery_timeout, (int, float))
+    assert isinstance(poll_interval, (int, float))
+    assert isinstance(batch, int) and isinstance(claimers, int)
+    return EngineSettings(
+        misfire_policy=MisfirePolicy(misfire_policy),
+        misfire_grace=misfire_grace,
+        retry_policy=retry_policy,
+        delivery_timeout=float(delivery_timeout),
+        poll_interval=float(poll_interval),
+        batch=batch,
+        claimers=claimers,
+    )
+
+
+def _check_seconds(field: str, value: object, low: float, high: float) -> None:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ValidationError(field, value, f"a number of seconds from {low:g} to {high:g}")
+
+
+def _check_whole(field: str, value: object, low: int, high: int) -> None:
+    if type(value) is not int or not low <= value <= high:
+        raise ValidationError(field, value, f"a whole number from {low:,} to {high:,}")

@@ -48,6 +48,8 @@ def test_every_suite_checks_its_port() -> None:
     assert all(any("_offered" in vars(cls) for cls in suite.__mro__) for suite in suites)
 
 
-def test_the_postgres_provider_offers_the_event_log_only_so_far() -> None:
+def test_the_postgres_provider_offers_the_ports_built_so_far() -> None:
     assert ("postgres", "asyncio") in PROVIDERS
-    assert PostgresUnderTest.capabilities.ports == frozenset({"event_log"})
+    assert {"event_log", "scheduled_publisher", "command_topic"} <= (
+        PostgresUnderTest.capabilities.ports
+    )

@@ -21,6 +21,7 @@ from reventless.errors import (
     ValidationError,
 )
 from reventless.postgres._errors import ERROR_TABLE, translate_sqlstate
+from reventless.postgres._schema import TABLES
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +55,7 @@ async def test_two_schemas_of_one_database_are_two_stores(postgres_dsn: str) -> 
         assert [e.aggregate_id for e in await log.read_all()] == ["a"]
         assert await log.was_handled("orders", "a", "m")
         assert not await log.was_handled("orders", "b", "m")
-    assert await _tables(postgres_dsn, "second") == {"meta", "events", "handled_messages"}
+    assert await _tables(postgres_dsn, "second") == set(TABLES)
 
 
 async def test_processes_opening_a_new_database_at_once_make_the_schema_once(
