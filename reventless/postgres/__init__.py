@@ -102,6 +102,7 @@ class PostgresProvider:
             raise UsageError(_CLOSED)
         if self._event_log is None:
             self._event_log = PostgresEventLog(self.pool, self.schema, self._where)
+            self._engine.event_log_in_use = True
         return self._event_log
 
     # -- the schedules and their engine ---------------------------------------------------------

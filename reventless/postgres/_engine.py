@@ -8,6 +8,12 @@ in the same transaction. A process that dies mid-batch loses its connection; the
 its transaction back, the locks go, and another loop delivers those fires again with the same
 fire ids (at-least-once; a fire is recorded delivered once: ``history_fired_once``).
 
+A fire delivered to a command topic of this store's event log joins the batch's transaction
+(``_event_log.joining``): the command's events and the fire's record commit together, so a
+fire's effect is applied once without a dedup window. Such a batch holds the event log's
+append lock from before its claim until its commit (the log's rule for ``read_all``), so
+while it delivers, other appends to the store wait.
+
 Time: due fires are judged by the database's clock (``DB_NOW_US``), so application servers
 whose clocks disagree agree on what is due; a provider made with another clock (a virtual
 clock in tests, a scaled one in demos) passes that clock's "now" instead, and sleeps on it.
@@ -33,11 +39,12 @@ from reventless._fire_bookkeeping import Bookkeeper, note_expired, note_missed
 from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
 from reventless._fire_rows import Outcome, from_us, to_us
 from reventless._observe import Observer
+from reventless._payload_types import command_spec
 from reventless.clock import Clock, Hold
 from reventless.errors import DeliveryRefusedError, ReventlessError
 from reventless.local._rows import decode_stored
 from reventless.misfire import plan_misfire
-from reventless.postgres._event_log import translating
+from reventless.postgres._event_log import append_lock_key, joining, translating
 from reventless.postgres._fire_writes import FireWrites
 from reventless.postgres._listener import listen_for_changes
 from reventless.postgres._schema import quote_schema
@@ -106,6 +113,10 @@ class PostgresEngine:
         self._sleepers: dict[anyio.CancelScope, Hold | None] = {}
         self._pokes = 0  # how many pokes so far: a loop that saw one while awake does not sleep
         self.running = False
+        # Set by the provider once its event log is in use: fires to command topics then
+        # join the batch's transaction.
+        self.event_log_in_use = False
+        self._append_lock = append_lock_key(schema)
         s = quote_schema(schema)
         self._now = f"SELECT coalesce($1::bigint, {DB_NOW_US})"
         self._claim_fires = (
@@ -218,18 +229,26 @@ class PostgresEngine:
         bounded by the delivery timeout) rather than deliver without recording."""
         if not self.targets:
             return 0
+        joins = self.event_log_in_use and any(
+            command_spec(target) is not None for target in self.targets.values()
+        )
+        begin, commit = "BEGIN", "COMMIT"
+        if joins:
+            unlock = f"SELECT pg_advisory_unlock({self._append_lock})"
+            begin = f"BEGIN; SELECT pg_advisory_lock({self._append_lock})"
+            commit = f"{unlock}; COMMIT"
         with anyio.CancelScope(shield=True):
             async with translating(self._where), self._pool.acquire() as conn:
-                await conn.execute("BEGIN")
+                await conn.execute(begin)
                 try:
-                    claimed = await self._claim_and_fire(conn)
+                    claimed = await self._claim_and_fire(conn, joins)
                 except BaseException:
-                    await abandon(conn)
+                    await abandon(conn, unlock if joins else None)
                     raise
-                await conn.execute("COMMIT")
+                await conn.execute(commit)
         return claimed
 
-    async def _claim_and_fire(self, conn: Any) -> int:
+    async def _claim_and_fire(self, conn: Any, joins: bool) -> int:
         names = list(self.targets)
         batch = self._settings.batch
         now_us = await conn.fetchval(self._now, self._now_param())
@@ -249,7 +268,11 @@ class PostgresEngine:
         for row_id, scheduler, name, scheduled_us, payload, attempts in retries:
             target = self.targets[scheduler]
             jobs.append(RetryJob(row_id, scheduler, name, payload, target, attempts, scheduled_us))
-        results = await self._deliver_all(jobs)
+        if joins:
+            with joining(self._pool, conn):
+                results = await self._deliver_all(jobs)
+        else:
+            results = await self._deliver_all(jobs)
         if self._database_time:
             at_us = now_us + int((time.monotonic() - started) * 1_000_000)
         else:

@@ -16,17 +16,24 @@ p1 < p2: its transaction T1 < T2 < xmin had ended when the reader looked, so the
 either visible then, and returned before p2, or rolled back. Only the short INSERT is
 serialised; the commit is not. Before it, an append takes a transaction lock of its stream,
 so writers of one stream queue before reading its version and none waits for another inside.
+
+A scheduled fire delivered to a command topic of this store joins the engine's transaction
+(``joining``): the command's events commit with the fire's record, or neither does. That
+transaction took its id when it claimed its fires, so to keep the rule above the engine holds
+the append lock from before its claim until just before its commit (``_engine``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import anyio
 import asyncpg
 
 from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
@@ -34,7 +41,31 @@ from reventless.errors import ConflictError, ReventlessError, ValidationError
 from reventless.postgres._errors import translate_sqlstate
 from reventless.postgres._schema import quote_schema
 
-__all__ = ("PostgresEventLog", "append_lock_key", "translating")
+__all__ = ("PostgresEventLog", "append_lock_key", "joining", "translating")
+
+
+class _Joined(NamedTuple):
+    """An engine's transaction that the event log of ``pool`` works in (one statement at a
+    time: ``lock``)."""
+
+    pool: Any
+    conn: Any
+    lock: anyio.Lock
+
+
+_joined: ContextVar[_Joined | None] = ContextVar("reventless_pg_fire_transaction", default=None)
+
+
+@contextmanager
+def joining(pool: Any, conn: Any) -> Iterator[None]:
+    """Inside, the event log of ``pool`` reads and appends in ``conn``'s open transaction
+    (each append in a savepoint), also in tasks started inside."""
+    token = _joined.set(_Joined(pool, conn, anyio.Lock()))
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
 
 _COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, recorded_at"
 
@@ -145,10 +176,22 @@ class PostgresEventLog:
             " AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY position LIMIT $2"
         )
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """The joined transaction's connection (``joining``), else one of the pool's."""
+        joined = _joined.get()
+        async with translating(self._where):
+            if joined is not None and joined.pool is self._pool:
+                async with joined.lock:
+                    yield joined.conn
+            else:
+                async with self._pool.acquire() as conn:
+                    yield conn
+
     async def load(
         self, aggregate: str, aggregate_id: str, *, after_version: int = 0
     ) -> list[StoredEvent]:
-        async with translating(self._where), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(self._load, aggregate, aggregate_id, after_version)
         return [_stored(row) for row in rows]
 
@@ -170,6 +213,11 @@ class PostgresEventLog:
             _check_text(f"events[{index}].type", event.type)
         if recorded_at.tzinfo is None:
             raise ValidationError("recorded_at", recorded_at, "an aware datetime")
+        joined = _joined.get()
+        if joined is not None and joined.pool is self._pool:
+            return await self._append_joined(
+                joined, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+            )
         async with translating(self._where), self._pool.acquire() as conn:
             # BEGIN and COMMIT by hand: a transaction context manager would, after a
             # cancellation closed the connection, raise over the cancellation.
@@ -185,6 +233,35 @@ class PostgresEventLog:
                 await _abandon(conn)
                 raise
             await conn.execute("COMMIT")
+        return result
+
+    async def _append_joined(
+        self,
+        joined: _Joined,
+        aggregate: str,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        """The append in the engine's transaction, in a savepoint: a refused append leaves
+        the engine's transaction as it was."""
+        high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
+        async with translating(self._where), joined.lock:
+            conn = joined.conn
+            await conn.execute(
+                f"SAVEPOINT reventless_fire_append; SELECT pg_advisory_xact_lock({high}, {low})"
+            )
+            try:
+                result = await self._append_in(
+                    conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+                )
+            except BaseException:
+                with contextlib.suppress(BaseException):  # then the engine's rollback fails too
+                    await conn.execute("ROLLBACK TO SAVEPOINT reventless_fire_append")
+                raise
+            await conn.execute("RELEASE SAVEPOINT reventless_fire_append")
         return result
 
     async def _append_in(
@@ -269,13 +346,13 @@ class PostgresEventLog:
         return tuple(position for position, _ in sorted(rows, key=lambda row: row[1]))
 
     async def was_handled(self, aggregate: str, aggregate_id: str, message_id: str) -> bool:
-        async with translating(self._where), self._pool.acquire() as conn:
+        async with self._connection() as conn:
             return bool(await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id))
 
     async def handled_events(
         self, aggregate: str, aggregate_id: str, message_id: str
     ) -> list[StoredEvent] | None:
-        async with translating(self._where), self._pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             if not await conn.fetchval(self._was_handled, aggregate, aggregate_id, message_id):
                 return None
             rows = await conn.fetch(self._handled_events, aggregate, aggregate_id, message_id)

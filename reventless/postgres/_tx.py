@@ -46,11 +46,12 @@ def due_us(name: str, jitter_minutes: int | None, next_us: int | None) -> int | 
     return next_us + int(delay.total_seconds()) * 1_000_000
 
 
-async def abandon(conn: Any) -> None:
-    """Roll back a transaction that failed or was cancelled; a connection that cannot even do
-    that is closed (the server then rolls back, and gives back its locks)."""
+async def abandon(conn: Any, then: str | None = None) -> None:
+    """Roll back a transaction that failed or was cancelled (and run ``then``: give back a
+    session lock); a connection that cannot even do that is closed (the server then rolls
+    back, and gives back its locks)."""
     try:
-        await conn.execute("ROLLBACK")
+        await conn.execute("ROLLBACK" if then is None else f"ROLLBACK; {then}")
     except BaseException:  # the error on its way out is the one to report
         conn.terminate()
 
