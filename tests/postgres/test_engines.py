@@ -1,0 +1,158 @@
+"""Several PostgreSQL engines on one database, in one process: every due fire is delivered once
+and none twice (their claims skip each other's locked rows), whichever engine takes it; a fire
+to a command topic of the same store commits its events with its record; the clock's seam."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+import reventless.postgres
+from reventless import Minutes, Schedule, Scheduler, Single
+from reventless.aggregate import Aggregate, command_payload
+from reventless.fire_times import fire_times
+from reventless.target import fire_id
+from reventless.testing import RecordingTarget, VirtualClock
+from reventless.testing.ports import NOTES, Note
+
+pytestmark = pytest.mark.anyio
+
+START = datetime(2026, 3, 20, 6, 0, 30, tzinfo=UTC)
+
+
+def _burst(count: int) -> list[Schedule]:
+    """Singles due at the next minute, and minute rates (1 and 3) firing all along."""
+    schedules = [
+        Schedule(name=f"single-{n}", rate=Single(2026, 3, 20, 6, 1), payload=f"s{n}")
+        for n in range(count)
+    ]
+    schedules += [
+        Schedule(name=f"every-{n}", rate=Minutes(1 + 2 * (n % 2)), payload=f"m{n}")
+        for n in range(count // 10)
+    ]
+    return schedules
+
+
+def _expected(schedules: list[Schedule], until: datetime) -> set[str]:
+    expected = set()
+    for schedule in schedules:
+        for instant in fire_times(schedule, created_at=START, after=START):
+            if instant > until:
+                break
+            expected.add(fire_id(schedule.name, instant))
+    return expected
+
+
+@pytest.mark.parametrize("engines", [2, 3])
+async def test_every_due_fire_is_delivered_by_one_engine_once(
+    postgres_dsn: str, engines: int
+) -> None:
+    clock = VirtualClock(START)
+    targets = [RecordingTarget() for _ in range(engines)]
+    schedules = _burst(300)
+    async with AsyncExitStack() as stack:
+        providers = [
+            await stack.enter_async_context(
+                reventless.postgres.provider(postgres_dsn, clock=clock, batch=50)
+            )
+            for _ in range(engines)
+        ]
+        schedulers = [
+            await Scheduler.make(provider, target=target)
+            for provider, target in zip(providers, targets, strict=True)
+        ]
+        await schedulers[0].operations.create_schedules(schedules)
+        group = await stack.enter_async_context(anyio.create_task_group())
+        for provider in providers:
+            await group.start(provider.run)
+        end = START + timedelta(minutes=6)
+        while clock.now() < end:
+            await clock.advance(timedelta(seconds=30))
+        delivered = [envelope.fire_id for target in targets for envelope in target.deliveries]
+        history = await _fired(postgres_dsn)
+        group.cancel_scope.cancel()
+    assert len(delivered) == len(set(delivered)), "a fire was delivered twice"
+    assert set(delivered) == _expected(schedules, end)
+    assert sorted(history) == sorted(delivered)
+    assert sum(1 for target in targets if target.deliveries) >= 2, "one engine did all the work"
+
+
+async def _fired(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, scheduled_time FROM reventless.history"
+            " WHERE kind IN ('fired', 'fired+completed')"
+        )
+    finally:
+        await conn.close()
+    return [
+        fire_id(name, datetime.fromtimestamp(us / 1e6, UTC).replace(microsecond=0))
+        for name, us in rows
+    ]
+
+
+async def test_a_fire_to_a_command_topic_commits_its_events_with_its_record(
+    postgres_dsn: str,
+) -> None:
+    """The command's events carry the fire id as their message id, and were written by the
+    engine's transaction: the one that recorded the fire (``events.tx`` = the history row's
+    transaction)."""
+    clock = VirtualClock(START)
+    async with reventless.postgres.provider(postgres_dsn, clock=clock) as provider:
+        notes = await Aggregate.make(provider, NOTES)
+        ops = (await Scheduler.make(provider, target=notes.command_topic)).operations
+        payload = command_payload("n-1", Note(text="hello"))
+        await ops.create_schedule(
+            Schedule(name="note", rate=Single(2026, 3, 20, 6, 1), payload=payload)
+        )
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await clock.advance(timedelta(minutes=1))
+            group.cancel_scope.cancel()
+        conn: Any = await asyncpg.connect(postgres_dsn)
+        try:
+            event_tx = await conn.fetchval(
+                "SELECT tx FROM reventless.events WHERE message_id = 'note@2026-03-20T06:01:00Z'"
+            )
+            fired_tx = await conn.fetchval(
+                "SELECT xmin::text FROM reventless.history WHERE kind = 'fired+completed'"
+            )
+        finally:
+            await conn.close()
+    assert event_tx is not None
+    assert int(str(event_tx)) % 2**32 == int(fired_tx)  # xid8 and the 32-bit xmin
+
+
+async def test_due_times_come_from_the_database_clock_with_the_system_clock(
+    postgres_dsn: str,
+) -> None:
+    """A schedule created through a provider on the system clock fires when the database's
+    clock says it is due (the seam: the engine judges by ``clock_timestamp()``)."""
+    target = RecordingTarget()
+    async with reventless.postgres.provider(postgres_dsn, poll_interval=0.1) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        # A Single of the current minute: due at once, whatever the hour.
+        now = datetime.now(UTC)  # real clock: the engine runs on it here
+        if now.second >= 55:
+            await anyio.sleep(61 - now.second)
+            now = datetime.now(UTC)  # real clock, as above
+        await ops.create_schedule(
+            Schedule(
+                name="now",
+                rate=Single(now.year, now.month, now.day, now.hour, now.minute),
+                payload="p",
+            )
+        )
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            with anyio.fail_after(20):
+                while not target.deliveries:  # noqa: ASYNC110 - the target has no event
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+    assert [e.fire_id for e in target.deliveries] == [f"now@{now:%Y-%m-%dT%H:%M}:00Z"]
