@@ -156,3 +156,66 @@ async def test_due_times_come_from_the_database_clock_with_the_system_clock(
                     await anyio.sleep(0.02)
             group.cancel_scope.cancel()
     assert [e.fire_id for e in target.deliveries] == [f"now@{now:%Y-%m-%dT%H:%M}:00Z"]
+
+
+async def _listening_backends(admin: asyncpg.Connection) -> list[int]:
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+    )
+    return [row[0] for row in rows]
+
+
+async def _fire_now_from_elsewhere(dsn: str) -> str:
+    """Create, through another provider (whose engine does not run), a Single due at once;
+    its fire id."""
+    async with reventless.postgres.provider(dsn) as other:
+        ops = (await Scheduler.make(other, target=RecordingTarget())).operations
+        now = datetime.now(UTC)  # real clock: the engine under test runs on it
+        if now.second >= 55:
+            await anyio.sleep(61 - now.second)
+            now = datetime.now(UTC)  # real clock, as above
+        name = f"now-{now:%H%M%S%f}"
+        await ops.create_schedule(
+            Schedule(
+                name=name,
+                rate=Single(now.year, now.month, now.day, now.hour, now.minute),
+                payload="p",
+            )
+        )
+    return f"{name}@{now:%Y-%m-%dT%H:%M}:00Z"
+
+
+async def test_a_notify_wakes_an_engine_and_a_lost_listener_listens_again(
+    postgres_dsn: str,
+) -> None:
+    """With polling at its slowest (60 s), another process's create is delivered within
+    seconds: the NOTIFY woke the engine. The listening connection is then killed by the
+    server; the engine listens again on a new one, and is woken again."""
+    target = RecordingTarget()
+    admin: Any = await asyncpg.connect(postgres_dsn)
+    try:
+        async with reventless.postgres.provider(postgres_dsn, poll_interval=60) as provider:
+            await Scheduler.make(provider, target=target)
+            async with anyio.create_task_group() as group:
+                await group.start(provider.run)
+                with anyio.fail_after(10):
+                    while not (listening := await _listening_backends(admin)):  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                await anyio.sleep(0.5)  # the engine's first look is done: it sleeps 60 s
+                first = await _fire_now_from_elsewhere(postgres_dsn)
+                with anyio.fail_after(10):
+                    while first not in target.fire_ids():  # noqa: ASYNC110 - no event
+                        await anyio.sleep(0.02)
+                await admin.execute("SELECT pg_terminate_backend($1)", listening[0])
+                with anyio.fail_after(10):
+                    while (again := await _listening_backends(admin)) in ([], listening):  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                await anyio.sleep(0.5)
+                second = await _fire_now_from_elsewhere(postgres_dsn)
+                with anyio.fail_after(10):
+                    while second not in target.fire_ids():  # noqa: ASYNC110 - no event
+                        await anyio.sleep(0.02)
+                group.cancel_scope.cancel()
+    finally:
+        await admin.close()
+    assert again != listening
