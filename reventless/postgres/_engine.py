@@ -331,23 +331,24 @@ class PostgresEngine:
     # -- delivering ------------------------------------------------------------------------------
 
     async def _deliver_all(self, jobs: list[Job]) -> list[list[DeliveryFailure | None]]:
-        """Every job's deliveries, jobs side by side (at most ``concurrency`` at once), each
-        job's instants in order; one result per instant (None: delivered)."""
+        """Every job's deliveries, by at most ``concurrency`` workers side by side, each job's
+        instants in order; one result per instant (None: delivered)."""
         results: list[list[DeliveryFailure | None]] = [[] for _ in jobs]
-        limiter = anyio.CapacityLimiter(self._settings.concurrency)
+        todo = iter(enumerate(jobs))
 
-        async def deliver_job(index: int, job: Job) -> None:
-            async with limiter:
+        async def worker() -> None:
+            for index, job in todo:
                 instants = (job.scheduled_us,) if isinstance(job, RetryJob) else job.deliver
                 for instant in instants:
                     results[index].append(await self._deliver(job, instant))
 
-        if len(jobs) == 1:
-            await deliver_job(0, jobs[0])
+        workers = min(self._settings.concurrency, len(jobs))
+        if workers == 1:
+            await worker()
             return results
         async with anyio.create_task_group() as group:
-            for index, job in enumerate(jobs):
-                group.start_soon(deliver_job, index, job)
+            for _ in range(workers):
+                group.start_soon(worker)
         return results
 
     async def _deliver(self, job: Job, scheduled_us: int) -> DeliveryFailure | None:
