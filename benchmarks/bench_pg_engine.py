@@ -2,7 +2,9 @@
 and durable creates/s; APScheduler 4 with its SQLAlchemy data store on the same server as the
 peer, where its virtual environment is there (``benchmarks/.venv-aps4``: see ``run.py``).
 
-One server (tests/postgres_server.py: the machine's binaries, a temporary folder, loopback).
+One server (tests/postgres_server.py: the machine's binaries, a temporary folder, loopback),
+made durable for the benchmark (fsync, full-page writes and synchronous commits on: the test
+server turns them off).
 The burst: ``--burst`` Singles of a minute five minutes past, created before the engines start
 (not timed). Each engine is a process of its own (``--engine`` below): it opens the provider,
 attaches a target that only counts, says ``ready`` and waits; all are told ``go`` at once, and
@@ -12,7 +14,13 @@ records in its claims' transactions (``FOR UPDATE SKIP LOCKED``), as in producti
 Creates: ``create_schedule`` one at a time (each its own committed transaction), and
 ``create_schedules`` of 100 per call; schedules per second.
 
+The peer (``peers_aps4_pg.py``, when ``benchmarks/.venv-aps4`` exists: ``run.py`` makes it):
+APScheduler 4 with its SQLAlchemy data store and asyncpg event broker on the same server, one
+scheduler, a burst of ``--aps4-burst`` jobs due at once; in each round, our one engine's
+fires/s over its.
+
     python benchmarks/bench_pg_engine.py [--rounds 3] [--burst 5000] [--creates 2000]
+        [--aps4-burst 500]
 
 Medians over the rounds.
 """
@@ -149,11 +157,45 @@ async def _creates(dsn: str, count: int) -> dict[str, float]:
     return {"creates_per_s_one_by_one": one, "creates_per_s_100_per_call": many}
 
 
+APS4_PYTHON = ROOT / "benchmarks" / ".venv-aps4" / "bin" / "python"
+
+
+async def _durable(dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            await conn.execute(f"ALTER SYSTEM SET {setting} = on")
+        await conn.execute("SELECT pg_reload_conf()")
+        await asyncio.sleep(0.5)
+        assert await conn.fetchval("SHOW fsync") == "on"
+    finally:
+        await conn.close()
+
+
+def aps4_rate(server: PostgresServer, count: int) -> float:
+    done = subprocess.run(
+        [
+            str(APS4_PYTHON),
+            str(ROOT / "benchmarks" / "peers_aps4_pg.py"),
+            server.create_database(),
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    )
+    return float(json.loads(done.stdout.splitlines()[-1])["fires_per_s"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--aps4-burst", type=int, default=500)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
@@ -161,6 +203,7 @@ def main() -> None:
         return
     server = PostgresServer().start()
     try:
+        asyncio.run(_durable(server.dsn()))
         results: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for engines in (1, 2, 3):
@@ -168,6 +211,13 @@ def main() -> None:
                 results.setdefault(f"fires/s, {engines} engine(s)", []).append(
                     figure["fires_per_s"]
                 )
+                if engines == 1 and APS4_PYTHON.exists():
+                    peer = aps4_rate(server, args.aps4_burst)
+                    results.setdefault("APScheduler 4 fires/s, 1 scheduler", []).append(peer)
+                    results.setdefault("ours / APScheduler 4 (1 engine)", []).append(
+                        figure["fires_per_s"] / peer
+                    )
+                    print(f"  APScheduler 4: {peer:.0f} fires/s", flush=True)
                 rate, shares = figure["fires_per_s"], figure["shares"]
                 print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
             creates = asyncio.run(_creates(server.create_database(), args.creates))
@@ -175,7 +225,7 @@ def main() -> None:
                 results.setdefault(key.replace("_", " "), []).append(value)
         print(f"\nmedians of {args.rounds} rounds (burst {args.burst}, creates {args.creates}):")
         for key, values in results.items():
-            print(f"  {key:40} {statistics.median(values):10.0f}")
+            print(f"  {key:40} {statistics.median(values):10.1f}")
     finally:
         server.stop()
 
