@@ -3,8 +3,8 @@ and durable creates/s; APScheduler 4 with its SQLAlchemy data store on the same 
 peer, where its virtual environment is there (``benchmarks/.venv-aps4``: see ``run.py``).
 
 One server (tests/postgres_server.py: the machine's binaries, a temporary folder, loopback),
-made durable for the benchmark (fsync, full-page writes and synchronous commits on: the test
-server turns them off).
+durable for the benchmark (fsync, full-page writes and synchronous commits on; the tests'
+server runs without them).
 The burst: ``--burst`` Singles of a minute five minutes past, created before the engines start
 (not timed). Each engine is a process of its own (``--engine`` below): it opens the provider,
 attaches a target that only counts, says ``ready`` and waits; all are told ``go`` at once, and
@@ -160,20 +160,6 @@ async def _creates(dsn: str, count: int) -> dict[str, float]:
 APS4_PYTHON = ROOT / "benchmarks" / ".venv-aps4" / "bin" / "python"
 
 
-async def _durable(dsn: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
-            await conn.execute(f"ALTER SYSTEM SET {setting} = on")
-        await conn.execute("SELECT pg_reload_conf()")
-        await asyncio.sleep(0.5)
-        assert await conn.fetchval("SHOW fsync") == "on"
-    finally:
-        await conn.close()
-
-
 def aps4_rate(server: PostgresServer, count: int) -> float:
     done = subprocess.run(
         [
@@ -201,9 +187,8 @@ def main() -> None:
     if args.engine:
         asyncio.run(_engine(args.engine))
         return
-    server = PostgresServer().start()
+    server = PostgresServer(durable=True).start()
     try:
-        asyncio.run(_durable(server.dsn()))
         results: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for engines in (1, 2, 3):

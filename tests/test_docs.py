@@ -51,6 +51,7 @@ PYTEST_MODULES = {"testing.md"}
 ELSEWHERE = {
     "aws.md": "tests/aws/test_docs_aws.py",
     "deploy.md": "tests/aws/pulumi/test_docs_deploy.py",  # under Pulumi's mocks
+    "postgres.md": "tests/postgres/test_docs_postgres.py",  # on the tests' server
 }
 # Pages whose sessions print the moment they run: dates and times are compared masked.
 CLOCK_TIME_SESSIONS = {"getting-started.md"}
