@@ -59,9 +59,8 @@ async def _create_burst(dsn: str, count: int) -> None:
     from reventless import Schedule, Scheduler, Single
     from reventless.testing import VirtualClock
 
-    past = (datetime.now(UTC) - timedelta(minutes=5)).replace(
-        second=0, microsecond=0
-    )  # real clock: the engines run on it
+    now = datetime.now(UTC)  # real clock: the engines run on it; any minute will do
+    past = (now - timedelta(minutes=5)).replace(second=0, microsecond=0)
     async with reventless.postgres.provider(dsn, clock=VirtualClock(past)) as provider:
         ops = (await Scheduler.make(provider, target=Counting(), name="burst")).operations
         minute = Single(past.year, past.month, past.day, past.hour, past.minute)

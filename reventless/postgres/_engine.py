@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,7 @@ from reventless.clock import Clock, Hold
 from reventless.errors import DeliveryRefusedError, ReventlessError
 from reventless.local._rows import decode_stored
 from reventless.misfire import plan_misfire
+from reventless.postgres._engines import EngineRecords
 from reventless.postgres._event_log import append_lock_key, joining, translating
 from reventless.postgres._fire_writes import FireWrites
 from reventless.postgres._listener import listen_for_changes
@@ -110,6 +112,7 @@ class PostgresEngine:
         self.observer = Observer("postgres")
         self._books = Bookkeeper(settings.retry_policy, self.observer)
         self._writes = FireWrites(schema)
+        self.records = EngineRecords(pool, schema, where, uuid.uuid4().hex)
         self._sleepers: dict[anyio.CancelScope, Hold | None] = {}
         self._pokes = 0  # how many pokes so far: a loop that saw one while awake does not sleep
         self.running = False
@@ -159,6 +162,7 @@ class PostgresEngine:
         starting = [self._clock.hold() for _ in range(self._settings.claimers)]
         try:
             async with anyio.create_task_group() as group:
+                group.start_soon(self.records.keep_alive, name="reventless-pg-alive")
                 group.start_soon(
                     listen_for_changes,
                     self._pool,

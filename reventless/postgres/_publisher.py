@@ -19,7 +19,7 @@ from reventless._fire_rows import from_us, to_us
 from reventless.errors import CorruptDataError, ScheduleExistsError
 from reventless.errors import ScheduleNotFoundError as NotFound
 from reventless.fire_times import first_fire, next_fire_after
-from reventless.local import SchedulerInfo, StoreStatus
+from reventless.local import StoreStatus
 from reventless.postgres._engine import PostgresEngine
 from reventless.postgres._history import HistoryOperations
 from reventless.postgres._schema import quote_schema
@@ -104,37 +104,19 @@ class PostgresScheduledPublisher(HistoryOperations):
     async def attach(self, scheduler: str, target: Target) -> None:
         if scheduler in self._names:
             raise duplicate_scheduler(scheduler, self._engine.targets.get(scheduler))
-        self._names.add(scheduler)
+        self._names.add(scheduler)  # before the await: two concurrent makes cannot both pass
+        try:
+            await self._engine.records.attached(scheduler, target)
+        except BaseException:
+            self._names.discard(scheduler)
+            raise
         self._engine.targets[scheduler] = target
         self._engine.poke()
 
     async def store_status(self) -> StoreStatus:
-        """Every scheduler of the store (from its schedules, history and dead letters), with
-        its schedules and how many are paused. Engines are not recorded here (every process
-        that runs one fires: there is no leader to name), nor their attachments."""
-        s = self._s
-        async with transaction(self._pool, self._where) as conn:
-            counts = await conn.fetch(
-                f"SELECT scheduler, count(*), count(*) FILTER (WHERE paused)"
-                f" FROM {s}.schedules GROUP BY scheduler"
-            )
-            recorded = await conn.fetch(
-                f"SELECT DISTINCT scheduler FROM {s}.history"
-                f" UNION SELECT DISTINCT scheduler FROM {s}.dead_letters"
-            )
-        totals = {name: (int(count), int(paused)) for name, count, paused in counts}
-        names = sorted({*totals, *(row[0] for row in recorded)})
-        infos = [
-            SchedulerInfo(
-                name=name,
-                schedules=totals.get(name, (0, 0))[0],
-                paused=totals.get(name, (0, 0))[1],
-                attachments=[],
-                served=False,
-            )
-            for name in names
-        ]
-        return StoreStatus(engine=None, lease_until=None, schedulers=infos)
+        """Every scheduler of the store, the targets attached to each by every process, and
+        the engines running (``_engines``)."""
+        return await self._engine.records.store_status()
 
     async def put(
         self,

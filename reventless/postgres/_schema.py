@@ -105,6 +105,27 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX history_fired_once ON {s}.history (scheduler, name, scheduled_time)"
         " WHERE kind IN ('fired', 'fired+completed')",
     ),
+    # The engines that run (each says it lives every few seconds, by the database's clock) and
+    # the targets each process attached to its schedulers: what ``reventless schedulers`` shows.
+    "engines": (
+        """CREATE TABLE {s}.engines (
+    id text PRIMARY KEY,
+    process text NOT NULL,
+    started_at bigint NOT NULL,
+    last_seen bigint NOT NULL
+)""",
+    ),
+    "attachments": (
+        """CREATE TABLE {s}.attachments (
+    owner text NOT NULL,
+    scheduler text NOT NULL,
+    target text NOT NULL,
+    payload_types text,
+    process text NOT NULL,
+    attached_at bigint NOT NULL,
+    PRIMARY KEY (owner, scheduler)
+)""",
+    ),
     "dead_letters": (
         """CREATE TABLE {s}.dead_letters (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

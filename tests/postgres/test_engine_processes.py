@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import asyncpg
@@ -37,9 +38,8 @@ APP = "tests.pg_engine_app:plugin"
 async def _create_burst(dsn: str, count: int) -> set[str]:
     """``count`` Singles of the minute five minutes ago, to aggregate ids of their own; their
     fire ids."""
-    past = (datetime.now(UTC) - timedelta(minutes=5)).replace(
-        second=0, microsecond=0
-    )  # real clock: the engines run on it
+    now = datetime.now(UTC)  # real clock: the engines run on it; any minute will do
+    past = (now - timedelta(minutes=5)).replace(second=0, microsecond=0)
     async with reventless.postgres.provider(dsn, clock=VirtualClock(past)) as provider:
         ops = (await Scheduler.make(provider, target=RecordingTarget(), name="burst")).operations
         minute = Single(past.year, past.month, past.day, past.hour, past.minute)
@@ -101,6 +101,22 @@ def _running(tmp: Path, number: int, limit: float = 60) -> None:
         time.sleep(0.05)
 
 
+async def _served(dsn: str) -> dict[str, Any]:
+    """``reventless schedulers --json``'s scheduler ``burst`` once every engine has said it
+    runs (each says so as its engine starts)."""
+    with anyio.fail_after(30):
+        while True:
+            done = await anyio.run_process(
+                [sys.executable, "-m", "reventless", "schedulers", "--json", "--db", dsn],
+                cwd=WORKTREE,
+                env={**os.environ, "PYTHONPATH": str(WORKTREE)},
+            )
+            [burst] = json.loads(done.stdout)["schedulers"]
+            if sum(a["engine_running"] for a in burst["attachments"]) == 3:
+                return dict(burst)
+            await anyio.sleep(0.2)
+
+
 @pytest.fixture
 def engines() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -124,6 +140,9 @@ async def test_three_processes_deliver_a_burst_once(
         engines.append(_engine(postgres_dsn, tmp_path, number))
     for number in range(3):
         _running(tmp_path, number)
+    burst = await _served(postgres_dsn)
+    assert len(burst["attachments"]) == 3
+    assert all(a["engine_running"] for a in burst["attachments"])
     expected = await _create_burst(postgres_dsn, 1500)
     events = await _wait_for_events(postgres_dsn, len(expected))
     await anyio.sleep(1)  # anything delivered twice would show by now
