@@ -15,7 +15,9 @@ import pytest
 import reventless.postgres
 from reventless import Minutes, Schedule, Scheduler, Single
 from reventless.aggregate import Aggregate, command_payload
+from reventless.errors import ValidationError
 from reventless.fire_times import fire_times
+from reventless.local import Retention
 from reventless.target import fire_id
 from reventless.testing import RecordingTarget, VirtualClock
 from reventless.testing.ports import NOTES, Note
@@ -219,3 +221,25 @@ async def test_a_notify_wakes_an_engine_and_a_lost_listener_listens_again(
     finally:
         await admin.close()
     assert again != listening
+
+
+async def test_prune_deletes_old_history_and_backfill_refuses_what_it_cannot_tell(
+    postgres_dsn: str,
+) -> None:
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    async with reventless.postgres.provider(postgres_dsn, clock=clock, retention=None) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Minutes(30), payload="p"))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await clock.advance(timedelta(hours=3))
+            group.cancel_scope.cancel()
+        before = await ops.history("tick", limit=1000)
+        report = await provider.prune(Retention(history_age=timedelta(hours=1)))
+        after = await ops.history("tick", limit=1000)
+        cutoff = clock.now() - timedelta(hours=1)
+        assert report.history == len(before) - len(after) > 0
+        assert all(entry.at >= cutoff for entry in after)
+        with pytest.raises(ValidationError, match="was pruned"):
+            await ops.backfill("tick", START, START + timedelta(hours=1))
