@@ -96,7 +96,9 @@ async def translating(where: str) -> AsyncIterator[None]:
         raise
     except asyncpg.PostgresError as exc:
         raise translate_sqlstate(getattr(exc, "sqlstate", None), str(exc), where) from exc
-    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as exc:
+        # InternalClientError: a connection the server ended while it sat in the pool, used
+        # before the driver saw it close.
         raise translate_sqlstate("08000", f"{type(exc).__name__}: {exc}", where) from exc
 
 

@@ -46,7 +46,13 @@ async def listen_for_changes(
         try:
             async with pool.acquire() as conn:
                 await _listen_on(conn, channel, on_notify, on_listening)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+            TimeoutError,
+        ) as exc:
             pause = min(max(pause * 2, _FIRST_PAUSE_S), _MAX_PAUSE_S)
             _log.warning(
                 "listening for changes failed (%s); the engine polls every %g s, and listens "

@@ -243,3 +243,41 @@ async def test_prune_deletes_old_history_and_backfill_refuses_what_it_cannot_tel
         assert all(entry.at >= cutoff for entry in after)
         with pytest.raises(ValidationError, match="was pruned"):
             await ops.backfill("tick", START, START + timedelta(hours=1))
+
+
+async def test_engines_go_on_after_the_server_drops_every_connection(postgres_dsn: str) -> None:
+    """As after a server restart: every connection of the engines is ended between fires; the
+    engines connect again and deliver every fire, once."""
+    clock = VirtualClock(START)
+    targets = [RecordingTarget() for _ in range(2)]
+    schedules = [Schedule(name=f"every-{n}", rate=Minutes(1), payload="p") for n in range(50)]
+    admin: Any = await asyncpg.connect(postgres_dsn)
+    try:
+        async with AsyncExitStack() as stack:
+            providers = [
+                await stack.enter_async_context(
+                    reventless.postgres.provider(postgres_dsn, clock=clock)
+                )
+                for _ in targets
+            ]
+            schedulers = [
+                await Scheduler.make(provider, target=target)
+                for provider, target in zip(providers, targets, strict=True)
+            ]
+            await schedulers[0].operations.create_schedules(schedules)
+            group = await stack.enter_async_context(anyio.create_task_group())
+            for provider in providers:
+                await group.start(provider.run)
+            await clock.advance(timedelta(minutes=2))
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            await clock.advance(timedelta(minutes=2))
+            group.cancel_scope.cancel()
+    finally:
+        await admin.close()
+    delivered = [envelope.fire_id for target in targets for envelope in target.deliveries]
+    assert ended >= 2
+    assert len(delivered) == len(set(delivered))
+    assert set(delivered) == _expected(schedules, START + timedelta(minutes=4))
