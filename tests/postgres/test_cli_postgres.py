@@ -48,3 +48,11 @@ def test_reactions_are_refused_on_a_postgres_store_for_now(
 ) -> None:
     assert run("reactions", "list", "--db", postgres_dsn) == (2, "")
     assert "reactions are not offered yet" in capsys.readouterr().err
+
+
+def test_the_demo_refuses_a_postgres_url_without_showing_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run("demo", "--db", "postgresql://app:s3cret@db/app")[0] == 2
+    said = capsys.readouterr().err
+    assert "keeps its store in a file" in said and "s3cret" not in said
