@@ -147,9 +147,10 @@ class HistoryOperations:
         await conn.execute(self._wake)
 
     async def _stored(self, conn: Any, scheduler: str, name: str) -> Any:
+        """The schedule's row, locked: repairs of one schedule queue one after the other."""
         row = await conn.fetchrow(
             f"SELECT spec, created_at, paused, next_fire FROM {self._s}.schedules"
-            " WHERE scheduler = $1 AND name = $2",
+            " WHERE scheduler = $1 AND name = $2 FOR UPDATE",
             scheduler,
             name,
         )
@@ -188,15 +189,16 @@ class HistoryOperations:
             if not instants:
                 return []
             await self._check_not_pruned(conn, start, instants[0])
+            # One statement, so one snapshot: an engine that delivers a queued fire deletes its
+            # retry row and records it delivered in one commit, seen whole or not at all.
             known = {
                 row[0]
-                for table, extra in (
-                    ("history", " AND kind IN ('fired', 'fired+completed')"),
-                    ("retries", ""),
-                )
                 for row in await conn.fetch(
-                    f"SELECT scheduled_time FROM {self._s}.{table} WHERE scheduler = $1"
-                    f" AND name = $2 AND scheduled_time BETWEEN $3 AND $4{extra}",
+                    f"SELECT scheduled_time FROM {self._s}.history WHERE scheduler = $1"
+                    " AND name = $2 AND scheduled_time BETWEEN $3 AND $4"
+                    " AND kind IN ('fired', 'fired+completed') UNION ALL"
+                    f" SELECT scheduled_time FROM {self._s}.retries WHERE scheduler = $1"
+                    " AND name = $2 AND scheduled_time BETWEEN $3 AND $4",
                     scheduler,
                     name,
                     instants[0],
