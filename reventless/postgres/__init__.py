@@ -95,6 +95,8 @@ class PostgresProvider:
             database_time=isinstance(clock, SystemClock),
         )
         self._publisher = PostgresScheduledPublisher(pool, schema, where, self._engine)
+        self._run_scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
 
     def event_log(self) -> PostgresEventLog:
         """The EventLog adapter of this store."""
@@ -127,11 +129,28 @@ class PostgresProvider:
             raise UsageError(_CLOSED)
         if self._engine.running:
             raise UsageError("provider.run() is already running; run it once per provider")
-        async with anyio.create_task_group() as group:
-            if self.retention is not None:
-                group.start_soon(self._prune_loop, self.retention, name="reventless-pg-prune")
-            await group.start(self._engine.run)
-            task_status.started()
+        self._stopped = anyio.Event()
+        with anyio.CancelScope() as self._run_scope:
+            try:
+                async with anyio.create_task_group() as group:
+                    if self.retention is not None:
+                        group.start_soon(
+                            self._prune_loop, self.retention, name="reventless-pg-prune"
+                        )
+                    await group.start(self._engine.run)
+                    task_status.started()
+            finally:
+                self._run_scope = None
+                self._stopped.set()
+
+    async def _stop_running(self) -> None:
+        """Leaving the provider's block stops its engine first (its batches finish), so that
+        the pool can close."""
+        self._closed = True
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                await self._stopped.wait()
 
     async def prune(self, retention: Retention | None = None) -> PruneReport:
         """Delete now the history and dead letters that ``retention`` (default: the
@@ -244,7 +263,7 @@ async def provider(
         await upgrade(pool, schema, where)
         yield opened
     finally:
-        opened._closed = True
+        await opened._stop_running()
         if owned:
             await pool.close()
 

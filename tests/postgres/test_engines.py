@@ -281,3 +281,18 @@ async def test_engines_go_on_after_the_server_drops_every_connection(postgres_ds
     assert ended >= 2
     assert len(delivered) == len(set(delivered))
     assert set(delivered) == _expected(schedules, START + timedelta(minutes=4))
+
+
+async def test_leaving_the_provider_block_stops_its_engine_started_outside(
+    postgres_dsn: str,
+) -> None:
+    """The engine runs in a task group outside the provider's block: leaving the block stops
+    it (and closes the pool) rather than hang, and ``run()`` returns."""
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            async with reventless.postgres.provider(
+                postgres_dsn, clock=VirtualClock(START)
+            ) as provider:
+                await Scheduler.make(provider, target=RecordingTarget())
+                await group.start(provider.run)
+            assert provider.pool.is_closing()
