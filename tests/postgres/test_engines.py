@@ -296,3 +296,22 @@ async def test_leaving_the_provider_block_stops_its_engine_started_outside(
                 await Scheduler.make(provider, target=RecordingTarget())
                 await group.start(provider.run)
             assert provider.pool.is_closing()
+
+
+async def test_a_fire_is_recorded_delivered_once(postgres_dsn: str) -> None:
+    """The history's unique index on delivered fires: a second record of one fire id (say,
+    after a delivery repeated across a crash) is not written; other kinds repeat freely."""
+    from reventless.postgres._tx import insert_history
+
+    async with reventless.postgres.provider(postgres_dsn):
+        pass
+    conn: Any = await asyncpg.connect(postgres_dsn)
+    try:
+        fired = ("default", "tick", "fired", 1, 60_000_000, None)
+        failed = ("default", "tick", "failed", 1, 60_000_000, "attempt 1")
+        for _ in range(2):
+            await insert_history(conn, '"reventless"', [fired, failed])
+        kinds = await conn.fetch("SELECT kind FROM reventless.history ORDER BY id")
+    finally:
+        await conn.close()
+    assert [row[0] for row in kinds] == ["fired", "failed", "failed"]
