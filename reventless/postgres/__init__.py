@@ -129,6 +129,13 @@ class PostgresProvider:
             raise UsageError(_CLOSED)
         if self._engine.running:
             raise UsageError("provider.run() is already running; run it once per provider")
+        claimers = self._engine.claimers
+        if self.pool.get_max_size() < claimers + 2:
+            raise UsageError(
+                f"the engine needs a pool of at least {claimers + 2} connections (one per claim "
+                f"loop, claimers={claimers}, one to listen, one for the rest); this pool has "
+                f"{self.pool.get_max_size()}: pass max_connections={claimers + 2} or more"
+            )
         self._stopped = anyio.Event()
         with anyio.CancelScope() as self._run_scope:
             try:
@@ -215,7 +222,7 @@ async def provider(
     bounds how late a change that no NOTIFY announced is seen (and how soon the fires of a
     process that died are taken over); ``batch`` (1 to 10,000) fires are claimed per
     transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
-    while it delivers. ``retention`` as for the local provider; every engine prunes.
+    while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections. ``retention`` as for the local provider; every engine prunes.
 
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.

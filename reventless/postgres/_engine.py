@@ -142,6 +142,10 @@ class PostgresEngine:
             f" coalesce($1::bigint, {DB_NOW_US})"
         )
 
+    @property
+    def claimers(self) -> int:
+        return self._settings.claimers
+
     # -- what operations tell the engine --------------------------------------------------------
 
     def poke(self) -> None:
@@ -241,8 +245,8 @@ class PostgresEngine:
             unlock = f"SELECT pg_advisory_unlock({self._append_lock})"
             begin = f"BEGIN; SELECT pg_advisory_lock({self._append_lock})"
             commit = f"{unlock}; COMMIT"
-        with anyio.CancelScope(shield=True):
-            async with translating(self._where), self._pool.acquire() as conn:
+        async with translating(self._where), self._pool.acquire() as conn:
+            with anyio.CancelScope(shield=True):
                 await conn.execute(begin)
                 try:
                     claimed = await self._claim_and_fire(conn, joins)

@@ -15,7 +15,7 @@ import pytest
 import reventless.postgres
 from reventless import Minutes, Schedule, Scheduler, Single
 from reventless.aggregate import Aggregate, command_payload
-from reventless.errors import ValidationError
+from reventless.errors import UsageError, ValidationError
 from reventless.fire_times import fire_times
 from reventless.local import Retention
 from reventless.target import fire_id
@@ -315,3 +315,9 @@ async def test_a_fire_is_recorded_delivered_once(postgres_dsn: str) -> None:
     finally:
         await conn.close()
     assert [row[0] for row in kinds] == ["fired", "failed", "failed"]
+
+
+async def test_an_engine_on_a_pool_too_small_for_it_is_refused(postgres_dsn: str) -> None:
+    async with reventless.postgres.provider(postgres_dsn, max_connections=3) as provider:
+        with pytest.raises(UsageError, match="max_connections=4"):
+            await provider.run()
