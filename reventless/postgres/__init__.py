@@ -222,7 +222,8 @@ async def provider(
     bounds how late a change that no NOTIFY announced is seen (and how soon the fires of a
     process that died are taken over); ``batch`` (1 to 10,000) fires are claimed per
     transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
-    while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections. ``retention`` as for the local provider; every engine prunes.
+    while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections.
+    ``retention`` as for the local provider; every engine prunes.
 
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
