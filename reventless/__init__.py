@@ -30,7 +30,7 @@ from reventless.errors import (
     UsageError,
     ValidationError,
 )
-from reventless.event_topic import EventTopic, TopicMessage
+from reventless.event_topic import EventMessage, EventTopic, FireMessage, TopicMessage
 from reventless.fire_times import FirePreview, fire_times, next_fire_after, preview
 from reventless.plugin import Plugin
 from reventless.rate_translation import (
@@ -71,10 +71,12 @@ from reventless.scheduler import Scheduler, SchedulerOperations
 from reventless.scheduler_adapter import (
     DamagedSchedule,
     DeadLetter,
+    EngineStatus,
     HistoryEntry,
     HistoryKind,
     IfExists,
     MisfirePolicy,
+    PublisherOverview,
     PutOutcome,
     RetryPolicy,
     ScheduledPublisher,
@@ -110,8 +112,11 @@ __all__ = (
     "DeadLetter",
     "DeliveryRefusedError",
     "DstPolicy",
+    "EngineStatus",
+    "EventMessage",
     "EventTopic",
     "FireEnvelope",
+    "FireMessage",
     "FirePreview",
     "ForeignScheduleError",
     "HandleResult",
@@ -126,6 +131,7 @@ __all__ = (
     "OnFailure",
     "PermissionDeniedError",
     "Plugin",
+    "PublisherOverview",
     "PutOutcome",
     "Rate",
     "Reaction",

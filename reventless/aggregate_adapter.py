@@ -5,13 +5,15 @@ This module is the whole contract; adapters do not repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ("AppendResult", "EventLog", "NewEvent", "StoredEvent")
+from reventless.errors import ValidationError
+
+__all__ = ("AppendResult", "EventLog", "NewEvent", "StoredEvent", "check_read")
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -101,13 +103,63 @@ class EventLog(Protocol):
         the message re-publishes, so that a crash between append and publish loses nothing."""
         ...
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
         """Events of every stream after ``after_position``, in position order, at most ``limit``
-        (1 to 10,000): how a subscriber catches up after a restart.
+        (1 to 10,000): how a subscriber catches up after a restart. With ``aggregates``, only
+        the events of those aggregates (of none, when it is empty).
 
-        Only a log with one order for all streams offers it (SQLite). A log without one
-        (DynamoDB) raises UsageError: there, the event topic is the feed.
-        :raises ValidationError: ``limit`` out of range.
+        A read never passes over an event that later becomes visible: every event at a position
+        up to the last one returned is either returned or never will be (so a reader may keep
+        the last position it read as its checkpoint). Only a log with one order for all streams
+        offers it (SQLite, PostgreSQL). A log without one (DynamoDB) raises UsageError: there,
+        the event topic is the feed; so do ``head_position`` and ``count``.
+        :raises ValidationError: ``after_position`` not a whole number from 0, ``limit`` out of
+            range, or ``aggregates`` not a collection of names (a single string is refused, not
+            read as its characters).
         :raises UsageError: the log keeps no order across streams.
         """
         ...
+
+    async def head_position(self) -> int:
+        """The position of the last event ``read_all`` would return now, 0 when it would return
+        none: a reader whose checkpoint is there has read everything so far.
+        :raises UsageError: the log keeps no order across streams.
+        """
+        ...
+
+    async def count(
+        self, *, after_position: int = 0, aggregates: Sequence[str] | None = None
+    ) -> int:
+        """How many events ``read_all`` with these arguments and no limit would return now: a
+        reader's lag.
+        :raises ValidationError: ``after_position`` or ``aggregates`` as ``read_all`` says.
+        :raises UsageError: the log keeps no order across streams.
+        """
+        ...
+
+
+def check_read(after_position: object, limit: object, aggregates: object) -> tuple[str, ...] | None:
+    """``read_all``'s and ``count``'s arguments checked (for adapters): ``aggregates`` as a
+    tuple, or None for every aggregate; ``limit`` None for ``count``, which takes none.
+    :raises ValidationError: as ``read_all`` says."""
+    if type(after_position) is not int or after_position < 0:
+        raise ValidationError("after_position", after_position, "a whole number, 0 or more")
+    if limit is not None and (type(limit) is not int or not 1 <= limit <= 10_000):
+        raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+    if aggregates is None:
+        return None
+    if isinstance(aggregates, str | bytes) or not isinstance(aggregates, Collection):
+        raise ValidationError("aggregates", aggregates, "a list of aggregate names, or None")
+    names = tuple(aggregates)
+    for name in names:
+        if not isinstance(name, str) or not name.isprintable():  # no NUL, no lone surrogate
+            raise ValidationError(
+                "aggregates", aggregates, "a list of aggregate names (printable text)"
+            )
+    return names

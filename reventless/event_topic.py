@@ -1,8 +1,10 @@
 """The EventTopic component: publishes messages to in-process subscribers.
 
-An aggregate's event topic publishes every event it appends, after the append committed. An event
-topic is also a schedule target: each fire is published as a ``TopicMessage`` of type
-``"ScheduledFire"`` (the original's health-check example schedules straight into a topic).
+An aggregate's event topic publishes every event it appends, after the append committed, as an
+``EventMessage``. An event topic is also a schedule target: each fire is published as a
+``FireMessage`` (the original's health-check example schedules straight into a topic). A
+subscriber receives either (``TopicMessage``); each is built in one place (``event_message``,
+``fire_message``), on every provider.
 
 Subscribers are called one after another for each message. A subscriber that raises does not stop
 the others; for scheduled fires the failure is raised afterwards (so the engine retries the fire),
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -30,38 +32,123 @@ from reventless.schedule import check_name
 from reventless.target import FireEnvelope, is_async_callable
 
 __all__ = (
+    "EventMessage",
     "EventTopic",
+    "FireMessage",
     "ProvidesEventTopics",
     "PublishError",
     "Subscription",
     "TopicMessage",
     "event_id",
+    "event_message",
+    "event_messages",
+    "fire_message",
     "topic_for",
 )
 
 logger = logging.getLogger("reventless.event_topic")
 
 
-class TopicMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One published message.
+class EventMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An aggregate's event, published on the aggregate's topic once its append committed.
 
-    For an aggregate event: ``type`` is the event's tag, ``event`` the decoded event, ``source``
-    ``"aggregate/id"``, ``position`` and ``version`` its place in the log, ``message_id`` the id
-    of the command that caused it and ``event_id`` the event's own id (``event_id()``), the same
-    at every delivery. For a scheduled fire: ``type`` is ``"ScheduledFire"``, ``data`` the
-    payload and ``message_id`` the fire id.
+    ``type`` is the event's tag, ``source`` ``"aggregate/id"``, ``message_id`` the id of the
+    command that caused it (None when it had none), ``event`` the decoded event (plain JSON data
+    where the subscriber does not know the aggregate), ``position`` and ``version`` its place in
+    the log and in its stream, and ``event_id`` its own id (``event_id()``), the same at every
+    delivery. Built by ``event_message`` only.
     """
 
     topic: str
     type: str
     source: str
-    message_id: str | None = None
-    scheduled_time: datetime | None = None
-    data: str | None = None
-    event: Any = None
-    position: int | None = None
-    version: int | None = None
-    event_id: str | None = None
+    message_id: str | None
+    event: Any
+    position: int
+    version: int
+    event_id: str
+
+
+class FireMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A scheduled fire, published on a topic that is a schedule's target.
+
+    ``source`` is the schedule's name, ``message_id`` the fire id, ``scheduled_time`` the fire's
+    nominal time and ``data`` the schedule's payload; ``type`` is always ``"ScheduledFire"``.
+    Built by ``fire_message`` only.
+    """
+
+    type: ClassVar[str] = "ScheduledFire"
+
+    topic: str
+    source: str
+    message_id: str
+    scheduled_time: datetime
+    data: str
+
+
+TopicMessage: TypeAlias = EventMessage | FireMessage
+"""What a topic's subscriber receives: an ``EventMessage`` or a ``FireMessage`` (match on the
+type)."""
+
+
+def event_message(
+    topic: str,
+    aggregate: str,
+    aggregate_id: str,
+    event: Any,
+    *,
+    version: int,
+    position: int,
+    message_id: str | None,
+    kind: str | None = None,
+) -> EventMessage:
+    """The message of one appended event: ``kind`` is the event's type, by default the tag of
+    its Struct (given where ``event`` is plain JSON data)."""
+    return EventMessage(
+        topic=topic,
+        type=type(event).__struct_config__.tag if kind is None else kind,
+        source=f"{aggregate}/{aggregate_id}",
+        message_id=message_id,
+        event=event,
+        position=position,
+        version=version,
+        event_id=event_id(aggregate, aggregate_id, version),
+    )
+
+
+def event_messages(
+    topic: str,
+    aggregate: str,
+    aggregate_id: str,
+    events: Sequence[Any],
+    result: AppendResult,
+    message_id: str | None,
+) -> list[EventMessage]:
+    """The messages of ``events``, which one append wrote to the stream with ``result``."""
+    first_version = result.version - len(events) + 1
+    return [
+        event_message(
+            topic,
+            aggregate,
+            aggregate_id,
+            event,
+            version=first_version + offset,
+            position=position,
+            message_id=message_id,
+        )
+        for offset, (event, position) in enumerate(zip(events, result.positions, strict=True))
+    ]
+
+
+def fire_message(topic: str, envelope: FireEnvelope) -> FireMessage:
+    """The message of one scheduled fire published on ``topic``."""
+    return FireMessage(
+        topic=topic,
+        source=envelope.schedule,
+        message_id=envelope.fire_id,
+        scheduled_time=envelope.scheduled_time,
+        data=envelope.payload,
+    )
 
 
 def event_id(aggregate: str, aggregate_id: str, version: int) -> str:
@@ -142,23 +229,17 @@ class EventTopic:
                 errors.append(f"{subscription.name}: {type(exc).__name__}: {exc}")
                 self.failures.append((subscription.name, message, f"{type(exc).__name__}: {exc}"))
         if errors:
+            label = message.message_id
+            if isinstance(message, EventMessage):
+                label = message.message_id or str(message.position)
             raise PublishError(
                 f"topic {self.name!r}: {len(errors)} subscriber(s) failed on "
-                f"{message.type} ({message.message_id or message.position}): " + "; ".join(errors)
+                f"{message.type} ({label}): " + "; ".join(errors)
             )
 
     async def deliver(self, envelope: FireEnvelope) -> None:
         """Schedule target: publish the fire as a ``ScheduledFire`` message."""
-        await self.publish(
-            TopicMessage(
-                topic=self.name,
-                type="ScheduledFire",
-                source=envelope.schedule,
-                message_id=envelope.fire_id,
-                scheduled_time=envelope.scheduled_time,
-                data=envelope.payload,
-            )
-        )
+        await self.publish(fire_message(self.name, envelope))
 
     def check_publishable(
         self,
@@ -183,22 +264,13 @@ class EventTopic:
     ) -> None:
         """Publish events that were just appended. Failures are logged and kept, not raised: the
         command has already taken effect."""
-        first_version = result.version - len(events) + 1
-        for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
-            message = TopicMessage(
-                topic=self.name,
-                type=type(event).__struct_config__.tag,
-                source=f"{aggregate}/{aggregate_id}",
-                message_id=message_id,
-                event=event,
-                position=position,
-                version=first_version + offset,
-                event_id=event_id(aggregate, aggregate_id, first_version + offset),
-            )
+        for message in event_messages(
+            self.name, aggregate, aggregate_id, events, result, message_id
+        ):
             try:
                 await self.publish(message)
             except PublishError as exc:
-                logger.error("%s (the event is kept at log position %d)", exc, position)
+                logger.error("%s (the event is kept at log position %d)", exc, message.position)
 
 
 @runtime_checkable

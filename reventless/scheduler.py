@@ -250,28 +250,44 @@ class SchedulerOperations:
             raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_PAGE * 10}")
         return await self._publisher.dead_letters(self._scheduler, limit=limit)
 
-    async def trigger_schedule(self, name: str) -> str:
+    async def trigger_schedule(
+        self, name: str, *, reason: str | None = None, by: str | None = None
+    ) -> str:
         """Fire a stored schedule now, once, besides its own fires; returns the fire id.
 
         The fire's ``scheduledTime`` is now to the second, never a whole minute, so its fire id
         (``"name@2026-11-27T09:14:07Z"``) cannot be one of the schedule's scheduled fires. It is
         delivered, retried and dead-lettered like any fire, also while the schedule is paused.
+        ``reason`` and ``by`` (checked as for ``pause_schedule``) go into the history's
+        ``triggered`` entry, where the provider keeps a history.
         :raises ScheduleNotFoundError: there is none by that name.
+        :raises ValidationError: a bad ``reason`` or ``by``; nothing was written.
         :raises UsageError: the provider cannot deliver an extra fire.
         """
+        checked = check_name(name)
+        reason, by = check_pause_note(reason, by)
         return await self._publisher.trigger(
-            self._scheduler, check_name(name), at=self._clock.now()
+            self._scheduler, checked, at=self._clock.now(), reason=reason, by=by
         )
 
-    async def backfill(self, name: str, start: datetime, end: datetime) -> list[str]:
+    async def backfill(
+        self,
+        name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> list[str]:
         """Deliver the schedule's fires from ``start`` to ``end`` that were not delivered.
 
         Fires recorded as delivered, or already queued, are left out: running it twice
         delivers nothing new. Instants at or after the schedule's next fire (the engine's to
         deliver) and after now are left out too. ``end - start`` may span at most 10,000 of
-        the schedule's instants. Returns the fire ids queued for delivery.
+        the schedule's instants. Returns the fire ids queued for delivery. ``reason`` and
+        ``by`` go into each ``backfilled`` entry of the history.
         :raises ValidationError: ``start``/``end`` are not aware datetimes with start <= end,
-            or the range holds more than 10,000 instants.
+            the range holds more than 10,000 instants, or a bad ``reason`` or ``by``.
         :raises ScheduleNotFoundError: there is none by that name.
         :raises UsageError: the provider keeps no record of deliveries (AWS).
         """
@@ -280,18 +296,26 @@ class SchedulerOperations:
         last = as_utc(end, "end")
         if last < first:
             raise ValidationError("end", end, f"an instant at or after start ({first.isoformat()})")
+        reason, by = check_pause_note(reason, by)
         return await self._publisher.backfill(
-            self._scheduler, name, start=first, end=last, at=self._clock.now()
+            self._scheduler, name, start=first, end=last, at=self._clock.now(), reason=reason, by=by
         )
 
     async def redrive(
-        self, *, schedule: str | None = None, fire_ids: Sequence[str] | None = None
+        self,
+        *,
+        schedule: str | None = None,
+        fire_ids: Sequence[str] | None = None,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Deliver dead letters again: all (no argument), one schedule's, or by fire id.
 
         Each dead letter sent again leaves the dead letters and is recorded as ``redriven``; a
-        failure dead-letters it anew. Returns the fire ids sent again.
-        :raises ValidationError: both ``schedule`` and ``fire_ids`` given, or a bad fire id.
+        failure dead-letters it anew. Returns the fire ids sent again. ``reason`` and ``by`` go
+        into each ``redriven`` entry of the history.
+        :raises ValidationError: both ``schedule`` and ``fire_ids`` given, a bad fire id, or a
+            bad ``reason`` or ``by``.
         :raises UsageError: the provider has no dead letters to send again.
         """
         if schedule is not None and fire_ids is not None:
@@ -309,8 +333,14 @@ class SchedulerOperations:
                     "fire_ids", f"{len(fire_ids)} ids", f"1 to {MAX_BATCH} fire ids"
                 )
             ids = [parse_fire_id(value, f"fire_ids[{i}]")[0] for i, value in enumerate(fire_ids)]
+        reason, by = check_pause_note(reason, by)
         return await self._publisher.redrive(
-            self._scheduler, schedule=schedule, fire_ids=ids, at=self._clock.now()
+            self._scheduler,
+            schedule=schedule,
+            fire_ids=ids,
+            at=self._clock.now(),
+            reason=reason,
+            by=by,
         )
 
     def _check_schedule(self, schedule: object, now: datetime, field: str) -> None:

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 __all__ = (
     "DamagedSchedule",
     "DeadLetter",
+    "EngineStatus",
     "HistoryEntry",
     "HistoryKind",
     "IfExists",
     "MisfirePolicy",
+    "PublisherOverview",
     "PutOutcome",
     "RetryPolicy",
     "SchedulePage",
@@ -165,6 +167,27 @@ class DamagedSchedule(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     reason: str
+
+
+class EngineStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The engine that fires a backend's schedules, as far as the backend can tell.
+
+    ``holder`` names the process holding the engine's lease (``"pid 41 on host"``), None when no
+    engine runs (or the one that held it is known to have died). ``last_seen`` is its last
+    heartbeat (when it last took or renewed its lease; None where not recorded) and
+    ``lease_until`` when a standby may take over unless it renews.
+    """
+
+    holder: str | None
+    last_seen: datetime | None = None
+    lease_until: datetime | None = None
+
+
+class PublisherOverview(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``overview`` answers: the schedulers a backend holds, in name order, and its engine."""
+
+    schedulers: list[str]
+    engine: EngineStatus
 
 
 def check_pause_note(reason: object, by: object) -> tuple[str | None, str | None]:
@@ -347,6 +370,17 @@ class ScheduledPublisher(Protocol):
         """
         ...
 
+    async def overview(self) -> PublisherOverview:
+        """Every scheduler of the backend (one with a stored schedule, a recorded history entry
+        or an attached target), in name order, and the engine firing them (``EngineStatus``).
+
+        Reads only: it works on a store opened read-only, and it is cheap enough to poll (a
+        console, a health check).
+        :raises UsageError: the backend fires by itself and keeps no list of schedulers (AWS:
+            EventBridge Scheduler fires; a scheduler's schedule group is named by a hash).
+        """
+        ...
+
     async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
         """The most recent recorded facts of one schedule (also after it was deleted), oldest
         first, at most ``limit``."""
@@ -356,20 +390,38 @@ class ScheduledPublisher(Protocol):
         """The most recent dead letters of a scheduler, oldest first, at most ``limit``."""
         ...
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
         """Deliver one extra fire of a stored schedule now; returns its fire id.
 
         The extra fire's ``scheduledTime`` is ``at`` cut to the whole second, moved one second
         on when that is a whole minute: every scheduled fire is on a whole UTC minute, so the
         fire id never collides with one. The schedule itself is untouched (also when paused).
-        The fire is retried and dead-lettered like any other; records ``triggered``.
+        The fire is retried and dead-lettered like any other; records ``triggered``, with
+        ``pause_detail(reason, by)`` as its detail where the backend keeps a history (``reason``
+        and ``by`` arrive checked, as for ``pause``; elsewhere they are not kept).
         :raises ScheduleNotFoundError: there is none by that name.
         :raises UsageError: the backend cannot deliver an extra fire (the message says why).
         """
         ...
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Deliver the fires of ``start`` to ``end`` (inclusive) that were not delivered.
 
@@ -377,7 +429,8 @@ class ScheduledPublisher(Protocol):
         before the schedule's next fire (those ahead are the engine's) and no later than
         ``at``. An instant with a recorded delivery, or already queued, is left out, so a
         second call delivers nothing new (idempotent by fire id while the history holds the
-        deliveries). Returns the fire ids queued, in order; records ``backfilled`` for each.
+        deliveries). Returns the fire ids queued, in order; records ``backfilled`` for each,
+        with ``pause_detail(reason, by)`` as its detail.
         The caller limits the range to 10,000 instants.
         :raises ScheduleNotFoundError: there is none by that name.
         :raises UsageError: the backend cannot tell which fires were delivered.
@@ -391,13 +444,16 @@ class ScheduledPublisher(Protocol):
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Deliver dead letters again: all of the scheduler's, those of ``schedule``, or those
         whose fire id is in ``fire_ids``. Returns the fire ids sent again.
 
         Each is taken out of the dead letters and delivered with its stored payload and fire
-        id, retried and dead-lettered again like any fire; records ``redriven``. A dead letter
-        that was never a delivery (a damaged schedule quarantined) is not sent.
+        id, retried and dead-lettered again like any fire; records ``redriven`` (its detail
+        ``pause_detail(reason, by)``). A dead letter that was never a delivery (a damaged
+        schedule quarantined) is not sent.
         :raises UsageError: the backend keeps no dead letters it can send again.
         """
         ...

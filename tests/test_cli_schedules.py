@@ -120,6 +120,25 @@ def test_pause_and_resume_say_who_and_why_in_show_list_and_history(
     ]
 
 
+def test_trigger_and_redrive_record_why_and_who_in_the_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "p.db")
+    run(
+        "schedules", "create", "tick", "Minutes(5)", "--payload", "x", "--db", db, "--new-scheduler"
+    )
+    capsys.readouterr()
+    assert run("schedules", "trigger", "tick", "--db", db, "--reason", "a\tb")[0] == 2
+    assert capsys.readouterr().err.startswith("reventless: error: --reason ")
+    status, _ = run("schedules", "trigger", "tick", "--db", db, "--reason", "rerun", "--by", "bo")
+    assert status == 0
+    status, _ = run("schedules", "redrive", "--db", db, "--reason", "fixed", "--by", "bo")
+    assert status == 0  # nothing to redrive: nothing recorded
+    status, text = run("schedules", "history", "tick", "--db", db, "--json")
+    details = [(e["kind"], e.get("detail")) for e in json.loads(text)][1:]
+    assert details == [("triggered", "by bo: rerun")]
+
+
 def test_errors_are_one_line_with_an_exit_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

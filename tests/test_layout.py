@@ -1,9 +1,10 @@
 """The package's layout holds: no import cycles between its modules, type-only imports
-included, and the library's core never imports the command line."""
+included, the library's core never imports the command line, and no module is over 800 lines."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reventless"
@@ -110,3 +111,30 @@ def test_the_command_line_reaches_the_providers_through_their_public_modules_onl
         if name.startswith("reventless.cli")
     }
     assert {name: found for name, found in private.items() if found} == {}
+
+
+MAX_MODULE_LINES = 800
+
+
+def test_no_module_is_over_800_lines() -> None:
+    """A module that grows past it is cut along a cohesive part (docs/internals.md)."""
+    long = {
+        name: lines
+        for name, path in _modules().items()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_the_embedded_reactions_read_the_events_through_the_event_log_port_only() -> None:
+    """Their SQL names their own tables, never ``events`` (the EventLog port reads those)."""
+    source = ast.parse((PACKAGE / "local" / "_reactions.py").read_text())
+    sql = [
+        node.value
+        for node in ast.walk(source)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.search(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM)\b", node.value)
+    ]
+    assert sql, "the check found no SQL at all: it no longer looks at the right strings"
+    assert [text for text in sql if re.search(r"\bevents\b", text)] == []

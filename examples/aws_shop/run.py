@@ -31,7 +31,7 @@ from moto.server import ThreadedMotoServer
 import reventless.aws
 from reventless.aws import create_event_table, handle_sqs_batch, handle_topic_batch
 from reventless.cli.demo import build_plugin
-from reventless.event_topic import TopicMessage
+from reventless.event_topic import FireMessage, TopicMessage
 from reventless.fire_times import fire_times
 from reventless.testing import VirtualClock
 from reventless.testing.aws import fire_as_eventbridge, receive_lambda_event
@@ -108,7 +108,7 @@ class Shop:
 
         async def show(message: TopicMessage) -> None:
             self.received[message.topic] += 1
-            if message.type == "ScheduledFire":
+            if isinstance(message, FireMessage):
                 return  # 120 heartbeats: counted, not printed
             aggregate, aggregate_id = message.source.split("/", 1)
             self.streams.add((aggregate, aggregate_id))

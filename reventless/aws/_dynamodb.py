@@ -389,11 +389,28 @@ class DynamoDbEventLog:
         stream = _stream_key(aggregate, aggregate_id)
         return await self._query(aggregate, aggregate_id, stream, first, first + count - 1)
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        raise UsageError(
-            "the DynamoDB event log keeps no order across streams, so it has no read_all; "
-            "subscribe a queue to the aggregate's event topic (SNS FIFO) to follow every event"
-        )
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        raise UsageError(_NO_ORDER.format(what="read_all"))
+
+    async def head_position(self) -> int:
+        raise UsageError(_NO_ORDER.format(what="head_position"))
+
+    async def count(
+        self, *, after_position: int = 0, aggregates: Sequence[str] | None = None
+    ) -> int:
+        raise UsageError(_NO_ORDER.format(what="count"))
+
+
+_NO_ORDER = (
+    "the DynamoDB event log keeps no order across streams, so it has no {what}; subscribe a "
+    "queue to the aggregate's event topic (SNS FIFO) to follow every event"
+)
 
 
 def _stored(aggregate: str, aggregate_id: str, item: dict[str, Any]) -> StoredEvent:

@@ -13,7 +13,7 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
-from reventless.aws._command_dead_letters import CommandDeadLetters, reason_of
+from reventless.aws._command_dead_letters import CommandDeadLetters
 from reventless.aws._description import (
     _description,
     _jitter,
@@ -24,16 +24,7 @@ from reventless.aws._description import (
     _start_date,
 )
 from reventless.aws._errors import call_aws
-from reventless.aws._fire_dead_letters import (
-    _MAX_REDRIVE,
-    _REDRIVE_VISIBILITY,
-    _dead_letter,
-    _dedup_id,
-    _envelope_of_letter,
-    _queue_url,
-    _wanted,
-    extra_fire_time,
-)
+from reventless.aws._fire_dead_letters import FireDeadLetters, extra_fire_time
 from reventless.aws._groups import schedule_group_name
 from reventless.aws._sns import SnsEventTopic
 from reventless.aws._targets import (
@@ -72,6 +63,7 @@ from reventless.scheduler_adapter import (
     DeadLetter,
     HistoryEntry,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     RetryPolicy,
     SchedulePage,
@@ -109,14 +101,13 @@ class AwsScheduledPublisher:
         command_dead_letters: CommandDeadLetters | None = None,
     ) -> None:
         self._client = client
-        self._command_dead = command_dead_letters
         self._command_queues = dict(command_queues or {})
         self._group = group
         self._role_arn = role_arn
         self._dead_letter_arn = dead_letter_arn
         self._retry_policy = retry_policy
         self._clock = clock
-        self._sqs = sqs_client
+        self._dead_letters = FireDeadLetters(sqs_client, dead_letter_arn, command_dead_letters)
         self._targets: dict[str, SqsQueueTarget | SnsEventTopic] = {}
         self._attached: set[str] = set()
         self._groups_ready: set[str] = set()
@@ -610,105 +601,55 @@ class AwsScheduledPublisher:
         # goes with the Description rewritten without it.
         return await self._set_state(scheduler, name, "ENABLED", at)
 
+    async def overview(self) -> PublisherOverview:
+        raise UsageError(
+            "not available on AWS: EventBridge Scheduler fires the schedules (there is no engine "
+            "to watch) and names a long scheduler's schedule group by a hash; name the scheduler"
+        )
+
     async def history(self, scheduler: str, name: str, *, limit: int = 100) -> list[HistoryEntry]:
         raise UsageError(
             "EventBridge Scheduler keeps no per-schedule history: CloudTrail records the API "
             "calls and the consumer of the target queue sees each fire"
         )
 
-    def _target_dead_letters(self, scheduler: str) -> str | None:
-        """The aggregate whose command dead-letter queue holds this scheduler's fires that
-        its target's handler gave up on (the target is that aggregate's command queue)."""
-        target = self._targets.get(scheduler)
-        if not isinstance(target, SqsQueueTarget) or self._command_dead is None:
-            return None
-        aggregate = self._command_dead.aggregate_of_queue(target.arn)
-        if aggregate is None or self._command_dead.dead_letter_arn(aggregate) is None:
-            return None
-        return aggregate
-
     async def dead_letters(self, scheduler: str, *, limit: int = 100) -> list[DeadLetter]:
         """The fires EventBridge could not deliver (the dead-letter queue, ``dead_letter_arn``)
         and, when the target is a command queue with a dead-letter queue, the fires its
         handler gave up on (found there, with the reason the handler gave)."""
-        aggregate = self._target_dead_letters(scheduler)
-        if (self._dead_letter_arn is None or self._sqs is None) and aggregate is None:
-            raise UsageError(
-                "dead letters on AWS are read from the dead-letter queue: pass dead_letter_arn "
-                "and sqs_client to reventless.aws.provider"
-            )
-        letters: list[DeadLetter] = []
-        if self._dead_letter_arn is not None and self._sqs is not None:
-            letters = await self._undelivered(limit)
-        if aggregate is not None and self._command_dead is not None:
-            for _, message in await self._command_dead.messages(aggregate):
-                letter = _dead_letter(message)
-                if letter is None:  # a command, not a fire: command_dead_letters() has it
-                    continue
-                reason, receives = reason_of(message)
-                letters.append(msgspec.structs.replace(letter, reason=reason, attempts=receives))
-        return letters[:limit]
-
-    async def _undelivered(self, limit: int) -> list[DeadLetter]:
-        assert self._dead_letter_arn is not None
-        url = await _queue_url(self._sqs, self._dead_letter_arn)
-        letters: list[DeadLetter] = []
-        while len(letters) < limit:
-            response = await call_aws(
-                "reading the dead-letter queue",
-                self._sqs.receive_message,
-                QueueUrl=url,
-                MaxNumberOfMessages=min(10, limit - len(letters)),
-                VisibilityTimeout=0,  # a look, not a take: the messages stay for others
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-            )
-            messages = response.get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                letter = _dead_letter(message)
-                if letter is not None and letter.fire_id not in {d.fire_id for d in letters}:
-                    letters.append(letter)
-            if len(messages) < 10:
-                break
-        return letters
+        return await self._dead_letters.dead_letters(self._targets.get(scheduler), limit)
 
     # -- repair ----------------------------------------------------------------------------------
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
-        """Send the schedule's fire envelope to its target now, as EventBridge would."""
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
+        """Send the schedule's fire envelope to its target now, as EventBridge would (no
+        history keeps the reason)."""
         target = self._target(scheduler)
         state = await self.get(scheduler, name)
         envelope = FireEnvelope(
             schedule=name, scheduled_time=extra_fire_time(at), payload=state.schedule.payload
         )
-        await self._send(target, envelope)
+        await self._dead_letters.send(target, envelope)
         return envelope.fire_id
 
-    async def _send(self, target: SqsQueueTarget | SnsEventTopic, envelope: FireEnvelope) -> None:
-        if isinstance(target, SnsEventTopic):
-            await target.deliver(envelope)  # publishes as the sns:Publish target does
-            return
-        if self._sqs is None:
-            raise UsageError(
-                "sending a fire to an SQS target needs an SQS client: pass sqs_client to "
-                "reventless.aws.provider"
-            )
-        extra: dict[str, Any] = {}
-        group = target.group_for(envelope.schedule, envelope.payload)
-        if group is not None:
-            extra = {"MessageGroupId": group, "MessageDeduplicationId": _dedup_id(envelope)}
-        await call_aws(
-            f"sending fire {envelope.fire_id!r}",
-            self._sqs.send_message,
-            QueueUrl=await _queue_url(self._sqs, target.arn),
-            MessageBody=envelope.to_json().decode(),
-            **extra,
-        )
-
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         raise UsageError(
             "EventBridge Scheduler keeps no record of which fires were delivered, so a backfill "
@@ -723,79 +664,12 @@ class AwsScheduledPublisher:
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         """Move matching messages of the dead-letter queue back to the scheduler's target,
         and the matching fires of the target command queue's dead letters back to it."""
-        target = self._target(scheduler)
-        aggregate = self._target_dead_letters(scheduler)
-        if (self._dead_letter_arn is None or self._sqs is None) and aggregate is None:
-            raise UsageError(
-                "redrive on AWS reads the dead-letter queue: pass dead_letter_arn and sqs_client "
-                "to reventless.aws.provider"
-            )
-        wanted = None if fire_ids is None else set(fire_ids)
-        sent: list[str] = []
-        if aggregate is not None and self._command_dead is not None:
-
-            def choose(message: Any) -> str | None:
-                letter = _dead_letter(message)
-                if letter is None or not _wanted(letter, schedule, wanted):
-                    return None
-                return letter.fire_id
-
-            sent += await self._command_dead.redrive_matching(aggregate, choose)
-        if self._dead_letter_arn is None or self._sqs is None:
-            return sent
-        return await self._redrive_undelivered(target, schedule, wanted, sent)
-
-    async def _redrive_undelivered(
-        self,
-        target: SqsQueueTarget | SnsEventTopic,
-        schedule: str | None,
-        wanted: set[str] | None,
-        sent: list[str],
-    ) -> list[str]:
-        """Send the matching fires EventBridge could not deliver to ``target`` again."""
-        assert self._dead_letter_arn is not None
-        url = await _queue_url(self._sqs, self._dead_letter_arn)
-        skipped: list[str] = []  # receipt handles to make visible again
-        for _ in range(_MAX_REDRIVE // 10):
-            response = await call_aws(
-                "reading the dead-letter queue",
-                self._sqs.receive_message,
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=_REDRIVE_VISIBILITY,  # not seen again while paging through
-                MessageAttributeNames=["All"],
-                AttributeNames=["All"],
-            )
-            messages = response.get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                letter = _dead_letter(message)
-                if letter is None or not _wanted(letter, schedule, wanted):
-                    skipped.append(message["ReceiptHandle"])
-                    continue
-                if letter.fire_id not in sent:
-                    await self._send(target, _envelope_of_letter(letter))
-                    sent.append(letter.fire_id)
-                await call_aws(
-                    "deleting a redriven dead letter",
-                    self._sqs.delete_message,
-                    QueueUrl=url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                )
-        for handle in skipped:
-            with contextlib.suppress(ReventlessError):  # it shows again after the timeout
-                await call_aws(
-                    "releasing a dead letter",
-                    self._sqs.change_message_visibility,
-                    QueueUrl=url,
-                    ReceiptHandle=handle,
-                    VisibilityTimeout=0,
-                )
-        return sent
+        return await self._dead_letters.redrive(self._target(scheduler), schedule, fire_ids)
 
 
 class _Written(NamedTuple):

@@ -24,7 +24,15 @@ from reventless.aws._arn import topic_arn as is_topic_arn
 from reventless.aws._batch import BatchResponse, handle_records, record_id
 from reventless.aws._errors import SNS_ERRORS, call_aws
 from reventless.errors import DeliveryRefusedError, ValidationError
-from reventless.event_topic import EventTopic, TopicMessage, event_id
+from reventless.event_topic import (
+    EventMessage,
+    EventTopic,
+    FireMessage,
+    TopicMessage,
+    event_message,
+    event_messages,
+    fire_message,
+)
 from reventless.target import FireEnvelope
 
 __all__ = (
@@ -112,15 +120,17 @@ class SnsEventTopic(EventTopic):
         source = f"{aggregate}/{aggregate_id}"
         for offset, event in enumerate(events, start=1):
             number = version + offset
-            body = _event_body_bytes(
-                topic=self.name,
-                kind=event.type,
-                source=source,
-                message_id=message_id,
-                event_id=event_id(aggregate, aggregate_id, number),
-                version=number,
-                position=number,
-                event=msgspec.Raw(event.data),
+            body = _event_body(
+                event_message(
+                    self.name,
+                    aggregate,
+                    aggregate_id,
+                    msgspec.Raw(event.data),
+                    version=number,
+                    position=number,
+                    message_id=message_id,
+                    kind=event.type,
+                )
             )
             size = len(body) + _attributes_size(_attributes(event.type))
             if size > MAX_SNS_MESSAGE:
@@ -140,14 +150,14 @@ class SnsEventTopic(EventTopic):
     async def publish(self, message: TopicMessage) -> None:
         """Publish one message to SNS; BackendUnavailableError (or another ReventlessError)
         when SNS refused it after retries."""
-        if message.type == "ScheduledFire":
-            body = _fire_body(message)
+        if isinstance(message, FireMessage):
+            body = _fire_body(message).decode()
             group = message.source
-            dedup = message.message_id or ""
+            dedup = message.message_id
         else:
-            body = _event_body(message)
+            body = _event_body(message).decode()
             group = message.source.split("/", 1)[-1]
-            dedup = message.event_id or ""
+            dedup = message.event_id
         await call_aws(
             f"publishing {message.type} to {self.arn}",
             self._client.publish,
@@ -171,32 +181,23 @@ class SnsEventTopic(EventTopic):
         """Publish events that were appended, in order; unlike in process, a failure is raised:
         the command's repeat publishes them again. An event SNS can never take raises
         UnpublishableEventError (and the events after it are not published)."""
-        first_version = result.version - len(events) + 1
-        for offset, (event, position) in enumerate(zip(events, result.positions, strict=True)):
-            version = first_version + offset
-            message = TopicMessage(
-                topic=self.name,
-                type=type(event).__struct_config__.tag,
-                source=f"{aggregate}/{aggregate_id}",
-                message_id=message_id,
-                event=event,
-                position=position,
-                version=version,
-                event_id=event_id(aggregate, aggregate_id, version),
-            )
-            size = len(_event_body(message).encode()) + _attributes_size(_attributes(message.type))
+        for message in event_messages(
+            self.name, aggregate, aggregate_id, events, result, message_id
+        ):
+            size = len(_event_body(message)) + _attributes_size(_attributes(message.type))
             if size > MAX_SNS_MESSAGE:
                 raise UnpublishableEventError(
-                    f"event {message.event_id} ({message.type}, log position {position}) makes "
-                    f"an SNS message of {size} bytes; SNS takes at most {MAX_SNS_MESSAGE}, so it "
-                    "can never be published (it is kept in the event log)"
+                    f"event {message.event_id} ({message.type}, log position "
+                    f"{message.position}) makes an SNS message of {size} bytes; SNS takes at "
+                    f"most {MAX_SNS_MESSAGE}, so it can never be published (it is kept in the "
+                    "event log)"
                 )
             try:
                 await self.publish(message)
             except ValidationError as exc:  # SNS refused it as invalid: no retry will help
                 raise UnpublishableEventError(
-                    f"event {message.event_id} ({message.type}, log position {position}) was "
-                    f"refused by SNS: {exc} (it is kept in the event log)"
+                    f"event {message.event_id} ({message.type}, log position "
+                    f"{message.position}) was refused by SNS: {exc} (it is kept in the event log)"
                 ) from exc
 
 
@@ -214,51 +215,28 @@ def _attributes_size(attributes: dict[str, dict[str, str]]) -> int:
     )
 
 
-def _event_body_bytes(
-    *,
-    topic: str,
-    kind: str,
-    source: str,
-    message_id: str | None,
-    event_id: str | None,
-    version: int | None,
-    position: int | None,
-    event: Any,
-) -> bytes:
+def _event_body(message: EventMessage) -> bytes:
+    """The JSON body of an event's SNS message (what ``publish`` sends, and the size check
+    counts)."""
     return _ENCODER.encode(
         {
-            "topic": topic,
-            "type": kind,
-            "source": source,
-            "messageId": message_id,
-            "eventId": event_id,
-            "version": version,
-            "position": position,
-            "event": event,
+            "topic": message.topic,
+            "type": message.type,
+            "source": message.source,
+            "messageId": message.message_id,
+            "eventId": message.event_id,
+            "version": message.version,
+            "position": message.position,
+            "event": message.event,
         }
     )
 
 
-def _event_body(message: TopicMessage) -> str:
-    return _event_body_bytes(
-        topic=message.topic,
-        kind=message.type,
-        source=message.source,
-        message_id=message.message_id,
-        event_id=message.event_id,
-        version=message.version,
-        position=message.position,
-        event=message.event,
-    ).decode()
-
-
-def _fire_body(message: TopicMessage) -> str:
+def _fire_body(message: FireMessage) -> bytes:
     envelope = FireEnvelope(
-        schedule=message.source,
-        scheduled_time=message.scheduled_time,  # type: ignore[arg-type]
-        payload=message.data or "",
+        schedule=message.source, scheduled_time=message.scheduled_time, payload=message.data
     )
-    return envelope.to_json().decode()
+    return envelope.to_json()
 
 
 def unwrap_notification(body: str) -> tuple[str, dict[str, Any], datetime | None]:
@@ -291,43 +269,40 @@ def decode_topic_message(
     other stays plain JSON data."""
     body, document, _ = unwrap_notification(body)
     if "scheduledTime" in document:
-        envelope = FireEnvelope.from_json(body)
-        return TopicMessage(
-            topic=topic,
-            type="ScheduledFire",
-            source=envelope.schedule,
-            message_id=envelope.fire_id,
-            scheduled_time=envelope.scheduled_time,
-            data=envelope.payload,
-        )
+        return fire_message(topic, FireEnvelope.from_json(body))
     return _event_message(document, topic, aggregates)
 
 
 def _event_message(
     document: dict[str, Any], topic: str, aggregates: Sequence[AggregateSpec[Any]]
-) -> TopicMessage:
+) -> EventMessage:
     try:
-        source = str(document["source"])
+        aggregate, slash, aggregate_id = str(document["source"]).partition("/")
         kind = str(document["type"])
         event = document["event"]
         version = int(document["version"])
+        position = document.get("position")
+        position = version if position is None else int(position)
+        message_id = document.get("messageId")
+        if not slash or not (message_id is None or isinstance(message_id, str)):
+            raise ValueError("source or messageId")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(
             "record body", document, "an event message or a fire envelope"
         ) from exc
     specs = {spec.name: spec for spec in aggregates}
-    spec = specs.get(source.split("/", 1)[0])
+    spec = specs.get(aggregate)
     if spec is not None and kind in spec.events:
         event = msgspec.convert(event, spec.events[kind], strict=True)
-    return TopicMessage(
-        topic=str(document.get("topic", topic)),
-        type=kind,
-        source=source,
-        message_id=document.get("messageId"),
-        event=event,
-        position=document.get("position"),
+    return event_message(
+        str(document.get("topic", topic)),
+        aggregate,
+        aggregate_id,
+        event,
         version=version,
-        event_id=document.get("eventId"),
+        position=position,
+        message_id=message_id,
+        kind=kind,
     )
 
 

@@ -7,6 +7,8 @@
     reventless schedulers [list] --db FILE [--json]
     reventless reactions {list,dead-letters,reset,resume} ... --db FILE [--json]
     reventless run MODULE:PLUGIN --db FILE [--misfire P] [--workers N] [--log-level L] ...
+    reventless web --db FILE [--host 127.0.0.1] [--port 8000] [--token T]
+    reventless check --db FILE [--max-late 60s] [--max-lag 5m] [--dead-letters 1h] [--json]
     reventless demo [...]
     reventless --version
 
@@ -46,6 +48,7 @@ from reventless.cli._reactions import add_reactions_command, reactions
 from reventless.cli._run import add_run_command, run_command
 from reventless.cli._schedulers import add_schedulers_command, schedulers
 from reventless.cli._store import add_schedules_command, schedules
+from reventless.cli._web import add_check_command, add_web_command, check_command, web_command
 from reventless.errors import (
     ReactionNotFoundError,
     ReventlessError,
@@ -120,6 +123,8 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", help="keep the store in this file (default: in memory)")
     demo.add_argument("--all", action="store_true", help="print every fire of process-orders")
     add_run_command(commands)
+    add_web_command(commands)
+    add_check_command(commands)
     return parser
 
 
@@ -483,6 +488,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "reactions": _in_event_loop(reactions),
     "demo": _in_event_loop(_demo),
     "run": run_command,
+    "web": _in_event_loop(web_command),
+    "check": _in_event_loop(check_command),
 }
 
 

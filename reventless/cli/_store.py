@@ -43,6 +43,7 @@ from reventless.schedule import (
     parse_rate,
     rate_text,
 )
+from reventless.scheduler_adapter import check_pause_note
 
 if TYPE_CHECKING:
     from reventless._payload_types import PayloadCheck
@@ -153,28 +154,22 @@ def add_schedules_command(commands: Any) -> None:
         help="create the scheduler namespace (and the store file) when it does not exist yet",
     )
     action("delete", "delete a schedule (succeeds when there is none)")
-    for verb, help_text in (
-        ("pause", "stop a schedule firing; --reason says why, kept with it until resumed"),
-        ("resume", "let a paused schedule fire again"),
-    ):
-        flip = action(verb, help_text)
-        flip.add_argument(
-            "--reason", help="why (up to 256 printable characters), recorded in the history"
-        )
-        flip.add_argument(
-            "--by", help="who (up to 100 characters; default: the login name of this user)"
-        )
+    pause = action("pause", "stop a schedule firing; --reason says why, kept until resumed")
+    _note_options(pause)
+    _note_options(action("resume", "let a paused schedule fire again"))
     history = action("history", "the recorded facts of one schedule")
     history.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
     letters = action("dead-letters", "fires that could not be delivered", needs_name=False)
     letters.add_argument("--limit", default="100", help="the most recent N (1-10,000)")
-    action("trigger", "fire a schedule now, once (the running engine delivers it)")
+    _note_options(action("trigger", "fire a schedule now, once (the running engine delivers it)"))
     backfill = action("backfill", "deliver the fires of a range that were not delivered")
+    _note_options(backfill)
     backfill.add_argument("--start", required=True, help="ISO 8601 instant with an offset")
     backfill.add_argument("--end", required=True, help="ISO 8601 instant with an offset")
     redrive = action(
         "redrive", "deliver dead letters again (all, --schedule or --fire-id)", needs_name=False
     )
+    _note_options(redrive)
     redrive.add_argument("--schedule", help="only this schedule's dead letters")
     redrive.add_argument(
         "--fire-id", action="append", dest="fire_ids", help="only this fire (repeatable)"
@@ -556,17 +551,30 @@ async def _delete(call: _Call) -> int:
     return say(call.out, "deleted" if deleted else "nothing to delete")
 
 
+def _note_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reason", help="why (up to 256 printable characters), recorded in the history"
+    )
+    parser.add_argument(
+        "--by", help="who (up to 100 characters; default: the login name of this user)"
+    )
+
+
+def _note(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``--reason`` and ``--by`` (default: the login name), checked under their options."""
+    by = args.by if args.by is not None else _login_name()
+    try:
+        return check_pause_note(args.reason, by)
+    except ValidationError as exc:
+        raise ValidationError(f"--{exc.field}", exc.value, exc.allowed) from None
+
+
 async def _pause_or_resume(call: _Call) -> int:
     state: ScheduleState | None
     args = call.args
-    by = args.by if args.by is not None else _login_name()
+    reason, by = _note(args)
     flip = call.ops.pause_schedule if args.action == "pause" else call.ops.resume_schedule
-    try:
-        state = await flip(args.name, reason=args.reason, by=by)
-    except ValidationError as exc:
-        if exc.field not in ("reason", "by"):
-            raise
-        raise ValidationError(f"--{exc.field}", exc.value, exc.allowed) from None
+    state = await flip(args.name, reason=reason, by=by)
     if state is None:
         return say(call.out, "completed: its one fire passed while paused")
     if call.args.json:
@@ -625,7 +633,8 @@ async def _dead_letters(call: _Call) -> int:
 
 
 async def _trigger(call: _Call) -> int:
-    fire = await call.ops.trigger_schedule(call.args.name)
+    reason, by = _note(call.args)
+    fire = await call.ops.trigger_schedule(call.args.name, reason=reason, by=by)
     if call.args.json:
         return dump(call.out, {"fire_id": fire})
     return say(call.out, f"queued {fire}{_delivery_note(call)}")
@@ -642,8 +651,9 @@ async def _backfill(call: _Call) -> int:
             message=f"--end {call.args.end} is before --start {call.args.start}; expected an "
             "instant at or after it",
         )
+    reason, by = _note(call.args)
     try:
-        fires = await call.ops.backfill(call.args.name, start, end)
+        fires = await call.ops.backfill(call.args.name, start, end, reason=reason, by=by)
     except ValidationError as exc:
         if exc.field not in ("start", "end"):
             raise
@@ -670,8 +680,11 @@ async def _redrive(call: _Call) -> int:
         )
     if args.schedule is not None:
         _option_name("--schedule", args.schedule)
+    reason, by = _note(args)
     try:
-        fires = await call.ops.redrive(schedule=args.schedule, fire_ids=args.fire_ids)
+        fires = await call.ops.redrive(
+            schedule=args.schedule, fire_ids=args.fire_ids, reason=reason, by=by
+        )
     except ValidationError as exc:
         if not exc.field.startswith("fire_ids"):
             raise

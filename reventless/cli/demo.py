@@ -27,7 +27,7 @@ import reventless.local
 from reventless.aggregate import AggregateSpec, CommandContext
 from reventless.clock import Clock, ScaledClock, VirtualClock
 from reventless.errors import ValidationError
-from reventless.event_topic import TopicMessage
+from reventless.event_topic import EventMessage, TopicMessage
 from reventless.fire_times import fire_times
 from reventless.plugin import ObservedTarget, Plugin, RunningPlugin
 from reventless.provider import ProvidesReactions
@@ -434,10 +434,12 @@ async def _observe(running: RunningPlugin, record: _Record, clock: Clock) -> Non
     """Subscribe the report's timeline and the oracle's list of schedules."""
 
     async def on_event(message: TopicMessage) -> None:
+        if not isinstance(message, EventMessage):
+            return  # an aggregate's topic publishes its events only
         record.events += 1
         fire = message.message_id or ""
         schedule, _, when = fire.partition("@")
-        at = message.scheduled_time or clock.now()
+        at = clock.now()
         if when:
             at = datetime.fromisoformat(when.replace("Z", "+00:00"))
         else:

@@ -88,9 +88,13 @@ class LocalProvider:
         self._engine = engine
         self._publisher = LocalScheduledPublisher(runner, engine)
         self._runner = runner
-        self._event_log: SqliteEventLog | None = None
+        self._event_log = SqliteEventLog(runner)
         self._reactions = LocalReactions(
-            runner, clock, lease_ttl=lease_ttl, use_lease=store.path != ":memory:"
+            runner,
+            self._event_log,
+            clock,
+            lease_ttl=lease_ttl,
+            use_lease=store.path != ":memory:",
         )
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
@@ -126,8 +130,6 @@ class LocalProvider:
         """The EventLog adapter that aggregates made on this provider use (same file)."""
         if self._closed:
             raise UsageError(_CLOSED)
-        if self._event_log is None:
-            self._event_log = SqliteEventLog(self._runner)
         return self._event_log
 
     def reactions(self) -> Reactions:

@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
-from reventless.errors import ConflictError, ValidationError
+from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent, check_read
+from reventless.errors import ConflictError
 from reventless.local._group_commit import GroupCommit
 from reventless.local._rows import from_us, to_us
 from reventless.local._schema import ANY_STREAM
@@ -128,14 +128,38 @@ def _load(store: SqliteStore, aggregate: str, aggregate_id: str, after: int) -> 
     return _rows_to_events(rows)
 
 
-def _read_all(store: SqliteStore, after: int, limit: int) -> list[StoredEvent]:
-    if not store.has_table("events"):
+def _of_aggregates(aggregates: tuple[str, ...] | None) -> str:
+    """The condition on ``aggregate`` that ``aggregates`` (None: every one) asks for."""
+    return "" if aggregates is None else f" AND aggregate IN ({', '.join('?' * len(aggregates))})"
+
+
+def _read_all(
+    store: SqliteStore, after: int, limit: int, aggregates: tuple[str, ...] | None
+) -> list[StoredEvent]:
+    if not store.has_table("events") or aggregates == ():
         return []
     rows = store.conn.execute(
-        f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-        (after, limit),
+        f"SELECT {_COLUMNS} FROM events WHERE position > ?{_of_aggregates(aggregates)}"
+        " ORDER BY position LIMIT ?",
+        (after, *(aggregates or ()), limit),
     ).fetchall()
     return _rows_to_events(rows)
+
+
+def _head_position(store: SqliteStore) -> int:
+    if not store.has_table("events"):
+        return 0
+    return int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
+
+
+def _count(store: SqliteStore, after: int, aggregates: tuple[str, ...] | None) -> int:
+    if not store.has_table("events") or aggregates == ():
+        return 0
+    row = store.conn.execute(
+        f"SELECT COUNT(*) FROM events WHERE position > ?{_of_aggregates(aggregates)}",
+        (after, *(aggregates or ())),
+    ).fetchone()
+    return int(row[0])
 
 
 def _was_handled(store: SqliteStore, aggregate: str, aggregate_id: str, message_id: str) -> bool:
@@ -207,7 +231,21 @@ class SqliteEventLog:
             _handled_events, self._runner.store, aggregate, aggregate_id, message_id
         )
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
-        return await self._runner.call(_read_all, self._runner.store, after_position, limit)
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        names = check_read(after_position, limit, aggregates)
+        return await self._runner.call(_read_all, self._runner.store, after_position, limit, names)
+
+    async def head_position(self) -> int:
+        return await self._runner.call(_head_position, self._runner.store)
+
+    async def count(
+        self, *, after_position: int = 0, aggregates: Sequence[str] | None = None
+    ) -> int:
+        names = check_read(after_position, None, aggregates)
+        return await self._runner.call(_count, self._runner.store, after_position, names)

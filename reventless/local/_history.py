@@ -102,7 +102,12 @@ class HistoryTables(StoreConnection):
         return sorted(names)
 
     def _queue_repairs(
-        self, scheduler: str, items: Sequence[tuple[str, int, str]], kind: HistoryKind, at_us: int
+        self,
+        scheduler: str,
+        items: Sequence[tuple[str, int, str]],
+        kind: HistoryKind,
+        at_us: int,
+        detail: str | None = None,
     ) -> list[int]:
         """Queue (name, scheduled_us, payload) fires for delivery now, recorded as ``kind``.
 
@@ -118,12 +123,14 @@ class HistoryTables(StoreConnection):
             )
             ids.append(int(cursor.lastrowid or 0))
         self._history(
-            HistoryRow(scheduler, name, kind, at_us, scheduled_us, None)
+            HistoryRow(scheduler, name, kind, at_us, scheduled_us, detail)
             for name, scheduled_us, _ in items
         )
         return ids
 
-    def trigger(self, scheduler: str, name: str, at_us: int) -> tuple[int, int]:
+    def trigger(
+        self, scheduler: str, name: str, at_us: int, detail: str | None = None
+    ) -> tuple[int, int]:
         """Queue one extra fire of a stored schedule; (retry row id, its scheduled time).
 
         The scheduled time is ``at_us`` cut to the second and never a whole minute, so its fire
@@ -136,12 +143,23 @@ class HistoryTables(StoreConnection):
             if scheduled_us % 60_000_000 == 0:
                 scheduled_us += 1_000_000
             [row_id] = self._queue_repairs(
-                scheduler, [(name, scheduled_us, schedule.payload)], HistoryKind.TRIGGERED, at_us
+                scheduler,
+                [(name, scheduled_us, schedule.payload)],
+                HistoryKind.TRIGGERED,
+                at_us,
+                detail,
             )
         return row_id, scheduled_us
 
     def backfill(
-        self, scheduler: str, name: str, start: datetime, end: datetime, at: datetime, most: int
+        self,
+        scheduler: str,
+        name: str,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        most: int,
+        detail: str | None = None,
     ) -> list[tuple[int, int]]:
         """Queue the schedule's instants in [start, end] not delivered nor queued, before its
         next fire and not after ``at``; [(retry row id, scheduled_us)]. More than ``most``
@@ -184,6 +202,7 @@ class HistoryTables(StoreConnection):
                 [(name, us, schedule.payload) for us in todo],
                 HistoryKind.BACKFILLED,
                 to_us(at),
+                detail,
             )
         return list(zip(ids, todo, strict=True))
 
@@ -193,6 +212,7 @@ class HistoryTables(StoreConnection):
         name: str | None,
         fires: Sequence[tuple[str, int]] | None,
         at_us: int,
+        detail: str | None = None,
     ) -> list[tuple[int, str, int]]:
         """Move dead letters back to delivery: all, one schedule's, or those of (name, scheduled
         second) in ``fires``; [(retry row id, name, scheduled_us)]. Quarantined rows (attempts
@@ -218,7 +238,7 @@ class HistoryTables(StoreConnection):
                 "DELETE FROM dead_letters WHERE id = ?", [(row[0],) for row in rows]
             )
             items = list(picked.values())
-            ids = self._queue_repairs(scheduler, items, HistoryKind.REDRIVEN, at_us)
+            ids = self._queue_repairs(scheduler, items, HistoryKind.REDRIVEN, at_us, detail)
         return [(row_id, item[0], item[1]) for row_id, item in zip(ids, items, strict=True)]
 
     def queued_repairs(self) -> list[tuple[int, int]]:

@@ -39,12 +39,15 @@ from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import (
     DamagedSchedule,
     DeadLetter,
+    EngineStatus,
     HistoryEntry,
     HistoryKind,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     SchedulePage,
     ScheduleState,
+    pause_detail,
 )
 from reventless.target import Target, fire_id
 
@@ -215,6 +218,17 @@ class LocalScheduledPublisher:
             last_seen=None if not held or renewed_us is None else from_us(renewed_us),
         )
 
+    async def overview(self) -> PublisherOverview:
+        status = await self.store_status()
+        engine = EngineStatus(
+            holder=status.engine,
+            last_seen=status.last_seen if status.engine else None,
+            lease_until=status.lease_until if status.engine else None,
+        )
+        return PublisherOverview(
+            schedulers=[info.name for info in status.schedulers], engine=engine
+        )
+
     def _read_status(
         self,
     ) -> tuple[
@@ -355,17 +369,37 @@ class LocalScheduledPublisher:
             for name, scheduled_us, payload, attempts, reason, at_us in rows
         ]
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
         at_us = to_us(at)
-        row_id, scheduled_us = await self._runner.call(self._store.trigger, scheduler, name, at_us)
+        detail = pause_detail(reason, by)
+        row_id, scheduled_us = await self._runner.call(
+            self._store.trigger, scheduler, name, at_us, detail
+        )
         self._engine.repairs_queued([(row_id, at_us)])
         return fire_id(name, from_us(scheduled_us))
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
+        detail = pause_detail(reason, by)
         queued = await self._runner.call(
-            self._store.backfill, scheduler, name, start, end, at, MAX_BACKFILL
+            self._store.backfill, scheduler, name, start, end, at, MAX_BACKFILL, detail
         )
         at_us = to_us(at)
         self._engine.repairs_queued([(row_id, at_us) for row_id, _ in queued])
@@ -378,6 +412,8 @@ class LocalScheduledPublisher:
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         fires = None
         if fire_ids is not None:
@@ -386,7 +422,10 @@ class LocalScheduledPublisher:
                 _, name, instant = parse_fire_id(value)
                 fires.append((name, to_us(instant) // 1_000_000))
         at_us = to_us(at)
-        moved = await self._runner.call(self._store.redrive, scheduler, schedule, fires, at_us)
+        detail = pause_detail(reason, by)
+        moved = await self._runner.call(
+            self._store.redrive, scheduler, schedule, fires, at_us, detail
+        )
         self._engine.repairs_queued([(row_id, at_us) for row_id, _, _ in moved])
         return [fire_id(name, from_us(scheduled_us)) for _, name, scheduled_us in moved]
 

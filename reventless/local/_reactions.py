@@ -8,8 +8,10 @@ How a runner follows the log: it reads the followed aggregates' events after its
 handles them one at a time, and advances the checkpoint with a compare-and-set on (position,
 lease owner), so an operator's reset or a lost lease makes the write fail and the runner re-read.
 The checkpoint is written after every event whose handler had an effect, and at the end of a
-batch otherwise (replaying an event without effects costs nothing). SQLite commits appends one
-writer at a time, so positions become visible in order and a reader never skips one.
+batch otherwise (replaying an event without effects costs nothing). The events are read through
+the EventLog port (``read_all`` of the followed aggregates, ``head_position``, ``count`` for the
+lag), whose ``read_all`` never passes over an event that becomes visible later: a checkpoint
+never skips one. Only the reactions' own tables are read and written here.
 
 New events are noticed by polling the log's last position and ``PRAGMA data_version`` (which
 moves when another connection commits) every ``poll_interval``, and at once for events appended
@@ -28,16 +30,16 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.abc
 
-from reventless.aggregate_adapter import StoredEvent
+from reventless.aggregate_adapter import EventLog, StoredEvent
 from reventless.clock import Clock, Hold
 from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
+from reventless.event_topic import EventMessage, TopicMessage
 from reventless.local._connection import LeaseLostError
-from reventless.local._event_log import _COLUMNS, _rows_to_events
 from reventless.local._lease import Lease, reaction_row
 from reventless.local._rows import from_us
 from reventless.local._store import SqliteStore
@@ -50,9 +52,6 @@ from reventless.reaction import (
     ReactionStatus,
     check_reaction_name,
 )
-
-if TYPE_CHECKING:
-    from reventless.event_topic import TopicMessage
 
 __all__ = ("LocalReactions",)
 
@@ -67,12 +66,10 @@ def _has_tables(store: SqliteStore) -> bool:
     return store.has_table("reactions")
 
 
-def _register(store: SqliteStore, name: str, follows: list[str], at_end: bool, now: int) -> None:
-    """Make the reaction's row when it has none; record what it follows now."""
+def _register(store: SqliteStore, name: str, follows: list[str], start: int, now: int) -> None:
+    """Make the reaction's row, checkpoint at ``start``, when it has none; record what it
+    follows now."""
     with store.transaction():
-        start = 0
-        if at_end:
-            start = int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
         store.conn.execute(
             "INSERT INTO reactions (name, follows, position, state, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET follows = excluded.follows",
@@ -87,18 +84,6 @@ def _checkpoint(store: SqliteStore, name: str) -> tuple[int, str]:
     if row is None:
         raise ReactionNotFoundError(name)
     return int(row[0]), str(row[1])
-
-
-def _events_after(
-    store: SqliteStore, after: int, aggregates: list[str], limit: int
-) -> list[StoredEvent]:
-    marks = ", ".join("?" * len(aggregates))
-    rows = store.conn.execute(
-        f"SELECT {_COLUMNS} FROM events WHERE position > ? AND aggregate IN ({marks})"
-        " ORDER BY position LIMIT ?",
-        (after, *aggregates, limit),
-    ).fetchall()
-    return _rows_to_events(rows)
 
 
 _OWNED = "name = ? AND position = ? AND (? IS NULL OR owner = ?)"
@@ -170,47 +155,46 @@ def _dead_letter(
         return True
 
 
-def _marker(store: SqliteStore) -> tuple[int, int]:
-    """What changes when an event is appended here or anything is committed elsewhere."""
-    head = store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0]
-    version = store.conn.execute("PRAGMA data_version").fetchone()[0]
-    return int(head or 0), int(version)
+def _data_version(store: SqliteStore) -> int:
+    """What changes when another connection commits (an operator's reset, say)."""
+    return int(store.conn.execute("PRAGMA data_version").fetchone()[0])
 
 
-def _statuses(store: SqliteStore) -> list[ReactionStatus]:
+class _ReactionRow(NamedTuple):
+    name: str
+    follows: tuple[str, ...]
+    position: int
+    state: str
+    last_error: str | None
+    owner: str | None
+    lease_until: float
+    updated_at: int
+
+
+def _reaction_rows(store: SqliteStore) -> list[_ReactionRow]:
     if not _has_tables(store):
         return []
-    conn = store.conn
-    head = int(conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
-    rows = conn.execute(
+    rows = store.conn.execute(
         "SELECT name, follows, position, state, last_error, owner, lease_until, updated_at"
         " FROM reactions ORDER BY name"
     ).fetchall()
-    statuses = []
-    now = time.time()
-    for name, follows_json, position, state, error, owner, lease_until, updated in rows:
-        follows = tuple(json.loads(follows_json))
-        marks = ", ".join("?" * len(follows))
-        pending = conn.execute(
-            f"SELECT COUNT(*) FROM events WHERE position > ? AND aggregate IN ({marks})",
-            (position, *follows),
-        ).fetchone()[0]
-        live = owner is not None and lease_until >= now
-        statuses.append(
-            ReactionStatus(
-                name=name,
-                follows=follows,
-                position=position,
-                head=head,
-                pending=int(pending),
-                state=state,
-                last_error=error,
-                holder=owner if live else None,
-                lease_until=from_us(int(lease_until * 1_000_000)) if live else None,
-                updated_at=from_us(updated),
-            )
-        )
-    return statuses
+    return [_ReactionRow(row[0], tuple(json.loads(row[1])), *row[2:]) for row in rows]
+
+
+def _status(row: _ReactionRow, head: int, pending: int, now: float) -> ReactionStatus:
+    live = row.owner is not None and row.lease_until >= now
+    return ReactionStatus(
+        name=row.name,
+        follows=row.follows,
+        position=row.position,
+        head=head,
+        pending=pending,
+        state=row.state,
+        last_error=row.last_error,
+        holder=row.owner if live else None,
+        lease_until=from_us(int(row.lease_until * 1_000_000)) if live else None,
+        updated_at=from_us(row.updated_at),
+    )
 
 
 def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDeadLetter]:
@@ -241,12 +225,11 @@ def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDea
     ]
 
 
-def _reset(store: SqliteStore, name: str, position: int, now: int) -> None:
+def _reset(store: SqliteStore, name: str, position: int, head: int, now: int) -> None:
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
         # Past the head, the events appended up to that position would never be handled.
-        head = int(store.conn.execute("SELECT MAX(position) FROM events").fetchone()[0] or 0)
         if position > head:
             raise ValidationError(
                 "position",
@@ -342,12 +325,11 @@ class _Runner:
                 if self.previous is not None:
                     await self.previous.done.wait()
                     self.previous = None
+                start = (
+                    await self.host.events.head_position() if self.reaction.start == "end" else 0
+                )
                 await self._call(
-                    _register,
-                    self.reaction.name,
-                    list(self.reaction.follows),
-                    self.reaction.start == "end",
-                    _now_us(),
+                    _register, self.reaction.name, list(self.reaction.follows), start, _now_us()
                 )
                 while True:
                     if not await self.lease.try_acquire():
@@ -382,7 +364,9 @@ class _Runner:
             events = (
                 []
                 if state == _STOPPED
-                else await self._call(_events_after, position, names, _BATCH)
+                else await self.host.events.read_all(
+                    after_position=position, limit=_BATCH, aggregates=names
+                )
             )
             if not events:
                 if state == _STOPPED or position >= self._target:
@@ -456,6 +440,7 @@ class LocalReactions:
     def __init__(
         self,
         runner: StoreRunner,
+        events: EventLog,
         clock: Clock,
         *,
         lease_ttl: float,
@@ -463,6 +448,7 @@ class LocalReactions:
         poll_interval: float = 0.05,
     ) -> None:
         self.runner = runner
+        self.events = events  # the store's own event log, read through its port
         self.clock = clock
         self.lease_ttl = lease_ttl
         self.owner = uuid.uuid4().hex if use_lease else None
@@ -485,7 +471,7 @@ class LocalReactions:
         runner.previous = self._stopping.pop(reaction.name, None)
 
         async def on_event(message: TopicMessage) -> None:
-            runner.notify(message.position or 0)
+            runner.notify(message.position if isinstance(message, EventMessage) else 0)
 
         for name in reaction.follows:
             running.aggregates[name].event_topic.subscribe(
@@ -533,7 +519,10 @@ class LocalReactions:
         last = None
         while True:
             if self._runners:
-                marker = await self.runner.call(_marker, self.runner.store)
+                marker = (
+                    await self.events.head_position(),
+                    await self.runner.call(_data_version, self.runner.store),
+                )
                 if marker != last:
                     last = marker
                     for runner in self._runners.values():
@@ -544,7 +533,18 @@ class LocalReactions:
 
     async def statuses(self) -> list[ReactionStatus]:
         """Every reaction recorded in the store, by name, with its position and lag."""
-        return await self.runner.call(_statuses, self.runner.store)
+        rows = await self.runner.call(_reaction_rows, self.runner.store)
+        head = await self.events.head_position()  # after the rows: never behind a checkpoint
+        now = time.time()
+        return [
+            _status(
+                row,
+                head,
+                await self.events.count(after_position=row.position, aggregates=row.follows),
+                now,
+            )
+            for row in rows
+        ]
 
     async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
         """The reaction's dead letters, newest first, at most ``limit`` (1 to 10,000).
@@ -564,7 +564,8 @@ class LocalReactions:
         check_reaction_name(name)
         if type(position) is not int or position < 0:
             raise ValidationError("position", position, "a log position, 0 or more")
-        await self.runner.call(_reset, self.runner.store, name, position, _now_us())
+        head = await self.events.head_position()
+        await self.runner.call(_reset, self.runner.store, name, position, head, _now_us())
         self._poke(name)
 
     async def resume(self, name: str, *, skip: bool = False) -> int:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import anyio
 import asyncpg
 
-from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent
+from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent, check_read
 from reventless.errors import ConflictError, ReventlessError, ValidationError
 from reventless.postgres._errors import translate_sqlstate
 from reventless.postgres._schema import quote_schema
@@ -173,10 +173,18 @@ class PostgresEventLog:
             f"SELECT {_COLUMNS} FROM {s}.events WHERE aggregate = $1 AND aggregate_id = $2"
             " AND message_id = $3 ORDER BY version"
         )
+        visible = "tx < pg_snapshot_xmin(pg_current_snapshot())"  # the watermark
         self._read_all = (
-            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1"
-            " AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY position LIMIT $2"
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 AND {visible}"
+            " ORDER BY position LIMIT $2"
         )
+        self._read_of = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 AND {visible}"
+            " AND aggregate = ANY($3::text[]) ORDER BY position LIMIT $2"
+        )
+        self._head = f"SELECT coalesce(max(position), 0) FROM {s}.events WHERE {visible}"
+        self._count = f"SELECT count(*) FROM {s}.events WHERE position > $1 AND {visible}"
+        self._count_of = f"{self._count} AND aggregate = ANY($2::text[])"
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -360,9 +368,30 @@ class PostgresEventLog:
             rows = await conn.fetch(self._handled_events, aggregate, aggregate_id, message_id)
         return [_stored(row) for row in rows]
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        names = check_read(after_position, limit, aggregates)
         async with translating(self._where), self._pool.acquire() as conn:
-            rows = await conn.fetch(self._read_all, after_position, limit)
+            if names is None:
+                rows = await conn.fetch(self._read_all, after_position, limit)
+            else:
+                rows = await conn.fetch(self._read_of, after_position, limit, list(names))
         return [_stored(row) for row in rows]
+
+    async def head_position(self) -> int:
+        async with translating(self._where), self._pool.acquire() as conn:
+            return int(await conn.fetchval(self._head))
+
+    async def count(
+        self, *, after_position: int = 0, aggregates: Sequence[str] | None = None
+    ) -> int:
+        names = check_read(after_position, None, aggregates)
+        async with translating(self._where), self._pool.acquire() as conn:
+            if names is None:
+                return int(await conn.fetchval(self._count, after_position))
+            return int(await conn.fetchval(self._count_of, after_position, list(names)))

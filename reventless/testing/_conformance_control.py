@@ -26,6 +26,7 @@ from reventless.schedule import (
 from reventless.scheduler import Scheduler
 from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome
 from reventless.testing._conformance_base import PAUSE_REASON, START, SuiteBase, harness
+from reventless.testing.ports import ProviderUnderTest
 
 __all__ = ("ControlPlaneTests",)
 
@@ -385,3 +386,37 @@ class ControlPlaneTests(SuiteBase):
                 with pytest.raises(ValidationError):
                     await call()
             assert (await h.ops.list_schedules()).schedules == []
+
+    # -- the overview: schedulers and engine -------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_overview_lists_the_schedulers_in_name_order(
+        self, provider_factory: Any, target_factory: Any
+    ) -> None:
+        async with harness(provider_factory, run=False, target=target_factory()) as h:
+            publisher = h.provider.scheduled_publisher()
+            if not self.fires:
+                with pytest.raises(UsageError, match="not available"):
+                    await publisher.overview()
+                return
+            other = await Scheduler.make(h.provider, target=target_factory(), name="billing")
+            await other.operations.create_schedule(
+                Schedule(name="invoice", rate=Daily(9, 0), payload="x")
+            )
+            overview = await publisher.overview()
+            assert overview.schedulers == ["billing", "default"]
+            # No engine runs yet: nothing fires these schedules.
+            assert overview.engine.holder is None
+
+    @pytest.mark.anyio
+    async def test_overview_names_the_running_engine_and_its_heartbeat(
+        self, provider_under_test: ProviderUnderTest, target_factory: Any
+    ) -> None:
+        self._needs_fires()
+        if not provider_under_test.capabilities.durable:
+            pytest.skip("a store of one process keeps no lease: no engine to name")
+        async with harness(provider_under_test.open, target=target_factory()) as h:
+            engine = (await h.provider.scheduled_publisher().overview()).engine
+            assert engine.holder is not None
+            assert engine.last_seen is not None and engine.lease_until is not None
+            assert engine.last_seen <= engine.lease_until

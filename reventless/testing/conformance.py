@@ -41,6 +41,7 @@ from reventless.scheduler_adapter import HistoryKind
 from reventless.target import FireEnvelope
 from reventless.testing import RecordingTarget
 from reventless.testing._conformance_base import (
+    PAUSE_REASON,
     START,
     Harness,
     ProviderFactory,
@@ -301,7 +302,10 @@ class ScheduledPublisherConformance(ControlPlaneTests):
             assert await h.ops.trigger_schedule("report") == "report@2026-03-20T06:00:30Z"
             await h.advance(timedelta(seconds=30))  # now 06:01:00, a whole minute
             # A whole minute is every scheduled fire's: the extra fire takes the next second.
-            assert await h.ops.trigger_schedule("report") == "report@2026-03-20T06:01:01Z"
+            with pytest.raises(ValidationError, match="reason"):
+                await h.ops.trigger_schedule("report", reason="two\nlines")
+            fire = await h.ops.trigger_schedule("report", reason=PAUSE_REASON, by="ana")
+            assert fire == "report@2026-03-20T06:01:01Z"
             await h.advance(timedelta(seconds=5))
             assert [d.fire_id for d in h.target.deliveries] == [
                 "report@2026-03-20T06:00:30Z",
@@ -311,9 +315,10 @@ class ScheduledPublisherConformance(ControlPlaneTests):
             state = await h.ops.get_schedule("report")
             assert state.next_fire == datetime(2026, 3, 20, 9, 0, tzinfo=UTC)  # untouched
             if self.keeps_history:
-                kinds = [entry.kind for entry in await h.ops.history("report")]
-                assert kinds.count(HistoryKind.TRIGGERED) == 2
-                assert kinds.count(HistoryKind.FIRED) == 2
+                entries = await h.ops.history("report")
+                triggered = [e.detail for e in entries if e.kind is HistoryKind.TRIGGERED]
+                assert triggered == [None, f"by ana: {PAUSE_REASON}"]
+                assert [e.kind for e in entries].count(HistoryKind.FIRED) == 2
             with pytest.raises(ScheduleNotFoundError):
                 await h.ops.trigger_schedule("missing")
 
@@ -332,15 +337,16 @@ class ScheduledPublisherConformance(ControlPlaneTests):
             await h.ops.resume_schedule("tick")  # 06:21 to 06:51 missed while paused
             start = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
             end = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)  # past the next fire (07:11)
-            queued = await h.ops.backfill("tick", start, end)
+            queued = await h.ops.backfill("tick", start, end, reason="missed while paused")
             assert queued == [f"tick@2026-03-20T06:{m}1:00Z" for m in (2, 3, 4, 5)]
             assert await h.ops.backfill("tick", start, end) == []  # queued already
             await h.advance(timedelta(seconds=1))
             assert await h.ops.backfill("tick", start, end) == []  # delivered now
             times = sorted(d.scheduled_time.strftime("%H:%M") for d in h.target.deliveries)
             assert times == ["06:11", "06:21", "06:31", "06:41", "06:51"]
-            kinds = [entry.kind for entry in await h.ops.history("tick")]
-            assert kinds.count(HistoryKind.BACKFILLED) == 4
+            entries = await h.ops.history("tick")
+            backfilled = [e.detail for e in entries if e.kind is HistoryKind.BACKFILLED]
+            assert backfilled == ["missed while paused"] * 4
             with pytest.raises(ValidationError, match="end"):
                 await h.ops.backfill("tick", end, start)
             with pytest.raises(ScheduleNotFoundError):
@@ -368,7 +374,9 @@ class ScheduledPublisherConformance(ControlPlaneTests):
             assert await h.ops.redrive(fire_ids=["b@2026-03-20T06:02:00Z"]) == [
                 "b@2026-03-20T06:02:00Z"
             ]
-            assert await h.ops.redrive(schedule="a") == ["a@2026-03-20T06:02:00Z"]
+            assert await h.ops.redrive(schedule="a", reason="fixed", by="bo") == [
+                "a@2026-03-20T06:02:00Z"
+            ]
             assert await h.ops.redrive() == []  # nothing left to send
             await h.advance(timedelta(seconds=1))
             assert sorted(d.fire_id for d in target.deliveries) == [
@@ -377,8 +385,9 @@ class ScheduledPublisherConformance(ControlPlaneTests):
             ]
             assert await h.ops.dead_letters() == []
             if self.keeps_history:
-                kinds = [entry.kind for entry in await h.ops.history("a")]
-                assert kinds[-2:] == [HistoryKind.REDRIVEN, HistoryKind.FIRED]
+                entries = await h.ops.history("a")
+                assert [e.kind for e in entries[-2:]] == [HistoryKind.REDRIVEN, HistoryKind.FIRED]
+                assert entries[-2].detail == "by bo: fixed"
 
 
 class _RefusesFirst(RecordingTarget):

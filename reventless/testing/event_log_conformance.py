@@ -14,7 +14,7 @@ log can show (``global_order``: ``read_all`` is offered, else it raises UsageErr
 check the contract of ``reventless.aggregate_adapter.EventLog``: versions, optimistic
 concurrency, message ids per stream (a repeat wins over a conflict), empty appends, loading from
 a version, the events of a handled message, limits refused with nothing written, and
-``read_all``.
+``read_all`` (of every aggregate or some), ``head_position`` and ``count``.
 """
 
 from __future__ import annotations
@@ -462,3 +462,83 @@ class EventLogConformance:
         async with event_log_factory() as log:
             with pytest.raises(ValidationError, match="limit"):
                 await log.read_all(limit=limit)
+
+    @pytest.mark.anyio
+    async def test_read_all_head_position_and_count_of_some_aggregates(
+        self, event_log_factory: EventLogFactory
+    ) -> None:
+        async with event_log_factory() as log:
+            if not self.global_order:
+                with pytest.raises(UsageError):
+                    await log.read_all(aggregates=["orders"])
+                with pytest.raises(UsageError):
+                    await log.head_position()
+                with pytest.raises(UsageError):
+                    await log.count()
+                return
+            assert (await log.head_position(), await log.count()) == (0, 0)
+            for aggregate, aggregate_id, bodies in (
+                ("orders", "a", ("a1", "a2")),
+                ("users", "b", ("b1",)),
+                ("orders", "c", ("c1",)),
+            ):
+                await log.append(
+                    aggregate,
+                    aggregate_id,
+                    expected_version=0,
+                    events=events(*bodies),
+                    message_id=None,
+                    recorded_at=AT,
+                )
+            everything = await log.read_all()
+            positions = [e.position for e in everything]
+            assert await log.head_position() == positions[-1]
+            orders = await log.read_all(aggregates=["orders"])
+            assert [e.data for e in orders] == [b"a1", b"a2", b"c1"]
+            assert [e.position for e in orders] == [positions[0], positions[1], positions[3]]
+            assert [e.data for e in await log.read_all(aggregates=("users", "unknown"))] == [b"b1"]
+            assert await log.read_all(aggregates=[]) == []
+            later = await log.read_all(after_position=positions[0], limit=1, aggregates=["orders"])
+            assert [e.data for e in later] == [b"a2"]
+            assert await log.read_all(after_position=positions[-1]) == []
+            assert await log.count() == 4
+            assert await log.count(after_position=positions[0]) == 3
+            assert await log.count(after_position=positions[1], aggregates=["orders"]) == 1
+            assert await log.count(aggregates=["users"]) == 1
+            assert await log.count(aggregates=[]) == 0
+            assert await log.count(after_position=positions[-1]) == 0
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("aggregates", "orders"),
+            ("aggregates", [1]),
+            ("aggregates", ["orders\x00"]),
+            ("aggregates", ["\ud800"]),
+            ("aggregates", 3),
+            ("after_position", -1),
+            ("after_position", "3"),
+            ("after_position", True),
+        ],
+        ids=[
+            "one-string",
+            "not-a-string",
+            "with-nul",
+            "lone-surrogate",
+            "not-a-list",
+            "negative",
+            "text",
+            "bool",
+        ],
+    )
+    async def test_read_all_and_count_refuse_bad_arguments_naming_them(
+        self, event_log_factory: EventLogFactory, field: str, value: Any
+    ) -> None:
+        if not self.global_order:
+            pytest.skip("read_all is not offered by this log")
+        async with event_log_factory() as log:
+            with pytest.raises(ValidationError, match=field):
+                await log.read_all(**{field: value})
+            with pytest.raises(ValidationError, match=field):
+                await log.count(**{field: value})

@@ -16,7 +16,8 @@ from reventless.aws import SnsEventTopic, SqsTopicSubscriber, decode_topic_messa
 from reventless.aws.iam import execution_role_policy, handler_policy
 from reventless.cli.demo import ORDERS, PendingOrdersProcessed
 from reventless.errors import BackendUnavailableError
-from reventless.event_topic import TopicMessage
+from reventless.event_topic import EventMessage, FireMessage, TopicMessage
+from reventless.target import FireEnvelope
 from reventless.testing import VirtualClock
 from tests.aws.conftest import ACCOUNT, REGION
 
@@ -142,6 +143,50 @@ def event_body(aggregate_id: str, version: int) -> str:
             "event": {"type": "PendingOrdersProcessed", "batch": version, "for_time": None},
         }
     ).decode()
+
+
+def test_a_body_decodes_into_the_message_of_its_kind() -> None:
+    """An event's body is an EventMessage, a fire envelope a FireMessage; unknown events stay
+    plain JSON data."""
+    decoded = decode_topic_message(event_body("a", 2), "orders", [ORDERS])
+    assert decoded == EventMessage(
+        topic="orders",
+        type="PendingOrdersProcessed",
+        source="orders/a",
+        message_id="m",
+        event=PendingOrdersProcessed(batch=2, for_time=None),
+        position=2,
+        version=2,
+        event_id="orders/a/2",
+    )
+    assert decode_topic_message(event_body("a", 2), "orders").event == {
+        "type": "PendingOrdersProcessed",
+        "batch": 2,
+        "for_time": None,
+    }
+    fire = FireEnvelope(schedule="health-check", scheduled_time=T1, payload="ping")
+    assert decode_topic_message(fire.to_json().decode(), "health") == FireMessage(
+        topic="health",
+        source="health-check",
+        message_id=fire.fire_id,
+        scheduled_time=T1,
+        data="ping",
+    )
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"source": "orders"}, {"version": "two"}, {"messageId": 7}, {"type": DROP}],
+    ids=["source-without-id", "version-not-a-number", "message-id-not-text", "no-type"],
+)
+def test_a_malformed_event_body_is_refused_naming_the_body(change: dict[str, Any]) -> None:
+    body = {**msgspec.json.decode(event_body("a", 1)), **change}
+    kept = {name: value for name, value in body.items() if value is not DROP}
+    with pytest.raises(ValidationError, match="record body"):
+        decode_topic_message(msgspec.json.encode(kept).decode(), "orders", [ORDERS])
 
 
 async def test_a_failed_subscriber_record_holds_back_the_rest_of_its_group_only() -> None:
