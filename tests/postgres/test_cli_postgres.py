@@ -56,3 +56,11 @@ def test_the_demo_refuses_a_postgres_url_without_showing_its_password(
     assert run("demo", "--db", "postgresql://app:s3cret@db/app")[0] == 2
     said = capsys.readouterr().err
     assert "keeps its store in a file" in said and "s3cret" not in said
+
+
+@pytest.mark.parametrize("command", ["web", "check"])
+def test_the_console_and_the_check_refuse_a_postgres_store_for_now(
+    command: str, postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(command, "--db", postgres_dsn) == (2, "")
+    assert "not served yet" in capsys.readouterr().err
