@@ -165,6 +165,7 @@ class PostgresEngine:
         # for the loops to look and go to sleep.
         starting = [self._clock.hold() for _ in range(self._settings.claimers)]
         try:
+            await self.records.beat()  # named as running from the start
             async with anyio.create_task_group() as group:
                 group.start_soon(self.records.keep_alive, name="reventless-pg-alive")
                 group.start_soon(

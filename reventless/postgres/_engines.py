@@ -19,6 +19,7 @@ from reventless.errors import ReventlessError
 from reventless.local import Attachment, SchedulerInfo, StoreStatus
 from reventless.postgres._schema import quote_schema
 from reventless.postgres._tx import DB_NOW_US, transaction
+from reventless.scheduler_adapter import EngineStatus, PublisherOverview
 from reventless.target import Target
 
 __all__ = ("ALIVE_S", "EngineRecords")
@@ -55,14 +56,18 @@ class EngineRecords:
                 this_process(),
             )
 
+    async def beat(self) -> None:
+        """Say this engine lives, now; a failure is tried again at the next beat (the engine
+        does not depend on it)."""
+        with contextlib.suppress(ReventlessError):
+            await self._beat()
+
     async def keep_alive(self) -> None:
-        """Say this engine lives, every HEARTBEAT_S, until cancelled; then take its row away.
-        A failure is tried again at the next beat (the engine does not depend on it)."""
+        """Say this engine lives, every HEARTBEAT_S, until cancelled; then take its row away."""
         try:
             while True:
-                with contextlib.suppress(ReventlessError):
-                    await self._beat()
                 await anyio.sleep(HEARTBEAT_S)
+                await self.beat()
         finally:
             with (
                 anyio.CancelScope(shield=True),
@@ -89,6 +94,16 @@ class EngineRecords:
                 f"DELETE FROM {s}.attachments a WHERE attached_at < {DB_NOW_US} - {_FORGET_US}"
                 f" AND NOT EXISTS (SELECT 1 FROM {s}.engines e WHERE e.id = a.owner)"
             )
+
+    async def overview(self) -> PublisherOverview:
+        """The port's ``overview``: the schedulers, and the running engines as one holder."""
+        status = await self.store_status()
+        return PublisherOverview(
+            schedulers=[info.name for info in status.schedulers],
+            engine=EngineStatus(
+                holder=status.engine, last_seen=status.last_seen, lease_until=status.lease_until
+            ),
+        )
 
     async def store_status(self) -> StoreStatus:
         """Every scheduler of the store (from its schedules, history, dead letters and

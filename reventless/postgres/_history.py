@@ -17,7 +17,7 @@ from reventless.postgres._schema import quote_schema
 from reventless.postgres._tx import decode_schedule, insert_history, transaction, wake_channel
 from reventless.schedule import Schedule
 from reventless.scheduler import parse_fire_id
-from reventless.scheduler_adapter import DeadLetter, HistoryEntry, HistoryKind
+from reventless.scheduler_adapter import DeadLetter, HistoryEntry, HistoryKind, pause_detail
 from reventless.target import fire_id
 
 if TYPE_CHECKING:
@@ -123,8 +123,10 @@ class HistoryOperations:
         items: Sequence[tuple[str, int, str]],
         kind: HistoryKind,
         at_us: int,
+        detail: str | None,
     ) -> None:
-        """Queue (name, scheduled_us, payload) fires for delivery now, recorded as ``kind``."""
+        """Queue (name, scheduled_us, payload) fires for delivery now, recorded as ``kind``
+        with ``detail``."""
         if not items:
             return
         names, instants, payloads = (list(column) for column in zip(*items, strict=True))
@@ -142,7 +144,7 @@ class HistoryOperations:
         await insert_history(
             conn,
             self._s,
-            [(scheduler, name, kind.value, at_us, us, None) for name, us, _ in items],
+            [(scheduler, name, kind.value, at_us, us, detail) for name, us, _ in items],
         )
         await conn.execute(self._wake)
 
@@ -158,7 +160,15 @@ class HistoryOperations:
             raise ScheduleNotFoundError(name)
         return row
 
-    async def trigger(self, scheduler: str, name: str, *, at: datetime) -> str:
+    async def trigger(
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> str:
         at_us = to_us(at)
         scheduled_us = at_us - at_us % 1_000_000
         if scheduled_us % 60_000_000 == 0:
@@ -172,12 +182,21 @@ class HistoryOperations:
                 [(name, scheduled_us, schedule.payload)],
                 HistoryKind.TRIGGERED,
                 at_us,
+                pause_detail(reason, by),
             )
         self._engine.poke()
         return fire_id(name, from_us(scheduled_us))
 
     async def backfill(
-        self, scheduler: str, name: str, *, start: datetime, end: datetime, at: datetime
+        self,
+        scheduler: str,
+        name: str,
+        *,
+        start: datetime,
+        end: datetime,
+        at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         async with transaction(self._pool, self._where) as conn:
             spec, created_us, paused, next_us = await self._stored(conn, scheduler, name)
@@ -207,7 +226,8 @@ class HistoryOperations:
             }
             todo = [us for us in instants if us not in known]
             items = [(name, us, schedule.payload) for us in todo]
-            await self._queue(conn, scheduler, items, HistoryKind.BACKFILLED, to_us(at))
+            detail = pause_detail(reason, by)
+            await self._queue(conn, scheduler, items, HistoryKind.BACKFILLED, to_us(at), detail)
         self._engine.poke()
         return [fire_id(name, from_us(us)) for us in todo]
 
@@ -234,6 +254,8 @@ class HistoryOperations:
         schedule: str | None = None,
         fire_ids: Sequence[str] | None = None,
         at: datetime,
+        reason: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
         wanted = None
         if fire_ids is not None:
@@ -261,6 +283,7 @@ class HistoryOperations:
                 [row[0] for row in rows],
             )
             items = list(picked.values())
-            await self._queue(conn, scheduler, items, HistoryKind.REDRIVEN, at_us)
+            detail = pause_detail(reason, by)
+            await self._queue(conn, scheduler, items, HistoryKind.REDRIVEN, at_us, detail)
         self._engine.poke()
         return [fire_id(name, from_us(us)) for name, us, _ in items]

@@ -35,6 +35,7 @@ from reventless.scheduler_adapter import (
     DamagedSchedule,
     HistoryKind,
     IfExists,
+    PublisherOverview,
     PutOutcome,
     SchedulePage,
     ScheduleState,
@@ -117,6 +118,9 @@ class PostgresScheduledPublisher(HistoryOperations):
         """Every scheduler of the store, the targets attached to each by every process, and
         the engines running (``_engines``)."""
         return await self._engine.records.store_status()
+
+    async def overview(self) -> PublisherOverview:
+        return await self._engine.records.overview()
 
     async def put(
         self,
