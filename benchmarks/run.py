@@ -50,6 +50,8 @@ APS4_REQUIREMENTS = (
     "apscheduler==4.0.0a6",
     "sqlalchemy[asyncio]>=2.0",
     "aiosqlite>=0.20",
+    # Its SQLAlchemy data store on PostgreSQL (bench_pg_engine.py).
+    "asyncpg>=0.30",
     # APScheduler 4.0.0a6 imports it without declaring it.
     "sniffio>=1.3",
 )

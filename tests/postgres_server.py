@@ -127,6 +127,8 @@ class PostgresServer:
 
     root: Path | None = None
     bin_dir: Path = field(default_factory=find_bin_dir)
+    # Tests run without flushing to disk (fast); a benchmark of durable writes sets this.
+    durable: bool = False
     folder: Path = field(init=False, default=Path())
     port: int = field(init=False, default=0)
     _databases: int = field(init=False, default=0)
@@ -169,9 +171,10 @@ class PostgresServer:
         last: PostgresUnavailable | None = None
         for _ in range(3):  # the free port may be taken between the probe and the start
             self.port = _free_port()
+            flush = "on" if self.durable else "off"
             options = (
                 f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                f" -c fsync={flush} -c synchronous_commit={flush} -c full_page_writes={flush}"
                 " -c max_connections=200"
             )
             try:

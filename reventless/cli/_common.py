@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TextIO
 
 from reventless._timefmt import strftime
+from reventless.cli._open import check_url, db_default, is_postgres
 from reventless.errors import ReventlessError, ValidationError
 
 __all__ = (
@@ -94,7 +95,7 @@ def add_store_action(
     sub: argparse.ArgumentParser = actions.add_parser(name, help=help_text, description=help_text)
     if subject is not None:
         sub.add_argument("name", help=f"the {subject}'s name")
-    sub.add_argument("--db", required=True, help="the store file")
+    sub.add_argument("--db", **db_default())
     sub.add_argument("--json", action="store_true", help="print JSON")
     return sub
 
@@ -105,6 +106,8 @@ def store_file(text: str, *, existing: bool) -> str:
     as /dev/null, a pipe) are each refused in one line, status 2. ``existing``: the command needs
     a store that is already there (only ``run``, ``demo`` and ``create --new-scheduler`` make
     one)."""
+    if is_postgres(text):
+        return check_url(text)
     if not text.strip():
         raise ValidationError(
             "--db",

@@ -43,6 +43,7 @@ from reventless.cli._common import (
     store_file,
     whole,
 )
+from reventless.cli._open import is_postgres, shown_db
 from reventless.cli._reactions import add_reactions_command, reactions
 from reventless.cli._run import add_run_command, run_command
 from reventless.cli._schedulers import add_schedulers_command, schedulers
@@ -444,6 +445,15 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
     check_start(start, days, "--start")
     if args.db is not None:
+        if is_postgres(args.db):
+            raise ValidationError(
+                "--db",
+                shown_db(args.db),
+                "a store file",
+                message="reventless demo keeps its store in a file (its plugin uses event "
+                "topics and reactions, which the PostgreSQL provider does not offer yet); "
+                "pass a file, e.g. --db demo.db",
+            )
         store_file(args.db, existing=False)
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone

@@ -12,6 +12,8 @@ import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reventless.cli._common import Parser, add_store_action, dump, say, table, utc, whole
+from reventless.cli._open import is_postgres
+from reventless.errors import UsageError
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
@@ -54,6 +56,11 @@ async def reactions(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.cli._common import need_store
 
     need_store(args)
+    if is_postgres(args.db):
+        raise UsageError(
+            "reventless reactions: a PostgreSQL store's reactions are not offered yet; "
+            "only its schedules (reventless schedules, schedulers, run)"
+        )
     name = None if args.action == "list" else _name(args.name)
     async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
         ops = local.reactions()

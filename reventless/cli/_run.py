@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reventless.cli._common import (
@@ -27,6 +27,7 @@ from reventless.cli._common import (
     store_file,
     whole,
 )
+from reventless.cli._open import db_default, is_postgres, open_store, shown_db
 from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def add_run_command(commands: Any) -> None:
         "directory is on the import path.",
     )
     run.add_argument("plugin", metavar="MODULE:PLUGIN", help="e.g. billing:plugin")
-    run.add_argument("--db", required=True, help="the store file (made when missing)")
+    run.add_argument("--db", **db_default())
     run.add_argument(
         "--misfire",
         default="latest",
@@ -320,6 +321,11 @@ def _text_lines(out: TextIO) -> Say:
             )
         elif kind == "missed_fires":
             line = event["message"]
+        elif kind == "waiting":
+            line = (
+                f"cannot reach the store {event['db']} ({event['error']}); trying again in "
+                f"{event['retry_in']:g} s"
+            )
         elif kind == "stopping":
             line = f"stopping on {event['signal']}"
         else:
@@ -352,10 +358,35 @@ def _json_lines(out: TextIO) -> Say:
     return say
 
 
+@contextlib.asynccontextmanager
+async def _open_waiting(db: str, options: dict[str, Any], say: Say) -> AsyncIterator[Any]:
+    """The store's provider; a PostgreSQL server that cannot be reached is waited for, trying
+    again with backoff (1 s doubling to 30 s) and saying so, until it answers or a stop."""
+    import anyio
+
+    from reventless.errors import BackendUnavailableError
+
+    wait = 1.0
+    while True:
+        try:
+            async with open_store(db, **options) as provider:
+                wait = -1.0  # opened: errors from here on are not the server's absence
+                yield provider
+                return
+        except BackendUnavailableError as exc:
+            if wait < 0 or not is_postgres(db):
+                raise
+            say({"event": "waiting", "db": shown_db(db), "error": str(exc), "retry_in": wait})
+            await anyio.sleep(wait)
+            wait = min(wait * 2, _MAX_WAIT_S)
+
+
+_MAX_WAIT_S = 30.0
+
+
 async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: StopSignals) -> int:
     import anyio
 
-    import reventless.local
     from reventless._timefmt import strftime
     from reventless.plugin import ObservedTarget
     from reventless.target import FireEnvelope, Target
@@ -382,26 +413,30 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
         if not serving:  # still starting: give up starting
             serve_scope.cancel()
 
+    postgres = is_postgres(db)
     with anyio.CancelScope() as serve_scope:
         stop.attach(on_stop)
-        async with reventless.local.provider(db, **options) as local:
-            # A command-line process ends when blocking code holds its loop (a library only
-            # logs): see StopSignals.stalled.
-            local.on_stall = stop.stalled
-            local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
+        async with _open_waiting(db, options, say) as local:
+            if not postgres:
+                # A command-line process ends when blocking code holds its loop (a library
+                # only logs): see StopSignals.stalled.
+                local.on_stall = stop.stalled
+                local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
             async with plugin.start(local, wrap_target=wrap) as running:
                 say(
                     {
                         "event": "running",
                         "plugin": plugin.name,
-                        "db": db,
+                        "db": shown_db(db),
                         "schedulers": list(running.schedulers),
                     }
                 )
                 async with anyio.create_task_group() as group:
                     await group.start(local.run, name="reventless-engine")
                     serving = True
-                    if local.is_leading:
+                    if postgres:
+                        logger.info("this process fires, beside any others, on %s", shown_db(db))
+                    elif local.is_leading:
                         logger.info("this process leads: it fires the schedules of %s", db)
                     else:
                         leader = None

@@ -13,6 +13,7 @@ from reventless.cli._common import (
     table,
     utc,
 )
+from reventless.cli._open import db_default
 
 if TYPE_CHECKING:
     from reventless.local import StoreStatus
@@ -29,7 +30,7 @@ def add_schedulers_command(commands: Any) -> None:
         "engine serves it.",
     )
     command.add_argument("action", nargs="?", default="list", choices=["list"], help="list")
-    command.add_argument("--db", required=True, help="the store file")
+    command.add_argument("--db", **db_default())
     command.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -75,10 +76,10 @@ def _last_seen(status: StoreStatus) -> str:
 
 
 async def schedulers(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
+    from reventless.cli._open import open_store
 
     need_store(args)
-    async with reventless.local.provider(args.db, read_only=True) as local:
+    async with open_store(args.db, read_only=True) as local:
         status = await local.scheduled_publisher().store_status()
     if args.json:
         return dump(out, _schedulers_document(status))

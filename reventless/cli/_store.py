@@ -201,7 +201,7 @@ class _Call(NamedTuple):
 
 
 async def schedules(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
+    from reventless.cli._open import open_store
     from reventless.scheduler import SchedulerOperations
 
     if args.action == "import" and args.dry_run:
@@ -213,7 +213,7 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
             raise ValidationError("--if-exists", args.if_exists, "replace, keep or error")
     if args.action == "prune":
         return await _prune(args, out)
-    async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
+    async with open_store(args.db, read_only=args.action in _READS) as local:
         publisher = local.scheduled_publisher()
         status = await publisher.store_status()
         scheduler = _resolve(args, status)
@@ -701,6 +701,7 @@ async def _redrive(call: _Call) -> int:
 
 async def _prune(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
+    from reventless.cli._open import open_store
 
     longest = 3650 * 86400.0
     retention = reventless.local.Retention(
@@ -708,7 +709,7 @@ async def _prune(args: argparse.Namespace, out: TextIO) -> int:
         dead_letter_age=duration("--dead-letter-age", args.dead_letter_age, 3600, longest),
         handled_age=duration("--handled-age", args.handled_age, 3600, longest),
     )
-    async with reventless.local.provider(args.db, retention=None) as local:
+    async with open_store(args.db, retention=None) as local:
         report = await local.prune(retention)
     if args.json:
         return dump(out, report)

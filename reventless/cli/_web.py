@@ -14,6 +14,7 @@ import socket
 from typing import Any, TextIO
 
 from reventless.cli._common import EXIT_FAILED, duration, need_store, whole
+from reventless.cli._open import db_default, is_postgres
 from reventless.errors import UsageError, ValidationError
 
 __all__ = ("add_check_command", "add_web_command", "check_command", "web_command")
@@ -29,7 +30,7 @@ def add_web_command(commands: Any) -> None:
         "letters, reactions; actions need the operator token. Reads are open only on a "
         "loopback address.",
     )
-    web.add_argument("--db", required=True, help="the store file")
+    web.add_argument("--db", **db_default())
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     web.add_argument("--port", default="8000", help="port (default 8000)")
     web.add_argument(
@@ -48,7 +49,7 @@ def add_check_command(commands: Any) -> None:
         "last --dead-letters window, reactions stopped or lagging past --max-lag, no engine "
         "while schedules wait. Prints 'ok' (exit 0) or the first problem (exit 1).",
     )
-    probe.add_argument("--db", required=True, help="the store file")
+    probe.add_argument("--db", **db_default())
     probe.add_argument("--max-late", default="60s", help="e.g. 60s, 5m (default 60s)")
     probe.add_argument("--max-lag", default="5m", help="e.g. 30s, 5m (default 5m)")
     probe.add_argument(
@@ -63,6 +64,7 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.health import check
 
     need_store(args)
+    _not_on_postgres(args.db, "check")
     max_late = duration("--max-late", args.max_late, 0, 30 * 86400)
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)
     window = duration("--dead-letters", args.dead_letters, 0, 30 * 86400)
@@ -73,6 +75,17 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(("ok" if health.ok else f"problem: {health.summary()}") + "\n")
     return 0 if health.ok else EXIT_FAILED
+
+
+def _not_on_postgres(db: str, command: str) -> None:
+    """The console and the health check read reactions too, which a PostgreSQL store does not
+    offer yet."""
+    if is_postgres(db):
+        raise UsageError(
+            f"reventless {command}: a PostgreSQL store is not served yet (it reads reactions, "
+            "which the PostgreSQL provider does not offer yet); reventless schedules, "
+            "schedulers and run work on it"
+        )
 
 
 def _loopback(host: str) -> bool:
@@ -96,6 +109,7 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
     import reventless.local
 
     need_store(args)
+    _not_on_postgres(args.db, "web")
     port = whole("--port", args.port, 1, 65535)
     max_late = duration("--max-late", args.max_late, 0, 30 * 86400)
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)

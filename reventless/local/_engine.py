@@ -26,6 +26,8 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from reventless._fire_bookkeeping import Bookkeeper, note_expired, note_missed
+from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
 from reventless._observe import Observer, watch_engine
 from reventless.clock import Clock, Hold
 from reventless.errors import (
@@ -35,7 +37,6 @@ from reventless.errors import (
     UsageError,
 )
 from reventless.fire_times import fire_jitter
-from reventless.local._bookkeeping import Bookkeeper, note_expired, note_missed
 from reventless.local._connection import LeaseLostError
 from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, ceil_s, pack, unpack
 from reventless.local._engine_parts import (
@@ -47,7 +48,6 @@ from reventless.local._engine_parts import (
     raise_leaf,
 )
 from reventless.local._group_commit import GroupCommit
-from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease, store_row
 from reventless.local._rows import (
     Outcome,

@@ -6,15 +6,19 @@ with a ``read_all`` that never skips an event (a transaction-id watermark, ``_ev
     async with reventless.postgres.provider("postgresql://app@db/app", schema="orders") as p:
         log = p.event_log()
 
-Event topics are in process (``_event_topics`` says why); reactions run in ``provider.run()``
-with a checkpoint and a lease per reaction in the database (``_reactions``). The schedules and
-their engine are still to come (issue 23).
+Schedules and their engine: ``Scheduler.make(provider, target=...)`` and ``provider.run()``,
+in every process that should fire (no leader: ``_engine``). Event topics are in process
+(``_event_topics`` says why); reactions run in ``provider.run()`` too, with a checkpoint and a
+lease per reaction in the database (``_reactions``).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,12 +29,17 @@ import asyncpg
 import sniffio
 
 from reventless.clock import Clock, SystemClock
-from reventless.errors import UsageError, ValidationError
+from reventless.errors import ReventlessError, UsageError, ValidationError
+from reventless.local import PruneReport, Retention
+from reventless.postgres._engine import EngineSettings, PostgresEngine
 from reventless.postgres._event_log import PostgresEventLog, translating
 from reventless.postgres._event_topics import PostgresEventTopic
+from reventless.postgres._publisher import PostgresScheduledPublisher
 from reventless.postgres._reactions import PostgresReactions
+from reventless.postgres._retention import prune_store
 from reventless.postgres._schema import SCHEMA_VERSION, quote_schema
 from reventless.postgres._store import upgrade
+from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = (
     "SCHEMA_VERSION",
@@ -38,8 +47,12 @@ __all__ = (
     "PostgresEventTopic",
     "PostgresProvider",
     "PostgresReactions",
+    "PostgresScheduledPublisher",
     "provider",
 )
+
+_log = logging.getLogger("reventless.postgres")
+_DEFAULT_RETENTION = Retention()
 
 _CLOSED = (
     "this provider is closed (its 'async with' block has ended); use it inside "
@@ -57,7 +70,7 @@ async def _reset(connection: Any) -> None:
 
 
 class PostgresProvider:
-    """The PostgreSQL provider so far: its clock and its event log."""
+    """The PostgreSQL provider: its clock, event log, schedules and engine, topics and reactions."""
 
     clock: Clock
     schema: str
@@ -68,9 +81,10 @@ class PostgresProvider:
         schema: str,
         clock: Clock,
         where: str,
+        settings: EngineSettings | None = None,
+        retention: Retention | None = None,
         *,
         lease_ttl: float = 20.0,
-        poll_interval: float = 1.0,
         listen_dsn: str | None = None,
     ) -> None:
         self.pool = pool
@@ -79,7 +93,22 @@ class PostgresProvider:
         self._where = where
         self._event_log: PostgresEventLog | None = None
         self._closed = False
-        self._init_topics_and_reactions(lease_ttl, poll_interval, listen_dsn)
+        self.retention = retention
+        # Due times by the database's clock, unless the provider was given another clock.
+        self._engine = PostgresEngine(
+            pool,
+            schema,
+            where,
+            clock,
+            settings or EngineSettings(),
+            database_time=isinstance(clock, SystemClock),
+        )
+        self._publisher = PostgresScheduledPublisher(pool, schema, where, self._engine)
+        self._run_scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
+        self._init_topics_and_reactions(
+            lease_ttl, (settings or EngineSettings()).poll_interval, listen_dsn
+        )
 
     def event_log(self) -> PostgresEventLog:
         """The EventLog adapter of this store."""
@@ -87,6 +116,7 @@ class PostgresProvider:
             raise UsageError(_CLOSED)
         if self._event_log is None:
             self._event_log = PostgresEventLog(self.pool, self.schema, self._where)
+            self._engine.event_log_in_use = True
         return self._event_log
 
     # -- event topics and reactions (``_event_topics``, ``_reactions``) ------------------------
@@ -124,22 +154,82 @@ class PostgresProvider:
             raise UsageError(_CLOSED)
         return self._reactions
 
+    # -- the schedules and their engine ---------------------------------------------------------
+
+    def scheduled_publisher(self) -> PostgresScheduledPublisher:
+        """The ScheduledPublisher adapter that schedulers made on this provider use."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        return self._publisher
+
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run the reactions of started plugins until cancelled; every process may: one at a
-        time runs each reaction, the others stand by and take over within the lease time
-        (``lease_ttl`` + the reaction's timeout + 1 s) when it stops or dies.
-        ``await task_group.start(provider.run)`` returns at once."""
+        """Fire the schedules of the schedulers made on this provider, and run the reactions of
+        started plugins, until cancelled.
+
+        Run it in every process that should fire: all of them claim due fires, none leads
+        (a fire is delivered by one of them; see ``docs/postgres.md``). Of the reactions, one
+        process at a time runs each; the others stand by and take over within the lease time
+        (``lease_ttl`` + the reaction's timeout + 1 s) when it stops or dies. A lost server is
+        waited for (the engine retries with backoff, logging each failure). Cancel it for a
+        graceful stop: the batches under way are delivered and recorded.
+        """
         if self._closed:
             raise UsageError(_CLOSED)
-        await self._reactions.run_beside(partial(_until_cancelled, task_status))
+        if self._engine.running:
+            raise UsageError("provider.run() is already running; run it once per provider")
+        claimers = self._engine.claimers
+        if self.pool.get_max_size() < claimers + 2:
+            raise UsageError(
+                f"the engine needs a pool of at least {claimers + 2} connections (one per claim "
+                f"loop, claimers={claimers}, one to listen, one for the rest); this pool has "
+                f"{self.pool.get_max_size()}: pass max_connections={claimers + 2} or more"
+            )
+        self._stopped = anyio.Event()
+        with anyio.CancelScope() as self._run_scope:
+            try:
+                await self._reactions.run_beside(partial(self._run_engine, task_status))
+            finally:
+                self._run_scope = None
+                self._stopped.set()
 
+    async def _run_engine(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with anyio.create_task_group() as group:
+            if self.retention is not None:
+                group.start_soon(self._prune_loop, self.retention, name="reventless-pg-prune")
+            await group.start(self._engine.run)
+            task_status.started()
 
-async def _until_cancelled(task_status: anyio.abc.TaskStatus[None]) -> None:
-    """What runs beside the reactions until the schedules' engine does (issue 23)."""
-    task_status.started()
-    await anyio.sleep_forever()
+    async def _stop_running(self) -> None:
+        """Leaving the provider's block stops its engine first (its batches finish), so that
+        the pool can close."""
+        self._closed = True
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                await self._stopped.wait()
+
+    async def prune(self, retention: Retention | None = None) -> PruneReport:
+        """Delete now the history and dead letters that ``retention`` (default: the
+        provider's; ``Retention()`` when it has none) no longer keeps, in batches of
+        ``retention.batch`` rows, one short transaction each."""
+        if self._closed:
+            raise UsageError(_CLOSED)
+        if retention is not None and not isinstance(retention, Retention):
+            raise ValidationError("retention", retention, "a reventless.local.Retention")
+        chosen = retention or self.retention or Retention()
+        return await prune_store(self.pool, self.schema, self._where, chosen, self.clock.now())
+
+    async def _prune_loop(self, retention: Retention) -> None:
+        """Every engine prunes every ``retention.every`` (deleting by age and count is
+        idempotent, so several engines pruning at once only share the work)."""
+        while True:
+            await anyio.sleep(retention.every.total_seconds())
+            try:
+                await self.prune(retention)
+            except ReventlessError as exc:
+                _log.warning("pruning the store failed: %s", exc, exc_info=exc)
 
 
 def _where(dsn: str | None, schema: str) -> str:
@@ -159,8 +249,15 @@ async def provider(
     schema: str = "reventless",
     clock: Clock | None = None,
     max_connections: int = 10,
-    lease_ttl: float = 20.0,
+    misfire_policy: MisfirePolicy | str = MisfirePolicy.LATEST,
+    misfire_grace: timedelta = timedelta(hours=24),
+    retry_policy: RetryPolicy | None = None,
+    delivery_timeout: float = 30.0,
     poll_interval: float = 1.0,
+    lease_ttl: float = 20.0,
+    batch: int = 500,
+    claimers: int = 2,
+    retention: Retention | None = _DEFAULT_RETENTION,
 ) -> AsyncIterator[PostgresProvider]:
     """The provider on a database: a ``postgresql://`` URL (the provider makes and closes a pool
     of at most ``max_connections``) or an asyncpg pool of yours (left open). The store's tables
@@ -172,11 +269,20 @@ async def provider(
     keeps them itself). Every statement of an append, its lock included, runs inside one
     transaction, so a transaction-mode pooler keeps them on one server connection.
 
-    Reactions: one process at a time runs each, holding a lease of ``lease_ttl`` seconds
-    (renewed every third of it); new events wake the runners through LISTEN/NOTIFY, and they
-    also poll every ``poll_interval`` seconds (behind a transaction-mode pooler, which drops
-    LISTEN, polling is what remains). The listening connection is one of its own, outside the
-    pool, when the provider was given a URL, else one of your pool's, held while it runs.
+    The engine (``run()``): ``misfire_policy``, ``misfire_grace``, ``retry_policy`` and
+    ``delivery_timeout`` as for ``reventless.local.provider``; ``poll_interval`` (0.05 to 60 s)
+    bounds how late a change that no NOTIFY announced is seen (and how soon the fires of a
+    process that died are taken over); ``batch`` (1 to 10,000) fires are claimed per
+    transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
+    while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections.
+    ``retention`` as for the local provider; every engine prunes.
+
+    Reactions (also in ``run()``): one process at a time runs each, holding a lease of
+    ``lease_ttl`` seconds (renewed every third of it); new events wake the runners through
+    LISTEN/NOTIFY, and they also poll every ``poll_interval`` seconds (behind a
+    transaction-mode pooler, which drops LISTEN, polling is what remains). The listening
+    connection is one of its own, outside the pool, when the provider was given a URL, else
+    one of your pool's, held while it runs.
 
     :raises BackendUnavailableError: the server cannot be reached.
     :raises PermissionDeniedError: the server refused the credentials or a privilege.
@@ -186,7 +292,17 @@ async def provider(
     """
     quote_schema(schema)
     _check_seconds("lease_ttl", lease_ttl, 0.3, 3600)
-    _check_seconds("poll_interval", poll_interval, 0.01, 60)
+    settings = _settings(
+        misfire_policy,
+        misfire_grace,
+        retry_policy,
+        delivery_timeout,
+        poll_interval,
+        batch,
+        claimers,
+    )
+    if retention is not None and not isinstance(retention, Retention):
+        raise ValidationError("retention", retention, "a reventless.local.Retention or None")
     library = sniffio.current_async_library()
     if library != "asyncio":
         raise UsageError(
@@ -215,23 +331,68 @@ async def provider(
         schema,
         clock or SystemClock(),
         where,
+        settings,
+        retention,
         lease_ttl=float(lease_ttl),
-        poll_interval=float(poll_interval),
         listen_dsn=dsn_or_pool if owned else None,
     )
     try:
         await upgrade(pool, schema, where)
         yield opened
     finally:
-        opened._closed = True
+        await opened._stop_running()
         if owned:
             await pool.close()
+
+
+def _settings(
+    misfire_policy: object,
+    misfire_grace: object,
+    retry_policy: object,
+    delivery_timeout: object,
+    poll_interval: object,
+    batch: object,
+    claimers: object,
+) -> EngineSettings:
+    if not (
+        isinstance(misfire_policy, str)
+        and misfire_policy in {policy.value for policy in MisfirePolicy}
+    ):
+        raise ValidationError("misfire_policy", misfire_policy, "'latest', 'all' or 'skip'")
+    if not isinstance(misfire_grace, timedelta) or not (
+        timedelta(0) <= misfire_grace <= timedelta(days=30)
+    ):
+        raise ValidationError("misfire_grace", misfire_grace, "a timedelta from 0 to 30 days")
+    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    _check_seconds("delivery_timeout", delivery_timeout, 0.01, 900)
+    _check_seconds("poll_interval", poll_interval, 0.05, 60)
+    _check_whole("batch", batch, 1, 10_000)
+    _check_whole("claimers", claimers, 1, 64)
+    assert isinstance(delivery_timeout, (int, float))
+    assert isinstance(poll_interval, (int, float))
+    assert isinstance(batch, int) and isinstance(claimers, int)
+    return EngineSettings(
+        misfire_policy=MisfirePolicy(misfire_policy),
+        misfire_grace=misfire_grace,
+        retry_policy=retry_policy,
+        delivery_timeout=float(delivery_timeout),
+        poll_interval=float(poll_interval),
+        batch=batch,
+        claimers=claimers,
+    )
 
 
 def _check_seconds(field: str, value: object, low: float, high: float) -> None:
     if (
         not isinstance(value, (int, float))
         or isinstance(value, bool)
-        or not low <= value <= high  # also refuses nan
+        or not math.isfinite(value)
+        or not low <= value <= high
     ):
         raise ValidationError(field, value, f"a number of seconds from {low:g} to {high:g}")
+
+
+def _check_whole(field: str, value: object, low: int, high: int) -> None:
+    if type(value) is not int or not low <= value <= high:
+        raise ValidationError(field, value, f"a whole number from {low:,} to {high:,}")

@@ -20,17 +20,24 @@ so writers of one stream queue before reading its version and none waits for ano
 Every append notifies ``events_channel(schema)`` from its transaction (delivered at the commit),
 so reaction runners listening there wake at once (``_reactions``). Inside a reaction's handler,
 appends join the reaction's transaction instead (``_reaction_tx``).
+
+A scheduled fire delivered to a command topic of this store joins the engine's transaction
+(``joining``): the command's events commit with the fire's record, or neither does. That
+transaction took its id when it claimed its fires, so to keep the rule above the engine holds
+the append lock from before its claim until just before its commit (``_engine``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import anyio
 import asyncpg
 
 from reventless.aggregate_adapter import AppendResult, NewEvent, StoredEvent, check_read
@@ -44,7 +51,31 @@ from reventless.postgres._errors import translate_sqlstate
 from reventless.postgres._reaction_tx import ReactionTransaction, current_for
 from reventless.postgres._schema import quote_schema
 
-__all__ = ("PostgresEventLog", "append_lock_key", "events_channel", "translating")
+__all__ = ("PostgresEventLog", "append_lock_key", "events_channel", "joining", "translating")
+
+
+class _Joined(NamedTuple):
+    """An engine's transaction that the event log of ``pool`` works in (one statement at a
+    time: ``lock``)."""
+
+    pool: Any
+    conn: Any
+    lock: anyio.Lock
+
+
+_joined: ContextVar[_Joined | None] = ContextVar("reventless_pg_fire_transaction", default=None)
+
+
+@contextmanager
+def joining(pool: Any, conn: Any) -> Iterator[None]:
+    """Inside, the event log of ``pool`` reads and appends in ``conn``'s open transaction
+    (each append in a savepoint), also in tasks started inside."""
+    token = _joined.set(_Joined(pool, conn, anyio.Lock()))
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
 
 _COLUMNS = "position, aggregate, aggregate_id, version, type, data, message_id, recorded_at"
 
@@ -186,11 +217,17 @@ class PostgresEventLog:
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[Any]:
         """A connection to read on: inside a reaction's transaction that has appended, its
-        own (it sees what it appended), else one of the pool."""
+        own (it sees what it appended); inside an engine's transaction (``joining``), that
+        one; else one of the pool."""
         tx = current_for(self._pool, self._schema)
         if tx is not None and tx.conn is not None:
             async with translating(self._where), tx.lock:
                 yield tx.conn
+            return
+        joined = _joined.get()
+        if joined is not None and joined.pool is self._pool:
+            async with translating(self._where), joined.lock:
+                yield joined.conn
             return
         async with translating(self._where), self._pool.acquire() as conn:
             yield conn
@@ -217,6 +254,11 @@ class PostgresEventLog:
         if tx is not None:
             return await self._append_in_reaction(
                 tx, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+            )
+        joined = _joined.get()
+        if joined is not None and joined.pool is self._pool:
+            return await self._append_joined(
+                joined, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
             )
         async with translating(self._where), self._pool.acquire() as conn:
             # BEGIN and COMMIT by hand: a transaction context manager would, after a
@@ -286,6 +328,36 @@ class PostgresEventLog:
                 raise
             # The savepoint is not released (a round trip): it ends with the transaction.
             tx.appended.add((aggregate, aggregate_id))
+        return result
+
+    async def _append_joined(
+        self,
+        joined: _Joined,
+        aggregate: str,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        message_id: str | None,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        """The append in the engine's transaction, in a savepoint: a refused append leaves
+        the engine's transaction as it was. (The engine holds the append lock already; taking
+        it again in the same session only counts up.)"""
+        high, low = _stream_lock_key(self._schema, aggregate, aggregate_id)
+        async with translating(self._where), joined.lock:
+            conn = joined.conn
+            await conn.execute(
+                f"SAVEPOINT reventless_fire_append; SELECT pg_advisory_xact_lock({high}, {low})"
+            )
+            try:
+                result = await self._append_in(
+                    conn, aggregate, aggregate_id, expected_version, events, message_id, recorded_at
+                )
+            except BaseException:
+                with contextlib.suppress(BaseException):  # then the engine's rollback fails too
+                    await conn.execute("ROLLBACK TO SAVEPOINT reventless_fire_append")
+                raise
+            await conn.execute("RELEASE SAVEPOINT reventless_fire_append")
         return result
 
     async def _append_in(

@@ -82,6 +82,95 @@ _TABLES: dict[str, tuple[str, ...]] = {
     PRIMARY KEY (aggregate, aggregate_id, message_id)
 )""",
     ),
+    # -- the schedules and their engine (``_publisher``, ``_engine``). Times are integer
+    # microseconds since the epoch (UTC), as the bookkeeping's rows (``_fire_rows``) hold them.
+    # ``due_at`` is ``next_fire`` moved by the schedule's jitter: the engine claims by it.
+    "schedules": (
+        """CREATE TABLE {s}.schedules (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    scheduler text NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    spec bytea NOT NULL,
+    created_at bigint NOT NULL,
+    paused boolean NOT NULL DEFAULT false,
+    next_fire bigint,
+    due_at bigint,
+    version integer NOT NULL DEFAULT 1,
+    paused_at bigint,
+    paused_by text,
+    pause_reason text,
+    UNIQUE (scheduler, name)
+)""",
+        "CREATE INDEX schedules_due ON {s}.schedules (due_at) WHERE due_at IS NOT NULL",
+    ),
+    # Fires to deliver again: failed ones (attempts >= 1) and repairs (trigger, backfill,
+    # redrive: attempts 0).
+    "retries": (
+        """CREATE TABLE {s}.retries (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    scheduler text NOT NULL,
+    name text NOT NULL,
+    scheduled_time bigint NOT NULL,
+    payload text NOT NULL,
+    attempts integer NOT NULL,
+    next_attempt_at bigint NOT NULL,
+    last_error text
+)""",
+        "CREATE INDEX retries_due ON {s}.retries (next_attempt_at)",
+        "CREATE INDEX retries_by_fire ON {s}.retries (scheduler, name, scheduled_time)",
+    ),
+    # A fire is recorded delivered once: its fire id (schedule and instant) is unique among
+    # the 'fired' entries.
+    "history": (
+        """CREATE TABLE {s}.history (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    scheduler text NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    at bigint NOT NULL,
+    scheduled_time bigint,
+    detail text
+)""",
+        "CREATE INDEX history_by_schedule ON {s}.history (scheduler, name, id)",
+        "CREATE INDEX history_by_age ON {s}.history (at)",
+        "CREATE UNIQUE INDEX history_fired_once ON {s}.history (scheduler, name, scheduled_time)"
+        " WHERE kind IN ('fired', 'fired+completed')",
+    ),
+    # The engines that run (each says it lives every few seconds, by the database's clock) and
+    # the targets each process attached to its schedulers: what ``reventless schedulers`` shows.
+    "engines": (
+        """CREATE TABLE {s}.engines (
+    id text PRIMARY KEY,
+    process text NOT NULL,
+    started_at bigint NOT NULL,
+    last_seen bigint NOT NULL
+)""",
+    ),
+    "attachments": (
+        """CREATE TABLE {s}.attachments (
+    owner text NOT NULL,
+    scheduler text NOT NULL,
+    target text NOT NULL,
+    payload_types text,
+    process text NOT NULL,
+    attached_at bigint NOT NULL,
+    PRIMARY KEY (owner, scheduler)
+)""",
+    ),
+    "dead_letters": (
+        """CREATE TABLE {s}.dead_letters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    scheduler text NOT NULL,
+    name text NOT NULL,
+    scheduled_time bigint NOT NULL,
+    payload text NOT NULL,
+    attempts integer NOT NULL,
+    reason text NOT NULL,
+    at bigint NOT NULL
+)""",
+        "CREATE INDEX dead_letters_by_scheduler ON {s}.dead_letters (scheduler, id)",
+        "CREATE INDEX dead_letters_by_age ON {s}.dead_letters (at)",
+    ),
 }
 
 TABLES = frozenset(_TABLES)

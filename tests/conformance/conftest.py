@@ -5,7 +5,7 @@ one entry to ``PROVIDERS`` (and its ``ProviderUnderTest``).
 The embedded provider runs on asyncio and trio, in memory and on a file; the AWS provider on
 asyncio (aioboto3), against one moto server in server mode (``tests/aws/conftest.py``); the
 PostgreSQL provider on asyncio (asyncpg), on a new database of the session's server
-(``tests/postgres_server.py``), offering only the ports built so far (``Capabilities.ports``).
+(``tests/postgres_server.py``), offering the ports built so far (``Capabilities.ports``).
 """
 
 from __future__ import annotations
@@ -173,14 +173,15 @@ class AwsUnderTest(ProviderUnderTest):
 
 
 class PostgresUnderTest(ProviderUnderTest):
-    """The PostgreSQL provider so far (its event log, its in-process event and command topics,
-    its reactions), on a database of its own, made at the first open (so the suites it does
-    not offer yet skip without one)."""
+    """The PostgreSQL provider (its event log, schedules, in-process event and command topics,
+    reactions), on a database of its own, made at the first open."""
 
     name = "postgres"
     capabilities = Capabilities(
         durable=True,
-        ports=frozenset({"event_log", "event_topic", "command_topic", "reactions"}),
+        ports=frozenset(
+            {"event_log", "scheduled_publisher", "event_topic", "command_topic", "reactions"}
+        ),
     )
 
     def __init__(self, server: PostgresServer) -> None:

@@ -51,7 +51,7 @@ def test_every_suite_checks_its_port() -> None:
 def test_the_postgres_provider_offers_the_ports_built_so_far() -> None:
     assert ("postgres", "asyncio") in PROVIDERS
     assert PostgresUnderTest.capabilities.ports == frozenset(
-        {"event_log", "event_topic", "command_topic", "reactions"}
+        {"event_log", "scheduled_publisher", "event_topic", "command_topic", "reactions"}
     )
     # Its topics and reactions run in process (``reventless.postgres._event_topics``).
     assert PostgresUnderTest.capabilities.topics_in_process

@@ -1,13 +1,13 @@
-"""The engine's bookkeeping (``reventless.local._bookkeeping``), alone: jobs and what their
+"""The engine's bookkeeping (``reventless._fire_bookkeeping``), alone: jobs and what their
 deliveries came to in, the rows of one transaction out. No store, no clock, no event loop."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from reventless._fire_bookkeeping import Bookkeeper, note_missed
+from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
 from reventless._observe import Observer
-from reventless.local._bookkeeping import Bookkeeper, note_missed
-from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._rows import FIRED_AND_COMPLETED, Outcome, to_us
 from reventless.misfire import FireRange
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy

@@ -28,7 +28,7 @@ import pytest
 
 import reventless.postgres
 from reventless.aggregate import Aggregate
-from reventless.errors import BackendUnavailableError, ValidationError
+from reventless.errors import BackendUnavailableError, UsageError, ValidationError
 from reventless.event_topic import TopicMessage
 from reventless.plugin import RunningPlugin
 from reventless.reaction import ReactionStatus
@@ -349,14 +349,26 @@ async def test_every_connection_killed_mid_run_loses_and_doubles_nothing(
         assert await _copies(provider) == Counter(sources)
 
 
-async def test_on_a_pool_of_one_connection_nothing_stalls(postgres_dsn: str) -> None:
-    """A pool of the user's too small to lend the listener a connection: the runner works by
-    polling, its transaction, lease and checkpoints taking turns on the one connection."""
-    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
+async def test_on_a_small_pool_of_its_own_run_is_refused_and_a_minimal_one_works(
+    postgres_dsn: str,
+) -> None:
+    """``run()`` runs the engine beside the reactions: on a pool of the user's too small for
+    its claim loops it is refused, typed, before anything runs; on the smallest pool it takes
+    (``claimers`` + 2) the reactions work, by polling where the pool lends no listener."""
+    small = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
+    try:
+        async with reventless.postgres.provider(small, schema=SCHEMA) as provider:
+            with pytest.raises(UsageError, match="max_connections=4"):
+                await provider.run()
+    finally:
+        await small.close()
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=3)
     try:
         copier = Copier()
         async with (
-            reventless.postgres.provider(pool, schema=SCHEMA, poll_interval=0.05) as provider,
+            reventless.postgres.provider(
+                pool, schema=SCHEMA, poll_interval=0.05, claimers=1
+            ) as provider,
             plugin(copier).start(provider) as running,
             anyio.create_task_group() as group,
         ):
@@ -364,7 +376,6 @@ async def test_on_a_pool_of_one_connection_nothing_stalls(postgres_dsn: str) -> 
             for n in range(5):
                 await running.aggregates[NOTES.name].handle(f"n{n}", Note(text=str(n)))
             await _until_status(provider, lambda s: s.pending == 0 and len(copier.calls) == 5)
-            assert provider.reactions().listener.connected == 0
             assert len(await _copies(provider)) == 5
             group.cancel_scope.cancel()
     finally:

@@ -5,15 +5,15 @@ the rows that one transaction will commit: the history (fired, missed, expired, 
 failed, dead-lettered), the rows to advance or complete, the retries to create, update or
 delete and the dead letters, and tells the observer (logs and metrics) what happened. The
 engine only delivers and commits; ``tests/local/test_bookkeeping.py`` tests this part alone.
+The embedded and the PostgreSQL engines share it (its rows are ``local._rows``' named rows).
 """
 
 from __future__ import annotations
 
 import zlib
 
-from reventless._observe import Observer
-from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
-from reventless.local._rows import (
+from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
+from reventless._fire_rows import (
     FIRED_AND_COMPLETED,
     Advance,
     Complete,
@@ -26,6 +26,7 @@ from reventless.local._rows import (
     from_us,
     to_us,
 )
+from reventless._observe import Observer
 from reventless.misfire import FireRange
 from reventless.scheduler_adapter import HistoryKind, MisfirePolicy, RetryPolicy
 from reventless.target import fire_id

@@ -1,0 +1,218 @@
+"""The PostgreSQL engine: fires/s of a burst with 1, 2 and 3 engine processes on one database,
+and durable creates/s; APScheduler 4 with its SQLAlchemy data store on the same server as the
+peer, where its virtual environment is there (``benchmarks/.venv-aps4``: see ``run.py``).
+
+One server (tests/postgres_server.py: the machine's binaries, a temporary folder, loopback),
+durable for the benchmark (fsync, full-page writes and synchronous commits on; the tests'
+server runs without them).
+The burst: ``--burst`` Singles of a minute five minutes past, created before the engines start
+(not timed). Each engine is a process of its own (``--engine`` below): it opens the provider,
+attaches a target that only counts, says ``ready`` and waits; all are told ``go`` at once, and
+the time runs until the history holds every fire as delivered. Each engine delivers and
+records in its claims' transactions (``FOR UPDATE SKIP LOCKED``), as in production.
+
+Creates: ``create_schedule`` one at a time (each its own committed transaction), and
+``create_schedules`` of 100 per call; schedules per second.
+
+The peer (``peers_aps4_pg.py``, when ``benchmarks/.venv-aps4`` exists: ``run.py`` makes it):
+APScheduler 4 with its SQLAlchemy data store and asyncpg event broker on the same server, one
+scheduler, a burst of ``--aps4-burst`` jobs due at once; in each round, our one engine's
+fires/s over its.
+
+    python benchmarks/bench_pg_engine.py [--rounds 3] [--burst 5000] [--creates 2000]
+        [--aps4-burst 500]
+
+Medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.postgres_server import PostgresServer  # noqa: E402
+
+
+class Counting:
+    """A target that only counts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def deliver(self, envelope: Any) -> None:
+        self.count += 1
+
+
+async def _create_burst(dsn: str, count: int) -> None:
+    import reventless.postgres
+    from reventless import Schedule, Scheduler, Single
+    from reventless.testing import VirtualClock
+
+    now = datetime.now(UTC)  # real clock: the engines run on it; any minute will do
+    past = (now - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    async with reventless.postgres.provider(dsn, clock=VirtualClock(past)) as provider:
+        ops = (await Scheduler.make(provider, target=Counting(), name="burst")).operations
+        minute = Single(past.year, past.month, past.day, past.hour, past.minute)
+        for start in range(0, count, 1000):
+            await ops.create_schedules(
+                [
+                    Schedule(name=f"s{n}", rate=minute, payload="x")
+                    for n in range(start, min(start + 1000, count))
+                ]
+            )
+
+
+async def _engine(dsn: str) -> None:
+    """One engine process: ready, wait for go, fire until told to stop; print its count."""
+    import anyio
+
+    import reventless.postgres
+    from reventless import Scheduler
+
+    target = Counting()
+    async with reventless.postgres.provider(dsn, retention=None) as provider:
+        await Scheduler.make(provider, target=target, name="burst")
+        print("ready", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)  # go
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await anyio.to_thread.run_sync(sys.stdin.readline)  # stop
+            group.cancel_scope.cancel()
+    print(json.dumps({"delivered": target.count}), flush=True)
+
+
+async def _wait_for_fired(dsn: str, count: int) -> None:
+    """Until the history holds ``count`` delivered fires (one connection, a look every 10 ms)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM reventless.history WHERE kind LIKE 'fired%'"
+        while await conn.fetchval(query) < count:  # noqa: ASYNC110 - other processes write
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+def burst_rate(server: PostgresServer, engines: int, burst: int) -> dict[str, Any]:
+    dsn = server.create_database()
+    asyncio.run(_create_burst(dsn, burst))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--engine", dsn],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(engines)
+    ]
+    for process in processes:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    asyncio.run(_wait_for_fired(dsn, burst))
+    elapsed = time.perf_counter() - started
+    shares = []
+    for process in processes:
+        out, _ = process.communicate("stop\n", timeout=120)
+        shares.append(json.loads(out.splitlines()[-1])["delivered"])
+    assert sum(shares) >= burst, shares
+    return {"fires_per_s": burst / elapsed, "shares": shares}
+
+
+async def _creates(dsn: str, count: int) -> dict[str, float]:
+    import reventless.postgres
+    from reventless import Minutes, Schedule, Scheduler
+
+    async with reventless.postgres.provider(dsn) as provider:
+        ops = (await Scheduler.make(provider, target=Counting(), name="creates")).operations
+        started = time.perf_counter()
+        for n in range(count):
+            await ops.create_schedule(Schedule(name=f"one-{n}", rate=Minutes(5), payload="x"))
+        one = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for start in range(0, count, 100):
+            await ops.create_schedules(
+                [
+                    Schedule(name=f"many-{n}", rate=Minutes(5), payload="x")
+                    for n in range(start, start + 100)
+                ]
+            )
+        many = count / (time.perf_counter() - started)
+    return {"creates_per_s_one_by_one": one, "creates_per_s_100_per_call": many}
+
+
+APS4_PYTHON = ROOT / "benchmarks" / ".venv-aps4" / "bin" / "python"
+
+
+def aps4_rate(server: PostgresServer, count: int) -> float:
+    done = subprocess.run(
+        [
+            str(APS4_PYTHON),
+            str(ROOT / "benchmarks" / "peers_aps4_pg.py"),
+            server.create_database(),
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    )
+    return float(json.loads(done.stdout.splitlines()[-1])["fires_per_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--aps4-burst", type=int, default=500)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.engine:
+        asyncio.run(_engine(args.engine))
+        return
+    server = PostgresServer(durable=True).start()
+    try:
+        results: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for engines in (1, 2, 3):
+                figure = burst_rate(server, engines, args.burst)
+                results.setdefault(f"fires/s, {engines} engine(s)", []).append(
+                    figure["fires_per_s"]
+                )
+                if engines == 1 and APS4_PYTHON.exists():
+                    peer = aps4_rate(server, args.aps4_burst)
+                    results.setdefault("APScheduler 4 fires/s, 1 scheduler", []).append(peer)
+                    results.setdefault("ours / APScheduler 4 (1 engine)", []).append(
+                        figure["fires_per_s"] / peer
+                    )
+                    print(f"  APScheduler 4: {peer:.0f} fires/s", flush=True)
+                rate, shares = figure["fires_per_s"], figure["shares"]
+                print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
+            creates = asyncio.run(_creates(server.create_database(), args.creates))
+            for key, value in creates.items():
+                results.setdefault(key.replace("_", " "), []).append(value)
+        print(f"\nmedians of {args.rounds} rounds (burst {args.burst}, creates {args.creates}):")
+        for key, values in results.items():
+            print(f"  {key:40} {statistics.median(values):10.1f}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

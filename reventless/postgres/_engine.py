@@ -1,0 +1,377 @@
+"""The PostgreSQL engine: every process fires, none leads.
+
+Each of an engine's claim loops takes the due fires in batches (``FOR UPDATE SKIP LOCKED``):
+a row locked by one loop, of this process or another, is skipped by the others. The claimed
+fires are delivered while their rows stay locked, and their bookkeeping (``_fire_bookkeeping``:
+the schedule advanced or completed, the history, missed fires, retries, dead letters) commits
+in the same transaction. A process that dies mid-batch loses its connection; the server rolls
+its transaction back, the locks go, and another loop delivers those fires again with the same
+fire ids (at-least-once; a fire is recorded delivered once: ``history_fired_once``).
+
+A fire delivered to a command topic of this store's event log joins the batch's transaction
+(``_event_log.joining``): the command's events and the fire's record commit together, so a
+fire's effect is applied once without a dedup window. Such a batch holds the event log's
+append lock from before its claim until its commit (the log's rule for ``read_all``), so
+while it delivers, other appends to the store wait.
+
+Time: due fires are judged by the database's clock (``DB_NOW_US``), so application servers
+whose clocks disagree agree on what is due; a provider made with another clock (a virtual
+clock in tests, a scaled one in demos) passes that clock's "now" instead, and sleeps on it.
+
+Wake-ups: a loop sleeps until the earliest fire it could claim, until a poke (an operation of
+this process, or a NOTIFY of another's: ``_listener``), or at most ``poll_interval`` (the
+fallback that also finds the fires of a process that died).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import anyio.abc
+import asyncpg
+
+from reventless._fire_bookkeeping import Bookkeeper, note_expired, note_missed
+from reventless._fire_jobs import DeliveryFailure, FireJob, RetryJob
+from reventless._fire_rows import Outcome, from_us, to_us
+from reventless._observe import Observer
+from reventless._payload_types import command_spec
+from reventless.clock import Clock, Hold
+from reventless.errors import DeliveryRefusedError, ReventlessError
+from reventless.local._rows import decode_stored
+from reventless.misfire import plan_misfire
+from reventless.postgres._engines import EngineRecords
+from reventless.postgres._event_log import append_lock_key, joining, translating
+from reventless.postgres._fire_writes import FireWrites
+from reventless.postgres._listener import listen_for_changes
+from reventless.postgres._schema import quote_schema
+from reventless.postgres._tx import DB_NOW_US, abandon
+from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
+from reventless.target import FireEnvelope, Target
+
+__all__ = ("EngineSettings", "PostgresEngine")
+
+_log = logging.getLogger("reventless.postgres.engine")
+_LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
+_ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
+_MAX_BACKOFF_S = 30.0
+
+Job = FireJob | RetryJob
+
+
+class EngineSettings:
+    """The engine's knobs, checked by ``reventless.postgres.provider``."""
+
+    def __init__(
+        self,
+        *,
+        misfire_policy: MisfirePolicy = MisfirePolicy.LATEST,
+        misfire_grace: timedelta = timedelta(hours=24),
+        retry_policy: RetryPolicy | None = None,
+        delivery_timeout: float = 30.0,
+        poll_interval: float = 1.0,
+        batch: int = 500,
+        claimers: int = 2,
+        concurrency: int = 64,
+    ) -> None:
+        self.misfire_policy = misfire_policy
+        self.misfire_grace = misfire_grace
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.delivery_timeout = delivery_timeout
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.claimers = claimers
+        self.concurrency = concurrency
+
+
+class PostgresEngine:
+    """Fires the schedules of one schema, beside any number of engines of other processes."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        where: str,
+        clock: Clock,
+        settings: EngineSettings,
+        *,
+        database_time: bool,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._where = where
+        self._clock = clock
+        self._settings = settings
+        self._database_time = database_time
+        self.targets: dict[str, Target] = {}
+        self.observer = Observer("postgres")
+        self._books = Bookkeeper(settings.retry_policy, self.observer)
+        self._writes = FireWrites(schema)
+        self.records = EngineRecords(pool, schema, where, uuid.uuid4().hex)
+        self._sleepers: dict[anyio.CancelScope, Hold | None] = {}
+        self._pokes = 0  # how many pokes so far: a loop that saw one while awake does not sleep
+        self.running = False
+        # Set by the provider once its event log is in use: fires to command topics then
+        # join the batch's transaction.
+        self.event_log_in_use = False
+        self._append_lock = append_lock_key(schema)
+        s = quote_schema(schema)
+        self._now = f"SELECT coalesce($1::bigint, {DB_NOW_US})"
+        self._claim_fires = (
+            f"SELECT id, scheduler, name, spec, created_at, next_fire, version"
+            f" FROM {s}.schedules WHERE due_at <= $1 AND scheduler = ANY($2::text[])"
+            " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+        )
+        self._claim_retries = (
+            f"SELECT id, scheduler, name, scheduled_time, payload, attempts FROM {s}.retries"
+            " WHERE next_attempt_at <= $1 AND scheduler = ANY($2::text[])"
+            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+        )
+        # The earliest fire this engine could claim (rows locked by a loop are left out: that
+        # loop looks again itself), and the clock's now.
+        self._next_due = (
+            f"SELECT least((SELECT due_at FROM {s}.schedules WHERE due_at IS NOT NULL"
+            "  AND scheduler = ANY($2::text[]) ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED),"
+            f" (SELECT next_attempt_at FROM {s}.retries WHERE scheduler = ANY($2::text[])"
+            "  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)),"
+            f" coalesce($1::bigint, {DB_NOW_US})"
+        )
+
+    @property
+    def claimers(self) -> int:
+        return self._settings.claimers
+
+    # -- what operations tell the engine --------------------------------------------------------
+
+    def poke(self) -> None:
+        """Something changed (a schedule, a repair, an attached target): look again now."""
+        self._pokes += 1
+        for scope, hold in list(self._sleepers.items()):
+            if hold is None:
+                # Busy for a virtual clock until the loop has looked again and sleeps.
+                self._sleepers[scope] = self._clock.hold()
+                scope.cancel()
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.running = True
+        # Busy for a virtual clock from here on, so that advance() right after start waits
+        # for the loops to look and go to sleep.
+        starting = [self._clock.hold() for _ in range(self._settings.claimers)]
+        try:
+            await self.records.beat()  # named as running from the start
+            async with anyio.create_task_group() as group:
+                group.start_soon(self.records.keep_alive, name="reventless-pg-alive")
+                group.start_soon(
+                    listen_for_changes,
+                    self._pool,
+                    self._schema,
+                    self.poke,
+                    self._settings.poll_interval,
+                    name="reventless-pg-listen",
+                )
+                for number, hold in enumerate(starting):
+                    group.start_soon(self._claim_loop, hold, name=f"reventless-pg-claim-{number}")
+                task_status.started()
+        finally:
+            for hold in starting:
+                hold.release()
+            self.running = False
+
+    def _now_param(self) -> int | None:
+        return None if self._database_time else to_us(self._clock.now())
+
+    async def _claim_loop(self, starting: Hold) -> None:
+        backoff = 0.0
+        with self._clock.work():
+            starting.release()
+            while True:
+                pokes = self._pokes
+                try:
+                    while await self._step():
+                        pass
+                    next_due, now_us = await self._look_ahead()
+                    backoff = 0.0
+                except ReventlessError as exc:
+                    # The server is away or restarting: never give up, look again later.
+                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
+                    _log.warning(
+                        "the engine on %s failed: %s; again in %.1f s", self._where, exc, backoff
+                    )
+                    await anyio.sleep(backoff)
+                    continue
+                if pokes == self._pokes:
+                    await self._sleep(next_due, now_us)
+
+    async def _look_ahead(self) -> tuple[int | None, int]:
+        names = list(self.targets)
+        async with translating(self._where), self._pool.acquire() as conn:
+            next_due, now_us = await conn.fetchrow(self._next_due, self._now_param(), names)
+        return next_due, now_us
+
+    async def _sleep(self, next_due: int | None, now_us: int) -> None:
+        with anyio.CancelScope() as scope:
+            self._sleepers[scope] = None
+            try:
+                with anyio.move_on_after(self._settings.poll_interval):
+                    if self._database_time:
+                        wait = math.inf if next_due is None else (next_due - now_us) / 1e6
+                        await anyio.sleep(max(wait, 0))
+                    else:
+                        await self._clock.sleep_until(
+                            None if next_due is None else from_us(next_due)
+                        )
+            finally:
+                hold = self._sleepers.pop(scope, None)
+                if hold is not None:
+                    hold.release()
+
+    async def _step(self) -> int:
+        """Claim one batch of due fires and retries, deliver them, commit their bookkeeping;
+        how many were claimed. Shielded: a stop lets the batch finish (each delivery is
+        bounded by the delivery timeout) rather than deliver without recording."""
+        if not self.targets:
+            return 0
+        joins = self.event_log_in_use and any(
+            command_spec(target) is not None for target in self.targets.values()
+        )
+        begin, commit = "BEGIN", "COMMIT"
+        if joins:
+            unlock = f"SELECT pg_advisory_unlock({self._append_lock})"
+            begin = f"BEGIN; SELECT pg_advisory_lock({self._append_lock})"
+            commit = f"{unlock}; COMMIT"
+        async with translating(self._where), self._pool.acquire() as conn:
+            with anyio.CancelScope(shield=True):
+                await conn.execute(begin)
+                try:
+                    claimed = await self._claim_and_fire(conn, joins)
+                except BaseException:
+                    await abandon(conn, unlock if joins else None)
+                    raise
+                await conn.execute(commit)
+        return claimed
+
+    async def _claim_and_fire(self, conn: Any, joins: bool) -> int:
+        names = list(self.targets)
+        batch = self._settings.batch
+        now_us = await conn.fetchval(self._now, self._now_param())
+        started = time.monotonic()
+        fires = await conn.fetch(self._claim_fires, now_us, names, batch)
+        retries = await conn.fetch(self._claim_retries, now_us, names, batch)
+        if not fires and not retries:
+            return 0
+        now = from_us(now_us)
+        jobs: list[Job] = []
+        jitters: dict[int, tuple[str, int | None]] = {}
+        damaged: list[tuple[int, str]] = []
+        for row in fires:
+            planned = self._plan_fire(row, now, jitters, damaged)
+            if planned is not None:
+                jobs.append(planned)
+        for row_id, scheduler, name, scheduled_us, payload, attempts in retries:
+            target = self.targets[scheduler]
+            jobs.append(RetryJob(row_id, scheduler, name, payload, target, attempts, scheduled_us))
+        if joins:
+            with joining(self._pool, conn):
+                results = await self._deliver_all(jobs)
+        else:
+            results = await self._deliver_all(jobs)
+        if self._database_time:
+            at_us = now_us + int((time.monotonic() - started) * 1_000_000)
+        else:
+            at_us = to_us(self._clock.now())
+        outcome = Outcome()
+        for job, got in zip(jobs, results, strict=True):
+            if isinstance(job, RetryJob):
+                self._books.record_retry(job, got, outcome, at_us)
+            else:
+                self._books.record_fire(job, got, outcome, at_us)
+        await self._writes.commit(conn, outcome, jitters, damaged, at_us)
+        return len(fires) + len(retries)
+
+    def _plan_fire(
+        self,
+        row: Any,
+        now: datetime,
+        jitters: dict[int, tuple[str, int | None]],
+        damaged: list[tuple[int, str]],
+    ) -> FireJob | None:
+        row_id, scheduler, name, spec, created_us, next_us, version = row
+        try:
+            timing, payload, misfire = decode_stored(bytes(spec), scheduler, name)
+        except ReventlessError as exc:
+            damaged.append((row_id, str(exc)))
+            return None
+        jitters[row_id] = (name, timing.jitter_minutes)
+        late_after = _LATE_AFTER
+        if timing.jitter_minutes:
+            late_after += timedelta(minutes=timing.jitter_minutes)
+        policy = misfire or self._settings.misfire_policy
+        plan = plan_misfire(
+            timing,
+            from_us(next_us),
+            created_at=from_us(created_us),
+            now=now,
+            grace=self._settings.misfire_grace,
+            policy=policy,
+            late_after=late_after,
+            limit=_ALL_CHUNK,
+        )
+        return FireJob(
+            row_id,
+            scheduler,
+            name,
+            payload,
+            self.targets[scheduler],
+            version,
+            tuple(to_us(instant) for instant in plan.deliver),
+            note_missed(name, plan.missed, policy),
+            note_expired(name, plan.expired),
+            None if plan.next_fire is None else to_us(plan.next_fire),
+            plan.next_fire is None,
+        )
+
+    # -- delivering ------------------------------------------------------------------------------
+
+    async def _deliver_all(self, jobs: list[Job]) -> list[list[DeliveryFailure | None]]:
+        """Every job's deliveries, by at most ``concurrency`` workers side by side, each job's
+        instants in order; one result per instant (None: delivered)."""
+        results: list[list[DeliveryFailure | None]] = [[] for _ in jobs]
+        todo = iter(enumerate(jobs))
+
+        async def worker() -> None:
+            for index, job in todo:
+                instants = (job.scheduled_us,) if isinstance(job, RetryJob) else job.deliver
+                for instant in instants:
+                    results[index].append(await self._deliver(job, instant))
+
+        workers = min(self._settings.concurrency, len(jobs))
+        if workers == 1:
+            await worker()
+            return results
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(worker)
+        return results
+
+    async def _deliver(self, job: Job, scheduled_us: int) -> DeliveryFailure | None:
+        envelope = FireEnvelope(
+            schedule=job.name, scheduled_time=from_us(scheduled_us), payload=job.payload
+        )
+        timeout = self._settings.delivery_timeout
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                await job.target.deliver(envelope)
+        except DeliveryRefusedError as exc:
+            return DeliveryFailure(f"{type(exc).__name__}: {exc}", True)
+        except Exception as exc:
+            return DeliveryFailure(f"{type(exc).__name__}: {exc}", False)
+        if scope.cancelled_caught:
+            return DeliveryFailure(f"delivery timed out after {timeout:g} s", False)
+        return None
