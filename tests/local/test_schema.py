@@ -44,7 +44,13 @@ ERAS = {
         [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
         [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
     ),
+    "4e7c96f": (  # with the pause's columns: the last schema with the change counter in meta
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
+        [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
+    ),
 }
+# The eras whose schedules have the pause's columns (who paused, when, why).
+WITH_PAUSE_COLUMNS = {"4e7c96f"}
 PAUSE_COLUMNS = {"paused_at", "paused_by", "pause_reason"}
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # make_store.py's start
 FIRED = ["tick@2026-01-05T08:05:00Z", "tick@2026-01-05T08:10:00Z"]
@@ -154,7 +160,7 @@ async def _pause_of(path: Path, *, read_only: bool) -> tuple[object, ...]:
         return state.paused, state.paused_at, state.paused_by, state.pause_reason
 
 
-@pytest.mark.parametrize("commit", sorted(ERAS))
+@pytest.mark.parametrize("commit", sorted(set(ERAS) - WITH_PAUSE_COLUMNS))
 def test_a_schedule_paused_before_pauses_kept_a_reason_reads_paused_with_none_known(
     commit: str, tmp_path: Path
 ) -> None:
