@@ -50,6 +50,7 @@ from reventless.local._group_commit import GroupCommit
 from reventless.local._jobs import DeliveryFailure, FireJob, RetryJob
 from reventless.local._lease import Lease, store_row
 from reventless.local._rows import (
+    ChangeMark,
     Outcome,
     RetryRow,
     ScheduleRow,
@@ -137,7 +138,7 @@ class Engine:
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleep_deadline_s: int | None = None
         self._poke_hold: Hold | None = None
-        self._seq = 0
+        self._changes = ChangeMark(0, 0)  # how far _poll_changes has read
         self._rebuild_requested = False
         self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(
             self._flush, shield=False
@@ -274,7 +275,7 @@ class Engine:
         self._pushed_here.clear()
         live = 0
         try:
-            self._seq = await self._runner.call(self._store.current_seq)
+            self._changes = await self._runner.call(self._store.change_mark)
             for kind, load in (
                 (EntryKind.FIRE, self._store.due_fires),
                 (EntryKind.RETRY, self._store.due_retries),
@@ -342,7 +343,7 @@ class Engine:
         while True:
             await anyio.sleep(self._poll_interval)
             covered, self._pushed_here = self._pushed_here, set()
-            rows, self._seq = await self._runner.call(self._store.changes_since, self._seq)
+            rows, self._changes = await self._runner.call(self._store.changes_since, self._changes)
             for row_id, next_us in rows:
                 if not valid_us(next_us):
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))

@@ -20,7 +20,7 @@ import pytest
 
 import reventless.local
 from reventless import Daily, HistoryKind, Schedule, Scheduler
-from reventless.errors import ValidationError
+from reventless.errors import CorruptDataError, ValidationError
 from reventless.local._schema import _TABLES
 from reventless.testing import RecordingTarget, VirtualClock
 
@@ -286,3 +286,34 @@ def test_the_command_line_refuses_another_applications_database_in_one_line(
             " store\n"
         ), command
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_upgraded_store_has_no_change_counter_and_says_version_2(
+    commit: str, tmp_path: Path
+) -> None:
+    """Version 2 drops version 1's change counter (a create wrote six pages, four now)."""
+    path = _copy(commit, tmp_path)
+    anyio.run(lambda: _read(path, read_only=False))
+    with sqlite3.connect(path) as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert meta["schema_version"] == 2 and "seq" not in meta
+    assert "schedules_by_seq" not in indexes
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_of_a_newer_schema_is_refused_and_left_as_it_was(
+    read_only: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "newer.db"
+    anyio.run(lambda: _read(path, read_only=False))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+        conn.execute("CREATE INDEX schedules_by_seq ON schedules (seq)")  # theirs: kept
+    conn.close()
+    before = _schema_of(path)
+    with pytest.raises(CorruptDataError, match="has schema version 3; this reventless reads"):
+        anyio.run(lambda: _open(path, read_only=read_only))
+    assert _schema_of(path) == before
