@@ -654,7 +654,8 @@ async def test_a_brief_call_on_a_full_disk_raises_the_typed_error_and_writes_not
     tmp_path: Path,
 ) -> None:
     """SQLITE_FULL in a brief call on the loop's thread: the typed error, the transaction rolled
-    back, and the connection's busy timeout back to the provider's for the next call."""
+    back, and the connection's busy timeout the provider's for the next call in the store's
+    thread (brief calls leave it at 0 until then: see StoreRunner._wait_for_locks)."""
     store = SqliteStore(tmp_path / "full.db", lock_timeout=2.5)
     runner = StoreRunner(store)
 
@@ -671,7 +672,10 @@ async def test_a_brief_call_on_a_full_disk_raises_the_typed_error_and_writes_not
         assert (
             store.conn.execute("SELECT count(*) FROM meta WHERE key = 'probe'").fetchone()[0] == 0
         )
-        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+        busy_timeout = await runner.call(
+            lambda: store.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        )
+        assert busy_timeout == 2500
         assert not store.conn.in_transaction
     finally:
         await anyio.to_thread.run_sync(runner.close)
