@@ -449,8 +449,10 @@ class SqliteStore(HistoryTables, ProcessTables):
             if now == mark:
                 return [], mark
             after = mark.last_id if now.emptied == mark.emptied else 0
+            # CROSS JOIN: the history's new entries first, by id; SQLite would otherwise scan
+            # every schedule and look each up in the history.
             rows = self.conn.execute(
-                "SELECT DISTINCT s.id, s.next_fire FROM history AS h JOIN schedules AS s"
+                "SELECT DISTINCT s.id, s.next_fire FROM history AS h CROSS JOIN schedules AS s"
                 " ON s.scheduler = h.scheduler AND s.name = h.name"
                 f" WHERE h.id > ? AND h.kind IN ({_CHANGED_KINDS})"
                 " AND s.paused = 0 AND s.next_fire IS NOT NULL",

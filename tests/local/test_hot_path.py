@@ -33,7 +33,14 @@ from reventless import (
 )
 from reventless.clock import ScaledClock
 from reventless.local._group_commit import GroupCommit
-from reventless.local._rows import Advance, Complete, Outcome, decode_stored, to_us
+from reventless.local._rows import (
+    Advance,
+    ChangeMark,
+    Complete,
+    Outcome,
+    decode_stored,
+    to_us,
+)
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.target import FireEnvelope
@@ -295,6 +302,26 @@ async def test_writes_of_another_process_are_picked_up_after_retention_emptied_t
             await clock.advance(timedelta(minutes=2))
             group.cancel_scope.cancel()
     assert {d.schedule for d in target.deliveries} == {f"theirs{number}" for number in range(8)}
+
+
+def test_the_change_poll_reads_the_history_from_its_mark_on_not_every_schedule(
+    tmp_path: Path,
+) -> None:
+    """Left to itself, SQLite may scan ``schedules`` and look each row up in the history: a
+    million rows read at every poll. The poll reads the history's new entries by id instead."""
+    store = SqliteStore(tmp_path / "plan.db")
+    try:
+        store.put_many("default", [Schedule(name="s", rate=Minutes(5), payload="p")], START)
+        calls: list[str] = []
+        store.conn.set_trace_callback(calls.append)
+        store.changes_since(ChangeMark(0, 0))
+        store.conn.set_trace_callback(None)
+        (select,) = [call for call in calls if "JOIN" in call]
+        plan = [row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {select}")]
+    finally:
+        store.close()
+    assert plan[0].startswith("SEARCH h USING INTEGER PRIMARY KEY (rowid>?)"), plan
+    assert plan[1].startswith("SEARCH s USING INDEX"), plan
 
 
 async def test_a_single_create_writes_four_pages(tmp_path: Path) -> None:
