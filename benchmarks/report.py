@@ -425,15 +425,17 @@ def _gaps(results: dict[str, Any]) -> list[str]:
 # code measured: `benchmarks/` has no other source for these words).
 WHY_SHORT = {
     "single_create": (
-        "A create is one SQLite transaction of seven statements that writes six B-tree pages "
-        "(the row, its name index, the change-sequence index, the sequence counter, the "
-        "history row and its index); SQLite's part is about two thirds of the time. Fewer "
-        "pages per create would take a change of the store's schema"
+        "A create is one SQLite transaction of four statements that writes four B-tree pages "
+        "(the row, its name index, the history row and its index; six until schema version 2 "
+        "dropped the change counter). The store call (the statements, the first fire, the "
+        "encoding, the history text) is still about 60% of a create; most of the rest is the "
+        "event loop's part: the group commit's turn of the loop, in which concurrent creates "
+        "join the transaction, and the scheduler's checks"
     ),
     "batch_create": (
-        "Per row, SQLite's inserts into five B-trees (the row, its name index, the "
-        "change-sequence index, the history row and its index) take about half the time; "
-        "preparing the rows (first fire, encoding, history text) most of the rest"
+        "Per row, SQLite's inserts into four B-trees (the row, its name index, the history row "
+        "and its index) take about half the time; preparing the rows (first fire, encoding, "
+        "history text) most of the rest"
     ),
     "end_to_end": (
         "Each command costs about 85-90 us of the event loop thread's CPU (decoding the "
@@ -444,9 +446,9 @@ WHY_SHORT = {
     ),
     "concurrent_create": (
         "The 100 tasks' creates go in group commits of about 100; each flush is one "
-        "transaction in the store's thread (about 20 us a row: first fire, encoding, five "
-        "B-tree inserts, the history text), while the event loop, its creates all waiting, has "
-        "nothing to do: the two threads take turns rather than overlap"
+        "transaction in the store's thread (first fire, encoding, four B-tree inserts, the "
+        "history text a row), while the event loop, its creates all waiting, has nothing to "
+        "do: the two threads take turns rather than overlap"
     ),
     "burst": (
         "Per fire the event loop's thread spends about 18-21 us (the row from the due batch, "
