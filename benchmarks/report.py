@@ -604,6 +604,7 @@ def page(results: dict[str, Any]) -> str:
         "python benchmarks/run.py --write-docs        # this page from benchmarks/results.json\n"
         "python benchmarks/cpu_split.py burst         # CPU per fire by thread (see Gaps)\n"
         "python benchmarks/cpu_split.py end_to_end    # CPU per command by thread\n"
+        "python benchmarks/pages_per_create.py        # B-tree pages a single create writes\n"
         "```\n\n"
         f"This page: `{results.get('command', 'python benchmarks/run.py')}`. APScheduler 4 runs "
         "from its own virtual environment (`benchmarks/.venv-aps4`), which the runner makes "
