@@ -292,6 +292,10 @@ def single_fires(schedule: Schedule) -> tuple[datetime, ...]:
     rate = schedule.rate
     if not isinstance(rate, Single):
         raise ValidationError("rate", rate, "a Single")
+    key = (rate, schedule.timezone, schedule.dst)
+    fires = _SINGLE_FIRES.get(key)
+    if fires is not None:
+        return fires
     pair = wall_instants(
         load_zone(schedule.timezone), rate.year, rate.month, rate.day, rate.hour, rate.minute
     )
@@ -300,7 +304,17 @@ def single_fires(schedule: Schedule) -> tuple[datetime, ...]:
     assert pair is not None
     fires = _apply_dst(*pair, schedule.dst)
     assert fires
+    if len(_SINGLE_FIRES) >= _MAX_SINGLE_FIRES:
+        _SINGLE_FIRES.clear()
+    _SINGLE_FIRES[key] = fires
     return fires
+
+
+# A Single's instants by (its rate, zone and DST policy): a burst of Singles due at one minute
+# asks for the same ones at each fire (the engine plans what follows each). Bounded: emptied
+# when full.
+_SINGLE_FIRES: dict[tuple[Single, str, DstPolicy], tuple[datetime, ...]] = {}
+_MAX_SINGLE_FIRES = 4096
 
 
 def single_instant(schedule: Schedule) -> datetime:

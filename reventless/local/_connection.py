@@ -182,12 +182,6 @@ class StoreConnection:
     def transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
-    def _bump_seq(self) -> int:
-        row = self.conn.execute(
-            "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value"
-        ).fetchone()
-        return int(row[0])
-
     def _history(self, rows: Iterable[HistoryRow]) -> None:
         self.conn.executemany(
             "INSERT INTO history (scheduler, name, kind, at, scheduled_time, detail) "

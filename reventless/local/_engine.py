@@ -42,6 +42,7 @@ from reventless.local._due_index import ID_MASK, DueEntry, DueIndex, EntryKind, 
 from reventless.local._engine_parts import (
     CatchUp,
     Countdown,
+    DueBatch,
     Watch,
     cancelled_by_caller,
     cut_overdue,
@@ -50,6 +51,7 @@ from reventless.local._engine_parts import (
 from reventless.local._group_commit import GroupCommit
 from reventless.local._lease import Lease, store_row
 from reventless.local._rows import (
+    ChangeMark,
     Outcome,
     RetryRow,
     ScheduleRow,
@@ -132,12 +134,16 @@ class Engine:
         # Entries of rows in flight, looked at again once the fire in flight is recorded.
         self._deferred: dict[int, list[int]] = {}
         self._inflight_retries: set[int] = set()
+        # Rows of due batches read but not planned yet (see _dispatch_loop): treated as in flight
+        # by the batch read after them, which would otherwise hold a copy from before they fire.
+        self._reading: set[int] = set()
+        self._reading_retries: set[int] = set()
         self._waiting_for_target: dict[str, list[DueEntry]] = {}
         self._damaged: list[tuple[int, str]] = []
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleep_deadline_s: int | None = None
         self._poke_hold: Hold | None = None
-        self._seq = 0
+        self._changes = ChangeMark(0, 0)  # how far _poll_changes has read
         self._rebuild_requested = False
         self._committer: GroupCommit[Outcome, list[int]] = GroupCommit(
             self._flush, shield=False
@@ -274,7 +280,7 @@ class Engine:
         self._pushed_here.clear()
         live = 0
         try:
-            self._seq = await self._runner.call(self._store.current_seq)
+            self._changes = await self._runner.call(self._store.change_mark)
             for kind, load in (
                 (EntryKind.FIRE, self._store.due_fires),
                 (EntryKind.RETRY, self._store.due_retries),
@@ -297,6 +303,8 @@ class Engine:
         self._inflight.clear()
         self._deferred.clear()
         self._inflight_retries.clear()
+        self._reading.clear()
+        self._reading_retries.clear()
         self._waiting_for_target.clear()
         self._committer = GroupCommit(self._flush, shield=False)  # one store call
         self.state = EngineState.LEADING
@@ -330,7 +338,7 @@ class Engine:
                 group.start_soon(self._poll_changes, name="reventless-changes")
                 group.start_soon(self._poll_repairs, name="reventless-repairs")
             async with send:
-                await self._dispatch_loop(send)
+                await self._dispatch_loop(send, group)
 
     async def _poll_changes(self) -> None:
         """Pick up schedules that other processes created or changed in the same file.
@@ -342,7 +350,7 @@ class Engine:
         while True:
             await anyio.sleep(self._poll_interval)
             covered, self._pushed_here = self._pushed_here, set()
-            rows, self._seq = await self._runner.call(self._store.changes_since, self._seq)
+            rows, self._changes = await self._runner.call(self._store.changes_since, self._changes)
             for row_id, next_us in rows:
                 if not valid_us(next_us):
                     self._damaged.append((row_id, "its next fire time is not a valid instant"))
@@ -364,8 +372,16 @@ class Engine:
             # Keep what this process pushed meanwhile; forget repairs attempted since.
             self._repairs_seen = queued | (self._repairs_seen - before)
 
-    async def _dispatch_loop(self, send: MemoryObjectSendStream[tuple[list[Job], Hold]]) -> None:
+    async def _dispatch_loop(
+        self, send: MemoryObjectSendStream[tuple[list[Job], Hold]], group: anyio.abc.TaskGroup
+    ) -> None:
+        """Take due batches from the index and hand their jobs to the workers, one batch read
+        ahead: the rows of batch N+1 are read in the store's thread while the event loop plans
+        and delivers batch N, instead of the two threads taking turns. A row of a batch read
+        and not yet planned counts as in flight for the batches read after it (``_reading``),
+        so no batch holds a copy of a row from before another batch fires it."""
         # Runs inside run()'s clock.work(): its sleeps count as idle for a virtual clock.
+        ahead: DueBatch | None = None
         try:
             while True:
                 if self._rebuild_requested:
@@ -376,16 +392,45 @@ class Engine:
                     # lands, or stand down when it fails.
                     await anyio.sleep(_FENCE_POLL_S)
                     continue
-                now = self._clock.now()
-                due = self._index.pop_due(int(now.timestamp()), _DUE_BATCH)
-                if due:
-                    await self._dispatch(due, now, send)
-                    continue
-                if self._catch_up is not None:
-                    self._tell_catch_up(self._catch_up)
-                await self._sleep(self._index.earliest_s())
+                if ahead is None:
+                    ahead = self._read_due(group)
+                    if ahead is None:
+                        if self._catch_up is not None:
+                            self._tell_catch_up(self._catch_up)
+                        await self._sleep(self._index.earliest_s())
+                        continue
+                batch = ahead
+                await batch.read.wait()
+                if batch.error is not None:
+                    raise batch.error
+                ahead = self._read_due(group)  # never sleeps with a read under way: see above
+                await self._dispatch(batch, send)
         finally:
             self.state = EngineState.STOPPING
+
+    def _read_due(self, group: anyio.abc.TaskGroup) -> DueBatch | None:
+        """Take the batch due now from the index and start reading its rows (None: none due)."""
+        now = self._clock.now()
+        due = self._index.pop_due(int(now.timestamp()), _DUE_BATCH)
+        if not due:
+            return None
+        fire_ids, retry_ids = self._sort_due(due)
+        batch = DueBatch(now, fire_ids, retry_ids)
+        self._reading.update(fire_ids)
+        self._reading_retries.update(retry_ids)
+        group.start_soon(self._read_rows, batch, name="reventless-due-rows")
+        return batch
+
+    async def _read_rows(self, batch: DueBatch) -> None:
+        try:
+            if batch.fire_ids:
+                batch.rows = await self._runner.call(self._store.load_schedules, batch.fire_ids)
+            if batch.retry_ids:
+                batch.retries = await self._runner.call(self._store.load_retries, batch.retry_ids)
+        except Exception as exc:  # raised by the dispatch loop, which waits for this batch
+            batch.error = exc
+        finally:
+            batch.read.set()
 
     def _tell_catch_up(self, catch_up: CatchUp) -> None:
         self._catch_up = None
@@ -417,43 +462,49 @@ class Engine:
     # -- planning fires ----------------------------------------------------------------------------
 
     async def _dispatch(
-        self,
-        due: list[int],
-        now: datetime,
-        send: MemoryObjectSendStream[tuple[list[Job], Hold]],
+        self, batch: DueBatch, send: MemoryObjectSendStream[tuple[list[Job], Hold]]
     ) -> None:
-        fire_ids, retry_ids = self._sort_due(due)
-        jobs: list[Job] = []
-        if fire_ids:
-            jobs += await self._plan_fires(fire_ids, now)
-        if retry_ids:
-            rows = await self._runner.call(self._store.load_retries, retry_ids)
-            jobs += [job for row in rows if (job := self._plan_retry(row)) is not None]
+        try:
+            jobs: list[Job] = await self._plan_fires(batch.rows, batch.now)
+            jobs += [job for row in batch.retries if (job := self._plan_retry(row)) is not None]
+        finally:
+            self._done_reading(batch)
         size = max(1, min(_MAX_JOBS_PER_CHUNK, math.ceil(len(jobs) / self._workers)))
         for start in range(0, len(jobs), size):
             await send.send((jobs[start : start + size], self._clock.hold()))
 
+    def _done_reading(self, batch: DueBatch) -> None:
+        """The batch is planned: its rows are in flight now, or were not due. Entries of those
+        not due, deferred meanwhile by a later batch, go back to the index."""
+        self._reading.difference_update(batch.fire_ids)
+        self._reading_retries.difference_update(batch.retry_ids)
+        if not self._deferred:
+            return
+        for row_id in batch.fire_ids:
+            if row_id not in self._inflight:
+                for key in self._deferred.pop(row_id, ()):
+                    self._push(*unpack(key))
+
     def _sort_due(self, keys: list[int]) -> tuple[list[int], list[int]]:
         """The ids of due schedule rows (once each) and of due retry rows, leaving out those
-        in flight."""
+        in flight or read for a batch not planned yet."""
         fire_ids: dict[int, None] = {}  # an ordered set
         retry_ids: list[int] = []
-        inflight = self._inflight
+        inflight, reading = self._inflight, self._reading
         for key in keys:
             row_id = (key >> 1) & ID_MASK
             if key & 1:  # EntryKind.RETRY
-                if row_id not in self._inflight_retries:
+                if row_id not in self._inflight_retries and row_id not in self._reading_retries:
                     retry_ids.append(row_id)
-            elif row_id in inflight:
+            elif row_id in inflight or row_id in reading:
                 self._deferred.setdefault(row_id, []).append(key)
             else:
                 fire_ids[row_id] = None
         return list(fire_ids), retry_ids
 
-    async def _plan_fires(self, fire_ids: list[int], now: datetime) -> list[Job]:
+    async def _plan_fires(self, rows: list[ScheduleRow], now: datetime) -> list[Job]:
         jobs: list[Job] = []
         now_us = to_us(now)
-        rows = await self._runner.call(self._store.load_schedules, fire_ids)
         for number, row in enumerate(rows):
             if number % _PLANS_PER_CHECKPOINT == _PLANS_PER_CHECKPOINT - 1:
                 await anyio.lowlevel.checkpoint()  # keep every step of a catch-up short

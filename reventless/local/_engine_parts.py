@@ -1,10 +1,11 @@
-"""The engine's small parts: the catch-up it tells about once per lead, the watches its delivery
-workers share with the watchdog, and how it picks the one error a caller should see out of a
-task group's."""
+"""The engine's small parts: the catch-up it tells about once per lead, a due batch read ahead,
+the watches its delivery workers share with the watchdog, and how it picks the one error a
+caller should see out of a task group's."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import anyio
 import anyio.abc
@@ -15,18 +16,36 @@ from reventless.errors import (
     ReventlessError,
 )
 from reventless.local._connection import LeaseLostError
+from reventless.local._rows import RetryRow, ScheduleRow
 from reventless.misfire import FireRange
 from reventless.scheduler_adapter import MisfirePolicy
 
 __all__ = (
     "CatchUp",
     "Countdown",
+    "DueBatch",
     "Watch",
     "cancelled_by_caller",
     "cut_overdue",
     "leaves",
     "raise_leaf",
 )
+
+
+class DueBatch:
+    """One batch taken from the due index at ``now``: the ids to read, then their rows, read in
+    the store's thread while the batch before it is planned (``Engine._dispatch_loop``)."""
+
+    __slots__ = ("error", "fire_ids", "now", "read", "retries", "retry_ids", "rows")
+
+    def __init__(self, now: datetime, fire_ids: list[int], retry_ids: list[int]) -> None:
+        self.now = now
+        self.fire_ids = fire_ids
+        self.retry_ids = retry_ids
+        self.rows: list[ScheduleRow] = []
+        self.retries: list[RetryRow] = []
+        self.read = anyio.Event()  # set once the rows are read, or the read failed
+        self.error: Exception | None = None
 
 
 class CatchUp:

@@ -276,7 +276,9 @@ class HistoryTables(StoreConnection):
 
     def prune_history(self, cutoff_us: int | None, keep_rows: int | None, batch: int) -> int:
         """One batch of history pruning; remembers the latest ``at`` it deleted, which is
-        where backfill can no longer tell delivered fires."""
+        where backfill can no longer tell delivered fires, and counts the times it empties the
+        history: new ids then start over, which the engines' change polls must know
+        (``SqliteStore.changes_since``)."""
         with self.transaction():
             doomed = self._prune_batch("history", cutoff_us, keep_rows, batch)
             if doomed:
@@ -285,6 +287,11 @@ class HistoryTables(StoreConnection):
                     " DO UPDATE SET value = max(value, excluded.value)",
                     (max(at for _, at in doomed),),
                 )
+                if self.conn.execute("SELECT 1 FROM history LIMIT 1").fetchone() is None:
+                    self.conn.execute(
+                        "INSERT INTO meta VALUES ('history_emptied', 1) ON CONFLICT (key)"
+                        " DO UPDATE SET value = value + 1"
+                    )
         return len(doomed)
 
     def prune_dead_letters(self, cutoff_us: int | None, keep_rows: int | None, batch: int) -> int:

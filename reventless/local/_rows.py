@@ -40,6 +40,7 @@ __all__ = (
     "Advance",
     "AdvanceValues",
     "AttachmentRow",
+    "ChangeMark",
     "Complete",
     "CompleteValues",
     "DeadLetterRow",
@@ -238,6 +239,14 @@ class PutGroup(NamedTuple):
     scheduler: str
     schedules: Sequence[Schedule]
     created_at: datetime
+
+
+class ChangeMark(NamedTuple):
+    """How far an engine has read the store's changes (``SqliteStore.changes_since``): the last
+    history id it saw, and how many times retention had emptied the history by then."""
+
+    emptied: int
+    last_id: int
 
 
 class DueRows(NamedTuple):

@@ -13,9 +13,14 @@ every earlier schema open and upgrade (fixtures of each live in ``tests/local/st
   when and why), added to an older file's table by ``ALTER TABLE`` (``_ADDED_COLUMNS``), and a
   trigger that clears them when the schedule becomes active (``_TRIGGERS``).
 
-Each of those came as tables made on first use, with ``schema_version`` staying 1: every change
-so far only adds, so a process of an older release still reads and writes an upgraded file. The
-version moves only with a change an older release could not read, and then refuses such a file.
+Each of those came as tables made on first use, with ``schema_version`` staying 1: they only
+added, so a process of an older release still read and wrote an upgraded file. Version 2 drops
+the change counter (``meta``'s ``seq`` and the index ``schedules_by_seq``): a create wrote six
+B-tree pages, four now. Other processes' changes are found through the history instead, which
+every change of a schedule writes in its transaction (``changed_since`` in ``_store``). A
+release of version 1 would miss changes in such a file (it polls the counter), so it refuses it;
+the ``seq`` column stays (0 in new rows) so that the table's statement is the same in an upgraded
+file and a new one. The version moves only with such a change.
 
 A file opened read-only is not upgraded: the tables it lacks are reported by ``check`` and read
 as empty, and the added columns it lacks read as NULL (``check`` reports those it has as
@@ -30,7 +35,9 @@ from reventless.errors import CorruptDataError, ValidationError
 
 __all__ = ("SCHEMA_VERSION", "check", "is_ours", "upgrade")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Files of these versions are read (read-only, as they are) and upgraded (for writing).
+_READABLE_VERSIONS = (1, SCHEMA_VERSION)
 
 # Table name -> its CREATE statement and indexes; in creation order.
 _TABLES: dict[str, tuple[str, ...]] = {
@@ -51,7 +58,6 @@ _TABLES: dict[str, tuple[str, ...]] = {
     pause_reason TEXT,
     UNIQUE (scheduler, name)
 )""",
-        "CREATE INDEX IF NOT EXISTS schedules_by_seq ON schedules (seq)",
     ),
     "retries": (
         """CREATE TABLE IF NOT EXISTS retries (
@@ -181,6 +187,9 @@ BEGIN
     WHERE id = NEW.id;
 END""",
 )
+# Indexes of earlier schemas, dropped on upgrade: ``schedules_by_seq`` served the change counter
+# of version 1 (see the module's docstring).
+_DROPPED_INDEXES = ("schedules_by_seq",)
 # Tables the first schema had: a file without one of them is not a store of ours.
 _FIRST = ("meta", "schedules", "retries", "history", "dead_letters", "lease")
 # Marks a handled message recorded before the re-keying (see ``handled_messages`` above).
@@ -224,7 +233,9 @@ def upgrade(conn: sqlite3.Connection, path: str) -> None:
     application's database is refused (ValidationError) and left as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        is_ours(conn, path)
+        if is_ours(conn, path) and _version(conn) not in _READABLE_VERSIONS:
+            conn.execute("ROLLBACK")  # a newer release's file: ``check`` refuses it, untouched
+            return
         handled = _columns(conn, "handled_messages")
         if handled and "aggregate_id" not in handled:
             _rekey_handled_messages(conn)
@@ -238,11 +249,23 @@ def upgrade(conn: sqlite3.Connection, path: str) -> None:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         for trigger in _TRIGGERS:
             conn.execute(trigger)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('seq', 0)", (1,))
+        _to_version_2(conn)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _to_version_2(conn: sqlite3.Connection) -> None:
+    """Drop version 1's change counter (a new file never had it) and say version 2."""
+    for index in _DROPPED_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    conn.execute("DELETE FROM meta WHERE key = 'seq'")
+    conn.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key)"
+        " DO UPDATE SET value = excluded.value",
+        (SCHEMA_VERSION,),
+    )
 
 
 def _rekey_handled_messages(conn: sqlite3.Connection) -> None:
@@ -261,6 +284,11 @@ def _rekey_handled_messages(conn: sqlite3.Connection) -> None:
     )
     conn.execute("DROP TABLE handled_messages")
     conn.execute("ALTER TABLE handled_messages_by_stream RENAME TO handled_messages")
+
+
+def _version(conn: sqlite3.Connection) -> object:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else row[0]
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -310,11 +338,11 @@ def check(conn: sqlite3.Connection, path: str) -> frozenset[str]:
                 "the file was damaged or written by something other than reventless"
             )
         present.add(table)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    version = None if row is None else row[0]
-    if version != SCHEMA_VERSION:
+    version = _version(conn)
+    # Only a file opened read-only can be of version 1 here (opened for writing, it was upgraded).
+    if version not in _READABLE_VERSIONS:
         raise CorruptDataError(
             f"store {path!r} has schema version {version!r}; this reventless reads "
-            f"version {SCHEMA_VERSION}"
+            f"versions {' and '.join(map(str, _READABLE_VERSIONS))}"
         )
     return frozenset(present)

@@ -22,6 +22,7 @@ from reventless.local._processes import ProcessTables
 from reventless.local._rows import (
     MAX_US,
     MIN_US,
+    ChangeMark,
     DueRows,
     HistoryRow,
     HistoryValues,
@@ -40,7 +41,8 @@ from reventless.scheduler_adapter import HistoryKind, IfExists, PutOutcome, paus
 
 __all__ = ("SqliteStore",)
 
-_ONE_ROW = "(?, ?, ?, ?, 0, ?, 1, ?)"
+# ``seq`` is 0: the column of schema version 1's change counter, kept but unused (``_schema``).
+_ONE_ROW = "(?, ?, ?, ?, 0, ?, 1, 0)"
 
 
 _UPSERT_SCHEDULE = (
@@ -48,8 +50,18 @@ _UPSERT_SCHEDULE = (
     f" VALUES {_ONE_ROW}"
     " ON CONFLICT (scheduler, name) DO UPDATE SET spec = excluded.spec,"
     " created_at = excluded.created_at, paused = 0,"  # the schema's trigger forgets a pause
-    " next_fire = excluded.next_fire, version = version + 1, seq = excluded.seq"
+    " next_fire = excluded.next_fire, version = version + 1"
 )
+# History kinds that give a schedule a new next fire: what another process's engine must see
+# (``changes_since``). Pausing, deleting and completing need no new entry in the due index: an
+# entry is checked against its row before it fires.
+_NEW_NEXT_FIRE = (
+    HistoryKind.CREATED,
+    HistoryKind.REPLACED,
+    HistoryKind.UPDATED,
+    HistoryKind.RESUMED,
+)
+_CHANGED_KINDS = ", ".join(f"'{kind.value}'" for kind in _NEW_NEXT_FIRE)
 
 
 # Up to this many rows, an insert each with RETURNING; beyond, multi-row inserts of up to
@@ -150,13 +162,12 @@ class SqliteStore(HistoryTables, ProcessTables):
                 stored = self._stored_names(scheduler, [s.name for s in schedules])
                 if stored:
                     raise ScheduleExistsError(stored)
-            seq = self._bump_seq()
             for schedule, next_us in prepared:
                 row = self.conn.execute(
                     "INSERT INTO schedules (scheduler, name, spec, created_at, paused, next_fire,"
-                    " version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?)"
+                    f" version, seq) VALUES {_ONE_ROW}"
                     " ON CONFLICT (scheduler, name) DO NOTHING RETURNING id, version",
-                    (scheduler, schedule.name, schedule.to_json(), created_us, next_us, seq),
+                    (scheduler, schedule.name, schedule.to_json(), created_us, next_us),
                 ).fetchone()
                 if row is None:  # KEEP found one stored (ERROR checked above): leave it
                     kept = self.conn.execute(
@@ -188,7 +199,6 @@ class SqliteStore(HistoryTables, ProcessTables):
         results: list[tuple[int, int | None, PutOutcome]] = []
         history = []
         with self.transaction():
-            seq = self._bump_seq()
             for schedule in schedules:
                 row = self.conn.execute(
                     "SELECT id, created_at, paused FROM schedules WHERE scheduler = ? AND name = ?",
@@ -200,8 +210,8 @@ class SqliteStore(HistoryTables, ProcessTables):
                     next_us = None if nxt is None else to_us(nxt)
                     (row_id,) = self.conn.execute(
                         "INSERT INTO schedules (scheduler, name, spec, created_at, paused,"
-                        " next_fire, version, seq) VALUES (?, ?, ?, ?, 0, ?, 1, ?) RETURNING id",
-                        (scheduler, schedule.name, schedule.to_json(), at_us, next_us, seq),
+                        f" next_fire, version, seq) VALUES {_ONE_ROW} RETURNING id",
+                        (scheduler, schedule.name, schedule.to_json(), at_us, next_us),
                     ).fetchone()
                     results.append((row_id, next_us, PutOutcome.CREATED))
                     history.append(
@@ -213,9 +223,9 @@ class SqliteStore(HistoryTables, ProcessTables):
                 row_id, created_us, paused = row
                 next_us = None if paused else _updated_next(schedule, at, from_us(created_us))
                 self.conn.execute(
-                    "UPDATE schedules SET spec = ?, next_fire = ?, version = version + 1, seq = ?"
+                    "UPDATE schedules SET spec = ?, next_fire = ?, version = version + 1"
                     " WHERE id = ?",
-                    (schedule.to_json(), next_us, seq, row_id),
+                    (schedule.to_json(), next_us, row_id),
                 )
                 results.append((row_id, next_us, PutOutcome.UPDATED))
                 history.append(
@@ -250,22 +260,21 @@ class SqliteStore(HistoryTables, ProcessTables):
                 next_us = None if nxt is None else to_us(nxt)
                 rows.append((scheduler, schedule.name, schedule.to_json(), created_us, next_us))
         with self.transaction():
-            seq = self._bump_seq()
             if len(rows) <= _RETURNING_ROWS:
                 # A few rows (the usual single create): each insert says its id and version.
                 stored = {}
                 for row in rows:
                     stored[row[0], row[1]] = self.conn.execute(
-                        _UPSERT_SCHEDULE + " RETURNING id, version", (*row, seq)
+                        _UPSERT_SCHEDULE + " RETURNING id, version", row
                     ).fetchone()
             else:
-                stored = self._upsert_chunks(rows, seq)
+                stored = self._upsert_chunks(rows)
             results, history = _put_results(groups, rows, stored)
             self._history_batch(history)
         return results
 
     def _upsert_chunks(
-        self, rows: Sequence[tuple[Any, ...]], seq: int
+        self, rows: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[str, str], tuple[int, int]]:
         """Multi-row upserts of ``_UPSERT_CHUNK`` rows, each saying the ids and versions it
         wrote: cheaper per row than executemany and a select after. RETURNING's order is not
@@ -275,7 +284,7 @@ class SqliteStore(HistoryTables, ProcessTables):
         for start in range(0, len(rows), _UPSERT_CHUNK):
             chunk = rows[start : start + _UPSERT_CHUNK]
             values = ",".join([_ONE_ROW] * len(chunk))
-            params = [value for row in chunk for value in (*row, seq)]
+            params = [value for row in chunk for value in row]
             for scheduler, name, row_id, version in self.conn.execute(
                 _UPSERT_SCHEDULE.replace(_ONE_ROW, values, 1)
                 + " RETURNING scheduler, name, id, version",
@@ -294,7 +303,6 @@ class SqliteStore(HistoryTables, ProcessTables):
             ).fetchone()
             if row is None:
                 return False
-            self._bump_seq()
             self._history([HistoryRow(scheduler, name, HistoryKind.DELETED, to_us(at), None, None)])
         return True
 
@@ -339,12 +347,11 @@ class SqliteStore(HistoryTables, ProcessTables):
         with self.transaction():
             if self._by_name("paused", scheduler, name)[0]:
                 return
-            seq = self._bump_seq()
             at_us = to_us(at)
             self.conn.execute(
-                "UPDATE schedules SET paused = 1, version = version + 1, seq = ?, paused_at = ?,"
+                "UPDATE schedules SET paused = 1, version = version + 1, paused_at = ?,"
                 " paused_by = ?, pause_reason = ? WHERE scheduler = ? AND name = ?",
-                (seq, at_us, by, reason, scheduler, name),
+                (at_us, by, reason, scheduler, name),
             )
             detail = pause_detail(reason, by)
             self._history([HistoryRow(scheduler, name, HistoryKind.PAUSED, at_us, None, detail)])
@@ -367,7 +374,6 @@ class SqliteStore(HistoryTables, ProcessTables):
             schedule = decode_spec(spec, scheduler, name)
             nxt = next_fire_after(schedule, at, created_at=from_us(created_us))
             at_us = to_us(at)
-            seq = self._bump_seq()
             detail = pause_detail(reason, by)
             if nxt is None:
                 self.conn.execute("DELETE FROM schedules WHERE id = ?", (row_id,))
@@ -387,21 +393,27 @@ class SqliteStore(HistoryTables, ProcessTables):
                 return None
             self.conn.execute(
                 # The schema's trigger forgets the pause's when, who and why.
-                "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1, seq = ?"
+                "UPDATE schedules SET paused = 0, next_fire = ?, version = version + 1"
                 " WHERE id = ?",
-                (to_us(nxt), seq, row_id),
+                (to_us(nxt), row_id),
             )
             self._history([HistoryRow(scheduler, name, HistoryKind.RESUMED, at_us, None, detail)])
             return int(row_id), to_us(nxt)
 
-    def current_seq(self) -> int:
-        return int(self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+    def change_mark(self) -> ChangeMark:
+        """Where the store's changes stand now: its last history id, and how many times
+        retention emptied the history (its ids then start over)."""
+        last_id, emptied = self.conn.execute(
+            "SELECT (SELECT max(id) FROM history),"
+            " (SELECT value FROM meta WHERE key = 'history_emptied')"
+        ).fetchone()
+        return ChangeMark(emptied or 0, last_id or 0)
 
     def due_fires(self, after_id: int, limit: int) -> DueRows:
         """Up to ``limit`` active schedules with a next fire, ids above ``after_id``.
 
         The due index is loaded in such chunks, each a short read of its own: a large store
-        never becomes one long read nor one large list. Read ``current_seq`` first; a change
+        never becomes one long read nor one large list. Read ``change_mark`` first; a change
         made meanwhile is then also seen by ``changes_since``.
         """
         return self._due_rows(
@@ -427,18 +439,26 @@ class SqliteStore(HistoryTables, ProcessTables):
         damaged = [row_id for row_id, _, healthy in rows if not healthy]
         return DueRows(due, damaged, rows[-1][0] if len(rows) == limit else None)
 
-    def changes_since(self, seq: int) -> tuple[list[tuple[int, Any]], int]:
-        """Active schedules changed by operations after ``seq`` (any process), and the new seq."""
+    def changes_since(self, mark: ChangeMark) -> tuple[list[tuple[int, Any]], ChangeMark]:
+        """Active schedules given a next fire by operations after ``mark`` (any process), and
+        the new mark. Every such operation writes a history entry in its transaction; the
+        entries are read by id from the mark on (all of them, once retention emptied the
+        history since: its ids started over)."""
         with self.transaction():
-            now_seq = self.current_seq()
-            if now_seq == seq:
-                return [], seq
+            now = self.change_mark()
+            if now == mark:
+                return [], mark
+            after = mark.last_id if now.emptied == mark.emptied else 0
+            # CROSS JOIN: the history's new entries first, by id; SQLite would otherwise scan
+            # every schedule and look each up in the history.
             rows = self.conn.execute(
-                "SELECT id, next_fire FROM schedules WHERE seq > ? AND paused = 0"
-                " AND next_fire IS NOT NULL",
-                (seq,),
+                "SELECT DISTINCT s.id, s.next_fire FROM history AS h CROSS JOIN schedules AS s"
+                " ON s.scheduler = h.scheduler AND s.name = h.name"
+                f" WHERE h.id > ? AND h.kind IN ({_CHANGED_KINDS})"
+                " AND s.paused = 0 AND s.next_fire IS NOT NULL",
+                (after,),
             ).fetchall()
-        return rows, now_seq
+        return rows, now
 
     def _select_by_ids(self, select: str, ids: Sequence[int]) -> list[Row]:
         """Rows of ``select ... WHERE id IN (ids)``, in chunks under SQLite's parameter limit."""

@@ -50,6 +50,11 @@ class StoreRunner:
         if self._checkpointer.path is not None:
             store.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._changes_at_pass = store.conn.total_changes
+        # Whether the connection waits out another's lock (busy_timeout = the lock timeout) or
+        # answers BUSY at once (0, for call_brief). Set for the next call only when it differs:
+        # a run of brief calls (single creates) pays for no PRAGMA, where a pair each cost a
+        # tenth of a create. Read and set only by the one thread that has the connection.
+        self._waits_for_locks = True
 
     async def _in_thread(self, func: Callable[[], T]) -> T:
         if sniffio.current_async_library() != "asyncio":
@@ -80,6 +85,7 @@ class StoreRunner:
         return result  # noqa: RET504 (after the scope: its __exit__ could swallow, says mypy)
 
     def _in_store_thread(self, func: Callable[[], T]) -> T:
+        self._wait_for_locks(True)
         try:
             return func()
         finally:
@@ -126,8 +132,7 @@ class StoreRunner:
             raise self._closed_error()
         if self._in_flight or self._checkpointer.finished:
             return await self.call(func, *args, **kwargs)
-        conn = self.store.conn
-        conn.execute("PRAGMA busy_timeout = 0")
+        self._wait_for_locks(False)
         busy = False
         try:
             result = func(*args, **kwargs)
@@ -135,12 +140,16 @@ class StoreRunner:
             if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
                 raise translate_sqlite_error(exc, self.store.path) from exc
             busy = True  # taken by another connection: nothing was done
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {self.store.busy_timeout_ms}")
         if busy:  # the lock is waited for in the thread, as usual
             return await self.call(func, *args, **kwargs)
         self._after_call(may_finish=False)  # (a sync is the thread's to do, at its next call)
         return result
+
+    def _wait_for_locks(self, wait: bool) -> None:
+        if self._waits_for_locks is not wait:
+            timeout = self.store.busy_timeout_ms if wait else 0
+            self.store.conn.execute(f"PRAGMA busy_timeout = {timeout}")
+            self._waits_for_locks = wait
 
     def _closed_error(self) -> UsageError:
         return UsageError(

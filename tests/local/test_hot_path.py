@@ -7,6 +7,7 @@ chunks, and concurrent creates share transactions."""
 from __future__ import annotations
 
 import sqlite3
+import struct
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,14 @@ from reventless import (
 )
 from reventless.clock import ScaledClock
 from reventless.local._group_commit import GroupCommit
-from reventless.local._rows import Advance, Complete, Outcome, decode_stored
+from reventless.local._rows import (
+    Advance,
+    ChangeMark,
+    Complete,
+    Outcome,
+    decode_stored,
+    to_us,
+)
 from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.target import FireEnvelope
@@ -266,6 +274,73 @@ async def test_writes_of_another_process_are_still_picked_up(tmp_path: Path) -> 
     assert {d.schedule for d in target.deliveries} == {"mine", "theirs"}
 
 
+async def test_writes_of_another_process_are_picked_up_after_retention_emptied_the_history(
+    tmp_path: Path,
+) -> None:
+    """The change poll reads the history by id; once retention empties it, ids start over
+    below where the poll stood, and the poll must read them all the same."""
+    path = tmp_path / "e.db"
+    clock = VirtualClock(START)
+    target = RecordingTarget()
+    async with reventless.local.provider(path, clock=clock, poll_interval=0.05) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        for name in ("gone", "went", "left"):
+            await ops.create_schedule(Schedule(name=name, rate=Minutes(1), payload="p"))
+            await ops.delete_schedule(name)  # six history entries, then none to fire
+        await clock.advance(timedelta(days=2))
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            await anyio.sleep(0.2)  # the poll stands at the sixth entry
+            # Another process prunes, then creates, with no poll in between (no await here).
+            other = SqliteStore(path)
+            assert other.prune_history(to_us(clock.now()) - 3_600_000_000, None, 100) == 6
+            for number in range(8):  # ids 1 to 8: past where the poll stood
+                schedule = Schedule(name=f"theirs{number}", rate=Minutes(1), payload="p")
+                other.put_many("default", [schedule], clock.now())
+            other.close()
+            await anyio.sleep(0.3)
+            await clock.advance(timedelta(minutes=2))
+            group.cancel_scope.cancel()
+    assert {d.schedule for d in target.deliveries} == {f"theirs{number}" for number in range(8)}
+
+
+def test_the_change_poll_reads_the_history_from_its_mark_on_not_every_schedule(
+    tmp_path: Path,
+) -> None:
+    """Left to itself, SQLite may scan ``schedules`` and look each row up in the history: a
+    million rows read at every poll. The poll reads the history's new entries by id instead."""
+    store = SqliteStore(tmp_path / "plan.db")
+    try:
+        store.put_many("default", [Schedule(name="s", rate=Minutes(5), payload="p")], START)
+        calls: list[str] = []
+        store.conn.set_trace_callback(calls.append)
+        store.changes_since(ChangeMark(0, 0))
+        store.conn.set_trace_callback(None)
+        (select,) = [call for call in calls if "JOIN" in call]
+        plan = [row[3] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {select}")]
+    finally:
+        store.close()
+    assert plan[0].startswith("SEARCH h USING INTEGER PRIMARY KEY (rowid>?)"), plan
+    assert plan[1].startswith("SEARCH s USING INDEX"), plan
+
+
+async def test_a_single_create_writes_four_pages(tmp_path: Path) -> None:
+    """The schedule's row and its name index, the history entry and its index: no change
+    counter (schema version 1 wrote six)."""
+    path = tmp_path / "pages.db"
+    async with reventless.local.provider(path, clock=VirtualClock(START)) as provider:
+        ops = (await Scheduler.make(provider, target=RecordingTarget())).operations
+        for number in range(20):
+            await ops.create_schedule(Schedule(name=f"s{number:02d}", rate=Minutes(5), payload="p"))
+        wal = anyio.Path(f"{path}-wal")
+        before = (await wal.stat()).st_size
+        await ops.create_schedule(Schedule(name="s20", rate=Minutes(5), payload="p"))
+        with sqlite3.connect(path) as raw:
+            page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+        raw.close()
+        assert ((await wal.stat()).st_size - before) / (page_size + 24) == 4
+
+
 async def test_the_due_index_loads_in_chunks_and_every_row_fires(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,8 +401,21 @@ async def test_a_single_that_fired_is_one_history_row_read_as_fired_then_complet
 
 
 def seq_of(path: Path) -> int:
-    with sqlite3.connect(path) as raw:
-        return int(raw.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+    """The transactions committed to the store's WAL since it last started over: its commit
+    frames (a frame header's second word is the file's size in pages after a commit, else 0)
+    whose salts are the WAL header's (older frames left past a restart have other salts)."""
+    wal = Path(f"{path}-wal").read_bytes()
+    if len(wal) < 32:
+        return 0
+    page_size = struct.unpack(">I", wal[8:12])[0]
+    salts = wal[16:24]
+    commits = 0
+    for start in range(32, len(wal) - 24 + 1, page_size + 24):
+        header = wal[start : start + 24]
+        if header[8:16] != salts:
+            break
+        commits += struct.unpack(">I", header[4:8])[0] != 0
+    return commits
 
 
 async def test_concurrent_creates_share_transactions_and_each_gets_its_outcome(
@@ -593,7 +681,8 @@ async def test_a_brief_call_on_a_full_disk_raises_the_typed_error_and_writes_not
     tmp_path: Path,
 ) -> None:
     """SQLITE_FULL in a brief call on the loop's thread: the typed error, the transaction rolled
-    back, and the connection's busy timeout back to the provider's for the next call."""
+    back, and the connection's busy timeout the provider's for the next call in the store's
+    thread (brief calls leave it at 0 until then: see StoreRunner._wait_for_locks)."""
     store = SqliteStore(tmp_path / "full.db", lock_timeout=2.5)
     runner = StoreRunner(store)
 
@@ -610,7 +699,10 @@ async def test_a_brief_call_on_a_full_disk_raises_the_typed_error_and_writes_not
         assert (
             store.conn.execute("SELECT count(*) FROM meta WHERE key = 'probe'").fetchone()[0] == 0
         )
-        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+        busy_timeout = await runner.call(
+            lambda: store.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        )
+        assert busy_timeout == 2500
         assert not store.conn.in_transaction
     finally:
         await anyio.to_thread.run_sync(runner.close)

@@ -20,7 +20,7 @@ import pytest
 
 import reventless.local
 from reventless import Daily, HistoryKind, Schedule, Scheduler
-from reventless.errors import ValidationError
+from reventless.errors import CorruptDataError, ValidationError
 from reventless.local._schema import _TABLES
 from reventless.testing import RecordingTarget, VirtualClock
 
@@ -44,7 +44,13 @@ ERAS = {
         [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
         [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
     ),
+    "4e7c96f": (  # with the pause's columns: the last schema with the change counter in meta
+        [("c-1", 1, "m-1"), ("c-1", 2, "m-2"), ("c-2", 1, "m-1")],
+        [("c-1", "m-1"), ("c-1", "m-2"), ("c-2", "m-1")],
+    ),
 }
+# The eras whose schedules have the pause's columns (who paused, when, why).
+WITH_PAUSE_COLUMNS = {"4e7c96f"}
 PAUSE_COLUMNS = {"paused_at", "paused_by", "pause_reason"}
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # make_store.py's start
 FIRED = ["tick@2026-01-05T08:05:00Z", "tick@2026-01-05T08:10:00Z"]
@@ -154,7 +160,7 @@ async def _pause_of(path: Path, *, read_only: bool) -> tuple[object, ...]:
         return state.paused, state.paused_at, state.paused_by, state.pause_reason
 
 
-@pytest.mark.parametrize("commit", sorted(ERAS))
+@pytest.mark.parametrize("commit", sorted(set(ERAS) - WITH_PAUSE_COLUMNS))
 def test_a_schedule_paused_before_pauses_kept_a_reason_reads_paused_with_none_known(
     commit: str, tmp_path: Path
 ) -> None:
@@ -280,3 +286,34 @@ def test_the_command_line_refuses_another_applications_database_in_one_line(
             " store\n"
         ), command
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("commit", sorted(ERAS))
+def test_an_upgraded_store_has_no_change_counter_and_says_version_2(
+    commit: str, tmp_path: Path
+) -> None:
+    """Version 2 drops version 1's change counter (a create wrote six pages, four now)."""
+    path = _copy(commit, tmp_path)
+    anyio.run(lambda: _read(path, read_only=False))
+    with sqlite3.connect(path) as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert meta["schema_version"] == 2 and "seq" not in meta
+    assert "schedules_by_seq" not in indexes
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_of_a_newer_schema_is_refused_and_left_as_it_was(
+    read_only: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "newer.db"
+    anyio.run(lambda: _read(path, read_only=False))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+        conn.execute("CREATE INDEX schedules_by_seq ON schedules (seq)")  # theirs: kept
+    conn.close()
+    before = _schema_of(path)
+    with pytest.raises(CorruptDataError, match="has schema version 3; this reventless reads"):
+        anyio.run(lambda: _open(path, read_only=read_only))
+    assert _schema_of(path) == before
