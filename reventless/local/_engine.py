@@ -43,6 +43,7 @@ from reventless.local._engine_parts import (
     CatchUp,
     Countdown,
     DueBatch,
+    Instants,
     Watch,
     cancelled_by_caller,
     cut_overdue,
@@ -57,13 +58,11 @@ from reventless.local._rows import (
     ScheduleRow,
     check_row,
     decode_stored,
-    from_us,
     to_us,
     valid_us,
 )
 from reventless.local._store_runner import StoreRunner
-from reventless.misfire import MisfirePlan, count_due, plan_misfire
-from reventless.schedule import Schedule
+from reventless.misfire import plan_misfire
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 from reventless.target import FireEnvelope, Target
 
@@ -153,7 +152,7 @@ class Engine:
         self.observer = Observer("local")
         self._books = Bookkeeper(retry_policy, self.observer)
         watch_engine(self)
-        self._instants: dict[int, datetime] = {}  # see _instant
+        self._instant = Instants(_MAX_INSTANTS)
         # Keys pushed for this process's own writes since the change poller last looked.
         self._pushed_here: set[int] = set()
         self._catch_up: CatchUp | None = None
@@ -556,7 +555,7 @@ class Engine:
         )
         catch_up = self._catch_up
         if catch_up is not None and row.next_fire < catch_up.before_us:
-            self._count_catch_up(catch_up, row, timing, plan, now)
+            catch_up.count(row, timing, plan, now, self._instant)
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
             deliver: tuple[int, ...] = (row.next_fire,)  # the usual plan: the stored instant
         else:
@@ -575,34 +574,6 @@ class Engine:
             None if plan.next_fire is None else to_us(plan.next_fire),
             plan.next_fire is None,
         )
-
-    def _count_catch_up(
-        self,
-        catch_up: CatchUp,
-        row: ScheduleRow,
-        timing: Schedule,
-        plan: MisfirePlan,
-        now: datetime,
-    ) -> None:
-        """Count a schedule found due from before the lead (its first plan: under ``all``, the
-        fires past this plan's chunk are counted now)."""
-        if row.id in catch_up.rows:
-            return
-        catch_up.rows.add(row.id)
-        later = 0
-        if plan.deliver and plan.next_fire is not None and plan.next_fire <= now:
-            created = self._instant(row.created_at)
-            later = count_due(timing, plan.next_fire, now, created_at=created)
-        catch_up.add(len(plan.deliver) + later, plan.missed, plan.expired)
-
-    def _instant(self, us: int) -> datetime:
-        """``from_us``, remembered: a burst or a batch created together shares its instants."""
-        found = self._instants.get(us)
-        if found is None:
-            if len(self._instants) >= _MAX_INSTANTS:
-                self._instants.clear()
-            found = self._instants[us] = from_us(us)
-        return found
 
     def _plan_retry(self, row: RetryRow) -> RetryJob | None:
         if ceil_s(row.next_attempt_at) > int(self._clock.now().timestamp()):

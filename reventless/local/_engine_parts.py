@@ -5,6 +5,7 @@ caller should see out of a task group's."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 
 import anyio
@@ -16,8 +17,9 @@ from reventless.errors import (
     ReventlessError,
 )
 from reventless.local._connection import LeaseLostError
-from reventless.local._rows import RetryRow, ScheduleRow
-from reventless.misfire import FireRange
+from reventless.local._rows import RetryRow, ScheduleRow, from_us
+from reventless.misfire import FireRange, MisfirePlan, count_due
+from reventless.schedule import Schedule
 from reventless.scheduler_adapter import MisfirePolicy
 
 __all__ = (
@@ -68,6 +70,43 @@ class CatchUp:
         self.delivered += deliver
         self.missed += missed_n
         self.expired += expired_n
+
+    def count(
+        self,
+        row: ScheduleRow,
+        timing: Schedule,
+        plan: MisfirePlan,
+        now: datetime,
+        instant: Callable[[int], datetime],
+    ) -> None:
+        """Count a schedule found due from before the lead (its first plan: under ``all``, the
+        fires past this plan's chunk are counted now)."""
+        if row.id in self.rows:
+            return
+        self.rows.add(row.id)
+        later = 0
+        if plan.deliver and plan.next_fire is not None and plan.next_fire <= now:
+            later = count_due(timing, plan.next_fire, now, created_at=instant(row.created_at))
+        self.add(len(plan.deliver) + later, plan.missed, plan.expired)
+
+
+class Instants:
+    """``from_us``, remembered (up to ``limit`` instants): a burst or a batch created together
+    shares its instants."""
+
+    __slots__ = ("_found", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._found: dict[int, datetime] = {}
+        self._limit = limit
+
+    def __call__(self, us: int) -> datetime:
+        found = self._found.get(us)
+        if found is None:
+            if len(self._found) >= self._limit:
+                self._found.clear()
+            found = self._found[us] = from_us(us)
+        return found
 
 
 class Watch:
