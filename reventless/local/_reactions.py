@@ -252,7 +252,7 @@ def _set_running(
         (moved[1], now, name),
     )
     store.conn.execute(
-        "INSERT INTO reaction_operations (reaction, action, at, by, reason, from_position,"
+        "INSERT INTO reaction_operations (reaction, action, at, done_by, reason, from_position,"
         " to_position, from_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (name, action, now, note.by, note.reason, moved[0], moved[1], state),
     )
@@ -300,7 +300,7 @@ def _operations(store: SqliteStore, name: str, limit: int) -> list[ReactionOpera
     if not store.has_table("reaction_operations"):
         return []  # a file of an older schema, opened read-only: none were recorded
     rows = store.conn.execute(
-        "SELECT id, reaction, action, at, by, reason, from_position, to_position, from_state"
+        "SELECT id, reaction, action, at, done_by, reason, from_position, to_position, from_state"
         " FROM reaction_operations WHERE reaction = ? ORDER BY id DESC LIMIT ?",
         (name, limit),
     ).fetchall()

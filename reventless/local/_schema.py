@@ -171,7 +171,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     reaction TEXT NOT NULL,
     action TEXT NOT NULL,
     at INTEGER NOT NULL,
-    by TEXT,
+    done_by TEXT,
     reason TEXT,
     from_position INTEGER NOT NULL,
     to_position INTEGER NOT NULL,

@@ -89,12 +89,12 @@ class ReactionRows:
             " updated_at = clock_timestamp() WHERE name = $1"
         )
         self._record = (
-            f"INSERT INTO {s}.reaction_operations (reaction, action, at, by, reason,"
+            f"INSERT INTO {s}.reaction_operations (reaction, action, at, done_by, reason,"
             " from_position, to_position, from_state)"
             " VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7)"
         )
         self._operations = (
-            "SELECT id, reaction, action, at, by, reason, from_position, to_position,"
+            "SELECT id, reaction, action, at, done_by, reason, from_position, to_position,"
             f" from_state FROM {s}.reaction_operations WHERE reaction = $1"
             " ORDER BY id DESC LIMIT $2"
         )

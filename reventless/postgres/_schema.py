@@ -82,7 +82,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     reaction text NOT NULL REFERENCES {s}.reactions (name),
     action text NOT NULL CHECK (action IN ('reset', 'resume', 'skip')),
     at timestamptz NOT NULL,
-    by text,
+    done_by text,
     reason text,
     from_position bigint NOT NULL,
     to_position bigint NOT NULL,
