@@ -46,6 +46,7 @@ from reventless.reaction import (
     ReactionContext,
     ReactionDeadLetter,
     ReactionEvent,
+    ReactionOperation,
     ReactionStatus,
 )
 from reventless.schedule import (
@@ -139,6 +140,7 @@ __all__ = (
     "ReactionDeadLetter",
     "ReactionEvent",
     "ReactionNotFoundError",
+    "ReactionOperation",
     "ReactionStatus",
     "RetryPolicy",
     "ReventlessError",

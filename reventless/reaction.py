@@ -61,6 +61,7 @@ __all__ = (
     "ReactionContext",
     "ReactionDeadLetter",
     "ReactionEvent",
+    "ReactionOperation",
     "ReactionStatus",
 )
 
@@ -140,6 +141,24 @@ class ReactionDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     action: str
     at: datetime
+
+
+class ReactionOperation(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator's action on a reaction, as recorded: ``action`` is ``"reset"``,
+    ``"resume"`` (the event it stopped at is retried) or ``"skip"`` (resumed after that
+    event); ``at`` when, ``by`` who and ``reason`` why (each None when not said); the
+    reaction's position went from ``from_position`` to ``to_position``, and its state was
+    ``from_state`` (``"running"`` or ``"stopped"``) before; it is running after every one."""
+
+    id: int
+    reaction: str
+    action: str
+    at: datetime
+    by: str | None
+    reason: str | None
+    from_position: int
+    to_position: int
+    from_state: str
 
 
 Handler = Callable[[ReactionEvent, "ReactionContext"], Awaitable[None]]

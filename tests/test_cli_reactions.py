@@ -11,6 +11,7 @@ doubled), with the schedule present exactly when the account is open.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import io
 import itertools
 import json
@@ -82,14 +83,44 @@ def test_reactions_commands_on_a_store(tmp_path: Path, capsys: pytest.CaptureFix
     assert letter["aggregate_id"] == "a1" and "Nowhere/Zone" in letter["reason"]
     status, text = cli("reactions", "dead-letters", "renewals", "--db", str(db))
     assert "accounts/a1@1" in text and "stopped" in text
-    assert cli("reactions", "resume", "renewals", "--skip", "--db", str(db)) == (
-        0,
-        "reaction 'renewals' resumes after position 1\n",
+    assert cli(
+        "reactions", "resume", "renewals", "--skip", "--reason", "bad zone <a1>", "--db", str(db)
+    ) == (0, "reaction 'renewals' resumes after position 1\n")
+    assert cli(
+        "reactions", "reset", "renewals", "--position", "0", "--by", "ann", "--db", str(db)
+    ) == (0, "reaction 'renewals' reset to position 0\n")
+    # Each recorded, newest first, with who (the login name unless --by) and why.
+    status, text = cli("reactions", "show", "renewals", "--db", str(db))
+    assert status == 0
+    lines = text.splitlines()
+    assert lines[0].startswith("reaction renewals: running at position 0 of 2, 2 pending;")
+    assert lines[1:3] == ["operations, newest first:", lines[2]]
+    assert lines[2].split() == ["at", "(UTC)", "action", "from", "to", "was", "by", "reason"]
+    assert lines[3].split()[2:] == ["reset", "1", "0", "running", "ann"]
+    assert lines[4].split()[2:7] == ["skip", "0", "1", "stopped", getpass.getuser()]
+    assert lines[4].endswith("  bad zone <a1>")
+    status, text = cli("reactions", "show", "renewals", "--limit", "1", "--db", str(db), "--json")
+    shown = json.loads(text)
+    assert shown["status"]["position"] == 0
+    [operation] = shown["operations"]
+    assert (operation["action"], operation["by"], operation["reason"]) == ("reset", "ann", None)
+    assert (operation["from_position"], operation["to_position"]) == (1, 0)
+    capsys.readouterr()
+    # A bad reason is refused under its option; nothing is done or recorded.
+    for bad in (["--reason", "two\nlines"], ["--by", "x" * 101], ["--reason", ""]):
+        argv = ["reactions", "resume", "renewals", *bad, "--db", str(db)]
+        assert cli(*argv)[0] == 2
+        assert f"{bad[0]} " in capsys.readouterr().err
+    assert (
+        len(
+            json.loads(cli("reactions", "show", "renewals", "--db", str(db), "--json")[1])[
+                "operations"
+            ]
+        )
+        == 2
     )
-    assert cli("reactions", "reset", "renewals", "--position", "0", "--db", str(db)) == (
-        0,
-        "reaction 'renewals' reset to position 0\n",
-    )
+    assert cli("reactions", "show", "nope", "--db", str(db))[0] == 1
+    assert cli("reactions", "show", "renewals", "--limit", "0", "--db", str(db))[0] == 2
     capsys.readouterr()
     assert cli("reactions", "dead-letters", "nope", "--db", str(db), "--json")[0] == 1
     error = json.loads(capsys.readouterr().err)

@@ -20,7 +20,13 @@ from reventless.aws._batch import BatchResponse, handle_records, record_group, r
 from reventless.aws._sns import unwrap_notification
 from reventless.errors import UsageError, ValidationError
 from reventless.provider import ProvidesReactions
-from reventless.reaction import Components, Reaction, ReactionDeadLetter, ReactionStatus
+from reventless.reaction import (
+    Components,
+    Reaction,
+    ReactionDeadLetter,
+    ReactionOperation,
+    ReactionStatus,
+)
 
 if TYPE_CHECKING:
     from reventless.plugin import RunningPlugin
@@ -63,14 +69,25 @@ class AwsReactions:
     async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
         raise UsageError(_QUEUE_KEEPS.format(what="dead letters (its dead-letter queue)"))
 
-    async def reset(self, name: str, position: int) -> None:
+    async def reset(
+        self, name: str, position: int, *, reason: str | None = None, by: str | None = None
+    ) -> None:
         raise UsageError(_QUEUE_KEEPS.format(what="position, which cannot be moved back"))
 
-    async def resume(self, name: str, *, skip: bool = False) -> int:
+    async def resume(
+        self, name: str, *, skip: bool = False, reason: str | None = None, by: str | None = None
+    ) -> int:
         raise UsageError(
             _QUEUE_KEEPS.format(
                 what="failures: it never stops, a failed event goes to its dead-letter queue"
             )
+        )
+
+    async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
+        raise UsageError(
+            "not available on AWS: a reaction is its SQS queue's handler, whose position is "
+            "never reset and which never stops, so there are no operations to record; "
+            "CloudTrail records the API calls made to the queue"
         )
 
     def registered(self, name: str) -> Reaction:

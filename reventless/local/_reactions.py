@@ -1,7 +1,8 @@
 """Reactions on the embedded provider: checkpoints, leases and dead letters in the store file.
 
 One row of ``reactions`` per reaction holds its checkpoint (the log position of the last event
-handled), its state (running, or stopped by a dead letter), its last error and its lease. The
+handled), its state (running, or stopped by a dead letter), its last error and its lease; an
+operator's reset or resume adds a row to ``reaction_operations`` in the same transaction. The
 tables are the store's (``_schema``); a file of an older schema opened read-only may lack them.
 
 How a runner follows the log: it reads the followed aggregates' events after its checkpoint,
@@ -49,9 +50,11 @@ from reventless.reaction import (
     OnFailure,
     Reaction,
     ReactionDeadLetter,
+    ReactionOperation,
     ReactionStatus,
     check_reaction_name,
 )
+from reventless.scheduler_adapter import check_pause_note
 
 __all__ = ("LocalReactions",)
 
@@ -225,7 +228,37 @@ def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDea
     ]
 
 
-def _reset(store: SqliteStore, name: str, position: int, head: int, now: int) -> None:
+class _Note(NamedTuple):
+    """Who did an operation and why (each checked, or None)."""
+
+    reason: str | None
+    by: str | None
+
+
+def _set_running(
+    store: SqliteStore,
+    name: str,
+    action: str,
+    note: _Note,
+    moved: tuple[int, int],
+    state: str,
+    now: int,
+) -> None:
+    """Clear a stop at position ``moved[1]`` and record the operation, in the caller's
+    transaction."""
+    store.conn.execute(
+        "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
+        " updated_at = ? WHERE name = ?",
+        (moved[1], now, name),
+    )
+    store.conn.execute(
+        "INSERT INTO reaction_operations (reaction, action, at, done_by, reason, from_position,"
+        " to_position, from_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, action, now, note.by, note.reason, moved[0], moved[1], state),
+    )
+
+
+def _reset(store: SqliteStore, name: str, position: int, head: int, note: _Note, now: int) -> None:
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
@@ -237,21 +270,17 @@ def _reset(store: SqliteStore, name: str, position: int, head: int, now: int) ->
                 f"a log position from 0 to the log's head, {head} (past it, the events "
                 "appended until then would be skipped)",
             )
-        cursor = store.conn.execute(
-            "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
-            " updated_at = ? WHERE name = ?",
-            (position, now, name),
-        )
-        if cursor.rowcount != 1:
-            raise ReactionNotFoundError(name)
+        before, state = _checkpoint(store, name)
+        _set_running(store, name, "reset", note, (before, position), state, now)
 
 
-def _resume(store: SqliteStore, name: str, skip: bool, now: int) -> int:
+def _resume(store: SqliteStore, name: str, skip: bool, note: _Note, now: int) -> int:
     """Clear a stop; with ``skip`` also step over the event it stopped at. The position after."""
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
-        position, state = _checkpoint(store, name)
+        before, state = _checkpoint(store, name)
+        position = before
         if skip and state == _STOPPED:
             row = store.conn.execute(
                 "SELECT MAX(position) FROM reaction_dead_letters WHERE reaction = ?"
@@ -259,12 +288,36 @@ def _resume(store: SqliteStore, name: str, skip: bool, now: int) -> int:
                 (name,),
             ).fetchone()
             position = max(position, int(row[0] or 0))
-        store.conn.execute(
-            "UPDATE reactions SET position = ?, state = 'running', last_error = NULL,"
-            " updated_at = ? WHERE name = ?",
-            (position, now, name),
-        )
+        action = "skip" if skip else "resume"
+        _set_running(store, name, action, note, (before, position), state, now)
         return position
+
+
+def _operations(store: SqliteStore, name: str, limit: int) -> list[ReactionOperation]:
+    if not _has_tables(store):
+        raise ReactionNotFoundError(name)
+    _checkpoint(store, name)
+    if not store.has_table("reaction_operations"):
+        return []  # a file of an older schema, opened read-only: none were recorded
+    rows = store.conn.execute(
+        "SELECT id, reaction, action, at, done_by, reason, from_position, to_position, from_state"
+        " FROM reaction_operations WHERE reaction = ? ORDER BY id DESC LIMIT ?",
+        (name, limit),
+    ).fetchall()
+    return [
+        ReactionOperation(
+            id=row[0],
+            reaction=row[1],
+            action=row[2],
+            at=from_us(row[3]),
+            by=row[4],
+            reason=row[5],
+            from_position=row[6],
+            to_position=row[7],
+            from_state=row[8],
+        )
+        for row in rows
+    ]
 
 
 def _now_us() -> int:
@@ -434,8 +487,8 @@ class _Runner:
 
 class LocalReactions:
     """The embedded provider's reactions: runs those of started plugins (in ``provider.run()``)
-    and offers their operations (``statuses``, ``dead_letters``, ``reset``, ``resume``), which
-    work on the store file whether or not this process runs them."""
+    and offers their operations (``statuses``, ``dead_letters``, ``reset``, ``resume``,
+    ``operations``), which work on the store file whether or not this process runs them."""
 
     def __init__(
         self,
@@ -554,30 +607,33 @@ class LocalReactions:
             raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
         return await self.runner.call(_dead_letters, self.runner.store, name, limit)
 
-    async def reset(self, name: str, position: int) -> None:
-        """Set the checkpoint to ``position``: events after it are handled (again), from a stop
-        too; ``position`` goes from 0 to the log's head (a ValidationError past it, where the
-        events appended until then would be skipped). Commands sent again carry the message ids
-        of the first time, so aggregates that handled them ignore them; schedules are ensured
-        by name.
-        :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
+    async def reset(
+        self, name: str, position: int, *, reason: str | None = None, by: str | None = None
+    ) -> None:
         check_reaction_name(name)
         if type(position) is not int or position < 0:
             raise ValidationError("position", position, "a log position, 0 or more")
+        note = _Note(*check_pause_note(reason, by))
         head = await self.events.head_position()
-        await self.runner.call(_reset, self.runner.store, name, position, head, _now_us())
+        await self.runner.call(_reset, self.runner.store, name, position, head, note, _now_us())
         self._poke(name)
 
-    async def resume(self, name: str, *, skip: bool = False) -> int:
-        """Let a stopped reaction go on: with the event it stopped at (retried), or after it
-        (``skip=True``; it stays in the dead letters). Returns the position it resumes after.
-        :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
+    async def resume(
+        self, name: str, *, skip: bool = False, reason: str | None = None, by: str | None = None
+    ) -> int:
         check_reaction_name(name)
+        note = _Note(*check_pause_note(reason, by))
         position: int = await self.runner.call(
-            _resume, self.runner.store, name, bool(skip), _now_us()
+            _resume, self.runner.store, name, bool(skip), note, _now_us()
         )
         self._poke(name)
         return position
+
+    async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
+        check_reaction_name(name)
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        return await self.runner.call(_operations, self.runner.store, name, limit)
 
     def _poke(self, name: str) -> None:
         runner = self._runners.get(name)

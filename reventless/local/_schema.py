@@ -12,6 +12,7 @@ every earlier schema open and upgrade (fixtures of each live in ``tests/local/st
 - ``schedules`` gained ``paused_at``, ``paused_by`` and ``pause_reason`` (who paused a schedule,
   when and why), added to an older file's table by ``ALTER TABLE`` (``_ADDED_COLUMNS``), and a
   trigger that clears them when the schedule becomes active (``_TRIGGERS``).
+- ``reaction_operations`` recorded the operators' resets and resumes of reactions.
 
 Each of those came as tables made on first use, with ``schema_version`` staying 1: they only
 added, so a process of an older release still read and wrote an upgraded file. Version 2 drops
@@ -167,6 +168,23 @@ _TABLES: dict[str, tuple[str, ...]] = {
 )""",
         "CREATE INDEX IF NOT EXISTS reaction_dead_letters_by_reaction"
         " ON reaction_dead_letters (reaction, id)",
+    ),
+    # An operator's reset or resume of a reaction: when, who, what, why, between which
+    # positions (``_reactions``).
+    "reaction_operations": (
+        """CREATE TABLE IF NOT EXISTS reaction_operations (
+    id INTEGER PRIMARY KEY,
+    reaction TEXT NOT NULL,
+    action TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    done_by TEXT,
+    reason TEXT,
+    from_position INTEGER NOT NULL,
+    to_position INTEGER NOT NULL,
+    from_state TEXT NOT NULL
+)""",
+        "CREATE INDEX IF NOT EXISTS reaction_operations_by_reaction"
+        " ON reaction_operations (reaction, id)",
     ),
 }
 # Columns added to a table after it was first made, as ``ALTER TABLE ... ADD COLUMN`` takes them

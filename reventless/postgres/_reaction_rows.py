@@ -1,5 +1,6 @@
-"""The reactions' rows on PostgreSQL (tables ``reactions`` and ``reaction_dead_letters`` of
-``_schema``): checkpoints, states, leases and dead letters, every statement in one place. The
+"""The reactions' rows on PostgreSQL (tables ``reactions``, ``reaction_dead_letters`` and
+``reaction_operations`` of ``_schema``): checkpoints, states, leases, dead letters and operators'
+operations, every statement in one place. The
 events themselves are read through the EventLog port (``read_all``, ``head_position``,
 ``count``), never here.
 
@@ -17,7 +18,7 @@ from reventless.aggregate_adapter import EventLog, StoredEvent
 from reventless.errors import ReactionNotFoundError, ValidationError
 from reventless.postgres._event_log import events_channel, translating
 from reventless.postgres._schema import quote_schema
-from reventless.reaction import OnFailure, ReactionDeadLetter, ReactionStatus
+from reventless.reaction import OnFailure, ReactionDeadLetter, ReactionOperation, ReactionStatus
 
 __all__ = ("ReactionRows",)
 
@@ -86,6 +87,16 @@ class ReactionRows:
         self._set = (
             f"UPDATE {s}.reactions SET position = $2, state = 'running', last_error = NULL,"
             " updated_at = clock_timestamp() WHERE name = $1"
+        )
+        self._record = (
+            f"INSERT INTO {s}.reaction_operations (reaction, action, at, done_by, reason,"
+            " from_position, to_position, from_state)"
+            " VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6, $7)"
+        )
+        self._operations = (
+            "SELECT id, reaction, action, at, done_by, reason, from_position, to_position,"
+            f" from_state FROM {s}.reaction_operations WHERE reaction = $1"
+            " ORDER BY id DESC LIMIT $2"
         )
         self._stopped_at = (
             f"SELECT max(position) FROM {s}.reaction_dead_letters WHERE reaction = $1"
@@ -202,10 +213,33 @@ class ReactionRows:
             for row in rows
         ]
 
-    async def reset(self, name: str, position: int) -> None:
+    async def operations(self, name: str, limit: int) -> list[ReactionOperation]:
+        async with translating(self.where), self.pool.acquire() as conn:
+            if await conn.fetchrow(self._checkpoint, name) is None:
+                raise ReactionNotFoundError(name)
+            rows = await conn.fetch(self._operations, name, limit)
+        return [
+            ReactionOperation(
+                id=row[0],
+                reaction=row[1],
+                action=row[2],
+                at=row[3],
+                by=row[4],
+                reason=row[5],
+                from_position=row[6],
+                to_position=row[7],
+                from_state=row[8],
+            )
+            for row in rows
+        ]
+
+    async def reset(self, name: str, position: int, note: tuple[str | None, str | None]) -> None:
+        """Set the checkpoint and record the operation (``note``: reason, by) in one
+        transaction."""
         head = await self.log.head_position()
         async with translating(self.where), self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchrow(self._lock_row, name) is None:
+            row = await conn.fetchrow(self._lock_row, name)
+            if row is None:
                 raise ReactionNotFoundError(name)
             if position > head:
                 raise ValidationError(
@@ -215,18 +249,26 @@ class ReactionRows:
                     "appended until then would be skipped)",
                 )
             await conn.execute(self._set, name, position)
+            await conn.execute(
+                self._record, name, "reset", note[1], note[0], row[0], position, row[1]
+            )
             await conn.execute(f"SELECT {self._notify}")
 
-    async def resume(self, name: str, skip: bool) -> int:
-        """Clear a stop; with ``skip`` also step over the event it stopped at. The position
-        after."""
+    async def resume(self, name: str, skip: bool, note: tuple[str | None, str | None]) -> int:
+        """Clear a stop; with ``skip`` also step over the event it stopped at; record the
+        operation (``note``: reason, by). The position after."""
         async with translating(self.where), self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(self._lock_row, name)
             if row is None:
                 raise ReactionNotFoundError(name)
-            position, state = int(row[0]), str(row[1])
+            before, state = int(row[0]), str(row[1])
+            position = before
             if skip and state == _STOPPED:
                 position = max(position, int(await conn.fetchval(self._stopped_at, name) or 0))
             await conn.execute(self._set, name, position)
+            action = "skip" if skip else "resume"
+            await conn.execute(
+                self._record, name, action, note[1], note[0], before, position, state
+            )
             await conn.execute(f"SELECT {self._notify}")
             return position

@@ -51,9 +51,11 @@ from reventless.reaction import (
     Components,
     Reaction,
     ReactionDeadLetter,
+    ReactionOperation,
     ReactionStatus,
     check_reaction_name,
 )
+from reventless.scheduler_adapter import check_pause_note
 
 __all__ = ("PostgresReactions",)
 
@@ -527,15 +529,27 @@ class PostgresReactions:
             raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
         return await self.rows.dead_letters(name, limit)
 
-    async def reset(self, name: str, position: int) -> None:
+    async def reset(
+        self, name: str, position: int, *, reason: str | None = None, by: str | None = None
+    ) -> None:
         check_reaction_name(name)
         if type(position) is not int or position < 0:
             raise ValidationError("position", position, "a log position, 0 or more")
-        await self.rows.reset(name, position)
+        note = check_pause_note(reason, by)
+        await self.rows.reset(name, position, note)
         self.wake_all()
 
-    async def resume(self, name: str, *, skip: bool = False) -> int:
+    async def resume(
+        self, name: str, *, skip: bool = False, reason: str | None = None, by: str | None = None
+    ) -> int:
         check_reaction_name(name)
-        position = await self.rows.resume(name, bool(skip))
+        note = check_pause_note(reason, by)
+        position = await self.rows.resume(name, bool(skip), note)
         self.wake_all()
         return position
+
+    async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
+        check_reaction_name(name)
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        return await self.rows.operations(name, limit)

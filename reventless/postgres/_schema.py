@@ -74,6 +74,22 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "CREATE INDEX reaction_dead_letters_by_reaction ON {s}.reaction_dead_letters"
         " (reaction, id)",
     ),
+    # An operator's reset or resume of a reaction: when, who, what, why, between which
+    # positions; written in the transaction that makes the change (``_reaction_rows``).
+    "reaction_operations": (
+        """CREATE TABLE {s}.reaction_operations (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    reaction text NOT NULL REFERENCES {s}.reactions (name),
+    action text NOT NULL CHECK (action IN ('reset', 'resume', 'skip')),
+    at timestamptz NOT NULL,
+    done_by text,
+    reason text,
+    from_position bigint NOT NULL,
+    to_position bigint NOT NULL,
+    from_state text NOT NULL CHECK (from_state IN ('running', 'stopped'))
+)""",
+        "CREATE INDEX reaction_operations_by_reaction ON {s}.reaction_operations (reaction, id)",
+    ),
     "handled_messages": (
         """CREATE TABLE {s}.handled_messages (
     aggregate text NOT NULL,

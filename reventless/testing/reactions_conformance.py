@@ -12,9 +12,11 @@ Each test starts a plugin with the ``NOTES`` aggregate and the reaction ``"follo
 fresh provider. Where reactions run in process (``reactions_in_process``), ``provider.run()``
 runs it and the suite checks the port's whole contract: a name registered once, every followed
 event handled once in log order (across a restart when the provider is ``durable``), retries
-then a dead letter and a stop, resume, reset (a position past the log's head refused). Where
-each reaction is its queue's handler, the suite checks the documented UsageErrors of
-``statuses``, ``dead_letters``, ``reset`` and ``resume``, and hands the queue's records
+then a dead letter and a stop, resume, reset (a position past the log's head refused), and
+each reset and resume recorded with who, why and its positions (``operations``; a bad reason
+or name of who refused). Where each reaction is its queue's handler, the suite checks the
+documented UsageErrors of ``statuses``, ``dead_letters``, ``reset``, ``resume`` and
+``operations``, and hands the queue's records
 (``reaction_batch``) to ``handle_reaction_batch``: order per stream, a redelivery handled again
 with its attempt, and a failed record holding back its stream only.
 """
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -200,6 +203,9 @@ class ReactionsConformance:
                     lambda: reactions.reset(REACTION, 0),
                     lambda: reactions.resume(REACTION),
                     lambda: reactions.resume(REACTION, skip=True),
+                    lambda: reactions.reset(REACTION, 0, reason="replay", by="ann"),
+                    lambda: reactions.resume(REACTION, reason="fixed", by="ann"),
+                    lambda: reactions.operations(REACTION),
                 ):
                     with pytest.raises(UsageError):
                         await call()
@@ -213,6 +219,7 @@ class ReactionsConformance:
                 lambda: reactions.dead_letters("missing"),
                 lambda: reactions.reset("missing", 0),
                 lambda: reactions.resume("missing"),
+                lambda: reactions.operations("missing"),
             ]
             for missing in missing_calls:
                 with pytest.raises(ReactionNotFoundError):
@@ -222,11 +229,15 @@ class ReactionsConformance:
                 lambda: reactions.reset(REACTION, -1),
                 lambda: reactions.dead_letters(REACTION, limit=0),
                 lambda: reactions.dead_letters("bad name"),
+                lambda: reactions.operations(REACTION, limit=0),
+                lambda: reactions.operations(REACTION, limit=10_001),
+                lambda: reactions.operations("bad name"),
             ]
             for bad in bad_calls:
                 with pytest.raises(ValidationError):
                     await bad()
             assert (await _settled(provider)).position == 2  # nothing moved
+            assert await reactions.operations(REACTION) == []  # nothing recorded either
 
     @pytest.mark.anyio
     async def test_a_reset_hands_the_events_after_it_again(
@@ -274,16 +285,99 @@ class ReactionsConformance:
             assert letter.reason == "RuntimeError: cannot handle bad"
             assert follower.calls == [("ok", 1, 1), ("bad", 1, 1), ("bad", 1, 2)]
             # Resumed, it retries the event it stopped at (and stops again there).
-            assert await reactions.resume(REACTION) == ok
+            assert await reactions.resume(REACTION, reason="try again", by="ann") == ok
             await _settled(provider, state="stopped")
             assert follower.calls[3:] == [("bad", 1, 1), ("bad", 1, 2)]
             # Skipped, it goes on after it (the event stays in the dead letters).
             follower.fail = ()
-            assert await reactions.resume(REACTION, skip=True) == bad
+            assert await reactions.resume(REACTION, skip=True, reason="poison") == bad
             status = await _settled(provider)
             assert status.position == later and status.last_error is None
             assert follower.handled()[-2:] == [("bad", 2), ("later", 1)]
             assert len(await reactions.dead_letters(REACTION)) == 2
+            skipped, resumed = await reactions.operations(REACTION)
+            assert (resumed.action, resumed.by, resumed.reason) == ("resume", "ann", "try again")
+            assert (resumed.from_position, resumed.to_position) == (ok, ok)
+            assert (skipped.action, skipped.by, skipped.reason) == ("skip", None, "poison")
+            assert (skipped.from_position, skipped.to_position) == (ok, bad)
+            assert resumed.from_state == skipped.from_state == "stopped"
+
+    @pytest.mark.anyio
+    async def test_each_operation_is_recorded_with_who_why_and_the_positions(
+        self, provider_under_test: ProviderUnderTest
+    ) -> None:
+        async with _running(provider_under_test, _plugin(_Follower())) as (provider, running):
+            reactions = provider.reactions()
+            if not provider_under_test.capabilities.reactions_in_process:
+                with pytest.raises(UsageError, match="not available"):
+                    await reactions.operations(REACTION)
+                return
+            await _send(running, ("n1", "a"), ("n2", "b"), ("n1", "c"))
+            await _settled(provider)
+            await reactions.reset(REACTION, 1, reason="replay <n2> & on", by="ann")
+            await _settled(provider)
+            assert await reactions.resume(REACTION, by="bo") == 3  # running: recorded all the same
+            await reactions.reset(REACTION, 0)
+            await _settled(provider)
+            newest, resumed, replayed = await reactions.operations(REACTION)
+            assert [op.action for op in (newest, resumed, replayed)] == ["reset", "resume", "reset"]
+            assert (replayed.by, replayed.reason) == ("ann", "replay <n2> & on")
+            assert (replayed.from_position, replayed.to_position) == (3, 1)
+            assert (resumed.by, resumed.reason) == ("bo", None)
+            assert (resumed.from_position, resumed.to_position) == (3, 3)
+            assert (newest.by, newest.reason, newest.from_position, newest.to_position) == (
+                None,
+                None,
+                3,
+                0,
+            )
+            assert {op.reaction for op in (newest, resumed, replayed)} == {REACTION}
+            assert {op.from_state for op in (newest, resumed, replayed)} == {"running"}
+            assert newest.id > resumed.id > replayed.id
+            assert newest.at >= resumed.at >= replayed.at
+            assert all(op.at.utcoffset() == timedelta(0) for op in (newest, resumed, replayed))
+            assert await reactions.operations(REACTION, limit=2) == [newest, resumed]
+        if not provider_under_test.capabilities.durable:
+            return
+        async with provider_under_test.open(VirtualClock(START)) as provider:
+            kept = await provider.reactions().operations(REACTION)
+        assert kept == [newest, resumed, replayed]
+
+    @pytest.mark.anyio
+    async def test_a_bad_reason_or_by_is_refused_naming_it_and_nothing_is_written(
+        self, provider_under_test: ProviderUnderTest
+    ) -> None:
+        if not provider_under_test.capabilities.reactions_in_process:
+            pytest.skip("the provider has no reset or resume to refuse (see the test above)")
+        async with _running(provider_under_test, _plugin(_Follower())) as (provider, running):
+            reactions = provider.reactions()
+            await _send(running, ("n1", "a"), ("n1", "b"))
+            await _settled(provider)
+            bad: list[tuple[str, dict[str, Any]]] = [
+                ("reason", {"reason": "two\nlines"}),
+                ("reason", {"reason": ""}),
+                ("reason", {"reason": "x" * 257}),
+                ("reason", {"reason": 42}),
+                ("by", {"by": "tab\there"}),
+                ("by", {"by": ""}),
+                ("by", {"by": "y" * 101}),
+            ]
+            for field, note in bad:
+                calls: list[Callable[[], Awaitable[Any]]] = [
+                    partial(reactions.reset, REACTION, 0, **note),
+                    partial(reactions.resume, REACTION, **note),
+                    partial(reactions.resume, REACTION, skip=True, **note),
+                ]
+                for call in calls:
+                    with pytest.raises(ValidationError) as refused:
+                        await call()
+                    assert (refused.value.field, refused.value.value) == (field, note[field])
+            assert (await _settled(provider)).position == 2  # not reset
+            assert await reactions.operations(REACTION) == []
+            # The longest of each is taken whole.
+            await reactions.resume(REACTION, reason="r" * 256, by="b" * 100)
+            [longest] = await reactions.operations(REACTION)
+            assert (longest.reason, longest.by) == ("r" * 256, "b" * 100)
 
     async def _fails_on_aws(
         self, provider_under_test: ProviderUnderTest, running: RunningPlugin, follower: _Follower

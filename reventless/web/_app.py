@@ -405,7 +405,11 @@ class _Console:
 
         async def act(form: dict[str, str]) -> str:
             skip = form.get("skip") == "1"
-            position = await provider.reactions().resume(name, skip=skip)
+            reason = form.get("reason", "").strip() or None
+            by = form.get("by", "").strip() or "console"
+            if reason is None:
+                raise Refusal(400, "resume: a reason is required (say why)")
+            position = await provider.reactions().resume(name, skip=skip, reason=reason, by=by)
             how = "skipping the event it stopped at" if skip else "retrying the event"
             return f"reaction {name} resumes after position {position}, {how}"
 

@@ -15,7 +15,7 @@ from reventless.errors import ReventlessError, UsageError
 from reventless.fire_times import FirePreview, fire_times, last_fire, preview
 from reventless.health import reaction_lag
 from reventless.provider import Provider, ProvidesReactions
-from reventless.reaction import ReactionDeadLetter, ReactionStatus
+from reventless.reaction import ReactionDeadLetter, ReactionOperation, ReactionStatus
 from reventless.schedule import IntervalRate, rate_text
 from reventless.scheduler_adapter import (
     DeadLetter,
@@ -49,6 +49,7 @@ _OUTCOMES = frozenset(
     }
 )
 _WEEK_HOURS = 7 * 24
+_OPERATIONS = 10  # a reaction's latest operations shown
 _MAX_FIRES_COUNTED = _WEEK_HOURS * 60  # a minutely schedule's week
 _HOUR_US = 3_600_000_000
 
@@ -90,6 +91,7 @@ class ReactionView:
     status: ReactionStatus
     lag: timedelta | None
     dead_letters: list[ReactionDeadLetter]
+    operations: list[ReactionOperation]  # the operators' latest, newest first
 
 
 def status_of(state: ScheduleState, now: datetime, late_after: timedelta) -> str:
@@ -273,7 +275,11 @@ class ConsoleModel:
                 letters = await ops.dead_letters(status.name, limit=20)
             except ReventlessError:
                 letters = []
-            views.append(ReactionView(status, lag, letters))
+            try:
+                operations = await ops.operations(status.name, limit=_OPERATIONS)
+            except ReventlessError:
+                operations = []
+            views.append(ReactionView(status, lag, letters, operations))
         return views, None
 
 

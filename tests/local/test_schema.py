@@ -188,6 +188,37 @@ def test_an_upgraded_store_keeps_who_paused_when_and_why(commit: str, tmp_path: 
     assert anyio.run(lambda: _pause_of(path, read_only=True)) == expected
 
 
+def test_a_reaction_of_a_store_before_operations_were_recorded_has_none_then_records_them(
+    tmp_path: Path,
+) -> None:
+    path = _copy("073af3a", tmp_path)  # the first release with reactions
+    with sqlite3.connect(path) as conn:  # a reaction stopped, as that release wrote it
+        conn.execute(
+            "INSERT INTO reactions (name, follows, position, state, last_error, updated_at)"
+            " VALUES ('mirror', '[\"counters\"]', 1, 'stopped', 'stopped at position 2', 0)"
+        )
+    conn.close()
+    tables = {name for name, _ in _schema_of(path)}
+    assert "reaction_operations" not in tables
+
+    async def operations(*, read_only: bool) -> list[tuple[object, ...]]:
+        async with reventless.local.provider(path, read_only=read_only) as provider:
+            found = await provider.reactions().operations("mirror")
+            return [(op.action, op.by, op.reason, op.from_position, op.from_state) for op in found]
+
+    assert anyio.run(lambda: operations(read_only=True)) == []
+    assert {name for name, _ in _schema_of(path)} == tables  # a read-only open adds nothing
+
+    async def resume() -> int:
+        async with reventless.local.provider(path) as provider:
+            return await provider.reactions().resume("mirror", reason="fixed", by="ana")
+
+    assert anyio.run(resume) == 1
+    assert anyio.run(lambda: operations(read_only=True)) == [
+        ("resume", "ana", "fixed", 1, "stopped")
+    ]
+
+
 def test_a_release_without_the_pause_columns_does_not_leave_a_stale_reason(
     tmp_path: Path,
 ) -> None:

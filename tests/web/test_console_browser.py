@@ -139,9 +139,12 @@ def test_an_operator_clicks_through_the_console(page: tuple[Page, list[str]], sh
     tab.goto("/reactions")
     expect(tab.locator("#reactions")).to_contain_text("stopped")
     _shot(tab, shots, "reactions")
+    tab.get_by_label("Reason for resuming mirror (required)").fill("poison event, <b>skipped</b>")
     tab.get_by_role("button", name="Skip the event and resume mirror").click()
     expect(tab.locator("#flash")).to_contain_text("reaction mirror resumes")
     expect(tab.locator("#reactions")).not_to_contain_text("stopped", timeout=20_000)
+    expect(tab.locator("tr.op-skip")).to_contain_text("console")
+    expect(tab.locator("tr.op-skip")).to_contain_text("poison event, <b>skipped</b>")
 
     tab.goto("/timeline")
     expect(tab.locator("figure.timeline svg rect").first).to_be_visible()

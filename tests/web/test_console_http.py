@@ -16,6 +16,7 @@ import pytest
 
 import reventless.local
 from reventless.cli import main
+from reventless.reaction import ReactionOperation
 from tests.web.console_store import TOKEN, ConsoleProcess, Engine
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -197,6 +198,56 @@ def test_actions_with_the_bearer_token_are_recorded(console: ConsoleProcess) -> 
         assert missing.status_code == 404
 
 
+def _reaction(db: Path) -> tuple[str, list[ReactionOperation]]:
+    async def read() -> tuple[str, list[ReactionOperation]]:
+        async with reventless.local.provider(db, read_only=True) as local:
+            [status] = await local.reactions().statuses()
+            return status.state, await local.reactions().operations("mirror")
+
+    return anyio.run(read)
+
+
+def test_resuming_a_reaction_needs_a_reason_and_is_recorded_shown_escaped(
+    console: ConsoleProcess,
+) -> None:
+    db = console_db(console)
+    with httpx.Client(base_url=console.url) as client:
+        _session(client)
+        form = client.get("/reactions").text
+        assert re.search(
+            r'<input id="resume-reason-1" name="reason" maxlength="256" required>', form
+        )
+        assert 'name="by" maxlength="100" value="console"' in form
+        assert "No resets or resumes recorded." in form
+    with httpx.Client(base_url=console.url, headers=BEARER) as client:
+        for reason in ("", "   "):
+            refused = client.post("/reactions/mirror/resume", data={"skip": "1", "reason": reason})
+            assert refused.status_code == 400 and "a reason is required" in refused.text
+        bad = client.post("/reactions/mirror/resume", data={"reason": "x\u0007y"})
+        assert bad.status_code == 400 and "reason" in bad.text
+        long_by = client.post("/reactions/mirror/resume", data={"reason": "ok", "by": "b" * 101})
+        assert long_by.status_code == 400 and "by" in long_by.text
+        assert _reaction(db) == ("stopped", [])  # nothing done, nothing recorded
+        reason = '<script>window.__xss = 3</script>" poison'
+        done = client.post(
+            "/reactions/mirror/resume",
+            data={"skip": "1", "reason": reason, "by": "<b>ana</b>"},
+        )
+        assert done.status_code == 303
+        _wait(lambda: _reaction(db)[0] == "running")
+        [operation] = _reaction(db)[1]
+        assert (operation.action, operation.reason, operation.by) == ("skip", reason, "<b>ana</b>")
+        assert operation.from_state == "stopped"
+        assert operation.to_position > operation.from_position
+        page = client.get("/reactions").text
+        assert "<script>window.__xss = 3" not in page and "<b>ana" not in page
+        row = re.search(r'<tr class="op-skip">.*?</tr>', page)
+        assert row is not None
+        assert "&lt;script&gt;window.__xss = 3&lt;/script&gt;&#34; poison" in row.group(0)
+        assert "&lt;b&gt;ana&lt;/b&gt;" in row.group(0)
+        assert f"{operation.from_position} &rarr; {operation.to_position}" in row.group(0)
+
+
 def _health(console: ConsoleProcess) -> httpx.Response:
     return httpx.get(f"{console.url}/healthz")
 
@@ -227,7 +278,9 @@ def test_health_names_the_stopped_reaction_then_is_ok(console: ConsoleProcess) -
     assert status == 1
     assert said.startswith("problem: reaction mirror stopped:") and said.count("\n") == 1
     resumed = httpx.post(
-        f"{console.url}/reactions/mirror/resume", data={"skip": "1"}, headers=BEARER
+        f"{console.url}/reactions/mirror/resume",
+        data={"skip": "1", "reason": "poison event"},
+        headers=BEARER,
     )
     assert resumed.status_code == 303
     _wait(lambda: _health(console).status_code == 200)
@@ -237,7 +290,11 @@ def test_health_names_the_stopped_reaction_then_is_ok(console: ConsoleProcess) -
 
 def test_health_counts_new_dead_letters(console: ConsoleProcess) -> None:
     db = console_db(console)
-    httpx.post(f"{console.url}/reactions/mirror/resume", data={"skip": "1"}, headers=BEARER)
+    httpx.post(
+        f"{console.url}/reactions/mirror/resume",
+        data={"skip": "1", "reason": "poison event"},
+        headers=BEARER,
+    )
     triggered = httpx.post(f"{console.url}/schedules/ops/broken/trigger", headers=BEARER)
     assert triggered.status_code == 303
     _wait(lambda: any(p["kind"] == "dead_letters" for p in _health(console).json()["problems"]))
