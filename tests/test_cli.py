@@ -809,7 +809,7 @@ def test_preview_json_keys_are_snake_case_with_the_old_camel_case_as_aliases() -
         (
             ["reactions", "--db=app.db", "list"],
             "--db is given before the action; it goes after it: reventless reactions ACTION ... "
-            "--db ... (actions: list, dead-letters, reset, resume; see reventless reactions "
+            "--db ... (actions: list, show, dead-letters, reset, resume; see reventless reactions "
             "--help)",
         ),
         (
