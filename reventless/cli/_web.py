@@ -67,7 +67,9 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)
     window = duration("--dead-letters", args.dead_letters, 0, 30 * 86400)
     async with open_store(args.db, read_only=True) as provider:
-        health = await check(provider, max_late=max_late, max_lag=max_lag, dead_letter_window=window)
+        health = await check(
+            provider, max_late=max_late, max_lag=max_lag, dead_letter_window=window
+        )
     if args.json:
         dump(out, health)
     else:
@@ -122,7 +124,8 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
             max_lag=max_lag,
         )
         mode = "actions need the operator token" if token else "read-only (no --token)"
-        out.write(f"reventless console on http://{args.host}:{port}/ ({shown_db(args.db)}; {mode})\n")
+        where = shown_db(args.db)
+        out.write(f"reventless console on http://{args.host}:{port}/ ({where}; {mode})\n")
         out.flush()
         config = uvicorn.Config(app, host=args.host, port=port, log_level="warning", lifespan="off")
         await uvicorn.Server(config).serve()

@@ -25,9 +25,8 @@ from zoneinfo import ZoneInfo
 import anyio
 import msgspec
 
-import reventless.local
-from reventless.cli._open import is_postgres, shown_db
 from reventless.aggregate import AggregateSpec, CommandContext
+from reventless.cli._open import is_postgres, open_store, shown_db
 from reventless.clock import Clock, ScaledClock, VirtualClock
 from reventless.errors import ValidationError
 from reventless.event_topic import EventMessage, TopicMessage
@@ -428,12 +427,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
 
 def _store(db: Path | str | None, clock: Clock) -> AbstractAsyncContextManager[Any]:
     """The demo's provider: in memory, a store file, or a PostgreSQL database."""
-    if db is not None and is_postgres(str(db)):
-        import reventless.postgres
-
-        return reventless.postgres.provider(str(db), clock=clock, misfire_policy="all")
-    path = str(db) if db is not None else ":memory:"
-    return reventless.local.provider(path, clock=clock, misfire_policy="all")
+    return open_store(":memory:" if db is None else str(db), clock=clock, misfire_policy="all")
 
 
 async def _check_empty(provider: Any, db: Path | str | None) -> None:
