@@ -103,6 +103,7 @@ def test_check_on_postgres_names_a_missing_engine_in_one_line(
     document = json.loads(said)
     # The engine runs (its heartbeat is in the engines table): the one problem is the reaction.
     assert status == 1 and [p["kind"] for p in document["problems"]] == ["reaction_stopped"]
+    assert document["not_available"] == []  # PostgreSQL can tell all that the check asks
     engine.stop()  # a graceful stop takes the engine's row away
     status, said = _check(str(engine.db), "--max-late", "1h")
     assert status == 1
