@@ -43,7 +43,7 @@ from reventless.cli._common import (
     store_file,
     whole,
 )
-from reventless.cli._open import is_postgres, shown_db
+from reventless.cli._open import is_postgres
 from reventless.cli._reactions import add_reactions_command, reactions
 from reventless.cli._run import add_run_command, run_command
 from reventless.cli._schedulers import add_schedulers_command, schedulers
@@ -120,7 +120,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed", help="simulated seconds per real second (default: a virtual clock)"
     )
-    demo.add_argument("--db", help="keep the store in this file (default: in memory)")
+    demo.add_argument(
+        "--db",
+        help="keep the store in this file, or in this postgresql:// database (an empty one; "
+        "default: in memory)",
+    )
     demo.add_argument("--all", action="store_true", help="print every fire of process-orders")
     add_run_command(commands)
     add_web_command(commands)
@@ -445,15 +449,6 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
     check_start(start, days, "--start")
     if args.db is not None:
-        if is_postgres(args.db):
-            raise ValidationError(
-                "--db",
-                shown_db(args.db),
-                "a store file",
-                message="reventless demo keeps its store in a file (its plugin uses event "
-                "topics and reactions, which the PostgreSQL provider does not offer yet); "
-                "pass a file, e.g. --db demo.db",
-            )
         store_file(args.db, existing=False)
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
@@ -464,7 +459,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         timezone=args.timezone,
         start=start,
         speed=speed,
-        db=None if args.db is None else Path(args.db),
+        db=None if args.db is None else args.db if is_postgres(args.db) else Path(args.db),
         all_fires=args.all,
     )
     return await run_demo(options, out)

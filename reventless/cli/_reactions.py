@@ -1,4 +1,5 @@
-"""``reventless reactions ...``: the reactions recorded in a store file, and their operations.
+"""``reventless reactions ...``: the reactions recorded in a store (a file or a PostgreSQL
+database), and their operations, through the provider's ``Reactions`` port.
 
 ``list`` shows each reaction's position, the log's head and its lag (pending events);
 ``show NAME`` one reaction's status and the operators' latest resets and resumes;
@@ -14,9 +15,9 @@ import argparse
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reventless.cli._common import Parser, add_store_action, dump, say, table, utc, whole
-from reventless.cli._open import is_postgres
+from reventless.cli._open import open_store
 from reventless.cli._store import _note, _note_options
-from reventless.errors import ReactionNotFoundError, UsageError
+from reventless.errors import ReactionNotFoundError
 from reventless.reaction import check_reaction_name
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ _READS = frozenset({"list", "show", "dead-letters"})
 def add_reactions_command(commands: Any) -> None:
     group = commands.add_parser(
         "reactions",
-        help="inspect and operate the reactions of a local store file",
-        description="List the reactions recorded in a reventless SQLite file with their "
+        help="inspect and operate the reactions of a store (a file or a postgresql:// URL)",
+        description="List the reactions recorded in a reventless store with their "
         "position and lag, show their dead letters, replay from a position, resume a stop.",
     )
     actions = group.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -60,18 +61,12 @@ def add_reactions_command(commands: Any) -> None:
 
 
 async def reactions(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
     from reventless.cli._common import need_store
 
     need_store(args)
-    if is_postgres(args.db):
-        raise UsageError(
-            "reventless reactions: a PostgreSQL store's reactions are not offered yet; "
-            "only its schedules (reventless schedules, schedulers, run)"
-        )
     name = None if args.action == "list" else _name(args.name)
-    async with reventless.local.provider(args.db, read_only=args.action in _READS) as local:
-        ops = local.reactions()
+    async with open_store(args.db, read_only=args.action in _READS) as provider:
+        ops: Reactions = provider.reactions()
         if args.action == "list":
             return await _list(ops, args, out)
         assert name is not None

@@ -24,7 +24,7 @@ __all__ = ("add_schedulers_command", "engine_serving", "schedulers")
 def add_schedulers_command(commands: Any) -> None:
     command = commands.add_parser(
         "schedulers",
-        help="list the scheduler namespaces of a local store file",
+        help="list the scheduler namespaces of a store (a file or a postgresql:// URL)",
         description="List every scheduler of a store (from its schedules, history and the "
         "processes that attached targets), its schedules, its target and whether the running "
         "engine serves it.",

@@ -61,8 +61,8 @@ _OVERDUE = timedelta(seconds=60)
 def add_schedules_command(commands: Any) -> None:
     group = commands.add_parser(
         "schedules",
-        help="inspect and change the schedules in a local store file",
-        description="Work on the schedules stored in a reventless SQLite file. Without "
+        help="inspect and change the schedules of a store (a file or a postgresql:// URL)",
+        description="Work on the schedules stored in a reventless store. Without "
         "--scheduler, the store's only scheduler is used.",
     )
     actions = group.add_subparsers(dest="action", required=True, parser_class=Parser)

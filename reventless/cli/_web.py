@@ -14,7 +14,7 @@ import socket
 from typing import Any, TextIO
 
 from reventless.cli._common import EXIT_FAILED, duration, need_store, whole
-from reventless.cli._open import db_default, is_postgres
+from reventless.cli._open import db_default, open_store, shown_db
 from reventless.errors import UsageError, ValidationError
 
 __all__ = ("add_check_command", "add_web_command", "check_command", "web_command")
@@ -59,33 +59,22 @@ def add_check_command(commands: Any) -> None:
 
 
 async def check_command(args: argparse.Namespace, out: TextIO) -> int:
-    import reventless.local
     from reventless.cli._common import dump
     from reventless.health import check
 
     need_store(args)
-    _not_on_postgres(args.db, "check")
     max_late = duration("--max-late", args.max_late, 0, 30 * 86400)
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)
     window = duration("--dead-letters", args.dead_letters, 0, 30 * 86400)
-    async with reventless.local.provider(args.db, read_only=True) as local:
-        health = await check(local, max_late=max_late, max_lag=max_lag, dead_letter_window=window)
+    async with open_store(args.db, read_only=True) as provider:
+        health = await check(
+            provider, max_late=max_late, max_lag=max_lag, dead_letter_window=window
+        )
     if args.json:
         dump(out, health)
     else:
         out.write(("ok" if health.ok else f"problem: {health.summary()}") + "\n")
     return 0 if health.ok else EXIT_FAILED
-
-
-def _not_on_postgres(db: str, command: str) -> None:
-    """The console and the health check read reactions too, which a PostgreSQL store does not
-    offer yet."""
-    if is_postgres(db):
-        raise UsageError(
-            f"reventless {command}: a PostgreSQL store is not served yet (it reads reactions, "
-            "which the PostgreSQL provider does not offer yet); reventless schedules, "
-            "schedulers and run work on it"
-        )
 
 
 def _loopback(host: str) -> bool:
@@ -106,10 +95,7 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(
             f"the console needs the web extra: pip install 'reventless[web]' ({exc})"
         ) from None
-    import reventless.local
-
     need_store(args)
-    _not_on_postgres(args.db, "web")
     port = whole("--port", args.port, 1, 65535)
     max_late = duration("--max-late", args.max_late, 0, 30 * 86400)
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)
@@ -128,9 +114,9 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
             f"${TOKEN_VARIABLE}); reads then need it too",
         )
     _check_free(args.host, port)
-    async with reventless.local.provider(args.db, read_only=token is None) as local:
+    async with open_store(args.db, read_only=token is None) as provider:
         app = create_app(
-            local,
+            provider,
             token=token,
             open_reads=loopback,
             loopback=loopback,
@@ -138,7 +124,8 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
             max_lag=max_lag,
         )
         mode = "actions need the operator token" if token else "read-only (no --token)"
-        out.write(f"reventless console on http://{args.host}:{port}/ ({args.db}; {mode})\n")
+        where = shown_db(args.db)
+        out.write(f"reventless console on http://{args.host}:{port}/ ({where}; {mode})\n")
         out.flush()
         config = uvicorn.Config(app, host=args.host, port=port, log_level="warning", lifespan="off")
         await uvicorn.Server(config).serve()

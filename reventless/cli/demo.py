@@ -1,7 +1,8 @@
 """``reventless demo``: the schedules of the original documentation driving real aggregates.
 
 A "shop operations" plugin with four aggregates (orders, reports, maintenance, users) and a
-health topic runs on the embedded provider, by default under a virtual clock over a simulated
+health topic runs on the embedded provider (or, given a ``postgresql://`` URL, on the
+PostgreSQL one), by default under a virtual clock over a simulated
 week. A reaction (``user-reminders``) creates each new user's welcome reminder at 10:00 in the
 user's own zone and deletes it when the account is closed. The demo prints what happened: each
 fire, the command it became and the events that followed, then every aggregate's final state
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,8 +25,8 @@ from zoneinfo import ZoneInfo
 import anyio
 import msgspec
 
-import reventless.local
 from reventless.aggregate import AggregateSpec, CommandContext
+from reventless.cli._open import is_postgres, open_store, shown_db
 from reventless.clock import Clock, ScaledClock, VirtualClock
 from reventless.errors import ValidationError
 from reventless.event_topic import EventMessage, TopicMessage
@@ -361,7 +363,7 @@ class DemoOptions:
     timezone: str = "Europe/Berlin"
     start: date = date(2026, 3, 23)  # a Monday; Europe's clocks change that Sunday
     speed: float | None = None  # simulated seconds per real second; None: virtual clock
-    db: Path | None = None
+    db: Path | str | None = None  # a store file, or a postgresql:// URL
     all_fires: bool = False
 
 
@@ -416,18 +418,50 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         return ObservedTarget(scheduler, target, on_fire)
 
     plugin = build_plugin(start_local, options.timezone)
-    path = str(options.db) if options.db is not None else ":memory:"
-    async with (
-        reventless.local.provider(path, clock=clock, misfire_policy="all") as provider,
-        plugin.start(provider, wrap_target=wrap) as running,
-    ):
-        await _observe(running, record, clock)
-        async with anyio.create_task_group() as group:
-            await group.start(provider.run)
-            await _drive(running, clock, options, start_local, end, record)
-            group.cancel_scope.cancel()
-        states = await _final_states(running)
+    async with _store(options.db, clock) as provider:
+        await _check_empty(provider, options.db)
+        async with plugin.start(provider, wrap_target=wrap) as running:
+            states = await _run(running, provider, clock, options, start_local, end, record)
     return _report(options, record, states, start_local, end, out)
+
+
+def _store(db: Path | str | None, clock: Clock) -> AbstractAsyncContextManager[Any]:
+    """The demo's provider: in memory, a store file, or a PostgreSQL database."""
+    return open_store(":memory:" if db is None else str(db), clock=clock, misfire_policy="all")
+
+
+async def _check_empty(provider: Any, db: Path | str | None) -> None:
+    """On PostgreSQL, the demo's schedules would join an application's: it wants a database
+    (its schema ``reventless``) that holds none yet."""
+    if db is None or not is_postgres(str(db)):
+        return
+    status = await provider.scheduled_publisher().store_status()
+    if status.schedulers:
+        names = ", ".join(info.name for info in status.schedulers[:5])
+        raise ValidationError(
+            "--db",
+            shown_db(str(db)),
+            "a database whose reventless schema holds no schedulers yet",
+            message=f"--db {shown_db(str(db))}: the store already holds schedulers ({names}); "
+            "the demo wants a database of its own, e.g. createdb reventless_demo",
+        )
+
+
+async def _run(
+    running: RunningPlugin,
+    provider: Any,
+    clock: Clock,
+    options: DemoOptions,
+    start_local: datetime,
+    end: datetime,
+    record: _Record,
+) -> list[tuple[str, int, Any]]:
+    await _observe(running, record, clock)
+    async with anyio.create_task_group() as group:
+        await group.start(provider.run)
+        await _drive(running, clock, options, start_local, end, record)
+        group.cancel_scope.cancel()
+    return await _final_states(running)
 
 
 async def _observe(running: RunningPlugin, record: _Record, clock: Clock) -> None:
@@ -503,7 +537,7 @@ async def _drive(
 
 async def _settle(running: RunningPlugin) -> None:
     """Wait (real time) until the reactions have handled every event appended so far."""
-    assert isinstance(running.provider, ProvidesReactions)  # the demo runs on the embedded one
+    assert isinstance(running.provider, ProvidesReactions)  # both of the demo's providers do
     reactions = running.provider.reactions()
     with anyio.fail_after(30):
         while any(status.pending for status in await reactions.statuses()):  # noqa: ASYNC110

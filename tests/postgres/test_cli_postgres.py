@@ -43,24 +43,20 @@ def test_the_url_may_come_from_the_environment(
     assert [s["schedule"]["name"] for s in json.loads(text)["schedules"]] == ["tick"]
 
 
-def test_reactions_are_refused_on_a_postgres_store_for_now(
+def test_the_demo_runs_on_a_postgres_store_and_wants_an_empty_one(
     postgres_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run("reactions", "list", "--db", postgres_dsn) == (2, "")
-    assert "reactions are not offered yet" in capsys.readouterr().err
-
-
-def test_the_demo_refuses_a_postgres_url_without_showing_its_password(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert run("demo", "--db", "postgresql://app:s3cret@db/app")[0] == 2
+    db = postgres_dsn.replace("postgres@", "postgres:s3cret@", 1)
+    status, text = run("demo", "--days", "2", "--db", db)
+    assert status == 0, text
+    counts = [line.split() for line in text.split("Fires per schedule")[1].splitlines()[1:12]]
+    delivered = {row[0]: (row[1], row[3]) for row in counts if len(row) >= 4 and row[2] == "/"}
+    assert delivered["process-orders"] == ("48", "48")
+    assert all(got == due for got, due in delivered.values()), delivered
+    assert "(reaction) created reminder-" in text  # the reaction ran on PostgreSQL
+    # What it made stays in the database, as in a file.
+    status, listed = run("schedules", "list", "--scheduler", "orders", "--db", db)
+    assert status == 0 and "process-orders" in listed
+    assert run("demo", "--days", "1", "--db", db)[0] == 2
     said = capsys.readouterr().err
-    assert "keeps its store in a file" in said and "s3cret" not in said
-
-
-@pytest.mark.parametrize("command", ["web", "check"])
-def test_the_console_and_the_check_refuse_a_postgres_store_for_now(
-    command: str, postgres_dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(command, "--db", postgres_dsn) == (2, "")
-    assert "not served yet" in capsys.readouterr().err
+    assert "already holds schedulers" in said and "s3cret" not in said + text

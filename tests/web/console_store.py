@@ -4,7 +4,8 @@ process while the console (``reventless web``) runs as a process of its own on t
 The store holds two schedulers (``ops``, ``billing``), a schedule whose fires are slow to
 deliver (``report``: the console shows its history before the fire arrives), one whose fires
 fail (``broken``: dead letters), one whose payload is markup, 120 bulk schedules (paging), and
-a reaction ``mirror`` that stopped on a poison event.
+a reaction ``mirror`` that stopped on a poison event. ``db`` is a store file or a
+``postgresql://`` URL (the same store on the PostgreSQL provider).
 """
 
 from __future__ import annotations
@@ -101,11 +102,19 @@ def _wrap(targets: dict[str, FlakyTarget]) -> Any:
     return wrap
 
 
+def _provider(db: Path | str, retry: RetryPolicy) -> Any:
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        from reventless.postgres import provider
+
+        return provider(db, retry_policy=retry, poll_interval=0.1, lease_ttl=5)
+    return reventless.local.provider(db, retry_policy=retry, poll_interval=0.1, lease_ttl=5)
+
+
 class Engine:
     """The engine on ``db`` in a thread: ``start()`` returns once it leads and the store is
     filled; ``stop()`` ends it."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | str) -> None:
         self.db = db
         self.targets: dict[str, FlakyTarget] = {}
         self._ready = threading.Event()
@@ -133,9 +142,7 @@ class Engine:
     async def _main(self) -> None:
         retry = RetryPolicy(max_attempts=0, max_event_age=timedelta(seconds=60))
         async with (
-            reventless.local.provider(
-                self.db, retry_policy=retry, poll_interval=0.1, lease_ttl=5
-            ) as provider,
+            _provider(self.db, retry) as provider,
             _plugin().start(provider, wrap_target=_wrap(self.targets)) as running,
         ):
             for scheduler, schedules in _schedules().items():
@@ -169,7 +176,9 @@ def free_port() -> int:
 class ConsoleProcess:
     """``reventless web`` on ``db`` in a process of its own."""
 
-    def __init__(self, db: Path, *, token: str | None = TOKEN) -> None:
+    def __init__(self, db: Path | str, *, token: str | None = TOKEN) -> None:
+        self.db = db
+        self.out = ""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "reventless", "web", "--db", str(db), "--port"]
@@ -192,11 +201,12 @@ class ConsoleProcess:
         raise RuntimeError("reventless web did not answer within 30 s")
 
     def stop(self) -> str:
-        """Stop it; returns what it wrote on stderr (tests check for tracebacks)."""
+        """Stop it; returns what it wrote on stderr (tests check for tracebacks), keeps what
+        it wrote on stdout in ``out``."""
         self.process.terminate()
         try:
-            _, err = self.process.communicate(timeout=15)
+            self.out, err = self.process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
+            self.out, err = self.process.communicate()
         return err

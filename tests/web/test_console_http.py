@@ -14,17 +14,17 @@ import anyio
 import httpx
 import pytest
 
-import reventless.local
 from reventless.cli import main
+from reventless.cli._open import open_store
 from reventless.reaction import ReactionOperation
 from tests.web.console_store import TOKEN, ConsoleProcess, Engine
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _state(db: Path, name: str) -> tuple[bool, str | None, str | None]:
+def _state(db: Path | str, name: str) -> tuple[bool, str | None, str | None]:
     async def read() -> tuple[bool, str | None, str | None]:
-        async with reventless.local.provider(db, read_only=True) as local:
+        async with open_store(str(db), read_only=True) as local:
             state = await local.scheduled_publisher().get("ops", name)
             return state.paused, state.pause_reason, state.paused_by
 
@@ -127,10 +127,8 @@ def test_actions_are_refused_without_the_token(console: ConsoleProcess) -> None:
     assert _state(console_db(console), "report") == (False, None, None)
 
 
-def console_db(console: ConsoleProcess) -> Path:
-    argv = console.process.args
-    assert isinstance(argv, list)
-    return Path(argv[argv.index("--db") + 1])
+def console_db(console: ConsoleProcess) -> Path | str:
+    return console.db
 
 
 def test_actions_are_refused_across_sites_and_without_csrf(console: ConsoleProcess) -> None:
@@ -198,9 +196,9 @@ def test_actions_with_the_bearer_token_are_recorded(console: ConsoleProcess) -> 
         assert missing.status_code == 404
 
 
-def _reaction(db: Path) -> tuple[str, list[ReactionOperation]]:
+def _reaction(db: Path | str) -> tuple[str, list[ReactionOperation]]:
     async def read() -> tuple[str, list[ReactionOperation]]:
-        async with reventless.local.provider(db, read_only=True) as local:
+        async with open_store(str(db), read_only=True) as local:
             [status] = await local.reactions().statuses()
             return status.state, await local.reactions().operations("mirror")
 
@@ -261,7 +259,7 @@ def _wait(predicate: object, seconds: float = 20) -> None:
     raise AssertionError("not within the time allowed")
 
 
-def _check(db: Path, *extra: str) -> tuple[int, str]:
+def _check(db: Path | str, *extra: str) -> tuple[int, str]:
     out = io.StringIO()
     status = main(["check", "--db", str(db), *extra], out=out)
     return status, out.getvalue()
