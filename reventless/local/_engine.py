@@ -46,6 +46,7 @@ from reventless.local._engine_parts import (
     Instants,
     Watch,
     cancelled_by_caller,
+    count_catch_up,
     cut_overdue,
     raise_leaf,
 )
@@ -555,7 +556,7 @@ class Engine:
         )
         catch_up = self._catch_up
         if catch_up is not None and row.next_fire < catch_up.before_us:
-            catch_up.count(row, timing, plan, now, self._instant)
+            count_catch_up(catch_up, row, timing, plan, now, self._instant)
         if len(plan.deliver) == 1 and plan.deliver[0] is first_due:
             deliver: tuple[int, ...] = (row.next_fire,)  # the usual plan: the stored instant
         else:

@@ -26,8 +26,10 @@ __all__ = (
     "CatchUp",
     "Countdown",
     "DueBatch",
+    "Instants",
     "Watch",
     "cancelled_by_caller",
+    "count_catch_up",
     "cut_overdue",
     "leaves",
     "raise_leaf",
@@ -71,23 +73,24 @@ class CatchUp:
         self.missed += missed_n
         self.expired += expired_n
 
-    def count(
-        self,
-        row: ScheduleRow,
-        timing: Schedule,
-        plan: MisfirePlan,
-        now: datetime,
-        instant: Callable[[int], datetime],
-    ) -> None:
-        """Count a schedule found due from before the lead (its first plan: under ``all``, the
-        fires past this plan's chunk are counted now)."""
-        if row.id in self.rows:
-            return
-        self.rows.add(row.id)
-        later = 0
-        if plan.deliver and plan.next_fire is not None and plan.next_fire <= now:
-            later = count_due(timing, plan.next_fire, now, created_at=instant(row.created_at))
-        self.add(len(plan.deliver) + later, plan.missed, plan.expired)
+
+def count_catch_up(
+    catch_up: CatchUp,
+    row: ScheduleRow,
+    timing: Schedule,
+    plan: MisfirePlan,
+    now: datetime,
+    instant: Callable[[int], datetime],
+) -> None:
+    """Count a schedule found due from before the lead (its first plan: under ``all``, the
+    fires past this plan's chunk are counted now)."""
+    if row.id in catch_up.rows:
+        return
+    catch_up.rows.add(row.id)
+    later = 0
+    if plan.deliver and plan.next_fire is not None and plan.next_fire <= now:
+        later = count_due(timing, plan.next_fire, now, created_at=instant(row.created_at))
+    catch_up.add(len(plan.deliver) + later, plan.missed, plan.expired)
 
 
 class Instants:
