@@ -29,7 +29,8 @@ _PAGE = 1000
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
     """One thing wrong: ``kind`` (``late``, ``dead_letters``, ``reaction_stopped``,
-    ``reaction_lag``, ``no_engine``), what it is about (``subject``) and a sentence."""
+    ``reaction_lag``, ``no_engine``; the console's ``/healthz`` also ``store_unreachable``),
+    what it is about (``subject``) and a sentence."""
 
     kind: str
     subject: str

@@ -318,8 +318,11 @@ async def provider(
         if type(max_connections) is not int or max_connections < 1:
             raise ValidationError("max_connections", max_connections, "a whole number from 1")
         async with translating(where):
+            # No floor of open connections: asyncpg would restore one on its own while the
+            # server is away, logging a traceback at every try; the provider's own retries
+            # say what happens instead.
             pool: Any = await asyncpg.create_pool(
-                dsn_or_pool, min_size=1, max_size=max_connections, reset=_reset
+                dsn_or_pool, min_size=0, max_size=max_connections, reset=_reset
             )
         owned = True
     elif isinstance(dsn_or_pool, asyncpg.Pool):

@@ -24,13 +24,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from reventless.errors import (
+    BackendUnavailableError,
     ReactionNotFoundError,
     ReventlessError,
     ScheduleNotFoundError,
     UsageError,
     ValidationError,
 )
-from reventless.health import check, words
+from reventless.health import Health, Problem, check, words
 from reventless.provider import Provider, ProvidesReactions
 from reventless.schedule import check_name, dst_text, rate_text
 from reventless.scheduler import SchedulerOperations
@@ -180,6 +181,8 @@ class _Console:
                 return await handler(request)
             except ScheduleNotFoundError as exc:
                 return self.error_page(request, 404, str(exc))
+            except BackendUnavailableError as exc:
+                return self.error_page(request, 503, str(exc))
             except ReventlessError as exc:
                 return self.error_page(request, 400, str(exc))
 
@@ -283,22 +286,32 @@ class _Console:
         query = _Query(request)
         max_late = query.seconds("max_late", self.model.late_after)
         max_lag = query.seconds("max_lag", self.max_lag)
-        health = await check(
-            self.model.provider, max_late=max_late, max_lag=max_lag, schedulers=self.model.named
-        )
+        try:
+            health = await check(
+                self.model.provider,
+                max_late=max_late,
+                max_lag=max_lag,
+                schedulers=self.model.named,
+            )
+        except BackendUnavailableError as exc:
+            health = _unreachable(exc)
         body = msgspec.to_builtins(health)
         body["summary"] = health.summary()
         return JSONResponse(body, 200 if health.ok else 503, headers={"cache-control": "no-store"})
 
     async def metrics(self, request: Request) -> Response:
         self.guard.check_read(request)
-        health = await check(
-            self.model.provider,
-            max_late=self.model.late_after,
-            max_lag=self.max_lag,
-            schedulers=self.model.named,
-        )
-        views, _ = await self.model.reactions()
+        try:
+            health = await check(
+                self.model.provider,
+                max_late=self.model.late_after,
+                max_lag=self.max_lag,
+                schedulers=self.model.named,
+            )
+            views, _ = await self.model.reactions()
+        except BackendUnavailableError as exc:
+            # A scrape that fails is what Prometheus alerts on (``up == 0``).
+            return Response(f"{exc}\n", 503, media_type="text/plain")
         return Response(
             metrics_text(health, views),
             media_type="text/plain; version=0.0.4",
@@ -344,6 +357,8 @@ class _Console:
             return self.error_page(request, 404, str(exc))
         except ReactionNotFoundError as exc:
             return self.error_page(request, 404, str(exc))
+        except BackendUnavailableError as exc:
+            return self.error_page(request, 503, f"not done: {exc}")
         except ReventlessError as exc:
             return self.error_page(request, 400, f"not done: {exc}")
         response = RedirectResponse(back, 303)
@@ -533,3 +548,18 @@ def _instant(form: dict[str, str], key: str) -> datetime:
     if value.utcoffset() is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _unreachable(exc: BackendUnavailableError) -> Health:
+    """The health of a store the console cannot reach: one problem, ``store_unreachable``."""
+    return Health(
+        ok=False,
+        checked_at=datetime.now(UTC),
+        problems=[
+            Problem(
+                kind="store_unreachable",
+                subject="store",
+                message=f"the store cannot be reached: {exc}",
+            )
+        ],
+    )

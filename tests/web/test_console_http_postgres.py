@@ -7,9 +7,13 @@ no output of the command and no error may show."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
+import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -110,3 +114,75 @@ def test_check_on_postgres_names_a_missing_engine_in_one_line(
     assert said.startswith("problem: no engine is running:") and said.count("\n") == 1
     assert _check(str(engine.db), "--max-late", "soon")[0] == 2
     assert PASSWORD not in said + capsys.readouterr().err
+
+
+class _Proxy:
+    """A TCP relay on loopback to ``port``: the console's way to the server, cut by
+    ``cut()`` (its listener and every relayed connection closed: the server is gone)."""
+
+    def __init__(self, port: int) -> None:
+        self._target = port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # cut
+            server = socket.create_connection(("127.0.0.1", self._target))
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        # shutdown wakes the thread blocked in accept (close alone would not, on Linux).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for relayed in self._sockets:
+                with contextlib.suppress(OSError):
+                    relayed.shutdown(socket.SHUT_RDWR)
+                relayed.close()
+
+
+def test_a_store_out_of_reach_gets_503_answers_never_a_traceback(engine: Engine) -> None:
+    """The server lost while the console runs: pages and actions answer 503 with the typed
+    error, /healthz says so in JSON (503), /metrics fails its scrape (503); nothing in the
+    console's log but what it says, and never the password."""
+    url = urlsplit(str(engine.db))
+    assert url.port is not None
+    proxy = _Proxy(url.port)
+    console = ConsoleProcess(str(engine.db).replace(f":{url.port}/", f":{proxy.port}/"))
+    try:
+        assert httpx.get(console.url + "/schedules").status_code == 200
+        proxy.cut()
+        page = httpx.get(console.url + "/schedules")
+        assert page.status_code == 503 and "connection to the server failed" in page.text
+        health = httpx.get(console.url + "/healthz")
+        assert health.status_code == 503
+        assert [p["kind"] for p in health.json()["problems"]] == ["store_unreachable"]
+        assert httpx.get(console.url + "/metrics").status_code == 503
+        for answer in (page, health):
+            assert PASSWORD not in answer.text
+    finally:
+        err = console.stop()
+    assert "Traceback" not in err, err
+    assert PASSWORD not in err + console.out
