@@ -60,6 +60,13 @@ _log = logging.getLogger("reventless.postgres.engine")
 _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not merely busy
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _MAX_BACKOFF_S = 30.0
+# A claim walks the due index from its head, locking the first ``batch`` rows it can: a plan
+# that reads every due row and sorts them costs a batch's claim in proportion to all that is
+# due (measured: 10-15 ms instead of 1 ms per 500 rows of a 5,000-fire burst). The planner
+# picks that plan when its statistics are stale (a burst created since the last ANALYZE), so
+# the claims' transaction plans without sorting, and sorts again for the rest of the batch.
+_BY_DUE_INDEX = "SET LOCAL enable_sort = off"
+_SORTS_AGAIN = "SET LOCAL enable_sort = on"
 
 Job = FireJob | RetryJob
 
@@ -241,10 +248,11 @@ class PostgresEngine:
         joins = self.event_log_in_use and any(
             command_spec(target) is not None for target in self.targets.values()
         )
-        begin, commit = "BEGIN", "COMMIT"
+        # The claims walk the due index in its order (see _claim_and_fire): no sort.
+        begin, commit = f"BEGIN; {_BY_DUE_INDEX}", "COMMIT"
         if joins:
             unlock = f"SELECT pg_advisory_unlock({self._append_lock})"
-            begin = f"BEGIN; SELECT pg_advisory_lock({self._append_lock})"
+            begin = f"BEGIN; SELECT pg_advisory_lock({self._append_lock}); {_BY_DUE_INDEX}"
             commit = f"{unlock}; COMMIT"
         async with translating(self._where), self._pool.acquire() as conn:
             with anyio.CancelScope(shield=True):
@@ -266,6 +274,7 @@ class PostgresEngine:
         retries = await conn.fetch(self._claim_retries, now_us, names, batch)
         if not fires and not retries:
             return 0
+        await conn.execute(_SORTS_AGAIN)  # the rest of the batch plans as usual
         now = from_us(now_us)
         jobs: list[Job] = []
         jitters: dict[int, tuple[str, int | None]] = {}
