@@ -26,7 +26,7 @@ instant, the scheduler already running, to the last job run); in each round, our
 fires/s over its.
 
     python benchmarks/bench_pg_engine.py [--rounds 3] [--burst 5000] [--creates 2000]
-        [--aps4-burst 500]
+        [--aps4-burst 500 (0: leave APScheduler 4 out)]
 
 Medians over the rounds.
 """
@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--creates", type=int, default=2000)
-    parser.add_argument("--aps4-burst", type=int, default=500)
+    parser.add_argument("--aps4-burst", type=int, default=500, help="0: no APScheduler 4")
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
@@ -235,7 +235,7 @@ def main() -> None:
                 results.setdefault(f"fires/s, {engines} engine(s)", []).append(
                     figure["fires_per_s"]
                 )
-                if engines == 1 and APS4_PYTHON.exists():
+                if engines == 1 and args.aps4_burst > 0 and APS4_PYTHON.exists():
                     peer = aps4_rate(server, args.aps4_burst)
                     results.setdefault("APScheduler 4 fires/s, 1 scheduler", []).append(peer)
                     results.setdefault("ours / APScheduler 4 (1 engine)", []).append(
