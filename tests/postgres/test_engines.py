@@ -18,8 +18,9 @@ from reventless.aggregate import Aggregate, command_payload
 from reventless.errors import UsageError, ValidationError
 from reventless.fire_times import fire_times
 from reventless.local import Retention
+from reventless.scheduler_adapter import HistoryKind
 from reventless.target import fire_id
-from reventless.testing import RecordingTarget, VirtualClock
+from reventless.testing import HangingTarget, RecordingTarget, VirtualClock
 from reventless.testing.ports import NOTES, Note
 
 pytestmark = pytest.mark.anyio
@@ -321,3 +322,29 @@ async def test_an_engine_on_a_pool_too_small_for_it_is_refused(postgres_dsn: str
     async with reventless.postgres.provider(postgres_dsn, max_connections=3) as provider:
         with pytest.raises(UsageError, match="max_connections=4"):
             await provider.run()
+
+
+async def test_hanging_deliveries_time_out_and_their_workers_go_on(postgres_dsn: str) -> None:
+    """More deliveries that never return than an engine has workers (64): each times out
+    after ``delivery_timeout`` (recorded failed, with the reason), so some workers went on
+    after a time-out, and the other fires are delivered."""
+    clock = VirtualClock(START)
+    stuck = [f"stuck-{n}" for n in range(70)]
+    target = HangingTarget(hang_on=frozenset(stuck))
+    async with reventless.postgres.provider(
+        postgres_dsn, clock=clock, delivery_timeout=0.3
+    ) as provider:
+        ops = (await Scheduler.make(provider, target=target)).operations
+        names = [*stuck, *(f"ok-{n}" for n in range(10))]
+        await ops.create_schedules([Schedule(name=n, rate=Minutes(1), payload="p") for n in names])
+        async with anyio.create_task_group() as group:
+            await group.start(provider.run)
+            with anyio.fail_after(30):
+                while len({d.schedule for d in target.deliveries}) < 10:
+                    await clock.advance(timedelta(seconds=30))
+            group.cancel_scope.cancel()
+        assert {d.schedule for d in target.deliveries} == set(names[70:])
+        for name in stuck:
+            failed = [e for e in await ops.history(name) if e.kind is HistoryKind.FAILED]
+            assert failed, name
+            assert "delivery timed out after 0.3 s" in (failed[0].detail or "")
