@@ -49,12 +49,12 @@ from reventless.target import fire_id
 from reventless.testing import RecordingTarget, VirtualClock
 from reventless.testing.ports import Note
 
-__all__ = ("ChaosPlan", "ChaosReport", "run_chaos")
+__all__ = ("RECORDER", "ChaosPlan", "ChaosReport", "create_burst", "run_chaos")
 
 WORKTREE = Path(__file__).resolve().parent.parent
 APP = "tests.pg_engine_app:plugin"
 
-_RECORDING = """
+RECORDER = """
 CREATE SCHEMA chaos;
 CREATE TABLE chaos.recorded (
     name text NOT NULL, scheduled_time bigint NOT NULL, kind text NOT NULL,
@@ -264,7 +264,7 @@ class _Run:
         return exits
 
 
-async def _create_burst(dsn: str, tag: str, count: int) -> list[str]:
+async def create_burst(dsn: str, tag: str, count: int) -> list[str]:
     """``count`` Singles of the minute five minutes past (due at once), each to its own
     aggregate id; their fire ids."""
     now = datetime.now(UTC)  # real clock: the engines run on it; any minute will do
@@ -351,7 +351,7 @@ async def run_chaos(dsn: str, folder: Path, plan: ChaosPlan, say: Any = None) ->
     poll_interval = inspect.signature(reventless.postgres.provider).parameters["poll_interval"]
     admin: Any = await asyncpg.connect(dsn)
     try:
-        await admin.execute(_RECORDING)
+        await admin.execute(RECORDER)
         run = _Run(dsn, folder, plan)
         started = time.monotonic()
         run.due.update(await _create_timed(dsn, plan))
@@ -366,7 +366,7 @@ async def run_chaos(dsn: str, folder: Path, plan: ChaosPlan, say: Any = None) ->
                 await anyio.sleep(max(0.0, started + when - time.monotonic()))
                 async with run.killing:
                     at = await admin.fetchval("SELECT clock_timestamp()")
-                for fire in await _create_burst(dsn, f"burst{number}", count):
+                for fire in await create_burst(dsn, f"burst{number}", count):
                     run.due[fire] = at
                 say(f"burst {number}: {count} fires due at once")
                 await anyio.sleep(run.random.uniform(*plan.kill_after_burst))

@@ -318,8 +318,10 @@ async def provider(
         if type(max_connections) is not int or max_connections < 1:
             raise ValidationError("max_connections", max_connections, "a whole number from 1")
         async with translating(where):
+            # No floor of open connections: asyncpg restores a floor in the background, and
+            # logs a traceback for every try while the server is away (a restart).
             pool: Any = await asyncpg.create_pool(
-                dsn_or_pool, min_size=1, max_size=max_connections, reset=_reset
+                dsn_or_pool, min_size=0, max_size=max_connections, reset=_reset
             )
         owned = True
     elif isinstance(dsn_or_pool, asyncpg.Pool):
