@@ -253,7 +253,7 @@ class _Run:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        exits = []
+        exits: list[int | None] = []
         for launch, process in self.processes.items():
             if launch in self.running.values():
                 try:
