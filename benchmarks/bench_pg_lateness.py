@@ -132,8 +132,11 @@ async def lateness(server: PostgresServer, schedules: int, rounds: int) -> dict[
     engine = _start_engine(dsn, "steady", "steady", 0.0)
     conn = await asyncpg.connect(dsn)
     try:
-        first_us = await conn.fetchval("SELECT min(due_at) FROM reventless.schedules")
-        first = datetime.fromtimestamp(first_us / 1e6, UTC).replace(second=0, microsecond=0)
+        # The first minute all of them fire in: an interval's grid starts at its creation
+        # rounded up to the minute, and the creates take a while.
+        last_us = await conn.fetchval("SELECT max(created_at) FROM reventless.schedules")
+        last = datetime.fromtimestamp(last_us / 1e6, UTC)
+        first = last.replace(second=0, microsecond=0) + timedelta(minutes=2)
         # Nominal minutes first .. first + rounds - 1, each due over that minute: wait for the
         # last round's fires (a minute and its jitter) and a few seconds more.
         end = first + timedelta(minutes=rounds + 1, seconds=5)
