@@ -15,8 +15,10 @@ SIGKILLed: the server ends its session, its row locks go, and the lag is from th
 database's clock just before the signal) to the second's first recorded fire. There is no lease
 to wait out: the second looks again within ``poll_interval`` (1 s).
 
-    python benchmarks/bench_pg_lateness.py [--schedules 60000] [--rounds 3]
+    python benchmarks/bench_pg_lateness.py [--schedules 60000] [--rounds 3] [--batch 500]
         [--failover-rounds 5] [--failover-burst 100]
+
+``--rounds 0`` measures the failover only.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ class Counting:
         self.count += 1
 
 
-async def _engine(dsn: str, scheduler: str, delay: float) -> None:
+async def _engine(dsn: str, scheduler: str, delay: float, batch: int = 500) -> None:
     """One engine process: runs until killed or told to stop; ``ready`` once its engine runs."""
     import anyio
 
     import reventless.postgres
     from reventless import Scheduler
 
-    async with reventless.postgres.provider(dsn) as provider:
+    async with reventless.postgres.provider(dsn, batch=batch) as provider:
         await Scheduler.make(provider, target=Counting(delay), name=scheduler)
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
@@ -71,7 +73,9 @@ async def _engine(dsn: str, scheduler: str, delay: float) -> None:
             group.cancel_scope.cancel()
 
 
-def _start_engine(dsn: str, name: str, scheduler: str, delay: float) -> subprocess.Popen[str]:
+def _start_engine(
+    dsn: str, name: str, scheduler: str, delay: float, batch: int = 500
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -80,6 +84,7 @@ def _start_engine(dsn: str, name: str, scheduler: str, delay: float) -> subproce
             f"{dsn}?application_name={name}",
             scheduler,
             str(delay),
+            str(batch),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -110,7 +115,9 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def lateness(server: PostgresServer, schedules: int, rounds: int) -> dict[str, Any]:
+async def lateness(
+    server: PostgresServer, schedules: int, rounds: int, batch: int
+) -> dict[str, Any]:
     import asyncpg
 
     import reventless.postgres
@@ -129,7 +136,7 @@ async def lateness(server: PostgresServer, schedules: int, rounds: int) -> dict[
                     for n in range(start, min(start + 1000, schedules))
                 ]
             )
-    engine = _start_engine(dsn, "steady", "steady", 0.0)
+    engine = _start_engine(dsn, "steady", "steady", 0.0, batch)
     conn = await asyncpg.connect(dsn)
     try:
         # The first minute all of them fire in: an interval's grid starts at its creation
@@ -215,6 +222,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--failover-rounds", type=int, default=5)
     parser.add_argument("--failover-burst", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=500, help="the engine's batch (lateness)")
     args = parser.parse_args()
     server = PostgresServer(durable=True).start()
     try:
@@ -230,7 +238,7 @@ async def main() -> None:
         print(json.dumps(report), file=sys.stderr)
         started = time.monotonic()
         if args.rounds:
-            report["lateness"] = await lateness(server, args.schedules, args.rounds)
+            report["lateness"] = await lateness(server, args.schedules, args.rounds, args.batch)
         report["lateness_seconds"] = round(time.monotonic() - started)
         report["load"] = os.getloadavg()
     finally:
@@ -240,6 +248,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--engine"]:
-        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4])))
+        batch = int(sys.argv[5]) if len(sys.argv) > 5 else 500
+        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4]), batch))
     else:
         asyncio.run(main())
