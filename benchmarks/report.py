@@ -492,6 +492,10 @@ APScheduler 4.0.0a6 where it has the feature, croniter (one iterator, reused) an
 ratios are what this page stands behind; absolute numbers move with the machine. The page is
 written by `benchmarks/run.py --write-docs` from `benchmarks/results.json`, and a test checks that
 it is exactly what that file makes, so it cannot drift from what the code measured.
+
+The PostgreSQL provider's figures (fires/s with one to three engines, creates, lateness at a
+steady rate, failover, chaos with killed processes) come from benchmarks of their own, against a
+real server: see [Running on PostgreSQL](postgres.md#figures).
 """
 
 METHOD = """\

@@ -171,35 +171,56 @@ class PostgresServer:
         last: PostgresUnavailable | None = None
         for _ in range(3):  # the free port may be taken between the probe and the start
             self.port = _free_port()
-            flush = "on" if self.durable else "off"
-            options = (
-                f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-                f" -c fsync={flush} -c synchronous_commit={flush} -c full_page_writes={flush}"
-                " -c max_connections=200"
-            )
             try:
-                _run(
-                    [
-                        str(self.bin_dir / "pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-l",
-                        str(self.log_file),
-                        "-o",
-                        options,
-                        "-w",
-                        "-t",
-                        str(int(START_TIMEOUT)),
-                        "start",
-                    ],
-                    "pg_ctl start",
-                )
+                self.resume()
                 return self
             except PostgresUnavailable as exc:
                 last = exc
         log = self.log_file.read_text() if self.log_file.exists() else ""
         self.stop()
         raise PostgresUnavailable(f"{last}; server log:\n{log[-2000:]}")
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server and keep its data: ``immediate`` (as a crash: no checkpoint,
+        clients cut off) or ``fast`` (clients' transactions rolled back, then a clean stop);
+        ``resume()`` starts it again on the same port."""
+        _run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-m",
+                mode,
+                "-w",
+                "stop",
+            ],
+            "pg_ctl stop",
+        )
+
+    def resume(self) -> None:
+        """Start the server of this folder on its port (after ``halt()``, or at ``start()``)."""
+        flush = "on" if self.durable else "off"
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+            f" -c fsync={flush} -c synchronous_commit={flush} -c full_page_writes={flush}"
+            " -c max_connections=200"
+        )
+        _run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT)),
+                "start",
+            ],
+            "pg_ctl start",
+        )
 
     def stop(self) -> None:
         data = self.folder / "data"

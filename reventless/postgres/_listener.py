@@ -85,6 +85,8 @@ async def _listen_on(
                 await conn.execute("SELECT 1")  # a half-open connection fails here
         raise ConnectionError("the listening connection was closed")
     finally:
-        conn.remove_termination_listener(on_lost)
+        # A connection the server ended may already be back in the pool: nothing to remove.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.remove_termination_listener(on_lost)
         with anyio.CancelScope(shield=True), anyio.move_on_after(1), contextlib.suppress(Exception):
             await conn.remove_listener(channel, on_notify)

@@ -73,7 +73,7 @@ def _engine(dsn: str, tmp: Path, number: int, *, delay: float = 0) -> subprocess
 def _deliveries(tmp: Path) -> list[tuple[str, str]]:
     lines = []
     for path in sorted(tmp.glob("deliveries-*.txt")):
-        lines += [tuple(line.split()) for line in path.read_text().splitlines()]
+        lines += [tuple(line.split()[:2]) for line in path.read_text().splitlines()]
     return lines  # type: ignore[return-value]
 
 
