@@ -9,7 +9,7 @@ before its batch commits); a fire's lateness is that minus its due instant (its 
 its jitter). Each whole minute of fires is a round: p50 and p99 per round, then their medians.
 
 Failover: two engine processes. The first delivers a burst of ``--failover-burst`` fires due at
-once to a target that takes 2 s per fire (so its batch stays claimed, uncommitted); the second,
+once to a target that takes 10 s per fire (so its batch stays claimed, uncommitted); the second,
 already running and polling, finds every due row locked (``SKIP LOCKED``). The first is
 SIGKILLed: the server ends its session, its row locks go, and the lag is from the kill (the
 database's clock just before the signal) to the second's first recorded fire. There is no lease
@@ -190,7 +190,7 @@ async def failover(server: PostgresServer, burst: int) -> float:
     dsn = server.create_database()
     await _prepared(dsn)
     await create_burst(dsn, "f", burst)  # to the scheduler "burst", due at once
-    slow = _start_engine(dsn, "slow", "burst", 2.0)
+    slow = _start_engine(dsn, "slow", "burst", 10.0)
     conn = await asyncpg.connect(dsn)
     try:
         await asyncio.sleep(0.5)  # its loop has claimed the burst (it is slow to deliver)
