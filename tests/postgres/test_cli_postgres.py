@@ -60,3 +60,50 @@ def test_the_demo_runs_on_a_postgres_store_and_wants_an_empty_one(
     assert run("demo", "--days", "1", "--db", db)[0] == 2
     said = capsys.readouterr().err
     assert "already holds schedulers" in said and "s3cret" not in said + text
+
+
+async def _tables(dsn: str) -> dict[str, set[str]]:
+    """The tables of each schema of the database that are not PostgreSQL's own."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        )
+    finally:
+        await conn.close()
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row[0], set()).add(row[1])
+    return found
+
+
+def test_schema_names_the_store_in_the_database(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anyio
+
+    db = ("--db", postgres_dsn)
+    made = ("--payload", "x", "--new-scheduler", *db)
+    assert run("schedules", "create", "tick", "Minutes(5)", *made, "--schema", "orders") == (
+        0,
+        "created\n",
+    )
+    assert set(anyio.run(_tables, postgres_dsn)) == {"orders"}
+    capsys.readouterr()
+    status, text = run("schedules", "list", "--json", *db, "--schema", "orders")
+    assert status == 0
+    assert [s["schedule"]["name"] for s in json.loads(text)["schedules"]] == ["tick"]
+    monkeypatch.setenv("REVENTLESS_SCHEMA", "orders")
+    status, text = run("schedulers", "--json", *db)
+    assert status == 0 and [s["name"] for s in json.loads(text)["schedulers"]] == ["default"]
+    # The option wins over the variable; a bad name is refused by the name it came by.
+    assert run("schedules", "list", *db, "--schema", "Orders") == (2, "")
+    said = capsys.readouterr().err
+    assert said.startswith("reventless: error: --schema 'Orders'"), said
+    monkeypatch.setenv("REVENTLESS_SCHEMA", "pg_orders")
+    assert run("schedules", "list", *db) == (2, "")
+    assert "$REVENTLESS_SCHEMA" in capsys.readouterr().err
+    assert set(anyio.run(_tables, postgres_dsn)) == {"orders"}  # nothing made elsewhere
