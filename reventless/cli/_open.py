@@ -34,7 +34,7 @@ SCHEMA_ENV = "REVENTLESS_SCHEMA"
 _SCHEMES = ("postgresql://", "postgres://")
 _EXTRA = "a postgresql:// store needs the PostgreSQL extra: pip install 'reventless[postgres]'"
 # The options of the embedded engine that the PostgreSQL engine has no use for.
-_LOCAL_ONLY = ("workers", "lease_ttl", "read_only")
+_LOCAL_ONLY = ("workers", "lease_ttl")
 
 
 def db_default() -> dict[str, Any]:

@@ -38,7 +38,7 @@ from reventless.postgres._publisher import PostgresScheduledPublisher
 from reventless.postgres._reactions import PostgresReactions
 from reventless.postgres._retention import prune_store
 from reventless.postgres._schema import SCHEMA_VERSION, quote_schema
-from reventless.postgres._store import upgrade
+from reventless.postgres._store import check_readable, upgrade
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = (
@@ -86,8 +86,10 @@ class PostgresProvider:
         *,
         lease_ttl: float = 20.0,
         listen_dsn: str | None = None,
+        read_only: bool = False,
     ) -> None:
         self.pool = pool
+        self.read_only = read_only
         self.schema = schema
         self.clock = clock
         self._where = where
@@ -177,6 +179,8 @@ class PostgresProvider:
         """
         if self._closed:
             raise UsageError(_CLOSED)
+        if self.read_only:
+            raise UsageError(_READ_ONLY.format(what="run the engine"))
         if self._engine.running:
             raise UsageError("provider.run() is already running; run it once per provider")
         claimers = self._engine.claimers
@@ -216,6 +220,8 @@ class PostgresProvider:
         ``retention.batch`` rows, one short transaction each."""
         if self._closed:
             raise UsageError(_CLOSED)
+        if self.read_only:
+            raise UsageError(_READ_ONLY.format(what="prune"))
         if retention is not None and not isinstance(retention, Retention):
             raise ValidationError("retention", retention, "a reventless.local.Retention")
         chosen = retention or self.retention or Retention()
@@ -230,6 +236,9 @@ class PostgresProvider:
                 await self.prune(retention)
             except ReventlessError as exc:
                 _log.warning("pruning the store failed: %s", exc, exc_info=exc)
+
+
+_READ_ONLY = "this provider was opened with read_only=True; open it without to {what}"
 
 
 def _where(dsn: str | None, schema: str) -> str:
@@ -258,6 +267,7 @@ async def provider(
     batch: int = 500,
     claimers: int = 2,
     retention: Retention | None = _DEFAULT_RETENTION,
+    read_only: bool = False,
 ) -> AsyncIterator[PostgresProvider]:
     """The provider on a database: a ``postgresql://`` URL (the provider makes and closes a pool
     of at most ``max_connections``) or an asyncpg pool of yours (left open). The store's tables
@@ -276,6 +286,13 @@ async def provider(
     transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
     while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections.
     ``retention`` as for the local provider; every engine prunes.
+
+    ``read_only``: open an existing store only to read it. Nothing is created or upgraded: a
+    schema without the store's tables is refused (ValidationError, saying how a store is
+    made), as is one of an older schema version (UsageError: opening without ``read_only``
+    upgrades it). ``run()`` and ``prune()`` raise UsageError; on a pool the provider makes
+    from a URL, every session is read-only (``default_transaction_read_only``), so any write
+    is refused by the server (BackendUnavailableError, SQLSTATE 25006) and nothing is written.
 
     Reactions (also in ``run()``): one process at a time runs each, holding a lease of
     ``lease_ttl`` seconds (renewed every third of it); new events wake the runners through
@@ -303,6 +320,8 @@ async def provider(
     )
     if retention is not None and not isinstance(retention, Retention):
         raise ValidationError("retention", retention, "a reventless.local.Retention or None")
+    if type(read_only) is not bool:
+        raise ValidationError("read_only", read_only, "True or False")
     library = sniffio.current_async_library()
     if library != "asyncio":
         raise UsageError(
@@ -322,7 +341,11 @@ async def provider(
             # server is away, logging a traceback at every try; the provider's own retries
             # say what happens instead.
             pool: Any = await asyncpg.create_pool(
-                dsn_or_pool, min_size=0, max_size=max_connections, reset=_reset
+                dsn_or_pool,
+                min_size=0,
+                max_size=max_connections,
+                reset=_reset,
+                server_settings={"default_transaction_read_only": "on"} if read_only else None,
             )
         owned = True
     elif isinstance(dsn_or_pool, asyncpg.Pool):
@@ -338,9 +361,13 @@ async def provider(
         retention,
         lease_ttl=float(lease_ttl),
         listen_dsn=dsn_or_pool if owned else None,
+        read_only=read_only,
     )
     try:
-        await upgrade(pool, schema, where)
+        if read_only:
+            await check_readable(pool, schema, where)
+        else:
+            await upgrade(pool, schema, where)
         yield opened
     finally:
         await opened._stop_running()

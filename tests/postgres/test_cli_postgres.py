@@ -107,3 +107,66 @@ def test_schema_names_the_store_in_the_database(
     assert run("schedules", "list", *db) == (2, "")
     assert "$REVENTLESS_SCHEMA" in capsys.readouterr().err
     assert set(anyio.run(_tables, postgres_dsn)) == {"orders"}  # nothing made elsewhere
+
+
+_READS = [
+    ["schedules", "list"],
+    ["schedules", "show", "tick"],
+    ["schedules", "history", "tick"],
+    ["schedules", "dead-letters"],
+    ["schedulers"],
+    ["reactions", "list"],
+    ["reactions", "show", "renewals"],
+    ["reactions", "dead-letters", "renewals"],
+    ["check"],
+]
+
+
+@pytest.mark.parametrize("argv", _READS, ids=" ".join)
+def test_a_read_command_on_a_database_without_the_store_writes_nothing(
+    argv: list[str], postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anyio
+
+    db = postgres_dsn.replace("postgres@", "postgres:s3cret@", 1)
+    assert run(*argv, "--db", db, "--schema", "orders") == (2, "")
+    said = capsys.readouterr().err
+    where = postgres_dsn.split("@", 1)[1]
+    assert said == (
+        f"reventless: error: PostgreSQL store schema 'orders' of {where}: there is no store "
+        "there yet (the schema has no tables); it is made by `reventless run`, by an "
+        "application (the provider opened without read_only), or by `reventless schedules "
+        "create ... --new-scheduler`\n"
+    )
+    assert anyio.run(_tables, postgres_dsn) == {}
+    assert anyio.run(_schemas, postgres_dsn) == set()
+
+
+async def _schemas(dsn: str) -> set[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg_%'"
+            " AND schema_name NOT IN ('information_schema', 'public')"
+        )
+    finally:
+        await conn.close()
+    return {row[0] for row in rows}
+
+
+def test_the_console_read_only_on_a_database_without_the_store_writes_nothing(
+    postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import anyio
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    assert run("web", "--db", postgres_dsn, "--port", str(port)) == (2, "")
+    assert "there is no store there yet" in capsys.readouterr().err
+    assert anyio.run(_tables, postgres_dsn) == {}
+    assert anyio.run(_schemas, postgres_dsn) == set()

@@ -197,3 +197,60 @@ async def test_on_trio_the_provider_says_it_needs_asyncio(postgres_dsn: str) -> 
     with pytest.raises(UsageError, match="asyncio only"):
         async with reventless.postgres.provider(postgres_dsn):
             pass
+
+
+async def test_read_only_makes_nothing_reads_a_store_and_writes_nothing(
+    postgres_dsn: str,
+) -> None:
+    with pytest.raises(ValidationError, match="there is no store there yet") as caught:
+        async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True):
+            pass
+    assert caught.value.field == "schema"
+    assert await _tables(postgres_dsn, "app") == set()
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        await provider.event_log().append(
+            "counter",
+            "c1",
+            expected_version=0,
+            events=[NewEvent(type="Ticked", data=b"{}")],
+            message_id="m1",
+            recorded_at=AT,
+        )
+    async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True) as reader:
+        log = reader.event_log()
+        assert [event.message_id for event in await log.read_all()] == ["m1"]
+        with pytest.raises(BackendUnavailableError, match="25006"):
+            await log.append(
+                "counter",
+                "c1",
+                expected_version=1,
+                events=[NewEvent(type="Ticked", data=b"{}")],
+                message_id="m2",
+                recorded_at=AT,
+            )
+        with pytest.raises(UsageError, match="read_only=True"):
+            await reader.run()
+        with pytest.raises(UsageError, match="read_only=True"):
+            await reader.prune()
+        assert [event.message_id for event in await log.read_all()] == ["m1"]
+
+
+async def test_read_only_says_an_older_schema_needs_an_upgrade_and_leaves_it(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store of this release's version read by a (simulated) next release, one version on."""
+    import reventless.postgres._store as store
+
+    async with reventless.postgres.provider(postgres_dsn, schema="app"):
+        pass
+    monkeypatch.setattr(store, "SCHEMA_VERSION", store.SCHEMA_VERSION + 1)
+    with pytest.raises(UsageError, match="needs an upgrade to version") as caught:
+        async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True):
+            pass
+    assert "'app'" in str(caught.value) and "password" not in str(caught.value)
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        version = await conn.fetchval("SELECT value FROM app.meta WHERE key = 'schema_version'")
+    finally:
+        await conn.close()
+    assert version == str(store.SCHEMA_VERSION - 1)
