@@ -176,7 +176,8 @@ def add_schedules_command(commands: Any) -> None:
     )
     pruning = action(
         "prune",
-        "delete history, dead letters and handled-message records past retention (whole store)",
+        "delete history, dead letters, handled-message and reaction operations records past "
+        "retention (whole store)",
         needs_name=False,
     )
     for flag, default in (
@@ -716,7 +717,8 @@ async def _prune(args: argparse.Namespace, out: TextIO) -> int:
     return say(
         out,
         f"deleted {report.history} history entries, {report.dead_letters} dead letters, "
-        f"{report.handled_messages} handled-message records",
+        f"{report.handled_messages} handled-message records, {report.reaction_operations} "
+        "reaction operations records",
     )
 
 
