@@ -429,11 +429,10 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
     with anyio.CancelScope() as serve_scope:
         stop.attach(on_stop)
         async with _open_waiting(db, options, say) as local:
-            if not postgres:
-                # A command-line process ends when blocking code holds its loop (a library
-                # only logs): see StopSignals.stalled.
-                local.on_stall = stop.stalled
-                local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
+            # A command-line process ends when blocking code holds its loop (a library only
+            # logs): see StopSignals.stalled.
+            local.on_stall = stop.stalled
+            local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
             async with plugin.start(local, wrap_target=wrap) as running:
                 say(
                     {

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -28,9 +28,11 @@ import anyio.abc
 import asyncpg
 import sniffio
 
+from reventless._fire_rows import to_us
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.local import PruneReport, Retention
+from reventless.local import CatchUp, PruneReport, Retention, Stall
+from reventless.local._stall import StallWatch
 from reventless.postgres._engine import EngineSettings, PostgresEngine
 from reventless.postgres._event_log import PostgresEventLog, translating
 from reventless.postgres._event_topics import PostgresEventTopic
@@ -39,6 +41,7 @@ from reventless.postgres._reactions import PostgresReactions
 from reventless.postgres._retention import prune_store
 from reventless.postgres._schema import SCHEMA_VERSION, quote_schema
 from reventless.postgres._store import check_readable, upgrade
+from reventless.postgres._watch import LatenessWatch, catch_up
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = (
@@ -96,15 +99,25 @@ class PostgresProvider:
         self._event_log: PostgresEventLog | None = None
         self._closed = False
         self.retention = retention
+        self._settings = settings or EngineSettings()
         # Due times by the database's clock, unless the provider was given another clock.
         self._engine = PostgresEngine(
             pool,
             schema,
             where,
             clock,
-            settings or EngineSettings(),
+            self._settings,
             database_time=isinstance(clock, SystemClock),
         )
+        # Told when synchronous code holds the event loop past the delivery timeout (a
+        # ``Stall``: how long, and where); None logs it at ERROR. ``reventless run`` ends the
+        # process, as on the embedded provider.
+        self.on_stall: Callable[[Stall], None] | None = None
+        # Told, at each start of ``run()``, the fires of this process's schedulers found more
+        # than a minute overdue (``CatchUp``: how many, and what the misfire policy makes of
+        # them); ``reventless run`` prints it. None: only the log (INFO) says it.
+        self.on_catch_up: Callable[[CatchUp], None] | None = None
+        self.lateness = LatenessWatch(pool, schema, where)
         self._publisher = PostgresScheduledPublisher(pool, schema, where, self._engine)
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
@@ -202,8 +215,41 @@ class PostgresProvider:
         async with anyio.create_task_group() as group:
             if self.retention is not None:
                 group.start_soon(self._prune_loop, self.retention, name="reventless-pg-prune")
+            watch = StallWatch(self._settings.delivery_timeout, self.on_stall)
+            group.start_soon(watch.run, name="reventless-pg-stall-watch")
+            await self._tell_catch_up()
+            group.start_soon(
+                self.lateness.run, self._engine.targets, self._now_us, name="reventless-pg-late"
+            )
             await group.start(self._engine.run)
             task_status.started()
+
+    def _now_us(self) -> int | None:
+        """The engine's now: None for the database's clock."""
+        return None if isinstance(self.clock, SystemClock) else to_us(self.clock.now())
+
+    async def _tell_catch_up(self) -> None:
+        """Say how many fires of this process's schedulers are overdue as the engine starts
+        (the log, and ``on_catch_up``); a server that cannot answer is left to the engine."""
+        if not self._engine.targets:
+            return
+        try:
+            found = await catch_up(
+                self.pool,
+                self.schema,
+                self._where,
+                list(self._engine.targets),
+                self._now_us(),
+                self._settings.misfire_policy,
+                self._settings.misfire_grace,
+            )
+        except ReventlessError as exc:
+            _log.debug("counting the overdue fires failed: %s", exc)
+            return
+        if found.due:
+            self._engine.observer.caught_up(self._where, found)
+            if self.on_catch_up is not None:
+                self.on_catch_up(found)
 
     async def _stop_running(self) -> None:
         """Leaving the provider's block stops its engine first (its batches finish), so that
