@@ -366,3 +366,89 @@ def check_reaction_name(name: object) -> str:
 
 def not_running(name: str) -> UsageError:
     return UsageError(f"reaction {name!r} is not declared in a started plugin on this provider")
+
+
+# -- what every provider's operations share (one place, so the providers cannot drift) ----------
+
+
+def check_operations_limit(limit: object) -> int:
+    """``limit`` of ``dead_letters`` and ``operations``: a whole number from 1 to 10,000."""
+    if type(limit) is not int or not 1 <= limit <= 10_000:
+        raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+    return limit
+
+
+def check_reset_position(position: object) -> int:
+    """``position`` of ``reset`` before the log's head is known: a log position, 0 or more."""
+    if type(position) is not int or position < 0:
+        raise ValidationError("position", position, "a log position, 0 or more")
+    return position
+
+
+def check_reset_within_head(position: int, head: int) -> None:
+    """Refuse a reset past the log's head: the events appended up to that position would
+    never be handled."""
+    if position > head:
+        raise ValidationError(
+            "position",
+            position,
+            f"a log position from 0 to the log's head, {head} (past it, the events "
+            "appended until then would be skipped)",
+        )
+
+
+def dead_letter_of_row(row: Sequence[Any], at: datetime) -> ReactionDeadLetter:
+    """A dead letter from its stored columns (id, reaction, position, aggregate, aggregate_id,
+    version, type, attempts, reason, action), ``at`` read by the provider."""
+    return ReactionDeadLetter(
+        id=row[0],
+        reaction=row[1],
+        position=row[2],
+        aggregate=row[3],
+        aggregate_id=row[4],
+        version=row[5],
+        type=row[6],
+        attempts=row[7],
+        reason=row[8],
+        action=row[9],
+        at=at,
+    )
+
+
+def operation_of_row(row: Sequence[Any], at: datetime) -> ReactionOperation:
+    """An operation from its stored columns (id, reaction, action, then, after the time,
+    done_by, reason, from_position, to_position, from_state), ``at`` read by the provider."""
+    return ReactionOperation(
+        id=row[0],
+        reaction=row[1],
+        action=row[2],
+        at=at,
+        by=row[4],
+        reason=row[5],
+        from_position=row[6],
+        to_position=row[7],
+        from_state=row[8],
+    )
+
+
+def dead_letter_columns(
+    name: str, event: StoredEvent, attempts: int, reason: str, action: OnFailure
+) -> tuple[Any, ...]:
+    """The stored columns of a new dead letter (reaction, position, aggregate, aggregate_id,
+    version, type, attempts, reason, action), in that order; the time is the provider's."""
+    return (
+        name,
+        event.position,
+        event.aggregate,
+        event.aggregate_id,
+        event.version,
+        event.type,
+        attempts,
+        reason,
+        "skipped" if action is OnFailure.SKIP else "stopped",
+    )
+
+
+def stopped_error(event: StoredEvent, reason: str) -> str:
+    """The ``last_error`` of a reaction stopped at ``event``."""
+    return f"stopped at position {event.position}: {reason}"

@@ -42,7 +42,7 @@ import asyncpg
 
 from reventless.aggregate_adapter import StoredEvent
 from reventless.clock import Clock, Hold
-from reventless.errors import ReventlessError, UsageError, ValidationError
+from reventless.errors import ReventlessError, UsageError
 from reventless.event_topic import EventMessage, Subscription, TopicMessage
 from reventless.postgres._event_log import PostgresEventLog, events_channel, translating
 from reventless.postgres._reaction_rows import ReactionRows
@@ -53,7 +53,9 @@ from reventless.reaction import (
     ReactionDeadLetter,
     ReactionOperation,
     ReactionStatus,
+    check_operations_limit,
     check_reaction_name,
+    check_reset_position,
 )
 from reventless.scheduler_adapter import check_pause_note
 
@@ -525,16 +527,14 @@ class PostgresReactions:
 
     async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.rows.dead_letters(name, limit)
 
     async def reset(
         self, name: str, position: int, *, reason: str | None = None, by: str | None = None
     ) -> None:
         check_reaction_name(name)
-        if type(position) is not int or position < 0:
-            raise ValidationError("position", position, "a log position, 0 or more")
+        check_reset_position(position)
         note = check_pause_note(reason, by)
         await self.rows.reset(name, position, note)
         self.wake_all()
@@ -550,6 +550,5 @@ class PostgresReactions:
 
     async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.rows.operations(name, limit)
