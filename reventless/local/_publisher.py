@@ -20,6 +20,7 @@ import msgspec
 
 from reventless._attachments import describe_target, duplicate_scheduler
 from reventless._payload_types import describe_payload
+from reventless._repairs import MAX_BACKFILL, redrive_wanted
 from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
 from reventless.local._group_commit import GroupCommit
@@ -35,7 +36,6 @@ from reventless.local._rows import (
 )
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
-from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import (
     DamagedSchedule,
     DeadLetter,
@@ -50,8 +50,6 @@ from reventless.scheduler_adapter import (
     pause_detail,
 )
 from reventless.target import Target, fire_id
-
-MAX_BACKFILL = 10_000  # fires one backfill may queue
 
 __all__ = ("Attachment", "LocalScheduledPublisher", "SchedulerInfo", "StoreStatus")
 
@@ -415,16 +413,11 @@ class LocalScheduledPublisher:
         reason: str | None = None,
         by: str | None = None,
     ) -> list[str]:
-        fires = None
-        if fire_ids is not None:
-            fires = []
-            for value in fire_ids:
-                _, name, instant = parse_fire_id(value)
-                fires.append((name, to_us(instant) // 1_000_000))
+        wanted = redrive_wanted(fire_ids)
         at_us = to_us(at)
         detail = pause_detail(reason, by)
         moved = await self._runner.call(
-            self._store.redrive, scheduler, schedule, fires, at_us, detail
+            self._store.redrive, scheduler, schedule, wanted, at_us, detail
         )
         self._engine.repairs_queued([(row_id, at_us) for row_id, _, _ in moved])
         return [fire_id(name, from_us(scheduled_us)) for _, name, scheduled_us in moved]
