@@ -21,7 +21,6 @@ import msgspec
 from reventless._attachments import describe_target, duplicate_scheduler
 from reventless._payload_types import describe_payload
 from reventless._repairs import MAX_BACKFILL, redrive_wanted
-from reventless.errors import CorruptDataError
 from reventless.local._engine import Engine
 from reventless.local._group_commit import GroupCommit
 from reventless.local._rows import (
@@ -37,7 +36,6 @@ from reventless.local._rows import (
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
 from reventless.scheduler_adapter import (
-    DamagedSchedule,
     DeadLetter,
     EngineStatus,
     HistoryEntry,
@@ -47,6 +45,7 @@ from reventless.scheduler_adapter import (
     PutOutcome,
     SchedulePage,
     ScheduleState,
+    page_of_rows,
     pause_detail,
 )
 from reventless.target import Target, fire_id
@@ -299,14 +298,7 @@ class LocalScheduledPublisher:
         self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
     ) -> SchedulePage:
         rows = await self._runner.call(self._store.list_rows, scheduler, prefix, limit, after)
-        states, damaged = [], []
-        for row in rows[:limit]:
-            try:
-                states.append(_state(scheduler, *row))
-            except CorruptDataError as exc:
-                damaged.append(DamagedSchedule(name=str(row[0]), reason=str(exc)))
-        next_token = str(rows[limit - 1][0]) if len(rows) > limit else None
-        return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
+        return page_of_rows(rows, limit, lambda row: _state(scheduler, *row))
 
     async def pause(
         self,
