@@ -47,6 +47,7 @@ import msgspec
 from reventless._observe import reaction_span
 from reventless.aggregate import Aggregate, AggregateSpec, HandleResult
 from reventless.aggregate_adapter import StoredEvent
+from reventless.clock import Clock, Hold
 from reventless.errors import UsageError, ValidationError
 from reventless.event_topic import EventTopic
 from reventless.schedule import Schedule, check_name
@@ -362,6 +363,39 @@ def check_reaction_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError("reaction", name, "1-64 letters, digits, '.', '_', '-'")
     return name
+
+
+def already_running(name: str) -> UsageError:
+    """A second reaction of ``name`` registered on one provider."""
+    return UsageError(
+        f"reaction {name!r} is already running on this provider; a name is "
+        "declared once (a second plugin with it would share its checkpoint)"
+    )
+
+
+class HandlingHold:
+    """A runner's hold on a virtual clock (``Clock.hold``) while events appended in this
+    process wait to be handled, so that a test that moves time on sees the reaction's
+    effects; ``target`` is the last such event's position."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._hold: Hold | None = None
+        self.target = 0
+
+    def appended(self, position: int) -> None:
+        """An event was appended in this process at ``position``: hold until it is handled."""
+        self.take()
+        self.target = max(self.target, position)
+
+    def take(self) -> None:
+        if self._hold is None:
+            self._hold = self._clock.hold()
+
+    def release(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
 
 
 def not_running(name: str) -> UsageError:

@@ -37,8 +37,8 @@ import anyio
 import anyio.abc
 
 from reventless.aggregate_adapter import EventLog, StoredEvent
-from reventless.clock import Clock, Hold
-from reventless.errors import ReactionNotFoundError, UsageError
+from reventless.clock import Clock
+from reventless.errors import ReactionNotFoundError
 from reventless.event_topic import EventMessage, TopicMessage
 from reventless.local._connection import LeaseLostError
 from reventless.local._lease import Lease, reaction_row
@@ -47,11 +47,13 @@ from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
     Components,
+    HandlingHold,
     OnFailure,
     Reaction,
     ReactionDeadLetter,
     ReactionOperation,
     ReactionStatus,
+    already_running,
     check_operations_limit,
     check_reaction_name,
     check_reset_position,
@@ -302,8 +304,7 @@ class _Runner:
         self.previous: _Runner | None = None
         self.started = False  # run() was scheduled: it sets done when it has ended
         self.done = anyio.Event()
-        self._hold: Hold | None = None
-        self._target = 0
+        self.hold = HandlingHold(host.clock)
         self.lease = Lease(
             host.runner,
             reaction_row(reaction.name),
@@ -314,15 +315,8 @@ class _Runner:
 
     def notify(self, position: int) -> None:
         """An event was appended in this process: hold a virtual clock until it is handled."""
-        if self._hold is None:
-            self._hold = self.host.clock.hold()
-        self._target = max(self._target, position)
+        self.hold.appended(position)
         self.wake.set()
-
-    def _let_go(self) -> None:
-        if self._hold is not None:
-            self._hold.release()
-            self._hold = None
 
     async def _call(self, func: Any, *args: Any) -> Any:
         return await self.host.runner.call(func, self.host.runner.store, *args)
@@ -347,7 +341,7 @@ class _Runner:
                 )
                 while True:
                     if not await self.lease.try_acquire():
-                        self._let_go()  # another process handles the events
+                        self.hold.release()  # another process handles the events
                         await anyio.sleep(self.lease.retry_in())
                         continue
                     try:
@@ -362,7 +356,7 @@ class _Runner:
                     except LeaseLostError:
                         pass  # stand by; the next round tries to take the lease again
             finally:
-                self._let_go()
+                self.hold.release()
                 with anyio.CancelScope(shield=True):
                     await self.lease.release()
 
@@ -383,12 +377,11 @@ class _Runner:
                 )
             )
             if not events:
-                if state == _STOPPED or position >= self._target:
-                    self._let_go()
+                if state == _STOPPED or position >= self.hold.target:
+                    self.hold.release()
                 await self._idle()
                 continue
-            if self._hold is None:
-                self._hold = self.host.clock.hold()
+            self.hold.take()
             await self._handle_batch(position, events)
 
     async def _handle_batch(self, position: int, events: list[StoredEvent]) -> None:
@@ -477,10 +470,7 @@ class LocalReactions:
     def register(self, reaction: Reaction, running: Components) -> None:
         """Run ``reaction`` for ``running`` (now if ``run`` is under way, else when it starts)."""
         if reaction.name in self._runners:
-            raise UsageError(
-                f"reaction {reaction.name!r} is already running on this provider; a name is "
-                "declared once (a second plugin with it would share its checkpoint)"
-            )
+            raise already_running(reaction.name)
         runner = _Runner(self, reaction, running)
         runner.previous = self._stopping.pop(reaction.name, None)
 
