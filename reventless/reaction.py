@@ -431,38 +431,27 @@ def check_reset_within_head(position: int, head: int) -> None:
         )
 
 
+# The columns of the stored rows, in the order every provider selects them.
+_DEAD_LETTER_COLUMNS = (
+    "id", "reaction", "position", "aggregate", "aggregate_id", "version", "type", "attempts",
+    "reason", "action", "at",
+)  # fmt: skip
+_OPERATION_COLUMNS = (
+    "id", "reaction", "action", "at", "by", "reason", "from_position", "to_position",
+    "from_state",
+)  # fmt: skip
+
+
 def dead_letter_of_row(row: Sequence[Any], at: datetime) -> ReactionDeadLetter:
-    """A dead letter from its stored columns (id, reaction, position, aggregate, aggregate_id,
-    version, type, attempts, reason, action), ``at`` read by the provider."""
-    return ReactionDeadLetter(
-        id=row[0],
-        reaction=row[1],
-        position=row[2],
-        aggregate=row[3],
-        aggregate_id=row[4],
-        version=row[5],
-        type=row[6],
-        attempts=row[7],
-        reason=row[8],
-        action=row[9],
-        at=at,
-    )
+    """A dead letter from its stored columns (``_DEAD_LETTER_COLUMNS``), with ``at`` as the
+    provider reads its time."""
+    return ReactionDeadLetter(**{**dict(zip(_DEAD_LETTER_COLUMNS, row, strict=False)), "at": at})
 
 
 def operation_of_row(row: Sequence[Any], at: datetime) -> ReactionOperation:
-    """An operation from its stored columns (id, reaction, action, then, after the time,
-    done_by, reason, from_position, to_position, from_state), ``at`` read by the provider."""
-    return ReactionOperation(
-        id=row[0],
-        reaction=row[1],
-        action=row[2],
-        at=at,
-        by=row[4],
-        reason=row[5],
-        from_position=row[6],
-        to_position=row[7],
-        from_state=row[8],
-    )
+    """An operation from its stored columns (``_OPERATION_COLUMNS``, ``by`` stored as
+    ``done_by``), with ``at`` as the provider reads its time."""
+    return ReactionOperation(**{**dict(zip(_OPERATION_COLUMNS, row, strict=False)), "at": at})
 
 
 def dead_letter_columns(
