@@ -13,6 +13,7 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
+from reventless._repairs import extra_fire_time
 from reventless.aws._command_dead_letters import CommandDeadLetters
 from reventless.aws._description import (
     _description,
@@ -24,7 +25,7 @@ from reventless.aws._description import (
     _start_date,
 )
 from reventless.aws._errors import call_aws
-from reventless.aws._fire_dead_letters import FireDeadLetters, extra_fire_time
+from reventless.aws._fire_dead_letters import FireDeadLetters
 from reventless.aws._groups import schedule_group_name
 from reventless.aws._sns import SnsEventTopic
 from reventless.aws._targets import (
