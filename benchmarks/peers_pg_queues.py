@@ -1,0 +1,366 @@
+"""PgQueuer on PostgreSQL: the peer of ``bench_pg_engine.py`` (burst fires/s, creates/s) and of
+``bench_pg_lateness.py`` (lateness at a steady rate), doing the same work as our engines.
+
+The same work: a due fire is a job enqueued with an ``execute_after`` (its due instant),
+consumed by a ``QueueManager`` whose one entrypoint only counts (as our ``Counting`` target).
+Each worker is a process of its own (``pgq-worker`` below), as our engines are; it runs on
+uvloop, as PgQueuer's own ``pgq run`` does. The schema is PgQueuer's default (``durable``:
+every table logged), on the benchmarks' durable server, in a database of its own. A job is
+done when PgQueuer has moved it from its queue table to its log (``log_jobs``, a batch per
+commit): the analogue of our fire's record committing.
+
+Settings (PgQueuer's own knobs, tuned for it): ``QueueManager.run(batch_size=...)`` (its
+default is 10; ``--pgq-batch``), no concurrency limit on the entrypoint, no cap on tasks
+(``max_concurrent_tasks=None``), one asyncpg connection per worker (``AsyncpgDriver``, as its
+documentation sets a worker up). Everything else is PgQueuer's default.
+
+Every run checks that each job ran exactly once: the workers report the ids they ran, and the
+log holds each job once as ``successful``; duplicates and misses are counted, not assumed.
+
+    python benchmarks/peers_pg_queues.py lateness DSN [--per-second 1000] [--seconds 60]
+        [--batch 100]
+    python benchmarks/peers_pg_queues.py burst DSN [--workers 1] [--count 5000] [--batch 100]
+    python benchmarks/peers_pg_queues.py creates DSN [--count 1000]
+
+(DSN: an empty database of a durable server; each command installs PgQueuer's schema.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+ENTRYPOINT = "fire"
+BATCH = 100  # see main(): the best of 10 (PgQueuer's default), 100 and 500 in a trial here
+_LEAD_S = 2.0  # a burst is made due this far ahead, as bench_pg_engine does for ours
+_HELD = timedelta(days=1)  # enqueued this far ahead: nothing due while workers start
+
+
+async def _connect(dsn: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(dsn)
+
+
+async def install(dsn: str) -> None:
+    """PgQueuer's schema in the database of ``dsn`` (its default durability: logged tables)."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    conn = await _connect(dsn)
+    try:
+        await Queries(AsyncpgDriver(conn)).install()
+    finally:
+        await conn.close()
+
+
+async def _enqueue_held(dsn: str, count: int) -> None:
+    """``count`` jobs due a day ahead (lists of 1,000 per call); not timed."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    conn = await _connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        for start in range(0, count, 1000):
+            size = min(1000, count - start)
+            await queries.enqueue([ENTRYPOINT] * size, [b"x"] * size, [0] * size, [_HELD] * size)
+    finally:
+        await conn.close()
+
+
+async def _notify_as_enqueue(conn: Any) -> None:
+    """The notification PgQueuer's trigger sends for an enqueue (its trigger is per statement
+    and stays quiet on our UPDATE of due instants): workers wake and sleep until the first
+    due instant, as after an ``enqueue`` with an ``execute_after``."""
+    from pgqueuer.domain.settings import db_settings
+
+    channel = db_settings().channel
+    await conn.execute(
+        "SELECT pg_notify($1, json_build_object('channel', $1::text, 'operation', 'insert',"
+        " 'sent_at', NOW(), 'table', 'pgqueuer', 'type', 'table_changed_event')::text)",
+        channel,
+    )
+
+
+async def _clock_offset(conn: Any) -> float:
+    """The database's clock minus this process's (seconds), from the quickest of 20 looks."""
+    best: tuple[float, float] = (float("inf"), 0.0)
+    for _ in range(20):
+        before = time.time()
+        db = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+        after = time.time()
+        best = min(best, (after - before, db - (before + after) / 2))
+    return best[1]
+
+
+async def _worker(dsn: str, batch: int) -> None:
+    """One PgQueuer worker: run, say ``running`` once its listener answers, run jobs until told
+    to stop; print the ids it ran and each one's lateness (the database's clock when the
+    entrypoint ran minus the job's ``execute_after``)."""
+    from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
+
+    conn = await _connect(dsn)
+    offset = await _clock_offset(conn)
+    manager = QueueManager(Queries(AsyncpgDriver(conn)))
+    ran: list[int] = []
+    late: list[float] = []
+
+    @manager.entrypoint(ENTRYPOINT, accepts_context=False)
+    async def fire(job: Job) -> None:
+        late.append(time.time() + offset - job.execute_after.timestamp())
+        ran.append(job.id)
+
+    task = asyncio.create_task(manager.run(batch_size=batch))
+    for _ in range(100):  # its LISTEN is up once a probe comes back through it
+        try:
+            await manager.listener_healthy(timedelta(seconds=0.5))
+            break
+        except Exception:
+            if task.done():
+                task.result()
+    else:
+        raise RuntimeError("PgQueuer's listener never answered")
+    print("running", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    manager.shutdown.set()
+    await task
+    await conn.close()
+    print(json.dumps({"ids": ran, "lateness": late}), flush=True)
+
+
+def start_workers(dsn: str, workers: int, batch: int) -> list[subprocess.Popen[str]]:
+    """``workers`` worker processes, each running (listening) when this returns."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "pgq-worker", dsn, "--batch", str(batch)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if line != "running":
+            raise RuntimeError(f"a PgQueuer worker did not start: {line!r}")
+    return processes
+
+
+def stop_workers(processes: list[subprocess.Popen[str]]) -> list[dict[str, list[Any]]]:
+    """Each worker's ids and latenesses, after telling it to stop."""
+    reports = []
+    for process in processes:
+        out, _ = process.communicate("stop\n", timeout=300)
+        reports.append(json.loads(out.splitlines()[-1]))
+    return reports
+
+
+async def _check_log(
+    conn: Any, expected: set[int], reports: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Jobs run twice or never, by the workers' own ids and by PgQueuer's log."""
+    ran = Counter(job for report in reports for job in report["ids"])
+    logged = Counter(
+        row["job_id"]
+        for row in await conn.fetch("SELECT job_id FROM pgqueuer_log WHERE status = 'successful'")
+    )
+    return {
+        "ran_twice": sum(1 for n in ran.values() if n > 1),
+        "logged_twice": sum(1 for n in logged.values() if n > 1),
+        "missed": len(expected - set(ran)),
+        "not_logged": len(expected - set(logged)),
+        "unexpected": len(set(ran) - expected),
+    }
+
+
+async def _release_and_time(dsn: str) -> tuple[float, set[int]]:
+    """Make every queued job due ``_LEAD_S`` ahead (the database's clock; notified as an
+    enqueue is), wait until none is left in the queue (a look every 10 ms): the
+    seconds from the due instant to that look, by the database's clock; and the jobs' ids."""
+    conn = await _connect(dsn)
+    try:
+        async with conn.transaction():
+            due = await conn.fetchval(f"SELECT clock_timestamp() + interval '{_LEAD_S} seconds'")
+            ids = await conn.fetch("UPDATE pgqueuer SET execute_after = $1 RETURNING id", due)
+            await _notify_as_enqueue(conn)
+        query = "SELECT EXISTS (SELECT FROM pgqueuer), clock_timestamp()"
+        while True:
+            left, now = await conn.fetchrow(query)
+            if not left:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+    return (now - due).total_seconds(), {row["id"] for row in ids}
+
+
+async def _checked(dsn: str, expected: set[int], reports: list[dict[str, Any]]) -> dict[str, int]:
+    conn = await _connect(dsn)
+    try:
+        return await _check_log(conn, expected, reports)
+    finally:
+        await conn.close()
+
+
+def burst(dsn: str, workers: int, count: int, batch: int = BATCH) -> dict[str, Any]:
+    """``count`` jobs made due at once, ``workers`` worker processes already running: jobs per
+    second from the due instant until PgQueuer has logged the last as done."""
+    asyncio.run(install(dsn))
+    asyncio.run(_enqueue_held(dsn, count))
+    processes = start_workers(dsn, workers, batch)
+    try:
+        time.sleep(0.5)  # the workers have looked and sleep, as our engines in bench_pg_engine
+        elapsed, expected = asyncio.run(_release_and_time(dsn))
+    finally:
+        reports = stop_workers(processes)
+    faults = asyncio.run(_checked(dsn, expected, reports))
+    return {
+        "fires_per_s": count / elapsed,
+        "shares": [len(report["ids"]) for report in reports],
+        **faults,
+    }
+
+
+async def _creates(dsn: str, count: int) -> dict[str, float]:
+    from pgqueuer import AsyncpgDriver, Queries
+
+    await install(dsn)
+    conn = await _connect(dsn)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        later = timedelta(minutes=5)
+        started = time.perf_counter()
+        for _ in range(count):
+            await queries.enqueue(ENTRYPOINT, b"x", 0, later)
+        one = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(0, count, 100):
+            await queries.enqueue([ENTRYPOINT] * 100, [b"x"] * 100, [0] * 100, [later] * 100)
+        many = count / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+    return {"creates_per_s_one_by_one": one, "creates_per_s_100_per_call": many}
+
+
+def creates(dsn: str, count: int) -> dict[str, float]:
+    """Durable creates: ``enqueue`` of one job at a time (each its own commit), and of lists of
+    100 per call; jobs per second."""
+    return asyncio.run(_creates(dsn, count))
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def _spread_due(dsn: str, per_second: int) -> tuple[datetime, set[int]]:
+    """Every queued job due at a whole second, ``per_second`` of them at each, from the whole
+    second at least 2 s ahead; each job's due instant is noted aside (for the log's look)."""
+    conn = await _connect(dsn)
+    try:
+        async with conn.transaction():
+            start = await conn.fetchval(
+                "SELECT date_trunc('second', clock_timestamp()) + interval '3 seconds'"
+            )
+            await conn.execute("CREATE TABLE due_at (job_id bigint PRIMARY KEY, due timestamptz)")
+            await conn.execute(
+                "INSERT INTO due_at SELECT id, $1::timestamptz + ((row_number() OVER"
+                " (ORDER BY id) - 1) / $2) * interval '1 second' FROM pgqueuer",
+                start,
+                per_second,
+            )
+            ids = await conn.fetch(
+                "UPDATE pgqueuer q SET execute_after = d.due FROM due_at d"
+                " WHERE d.job_id = q.id RETURNING q.id"
+            )
+            await _notify_as_enqueue(conn)
+            if await conn.fetchval("SELECT clock_timestamp() >= $1::timestamptz", start):
+                raise RuntimeError("spreading the due instants took longer than the lead")
+    finally:
+        await conn.close()
+    return start, {row["id"] for row in ids}
+
+
+async def _wait_empty_and_logged(dsn: str) -> list[float]:
+    """Wait until the queue is empty; each job's lateness by its log record (the database's
+    clock when PgQueuer logged it done, minus its due instant)."""
+    conn = await _connect(dsn)
+    try:
+        while await conn.fetchval("SELECT EXISTS (SELECT FROM pgqueuer)"):
+            await asyncio.sleep(0.2)
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM l.created - d.due)::float8 AS late FROM pgqueuer_log l"
+            " JOIN due_at d USING (job_id) WHERE l.status = 'successful'"
+        )
+    finally:
+        await conn.close()
+    return sorted(row["late"] for row in rows)
+
+
+def lateness(
+    dsn: str, per_second: int = 1000, seconds: int = 60, batch: int = BATCH
+) -> dict[str, Any]:
+    """One worker process, ``per_second`` jobs due at each whole second for ``seconds``
+    seconds (all enqueued first, not timed; their due instants set in one transaction while
+    the worker waits). ``p50_ms``/``p99_ms``: the database's clock when a job's entrypoint
+    ran minus its due instant (a clock offset measured against the database's);
+    ``logged_p50_ms``/``logged_p99_ms``: when PgQueuer logged it done (as our lateness is
+    taken when a fire's record is written). Plus the exactly-once counts."""
+    asyncio.run(install(dsn))
+    asyncio.run(_enqueue_held(dsn, per_second * seconds))
+    processes = start_workers(dsn, 1, batch)
+    try:
+        _, expected = asyncio.run(_spread_due(dsn, per_second))
+        logged = asyncio.run(_wait_empty_and_logged(dsn))
+    finally:
+        reports = stop_workers(processes)
+    ran = sorted(value for report in reports for value in report["lateness"])
+    faults = asyncio.run(_checked(dsn, expected, reports))
+    return {
+        "p50_ms": round(1000 * statistics.median(ran), 1),
+        "p99_ms": round(1000 * _quantile(ran, 0.99), 1),
+        "max_ms": round(1000 * ran[-1], 1),
+        "logged_p50_ms": round(1000 * statistics.median(logged), 1),
+        "logged_p99_ms": round(1000 * _quantile(logged, 0.99), 1),
+        "jobs": len(expected),
+        "batch": batch,
+        **faults,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("lateness", "burst", "creates", "pgq-worker"))
+    parser.add_argument("dsn")
+    parser.add_argument("--per-second", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    args = parser.parse_args()
+    if args.command == "pgq-worker":
+        try:
+            import uvloop  # PgQueuer's own `pgq run` uses it where it is installed
+        except ImportError:
+            asyncio.run(_worker(args.dsn, args.batch))
+        else:
+            uvloop.run(_worker(args.dsn, args.batch))
+        return
+    if args.command == "lateness":
+        result = lateness(args.dsn, args.per_second, args.seconds, args.batch)
+    elif args.command == "burst":
+        result = burst(args.dsn, args.workers, args.count, args.batch)
+    else:
+        result = creates(args.dsn, args.count)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
