@@ -25,10 +25,19 @@ scheduler, a burst of ``--aps4-burst`` jobs due at once, timed the same way (fro
 instant, the scheduler already running, to the last job run); in each round, our one engine's
 fires/s over its.
 
+PgQueuer (``peers_pg_queues.py``, where the interpreter running this has it: the ``bench``
+extra): the same burst, the same number of jobs, each made due at once (an ``execute_after``),
+with 1, 2 and 3 worker processes already running, each a ``QueueManager`` whose entrypoint only
+counts; timed from the due instant until PgQueuer has logged the last job done (its queue table
+empty), by the database's clock; durable creates by ``enqueue`` one job at a time and 100 per
+call. Each in a database of its own on the same server, taking turns with ours in each round;
+ours over its, per round. Each run checks that every job ran and was logged exactly once.
+
     python benchmarks/bench_pg_engine.py [--rounds 3] [--burst 5000] [--creates 2000]
         [--aps4-burst 500 (0: leave APScheduler 4 out)]
+        [--pgq-batch 500 (PgQueuer's jobs per dequeue; 0: leave PgQueuer out)]
 
-Medians over the rounds.
+Medians over the rounds (and of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -215,41 +224,86 @@ def aps4_rate(server: PostgresServer, count: int) -> float:
     return float(json.loads(done.stdout.splitlines()[-1])["fires_per_s"])
 
 
+def pgqueuer_available() -> bool:
+    try:
+        import pgqueuer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _note(results: dict[str, list[float]], key: str, value: float) -> None:
+    results.setdefault(key, []).append(value)
+
+
+def _bursts(server: PostgresServer, args: Any, pgq: Any, results: dict[str, list[float]]) -> None:
+    """One round of bursts: ours with 1, 2 and 3 engines, each followed by its peers."""
+    for engines in (1, 2, 3):
+        figure = burst_rate(server, engines, args.burst)
+        rate, shares = figure["fires_per_s"], figure["shares"]
+        _note(results, f"fires/s, {engines} engine(s)", rate)
+        print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
+        if engines == 1 and args.aps4_burst > 0 and APS4_PYTHON.exists():
+            peer = aps4_rate(server, args.aps4_burst)
+            _note(results, "APScheduler 4 fires/s, 1 scheduler", peer)
+            _note(results, "ours / APScheduler 4 (1 engine)", rate / peer)
+            print(f"  APScheduler 4: {peer:.0f} fires/s", flush=True)
+        if pgq is not None:
+            job = pgq.burst(server.create_database(), engines, args.burst, args.pgq_batch)
+            faults = {k: v for k, v in job.items() if k not in ("fires_per_s", "shares")}
+            assert not any(faults.values()), faults  # every job ran and was logged once
+            _note(results, f"PgQueuer jobs/s, {engines} worker(s)", job["fires_per_s"])
+            _note(results, f"ours / PgQueuer ({engines})", rate / job["fires_per_s"])
+            print(
+                f"  PgQueuer, {engines} worker(s): {job['fires_per_s']:.0f} jobs/s,"
+                f" shares {job['shares']}; ours / PgQueuer {rate / job['fires_per_s']:.2f}",
+                flush=True,
+            )
+
+
+def _all_creates(
+    server: PostgresServer, args: Any, pgq: Any, results: dict[str, list[float]]
+) -> None:
+    creates = asyncio.run(_creates(server.create_database(), args.creates))
+    for key, value in creates.items():
+        _note(results, key.replace("_", " "), value)
+    print(f"  creates/s: ours {creates}", flush=True)
+    if pgq is not None:
+        theirs = pgq.creates(server.create_database(), args.creates)
+        for key, value in theirs.items():
+            _note(results, "PgQueuer " + key.replace("_", " "), value)
+            _note(results, "ours / PgQueuer " + key.replace("_", " "), creates[key] / value)
+        print(f"  creates/s: PgQueuer {theirs}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--creates", type=int, default=2000)
     parser.add_argument("--aps4-burst", type=int, default=500, help="0: no APScheduler 4")
+    parser.add_argument("--pgq-batch", type=int, default=500, help="0: no PgQueuer")
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
         asyncio.run(_engine(args.engine))
         return
+    pgq = None
+    if args.pgq_batch > 0:
+        if pgqueuer_available():
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            import peers_pg_queues as pgq
+        else:
+            print("PgQueuer is not installed here (the bench extra): left out", flush=True)
     server = PostgresServer(durable=True).start()
     try:
         results: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            for engines in (1, 2, 3):
-                figure = burst_rate(server, engines, args.burst)
-                results.setdefault(f"fires/s, {engines} engine(s)", []).append(
-                    figure["fires_per_s"]
-                )
-                if engines == 1 and args.aps4_burst > 0 and APS4_PYTHON.exists():
-                    peer = aps4_rate(server, args.aps4_burst)
-                    results.setdefault("APScheduler 4 fires/s, 1 scheduler", []).append(peer)
-                    results.setdefault("ours / APScheduler 4 (1 engine)", []).append(
-                        figure["fires_per_s"] / peer
-                    )
-                    print(f"  APScheduler 4: {peer:.0f} fires/s", flush=True)
-                rate, shares = figure["fires_per_s"], figure["shares"]
-                print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
-            creates = asyncio.run(_creates(server.create_database(), args.creates))
-            for key, value in creates.items():
-                results.setdefault(key.replace("_", " "), []).append(value)
+            _bursts(server, args, pgq, results)
+            _all_creates(server, args, pgq, results)
         print(f"\nmedians of {args.rounds} rounds (burst {args.burst}, creates {args.creates}):")
         for key, values in results.items():
-            print(f"  {key:40} {statistics.median(values):10.1f}")
+            print(f"  {key:50} {statistics.median(values):10.2f}")
     finally:
         server.stop()
 
