@@ -142,21 +142,23 @@ async def _worker(dsn: str, batch: int) -> None:
 
 
 def start_workers(dsn: str, workers: int, batch: int) -> list[subprocess.Popen[str]]:
-    """``workers`` worker processes, each running (listening) when this returns."""
+    """``workers`` PgQueuer worker processes, each running (listening) when this returns."""
+    return start_processes([__file__, "pgq-worker", dsn, "--batch", str(batch)], workers)
+
+
+def start_processes(argv: list[str], count: int) -> list[subprocess.Popen[str]]:
+    """``count`` processes of ``python argv``, each of which has said ``running``."""
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, "pgq-worker", dsn, "--batch", str(batch)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        for _ in range(workers)
+        for _ in range(count)
     ]
     for process in processes:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
         if line != "running":
-            raise RuntimeError(f"a PgQueuer worker did not start: {line!r}")
+            raise RuntimeError(f"a peer's worker did not start: {line!r}")
     return processes
 
 
