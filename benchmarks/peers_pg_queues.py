@@ -268,32 +268,40 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def _spread_due(dsn: str, per_second: int) -> tuple[datetime, set[int]]:
-    """Every queued job due at a whole second, ``per_second`` of them at each, from the whole
-    second at least 2 s ahead; each job's due instant is noted aside (for the log's look)."""
+async def _enqueue_spread(dsn: str, per_second: int, seconds: int) -> tuple[datetime, set[int]]:
+    """``per_second`` jobs due at each of ``seconds`` instants a second apart, enqueued in one
+    call (so their ``execute_after`` counts from one ``NOW()``), the first far enough ahead for
+    the enqueue and a worker's start to end before it; each job's due instant is noted aside
+    (for the log's look) and the queue table analysed, as autovacuum would have by then."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    total = per_second * seconds
+    lead = 5 + total / 5000
     conn = await _connect(dsn)
     try:
-        async with conn.transaction():
-            start = await conn.fetchval(
-                "SELECT date_trunc('second', clock_timestamp()) + interval '3 seconds'"
-            )
-            await conn.execute("CREATE TABLE due_at (job_id bigint PRIMARY KEY, due timestamptz)")
-            await conn.execute(
-                "INSERT INTO due_at SELECT id, $1::timestamptz + ((row_number() OVER"
-                " (ORDER BY id) - 1) / $2) * interval '1 second' FROM pgqueuer",
-                start,
-                per_second,
-            )
-            ids = await conn.fetch(
-                "UPDATE pgqueuer q SET execute_after = d.due FROM due_at d"
-                " WHERE d.job_id = q.id RETURNING q.id"
-            )
-            await _notify_as_enqueue(conn)
-            if await conn.fetchval("SELECT clock_timestamp() >= $1::timestamptz", start):
-                raise RuntimeError("spreading the due instants took longer than the lead")
+        await Queries(AsyncpgDriver(conn)).enqueue(
+            [ENTRYPOINT] * total,
+            [b"x"] * total,
+            [0] * total,
+            [timedelta(seconds=lead + n // per_second) for n in range(total)],
+        )
+        await conn.execute(
+            "CREATE TABLE due_at AS SELECT id AS job_id, execute_after AS due FROM pgqueuer"
+        )
+        await conn.execute("ANALYZE pgqueuer")
+        first = await conn.fetchval("SELECT min(due) FROM due_at")
+        ids = await conn.fetch("SELECT job_id FROM due_at")
     finally:
         await conn.close()
-    return start, {row["id"] for row in ids}
+    return first, {row["job_id"] for row in ids}
+
+
+async def _before(dsn: str, instant: datetime) -> bool:
+    conn = await _connect(dsn)
+    try:
+        return bool(await conn.fetchval("SELECT clock_timestamp() < $1::timestamptz", instant))
+    finally:
+        await conn.close()
 
 
 async def _wait_empty_and_logged(dsn: str) -> list[float]:
@@ -316,17 +324,18 @@ async def _wait_empty_and_logged(dsn: str) -> list[float]:
 def lateness(
     dsn: str, per_second: int = 1000, seconds: int = 60, batch: int = BATCH
 ) -> dict[str, Any]:
-    """One worker process, ``per_second`` jobs due at each whole second for ``seconds``
-    seconds (all enqueued first, not timed; their due instants set in one transaction while
-    the worker waits). ``p50_ms``/``p99_ms``: the database's clock when a job's entrypoint
+    """One worker process, ``per_second`` jobs due at each instant a second apart for
+    ``seconds`` seconds (all enqueued first, in one call, not timed; the worker starts before
+    the first is due). ``p50_ms``/``p99_ms``: the database's clock when a job's entrypoint
     ran minus its due instant (a clock offset measured against the database's);
     ``logged_p50_ms``/``logged_p99_ms``: when PgQueuer logged it done (as our lateness is
     taken when a fire's record is written). Plus the exactly-once counts."""
     asyncio.run(install(dsn))
-    asyncio.run(_enqueue_held(dsn, per_second * seconds))
+    first, expected = asyncio.run(_enqueue_spread(dsn, per_second, seconds))
     processes = start_workers(dsn, 1, batch)
     try:
-        _, expected = asyncio.run(_spread_due(dsn, per_second))
+        if not asyncio.run(_before(dsn, first)):
+            raise RuntimeError("the enqueue and the worker's start took longer than the lead")
         logged = asyncio.run(_wait_empty_and_logged(dsn))
     finally:
         reports = stop_workers(processes)

@@ -209,13 +209,14 @@ def creates(dsn: str, count: int) -> dict[str, float]:
 
 
 async def _spread_due(dsn: str, per_second: int) -> set[int]:
-    """Every job due at a whole second, ``per_second`` of them at each, from the whole second
-    at least 2 s ahead."""
+    """Every job due at a whole second, ``per_second`` of them at each, from a whole second
+    far enough ahead for this update to end before (about 1 s per 10,000 jobs)."""
     conn = await _connect(dsn)
     try:
         async with conn.transaction():
             start = await conn.fetchval(
-                "SELECT date_trunc('second', clock_timestamp()) + interval '3 seconds'"
+                "SELECT date_trunc('second', clock_timestamp()) + make_interval(secs => 3"
+                " + (SELECT count(*) FROM procrastinate_jobs) / 5000)"
             )
             ids = await conn.fetch(
                 "UPDATE procrastinate_jobs j SET scheduled_at = $1::timestamptz"
