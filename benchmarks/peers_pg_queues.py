@@ -18,7 +18,7 @@ Every run checks that each job ran exactly once: the workers report the ids they
 log holds each job once as ``successful``; duplicates and misses are counted, not assumed.
 
     python benchmarks/peers_pg_queues.py lateness [--per-second 1000] [--seconds 60]
-        [--batch 500] [--rounds 1] [--dsn DSN]
+        [--batch 500] [--aggregate-s 30] [--rounds 1] [--dsn DSN]
     python benchmarks/peers_pg_queues.py burst [--workers 1] [--count 5000] [--batch 500]
     python benchmarks/peers_pg_queues.py creates [--count 1000]
 
@@ -46,6 +46,9 @@ ENTRYPOINT = "fire"
 # 1 to 3 workers) 10 gave 1,400-2,600 jobs/s, 100 2,500-5,300, 500 4,900-8,100, 1,000
 # 4,700-7,100 and 2,000 2,600-5,100. 500 is also our engines' batch.
 BATCH = 500
+# How often a worker folds its log into PgQueuer's statistics table (its default: 30 s;
+# 0: never in the background, only when statistics are read).
+AGGREGATE_S = 30.0
 _LEAD_S = 2.0  # a burst is made due this far ahead, as bench_pg_engine does for ours
 _HELD = timedelta(days=1)  # enqueued this far ahead: nothing due while workers start
 
@@ -106,7 +109,7 @@ async def _clock_offset(conn: Any) -> float:
     return best[1]
 
 
-async def _worker(dsn: str, batch: int) -> None:
+async def _worker(dsn: str, batch: int, aggregate_s: float) -> None:
     """One PgQueuer worker: run, say ``running`` once its listener answers, run jobs until told
     to stop; print the ids it ran and each one's lateness (the database's clock when the
     entrypoint ran minus the job's ``execute_after``)."""
@@ -123,7 +126,8 @@ async def _worker(dsn: str, batch: int) -> None:
         late.append(time.time() + offset - job.execute_after.timestamp())
         ran.append(job.id)
 
-    task = asyncio.create_task(manager.run(batch_size=batch))
+    aggregate = timedelta(seconds=aggregate_s)
+    task = asyncio.create_task(manager.run(batch_size=batch, log_aggregation_interval=aggregate))
     for _ in range(100):  # its LISTEN is up once a probe comes back through it
         try:
             await manager.listener_healthy(timedelta(seconds=0.5))
@@ -141,9 +145,12 @@ async def _worker(dsn: str, batch: int) -> None:
     print(json.dumps({"ids": ran, "lateness": late}), flush=True)
 
 
-def start_workers(dsn: str, workers: int, batch: int) -> list[subprocess.Popen[str]]:
+def start_workers(
+    dsn: str, workers: int, batch: int, aggregate_s: float = AGGREGATE_S
+) -> list[subprocess.Popen[str]]:
     """``workers`` PgQueuer worker processes, each running (listening) when this returns."""
-    return start_processes([__file__, "pgq-worker", dsn, "--batch", str(batch)], workers)
+    argv = [__file__, "pgq-worker", dsn, "--batch", str(batch), "--aggregate-s", str(aggregate_s)]
+    return start_processes(argv, workers)
 
 
 def start_processes(argv: list[str], count: int) -> list[subprocess.Popen[str]]:
@@ -304,9 +311,10 @@ async def _before(dsn: str, instant: datetime) -> bool:
         await conn.close()
 
 
-async def _wait_empty_and_logged(dsn: str) -> list[float]:
+async def _wait_empty_and_logged(dsn: str) -> tuple[list[float], list[list[float]]]:
     """Wait until the queue is empty; each job's lateness by its log record (the database's
-    clock when PgQueuer logged it done, minus its due instant)."""
+    clock when PgQueuer logged it done, minus its due instant), and the five due instants
+    whose last job was latest ([seconds after the first due instant, that lateness])."""
     conn = await _connect(dsn)
     try:
         left = "SELECT EXISTS (SELECT FROM pgqueuer)"
@@ -316,13 +324,23 @@ async def _wait_empty_and_logged(dsn: str) -> list[float]:
             "SELECT extract(epoch FROM l.created - d.due)::float8 AS late FROM pgqueuer_log l"
             " JOIN due_at d USING (job_id) WHERE l.status = 'successful'"
         )
+        worst = await conn.fetch(
+            "SELECT extract(epoch FROM d.due - min(d.due) OVER ())::float8 AS at,"
+            " extract(epoch FROM max(l.created) - d.due)::float8 AS late FROM pgqueuer_log l"
+            " JOIN due_at d USING (job_id) GROUP BY d.due ORDER BY late DESC LIMIT 5"
+        )
     finally:
         await conn.close()
-    return sorted(row["late"] for row in rows)
+    slowest = [[round(row["at"]), round(row["late"], 2)] for row in worst]
+    return sorted(row["late"] for row in rows), slowest
 
 
 def lateness(
-    dsn: str, per_second: int = 1000, seconds: int = 60, batch: int = BATCH
+    dsn: str,
+    per_second: int = 1000,
+    seconds: int = 60,
+    batch: int = BATCH,
+    aggregate_s: float = AGGREGATE_S,
 ) -> dict[str, Any]:
     """One worker process, ``per_second`` jobs due at each instant a second apart for
     ``seconds`` seconds (all enqueued first, in one call, not timed; the worker starts before
@@ -332,11 +350,11 @@ def lateness(
     taken when a fire's record is written). Plus the exactly-once counts."""
     asyncio.run(install(dsn))
     first, expected = asyncio.run(_enqueue_spread(dsn, per_second, seconds))
-    processes = start_workers(dsn, 1, batch)
+    processes = start_workers(dsn, 1, batch, aggregate_s)
     try:
         if not asyncio.run(_before(dsn, first)):
             raise RuntimeError("the enqueue and the worker's start took longer than the lead")
-        logged = asyncio.run(_wait_empty_and_logged(dsn))
+        logged, slowest = asyncio.run(_wait_empty_and_logged(dsn))
     finally:
         reports = stop_workers(processes)
     ran = sorted(value for report in reports for value in report["lateness"])
@@ -349,13 +367,15 @@ def lateness(
         "logged_p99_ms": round(1000 * _quantile(logged, 0.99), 1),
         "jobs": len(expected),
         "batch": batch,
+        "aggregate_s": aggregate_s,
+        "slowest_seconds": slowest,
         **faults,
     }
 
 
 def _measure(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     if args.command == "lateness":
-        return lateness(dsn, args.per_second, args.seconds, args.batch)
+        return lateness(dsn, args.per_second, args.seconds, args.batch, args.aggregate_s)
     if args.command == "burst":
         return burst(dsn, args.workers, args.count, args.batch)
     return creates(dsn, args.count)
@@ -372,14 +392,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--aggregate-s", type=float, default=AGGREGATE_S)
     args = parser.parse_args()
     if args.command == "pgq-worker":
         try:
             import uvloop  # PgQueuer's own `pgq run` uses it where it is installed
         except ImportError:
-            asyncio.run(_worker(args.worker_dsn, args.batch))
+            asyncio.run(_worker(args.worker_dsn, args.batch, args.aggregate_s))
         else:
-            uvloop.run(_worker(args.worker_dsn, args.batch))
+            uvloop.run(_worker(args.worker_dsn, args.batch, args.aggregate_s))
         return
     if args.dsn:
         print(json.dumps(_measure(args, args.dsn)), flush=True)
