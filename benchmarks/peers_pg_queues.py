@@ -12,7 +12,11 @@ commit): the analogue of our fire's record committing.
 Settings (PgQueuer's own knobs, tuned for it): ``QueueManager.run(batch_size=...)`` (its
 default is 10; ``--pgq-batch``), no concurrency limit on the entrypoint, no cap on tasks
 (``max_concurrent_tasks=None``), one asyncpg connection per worker (``AsyncpgDriver``, as its
-documentation sets a worker up). Everything else is PgQueuer's default.
+documentation sets a worker up). Everything else is PgQueuer's default, including its log's
+aggregation into statistics every 30 s (``log_aggregation_interval``; ``--aggregate-s 0`` turns
+it off. At a steady 1,000 jobs/s the seconds that such an aggregation fell on were late by
+1.3 to 1.4 s, every other second by at most 0.6 s, and that made the p99 of a minute; with it
+off, no second's last job was later than 0.26 s).
 
 Every run checks that each job ran exactly once: the workers report the ids they ran, and the
 log holds each job once as ``successful``; duplicates and misses are counted, not assumed.
