@@ -9,7 +9,8 @@ beside this file (again only when pyproject.toml changes):
 - ``test``: the project installed with the extras the tests need (AWS adapter, PostgreSQL
   driver, pytest, moto...);
 - ``dev``: ``test`` plus the linters, the type checker and the manual's builder;
-- ``bench``: the peers the benchmarks compare against;
+- ``bench``: the peers the benchmarks compare against (with the PostgreSQL driver: the
+  PostgreSQL benchmarks run here too);
 - ``pulumi``: ``test`` plus pulumi and pulumi-aws, for the deployment components.
 
 Tasks: demo, test (the whole suite, as CI runs it), quick (the suite without the slow tests),
@@ -37,7 +38,7 @@ ENVIRONMENTS: dict[str, tuple[str, ...] | None] = {
     "core": None,
     "test": ("aws", "postgres", "test"),
     "dev": ("aws", "postgres", "test", "docs", "dev"),
-    "bench": ("bench",),
+    "bench": ("postgres", "bench"),
     "pulumi": ("pulumi", "test"),
 }
 

@@ -25,10 +25,27 @@ scheduler, a burst of ``--aps4-burst`` jobs due at once, timed the same way (fro
 instant, the scheduler already running, to the last job run); in each round, our one engine's
 fires/s over its.
 
+PgQueuer (``peers_pg_queues.py``, where the interpreter running this has it: the ``bench``
+extra): the same burst, the same number of jobs, each made due at once (an ``execute_after``),
+with 1, 2 and 3 worker processes already running, each a ``QueueManager`` whose entrypoint only
+counts; timed from the due instant until PgQueuer has logged the last job done (its queue table
+empty), by the database's clock; durable creates by ``enqueue`` one job at a time and 100 per
+call. Each in a database of its own on the same server, taking turns with ours in each round;
+ours over its, per round. Each run checks that every job ran and was logged exactly once.
+
+procrastinate (``peers_procrastinate.py``, the ``bench`` extra too): the same, with jobs
+deferred with a ``schedule_at``, a smaller burst (``--procrastinate-burst``: it runs about a
+hundred jobs a second here), 1, 2 and 3 worker processes, and creates by ``defer_async`` one at
+a time and ``batch_defer_async`` of 100.
+
     python benchmarks/bench_pg_engine.py [--rounds 3] [--burst 5000] [--creates 2000]
         [--aps4-burst 500 (0: leave APScheduler 4 out)]
+        [--pgq-batch 500 (PgQueuer's jobs per dequeue; 0: leave PgQueuer out)]
+        [--procrastinate-burst 1000 (0: leave procrastinate out)]
 
-Medians over the rounds.
+Medians over the rounds (and of the per-round ratios). Run it with the ``bench`` environment's
+interpreter (``.venvs/bench``: the postgres and bench extras), where every peer but APScheduler
+4 is installed; without a peer's package, that peer is left out and said so.
 """
 
 from __future__ import annotations
@@ -215,41 +232,99 @@ def aps4_rate(server: PostgresServer, count: int) -> float:
     return float(json.loads(done.stdout.splitlines()[-1])["fires_per_s"])
 
 
+def _peer(package: str, module: str, wanted: bool) -> Any:
+    """The peer's module of the benchmarks folder, where its package is installed here."""
+    if not wanted:
+        return None
+    try:
+        __import__(package)
+    except ImportError:
+        print(f"{package} is not installed here (the bench extra): left out", flush=True)
+        return None
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    return __import__(module)
+
+
+def _note(results: dict[str, list[float]], key: str, value: float) -> None:
+    results.setdefault(key, []).append(value)
+
+
+def _bursts(
+    server: PostgresServer, args: Any, peers: tuple[Any, Any], results: dict[str, list[float]]
+) -> None:
+    """One round of bursts: ours with 1, 2 and 3 engines, each followed by its peers."""
+    pgq, pcr = peers
+    pcr_n = args.procrastinate_burst
+    for engines in (1, 2, 3):
+        figure = burst_rate(server, engines, args.burst)
+        rate, shares = figure["fires_per_s"], figure["shares"]
+        _note(results, f"fires/s, {engines} engine(s)", rate)
+        print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
+        if engines == 1 and args.aps4_burst > 0 and APS4_PYTHON.exists():
+            aps4 = aps4_rate(server, args.aps4_burst)
+            _note(results, "APScheduler 4 fires/s, 1 scheduler", aps4)
+            _note(results, "ours / APScheduler 4 (1 engine)", rate / aps4)
+            print(f"  APScheduler 4: {aps4:.0f} fires/s", flush=True)
+        for name, peer, size in (("PgQueuer", pgq, args.burst), ("procrastinate", pcr, pcr_n)):
+            if peer is None:
+                continue
+            setting = args.pgq_batch if peer is pgq else peer.CONCURRENCY
+            job = peer.burst(server.create_database(), engines, size, setting)
+            faults = {k: v for k, v in job.items() if k not in ("fires_per_s", "shares")}
+            assert not any(faults.values()), faults  # every job ran and was recorded once
+            peer_rate = job["fires_per_s"]
+            _note(results, f"{name} jobs/s, {engines} worker(s)", peer_rate)
+            _note(results, f"ours / {name} ({engines})", rate / peer_rate)
+            print(
+                f"  {name}, {engines} worker(s): {peer_rate:.0f} jobs/s, shares"
+                f" {job['shares']}; ours / {name} {rate / peer_rate:.1f}",
+                flush=True,
+            )
+
+
+def _all_creates(
+    server: PostgresServer, args: Any, peers: tuple[Any, Any], results: dict[str, list[float]]
+) -> None:
+    creates = asyncio.run(_creates(server.create_database(), args.creates))
+    for key, value in creates.items():
+        _note(results, key.replace("_", " "), value)
+    print(f"  creates/s: ours {creates}", flush=True)
+    for name, peer in zip(("PgQueuer", "procrastinate"), peers, strict=True):
+        if peer is None:
+            continue
+        theirs = peer.creates(server.create_database(), args.creates)
+        for key, value in theirs.items():
+            _note(results, f"{name} " + key.replace("_", " "), value)
+            _note(results, f"ours / {name} " + key.replace("_", " "), creates[key] / value)
+        print(f"  creates/s: {name} {theirs}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--creates", type=int, default=2000)
     parser.add_argument("--aps4-burst", type=int, default=500, help="0: no APScheduler 4")
+    parser.add_argument("--pgq-batch", type=int, default=500, help="0: no PgQueuer")
+    parser.add_argument("--procrastinate-burst", type=int, default=1000, help="0: none")
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
         asyncio.run(_engine(args.engine))
         return
+    peers = (
+        _peer("pgqueuer", "peers_pg_queues", args.pgq_batch > 0),
+        _peer("procrastinate", "peers_procrastinate", args.procrastinate_burst > 0),
+    )
     server = PostgresServer(durable=True).start()
     try:
         results: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            for engines in (1, 2, 3):
-                figure = burst_rate(server, engines, args.burst)
-                results.setdefault(f"fires/s, {engines} engine(s)", []).append(
-                    figure["fires_per_s"]
-                )
-                if engines == 1 and args.aps4_burst > 0 and APS4_PYTHON.exists():
-                    peer = aps4_rate(server, args.aps4_burst)
-                    results.setdefault("APScheduler 4 fires/s, 1 scheduler", []).append(peer)
-                    results.setdefault("ours / APScheduler 4 (1 engine)", []).append(
-                        figure["fires_per_s"] / peer
-                    )
-                    print(f"  APScheduler 4: {peer:.0f} fires/s", flush=True)
-                rate, shares = figure["fires_per_s"], figure["shares"]
-                print(f"  {engines} engine(s): {rate:.0f} fires/s, shares {shares}", flush=True)
-            creates = asyncio.run(_creates(server.create_database(), args.creates))
-            for key, value in creates.items():
-                results.setdefault(key.replace("_", " "), []).append(value)
+            _bursts(server, args, peers, results)
+            _all_creates(server, args, peers, results)
         print(f"\nmedians of {args.rounds} rounds (burst {args.burst}, creates {args.creates}):")
         for key, values in results.items():
-            print(f"  {key:40} {statistics.median(values):10.1f}")
+            print(f"  {key:50} {statistics.median(values):10.2f}")
     finally:
         server.stop()
 

@@ -495,7 +495,8 @@ it is exactly what that file makes, so it cannot drift from what the code measur
 
 The PostgreSQL provider's figures (fires/s with one to three engines, creates, lateness at a
 steady rate, failover, chaos with killed processes) come from benchmarks of their own, against a
-real server: see [Running on PostgreSQL](postgres.md#figures).
+real server, beside APScheduler 4, PgQueuer and procrastinate on the same server: see
+[Running on PostgreSQL](postgres.md#figures).
 """
 
 METHOD = """\

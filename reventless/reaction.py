@@ -47,6 +47,7 @@ import msgspec
 from reventless._observe import reaction_span
 from reventless.aggregate import Aggregate, AggregateSpec, HandleResult
 from reventless.aggregate_adapter import StoredEvent
+from reventless.clock import Clock, Hold
 from reventless.errors import UsageError, ValidationError
 from reventless.event_topic import EventTopic
 from reventless.schedule import Schedule, check_name
@@ -364,5 +365,113 @@ def check_reaction_name(name: object) -> str:
     return name
 
 
+def already_running(name: str) -> UsageError:
+    """A second reaction of ``name`` registered on one provider."""
+    return UsageError(
+        f"reaction {name!r} is already running on this provider; a name is "
+        "declared once (a second plugin with it would share its checkpoint)"
+    )
+
+
+class HandlingHold:
+    """A runner's hold on a virtual clock (``Clock.hold``) while events appended in this
+    process wait to be handled, so that a test that moves time on sees the reaction's
+    effects; ``target`` is the last such event's position."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._hold: Hold | None = None
+        self.target = 0
+
+    def appended(self, position: int) -> None:
+        """An event was appended in this process at ``position``: hold until it is handled."""
+        self.take()
+        self.target = max(self.target, position)
+
+    def take(self) -> None:
+        if self._hold is None:
+            self._hold = self._clock.hold()
+
+    def release(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
+
+
 def not_running(name: str) -> UsageError:
     return UsageError(f"reaction {name!r} is not declared in a started plugin on this provider")
+
+
+# -- what every provider's operations share (one place, so the providers cannot drift) ----------
+
+
+def check_operations_limit(limit: object) -> int:
+    """``limit`` of ``dead_letters`` and ``operations``: a whole number from 1 to 10,000."""
+    if type(limit) is not int or not 1 <= limit <= 10_000:
+        raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+    return limit
+
+
+def check_reset_position(position: object) -> int:
+    """``position`` of ``reset`` before the log's head is known: a log position, 0 or more."""
+    if type(position) is not int or position < 0:
+        raise ValidationError("position", position, "a log position, 0 or more")
+    return position
+
+
+def check_reset_within_head(position: int, head: int) -> None:
+    """Refuse a reset past the log's head: the events appended up to that position would
+    never be handled."""
+    if position > head:
+        raise ValidationError(
+            "position",
+            position,
+            f"a log position from 0 to the log's head, {head} (past it, the events "
+            "appended until then would be skipped)",
+        )
+
+
+# The columns of the stored rows, in the order every provider selects them.
+_DEAD_LETTER_COLUMNS = (
+    "id", "reaction", "position", "aggregate", "aggregate_id", "version", "type", "attempts",
+    "reason", "action", "at",
+)  # fmt: skip
+_OPERATION_COLUMNS = (
+    "id", "reaction", "action", "at", "by", "reason", "from_position", "to_position",
+    "from_state",
+)  # fmt: skip
+
+
+def dead_letter_of_row(row: Sequence[Any], at: datetime) -> ReactionDeadLetter:
+    """A dead letter from its stored columns (``_DEAD_LETTER_COLUMNS``), with ``at`` as the
+    provider reads its time."""
+    return ReactionDeadLetter(**{**dict(zip(_DEAD_LETTER_COLUMNS, row, strict=False)), "at": at})
+
+
+def operation_of_row(row: Sequence[Any], at: datetime) -> ReactionOperation:
+    """An operation from its stored columns (``_OPERATION_COLUMNS``, ``by`` stored as
+    ``done_by``), with ``at`` as the provider reads its time."""
+    return ReactionOperation(**{**dict(zip(_OPERATION_COLUMNS, row, strict=False)), "at": at})
+
+
+def dead_letter_columns(
+    name: str, event: StoredEvent, attempts: int, reason: str, action: OnFailure
+) -> tuple[Any, ...]:
+    """The stored columns of a new dead letter (reaction, position, aggregate, aggregate_id,
+    version, type, attempts, reason, action), in that order; the time is the provider's."""
+    return (
+        name,
+        event.position,
+        event.aggregate,
+        event.aggregate_id,
+        event.version,
+        event.type,
+        attempts,
+        reason,
+        "skipped" if action is OnFailure.SKIP else "stopped",
+    )
+
+
+def stopped_error(event: StoredEvent, reason: str) -> str:
+    """The ``last_error`` of a reaction stopped at ``event``."""
+    return f"stopped at position {event.position}: {reason}"

@@ -13,13 +13,13 @@ the provider's Clock and are aware UTC datetimes; an adapter never reads the tim
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
-from reventless.errors import ValidationError
+from reventless.errors import CorruptDataError, ValidationError
 from reventless.misfire import MisfirePolicy
 from reventless.schedule import Schedule
 from reventless.target import Target
@@ -215,6 +215,22 @@ def pause_detail(reason: str | None, by: str | None) -> str | None:
     if by is None:
         return reason
     return f"by {by}" if reason is None else f"by {by}: {reason}"
+
+
+def page_of_rows(
+    rows: Sequence[Sequence[Any]], limit: int, state_of: Callable[[Any], ScheduleState]
+) -> SchedulePage:
+    """A ``list_schedules`` page of up to ``limit + 1`` stored rows in name order (the name
+    first in each; one past ``limit`` says there are more): ``state_of`` reads a row, and a
+    row it finds damaged (CorruptDataError) is listed as such instead of failing the page."""
+    states, damaged = [], []
+    for row in rows[:limit]:
+        try:
+            states.append(state_of(row))
+        except CorruptDataError as exc:
+            damaged.append(DamagedSchedule(name=str(row[0]), reason=str(exc)))
+    next_token = str(rows[limit - 1][0]) if len(rows) > limit else None
+    return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from reventless._engine_settings import check_retry_policy
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.aws._arn import GROUP, REGION, queue_arn, topic_arn
 from reventless.aws._arn import role_arn as is_role_arn
@@ -400,5 +401,4 @@ def _check_arguments(
         )
     if region is not None and (not isinstance(region, str) or not REGION.fullmatch(region)):
         raise ValidationError("region", region, "an AWS region name such as 'eu-west-1'")
-    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    check_retry_policy(retry_policy)

@@ -30,44 +30,44 @@ from reventless.scheduler_adapter import (
 logger = logging.getLogger("reventless.aws")
 
 __all__ = (
-    "_MARK",
-    "_MAX_DESCRIPTION",
-    "_PAUSE_MARK",
-    "_PAUSE_WIDTH",
-    "_RATE_MARK",
-    "_TIME_WIDTH",
-    "_Pause",
-    "_description",
-    "_iso",
-    "_jitter",
-    "_on_grid",
-    "_pause_of",
-    "_rate_and_stamp",
-    "_start_date",
+    "CREATED_MARK",
+    "MAX_DESCRIPTION",
+    "PAUSE_MARK",
+    "PAUSE_WIDTH",
+    "RATE_MARK",
+    "TIME_WIDTH",
+    "PauseNote",
+    "iso_second",
+    "jitter_of_window",
+    "on_grid",
+    "pause_of",
+    "rate_and_stamp",
+    "schedule_description",
+    "start_date_of",
 )
 
-_TIME_WIDTH = len("2026-11-27T09:00:00Z")
+TIME_WIDTH = len("2026-11-27T09:00:00Z")
 
 
-_MARK = "reventless:created_at="
+CREATED_MARK = "reventless:created_at="
 
 
-_RATE_MARK = " rate="
+RATE_MARK = " rate="
 
 
 # The pause, last in the Description: " paused_at=TIME[ by=LENGTH:BY][ reason=REASON]". Nothing
 # before it can hold this mark; the reason runs to the end, so neither it nor BY is escaped.
-_PAUSE_MARK = " paused_at="
+PAUSE_MARK = " paused_at="
 
 
-_MAX_DESCRIPTION = 512  # characters in a schedule's Description
+MAX_DESCRIPTION = 512  # characters in a schedule's Description
 
 
-def _iso(instant: datetime) -> str:
+def iso_second(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _jitter(window: object) -> int | None:
+def jitter_of_window(window: object) -> int | None:
     """``jitter_minutes`` from a FlexibleTimeWindow read back: None when it is off."""
     if not isinstance(window, dict) or window.get("Mode") != "FLEXIBLE":
         return None
@@ -77,8 +77,8 @@ def _jitter(window: object) -> int | None:
     return minutes
 
 
-def _description(
-    schedule: Schedule, created_at: datetime, rate_text: str | None, pause: _Pause | None = None
+def schedule_description(
+    schedule: Schedule, created_at: datetime, rate_text: str | None, pause: PauseNote | None = None
 ) -> str:
     """The mark, the creation instant, the window and the rate as written where needed: what
     AWS does not keep otherwise (EndDate is half a minute off, StartDate gone once passed);
@@ -87,30 +87,30 @@ def _description(
     :raises ValidationError: the pause's ``reason`` (or ``by``) does not fit in the 512
         characters of a Description with the rest.
     """
-    parts = [f"{_MARK}{_iso(created_at)}"]
+    parts = [f"{CREATED_MARK}{iso_second(created_at)}"]
     if schedule.not_before is not None:
-        parts.append(f"not_before={_iso(schedule.not_before)}")
+        parts.append(f"not_before={iso_second(schedule.not_before)}")
     if schedule.not_after is not None:
-        parts.append(f"not_after={_iso(schedule.not_after)}")
+        parts.append(f"not_after={iso_second(schedule.not_after)}")
     text = " ".join(parts)
-    text = text if rate_text is None else f"{text}{_RATE_MARK}{rate_text}"
+    text = text if rate_text is None else f"{text}{RATE_MARK}{rate_text}"
     if pause is None:
         return text
     full = text + pause.mark()
-    if len(full) > _MAX_DESCRIPTION:
+    if len(full) > MAX_DESCRIPTION:
         field, value = ("reason", pause.reason) if pause.reason is not None else ("by", pause.by)
-        room = _MAX_DESCRIPTION - (len(full) - len(value or ""))
+        room = MAX_DESCRIPTION - (len(full) - len(value or ""))
         raise ValidationError(
             field,
             value,
             f"at most {max(room, 0)} characters for schedule {schedule.name!r} on AWS, where "
-            f"the {field} is kept in the schedule's Description ({_MAX_DESCRIPTION} characters"
+            f"the {field} is kept in the schedule's Description ({MAX_DESCRIPTION} characters"
             ", shared with what reventless keeps there)",
         )
     return full
 
 
-class _Pause(NamedTuple):
+class PauseNote(NamedTuple):
     """When a schedule was paused, by whom and why, as kept in its Description."""
 
     at: datetime
@@ -118,7 +118,7 @@ class _Pause(NamedTuple):
     reason: str | None
 
     @classmethod
-    def of(cls, state: ScheduleState) -> _Pause | None:
+    def of(cls, state: ScheduleState) -> PauseNote | None:
         """The pause of a state read back (None: active, or paused with nothing kept)."""
         if not state.paused or state.paused_at is None:
             return None
@@ -128,18 +128,18 @@ class _Pause(NamedTuple):
         at = self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         by = "" if self.by is None else f" by={len(self.by)}:{self.by}"
         reason = "" if self.reason is None else f" reason={self.reason}"
-        return f"{_PAUSE_MARK}{at}{by}{reason}"
+        return f"{PAUSE_MARK}{at}{by}{reason}"
 
 
-def _pause_of(name: str, description: str) -> _Pause | None:
+def pause_of(name: str, description: str) -> PauseNote | None:
     """The pause a Description carries; None where it carries none (paused before reventless
     kept one, or outside reventless) or one that does not read back (edited outside
     reventless): the schedule itself is still read, and can be resumed."""
-    _, found, text = description.partition(_PAUSE_MARK)
+    _, found, text = description.partition(PAUSE_MARK)
     if not found:
         return None
     try:
-        stamp, rest = text[:_PAUSE_WIDTH], text[_PAUSE_WIDTH:]
+        stamp, rest = text[:PAUSE_WIDTH], text[PAUSE_WIDTH:]
         at = as_utc(datetime.fromisoformat(stamp), "paused_at")
         by = None
         if rest.startswith(" by="):
@@ -155,13 +155,13 @@ def _pause_of(name: str, description: str) -> _Pause | None:
     except ValueError as exc:
         logger.warning("schedule %r: its Description's pause is not read: %s", name, exc)
         return None
-    return _Pause(at=at, by=by, reason=reason)
+    return PauseNote(at=at, by=by, reason=reason)
 
 
-_PAUSE_WIDTH = len("2026-11-27T09:00:00.000000Z")
+PAUSE_WIDTH = len("2026-11-27T09:00:00.000000Z")
 
 
-def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
+def start_date_of(schedule: Schedule, created_at: datetime, now: datetime) -> datetime | None:
     """An interval's StartDate: its first fire while that is ahead, else its next fire after
     ``now`` on the same grid (AWS refuses a StartDate more than five minutes ago). For the
     other rates, ``not_before`` while it is ahead; else None."""
@@ -174,7 +174,7 @@ def _start_date(schedule: Schedule, created_at: datetime, now: datetime) -> date
     return next_fire_after(schedule, now, created_at=created_at)
 
 
-def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
+def rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
     """The rate of a schedule read with GetSchedule and the creation instant its Description
     carries (still to be parsed). :raises ForeignScheduleError: not written by reventless."""
     expression = str(raw.get("ScheduleExpression"))
@@ -182,17 +182,17 @@ def _rate_and_stamp(name: str, raw: dict[str, Any]) -> tuple[Rate, str]:
         rate = from_expression(expression)
     except ValidationError as exc:
         raise ForeignScheduleError(name, str(exc)) from None
-    description = str(raw.get("Description") or "").partition(_PAUSE_MARK)[0]
-    if not description.startswith(_MARK):
+    description = str(raw.get("Description") or "").partition(PAUSE_MARK)[0]
+    if not description.startswith(CREATED_MARK):
         raise ForeignScheduleError(name, "its Description carries no reventless mark")
-    stamp, _, written = description[len(_MARK) :].partition(_RATE_MARK)
+    stamp, _, written = description[len(CREATED_MARK) :].partition(RATE_MARK)
     if written:
         # The rate as written, where the expression reads back as another with its fires.
         rate = rate_from_description(expression, written) or rate
     return rate, stamp
 
 
-def _on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:
+def on_grid(rate: IntervalRate, start_date: datetime, created_at: datetime) -> bool:
     """Whether ``start_date`` is one of the fires of an interval created at ``created_at``."""
     since = as_utc(start_date, "start_date") - ceil_minute(created_at)
     step = timedelta(minutes=rate.minutes)

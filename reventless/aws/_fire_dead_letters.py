@@ -3,15 +3,15 @@
 ``FireDeadLetters`` reads them from the scheduler's dead-letter queue (``dead_letter_arn``) and,
 when the target is a command queue with a dead-letter queue of its own, from there too (the
 fires its handler gave up on, with the handler's reason); it redrives the matching ones to the
-target, and sends a fire as EventBridge would (``trigger``: ``extra_fire_time`` gives it an id
-no scheduled fire has)."""
+target, and sends a fire as EventBridge would (``trigger``: ``reventless._repairs.extra_fire_time``
+gives it an id no scheduled fire has)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -21,23 +21,15 @@ from reventless.aws._errors import call_aws
 from reventless.aws._sns import SnsEventTopic
 from reventless.aws._targets import SqsQueueTarget
 from reventless.errors import ReventlessError, UsageError
-from reventless.fire_times import as_utc
 from reventless.scheduler_adapter import DeadLetter
 from reventless.target import FireEnvelope, fire_id
 
-__all__ = ("FireDeadLetters", "extra_fire_time")
+__all__ = ("FireDeadLetters",)
 
 _MAX_REDRIVE = 10_000  # dead-letter messages looked at by one redrive
 
 
 _REDRIVE_VISIBILITY = 60
-
-
-def extra_fire_time(at: datetime) -> datetime:
-    """The scheduled time of an extra fire at ``at``: to the second, never a whole minute, so
-    its fire id is none of a schedule's (they all fire on whole minutes)."""
-    instant = as_utc(at, "at").replace(microsecond=0)
-    return instant + timedelta(seconds=1) if instant.second == 0 else instant
 
 
 def _dedup_id(envelope: FireEnvelope) -> str:

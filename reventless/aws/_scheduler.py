@@ -13,26 +13,27 @@ import anyio
 import msgspec
 
 from reventless._attachments import duplicate_scheduler
+from reventless._repairs import extra_fire_time
 from reventless.aws._command_dead_letters import CommandDeadLetters
 from reventless.aws._description import (
-    _description,
-    _jitter,
-    _on_grid,
-    _Pause,
-    _pause_of,
-    _rate_and_stamp,
-    _start_date,
+    PauseNote,
+    jitter_of_window,
+    on_grid,
+    pause_of,
+    rate_and_stamp,
+    schedule_description,
+    start_date_of,
 )
 from reventless.aws._errors import call_aws
-from reventless.aws._fire_dead_letters import FireDeadLetters, extra_fire_time
+from reventless.aws._fire_dead_letters import FireDeadLetters
 from reventless.aws._groups import schedule_group_name
 from reventless.aws._sns import SnsEventTopic
 from reventless.aws._targets import (
     SCHEDULED_TIME,
     SNS_PUBLISH,
     SqsQueueTarget,
-    _check_envelope_size,
-    _envelope_of,
+    check_envelope_size,
+    envelope_of,
     envelope_template,
     sns_publish_template,
 )
@@ -186,12 +187,12 @@ class AwsScheduledPublisher:
         created_at: datetime,
         state: str,
         now: datetime,
-        pause: _Pause | None = None,
+        pause: PauseNote | None = None,
     ) -> dict[str, Any]:
         """The request that writes ``schedule``; ``pause`` (when paused) rides in its
         Description. :raises ValidationError: the pause does not fit in the Description."""
         target = self._target(scheduler)
-        _check_envelope_size(schedule, target)
+        check_envelope_size(schedule, target)
         fields = aws_schedule_fields(schedule, created_at=created_at)
         policy = self._retry_policy
         aws_target: dict[str, Any] = {
@@ -220,10 +221,10 @@ class AwsScheduledPublisher:
             "FlexibleTimeWindow": fields.flexible_time_window,
             "ActionAfterCompletion": fields.action_after_completion,
             "State": state,
-            "Description": _description(schedule, created_at, fields.rate_text, pause),
+            "Description": schedule_description(schedule, created_at, fields.rate_text, pause),
             "Target": aws_target,
         }
-        start_date = _start_date(schedule, created_at, now)
+        start_date = start_date_of(schedule, created_at, now)
         if start_date is not None:
             request["StartDate"] = start_date
         if fields.end_date is not None:
@@ -288,7 +289,7 @@ class AwsScheduledPublisher:
             state.created_at,
             "DISABLED" if state.paused else "ENABLED",
             now,
-            _Pause.of(state),
+            PauseNote.of(state),
         )
         await call_aws(
             f"updating schedule {schedule.name!r} in group {request['GroupName']!r}",
@@ -418,7 +419,7 @@ class AwsScheduledPublisher:
         except ForeignScheduleError:
             request["StartDate"] = now  # not ours: from now on, as it already was active
             return request
-        request["StartDate"] = _start_date(state.schedule, state.created_at, now)
+        request["StartDate"] = start_date_of(state.schedule, state.created_at, now)
         return request
 
     async def delete(self, scheduler: str, name: str, *, at: datetime) -> bool:
@@ -459,7 +460,7 @@ class AwsScheduledPublisher:
 
     def _state(self, raw: dict[str, Any]) -> ScheduleState:
         name = str(raw.get("Name"))
-        rate, stamp = _rate_and_stamp(name, raw)
+        rate, stamp = rate_and_stamp(name, raw)
         try:
             stamp, *bounds = stamp.split(" ")
             window: dict[str, Any] = {
@@ -468,7 +469,7 @@ class AwsScheduledPublisher:
                 if key in ("not_before", "not_after")
             }
             created_at = as_utc(datetime.fromisoformat(stamp), "created_at")
-            envelope = _envelope_of(raw.get("Target", {}))
+            envelope = envelope_of(raw.get("Target", {}))
             if (
                 not isinstance(envelope, dict)
                 or envelope.get("schedule") != name
@@ -481,7 +482,7 @@ class AwsScheduledPublisher:
                 rate=rate,
                 payload=envelope["payload"],
                 timezone=str(raw.get("ScheduleExpressionTimezone") or "UTC"),
-                jitter_minutes=_jitter(raw.get("FlexibleTimeWindow")),
+                jitter_minutes=jitter_of_window(raw.get("FlexibleTimeWindow")),
                 **window,
             )
         except (ValueError, msgspec.DecodeError) as exc:
@@ -490,11 +491,11 @@ class AwsScheduledPublisher:
         if isinstance(rate, IntervalRate):
             if not isinstance(start_date, datetime):
                 raise ForeignScheduleError(name, "an interval without a StartDate")
-            if not _on_grid(rate, start_date, created_at):
+            if not on_grid(rate, start_date, created_at):
                 # Changed outside reventless: the StartDate is what AWS fires by.
                 created_at = created_at_from_start_date(rate, start_date)
         paused = raw.get("State") == "DISABLED"
-        pause = _pause_of(name, str(raw.get("Description") or "")) if paused else None
+        pause = pause_of(name, str(raw.get("Description") or "")) if paused else None
         modified = raw.get("LastModificationDate") or raw.get("CreationDate")
         version = int(modified.timestamp() * 1_000_000) if isinstance(modified, datetime) else 0
         next_fire = None
@@ -554,7 +555,7 @@ class AwsScheduledPublisher:
         return SchedulePage(schedules=states, next_token=next_token, foreign=foreign)
 
     async def _set_state(
-        self, scheduler: str, name: str, state: str, at: datetime, pause: _Pause | None = None
+        self, scheduler: str, name: str, state: str, at: datetime, pause: PauseNote | None = None
     ) -> ScheduleState | None:
         current = self._state(await self._raw(scheduler, name))
         wanted_paused = state == "DISABLED"
@@ -583,7 +584,7 @@ class AwsScheduledPublisher:
         reason: str | None = None,
         by: str | None = None,
     ) -> ScheduleState:
-        pause = _Pause(at=at, by=by, reason=reason)
+        pause = PauseNote(at=at, by=by, reason=reason)
         state = await self._set_state(scheduler, name, "DISABLED", at, pause)
         assert state is not None  # pausing never completes a schedule
         return state

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from reventless.aws._arn import queue_arn as is_queue_arn
-from reventless.aws._description import _TIME_WIDTH
+from reventless.aws._description import TIME_WIDTH
 from reventless.aws._sns import MAX_SNS_MESSAGE, SnsEventTopic
 from reventless.errors import (
     UsageError,
@@ -19,13 +19,13 @@ from reventless.schedule import Schedule
 _ENCODER = msgspec.json.Encoder()
 
 __all__ = (
+    "MAX_GROUP_ID",
+    "MAX_SQS_MESSAGE",
     "SCHEDULED_TIME",
     "SNS_PUBLISH",
-    "_MAX_GROUP_ID",
-    "_MAX_SQS_MESSAGE",
     "SqsQueueTarget",
-    "_check_envelope_size",
-    "_envelope_of",
+    "check_envelope_size",
+    "envelope_of",
     "envelope_template",
     "sns_publish_template",
 )
@@ -40,10 +40,10 @@ SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 SNS_PUBLISH = "arn:aws:scheduler:::aws-sdk:sns:publish"
 
 
-_MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
+MAX_GROUP_ID = 128  # SqsParameters.MessageGroupId
 
 
-_MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
+MAX_SQS_MESSAGE = 262_144  # bytes in one SQS message
 
 
 class SqsQueueTarget:
@@ -91,11 +91,11 @@ class SqsQueueTarget:
             return self.message_group_id
         if self.command_topic is not None:
             aggregate_id, _ = self.command_topic.aggregate.spec.decode_payload(payload)
-            if len(aggregate_id) > _MAX_GROUP_ID:
+            if len(aggregate_id) > MAX_GROUP_ID:
                 raise ValidationError(
                     f"{name} payload aggregateId",
                     aggregate_id,
-                    f"at most {_MAX_GROUP_ID} characters: it becomes the SQS MessageGroupId",
+                    f"at most {MAX_GROUP_ID} characters: it becomes the SQS MessageGroupId",
                 )
             return str(aggregate_id)
         return name
@@ -127,7 +127,7 @@ def sns_publish_template(topic: SnsEventTopic, schedule: Schedule) -> str:
     ).decode()
 
 
-def _envelope_of(target: dict[str, Any]) -> Any:
+def envelope_of(target: dict[str, Any]) -> Any:
     """The fire envelope a stored target carries: its Input, or, for the universal sns:Publish
     target, the Input's Message."""
     document = msgspec.json.decode(target.get("Input", ""))
@@ -138,12 +138,12 @@ def _envelope_of(target: dict[str, Any]) -> Any:
     return document
 
 
-def _check_envelope_size(schedule: Schedule, target: SqsQueueTarget | SnsEventTopic) -> None:
+def check_envelope_size(schedule: Schedule, target: SqsQueueTarget | SnsEventTopic) -> None:
     """Refuse a payload whose fire envelope could never be delivered: JSON escaping can make a
     payload within 256 KiB too big for one SQS or SNS message."""
-    size = len(envelope_template(schedule).encode()) - len(SCHEDULED_TIME) + _TIME_WIDTH
+    size = len(envelope_template(schedule).encode()) - len(SCHEDULED_TIME) + TIME_WIDTH
     kind, limit = (
-        ("SNS", MAX_SNS_MESSAGE) if isinstance(target, SnsEventTopic) else ("SQS", _MAX_SQS_MESSAGE)
+        ("SNS", MAX_SNS_MESSAGE) if isinstance(target, SnsEventTopic) else ("SQS", MAX_SQS_MESSAGE)
     )
     if size > limit:
         raise ValidationError(

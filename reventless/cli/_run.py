@@ -422,6 +422,9 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
 
     def on_stop() -> None:  # on the event loop's thread, at the first signal
         requested.set()
+        # Said at once, not once the stop is under way: a start-up still running (shielded)
+        # or a forced end after a repeated signal must not hide that the signal was taken.
+        say({"event": "stopping", "signal": stop.signal_name()})
         if not serving:  # still starting: give up starting
             serve_scope.cancel()
 
@@ -455,9 +458,6 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
                             leader = (await local.scheduled_publisher().store_status()).engine
                         say({"event": "standing_by", "leader": leader})
                     await requested.wait()
-                    say({"event": "stopping", "signal": stop.signal_name()})
                     group.cancel_scope.cancel()
-    if requested.is_set() and not serving:
-        say({"event": "stopping", "signal": stop.signal_name()})
     say({"event": "stopped"})
     return 0

@@ -14,7 +14,6 @@ only: used before it (``provider(...)`` not entered) or after it, they raise Usa
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -24,6 +23,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from reventless._engine_settings import check_misfire, check_retry_policy, check_seconds
 from reventless._observe import engine_log
 from reventless._provider_context import ProviderContext, provider_context
 from reventless.clock import Clock, SystemClock
@@ -285,19 +285,14 @@ async def provider(
     ``delivery_timeout`` + 1 s: the leader starts no delivery it could not finish before then,
     so a fire is never delivered by two processes.
     """
-    policy = _check_policy(misfire_policy)
-    if not isinstance(misfire_grace, timedelta) or not (
-        timedelta(0) <= misfire_grace <= timedelta(days=30)
-    ):
-        raise ValidationError("misfire_grace", misfire_grace, "a timedelta from 0 to 30 days")
-    _check_number("delivery_timeout", delivery_timeout, 0.01, 900)
-    _check_number("lease_ttl", lease_ttl, 1, 3600)
-    _check_number("poll_interval", poll_interval, 0.05, 60)
-    _check_number("lock_timeout", lock_timeout, 0.01, 600)
+    policy, _ = check_misfire(misfire_policy, misfire_grace)
+    check_seconds("delivery_timeout", delivery_timeout, 0.01, 900)
+    check_seconds("lease_ttl", lease_ttl, 1, 3600)
+    check_seconds("poll_interval", poll_interval, 0.05, 60)
+    check_seconds("lock_timeout", lock_timeout, 0.01, 600)
     if type(workers) is not int or not 1 <= workers <= 1024:
         raise ValidationError("workers", workers, "a whole number from 1 to 1024")
-    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
+    check_retry_policy(retry_policy)
     if retention is not None and not isinstance(retention, Retention):
         raise ValidationError("retention", retention, "a reventless.local.Retention or None")
     if not isinstance(path, (str, Path)):
@@ -330,19 +325,3 @@ async def provider(
         with anyio.CancelScope(shield=True):
             await local._close()
             await anyio.to_thread.run_sync(runner.close)
-
-
-def _check_policy(value: object) -> MisfirePolicy:
-    if isinstance(value, str) and value in {policy.value for policy in MisfirePolicy}:
-        return MisfirePolicy(value)
-    raise ValidationError("misfire_policy", value, "'latest', 'all' or 'skip'")
-
-
-def _check_number(field: str, value: object, low: float, high: float) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValidationError(field, value, f"a number of seconds from {low:g} to {high:g}")

@@ -4,13 +4,15 @@ attempt 0) and retention (pruning old rows in small batches)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from reventless.errors import (
-    ValidationError,
+from reventless._repairs import (
+    backfill_instants,
+    extra_fire_us,
+    pruned_history_error,
+    redrive_picks,
 )
-from reventless.fire_times import fire_times
 from reventless.local._connection import StoreConnection
 from reventless.local._rows import (
     FIRED_AND_COMPLETED,
@@ -21,39 +23,9 @@ from reventless.local._rows import (
     to_us,
     valid_us,
 )
-from reventless.schedule import Schedule
 from reventless.scheduler_adapter import HistoryKind
 
 __all__ = ("HistoryTables",)
-
-
-def _instants(
-    schedule: Schedule, created_at: datetime, start: datetime, stop: datetime, most: int
-) -> list[int]:
-    """The schedule's fire instants in [start, stop] as microseconds; at most ``most``."""
-    found: list[int] = []
-    # No fire is before the schedule's creation (1970 at the earliest): starting there also
-    # keeps a start such as datetime.min inside the datetime range.
-    start = max(start, created_at)
-    if stop < start:
-        return found
-    for instant in fire_times(
-        schedule, created_at=created_at, after=start - timedelta(microseconds=1)
-    ):
-        if instant > stop:
-            break
-        if len(found) == most:
-            raise ValidationError(
-                "end",
-                stop,
-                f"a range holding at most {most} fires of {schedule.name!r}",
-                message=(
-                    f"the range from {start.isoformat()} to {stop.isoformat()} holds more than "
-                    f"{most} fires of {schedule.name!r}; backfill it in smaller ranges"
-                ),
-            )
-        found.append(to_us(instant))
-    return found
 
 
 class HistoryTables(StoreConnection):
@@ -139,9 +111,7 @@ class HistoryTables(StoreConnection):
         with self.transaction():
             (spec,) = self._by_name("spec", scheduler, name)
             schedule = decode_spec(spec, scheduler, name)
-            scheduled_us = at_us - at_us % 1_000_000
-            if scheduled_us % 60_000_000 == 0:
-                scheduled_us += 1_000_000
+            scheduled_us = extra_fire_us(at_us)
             [row_id] = self._queue_repairs(
                 scheduler,
                 [(name, scheduled_us, schedule.payload)],
@@ -172,21 +142,12 @@ class HistoryTables(StoreConnection):
             stop = min(end, at)
             if not paused and valid_us(next_us):
                 stop = min(stop, from_us(next_us) - timedelta(microseconds=1))
-            instants = _instants(schedule, from_us(created_us), start, stop, most)
+            instants = backfill_instants(schedule, from_us(created_us), start, stop, most)
             if not instants:
                 return []
             pruned = self.history_pruned_until()
             if pruned is not None and instants[0] <= pruned:
-                raise ValidationError(
-                    "start",
-                    start,
-                    f"an instant after {from_us(pruned).isoformat()}",
-                    message=(
-                        f"backfill start {start.isoformat()}: the history up to "
-                        f"{from_us(pruned).isoformat()} was pruned (retention), so the fires "
-                        "delivered before then cannot be told; start after that instant"
-                    ),
-                )
+                raise pruned_history_error(start, pruned)
             known = {
                 int(row[0])
                 for table, extra in (("history", " AND kind = 'fired'"), ("retries", ""))
@@ -210,12 +171,12 @@ class HistoryTables(StoreConnection):
         self,
         scheduler: str,
         name: str | None,
-        fires: Sequence[tuple[str, int]] | None,
+        wanted: Collection[tuple[str, int]] | None,
         at_us: int,
         detail: str | None = None,
     ) -> list[tuple[int, str, int]]:
         """Move dead letters back to delivery: all, one schedule's, or those of (name, scheduled
-        second) in ``fires``; [(retry row id, name, scheduled_us)]. Quarantined rows (attempts
+        second) in ``wanted``; [(retry row id, name, scheduled_us)]. Quarantined rows (attempts
         0: a damaged schedule, never a delivery) stay."""
         query = (
             "SELECT id, name, scheduled_time, payload FROM dead_letters"
@@ -226,18 +187,12 @@ class HistoryTables(StoreConnection):
             query += " AND name = ?"
             params.append(name)
         with self.transaction():
-            rows = self.conn.execute(query + " ORDER BY id", params).fetchall()
-            if fires is not None:
-                wanted = {(fire_name, second) for fire_name, second in fires}
-                rows = [row for row in rows if (row[1], row[2] // 1_000_000) in wanted]
-            # One delivery per fire, also when it was dead-lettered more than once.
-            picked: dict[tuple[str, int], tuple[str, int, str]] = {}
-            for _, row_name, scheduled_us, payload in rows:
-                picked.setdefault((row_name, scheduled_us), (row_name, scheduled_us, payload))
+            rows, items = redrive_picks(
+                self.conn.execute(query + " ORDER BY id", params).fetchall(), wanted
+            )
             self.conn.executemany(
                 "DELETE FROM dead_letters WHERE id = ?", [(row[0],) for row in rows]
             )
-            items = list(picked.values())
             ids = self._queue_repairs(scheduler, items, HistoryKind.REDRIVEN, at_us, detail)
         return [(row_id, item[0], item[1]) for row_id, item in zip(ids, items, strict=True)]
 

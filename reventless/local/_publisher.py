@@ -20,7 +20,7 @@ import msgspec
 
 from reventless._attachments import describe_target, duplicate_scheduler
 from reventless._payload_types import describe_payload
-from reventless.errors import CorruptDataError
+from reventless._repairs import MAX_BACKFILL, redrive_wanted
 from reventless.local._engine import Engine
 from reventless.local._group_commit import GroupCommit
 from reventless.local._rows import (
@@ -35,9 +35,7 @@ from reventless.local._rows import (
 )
 from reventless.local._store_runner import StoreRunner
 from reventless.schedule import Schedule
-from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import (
-    DamagedSchedule,
     DeadLetter,
     EngineStatus,
     HistoryEntry,
@@ -47,11 +45,10 @@ from reventless.scheduler_adapter import (
     PutOutcome,
     SchedulePage,
     ScheduleState,
+    page_of_rows,
     pause_detail,
 )
 from reventless.target import Target, fire_id
-
-MAX_BACKFILL = 10_000  # fires one backfill may queue
 
 __all__ = ("Attachment", "LocalScheduledPublisher", "SchedulerInfo", "StoreStatus")
 
@@ -301,14 +298,7 @@ class LocalScheduledPublisher:
         self, scheduler: str, *, prefix: str = "", limit: int = 100, after: str | None = None
     ) -> SchedulePage:
         rows = await self._runner.call(self._store.list_rows, scheduler, prefix, limit, after)
-        states, damaged = [], []
-        for row in rows[:limit]:
-            try:
-                states.append(_state(scheduler, *row))
-            except CorruptDataError as exc:
-                damaged.append(DamagedSchedule(name=str(row[0]), reason=str(exc)))
-        next_token = str(rows[limit - 1][0]) if len(rows) > limit else None
-        return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
+        return page_of_rows(rows, limit, lambda row: _state(scheduler, *row))
 
     async def pause(
         self,
@@ -415,16 +405,11 @@ class LocalScheduledPublisher:
         reason: str | None = None,
         by: str | None = None,
     ) -> list[str]:
-        fires = None
-        if fire_ids is not None:
-            fires = []
-            for value in fire_ids:
-                _, name, instant = parse_fire_id(value)
-                fires.append((name, to_us(instant) // 1_000_000))
+        wanted = redrive_wanted(fire_ids)
         at_us = to_us(at)
         detail = pause_detail(reason, by)
         moved = await self._runner.call(
-            self._store.redrive, scheduler, schedule, fires, at_us, detail
+            self._store.redrive, scheduler, schedule, wanted, at_us, detail
         )
         self._engine.repairs_queued([(row_id, at_us) for row_id, _, _ in moved])
         return [fire_id(name, from_us(scheduled_us)) for _, name, scheduled_us in moved]

@@ -37,8 +37,8 @@ import anyio
 import anyio.abc
 
 from reventless.aggregate_adapter import EventLog, StoredEvent
-from reventless.clock import Clock, Hold
-from reventless.errors import ReactionNotFoundError, UsageError, ValidationError
+from reventless.clock import Clock
+from reventless.errors import ReactionNotFoundError
 from reventless.event_topic import EventMessage, TopicMessage
 from reventless.local._connection import LeaseLostError
 from reventless.local._lease import Lease, reaction_row
@@ -47,12 +47,21 @@ from reventless.local._store import SqliteStore
 from reventless.local._store_runner import StoreRunner
 from reventless.reaction import (
     Components,
+    HandlingHold,
     OnFailure,
     Reaction,
     ReactionDeadLetter,
     ReactionOperation,
     ReactionStatus,
+    already_running,
+    check_operations_limit,
     check_reaction_name,
+    check_reset_position,
+    check_reset_within_head,
+    dead_letter_columns,
+    dead_letter_of_row,
+    operation_of_row,
+    stopped_error,
 )
 from reventless.scheduler_adapter import check_pause_note
 
@@ -132,7 +141,7 @@ def _dead_letter(
             values: tuple[Any, ...] = (event.position,)
         else:
             change = "state = 'stopped', last_error = ?"
-            values = (f"stopped at position {event.position}: {reason}",)
+            values = (stopped_error(event, reason),)
         cursor = store.conn.execute(
             f"UPDATE reactions SET {change}, updated_at = ? WHERE {_OWNED}",
             (*values, now, name, expected, owner, owner),
@@ -142,18 +151,7 @@ def _dead_letter(
         store.conn.execute(
             "INSERT INTO reaction_dead_letters (reaction, position, aggregate, aggregate_id,"
             " version, type, attempts, reason, action, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                name,
-                event.position,
-                event.aggregate,
-                event.aggregate_id,
-                event.version,
-                event.type,
-                attempts,
-                reason,
-                "skipped" if action is OnFailure.SKIP else "stopped",
-                now,
-            ),
+            (*dead_letter_columns(name, event, attempts, reason, action), now),
         )
         return True
 
@@ -210,22 +208,7 @@ def _dead_letters(store: SqliteStore, name: str, limit: int) -> list[ReactionDea
         " ORDER BY id DESC LIMIT ?",
         (name, limit),
     ).fetchall()
-    return [
-        ReactionDeadLetter(
-            id=row[0],
-            reaction=row[1],
-            position=row[2],
-            aggregate=row[3],
-            aggregate_id=row[4],
-            version=row[5],
-            type=row[6],
-            attempts=row[7],
-            reason=row[8],
-            action=row[9],
-            at=from_us(row[10]),
-        )
-        for row in rows
-    ]
+    return [dead_letter_of_row(row, from_us(row[10])) for row in rows]
 
 
 class _Note(NamedTuple):
@@ -262,14 +245,7 @@ def _reset(store: SqliteStore, name: str, position: int, head: int, note: _Note,
     if not _has_tables(store):
         raise ReactionNotFoundError(name)
     with store.transaction():
-        # Past the head, the events appended up to that position would never be handled.
-        if position > head:
-            raise ValidationError(
-                "position",
-                position,
-                f"a log position from 0 to the log's head, {head} (past it, the events "
-                "appended until then would be skipped)",
-            )
+        check_reset_within_head(position, head)
         before, state = _checkpoint(store, name)
         _set_running(store, name, "reset", note, (before, position), state, now)
 
@@ -304,20 +280,7 @@ def _operations(store: SqliteStore, name: str, limit: int) -> list[ReactionOpera
         " FROM reaction_operations WHERE reaction = ? ORDER BY id DESC LIMIT ?",
         (name, limit),
     ).fetchall()
-    return [
-        ReactionOperation(
-            id=row[0],
-            reaction=row[1],
-            action=row[2],
-            at=from_us(row[3]),
-            by=row[4],
-            reason=row[5],
-            from_position=row[6],
-            to_position=row[7],
-            from_state=row[8],
-        )
-        for row in rows
-    ]
+    return [operation_of_row(row, from_us(row[3])) for row in rows]
 
 
 def _now_us() -> int:
@@ -341,8 +304,7 @@ class _Runner:
         self.previous: _Runner | None = None
         self.started = False  # run() was scheduled: it sets done when it has ended
         self.done = anyio.Event()
-        self._hold: Hold | None = None
-        self._target = 0
+        self.hold = HandlingHold(host.clock)
         self.lease = Lease(
             host.runner,
             reaction_row(reaction.name),
@@ -353,15 +315,8 @@ class _Runner:
 
     def notify(self, position: int) -> None:
         """An event was appended in this process: hold a virtual clock until it is handled."""
-        if self._hold is None:
-            self._hold = self.host.clock.hold()
-        self._target = max(self._target, position)
+        self.hold.appended(position)
         self.wake.set()
-
-    def _let_go(self) -> None:
-        if self._hold is not None:
-            self._hold.release()
-            self._hold = None
 
     async def _call(self, func: Any, *args: Any) -> Any:
         return await self.host.runner.call(func, self.host.runner.store, *args)
@@ -386,7 +341,7 @@ class _Runner:
                 )
                 while True:
                     if not await self.lease.try_acquire():
-                        self._let_go()  # another process handles the events
+                        self.hold.release()  # another process handles the events
                         await anyio.sleep(self.lease.retry_in())
                         continue
                     try:
@@ -401,7 +356,7 @@ class _Runner:
                     except LeaseLostError:
                         pass  # stand by; the next round tries to take the lease again
             finally:
-                self._let_go()
+                self.hold.release()
                 with anyio.CancelScope(shield=True):
                     await self.lease.release()
 
@@ -422,12 +377,11 @@ class _Runner:
                 )
             )
             if not events:
-                if state == _STOPPED or position >= self._target:
-                    self._let_go()
+                if state == _STOPPED or position >= self.hold.target:
+                    self.hold.release()
                 await self._idle()
                 continue
-            if self._hold is None:
-                self._hold = self.host.clock.hold()
+            self.hold.take()
             await self._handle_batch(position, events)
 
     async def _handle_batch(self, position: int, events: list[StoredEvent]) -> None:
@@ -516,10 +470,7 @@ class LocalReactions:
     def register(self, reaction: Reaction, running: Components) -> None:
         """Run ``reaction`` for ``running`` (now if ``run`` is under way, else when it starts)."""
         if reaction.name in self._runners:
-            raise UsageError(
-                f"reaction {reaction.name!r} is already running on this provider; a name is "
-                "declared once (a second plugin with it would share its checkpoint)"
-            )
+            raise already_running(reaction.name)
         runner = _Runner(self, reaction, running)
         runner.previous = self._stopping.pop(reaction.name, None)
 
@@ -603,16 +554,14 @@ class LocalReactions:
         """The reaction's dead letters, newest first, at most ``limit`` (1 to 10,000).
         :raises ReactionNotFoundError: no reaction of that name ever ran on this store."""
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.runner.call(_dead_letters, self.runner.store, name, limit)
 
     async def reset(
         self, name: str, position: int, *, reason: str | None = None, by: str | None = None
     ) -> None:
         check_reaction_name(name)
-        if type(position) is not int or position < 0:
-            raise ValidationError("position", position, "a log position, 0 or more")
+        check_reset_position(position)
         note = _Note(*check_pause_note(reason, by))
         head = await self.events.head_position()
         await self.runner.call(_reset, self.runner.store, name, position, head, note, _now_us())
@@ -631,8 +580,7 @@ class LocalReactions:
 
     async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.runner.call(_operations, self.runner.store, name, limit)
 
     def _poke(self, name: str) -> None:

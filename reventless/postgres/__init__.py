@@ -15,7 +15,6 @@ lease per reaction in the database (``_reactions``).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -28,6 +27,7 @@ import anyio.abc
 import asyncpg
 import sniffio
 
+from reventless._engine_settings import check_misfire, check_retry_policy, check_seconds
 from reventless._fire_rows import to_us
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
@@ -354,7 +354,7 @@ async def provider(
     :raises CorruptDataError: a schema written by a newer release, or a damaged one.
     """
     quote_schema(schema)
-    _check_seconds("lease_ttl", lease_ttl, 0.3, 3600)
+    check_seconds("lease_ttl", lease_ttl, 0.3, 3600)
     settings = _settings(
         misfire_policy,
         misfire_grace,
@@ -430,43 +430,24 @@ def _settings(
     batch: object,
     claimers: object,
 ) -> EngineSettings:
-    if not (
-        isinstance(misfire_policy, str)
-        and misfire_policy in {policy.value for policy in MisfirePolicy}
-    ):
-        raise ValidationError("misfire_policy", misfire_policy, "'latest', 'all' or 'skip'")
-    if not isinstance(misfire_grace, timedelta) or not (
-        timedelta(0) <= misfire_grace <= timedelta(days=30)
-    ):
-        raise ValidationError("misfire_grace", misfire_grace, "a timedelta from 0 to 30 days")
-    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-        raise ValidationError("retry_policy", retry_policy, "a RetryPolicy")
-    _check_seconds("delivery_timeout", delivery_timeout, 0.01, 900)
-    _check_seconds("poll_interval", poll_interval, 0.05, 60)
+    policy, grace = check_misfire(misfire_policy, misfire_grace)
+    retry = check_retry_policy(retry_policy)
+    check_seconds("delivery_timeout", delivery_timeout, 0.01, 900)
+    check_seconds("poll_interval", poll_interval, 0.05, 60)
     _check_whole("batch", batch, 1, 10_000)
     _check_whole("claimers", claimers, 1, 64)
     assert isinstance(delivery_timeout, (int, float))
     assert isinstance(poll_interval, (int, float))
     assert isinstance(batch, int) and isinstance(claimers, int)
     return EngineSettings(
-        misfire_policy=MisfirePolicy(misfire_policy),
-        misfire_grace=misfire_grace,
-        retry_policy=retry_policy,
+        misfire_policy=policy,
+        misfire_grace=grace,
+        retry_policy=retry,
         delivery_timeout=float(delivery_timeout),
         poll_interval=float(poll_interval),
         batch=batch,
         claimers=claimers,
     )
-
-
-def _check_seconds(field: str, value: object, low: float, high: float) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValidationError(field, value, f"a number of seconds from {low:g} to {high:g}")
 
 
 def _check_whole(field: str, value: object, low: int, high: int) -> None:

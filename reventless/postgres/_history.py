@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from reventless._fire_rows import FIRED_AND_COMPLETED, from_us, to_us
-from reventless.errors import ScheduleNotFoundError, ValidationError
-from reventless.fire_times import fire_times
+from reventless._repairs import (
+    MAX_BACKFILL,
+    backfill_instants,
+    extra_fire_us,
+    pruned_history_error,
+    redrive_picks,
+    redrive_wanted,
+)
+from reventless.errors import ScheduleNotFoundError
 from reventless.postgres._schema import quote_schema
 from reventless.postgres._tx import decode_schedule, insert_history, transaction, wake_channel
-from reventless.schedule import Schedule
-from reventless.scheduler import parse_fire_id
 from reventless.scheduler_adapter import DeadLetter, HistoryEntry, HistoryKind, pause_detail
 from reventless.target import fire_id
 
@@ -25,35 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ("MAX_BACKFILL", "HistoryOperations")
 
-MAX_BACKFILL = 10_000  # fires one backfill may queue
 _PRUNED_KEY = "history_pruned_until"
-
-
-def _instants(
-    schedule: Schedule, created_at: datetime, start: datetime, stop: datetime
-) -> list[int]:
-    """The schedule's fire instants in [start, stop] as microseconds; at most MAX_BACKFILL."""
-    found: list[int] = []
-    start = max(start, created_at)  # no fire is before the schedule's creation
-    if stop < start:
-        return found
-    for instant in fire_times(
-        schedule, created_at=created_at, after=start - timedelta(microseconds=1)
-    ):
-        if instant > stop:
-            break
-        if len(found) == MAX_BACKFILL:
-            raise ValidationError(
-                "end",
-                stop,
-                f"a range holding at most {MAX_BACKFILL} fires of {schedule.name!r}",
-                message=(
-                    f"the range from {start.isoformat()} to {stop.isoformat()} holds more than "
-                    f"{MAX_BACKFILL} fires of {schedule.name!r}; backfill it in smaller ranges"
-                ),
-            )
-        found.append(to_us(instant))
-    return found
 
 
 class HistoryOperations:
@@ -170,9 +147,7 @@ class HistoryOperations:
         by: str | None = None,
     ) -> str:
         at_us = to_us(at)
-        scheduled_us = at_us - at_us % 1_000_000
-        if scheduled_us % 60_000_000 == 0:
-            scheduled_us += 1_000_000  # never a whole minute: no scheduled fire has this id
+        scheduled_us = extra_fire_us(at_us)
         async with transaction(self._pool, self._where) as conn:
             spec, *_ = await self._stored(conn, scheduler, name)
             schedule = decode_schedule(spec, scheduler, name)
@@ -204,7 +179,7 @@ class HistoryOperations:
             stop = min(end, at)
             if not paused and next_us is not None:
                 stop = min(stop, from_us(next_us) - timedelta(microseconds=1))
-            instants = _instants(schedule, from_us(created_us), start, stop)
+            instants = backfill_instants(schedule, from_us(created_us), start, stop, MAX_BACKFILL)
             if not instants:
                 return []
             await self._check_not_pruned(conn, start, instants[0])
@@ -236,16 +211,7 @@ class HistoryOperations:
             f"SELECT value::bigint FROM {self._s}.meta WHERE key = $1", _PRUNED_KEY
         )
         if pruned is not None and first_us <= pruned:
-            raise ValidationError(
-                "start",
-                start,
-                f"an instant after {from_us(pruned).isoformat()}",
-                message=(
-                    f"backfill start {start.isoformat()}: the history up to "
-                    f"{from_us(pruned).isoformat()} was pruned (retention), so the fires "
-                    "delivered before then cannot be told; start after that instant"
-                ),
-            )
+            raise pruned_history_error(start, pruned)
 
     async def redrive(
         self,
@@ -257,32 +223,24 @@ class HistoryOperations:
         reason: str | None = None,
         by: str | None = None,
     ) -> list[str]:
-        wanted = None
-        if fire_ids is not None:
-            wanted = set()
-            for value in fire_ids:
-                _, name, instant = parse_fire_id(value)
-                wanted.add((name, to_us(instant) // 1_000_000))
+        wanted = redrive_wanted(fire_ids)
         at_us = to_us(at)
         async with transaction(self._pool, self._where) as conn:
             # Quarantined rows (attempts 0: a damaged schedule, never a delivery) stay.
-            rows = await conn.fetch(
-                f"SELECT id, name, scheduled_time, payload FROM {self._s}.dead_letters"
-                " WHERE scheduler = $1 AND attempts > 0 AND ($2::text IS NULL OR name = $2)"
-                " ORDER BY id FOR UPDATE",
-                scheduler,
-                schedule,
+            rows, items = redrive_picks(
+                await conn.fetch(
+                    f"SELECT id, name, scheduled_time, payload FROM {self._s}.dead_letters"
+                    " WHERE scheduler = $1 AND attempts > 0 AND ($2::text IS NULL OR name = $2)"
+                    " ORDER BY id FOR UPDATE",
+                    scheduler,
+                    schedule,
+                ),
+                wanted,
             )
-            if wanted is not None:
-                rows = [row for row in rows if (row[1], row[2] // 1_000_000) in wanted]
-            picked: dict[tuple[str, int], tuple[str, int, str]] = {}
-            for _, name, scheduled_us, payload in rows:
-                picked.setdefault((name, scheduled_us), (name, scheduled_us, payload))
             await conn.execute(
                 f"DELETE FROM {self._s}.dead_letters WHERE id = ANY($1::bigint[])",
                 [row[0] for row in rows],
             )
-            items = list(picked.values())
             detail = pause_detail(reason, by)
             await self._queue(conn, scheduler, items, HistoryKind.REDRIVEN, at_us, detail)
         self._engine.poke()

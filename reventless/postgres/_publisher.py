@@ -16,7 +16,7 @@ import asyncpg
 
 from reventless._attachments import duplicate_scheduler
 from reventless._fire_rows import from_us, to_us
-from reventless.errors import CorruptDataError, ScheduleExistsError
+from reventless.errors import ScheduleExistsError
 from reventless.errors import ScheduleNotFoundError as NotFound
 from reventless.fire_times import first_fire, next_fire_after
 from reventless.local import StoreStatus
@@ -32,13 +32,13 @@ from reventless.postgres._tx import (
 )
 from reventless.schedule import Schedule, Single, rate_text
 from reventless.scheduler_adapter import (
-    DamagedSchedule,
     HistoryKind,
     IfExists,
     PublisherOverview,
     PutOutcome,
     SchedulePage,
     ScheduleState,
+    page_of_rows,
     pause_detail,
 )
 from reventless.target import Target
@@ -261,14 +261,7 @@ class PostgresScheduledPublisher(HistoryOperations):
             rows = await conn.fetch(
                 self._list, scheduler, low, prefix + "\x7f", after or "", limit + 1
             )
-        states, damaged = [], []
-        for row in rows[:limit]:
-            try:
-                states.append(_state(scheduler, row))
-            except CorruptDataError as exc:
-                damaged.append(DamagedSchedule(name=row[0], reason=str(exc)))
-        next_token = rows[limit - 1][0] if len(rows) > limit else None
-        return SchedulePage(schedules=states, next_token=next_token, damaged=damaged)
+        return page_of_rows(rows, limit, lambda row: _state(scheduler, row))
 
     async def pause(
         self,

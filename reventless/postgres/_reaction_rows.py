@@ -15,10 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 from reventless.aggregate_adapter import EventLog, StoredEvent
-from reventless.errors import ReactionNotFoundError, ValidationError
+from reventless.errors import ReactionNotFoundError
 from reventless.postgres._event_log import events_channel, translating
 from reventless.postgres._schema import quote_schema
-from reventless.reaction import OnFailure, ReactionDeadLetter, ReactionOperation, ReactionStatus
+from reventless.reaction import (
+    OnFailure,
+    ReactionDeadLetter,
+    ReactionOperation,
+    ReactionStatus,
+    check_reset_within_head,
+    dead_letter_columns,
+    dead_letter_of_row,
+    operation_of_row,
+    stopped_error,
+)
 
 __all__ = ("ReactionRows",)
 
@@ -142,21 +152,12 @@ class ReactionRows:
             if action is OnFailure.SKIP:
                 moved = await conn.fetchval(self.advance, name, expected, event.position, owner)
             else:
-                error = f"stopped at position {event.position}: {reason}"
+                error = stopped_error(event, reason)
                 moved = await conn.fetchval(self._stop, name, expected, error, owner)
             if not moved:
                 return False
             await conn.execute(
-                self._dead_letter,
-                name,
-                event.position,
-                event.aggregate,
-                event.aggregate_id,
-                event.version,
-                event.type,
-                attempts,
-                reason,
-                "skipped" if action is OnFailure.SKIP else "stopped",
+                self._dead_letter, *dead_letter_columns(name, event, attempts, reason, action)
             )
             return True
 
@@ -196,42 +197,14 @@ class ReactionRows:
             if await conn.fetchrow(self._checkpoint, name) is None:
                 raise ReactionNotFoundError(name)
             rows = await conn.fetch(self._dead_letters, name, limit)
-        return [
-            ReactionDeadLetter(
-                id=row[0],
-                reaction=row[1],
-                position=row[2],
-                aggregate=row[3],
-                aggregate_id=row[4],
-                version=row[5],
-                type=row[6],
-                attempts=row[7],
-                reason=row[8],
-                action=row[9],
-                at=row[10],
-            )
-            for row in rows
-        ]
+        return [dead_letter_of_row(row, row[10]) for row in rows]
 
     async def operations(self, name: str, limit: int) -> list[ReactionOperation]:
         async with translating(self.where), self.pool.acquire() as conn:
             if await conn.fetchrow(self._checkpoint, name) is None:
                 raise ReactionNotFoundError(name)
             rows = await conn.fetch(self._operations, name, limit)
-        return [
-            ReactionOperation(
-                id=row[0],
-                reaction=row[1],
-                action=row[2],
-                at=row[3],
-                by=row[4],
-                reason=row[5],
-                from_position=row[6],
-                to_position=row[7],
-                from_state=row[8],
-            )
-            for row in rows
-        ]
+        return [operation_of_row(row, row[3]) for row in rows]
 
     async def reset(self, name: str, position: int, note: tuple[str | None, str | None]) -> None:
         """Set the checkpoint and record the operation (``note``: reason, by) in one
@@ -241,13 +214,7 @@ class ReactionRows:
             row = await conn.fetchrow(self._lock_row, name)
             if row is None:
                 raise ReactionNotFoundError(name)
-            if position > head:
-                raise ValidationError(
-                    "position",
-                    position,
-                    f"a log position from 0 to the log's head, {head} (past it, the events "
-                    "appended until then would be skipped)",
-                )
+            check_reset_within_head(position, head)
             await conn.execute(self._set, name, position)
             await conn.execute(
                 self._record, name, "reset", note[1], note[0], row[0], position, row[1]

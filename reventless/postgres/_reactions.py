@@ -41,19 +41,23 @@ import anyio.abc
 import asyncpg
 
 from reventless.aggregate_adapter import StoredEvent
-from reventless.clock import Clock, Hold
-from reventless.errors import ReventlessError, UsageError, ValidationError
+from reventless.clock import Clock
+from reventless.errors import ReventlessError
 from reventless.event_topic import EventMessage, Subscription, TopicMessage
 from reventless.postgres._event_log import PostgresEventLog, events_channel, translating
 from reventless.postgres._reaction_rows import ReactionRows
 from reventless.postgres._reaction_tx import CURRENT, ReactionTransaction
 from reventless.reaction import (
     Components,
+    HandlingHold,
     Reaction,
     ReactionDeadLetter,
     ReactionOperation,
     ReactionStatus,
+    already_running,
+    check_operations_limit,
     check_reaction_name,
+    check_reset_position,
 )
 from reventless.scheduler_adapter import check_pause_note
 
@@ -145,28 +149,20 @@ class _Runner:
         self.started = False
         self.done = anyio.Event()
         self.subscriptions: list[Subscription] = []
-        self._hold: Hold | None = None
-        self._target = 0
+        self.hold = HandlingHold(host.clock)
         self.lease = _Lease(host.rows, reaction.name, host.owner, host.lease_ttl, reaction.timeout)
 
     def notify(self, position: int) -> None:
         """An event was appended in this process: hold a virtual clock until it is handled
         (so a test that moves time on sees the reaction's effects), and wake up."""
-        if self._hold is None:
-            self._hold = self.host.clock.hold()
-        self._target = max(self._target, position)
+        self.hold.appended(position)
         self.wake.set()
-
-    def _let_go(self) -> None:
-        if self._hold is not None:
-            self._hold.release()
-            self._hold = None
 
     async def run(self) -> None:
         try:
             await self._run()
         finally:
-            self._let_go()
+            self.hold.release()
             self.done.set()
 
     async def _run(self) -> None:
@@ -186,7 +182,7 @@ class _Runner:
         while True:
             try:
                 if not await self.lease.try_acquire():
-                    self._let_go()  # another process handles the events
+                    self.hold.release()  # another process handles the events
                     await anyio.sleep(self.lease.retry_in())
                     continue
                 async with anyio.create_task_group() as group:
@@ -216,12 +212,11 @@ class _Runner:
                 )
             )
             if not events:
-                if state == "stopped" or position >= self._target:
-                    self._let_go()
+                if state == "stopped" or position >= self.hold.target:
+                    self.hold.release()
                 await self._idle()
                 continue
-            if self._hold is None:
-                self._hold = self.host.clock.hold()
+            self.hold.take()
             await self._handle_batch(position, events)
 
     async def _handle_batch(self, position: int, events: list[StoredEvent]) -> None:
@@ -444,10 +439,7 @@ class PostgresReactions:
 
     def register(self, reaction: Reaction, running: Components) -> None:
         if reaction.name in self._runners:
-            raise UsageError(
-                f"reaction {reaction.name!r} is already running on this provider; a name is "
-                "declared once (a second plugin with it would share its checkpoint)"
-            )
+            raise already_running(reaction.name)
         runner = _Runner(self, reaction, running)
         runner.previous = self._stopping.pop(reaction.name, None)
 
@@ -525,16 +517,14 @@ class PostgresReactions:
 
     async def dead_letters(self, name: str, *, limit: int = 100) -> list[ReactionDeadLetter]:
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.rows.dead_letters(name, limit)
 
     async def reset(
         self, name: str, position: int, *, reason: str | None = None, by: str | None = None
     ) -> None:
         check_reaction_name(name)
-        if type(position) is not int or position < 0:
-            raise ValidationError("position", position, "a log position, 0 or more")
+        check_reset_position(position)
         note = check_pause_note(reason, by)
         await self.rows.reset(name, position, note)
         self.wake_all()
@@ -550,6 +540,5 @@ class PostgresReactions:
 
     async def operations(self, name: str, *, limit: int = 100) -> list[ReactionOperation]:
         check_reaction_name(name)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError("limit", limit, "a whole number from 1 to 10,000")
+        check_operations_limit(limit)
         return await self.rows.operations(name, limit)
