@@ -826,3 +826,31 @@ def test_an_option_before_its_command_is_refused_saying_where_it_goes(
     assert run(*argv) == (2, "")
     err = capsys.readouterr().err
     assert err.startswith(f"reventless: error: {says}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv", [*_DB_COMMANDS, ["web"], ["check"]], ids=lambda argv: " ".join(argv[:2])
+)
+def test_schema_with_a_store_file_is_refused_naming_the_option(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    assert run(*argv, "--db", "app.db", "--schema", "orders") == (2, "")
+    assert capsys.readouterr().err == (
+        "reventless: error: --schema 'orders' is for a postgresql:// --db; 'app.db' is a store "
+        "file, which has no schemas: leave --schema out\n"
+    )
+    assert not any(tmp_path.iterdir())  # nothing was made
+
+
+def test_the_schema_variable_is_not_used_with_a_store_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVENTLESS_SCHEMA", "orders")
+    db = str(tmp_path / "app.db")
+    made = ("--payload", "p", "--new-scheduler", "--db", db)
+    assert run("schedules", "create", "tick", "Minutes(5)", *made) == (0, "created\n")

@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TextIO
 
 from reventless._timefmt import strftime
-from reventless.cli._open import check_url, db_default, is_postgres
+from reventless.cli._open import (
+    add_schema_option,
+    check_url,
+    db_default,
+    is_postgres,
+    schema_of,
+)
 from reventless.errors import ReventlessError, ValidationError
 
 __all__ = (
@@ -96,6 +102,7 @@ def add_store_action(
     if subject is not None:
         sub.add_argument("name", help=f"the {subject}'s name")
     sub.add_argument("--db", **db_default())
+    add_schema_option(sub)
     sub.add_argument("--json", action="store_true", help="print JSON")
     return sub
 
@@ -245,5 +252,6 @@ def say(out: TextIO, text: str) -> int:
 
 def need_store(args: argparse.Namespace) -> None:
     """Only ``create --new-scheduler`` (and ``import --new-scheduler``) may make a store file;
-    every other command needs one."""
+    every other command needs one. ``args.schema`` becomes the schema to open (``schema_of``)."""
+    args.schema = schema_of(args.db, args.schema)
     store_file(args.db, existing=not getattr(args, "new_scheduler", False))

@@ -43,7 +43,7 @@ from reventless.cli._common import (
     store_file,
     whole,
 )
-from reventless.cli._open import is_postgres
+from reventless.cli._open import add_schema_option, is_postgres, schema_of
 from reventless.cli._reactions import add_reactions_command, reactions
 from reventless.cli._run import add_run_command, run_command
 from reventless.cli._schedulers import add_schedulers_command, schedulers
@@ -125,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="keep the store in this file, or in this postgresql:// database (an empty one; "
         "default: in memory)",
     )
+    add_schema_option(demo)
     demo.add_argument("--all", action="store_true", help="print every fire of process-orders")
     add_run_command(commands)
     add_web_command(commands)
@@ -449,7 +450,18 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         raise ValidationError("--start", args.start, "a date such as 2026-03-23") from exc
     check_start(start, days, "--start")
     if args.db is not None:
+        schema = schema_of(args.db, args.schema)
         store_file(args.db, existing=False)
+    elif args.schema is not None:
+        raise ValidationError(
+            "--schema",
+            args.schema,
+            "nothing without a postgresql:// --db",
+            message=f"--schema {args.schema!r} is for a postgresql:// --db; without --db the "
+            "demo keeps its store in memory: leave --schema out",
+        )
+    else:
+        schema = None
     speed = None if args.speed is None else _speed(args.speed)
     from reventless._zones import load_zone
 
@@ -461,6 +473,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         speed=speed,
         db=None if args.db is None else args.db if is_postgres(args.db) else Path(args.db),
         all_fires=args.all,
+        schema=schema,
     )
     return await run_demo(options, out)
 

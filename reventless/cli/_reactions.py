@@ -65,7 +65,7 @@ async def reactions(args: argparse.Namespace, out: TextIO) -> int:
 
     need_store(args)
     name = None if args.action == "list" else _name(args.name)
-    async with open_store(args.db, read_only=args.action in _READS) as provider:
+    async with open_store(args.db, args.schema, read_only=args.action in _READS) as provider:
         ops: Reactions = provider.reactions()
         if args.action == "list":
             return await _list(ops, args, out)

@@ -27,7 +27,14 @@ from reventless.cli._common import (
     store_file,
     whole,
 )
-from reventless.cli._open import db_default, is_postgres, open_store, shown_db
+from reventless.cli._open import (
+    add_schema_option,
+    db_default,
+    is_postgres,
+    open_store,
+    schema_of,
+    shown_db,
+)
 from reventless.errors import ReventlessError, ValidationError
 
 if TYPE_CHECKING:
@@ -64,6 +71,7 @@ def add_run_command(commands: Any) -> None:
     )
     run.add_argument("plugin", metavar="MODULE:PLUGIN", help="e.g. billing:plugin")
     run.add_argument("--db", **db_default())
+    add_schema_option(run)
     run.add_argument(
         "--misfire",
         default="latest",
@@ -269,6 +277,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
     from reventless.cli._signals import StopSignals
 
+    schema_of(args.db, args.schema)
     store_file(args.db, existing=False)
     options = provider_options(args)
     grace = options["delivery_timeout"] + GRACE_S
@@ -281,6 +290,9 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
 async def run_plugin(args: argparse.Namespace, out: TextIO, stop: StopSignals) -> int:
     options = provider_options(args)
+    schema = schema_of(args.db, args.schema)
+    if schema is not None:
+        options["schema"] = schema
     configure_logging(args.log_level)
     plugin = load_plugin(args.plugin)
     say = _json_lines(out) if args.json else _text_lines(out)
@@ -420,11 +432,10 @@ async def _serve(plugin: Any, db: str, options: dict[str, Any], say: Say, stop: 
     with anyio.CancelScope() as serve_scope:
         stop.attach(on_stop)
         async with _open_waiting(db, options, say) as local:
-            if not postgres:
-                # A command-line process ends when blocking code holds its loop (a library
-                # only logs): see StopSignals.stalled.
-                local.on_stall = stop.stalled
-                local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
+            # A command-line process ends when blocking code holds its loop (a library only
+            # logs): see StopSignals.stalled.
+            local.on_stall = stop.stalled
+            local.on_catch_up = lambda catch_up: say(_catch_up_event(catch_up))
             async with plugin.start(local, wrap_target=wrap) as running:
                 say(
                     {

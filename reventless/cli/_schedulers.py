@@ -13,7 +13,7 @@ from reventless.cli._common import (
     table,
     utc,
 )
-from reventless.cli._open import db_default
+from reventless.cli._open import add_schema_option, db_default
 
 if TYPE_CHECKING:
     from reventless.local import StoreStatus
@@ -31,6 +31,7 @@ def add_schedulers_command(commands: Any) -> None:
     )
     command.add_argument("action", nargs="?", default="list", choices=["list"], help="list")
     command.add_argument("--db", **db_default())
+    add_schema_option(command)
     command.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -79,7 +80,7 @@ async def schedulers(args: argparse.Namespace, out: TextIO) -> int:
     from reventless.cli._open import open_store
 
     need_store(args)
-    async with open_store(args.db, read_only=True) as local:
+    async with open_store(args.db, args.schema, read_only=True) as local:
         status = await local.scheduled_publisher().store_status()
     if args.json:
         return dump(out, _schedulers_document(status))

@@ -176,7 +176,8 @@ def add_schedules_command(commands: Any) -> None:
     )
     pruning = action(
         "prune",
-        "delete history, dead letters and handled-message records past retention (whole store)",
+        "delete history, dead letters, handled-message and reaction operations records past "
+        "retention (whole store)",
         needs_name=False,
     )
     for flag, default in (
@@ -213,7 +214,7 @@ async def schedules(args: argparse.Namespace, out: TextIO) -> int:
             raise ValidationError("--if-exists", args.if_exists, "replace, keep or error")
     if args.action == "prune":
         return await _prune(args, out)
-    async with open_store(args.db, read_only=args.action in _READS) as local:
+    async with open_store(args.db, args.schema, read_only=args.action in _READS) as local:
         publisher = local.scheduled_publisher()
         status = await publisher.store_status()
         scheduler = _resolve(args, status)
@@ -709,14 +710,15 @@ async def _prune(args: argparse.Namespace, out: TextIO) -> int:
         dead_letter_age=duration("--dead-letter-age", args.dead_letter_age, 3600, longest),
         handled_age=duration("--handled-age", args.handled_age, 3600, longest),
     )
-    async with open_store(args.db, retention=None) as local:
+    async with open_store(args.db, args.schema, retention=None) as local:
         report = await local.prune(retention)
     if args.json:
         return dump(out, report)
     return say(
         out,
         f"deleted {report.history} history entries, {report.dead_letters} dead letters, "
-        f"{report.handled_messages} handled-message records",
+        f"{report.handled_messages} handled-message records, {report.reaction_operations} "
+        "reaction operations records",
     )
 
 

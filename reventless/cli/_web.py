@@ -14,7 +14,7 @@ import socket
 from typing import Any, TextIO
 
 from reventless.cli._common import EXIT_FAILED, duration, need_store, whole
-from reventless.cli._open import db_default, open_store, shown_db
+from reventless.cli._open import add_schema_option, db_default, open_store, shown_db
 from reventless.errors import UsageError, ValidationError
 
 __all__ = ("add_check_command", "add_web_command", "check_command", "web_command")
@@ -31,6 +31,7 @@ def add_web_command(commands: Any) -> None:
         "loopback address.",
     )
     web.add_argument("--db", **db_default())
+    add_schema_option(web)
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     web.add_argument("--port", default="8000", help="port (default 8000)")
     web.add_argument(
@@ -50,6 +51,7 @@ def add_check_command(commands: Any) -> None:
         "while schedules wait. Prints 'ok' (exit 0) or the first problem (exit 1).",
     )
     probe.add_argument("--db", **db_default())
+    add_schema_option(probe)
     probe.add_argument("--max-late", default="60s", help="e.g. 60s, 5m (default 60s)")
     probe.add_argument("--max-lag", default="5m", help="e.g. 30s, 5m (default 5m)")
     probe.add_argument(
@@ -66,7 +68,7 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
     max_late = duration("--max-late", args.max_late, 0, 30 * 86400)
     max_lag = duration("--max-lag", args.max_lag, 0, 30 * 86400)
     window = duration("--dead-letters", args.dead_letters, 0, 30 * 86400)
-    async with open_store(args.db, read_only=True) as provider:
+    async with open_store(args.db, args.schema, read_only=True) as provider:
         health = await check(
             provider, max_late=max_late, max_lag=max_lag, dead_letter_window=window
         )
@@ -114,7 +116,7 @@ async def web_command(args: argparse.Namespace, out: TextIO) -> int:
             f"${TOKEN_VARIABLE}); reads then need it too",
         )
     _check_free(args.host, port)
-    async with open_store(args.db, read_only=token is None) as provider:
+    async with open_store(args.db, args.schema, read_only=token is None) as provider:
         app = create_app(
             provider,
             token=token,

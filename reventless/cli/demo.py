@@ -365,6 +365,7 @@ class DemoOptions:
     speed: float | None = None  # simulated seconds per real second; None: virtual clock
     db: Path | str | None = None  # a store file, or a postgresql:// URL
     all_fires: bool = False
+    schema: str | None = None  # on PostgreSQL; None: the provider's default
 
 
 @dataclass
@@ -418,21 +419,24 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         return ObservedTarget(scheduler, target, on_fire)
 
     plugin = build_plugin(start_local, options.timezone)
-    async with _store(options.db, clock) as provider:
+    async with _store(options.db, clock, options.schema) as provider:
         await _check_empty(provider, options.db)
         async with plugin.start(provider, wrap_target=wrap) as running:
             states = await _run(running, provider, clock, options, start_local, end, record)
     return _report(options, record, states, start_local, end, out)
 
 
-def _store(db: Path | str | None, clock: Clock) -> AbstractAsyncContextManager[Any]:
+def _store(
+    db: Path | str | None, clock: Clock, schema: str | None
+) -> AbstractAsyncContextManager[Any]:
     """The demo's provider: in memory, a store file, or a PostgreSQL database."""
-    return open_store(":memory:" if db is None else str(db), clock=clock, misfire_policy="all")
+    where = ":memory:" if db is None else str(db)
+    return open_store(where, schema, clock=clock, misfire_policy="all")
 
 
 async def _check_empty(provider: Any, db: Path | str | None) -> None:
     """On PostgreSQL, the demo's schedules would join an application's: it wants a database
-    (its schema ``reventless``) that holds none yet."""
+    (its schema: ``reventless``, or ``--schema``) that holds none yet."""
     if db is None or not is_postgres(str(db)):
         return
     status = await provider.scheduled_publisher().store_status()

@@ -187,7 +187,8 @@ class LocalProvider:
             raise
 
     async def prune(self, retention: Retention | None = None) -> PruneReport:
-        """Delete now the history, dead letters and handled-message records that ``retention``
+        """Delete now the history, dead letters, handled-message records and reactions'
+        operations records that ``retention``
         (default: the provider's; ``Retention()`` when it has none) no longer keeps.
 
         Works in batches of ``retention.batch`` rows, one short transaction each.
@@ -201,14 +202,17 @@ class LocalProvider:
         report = await prune(self._runner, chosen, self.clock.now())
         if report != PruneReport():
             _log.info(
-                "pruned %d history entries, %d dead letters, %d handled-message records",
+                "pruned %d history entries, %d dead letters, %d handled-message records, %d "
+                "reaction operations records",
                 report.history,
                 report.dead_letters,
                 report.handled_messages,
+                report.reaction_operations,
                 extra={
                     "pruned_history": report.history,
                     "pruned_dead_letters": report.dead_letters,
                     "pruned_handled_messages": report.handled_messages,
+                    "pruned_reaction_operations": report.reaction_operations,
                 },
             )
         return report

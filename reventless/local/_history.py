@@ -253,6 +253,15 @@ class HistoryTables(StoreConnection):
         with self.transaction():
             return len(self._prune_batch("dead_letters", cutoff_us, keep_rows, batch))
 
+    def prune_reaction_operations(
+        self, cutoff_us: int | None, keep_rows: int | None, batch: int
+    ) -> int:
+        """One batch of the reactions' operations records, by the history's rules."""
+        if not self.has_table("reaction_operations"):
+            return 0  # no reactions in this store
+        with self.transaction():
+            return len(self._prune_batch("reaction_operations", cutoff_us, keep_rows, batch))
+
     def history_pruned_until(self) -> int | None:
         """The latest ``at`` of a pruned history entry (None: nothing was pruned)."""
         row = self.conn.execute(

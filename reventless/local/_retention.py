@@ -1,9 +1,10 @@
 """Retention: how long the local store keeps the records that grow with every fire.
 
-History, dead letters and handled-message records (the event log's exactly-once guard) are
-deleted by age and by count, oldest first, in small batches (one short transaction each), so
-the engine's own store calls are never held up for long. The leader prunes in the background;
-``LocalProvider.prune`` and ``reventless schedules prune`` prune on demand.
+History, dead letters, handled-message records (the event log's exactly-once guard) and the
+reactions' operations records (resets and resumes) are deleted by age and by count, oldest
+first, in small batches (one short transaction each), so the engine's own store calls are never
+held up for long. The leader prunes in the background; ``LocalProvider.prune`` and
+``reventless schedules prune`` prune on demand.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ class Retention(msgspec.Struct, frozen=True, kw_only=True):
     """What the local store keeps; None keeps that kind of record forever.
 
     - ``history_age`` / ``history_rows``: history entries older than this, and beyond this many
-      (the newest are kept), are deleted. Default 30 days, 10 million rows (about 700 MB).
+      (the newest are kept), are deleted. Default 30 days, 10 million rows (about 700 MB). The
+      reactions' operations records (an operator's reset, resume or skip: the reactions'
+      history) are kept by the same rules, counted apart.
     - ``dead_letter_age`` / ``dead_letter_rows``: the same for dead letters (30 days, 100,000).
-    - ``handled_age``: handled-message records (which make a repeated command a no-op) older
-      than this are deleted. It must cover the longest possible redelivery of a fire, the dead
-      letters' age plus 24 h of retries, so that exactly-once still holds: the default is 31
-      days, and it must be None when dead letters are kept forever.
+    - ``handled_age``: handled-message records (which make a repeated command a no-op) whose
+      events were recorded longer ago than this are deleted (the record of a command that
+      appended no event carries no time and is kept). It must cover the longest possible
+      redelivery of a fire, the dead letters' age plus 24 h of retries, so that exactly-once
+      still holds: the default is 31 days, and it must be None when dead letters are kept
+      forever.
     - ``every``: how often the leader prunes (real time, 1 s to 1 day; default 1 minute);
       ``batch``: rows per transaction (10 to 100,000; default 1000).
 
@@ -103,6 +108,7 @@ class PruneReport(msgspec.Struct, frozen=True, kw_only=True):
     history: int = 0
     dead_letters: int = 0
     handled_messages: int = 0
+    reaction_operations: int = 0
 
 
 async def prune(runner: StoreRunner, retention: Retention, now: datetime) -> PruneReport:
@@ -117,6 +123,7 @@ async def prune(runner: StoreRunner, retention: Retention, now: datetime) -> Pru
         (store.prune_history, retention.history_age, retention.history_rows),
         (store.prune_dead_letters, retention.dead_letter_age, retention.dead_letter_rows),
         (store.prune_handled, retention.handled_age, None),
+        (store.prune_reaction_operations, retention.history_age, retention.history_rows),
     ):
         total = 0
         while True:
@@ -126,4 +133,9 @@ async def prune(runner: StoreRunner, retention: Retention, now: datetime) -> Pru
                 break
             await anyio.lowlevel.checkpoint()  # let the engine's calls in between batches
         counts.append(total)
-    return PruneReport(history=counts[0], dead_letters=counts[1], handled_messages=counts[2])
+    return PruneReport(
+        history=counts[0],
+        dead_letters=counts[1],
+        handled_messages=counts[2],
+        reaction_operations=counts[3],
+    )

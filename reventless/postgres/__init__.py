@@ -15,7 +15,7 @@ lease per reaction in the database (``_reactions``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -28,9 +28,11 @@ import asyncpg
 import sniffio
 
 from reventless._engine_settings import check_misfire, check_retry_policy, check_seconds
+from reventless._fire_rows import to_us
 from reventless.clock import Clock, SystemClock
 from reventless.errors import ReventlessError, UsageError, ValidationError
-from reventless.local import PruneReport, Retention
+from reventless.local import CatchUp, PruneReport, Retention, Stall
+from reventless.local._stall import StallWatch
 from reventless.postgres._engine import EngineSettings, PostgresEngine
 from reventless.postgres._event_log import PostgresEventLog, translating
 from reventless.postgres._event_topics import PostgresEventTopic
@@ -38,7 +40,8 @@ from reventless.postgres._publisher import PostgresScheduledPublisher
 from reventless.postgres._reactions import PostgresReactions
 from reventless.postgres._retention import prune_store
 from reventless.postgres._schema import SCHEMA_VERSION, quote_schema
-from reventless.postgres._store import upgrade
+from reventless.postgres._store import check_readable, upgrade
+from reventless.postgres._watch import LatenessWatch, catch_up
 from reventless.scheduler_adapter import MisfirePolicy, RetryPolicy
 
 __all__ = (
@@ -86,23 +89,35 @@ class PostgresProvider:
         *,
         lease_ttl: float = 20.0,
         listen_dsn: str | None = None,
+        read_only: bool = False,
     ) -> None:
         self.pool = pool
+        self.read_only = read_only
         self.schema = schema
         self.clock = clock
         self._where = where
         self._event_log: PostgresEventLog | None = None
         self._closed = False
         self.retention = retention
+        self._settings = settings or EngineSettings()
         # Due times by the database's clock, unless the provider was given another clock.
         self._engine = PostgresEngine(
             pool,
             schema,
             where,
             clock,
-            settings or EngineSettings(),
+            self._settings,
             database_time=isinstance(clock, SystemClock),
         )
+        # Told when synchronous code holds the event loop past the delivery timeout (a
+        # ``Stall``: how long, and where); None logs it at ERROR. ``reventless run`` ends the
+        # process, as on the embedded provider.
+        self.on_stall: Callable[[Stall], None] | None = None
+        # Told, at each start of ``run()``, the fires of this process's schedulers found more
+        # than a minute overdue (``CatchUp``: how many, and what the misfire policy makes of
+        # them); ``reventless run`` prints it. None: only the log (INFO) says it.
+        self.on_catch_up: Callable[[CatchUp], None] | None = None
+        self.lateness = LatenessWatch(pool, schema, where)
         self._publisher = PostgresScheduledPublisher(pool, schema, where, self._engine)
         self._run_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
@@ -177,6 +192,8 @@ class PostgresProvider:
         """
         if self._closed:
             raise UsageError(_CLOSED)
+        if self.read_only:
+            raise UsageError(_READ_ONLY.format(what="run the engine"))
         if self._engine.running:
             raise UsageError("provider.run() is already running; run it once per provider")
         claimers = self._engine.claimers
@@ -198,8 +215,41 @@ class PostgresProvider:
         async with anyio.create_task_group() as group:
             if self.retention is not None:
                 group.start_soon(self._prune_loop, self.retention, name="reventless-pg-prune")
+            watch = StallWatch(self._settings.delivery_timeout, self.on_stall)
+            group.start_soon(watch.run, name="reventless-pg-stall-watch")
+            await self._tell_catch_up()
+            group.start_soon(
+                self.lateness.run, self._engine.targets, self._now_us, name="reventless-pg-late"
+            )
             await group.start(self._engine.run)
             task_status.started()
+
+    def _now_us(self) -> int | None:
+        """The engine's now: None for the database's clock."""
+        return None if isinstance(self.clock, SystemClock) else to_us(self.clock.now())
+
+    async def _tell_catch_up(self) -> None:
+        """Say how many fires of this process's schedulers are overdue as the engine starts
+        (the log, and ``on_catch_up``); a server that cannot answer is left to the engine."""
+        if not self._engine.targets:
+            return
+        try:
+            found = await catch_up(
+                self.pool,
+                self.schema,
+                self._where,
+                list(self._engine.targets),
+                self._now_us(),
+                self._settings.misfire_policy,
+                self._settings.misfire_grace,
+            )
+        except ReventlessError as exc:
+            _log.debug("counting the overdue fires failed: %s", exc)
+            return
+        if found.due:
+            self._engine.observer.caught_up(self._where, found)
+            if self.on_catch_up is not None:
+                self.on_catch_up(found)
 
     async def _stop_running(self) -> None:
         """Leaving the provider's block stops its engine first (its batches finish), so that
@@ -216,6 +266,8 @@ class PostgresProvider:
         ``retention.batch`` rows, one short transaction each."""
         if self._closed:
             raise UsageError(_CLOSED)
+        if self.read_only:
+            raise UsageError(_READ_ONLY.format(what="prune"))
         if retention is not None and not isinstance(retention, Retention):
             raise ValidationError("retention", retention, "a reventless.local.Retention")
         chosen = retention or self.retention or Retention()
@@ -230,6 +282,9 @@ class PostgresProvider:
                 await self.prune(retention)
             except ReventlessError as exc:
                 _log.warning("pruning the store failed: %s", exc, exc_info=exc)
+
+
+_READ_ONLY = "this provider was opened with read_only=True; open it without to {what}"
 
 
 def _where(dsn: str | None, schema: str) -> str:
@@ -258,6 +313,7 @@ async def provider(
     batch: int = 500,
     claimers: int = 2,
     retention: Retention | None = _DEFAULT_RETENTION,
+    read_only: bool = False,
 ) -> AsyncIterator[PostgresProvider]:
     """The provider on a database: a ``postgresql://`` URL (the provider makes and closes a pool
     of at most ``max_connections``) or an asyncpg pool of yours (left open). The store's tables
@@ -276,6 +332,13 @@ async def provider(
     transaction by each of ``claimers`` (1 to 64) claim loops, each holding a connection
     while it delivers: ``run()`` needs a pool of at least ``claimers`` + 2 connections.
     ``retention`` as for the local provider; every engine prunes.
+
+    ``read_only``: open an existing store only to read it. Nothing is created or upgraded: a
+    schema without the store's tables is refused (ValidationError, saying how a store is
+    made), as is one of an older schema version (UsageError: opening without ``read_only``
+    upgrades it). ``run()`` and ``prune()`` raise UsageError; on a pool the provider makes
+    from a URL, every session is read-only (``default_transaction_read_only``), so any write
+    is refused by the server (BackendUnavailableError, SQLSTATE 25006) and nothing is written.
 
     Reactions (also in ``run()``): one process at a time runs each, holding a lease of
     ``lease_ttl`` seconds (renewed every third of it); new events wake the runners through
@@ -303,6 +366,8 @@ async def provider(
     )
     if retention is not None and not isinstance(retention, Retention):
         raise ValidationError("retention", retention, "a reventless.local.Retention or None")
+    if type(read_only) is not bool:
+        raise ValidationError("read_only", read_only, "True or False")
     library = sniffio.current_async_library()
     if library != "asyncio":
         raise UsageError(
@@ -322,7 +387,11 @@ async def provider(
             # server is away, logging a traceback at every try; the provider's own retries
             # say what happens instead.
             pool: Any = await asyncpg.create_pool(
-                dsn_or_pool, min_size=0, max_size=max_connections, reset=_reset
+                dsn_or_pool,
+                min_size=0,
+                max_size=max_connections,
+                reset=_reset,
+                server_settings={"default_transaction_read_only": "on"} if read_only else None,
             )
         owned = True
     elif isinstance(dsn_or_pool, asyncpg.Pool):
@@ -338,9 +407,13 @@ async def provider(
         retention,
         lease_ttl=float(lease_ttl),
         listen_dsn=dsn_or_pool if owned else None,
+        read_only=read_only,
     )
     try:
-        await upgrade(pool, schema, where)
+        if read_only:
+            await check_readable(pool, schema, where)
+        else:
+            await upgrade(pool, schema, where)
         yield opened
     finally:
         await opened._stop_running()

@@ -25,7 +25,7 @@ ERROR_TABLE: tuple[tuple[str, type[ReventlessError], str], ...] = (
     ("57P03", BackendUnavailableError, "the server is starting up or shutting down"),
     ("57014", BackendUnavailableError, "the statement was cancelled or timed out"),
     ("55P03", BackendUnavailableError, "a lock could not be taken in time"),
-    ("25006", BackendUnavailableError, "the server is read-only (a standby)"),
+    ("25006", BackendUnavailableError, "the session is read-only (a standby, or read_only=True)"),
     ("40001", ConflictError, "a concurrent transaction conflicted (serialization failure)"),
     ("40P01", ConflictError, "a concurrent transaction deadlocked with this one"),
     ("23505", ConflictError, "a concurrent writer wrote the same key first"),

@@ -51,7 +51,14 @@ from reventless.postgres._errors import translate_sqlstate
 from reventless.postgres._reaction_tx import ReactionTransaction, current_for
 from reventless.postgres._schema import quote_schema
 
-__all__ = ("PostgresEventLog", "append_lock_key", "events_channel", "joining", "translating")
+__all__ = (
+    "PostgresEventLog",
+    "append_lock_key",
+    "close_lost",
+    "events_channel",
+    "joining",
+    "translating",
+)
 
 
 class _Joined(NamedTuple):
@@ -134,6 +141,14 @@ async def _abandon(conn: Any) -> None:
     try:
         await conn.execute("ROLLBACK")
     except BaseException:  # the error on its way out is the one to report
+        close_lost(conn)
+
+
+def close_lost(conn: Any) -> None:
+    """Close a connection that failed; one that was lost may already have left the pool
+    (asyncpg releases it), and closing it then raises: that must not replace the error on
+    its way out."""
+    with contextlib.suppress(Exception):
         conn.terminate()
 
 

@@ -14,7 +14,7 @@ import asyncpg
 from reventless._fire_rows import from_us
 from reventless.errors import CorruptDataError, ReventlessError
 from reventless.fire_times import fire_jitter
-from reventless.postgres._event_log import translating
+from reventless.postgres._event_log import close_lost, translating
 from reventless.schedule import Schedule
 
 __all__ = (
@@ -53,7 +53,7 @@ async def abandon(conn: Any, then: str | None = None) -> None:
     try:
         await conn.execute("ROLLBACK" if then is None else f"ROLLBACK; {then}")
     except BaseException:  # the error on its way out is the one to report
-        conn.terminate()
+        close_lost(conn)
 
 
 @asynccontextmanager

@@ -117,6 +117,13 @@ def test_the_url_may_come_from_the_environment(
     postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REVENTLESS_DB", with_password(postgres_dsn))
+    assert cli("reactions", "list")[0] == 2  # no store yet, and a read makes none
+
+    async def make_store() -> None:
+        async with reventless.postgres.provider(postgres_dsn):
+            pass
+
+    anyio.run(make_store)
     assert cli("reactions", "list") == (
         0,
         "no reactions in this store (one is recorded when it first runs)\n",

@@ -383,3 +383,60 @@ async def test_an_append_cancelled_while_it_waits_for_its_stream_leaves_the_pool
             )
         assert done.version == 1
         assert [e.data for e in await log.read_all()] == [b"y"]
+
+
+async def test_an_append_whose_connection_is_killed_mid_transaction_reports_the_loss(
+    postgres_dsn: str,
+) -> None:
+    """The append waits for its stream inside its transaction; its backend is then ended. The
+    rollback cannot run on a lost connection, and closing it must not replace the error on its
+    way out (asyncpg may have released the connection already)."""
+    async with reventless.postgres.provider(postgres_dsn, schema="app", max_connections=1) as p:
+        log = p.event_log()
+        high, low = _stream_lock_key("app", "orders", "x")
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            holder = admin.transaction()
+            await holder.start()
+            await admin.execute(f"SELECT pg_advisory_xact_lock({high}, {low})")
+            caught: list[BaseException] = []
+
+            async def append() -> None:
+                try:
+                    await log.append(
+                        "orders",
+                        "x",
+                        expected_version=0,
+                        events=_events("x"),
+                        message_id="m",
+                        recorded_at=AT,
+                    )
+                except BaseException as exc:
+                    caught.append(exc)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(append)
+                await _wait_for_a_blocked_backend(admin)
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND NOT granted"
+                )
+            await holder.rollback()
+        finally:
+            await admin.close()
+        [error] = caught
+        assert isinstance(error, BackendUnavailableError), repr(error)
+        assert isinstance(
+            error.__cause__, asyncpg.PostgresError | asyncpg.ConnectionDoesNotExistError
+        ), repr(error.__cause__)
+        assert "released" not in str(error)
+        with anyio.fail_after(10):  # the pool gives a new connection
+            done = await log.append(
+                "orders",
+                "x",
+                expected_version=0,
+                events=_events("x"),
+                message_id="m",
+                recorded_at=AT,
+            )
+        assert done.version == 1

@@ -197,3 +197,105 @@ async def test_on_trio_the_provider_says_it_needs_asyncio(postgres_dsn: str) -> 
     with pytest.raises(UsageError, match="asyncio only"):
         async with reventless.postgres.provider(postgres_dsn):
             pass
+
+
+async def test_read_only_makes_nothing_reads_a_store_and_writes_nothing(
+    postgres_dsn: str,
+) -> None:
+    with pytest.raises(ValidationError, match="there is no store there yet") as caught:
+        async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True):
+            pass
+    assert caught.value.field == "schema"
+    assert await _tables(postgres_dsn, "app") == set()
+    async with reventless.postgres.provider(postgres_dsn, schema="app") as provider:
+        await provider.event_log().append(
+            "counter",
+            "c1",
+            expected_version=0,
+            events=[NewEvent(type="Ticked", data=b"{}")],
+            message_id="m1",
+            recorded_at=AT,
+        )
+    async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True) as reader:
+        log = reader.event_log()
+        assert [event.message_id for event in await log.read_all()] == ["m1"]
+        with pytest.raises(BackendUnavailableError, match="25006"):
+            await log.append(
+                "counter",
+                "c1",
+                expected_version=1,
+                events=[NewEvent(type="Ticked", data=b"{}")],
+                message_id="m2",
+                recorded_at=AT,
+            )
+        with pytest.raises(UsageError, match="read_only=True"):
+            await reader.run()
+        with pytest.raises(UsageError, match="read_only=True"):
+            await reader.prune()
+        assert [event.message_id for event in await log.read_all()] == ["m1"]
+
+
+async def test_read_only_says_an_older_schema_needs_an_upgrade_and_leaves_it(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store of this release's version read by a (simulated) next release, one version on."""
+    import reventless.postgres._store as store
+
+    async with reventless.postgres.provider(postgres_dsn, schema="app"):
+        pass
+    monkeypatch.setattr(store, "SCHEMA_VERSION", store.SCHEMA_VERSION + 1)
+    with pytest.raises(UsageError, match="needs an upgrade to version") as caught:
+        async with reventless.postgres.provider(postgres_dsn, schema="app", read_only=True):
+            pass
+    assert "'app'" in str(caught.value) and "password" not in str(caught.value)
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        version = await conn.fetchval("SELECT value FROM app.meta WHERE key = 'schema_version'")
+    finally:
+        await conn.close()
+    assert version == str(store.SCHEMA_VERSION - 1)
+
+
+async def test_an_operation_whose_connection_is_killed_mid_transaction_reports_the_loss(
+    postgres_dsn: str,
+) -> None:
+    """A schedule's delete waits for a row lock inside its transaction; its backend is then
+    ended. The error on its way out is the lost connection's, not the failed close's."""
+    from reventless import Minutes, Schedule, Scheduler
+    from reventless.testing import RecordingTarget
+
+    async with reventless.postgres.provider(postgres_dsn, schema="app", max_connections=1) as p:
+        ops = (await Scheduler.make(p, target=RecordingTarget())).operations
+        await ops.create_schedule(Schedule(name="tick", rate=Minutes(5), payload="p"))
+        admin = await asyncpg.connect(postgres_dsn)
+        caught: list[BaseException] = []
+
+        async def delete() -> None:
+            try:
+                await ops.delete_schedule("tick")
+            except BaseException as exc:
+                caught.append(exc)
+
+        try:
+            holder = admin.transaction()
+            await holder.start()
+            await admin.execute("SELECT 1 FROM app.schedules WHERE name = 'tick' FOR UPDATE")
+            async with anyio.create_task_group() as group:
+                group.start_soon(delete)
+                with anyio.fail_after(30):
+                    while not await admin.fetchval(  # noqa: ASYNC110 - polls the server
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    ):
+                        await anyio.sleep(0.01)
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            await holder.rollback()
+        finally:
+            await admin.close()
+        [error] = caught
+        assert isinstance(error, BackendUnavailableError), repr(error)
+        assert not isinstance(error.__cause__, asyncpg.InterfaceError), repr(error.__cause__)
+        assert "released" not in str(error)
+        await ops.delete_schedule("tick")  # a new connection of the pool
