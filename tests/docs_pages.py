@@ -130,8 +130,12 @@ class Process:
         self._out: list[str] = []
         self._err: list[str] = []
         self._readers = [
-            threading.Thread(target=self._read, args=(self._process.stdout, self._out)),
-            threading.Thread(target=self._read, args=(self._process.stderr, self._err)),
+            threading.Thread(
+                target=self._read, args=(self._process.stdout, self._out), daemon=True
+            ),
+            threading.Thread(
+                target=self._read, args=(self._process.stderr, self._err), daemon=True
+            ),
         ]
         for reader in self._readers:
             reader.start()

@@ -25,6 +25,7 @@ import pytest
 
 import reventless.local
 from reventless import HistoryKind, Schedule, Scheduler
+from reventless.errors import ReventlessError
 from reventless.fire_times import fire_times
 from reventless.schedule import IntervalRate
 from reventless.testing import RecordingTarget, VirtualClock
@@ -176,12 +177,20 @@ async def _seed(path: Path, schedules: list[Schedule], now: datetime) -> None:
 
 def _wait_for_schedules(path: Path, process: Process, timeout: float = 30) -> list[Schedule]:
     deadline = time.monotonic() + timeout
+    last_error: ReventlessError | None = None
     while process.running and time.monotonic() < deadline:
-        if path.exists() and (stored := anyio.run(_stored, path)):
-            return stored
+        try:
+            if path.exists() and (stored := anyio.run(_stored, path)):
+                return stored
+        except ReventlessError as exc:
+            # The program is still making the store (a file with no tables yet, or its
+            # schema's transaction holding the lock): look again.
+            last_error = exc
         time.sleep(0.2)
     process.kill()
-    raise AssertionError(f"no schedule in {path.name}:\n{process.output}{process.errors}")
+    raise AssertionError(
+        f"no schedule in {path.name} (last: {last_error}):\n{process.output}{process.errors}"
+    )
 
 
 # The programs run with their system clock shifted to these instants (a Tuesday in March, no DST
@@ -206,16 +215,22 @@ def test_page_program_runs_until_ctrl_c_and_catches_up_after_a_restart(
     assert path is not None
     store = tmp_path / RUN_UNTIL_STOPPED[page.name]
     first = Process(_at(FIRST_START, PROGRAM), tmp_path, environment())
-    schedules = _wait_for_schedules(store, first)
-    assert first.interrupt() == 0 and first.errors == "", first.errors
+    try:  # a failure must not leave the program running (its output's readers keep pytest up)
+        schedules = _wait_for_schedules(store, first)
+        assert first.interrupt() == 0 and first.errors == "", first.errors
+    finally:
+        first.kill()
 
     for leftover in tmp_path.glob(store.name + "*"):
         leftover.unlink()
     anyio.run(_seed, store, schedules, RESTART)
     again = Process(_at(RESTART, PROGRAM), tmp_path, environment())
-    for schedule in schedules:
-        again.wait_for(rf"^{re.escape(schedule.name)}@\S+", timeout=30)
-    assert again.interrupt() == 0 and again.errors == "", again.errors
+    try:
+        for schedule in schedules:
+            again.wait_for(rf"^{re.escape(schedule.name)}@\S+", timeout=30)
+        assert again.interrupt() == 0 and again.errors == "", again.errors
+    finally:
+        again.kill()
     for schedule in schedules:
         kinds = anyio.run(_history, store, schedule.name)
         assert kinds[0] is HistoryKind.CREATED and HistoryKind.FIRED in kinds, kinds
