@@ -16,7 +16,7 @@ database's clock just before the signal) to the second's first recorded fire. Th
 to wait out: the second looks again within ``poll_interval`` (1 s).
 
     python benchmarks/bench_pg_lateness.py [--schedules 60000] [--rounds 3] [--batch 500]
-        [--failover-rounds 5] [--failover-burst 100]
+        [--claimers 2] [--failover-rounds 5] [--failover-burst 100]
 
 ``--rounds 0`` measures the failover only.
 """
@@ -81,7 +81,9 @@ async def _clock_offset(dsn: str) -> float:
         await conn.close()
 
 
-async def _engine(dsn: str, scheduler: str, delay: float, batch: int = 500) -> None:
+async def _engine(
+    dsn: str, scheduler: str, delay: float, batch: int = 500, claimers: int = 2
+) -> None:
     """One engine process: runs until killed or told to stop; ``ready`` once its engine runs;
     when stopped, prints its target's deliveries (JSON) on one line."""
     import anyio
@@ -91,7 +93,7 @@ async def _engine(dsn: str, scheduler: str, delay: float, batch: int = 500) -> N
 
     target = Counting(delay)
     target.offset = await _clock_offset(dsn)
-    async with reventless.postgres.provider(dsn, batch=batch) as provider:
+    async with reventless.postgres.provider(dsn, batch=batch, claimers=claimers) as provider:
         await Scheduler.make(provider, target=target, name=scheduler)
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
@@ -102,7 +104,7 @@ async def _engine(dsn: str, scheduler: str, delay: float, batch: int = 500) -> N
 
 
 def _start_engine(
-    dsn: str, name: str, scheduler: str, delay: float, batch: int = 500
+    dsn: str, name: str, scheduler: str, delay: float, batch: int = 500, claimers: int = 2
 ) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
@@ -113,6 +115,7 @@ def _start_engine(
             scheduler,
             str(delay),
             str(batch),
+            str(claimers),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -144,7 +147,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 async def lateness(
-    server: PostgresServer, schedules: int, rounds: int, batch: int
+    server: PostgresServer, schedules: int, rounds: int, batch: int, claimers: int
 ) -> dict[str, Any]:
     import asyncpg
 
@@ -164,7 +167,7 @@ async def lateness(
                     for n in range(start, min(start + 1000, schedules))
                 ]
             )
-    engine = _start_engine(dsn, "steady", "steady", 0.0, batch)
+    engine = _start_engine(dsn, "steady", "steady", 0.0, batch, claimers)
     conn = await asyncpg.connect(dsn)
     try:
         # The first minute all of them fire in: an interval's grid starts at its creation
@@ -265,6 +268,9 @@ async def main() -> None:
     parser.add_argument("--failover-rounds", type=int, default=5)
     parser.add_argument("--failover-burst", type=int, default=100)
     parser.add_argument("--batch", type=int, default=500, help="the engine's batch (lateness)")
+    parser.add_argument(
+        "--claimers", type=int, default=2, help="the engine's claim loops (lateness)"
+    )
     args = parser.parse_args()
     server = PostgresServer(durable=True).start()
     try:
@@ -280,7 +286,9 @@ async def main() -> None:
             print(json.dumps(report), file=sys.stderr)
         started = time.monotonic()
         if args.rounds:
-            report["lateness"] = await lateness(server, args.schedules, args.rounds, args.batch)
+            report["lateness"] = await lateness(
+                server, args.schedules, args.rounds, args.batch, args.claimers
+            )
         report["lateness_seconds"] = round(time.monotonic() - started)
         report["load"] = os.getloadavg()
     finally:
@@ -290,7 +298,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--engine"]:
-        batch = int(sys.argv[5]) if len(sys.argv) > 5 else 500
-        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4]), batch))
+        batch, claimers = (int(value) for value in sys.argv[5:7])
+        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4]), batch, claimers))
     else:
         asyncio.run(main())

@@ -62,11 +62,12 @@ _LATE_AFTER = timedelta(seconds=60)  # a fire handled this late was missed, not 
 _ALL_CHUNK = 64  # deliveries of one schedule per plan under MisfirePolicy.ALL
 _MAX_BACKOFF_S = 30.0
 # A loop that sleeps until a known due instant wakes this much earlier, claims and plans the
-# fires due then, and delivers them at the instant: the claim and the plan are out of the
-# fires' lateness. Never earlier: it waits, by the engine's clock, for the latest due instant
-# it claimed. Not for a batch that joins the event log's transaction (it would hold the
-# append lock while it waits).
-_LEAD_US = 50_000
+# fires due then (and advances their rows), and delivers them at the instant: that work is out
+# of the fires' lateness. Never earlier: it waits, by the engine's clock, for the latest due
+# instant it claimed. 100 ms: two loops' batches of a second's 1,000 fires took 50-60 ms to
+# claim and plan on a 2-core machine (benchmarks/bench_pg_lateness.py). Not for a batch that
+# joins the event log's transaction (it would hold the append lock while it waits).
+_LEAD_US = 100_000
 # A claim walks the due index from its head, locking the first ``batch`` rows it can: a plan
 # that reads every due row and sorts them costs a batch's claim in proportion to all that is
 # due (measured: 10-15 ms instead of 1 ms per 500 rows of a 5,000-fire burst). The planner
