@@ -275,7 +275,7 @@ class PostgresEngine:
         joins = self._joins()
         if joins:
             ahead = None
-        # The claims walk the due index in its order (see _claim_and_fire): no sort.
+        # The claims walk the due index in its order (see _claim): no sort.
         begin, commit = f"BEGIN; {_BY_DUE_INDEX}", "COMMIT"
         if joins:
             unlock = f"SELECT pg_advisory_unlock({self._append_lock})"
