@@ -16,7 +16,7 @@ database's clock just before the signal) to the second's first recorded fire. Th
 to wait out: the second looks again within ``poll_interval`` (1 s).
 
     python benchmarks/bench_pg_lateness.py [--schedules 60000] [--rounds 3] [--batch 500]
-        [--failover-rounds 5] [--failover-burst 100]
+        [--claimers 2] [--failover-rounds 5] [--failover-burst 100]
 
 ``--rounds 0`` measures the failover only.
 """
@@ -24,8 +24,10 @@ to wait out: the second looks again within ``poll_interval`` (1 s).
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import json
+import math
 import os
 import random
 import signal
@@ -45,36 +47,71 @@ from tests.postgres_server import PostgresServer  # noqa: E402
 
 
 class Counting:
-    """A target that counts, after ``delay`` s per delivery."""
+    """A target that counts, after ``delay`` s per delivery, and notes when each envelope
+    arrived (this process's clock, moved by ``offset``: the database's clock), in arrays: a
+    list of hundreds of thousands of tuples would make each full collection of the garbage
+    collector, a pause of the engine's process, longer (by 10 ms and more)."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.count = 0
+        self.offset = 0.0
+        self.numbers = array.array("q")  # the schedule's number: "r123" -> 123
+        self.scheduled = array.array("d")
+        self.arrived = array.array("d")
 
     async def deliver(self, envelope: Any) -> None:
+        self.arrived.append(time.time() + self.offset)
+        name = envelope.schedule
+        self.numbers.append(int(name[1:]) if name[:1] == "r" else -1)
+        self.scheduled.append(envelope.scheduled_time.timestamp())
         if self.delay:
             await asyncio.sleep(self.delay)
         self.count += 1
 
 
-async def _engine(dsn: str, scheduler: str, delay: float, batch: int = 500) -> None:
-    """One engine process: runs until killed or told to stop; ``ready`` once its engine runs."""
+async def _clock_offset(dsn: str) -> float:
+    """The database's clock minus this process's (the closest of a few round trips)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        best = (math.inf, 0.0)
+        for _ in range(20):
+            before = time.time()
+            server = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())")
+            after = time.time()
+            best = min(best, (after - before, float(server) - (before + after) / 2))
+        return best[1]
+    finally:
+        await conn.close()
+
+
+async def _engine(
+    dsn: str, scheduler: str, delay: float, batch: int = 500, claimers: int = 2
+) -> None:
+    """One engine process: runs until killed or told to stop; ``ready`` once its engine runs;
+    when stopped, prints its target's deliveries (JSON) on one line."""
     import anyio
 
     import reventless.postgres
     from reventless import Scheduler
 
-    async with reventless.postgres.provider(dsn, batch=batch) as provider:
-        await Scheduler.make(provider, target=Counting(delay), name=scheduler)
+    target = Counting(delay)
+    target.offset = await _clock_offset(dsn)
+    async with reventless.postgres.provider(dsn, batch=batch, claimers=claimers) as provider:
+        await Scheduler.make(provider, target=target, name=scheduler)
         async with anyio.create_task_group() as group:
             await group.start(provider.run)
             print("ready", flush=True)
             await anyio.to_thread.run_sync(sys.stdin.readline)
             group.cancel_scope.cancel()
+    arrivals = zip(target.numbers, target.scheduled, target.arrived, strict=True)
+    print(json.dumps([(f"r{n}", s, at) for n, s, at in arrivals]), flush=True)
 
 
 def _start_engine(
-    dsn: str, name: str, scheduler: str, delay: float, batch: int = 500
+    dsn: str, name: str, scheduler: str, delay: float, batch: int = 500, claimers: int = 2
 ) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
@@ -85,6 +122,7 @@ def _start_engine(
             scheduler,
             str(delay),
             str(batch),
+            str(claimers),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -116,7 +154,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 async def lateness(
-    server: PostgresServer, schedules: int, rounds: int, batch: int
+    server: PostgresServer, schedules: int, rounds: int, batch: int, claimers: int
 ) -> dict[str, Any]:
     import asyncpg
 
@@ -136,7 +174,7 @@ async def lateness(
                     for n in range(start, min(start + 1000, schedules))
                 ]
             )
-    engine = _start_engine(dsn, "steady", "steady", 0.0, batch)
+    engine = _start_engine(dsn, "steady", "steady", 0.0, batch, claimers)
     conn = await asyncpg.connect(dsn)
     try:
         # The first minute all of them fire in: an interval's grid starts at its creation
@@ -151,26 +189,38 @@ async def lateness(
         rows = await conn.fetch("SELECT name, scheduled_time, at FROM chaos.recorded")
     finally:
         await conn.close()
-        assert engine.stdin is not None
+        assert engine.stdin is not None and engine.stdout is not None
         engine.stdin.write("stop\n")
         engine.stdin.flush()
+        arrived = json.loads(engine.stdout.readline() or "[]")
         engine.wait(timeout=60)
-    per_minute: dict[datetime, list[float]] = {}
+    recorded: dict[datetime, list[float]] = {}
     for name, scheduled_us, at in rows:
         nominal = datetime.fromtimestamp(scheduled_us / 1e6, UTC)
         due = nominal + fire_jitter(name, nominal, 1)
-        per_minute.setdefault(nominal, []).append((at - due).total_seconds())
+        recorded.setdefault(nominal, []).append((at - due).total_seconds())
+    delivered: dict[datetime, list[float]] = {}
+    for name, scheduled_s, at_s in arrived:
+        nominal = datetime.fromtimestamp(scheduled_s, UTC)
+        due = nominal + fire_jitter(name, nominal, 1)
+        delivered.setdefault(nominal, []).append(at_s - due.timestamp())
     results = []
     for k in range(rounds):
-        values = sorted(per_minute.get(first + timedelta(minutes=k), []))
+        minute = first + timedelta(minutes=k)
+        values = sorted(recorded.get(minute, []))
         if not values:
             continue
+        arrivals = sorted(delivered.get(minute, [])) or [math.nan]
         results.append(
             {
                 "fires": len(values),
                 "p50_ms": round(1000 * statistics.median(values), 1),
                 "p99_ms": round(1000 * _quantile(values, 0.99), 1),
                 "max_ms": round(1000 * values[-1], 1),
+                "delivered": len(delivered.get(minute, [])),
+                "delivered_p50_ms": round(1000 * statistics.median(arrivals), 1),
+                "delivered_p99_ms": round(1000 * _quantile(arrivals, 0.99), 1),
+                "delivered_min_ms": round(1000 * arrivals[0], 1),
             }
         )
     return {
@@ -179,6 +229,8 @@ async def lateness(
         "rounds": results,
         "p50_ms": statistics.median(r["p50_ms"] for r in results),
         "p99_ms": statistics.median(r["p99_ms"] for r in results),
+        "delivered_p50_ms": statistics.median(r["delivered_p50_ms"] for r in results),
+        "delivered_p99_ms": statistics.median(r["delivered_p99_ms"] for r in results),
         "complete": all(r["fires"] == schedules for r in results),
     }
 
@@ -223,22 +275,27 @@ async def main() -> None:
     parser.add_argument("--failover-rounds", type=int, default=5)
     parser.add_argument("--failover-burst", type=int, default=100)
     parser.add_argument("--batch", type=int, default=500, help="the engine's batch (lateness)")
+    parser.add_argument(
+        "--claimers", type=int, default=2, help="the engine's claim loops (lateness)"
+    )
     args = parser.parse_args()
     server = PostgresServer(durable=True).start()
     try:
         lags = [await failover(server, args.failover_burst) for _ in range(args.failover_rounds)]
-        report: dict[str, Any] = {
-            "failover_lag_s": {
+        report: dict[str, Any] = {"load_before": os.getloadavg()}
+        if lags:
+            report["failover_lag_s"] = {
                 "rounds": [round(lag, 3) for lag in lags],
                 "median": round(statistics.median(lags), 3),
                 "max": round(max(lags), 3),
-            },
-            "load_after_failover": os.getloadavg(),
-        }
-        print(json.dumps(report), file=sys.stderr)
+            }
+            report["load_after_failover"] = os.getloadavg()
+            print(json.dumps(report), file=sys.stderr)
         started = time.monotonic()
         if args.rounds:
-            report["lateness"] = await lateness(server, args.schedules, args.rounds, args.batch)
+            report["lateness"] = await lateness(
+                server, args.schedules, args.rounds, args.batch, args.claimers
+            )
         report["lateness_seconds"] = round(time.monotonic() - started)
         report["load"] = os.getloadavg()
     finally:
@@ -248,7 +305,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--engine"]:
-        batch = int(sys.argv[5]) if len(sys.argv) > 5 else 500
-        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4]), batch))
+        batch, claimers = (int(value) for value in sys.argv[5:7])
+        asyncio.run(_engine(sys.argv[2], sys.argv[3], float(sys.argv[4]), batch, claimers))
     else:
         asyncio.run(main())

@@ -6,12 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from reventless._fire_jobs import FireJob
 from reventless._fire_rows import Outcome
 from reventless.postgres._schema import quote_schema
 from reventless.postgres._tx import due_us, insert_history
 from reventless.scheduler_adapter import HistoryKind
 
-__all__ = ("FireWrites",)
+__all__ = ("FireWrites", "Planned", "Stored")
+
+# A claimed row's name, jitter, planned next fire and that fire's due instant, and its stored
+# next fire and due instant (as it was claimed).
+Planned = tuple[str, int | None, int | None, int | None, int | None, int | None]
+# A row advanced early, as it was: its version, next fire and due instant.
+Stored = tuple[int, int | None, int | None]
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -19,6 +26,32 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     if not rows:
         return [[] for _ in range(width)]
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _advances(
+    outcome: Outcome, plans: dict[int, Planned], early: dict[int, Stored]
+) -> list[tuple[int | None, int | None, int, int]]:
+    """The rows to advance (next fire, due instant, id, version) that ``advance_early`` has
+    not already advanced so."""
+    rows = []
+    moved = set()
+    for nxt, row_id, version in outcome.advance:
+        name, jitter, planned, due, _, _ = plans[row_id]
+        if row_id in early:
+            moved.add(row_id)
+            if nxt == planned:
+                continue  # advanced early
+        if nxt != planned:
+            due = due_us(name, jitter, nxt)
+        rows.append((nxt, due, row_id, version))
+    if len(moved) < len(early):
+        # Recorded otherwise (completed) or not at all (none of its deliveries started: left
+        # to fire again): as it was.
+        completed = {row_id for row_id, _ in outcome.complete}
+        for row_id, (version, stored_next, stored_due) in early.items():
+            if row_id not in moved and row_id not in completed:
+                rows.append((stored_next, stored_due, row_id, version))
+    return rows
 
 
 class FireWrites:
@@ -56,21 +89,37 @@ class FireWrites:
             " RETURNING scheduler, name, spec, next_fire"
         )
 
+    async def advance_early(
+        self, conn: Any, jobs: Sequence[FireJob], plans: dict[int, Planned]
+    ) -> dict[int, Stored]:
+        """Advance the claimed rows of ``jobs`` that go on to their planned next fire, before
+        the jobs are delivered (in the batch's transaction, so seen only with the rest of its
+        bookkeeping): the rows of a claimed batch, by id, as they were (``commit`` puts back
+        or moves again the few whose bookkeeping ends otherwise)."""
+        rows = []
+        stored: dict[int, Stored] = {}
+        for job in jobs:
+            if not job.completed:
+                _, _, planned, due, stored_next, stored_due = plans[job.row_id]
+                rows.append((planned, due, job.row_id, job.version))
+                stored[job.row_id] = (job.version, stored_next, stored_due)
+        if rows:
+            await conn.execute(self._advance, *_columns(rows, 4))
+        return stored
+
     async def commit(
         self,
         conn: Any,
         outcome: Outcome,
-        jitters: dict[int, tuple[str, int | None]],
+        plans: dict[int, Planned],
         damaged: list[tuple[int, str]],
         at_us: int,
+        early: dict[int, Stored],
     ) -> None:
-        """Write ``outcome``; ``jitters`` gives each advanced row's name and jitter (its due
-        instant), ``damaged`` the rows to quarantine and why."""
-        if outcome.advance:
-            rows = [
-                (nxt, due_us(*jitters[row_id], nxt), row_id, version)
-                for nxt, row_id, version in outcome.advance
-            ]
+        """Write ``outcome``; ``plans`` gives each claimed row's plan, ``damaged`` the rows to
+        quarantine and why, ``early`` the rows ``advance_early`` moved (as they were)."""
+        rows = _advances(outcome, plans, early)
+        if rows:
             await conn.execute(self._advance, *_columns(rows, 4))
         if outcome.complete:
             await conn.execute(self._complete, *_columns(outcome.complete, 2))
