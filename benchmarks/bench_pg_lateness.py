@@ -17,6 +17,10 @@ to wait out: the second looks again within ``poll_interval`` (1 s).
 
     python benchmarks/bench_pg_lateness.py [--schedules 60000] [--rounds 3] [--batch 500]
         [--claimers 2] [--failover-rounds 5] [--failover-burst 100]
+        [--pgqueuer-rounds 0] [--pgqueuer-aggregate-s 0]
+
+``--pgqueuer-rounds N``: then N minutes of the same load on PgQueuer, on the same server
+(``peers_pg_queues.lateness``; needs the ``bench`` extra).
 
 ``--rounds 0`` measures the failover only.
 """
@@ -268,6 +272,52 @@ async def failover(server: PostgresServer, burst: int) -> float:
     return float((taken - killed_at).total_seconds())
 
 
+async def _pgqueuer_lateness(
+    server: PostgresServer, rounds: int, aggregate_s: float
+) -> dict[str, Any]:
+    """The same load on PgQueuer, a minute a round, each in a database of its own on the same
+    server (``peers_pg_queues.lateness``: 1,000 jobs due at each whole second, one worker
+    process); medians of the rounds' p50 and p99, when the entrypoint ran and when PgQueuer
+    logged the job done."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import peers_pg_queues
+
+    results = []
+    for _ in range(rounds):
+        dsn = server.create_database()
+        results.append(
+            await asyncio.to_thread(
+                peers_pg_queues.lateness, dsn, 1000, 60, peers_pg_queues.BATCH, aggregate_s
+            )
+        )
+    return {
+        "aggregate_s": aggregate_s,
+        "rounds": [
+            {key: r[key] for key in ("p50_ms", "p99_ms", "logged_p50_ms", "logged_p99_ms")}
+            | {"jobs": r["jobs"]}
+            | {key: value for key, value in r.items() if key not in _PEER_FIGURES}
+            for r in results
+        ],
+        "p50_ms": statistics.median(r["p50_ms"] for r in results),
+        "p99_ms": statistics.median(r["p99_ms"] for r in results),
+        "logged_p50_ms": statistics.median(r["logged_p50_ms"] for r in results),
+        "logged_p99_ms": statistics.median(r["logged_p99_ms"] for r in results),
+    }
+
+
+_PEER_FIGURES = {
+    "p50_ms",
+    "p99_ms",
+    "logged_p50_ms",
+    "logged_p99_ms",
+    "jobs",
+    "slowest_seconds",
+    "max_ms",
+    "batch",
+    "aggregate_s",
+}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schedules", type=int, default=60_000)
@@ -277,6 +327,18 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="the engine's batch (lateness)")
     parser.add_argument(
         "--claimers", type=int, default=2, help="the engine's claim loops (lateness)"
+    )
+    parser.add_argument(
+        "--pgqueuer-rounds",
+        type=int,
+        default=0,
+        help="then as many minutes of the same load on PgQueuer, on the same server",
+    )
+    parser.add_argument(
+        "--pgqueuer-aggregate-s",
+        type=float,
+        default=0.0,
+        help="PgQueuer's log aggregation interval (0: off, its better p99 here; its default: 30)",
     )
     args = parser.parse_args()
     server = PostgresServer(durable=True).start()
@@ -298,6 +360,11 @@ async def main() -> None:
             )
         report["lateness_seconds"] = round(time.monotonic() - started)
         report["load"] = os.getloadavg()
+        if args.pgqueuer_rounds:
+            report["pgqueuer"] = await _pgqueuer_lateness(
+                server, args.pgqueuer_rounds, args.pgqueuer_aggregate_s
+            )
+            report["load_after_pgqueuer"] = os.getloadavg()
     finally:
         server.stop()
     print(json.dumps(report, indent=1))
