@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 async def _overdue_singles(dsn: str, count: int) -> None:
     """``count`` Singles of the minute five minutes ago, in scheduler ``slow`` of schema
     ``orders``, made as of that minute."""
-    now = datetime.now(UTC)  # the real clock: the engine runs on it; any minute will do
+    # real clock: the engine runs on it; any minute will do (the Single takes that minute's date)
+    now = datetime.now(UTC)
     past = (now - timedelta(minutes=5)).replace(second=0, microsecond=0)
     async with reventless.postgres.provider(
         dsn, schema="orders", clock=VirtualClock(past)

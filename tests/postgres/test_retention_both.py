@@ -41,6 +41,7 @@ async def test_retention_prunes_handled_messages_and_reaction_operations(
     where = tmp_path / "app.db" if kind == "local" else request.getfixturevalue("postgres_dsn")
     # The operations are stamped by the wall clock (the database's on PostgreSQL); the
     # provider's clock stands 100 days after it, so they are 100 days old to retention.
+    # real clock: only the 100 days between the two clocks matter, not the hour
     base = datetime.now(UTC).replace(microsecond=0) + 100 * DAY
     clock = VirtualClock(base)
     async with _provider(kind, where, clock) as provider:
